@@ -1,0 +1,1 @@
+"""The runtime: how the bot meets the world."""

@@ -1,0 +1,1 @@
+"""One module per channel: each turns platform updates into Incoming and renders Replies."""

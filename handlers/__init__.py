@@ -1,0 +1,1 @@
+"""What the bot does in reaction to a message or a clock tick; knows no channel."""

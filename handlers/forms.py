@@ -1,0 +1,388 @@
+"""The form engine: one engine for every form, forms declared as data, drafts in the database.
+
+Every form gets a progress mark, back, skip (optional steps), cancel, a review screen where any
+answer can be changed, a draft saved after every step, resume, and a submit that happens once.
+Buttons carry `f:<draft id>:<version>:<action>:<arg>`, so a button from an older screen is
+recognised as stale and never changes the draft.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from datetime import date
+from typing import Any
+
+from handlers.steps import KINDS, Step, StepKind
+from handlers.types import Choice, Context, Incoming, Kind, Reply
+from storage import queries as q
+from storage.errors import StaleDraft
+from storage.models import Draft
+
+SubmitHook = Callable[[Context, Draft], Awaitable[list[Reply]]]
+HomeScreen = Callable[[Context], Reply]
+
+SENT = "sent"
+REVIEW = "review"
+EDIT = "edit"
+FILL = "fill"
+
+
+@dataclass(frozen=True)
+class Form:
+    """A form: a name, a title key, ordered steps, who may fill it and what sending does."""
+
+    name: str
+    title: str
+    steps: tuple[Step, ...]
+    roles: frozenset[str]
+    submit: SubmitHook
+
+    def step(self, key: str) -> Step | None:
+        """The step named `key`."""
+        return next((s for s in self.steps if s.key == key), None)
+
+    def asked(self, answers: dict[str, Any]) -> list[Step]:
+        """The steps that apply to these answers, in order."""
+        return [s for s in self.steps if s.applies(answers)]
+
+    def after(self, key: str, answers: dict[str, Any]) -> Step | None:
+        """The next step that applies after `key`, or None when the form is complete."""
+        keys = [s.key for s in self.steps]
+        return next((s for s in self.steps[keys.index(key) + 1 :] if s.applies(answers)), None)
+
+    def before(self, key: str, answers: dict[str, Any]) -> Step | None:
+        """The step that applies before `key`, or None at the first."""
+        keys = [s.key for s in self.steps]
+        earlier = [s for s in self.steps[: keys.index(key)] if s.applies(answers)]
+        return earlier[-1] if earlier else None
+
+
+def button(draft: Draft, action: str, arg: str = "") -> str:
+    """Callback data for a button on this draft's current screen (well under 64 bytes)."""
+    return f"f:{draft.id}:{draft.version}:{action}:{arg}"
+
+
+@dataclass(frozen=True)
+class Press:
+    """A decoded form button."""
+
+    draft_id: int
+    version: int
+    action: str
+    arg: str
+
+
+def decode(data: str) -> Press | None:
+    """Read `f:<id>:<version>:<action>:<arg>`; None for anything else."""
+    parts = data.split(":", 4)
+    if len(parts) != 5 or parts[0] != "f" or not parts[1].isdigit() or not parts[2].isdigit():
+        return None
+    return Press(int(parts[1]), int(parts[2]), parts[3], parts[4])
+
+
+class Engine:
+    """Runs every form over Draft rows."""
+
+    def __init__(self, forms: list[Form], home: HomeScreen) -> None:
+        self.forms = {f.name: f for f in forms}
+        self.home = home
+
+    # ---- entry points ----------------------------------------------------------------------
+
+    async def start(self, name: str, ctx: Context) -> list[Reply]:
+        """Open a form: offer to resume an unfinished draft, else ask the first step."""
+        form = self.forms[name]
+        assert ctx.user is not None and ctx.user.id is not None
+        with ctx.db.session() as s:
+            draft = q.get_draft(s, ctx.user.id, name)
+            if (
+                draft is not None
+                and draft.mode != SENT
+                and any(v is not None for v in draft.answers.values())
+            ):
+                return [self.resume_offer(form, draft, ctx)]
+            draft = q.start_draft(s, ctx.user.id, name, form.steps[0].key, ctx.clock.now(), {})
+        return [Reply(ctx.t("form.started", title=ctx.t(form.title))), self.screen(form, draft, ctx)]
+
+    def active(self, ctx: Context) -> Draft | None:
+        """The draft the user is working on: the most recent one not yet sent."""
+        if ctx.user is None or ctx.user.id is None:
+            return None
+        with ctx.db.session() as s:
+            return next((d for d in q.drafts_of(s, ctx.user.id) if d.mode != SENT), None)
+
+    async def on_message(self, msg: Incoming, ctx: Context) -> list[Reply] | None:
+        """Take a typed answer for the active draft; None when there is no active draft."""
+        draft = self.active(ctx)
+        if draft is None:
+            return None
+        form = self.forms.get(draft.form)
+        if form is None:
+            return None
+        if draft.mode == REVIEW:
+            return [self.screen(form, draft, ctx, note=ctx.t("form.use_buttons"))]
+        return await self.answer(form, draft, msg, ctx)
+
+    async def on_button(self, msg: Incoming, ctx: Context) -> list[Reply]:
+        """A form button: check it belongs to the current screen, then act."""
+        press = decode(msg.choice)
+        if press is None or ctx.user is None:
+            return [Reply(ctx.t("error.bad_button"))]
+        with ctx.db.session() as s:
+            draft = s.get(Draft, press.draft_id)
+        if draft is None or draft.user_id != ctx.user.id:
+            return [Reply(ctx.t("error.stale_button")), self.home(ctx)]
+        form = self.forms.get(draft.form)
+        if form is None:
+            return [Reply(ctx.t("error.bad_button"))]
+        if draft.mode == SENT:
+            return [Reply(ctx.t("form.already_sent", title=ctx.t(form.title)))]
+        if press.version != draft.version:
+            return [self.screen(form, draft, ctx, note=ctx.t("error.stale_button"))]
+        action = ACTIONS.get(press.action)
+        if action is None:
+            return [Reply(ctx.t("error.bad_button"))]
+        try:
+            return await action(self, form, draft, press.arg, ctx)
+        except StaleDraft:
+            return [Reply(ctx.t("error.stale_button"))]
+
+    def resume_offer(self, form: Form, draft: Draft, ctx: Context) -> Reply:
+        """ "You have an unfinished X: continue or start over?"."""
+        saved = draft.updated_at.astimezone(ctx.clock.tz).strftime("%H:%M %d/%m")
+        return Reply(
+            ctx.t("form.resume", title=ctx.t(form.title), saved=saved),
+            (
+                (Choice(ctx.t("btn.continue"), button(draft, "r")),),
+                (Choice(ctx.t("btn.restart"), button(draft, "n")),),
+            ),
+        )
+
+    # ---- answering -------------------------------------------------------------------------
+
+    async def answer(self, form: Form, draft: Draft, msg: Incoming, ctx: Context) -> list[Reply]:
+        """Read an answer to the current step; re-ask with the reason when it is not valid."""
+        step = form.step(draft.step)
+        if step is None:
+            return [self.screen(form, draft, ctx)]
+        parsed = KINDS[step.kind](step, msg, ctx, draft.answers.get(step.key))
+        if parsed.error:
+            return [self.screen(form, draft, ctx, note=ctx.t(parsed.error, **dict(parsed.fields)))]
+        answers = {**draft.answers, step.key: parsed.value}
+        if dict(parsed.fields).get("stay"):
+            return [
+                self.screen(
+                    form, self._save(draft, ctx, step=step.key, mode=draft.mode, answers=answers), ctx
+                )
+            ]
+        return [self.screen(form, self._advance(form, draft, step, answers, ctx), ctx)]
+
+    def _advance(self, form: Form, draft: Draft, step: Step, answers: dict[str, Any], ctx: Context) -> Draft:
+        nxt = None if draft.mode == EDIT else form.after(step.key, answers)
+        if nxt is None:
+            return self._save(draft, ctx, step=step.key, mode=REVIEW, answers=answers)
+        return self._save(draft, ctx, step=nxt.key, mode=FILL, answers=answers)
+
+    def _save(self, draft: Draft, ctx: Context, *, step: str, mode: str, answers: dict[str, Any]) -> Draft:
+        with ctx.db.session() as s:
+            return q.save_draft(s, draft, step=step, mode=mode, answers=answers, now=ctx.clock.now())
+
+    # ---- screens ---------------------------------------------------------------------------
+
+    def screen(self, form: Form, draft: Draft, ctx: Context, note: str = "") -> Reply:
+        """What the user sees now: the current step's question, or the review screen."""
+        reply = self.review(form, draft, ctx) if draft.mode == REVIEW else self.question(form, draft, ctx)
+        return replace(reply, text=f"{note}\n\n{reply.text}") if note else reply
+
+    def question(self, form: Form, draft: Draft, ctx: Context) -> Reply:
+        """The current step: progress, prompt, its options and the navigation row."""
+        step = form.step(draft.step) or form.steps[0]
+        asked = form.asked(draft.answers)
+        number = next((i for i, s in enumerate(asked, 1) if s.key == step.key), 1)
+        text = ctx.t("form.progress", n=number, total=len(asked)) + "\n" + ctx.t(step.prompt)
+        current = draft.answers.get(step.key)
+        if step.kind == StepKind.MULTI and current:
+            text += "\n" + ctx.t("form.chosen", value=display(step, current, ctx))
+        rows = [*option_rows(step, draft, current, ctx), nav_row(form, step, draft, ctx)]
+        typed = step.kind in (StepKind.TEXT, StepKind.LONGTEXT, StepKind.URL)
+        return Reply(text, tuple(r for r in rows if r), expects_text=typed)
+
+    def review(self, form: Form, draft: Draft, ctx: Context) -> Reply:
+        """Every answer, then send, change any answer, or cancel."""
+        lines = [ctx.t("form.review", title=ctx.t(form.title))]
+        edits = []
+        for index, step in enumerate(form.steps):
+            if not step.applies(draft.answers):
+                continue
+            lines.append(
+                f"• {ctx.t(step.prompt + '_short')}: {display(step, draft.answers.get(step.key), ctx)}"
+            )
+            edits.append(
+                (
+                    Choice(
+                        ctx.t("btn.edit", field=ctx.t(step.prompt + "_short")), button(draft, "e", str(index))
+                    ),
+                )
+            )
+        choices = (
+            (Choice(ctx.t("btn.send"), button(draft, "g")),),
+            *edits,
+            (Choice(ctx.t("btn.cancel"), button(draft, "x")),),
+        )
+        return Reply("\n".join(lines), choices)
+
+
+def option_rows(step: Step, draft: Draft, current: Any, ctx: Context) -> list[tuple[Choice, ...]]:
+    """The buttons for a step's options (with ticks on a multiple choice), and quick dates."""
+    if step.kind == StepKind.CHOICE:
+        return [(Choice(ctx.t(o.label), button(draft, "a", o.value)),) for o in step.options]
+    if step.kind == StepKind.MULTI:
+        picked = set(current or [])
+        ticks = [
+            (Choice(("✅ " if o.value in picked else "") + ctx.t(o.label), button(draft, "a", o.value)),)
+            for o in step.options
+        ]
+        return [*ticks, (Choice(ctx.t("btn.done"), button(draft, "d")),)]
+    if step.kind == StepKind.DATE:
+        return [
+            (
+                Choice(ctx.t("btn.today"), button(draft, "a", "today")),
+                Choice(ctx.t("btn.yesterday"), button(draft, "a", "yesterday")),
+            )
+        ]
+    return []
+
+
+def nav_row(form: Form, step: Step, draft: Draft, ctx: Context) -> tuple[Choice, ...]:
+    """Back (unless first), skip (optional steps), cancel."""
+    row = []
+    if draft.mode == EDIT or form.before(step.key, draft.answers) is not None:
+        row.append(Choice(ctx.t("btn.back"), button(draft, "b")))
+    if step.optional:
+        row.append(Choice(ctx.t("btn.skip"), button(draft, "s")))
+    row.append(Choice(ctx.t("btn.cancel"), button(draft, "x")))
+    return tuple(row)
+
+
+def display(step: Step, value: Any, ctx: Context) -> str:
+    """An answer as the user reads it."""
+    if value is None or value == []:
+        return ctx.t("form.skipped")
+    if isinstance(value, list):
+        return ", ".join(display(step, v, ctx) for v in value)
+    if step.kind == StepKind.DATE:
+        return date.fromisoformat(value).strftime("%d/%m/%Y")
+    text = str(value)
+    if text.startswith("other:"):
+        return text.removeprefix("other:")
+    option = next((o for o in step.options if o.value == text), None)
+    return ctx.t(option.label) if option else text
+
+
+# ---- button actions ----------------------------------------------------------------------------
+
+Action = Callable[[Engine, Form, Draft, str, Context], Awaitable[list[Reply]]]
+
+
+async def act_answer(engine: Engine, form: Form, draft: Draft, arg: str, ctx: Context) -> list[Reply]:
+    """An option button: the same as typing that option."""
+    if draft.mode == REVIEW:
+        return [engine.screen(form, draft, ctx, note=ctx.t("error.stale_button"))]
+    msg = Incoming(channel=ctx.channel, user_id="", chat_id="", kind=Kind.CHOICE, choice=arg)
+    return await engine.answer(form, draft, msg, ctx)
+
+
+async def act_done(engine: Engine, form: Form, draft: Draft, arg: str, ctx: Context) -> list[Reply]:
+    """Finish a multiple-choice step."""
+    step = form.step(draft.step)
+    if step is None or step.kind != StepKind.MULTI or draft.mode == REVIEW:
+        return [engine.screen(form, draft, ctx)]
+    if not draft.answers.get(step.key) and not step.optional:
+        return [engine.screen(form, draft, ctx, note=ctx.t("error.pick_at_least_one"))]
+    return [engine.screen(form, engine._advance(form, draft, step, dict(draft.answers), ctx), ctx)]
+
+
+async def act_back(engine: Engine, form: Form, draft: Draft, arg: str, ctx: Context) -> list[Reply]:
+    """Go to the previous step (or, while editing, back to the review)."""
+    if draft.mode in (EDIT, REVIEW):
+        if draft.mode == REVIEW:
+            last = form.asked(draft.answers)[-1]
+            return [
+                engine.screen(
+                    form, engine._save(draft, ctx, step=last.key, mode=FILL, answers=draft.answers), ctx
+                )
+            ]
+        return [
+            engine.screen(
+                form, engine._save(draft, ctx, step=draft.step, mode=REVIEW, answers=draft.answers), ctx
+            )
+        ]
+    prev = form.before(draft.step, draft.answers)
+    if prev is None:
+        return [engine.screen(form, draft, ctx)]
+    return [
+        engine.screen(form, engine._save(draft, ctx, step=prev.key, mode=FILL, answers=draft.answers), ctx)
+    ]
+
+
+async def act_skip(engine: Engine, form: Form, draft: Draft, arg: str, ctx: Context) -> list[Reply]:
+    """Skip an optional step."""
+    step = form.step(draft.step)
+    if step is None or not step.optional or draft.mode == REVIEW:
+        return [engine.screen(form, draft, ctx, note=ctx.t("error.cannot_skip"))]
+    return [
+        engine.screen(form, engine._advance(form, draft, step, {**draft.answers, step.key: None}, ctx), ctx)
+    ]
+
+
+async def act_cancel(engine: Engine, form: Form, draft: Draft, arg: str, ctx: Context) -> list[Reply]:
+    """Drop the draft."""
+    with ctx.db.session() as s:
+        q.delete_draft(s, draft.id or 0)
+    return [Reply(ctx.t("form.cancelled", title=ctx.t(form.title))), engine.home(ctx)]
+
+
+async def act_edit(engine: Engine, form: Form, draft: Draft, arg: str, ctx: Context) -> list[Reply]:
+    """Change one answer from the review screen."""
+    if draft.mode != REVIEW or not arg.isdigit() or int(arg) >= len(form.steps):
+        return [engine.screen(form, draft, ctx, note=ctx.t("error.bad_button"))]
+    step = form.steps[int(arg)]
+    return [
+        engine.screen(form, engine._save(draft, ctx, step=step.key, mode=EDIT, answers=draft.answers), ctx)
+    ]
+
+
+async def act_send(engine: Engine, form: Form, draft: Draft, arg: str, ctx: Context) -> list[Reply]:
+    """Send: the form's submit hook runs; the draft is kept as sent so a second tap is recognised."""
+    if draft.mode != REVIEW:
+        return [engine.screen(form, draft, ctx, note=ctx.t("error.stale_button"))]
+    replies = await form.submit(ctx, draft)
+    engine._save(draft, ctx, step=draft.step, mode=SENT, answers=draft.answers)
+    return replies
+
+
+async def act_resume(engine: Engine, form: Form, draft: Draft, arg: str, ctx: Context) -> list[Reply]:
+    """Continue an unfinished draft where it was left."""
+    return [engine.screen(form, draft, ctx)]
+
+
+async def act_restart(engine: Engine, form: Form, draft: Draft, arg: str, ctx: Context) -> list[Reply]:
+    """Throw the unfinished draft away and start again."""
+    assert ctx.user is not None and ctx.user.id is not None
+    with ctx.db.session() as s:
+        fresh = q.start_draft(s, ctx.user.id, form.name, form.steps[0].key, ctx.clock.now(), {})
+    return [engine.screen(form, fresh, ctx)]
+
+
+ACTIONS: dict[str, Action] = {
+    "a": act_answer,
+    "d": act_done,
+    "b": act_back,
+    "s": act_skip,
+    "x": act_cancel,
+    "e": act_edit,
+    "g": act_send,
+    "r": act_resume,
+    "n": act_restart,
+}

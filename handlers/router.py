@@ -1,0 +1,151 @@
+"""Routing: commands, menu buttons, button presses and free text to handlers, by role."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from handlers import common, incident, registration
+from handlers.common import Command
+from handlers.forms import Engine, Form
+from handlers.types import Context, Handler, Incoming, Kind, Reply
+
+STAFF = frozenset({"officer", "leader"})
+EVERYONE_REGISTERED = frozenset({"principal", "officer", "leader", "admin"})
+
+
+@dataclass(frozen=True)
+class ButtonRoute:
+    """Presses whose data starts with `prefix:` go to `handler`, for these roles (None: anyone)."""
+
+    prefix: str
+    handler: Handler
+    roles: frozenset[str] | None
+
+
+def form_command(
+    name: str, form: Form, engine_ref: Callable[[], Engine], menu: str, describe: str
+) -> Command:
+    """A command that opens a form."""
+
+    async def open_form(msg: Incoming, ctx: Context) -> list[Reply]:
+        return await engine_ref().start(form.name, ctx)
+
+    return Command(name, open_form, form.roles, menu=menu, describe=describe)
+
+
+class Router:
+    """The declared table: which input goes to which handler, and who may reach it."""
+
+    def __init__(self, commands: list[Command], forms: list[Form], buttons: list[ButtonRoute]) -> None:
+        self.commands = {c.name: c for c in commands}
+        self.home = common.home_screen(commands)
+        self.engine = Engine(forms, self.home)
+        self.buttons = {b.prefix: b for b in buttons}
+
+    def menu_for(self, role: str | None) -> list[Command]:
+        """The commands a role can use, for the platform's command menu."""
+        probe = type("Probe", (), {"role": role})()
+        return [c for c in self.commands.values() if c.describe and c.allows(probe)]  # type: ignore[arg-type]
+
+    async def route(self, msg: Incoming, ctx: Context) -> list[Reply]:
+        """Send one incoming message to the handler that owns it."""
+        ctx = replace(ctx, extras={**ctx.extras, "home": self.home})
+        if msg.kind == Kind.COMMAND:
+            return await self.command(msg, ctx)
+        if msg.kind == Kind.CHOICE:
+            return await self.button(msg, ctx)
+        if ctx.user is None or ctx.user.role is None:
+            return await registration.on_text(msg, ctx)
+        replies = await self.engine.on_message(msg, ctx)
+        if replies is not None:
+            return replies
+        return [Reply(ctx.t("menu.not_understood")), self.home(ctx)]
+
+    async def command(self, msg: Incoming, ctx: Context) -> list[Reply]:
+        """A slash command: unknown, not for this role, or run."""
+        cmd = self.commands.get(msg.command.lower())
+        if cmd is None:
+            return [
+                Reply(ctx.t("error.unknown_command", command=msg.command[:32])),
+                *self.where_you_were(ctx),
+            ]
+        if not cmd.allows(ctx.user):
+            return [Reply(ctx.t(denied_key(ctx)))]
+        return await cmd.handler(msg, ctx)
+
+    async def button(self, msg: Incoming, ctx: Context) -> list[Reply]:
+        """A button press: a form step, a menu item, or a feature's own button."""
+        prefix, _, rest = msg.choice.partition(":")
+        if prefix == "m":
+            return await self.command(replace(msg, kind=Kind.COMMAND, command=rest, args=""), ctx)
+        route = self.buttons.get(prefix)
+        if route is None:
+            return [Reply(ctx.t("error.bad_button"))]
+        if route.roles is not None and (ctx.user is None or ctx.user.role not in route.roles):
+            return [Reply(ctx.t(denied_key(ctx)))]
+        return await route.handler(msg, ctx)
+
+    def where_you_were(self, ctx: Context) -> list[Reply]:
+        """The current form screen, when a form is open, so an aside never loses the user's place."""
+        draft = self.engine.active(ctx)
+        form = self.engine.forms.get(draft.form) if draft else None
+        return [self.engine.screen(form, draft, ctx)] if form and draft else []
+
+
+def denied_key(ctx: Context) -> str:
+    """Why a command is refused: not registered, or not for this role."""
+    return "reg.how" if ctx.user is None or ctx.user.role is None else "error.not_for_role"
+
+
+def build_router() -> Router:
+    """The whole table, in priority order; the only place features are listed."""
+    router: Router | None = None
+
+    def engine() -> Engine:
+        assert router is not None
+        return router.engine
+
+    async def cancel(msg: Incoming, ctx: Context) -> list[Reply]:
+        draft = engine().active(ctx)
+        if draft is None:
+            return [Reply(ctx.t("form.nothing_to_cancel"))]
+        from handlers.forms import act_cancel
+
+        return await act_cancel(engine(), engine().forms[draft.form], draft, "", ctx)
+
+    async def menu(msg: Incoming, ctx: Context) -> list[Reply]:
+        return [ctx.extras["home"](ctx), *resume_offers(ctx)]
+
+    def resume_offers(ctx: Context) -> list[Reply]:
+        draft = engine().active(ctx)
+        if draft is None or not any(v is not None for v in draft.answers.values()):
+            return []
+        return [engine().resume_offer(engine().forms[draft.form], draft, ctx)]
+
+    commands = [
+        Command("start", registration.start, None, describe="cmd.start"),
+        Command("menu", menu, EVERYONE_REGISTERED, describe="cmd.menu"),
+        form_command("incident", incident.INCIDENT_FORM, engine, "menu.incident", "cmd.incident"),
+        Command(
+            "incidents",
+            incident.list_incidents,
+            EVERYONE_REGISTERED,
+            menu="menu.incidents",
+            describe="cmd.incidents",
+        ),
+        Command("cancel", cancel, EVERYONE_REGISTERED, describe="cmd.cancel"),
+        Command("whoami", common.whoami, None, describe="cmd.whoami"),
+        Command("language", common.choose_language, None, menu="menu.language", describe="cmd.language"),
+        Command("help", common.show_help, None, menu="menu.help", describe="cmd.help"),
+    ]
+    router = Router(
+        commands,
+        forms=[incident.INCIDENT_FORM],
+        buttons=[
+            ButtonRoute("f", lambda msg, ctx: engine().on_button(msg, ctx), EVERYONE_REGISTERED),
+            ButtonRoute("k", incident.acknowledge, STAFF),
+            ButtonRoute("l", common.language_button, None),
+        ],
+    )
+    return router

@@ -1,0 +1,147 @@
+"""The channel-neutral vocabulary: what comes in, what goes out, and the context a handler gets."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from handlers.calendar import Clock
+    from handlers.i18n import Catalog, Translator
+    from storage.db import Database
+    from storage.models import User
+
+
+class Kind(StrEnum):
+    """What an incoming message is."""
+
+    TEXT = "text"
+    COMMAND = "command"
+    CHOICE = "choice"
+    MEDIA = "media"
+    STICKER = "sticker"
+    LOCATION = "location"
+    VOICE = "voice"
+    CONTACT = "contact"
+    OTHER = "other"
+
+
+@dataclass(frozen=True)
+class Media:
+    """A file the user sent: a platform reference plus what is known of it."""
+
+    kind: str  # photo | document | video | audio | animation
+    file_id: str
+    file_unique_id: str = ""
+    mime_type: str = ""
+    file_name: str = ""
+    width: int | None = None
+    height: int | None = None
+    duration: int | None = None
+    size: int | None = None
+    local_path: str = ""  # the console channel sends files from disk
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One update from any channel, in the bot's own terms."""
+
+    channel: str
+    user_id: str
+    chat_id: str
+    kind: Kind
+    display_name: str = ""
+    text: str = ""
+    command: str = ""
+    args: str = ""
+    choice: str = ""
+    media: tuple[Media, ...] = ()
+    update_id: str = ""
+    language: str = ""
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A button on Telegram; a numbered line on the console and Zalo."""
+
+    label: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Reply:
+    """Something to show: text, optional choices (rows of buttons), optional recipient.
+
+    `to` is None for the user who wrote; otherwise the id of another user (an alert).
+    """
+
+    text: str
+    choices: tuple[tuple[Choice, ...], ...] = ()
+    to: int | None = None
+    file_path: str = ""
+    photo_path: str = ""
+    commands_for: str | None = None  # after sending, set this chat's command menu for this role
+    expects_text: bool = False  # a typed answer is expected: digits are answers, not choice numbers
+
+    def to_payload(self) -> dict[str, Any]:
+        """A JSON-able form, for messages kept for later."""
+        return {
+            "text": self.text,
+            "choices": [[[c.label, c.value] for c in row] for row in self.choices],
+            "expects_text": self.expects_text,
+        }
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> Reply:
+        """The reply a payload was made from."""
+        rows_ = tuple(tuple(Choice(label, value) for label, value in row) for row in data.get("choices", []))
+        return cls(text=str(data.get("text", "")), choices=rows_, expects_text=bool(data.get("expects_text")))
+
+    def flat_choices(self) -> list[Choice]:
+        """All choices in reading order."""
+        return [c for row in self.choices for c in row]
+
+
+def rows(*choices: Choice, per_row: int = 1) -> tuple[tuple[Choice, ...], ...]:
+    """Lay choices out in rows of `per_row`."""
+    return tuple(tuple(choices[i : i + per_row]) for i in range(0, len(choices), per_row))
+
+
+@dataclass(frozen=True)
+class Context:
+    """Everything a handler may touch, built per update by the runtime."""
+
+    db: Database
+    clock: Clock
+    t: Translator
+    settings: Any
+    user: User | None
+    channel: str
+    catalog: Catalog
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def t_for(self, user: User) -> Translator:
+        """A translator in another user's language (for alerts)."""
+        return self.catalog.translator(user.locale or self.settings.locale)
+
+
+def numbered(replies: list[Reply]) -> dict[str, str]:
+    """Choice numbers as a channel without buttons shows them: "1" -> value, across the batch.
+
+    A reply that expects typed text gets no numbers (a typed "3" is an answer there); its choices
+    are answered by their label instead.
+    """
+    out: dict[str, str] = {}
+    n = 0
+    for reply in replies:
+        if reply.to is not None or reply.expects_text:
+            continue
+        for choice in reply.flat_choices():
+            n += 1
+            out[str(n)] = choice.value
+    return out
+
+
+Handler = Callable[[Incoming, Context], Awaitable[list[Reply]]]

@@ -1,0 +1,1 @@
+"""Tables, the engine and the named queries; imports nothing of bot/ or handlers/."""

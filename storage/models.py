@@ -1,0 +1,198 @@
+"""SQLModel tables: the organisation, users, drafts, submissions, media and delivery records."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, TypeDecorator, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores aware datetimes as naive UTC and gives them back aware, on every engine."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def utc_field(nullable: bool = False, index: bool = False) -> Any:
+    """A UTC datetime column."""
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+def json_field() -> Any:
+    """A JSON column holding a dict."""
+    return Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+LEVELS = ("MN", "TH", "THCS", "THPT", "GDTX")
+ROLES = ("principal", "officer", "leader", "admin")
+OFFICE_KINDS = ("province", "district")
+
+
+class Office(SQLModel, table=True):
+    """A provincial department (Sở) or a district office (Phòng)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(unique=True, index=True, max_length=32)
+    name: str = Field(max_length=200)
+    kind: str = Field(max_length=16)
+    parent_id: int | None = Field(default=None, foreign_key="office.id", index=True)
+
+
+class School(SQLModel, table=True):
+    """A school, reporting to one office."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(unique=True, index=True, max_length=32)
+    name: str = Field(max_length=200)
+    name_folded: str = Field(index=True, max_length=200)
+    level: str = Field(max_length=32, index=True)
+    office_id: int = Field(foreign_key="office.id", index=True)
+
+
+class User(SQLModel, table=True):
+    """One chat account on one channel; registered when it has a role."""
+
+    __table_args__ = (UniqueConstraint("channel", "external_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=16)
+    external_id: str = Field(max_length=64)
+    chat_id: str = Field(max_length=64)
+    display_name: str = Field(default="", max_length=200)
+    role: str | None = Field(default=None, max_length=16, index=True)
+    school_id: int | None = Field(default=None, foreign_key="school.id", index=True)
+    office_id: int | None = Field(default=None, foreign_key="office.id", index=True)
+    locale: str = Field(default="", max_length=8)
+    blocked: bool = Field(default=False)
+    menu: dict[str, Any] = json_field()  # the choices last shown, for channels without buttons
+    created_at: datetime = utc_field()
+    last_seen_at: datetime | None = utc_field(nullable=True)
+
+
+class Invite(SQLModel, table=True):
+    """A single-use, expiring registration code for a school or an office."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(unique=True, index=True, max_length=32)
+    role: str = Field(max_length=16)
+    school_id: int | None = Field(default=None, foreign_key="school.id")
+    office_id: int | None = Field(default=None, foreign_key="office.id")
+    created_at: datetime = utc_field()
+    expires_at: datetime = utc_field()
+    used_at: datetime | None = utc_field(nullable=True)
+    used_by_id: int | None = Field(default=None, foreign_key="user.id")
+
+
+class CodeAttempt(SQLModel, table=True):
+    """A wrong registration code, kept to throttle guessing."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    created_at: datetime = utc_field(index=True)
+
+
+class Draft(SQLModel, table=True):
+    """A half-filled form, written after every step."""
+
+    __table_args__ = (UniqueConstraint("user_id", "form"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    form: str = Field(max_length=32)
+    step: str = Field(max_length=64)
+    mode: str = Field(default="fill", max_length=16)  # fill | edit | review
+    answers: dict[str, Any] = json_field()
+    token: str = Field(max_length=40)  # the submit idempotency key
+    version: int = Field(default=1)
+    created_at: datetime = utc_field()
+    updated_at: datetime = utc_field()
+
+
+class Submission(SQLModel, table=True):
+    """Something a school sent: an article, a nomination, a report, an incident."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=32, index=True)
+    school_id: int = Field(foreign_key="school.id", index=True)
+    user_id: int = Field(foreign_key="user.id")
+    period: str | None = Field(default=None, max_length=16, index=True)
+    status: str = Field(max_length=16, index=True)
+    answers: dict[str, Any] = json_field()
+    token: str = Field(unique=True, max_length=40)
+    version: int = Field(default=1)
+    created_at: datetime = utc_field()
+    updated_at: datetime = utc_field()
+
+
+class MediaFile(SQLModel, table=True):
+    """A photo, video or document: the platform reference and, when downloaded, the stored copy."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=16)
+    kind: str = Field(max_length=16)
+    file_id: str = Field(max_length=256)
+    file_unique_id: str = Field(default="", max_length=128, index=True)
+    sha256: str = Field(default="", max_length=64, index=True)
+    mime_type: str = Field(default="", max_length=100)
+    file_name: str = Field(default="", max_length=255)
+    width: int | None = None
+    height: int | None = None
+    duration: int | None = None
+    size: int | None = None
+    path: str = Field(default="", max_length=500)
+    created_at: datetime = utc_field()
+
+
+class ProcessedUpdate(SQLModel, table=True):
+    """An update already handled, so a redelivery is processed once."""
+
+    key: str = Field(primary_key=True, max_length=96)
+    created_at: datetime = utc_field(index=True)
+
+
+class Incident(SQLModel, table=True):
+    """A communications incident raised by a school."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    submission_id: int = Field(foreign_key="submission.id", unique=True)
+    school_id: int = Field(foreign_key="school.id", index=True)
+    severity: str = Field(max_length=16)
+    created_at: datetime = utc_field()
+
+
+class IncidentAck(SQLModel, table=True):
+    """An officer or leader saying they have seen an incident."""
+
+    __table_args__ = (UniqueConstraint("incident_id", "user_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id", index=True)
+    user_id: int = Field(foreign_key="user.id")
+    created_at: datetime = utc_field()
+
+
+class Inbox(SQLModel, table=True):
+    """Messages that could not reach a user at once (offline console user, no live channel).
+
+    They are shown first the next time the user writes. The outbox (reminders issue) takes over
+    bulk delivery; this keeps a one-off alert from being lost meanwhile.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    payload: dict[str, Any] = json_field()
+    created_at: datetime = utc_field()
+    delivered_at: datetime | None = utc_field(nullable=True)

@@ -1,0 +1,433 @@
+"""The named queries handlers use; every one takes an open session."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import delete, func, or_, update
+from sqlmodel import Session, col, select
+
+from storage.db import insert_ignore
+from storage.errors import StaleDraft
+from storage.models import (
+    CodeAttempt,
+    Draft,
+    Inbox,
+    Incident,
+    IncidentAck,
+    Invite,
+    Office,
+    ProcessedUpdate,
+    School,
+    Submission,
+    User,
+)
+from storage.text import fold
+
+# Unambiguous on a phone screen: no 0/O, 1/I/L.
+CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+
+
+# ---- users ---------------------------------------------------------------------------------
+
+
+def get_user(s: Session, channel: str, external_id: str) -> User | None:
+    """The account for (channel, external id), if it has written before."""
+    return s.exec(select(User).where(User.channel == channel, User.external_id == external_id)).first()
+
+
+def touch_user(
+    s: Session, channel: str, external_id: str, chat_id: str, display_name: str, now: datetime
+) -> User:
+    """The account for this chat user, created on first contact; last seen now."""
+    user = get_user(s, channel, external_id)
+    if user is None:
+        insert_ignore(
+            s,
+            User.__table__,
+            {
+                "channel": channel,
+                "external_id": external_id,
+                "chat_id": chat_id,
+                "display_name": display_name[:200],
+                "menu": {},
+                "created_at": now,
+                "blocked": False,
+                "locale": "",
+            },
+        )
+        user = get_user(s, channel, external_id)
+        assert user is not None
+    user.last_seen_at = now
+    user.chat_id = chat_id or user.chat_id
+    if display_name:
+        user.display_name = display_name[:200]
+    user.blocked = False
+    s.add(user)
+    return user
+
+
+def set_menu(s: Session, user_id: int, menu: dict[str, Any]) -> None:
+    """Remember the choices last shown to a user (channels without buttons answer by number)."""
+    s.execute(update(User).where(col(User.id) == user_id).values(menu=menu))
+
+
+def set_locale(s: Session, user_id: int, locale: str) -> None:
+    """Save a user's language."""
+    s.execute(update(User).where(col(User.id) == user_id).values(locale=locale))
+
+
+# ---- updates -------------------------------------------------------------------------------
+
+
+def first_time_seen(s: Session, key: str, now: datetime) -> bool:
+    """Record an update key; False when it was recorded before (a redelivery)."""
+    return insert_ignore(s, ProcessedUpdate.__table__, {"key": key, "created_at": now}) == 1
+
+
+def forget_updates_before(s: Session, cutoff: datetime) -> int:
+    """Drop update keys older than `cutoff` (platforms redeliver for a day at most)."""
+    result = s.execute(delete(ProcessedUpdate).where(col(ProcessedUpdate.created_at) < cutoff))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+# ---- organisation --------------------------------------------------------------------------
+
+
+def office_by_code(s: Session, code: str) -> Office | None:
+    """The office with this code."""
+    return s.exec(select(Office).where(Office.code == code)).first()
+
+
+def school_by_code(s: Session, code: str) -> School | None:
+    """The school with this code."""
+    return s.exec(select(School).where(School.code == code)).first()
+
+
+def find_schools(s: Session, query: str, limit: int = 20) -> list[School]:
+    """Schools whose name or code contains `query`, ignoring accents and case."""
+    needle = fold(query)
+    if not needle:
+        return []
+    stmt = (
+        select(School)
+        .where(or_(col(School.name_folded).contains(needle), func.lower(School.code) == needle))
+        .order_by(School.name_folded)
+        .limit(limit)
+    )
+    return list(s.exec(stmt))
+
+
+def office_chain(s: Session, office_id: int) -> list[Office]:
+    """The office and every office above it, nearest first."""
+    chain: list[Office] = []
+    seen: set[int] = set()
+    current = s.get(Office, office_id)
+    while current is not None and current.id not in seen:
+        chain.append(current)
+        seen.add(current.id or 0)
+        current = s.get(Office, current.parent_id) if current.parent_id else None
+    return chain
+
+
+def staff_over_school(
+    s: Session, school_id: int, roles: tuple[str, ...] = ("officer", "leader")
+) -> list[User]:
+    """Officers and leaders of the school's office and of the offices above it."""
+    school = s.get(School, school_id)
+    if school is None:
+        return []
+    office_ids = [o.id for o in office_chain(s, school.office_id)]
+    stmt = (
+        select(User)
+        .where(col(User.office_id).in_(office_ids), col(User.role).in_(roles), col(User.blocked).is_(False))
+        .order_by(User.id)
+    )
+    return list(s.exec(stmt))
+
+
+def school_users(s: Session, school_id: int) -> list[User]:
+    """The registered principal-role users of a school."""
+    stmt = select(User).where(User.school_id == school_id, User.role == "principal").order_by(User.id)
+    return list(s.exec(stmt))
+
+
+# ---- invites -------------------------------------------------------------------------------
+
+
+class Redeem(StrEnum):
+    """What became of a registration code."""
+
+    OK = "ok"
+    UNKNOWN = "unknown"
+    EXPIRED = "expired"
+    USED = "used"
+    THROTTLED = "throttled"
+
+
+@dataclass(frozen=True)
+class InviteTarget:
+    """What an invite binds to."""
+
+    role: str
+    school_id: int | None = None
+    office_id: int | None = None
+
+
+def new_code(length: int = 8) -> str:
+    """A random registration code."""
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(length))
+
+
+def create_invites(s: Session, target: InviteTarget, count: int, now: datetime, days: int) -> list[Invite]:
+    """`count` fresh single-use codes for `target`, valid for `days`."""
+    invites = []
+    for _ in range(count):
+        invite = Invite(
+            code=new_code(),
+            role=target.role,
+            school_id=target.school_id,
+            office_id=target.office_id,
+            created_at=now,
+            expires_at=now + timedelta(days=days),
+        )
+        s.add(invite)
+        invites.append(invite)
+    s.flush()
+    return invites
+
+
+def recent_wrong_codes(s: Session, user_id: int, since: datetime) -> int:
+    """How many wrong codes a user sent since `since`."""
+    stmt = (
+        select(func.count())
+        .select_from(CodeAttempt)
+        .where(CodeAttempt.user_id == user_id, col(CodeAttempt.created_at) >= since)
+    )
+    return int(s.exec(stmt).one())
+
+
+def redeem_invite(
+    s: Session, user: User, code: str, now: datetime, max_wrong: int, window: timedelta
+) -> Redeem:
+    """Bind `user` to the invite's school or office; every failure is counted for the throttle."""
+    if recent_wrong_codes(s, user.id or 0, now - window) >= max_wrong:
+        return Redeem.THROTTLED
+    invite = s.exec(select(Invite).where(Invite.code == code.strip().upper())).first()
+    outcome = Redeem.OK
+    if invite is None:
+        outcome = Redeem.UNKNOWN
+    elif invite.used_at is not None:
+        outcome = Redeem.USED
+    elif invite.expires_at <= now:
+        outcome = Redeem.EXPIRED
+    if outcome is not Redeem.OK or invite is None:
+        s.add(CodeAttempt(user_id=user.id or 0, created_at=now))
+        return outcome
+    # Claim the code atomically: a second worker redeeming it at the same moment updates nothing.
+    claimed = s.execute(
+        update(Invite)
+        .where(col(Invite.id) == invite.id, col(Invite.used_at).is_(None))
+        .values(used_at=now, used_by_id=user.id)
+    )
+    if not getattr(claimed, "rowcount", 0):
+        return Redeem.USED
+    user.role = invite.role
+    user.school_id = invite.school_id
+    user.office_id = invite.office_id
+    if invite.school_id is not None:
+        school = s.get(School, invite.school_id)
+        user.office_id = school.office_id if school else None
+    s.add(user)
+    return Redeem.OK
+
+
+# ---- drafts --------------------------------------------------------------------------------
+
+
+def get_draft(s: Session, user_id: int, form: str) -> Draft | None:
+    """The user's draft of `form`, if any."""
+    return s.exec(select(Draft).where(Draft.user_id == user_id, Draft.form == form)).first()
+
+
+def drafts_of(s: Session, user_id: int) -> list[Draft]:
+    """Every draft the user has, most recent first."""
+    stmt = select(Draft).where(Draft.user_id == user_id).order_by(col(Draft.updated_at).desc())
+    return list(s.exec(stmt))
+
+
+def start_draft(
+    s: Session, user_id: int, form: str, step: str, now: datetime, answers: dict[str, Any]
+) -> Draft:
+    """A new draft of `form`, replacing any older one."""
+    s.execute(delete(Draft).where(col(Draft.user_id) == user_id, col(Draft.form) == form))
+    draft = Draft(
+        user_id=user_id,
+        form=form,
+        step=step,
+        mode="fill",
+        answers=answers,
+        token=secrets.token_hex(16),
+        version=1,
+        created_at=now,
+        updated_at=now,
+    )
+    s.add(draft)
+    s.flush()
+    return draft
+
+
+def save_draft(
+    s: Session, draft: Draft, *, step: str, mode: str, answers: dict[str, Any], now: datetime
+) -> Draft:
+    """Write the draft's next state if nobody else did since it was read; else raise StaleDraft."""
+    result = s.execute(
+        update(Draft)
+        .where(col(Draft.id) == draft.id, col(Draft.version) == draft.version)
+        .values(step=step, mode=mode, answers=answers, version=draft.version + 1, updated_at=now)
+    )
+    if not getattr(result, "rowcount", 0):
+        raise StaleDraft(f"draft {draft.id} changed since version {draft.version}")
+    refreshed = s.get(Draft, draft.id, populate_existing=True)
+    assert refreshed is not None
+    return refreshed
+
+
+def delete_draft(s: Session, draft_id: int) -> None:
+    """Forget a draft (sent or cancelled)."""
+    s.execute(delete(Draft).where(col(Draft.id) == draft_id))
+
+
+# ---- submissions ---------------------------------------------------------------------------
+
+
+def submission_by_token(s: Session, token: str) -> Submission | None:
+    """The submission made from the draft with this token, if it was sent already."""
+    return s.exec(select(Submission).where(Submission.token == token)).first()
+
+
+def create_submission(
+    s: Session,
+    *,
+    kind: str,
+    school_id: int,
+    user_id: int,
+    token: str,
+    answers: dict[str, Any],
+    status: str,
+    now: datetime,
+    period: str | None = None,
+) -> tuple[Submission, bool]:
+    """The submission for `token`, created once; (row, created)."""
+    created = (
+        insert_ignore(
+            s,
+            Submission.__table__,
+            {
+                "kind": kind,
+                "school_id": school_id,
+                "user_id": user_id,
+                "period": period,
+                "status": status,
+                "answers": answers,
+                "token": token,
+                "version": 1,
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
+        == 1
+    )
+    row = submission_by_token(s, token)
+    assert row is not None
+    return row, created
+
+
+# ---- incidents -----------------------------------------------------------------------------
+
+
+def create_incident(s: Session, submission: Submission, severity: str, now: datetime) -> Incident:
+    """The incident record of a submission, created once."""
+    insert_ignore(
+        s,
+        Incident.__table__,
+        {
+            "submission_id": submission.id,
+            "school_id": submission.school_id,
+            "severity": severity,
+            "created_at": now,
+        },
+    )
+    row = s.exec(select(Incident).where(Incident.submission_id == submission.id)).one()
+    return row
+
+
+def acknowledge(s: Session, incident_id: int, user_id: int, now: datetime) -> bool:
+    """Record that a user saw an incident; False when they had already."""
+    return (
+        insert_ignore(
+            s, IncidentAck.__table__, {"incident_id": incident_id, "user_id": user_id, "created_at": now}
+        )
+        == 1
+    )
+
+
+def acks_of(s: Session, incident_id: int) -> list[User]:
+    """Who acknowledged an incident, in order."""
+    stmt = (
+        select(User)
+        .join(IncidentAck, col(IncidentAck.user_id) == col(User.id))
+        .where(IncidentAck.incident_id == incident_id)
+        .order_by(IncidentAck.created_at)
+    )
+    return list(s.exec(stmt))
+
+
+# ---- inbox -------------------------------------------------------------------------
+
+
+def keep_for_later(s: Session, user_id: int, payload: dict[str, Any], now: datetime) -> None:
+    """Keep a message for a user who cannot be reached now."""
+    s.add(Inbox(user_id=user_id, payload=payload, created_at=now))
+
+
+def take_kept(s: Session, user_id: int, now: datetime) -> list[dict[str, Any]]:
+    """The messages kept for a user, marked delivered."""
+    rows = list(
+        s.exec(
+            select(Inbox)
+            .where(Inbox.user_id == user_id, col(Inbox.delivered_at).is_(None))
+            .order_by(col(Inbox.id))
+        )
+    )
+    for row in rows:
+        row.delivered_at = now
+        s.add(row)
+    return [r.payload for r in rows]
+
+
+def offices_under(s: Session, office_id: int) -> list[int]:
+    """The office and every office below it."""
+    found = [office_id]
+    frontier = [office_id]
+    while frontier:
+        children = list(s.exec(select(Office.id).where(col(Office.parent_id).in_(frontier))))
+        frontier = [c for c in children if c is not None and c not in found]
+        found.extend(frontier)
+    return found
+
+
+def incidents_in_scope(s: Session, user: User, limit: int = 10) -> list[tuple[Incident, School]]:
+    """The latest incidents a user may see: their school's, or their offices' schools'."""
+    stmt = select(Incident, School).join(School, col(School.id) == col(Incident.school_id))
+    if user.role == "principal":
+        stmt = stmt.where(Incident.school_id == user.school_id)
+    elif user.office_id is not None:
+        stmt = stmt.where(col(School.office_id).in_(offices_under(s, user.office_id)))
+    else:
+        return []
+    return list(s.exec(stmt.order_by(col(Incident.id).desc()).limit(limit)))
