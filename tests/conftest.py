@@ -1,0 +1,82 @@
+"""Shared fixtures: a real SQLite file per test, a frozen clock, the real app and console chats."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from bot.app import App, open_app
+from bot.channels.console import ConsoleChat
+from bot.config import Settings, load_settings
+from bot.demo import USERS, seed_demo
+from handlers.calendar import FrozenClock
+from handlers.types import Reply
+
+# A Tuesday in the first half of a month, mid-morning in Vietnam.
+START = datetime(2026, 11, 10, 9, 0)
+
+
+@pytest.fixture(name="settings")
+def settings_fixture(tmp_path: Path) -> Settings:
+    """Default settings over a fresh SQLite file in the test's folder."""
+    return load_settings(None, database_url=f"sqlite:///{tmp_path / 'schoolbot.db'}", media_dir=str(tmp_path / "media"))
+
+
+@pytest.fixture(name="clock")
+def clock_fixture() -> FrozenClock:
+    """A clock frozen at START; tests move it."""
+    return FrozenClock(START)
+
+
+@pytest.fixture(name="app")
+def app_fixture(settings: Settings, clock: FrozenClock) -> Iterator[App]:
+    """The real app (migrated database, router, dispatcher)."""
+    with open_app(settings, clock) as built:
+        yield built
+
+
+@pytest.fixture(name="demo")
+def demo_fixture(app: App) -> App:
+    """The app with the demo district seeded (console users principal, officer, leader)."""
+    with app.db.session() as s:
+        seed_demo(s, app.clock.now())
+    return app
+
+
+class Chat:
+    """A console chat as one user, keeping everything it was shown."""
+
+    def __init__(self, app: App, user_id: str, display_name: str = "") -> None:
+        self.out = io.StringIO()
+        self.session = ConsoleChat(app.dispatcher, user_id, out=self.out, display_name=display_name or user_id)
+        self.replies: list[Reply] = []
+
+    async def send(self, line: str) -> list[Reply]:
+        """Send one line; return (and keep) what came back."""
+        got = await self.session.send(line)
+        self.replies.extend(got)
+        return got
+
+    @property
+    def last(self) -> Reply:
+        """The latest reply."""
+        return self.replies[-1]
+
+    def text(self) -> str:
+        """Everything printed so far."""
+        return self.out.getvalue()
+
+
+@pytest.fixture(name="chat_as")
+def chat_as_fixture(demo: App):
+    """chat_as("principal") opens a console chat as that user (the live console session)."""
+
+    def make(user_id: str) -> Chat:
+        display = next((d for u, d, _, _ in USERS if u == user_id), user_id)
+        return Chat(demo, user_id, display)
+
+    return make
