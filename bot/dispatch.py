@@ -16,7 +16,7 @@ from handlers.types import Context, Incoming, Kind, Reply, numbered
 from storage import queries as q
 from storage.db import Database
 from storage.models import User
-from storage.text import fold
+from storage.text import label_key
 
 log = logging.getLogger("schoolbot.dispatch")
 
@@ -76,14 +76,14 @@ class Dispatcher:
             return msg
         menu = user.menu or {}
         text = msg.text.strip()
-        value = menu.get("numbers", {}).get(text) or menu.get("labels", {}).get(fold(text))
+        value = menu.get("numbers", {}).get(text) or menu.get("labels", {}).get(label_key(text))
         return replace(msg, kind=Kind.CHOICE, choice=value) if value else msg
 
     def remember_menu(self, user: User, replies: list[Reply], channel: str) -> None:
         """Keep the choices just shown, so the next typed number or label can be resolved."""
         if channel not in self.buttonless:
             return
-        labels = {fold(c.label.replace("✅", "")): c.value for r in replies for c in r.flat_choices()}
+        labels = {label_key(c.label): c.value for r in replies for c in r.flat_choices()}
         with self.db.session() as s:
             q.set_menu(s, user.id or 0, {"numbers": numbered(replies), "labels": labels})
 

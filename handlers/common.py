@@ -25,7 +25,11 @@ class Command:
 
     def allows(self, user: User | None) -> bool:
         """Whether this user may run the command."""
-        return self.roles is None or (user is not None and user.role in self.roles)
+        return self.open_to(user.role if user is not None else None)
+
+    def open_to(self, role: str | None) -> bool:
+        """Whether a user with this role (None: unregistered) may run the command."""
+        return self.roles is None or role in self.roles
 
 
 def binding(ctx: Context, user: User) -> str:

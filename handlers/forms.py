@@ -132,7 +132,7 @@ class Engine:
         with ctx.db.session() as s:
             draft = s.get(Draft, press.draft_id)
         if draft is None or draft.user_id != ctx.user.id:
-            return [Reply(ctx.t("error.stale_button")), self.home(ctx)]
+            return [Reply(ctx.t("error.gone_button")), self.home(ctx)]
         form = self.forms.get(draft.form)
         if form is None:
             return [Reply(ctx.t("error.bad_button"))]

@@ -130,7 +130,7 @@ INCIDENT_FORM = Form(
             max_len=100,
             options=tuple(Option(n, f"incident.network.{n}") for n in NETWORKS),
         ),
-        Step("actions", "incident.actions", StepKind.LONGTEXT),
+        Step("actions", "incident.actions", StepKind.LONGTEXT, optional=True),
         Step(
             "severity",
             "incident.severity",

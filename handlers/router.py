@@ -45,8 +45,7 @@ class Router:
 
     def menu_for(self, role: str | None) -> list[Command]:
         """The commands a role can use, for the platform's command menu."""
-        probe = type("Probe", (), {"role": role})()
-        return [c for c in self.commands.values() if c.describe and c.allows(probe)]  # type: ignore[arg-type]
+        return [c for c in self.commands.values() if c.describe and c.open_to(role)]
 
     async def route(self, msg: Incoming, ctx: Context) -> list[Reply]:
         """Send one incoming message to the handler that owns it."""

@@ -141,8 +141,11 @@ YESTERDAY_WORDS = {"hom qua", "yesterday", "qua"}
 DATE_RE = re.compile(r"^(\d{1,2})[/.\-](\d{1,2})(?:[/.\-](\d{2}|\d{4}))?$")
 
 
-def read_date(text: str, today: date) -> date | None:
-    """dd/mm/yyyy, d/m (this year), "hôm nay", "hôm qua"; None when it is no real date."""
+def read_date(text: str, today: date, past: bool = False) -> date | None:
+    """dd/mm/yyyy, d/m, "hôm nay", "hôm qua"; None when it is no real date.
+
+    Without a year, the date is this year's, or (with `past`) the latest such day not after today.
+    """
     folded = fold(text)
     if folded in TODAY_WORDS:
         return today
@@ -156,9 +159,15 @@ def read_date(text: str, today: date) -> date | None:
     if year < 100:
         year += 2000
     try:
-        return date(year, month, day)
+        found = date(year, month, day)
     except ValueError:
         return None
+    if past and not m.group(3) and found > today:
+        try:
+            return date(year - 1, month, day)
+        except ValueError:
+            return None
+    return found
 
 
 def parse_date(step: Step, msg: Incoming, ctx: Context, current: Any) -> Parsed:
@@ -169,7 +178,7 @@ def parse_date(step: Step, msg: Incoming, ctx: Context, current: Any) -> Parsed:
         return Parsed(value=day.isoformat())
     if msg.kind != Kind.TEXT:
         return Parsed(error="error.need_date")
-    day_or_none = read_date(msg.text, today)
+    day_or_none = read_date(msg.text, today, past=step.past_only)
     if day_or_none is None:
         return Parsed(error="error.bad_date")
     if step.past_only and day_or_none > today:

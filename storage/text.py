@@ -15,3 +15,8 @@ def fold(text: str) -> str:
     decomposed = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
     bare = "".join(ch for ch in decomposed if unicodedata.category(ch) != "Mn")
     return " ".join(bare.lower().split())
+
+
+def label_key(text: str) -> str:
+    """A button label as a typed answer would match it: folded, without emoji or punctuation."""
+    return fold("".join(ch if ch.isalnum() or ch.isspace() else " " for ch in text))

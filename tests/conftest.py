@@ -14,7 +14,7 @@ from bot.channels.console import ConsoleChat
 from bot.config import Settings, load_settings
 from bot.demo import USERS, seed_demo
 from handlers.calendar import FrozenClock
-from handlers.types import Reply
+from handlers.types import Reply, numbered
 
 # A Tuesday in the first half of a month, mid-morning in Vietnam.
 START = datetime(2026, 11, 10, 9, 0)
@@ -23,7 +23,9 @@ START = datetime(2026, 11, 10, 9, 0)
 @pytest.fixture(name="settings")
 def settings_fixture(tmp_path: Path) -> Settings:
     """Default settings over a fresh SQLite file in the test's folder."""
-    return load_settings(None, database_url=f"sqlite:///{tmp_path / 'schoolbot.db'}", media_dir=str(tmp_path / "media"))
+    return load_settings(
+        None, database_url=f"sqlite:///{tmp_path / 'schoolbot.db'}", media_dir=str(tmp_path / "media")
+    )
 
 
 @pytest.fixture(name="clock")
@@ -52,14 +54,31 @@ class Chat:
 
     def __init__(self, app: App, user_id: str, display_name: str = "") -> None:
         self.out = io.StringIO()
-        self.session = ConsoleChat(app.dispatcher, user_id, out=self.out, display_name=display_name or user_id)
+        self.session = ConsoleChat(
+            app.dispatcher, user_id, out=self.out, display_name=display_name or user_id
+        )
         self.replies: list[Reply] = []
+        self.batch: list[Reply] = []
 
     async def send(self, line: str) -> list[Reply]:
         """Send one line; return (and keep) what came back."""
         got = await self.session.send(line)
         self.replies.extend(got)
+        self.batch = got
         return got
+
+    async def press(self, label: str) -> list[Reply]:
+        """Answer a shown choice the way a person at a terminal does: by its number, or its words."""
+        choice = next((c for r in self.batch for c in r.flat_choices() if label in c.label), None)
+        assert choice is not None, (
+            f"no choice {label!r} in {[c.label for r in self.batch for c in r.flat_choices()]}"
+        )
+        number = next((n for n, v in numbered(self.batch).items() if v == choice.value), None)
+        return await self.send(number or choice.label)
+
+    def value_of(self, label: str) -> str:
+        """The callback value of a shown choice (to replay a button press later)."""
+        return next(c.value for r in self.batch for c in r.flat_choices() if label in c.label)
 
     @property
     def last(self) -> Reply:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import mimetypes
+import secrets
 import shlex
 import sys
 from collections.abc import AsyncIterator, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
@@ -97,13 +99,14 @@ class ConsoleChat:
     """A chat session for one console user."""
 
     def __init__(
-        self, dispatcher: Dispatcher, user_id: str, out: TextIO = sys.stdout, display_name: str = ""
+        self, dispatcher: Dispatcher, user_id: str, out: TextIO | None = None, display_name: str = ""
     ) -> None:
         self.dispatcher = dispatcher
         self.user_id = user_id
         self.display_name = display_name
-        self.out = out
+        self.out = out or sys.stdout
         self.turn = 0
+        self.session_id = secrets.token_hex(4)  # update ids must not repeat across chat sessions
         dispatcher.senders[CHANNEL] = self.send_to_console_user
 
     async def send_to_console_user(self, user: User, replies: list[Reply]) -> None:
@@ -124,9 +127,19 @@ class ConsoleChat:
     async def send(self, line: str) -> list[Reply]:
         """Send one line as this user; the replies are printed and returned."""
         self.turn += 1
-        replies = await self.dispatcher.handle(to_incoming(line, self.user_id, self.turn, self.display_name))
+        msg = to_incoming(line, self.user_id, self.turn, self.display_name)
+        replies = await self.dispatcher.handle(replace(msg, update_id=f"{self.session_id}:{msg.update_id}"))
         self.show(replies)
         return replies
+
+    def remember(self, replies: list[Reply]) -> None:
+        """Let "1", "2"... answer the choices of messages shown outside a turn."""
+        if not replies:
+            return
+        with self.dispatcher.db.session() as s:
+            user = q.get_user(s, CHANNEL, self.user_id)
+        if user is not None:
+            self.dispatcher.remember_menu(user, replies, CHANNEL)
 
     def kept_messages(self) -> list[Reply]:
         """Messages kept while this user was away, shown when the chat opens."""
@@ -142,7 +155,9 @@ class ConsoleChat:
         self, lines: Iterable[str] | AsyncIterator[str] | None = None, prompt: bool = False
     ) -> None:
         """Read lines until end of input, answering each."""
-        self.show(self.kept_messages())
+        kept = self.kept_messages()
+        self.show(kept)
+        self.remember(kept)
         source = lines if lines is not None else stdin_lines(prompt)
         if isinstance(source, AsyncIterator):
             async for line in source:

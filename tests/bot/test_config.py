@@ -1,0 +1,99 @@
+"""Settings: TOML plus SCHOOLBOT_* overrides, validated at start with messages naming key, value, rule."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bot.cli import app as cli
+from bot.config import Settings, load_settings
+from storage.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_defaults_without_a_file() -> None:
+    s = load_settings(Path("/nonexistent/config.toml"))
+    assert s.database_url == "sqlite:///data/schoolbot.db"
+    assert s.locale == "vi" and s.timezone == "Asia/Ho_Chi_Minh"
+    assert s.telegram.mode == "polling"
+
+
+def test_the_example_config_parses_and_matches_the_defaults() -> None:
+    assert (ROOT / "config.example.toml").is_file()
+    example = load_settings(ROOT / "config.example.toml")
+    assert example == Settings()
+
+
+def test_environment_overrides_the_file_and_nested_keys_merge(tmp_path, monkeypatch) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('locale = "en"\n[telegram]\nbase_url = "http://127.0.0.1:9/bot"\nport = 8000\n')
+    monkeypatch.setenv("SCHOOLBOT_TELEGRAM__PORT", "9001")
+    monkeypatch.setenv("SCHOOLBOT_TELEGRAM__TOKEN", "123:ABC")
+    s = load_settings(path)
+    assert s.locale == "en"
+    assert s.telegram.port == 9001
+    assert s.telegram.base_url == "http://127.0.0.1:9/bot"
+    assert s.telegram.token.get_secret_value() == "123:ABC"
+
+
+@pytest.mark.parametrize(
+    ("content", "names"),
+    [
+        ('locale = "fr"', ["locale", "'fr'"]),
+        ('timezone = "Mars/Olympus"', ["timezone", "Mars/Olympus", "IANA"]),
+        ("[telegram]\nport = 70000", ["telegram.port", "70000", "65535"]),
+        ('[telegram]\nmode = "pigeon"', ["telegram.mode", "pigeon", "polling"]),
+        ('database_url = "mysql://x"', ["database_url", "mysql://x", "sqlite"]),
+        ("unknown_key = 1", ["unknown_key", "not permitted"]),
+        ('[telegram]\nmode = "webhook"\nwebhook_url = "http://plain"', ["webhook_url", "https://"]),
+        (
+            '[telegram]\nmode = "webhook"\nwebhook_url = "https://x.vn"\nsecret_token = "bad token!"',
+            ["secret_token", "A-Z a-z 0-9 _ -"],
+        ),
+    ],
+)
+def test_a_wrong_value_names_key_value_and_rule(tmp_path, content, names) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(content)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    for name in names:
+        assert name in str(caught.value)
+
+
+def test_secrets_never_appear_in_errors_or_reprs(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("SCHOOLBOT_TELEGRAM__TOKEN", "999:SUPERSECRET")
+    monkeypatch.setenv("SCHOOLBOT_TELEGRAM__PORT", "not-a-port")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(None)
+    assert "SUPERSECRET" not in str(caught.value)
+    monkeypatch.delenv("SCHOOLBOT_TELEGRAM__PORT")
+    monkeypatch.setenv("SCHOOLBOT_TELEGRAM__SECRET_TOKEN", "hush hush")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(None, telegram={"mode": "webhook", "webhook_url": "https://x.vn"})
+    assert "hush" not in str(caught.value)
+    monkeypatch.delenv("SCHOOLBOT_TELEGRAM__SECRET_TOKEN")
+    s = load_settings(None)
+    assert "SUPERSECRET" not in repr(s) and "SUPERSECRET" not in str(s.model_dump())
+
+
+def test_broken_toml_is_reported_with_the_file(tmp_path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("locale = ")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(path)
+
+
+def test_the_cli_exits_with_the_message_and_no_traceback(tmp_path, caplog) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[telegram]\ntoken = "42:TOPSECRET"\nport = "abc"\n')
+    with caplog.at_level(logging.DEBUG):
+        result = CliRunner().invoke(cli, ["db", "upgrade", "--config", str(path)])
+    assert result.exit_code == 2
+    assert "telegram.port" in result.output
+    assert "Traceback" not in result.output
+    assert "TOPSECRET" not in result.output and "TOPSECRET" not in caplog.text

@@ -1,0 +1,51 @@
+"""`schoolbot demo` and `schoolbot chat` through the real command line, with input piped in."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from bot.cli import app as cli
+
+
+def run(args: list[str], lines: list[str], env: dict[str, str]):
+    return CliRunner().invoke(cli, args, input="\n".join(lines) + "\n", env=env)
+
+
+def test_demo_alert_reaches_the_officer_when_they_next_open_the_chat(tmp_path) -> None:
+    env = {"SCHOOLBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'demo.db'}"}
+    lines = [
+        "/incident",
+        "Bài đăng sai sự thật về học phí",
+        "hôm nay",
+        "Cổng trường",
+        "1",
+        "7",
+        "Đã báo cáo Phòng",
+        "3",
+        "1",
+    ]
+    principal = run(["demo", "--config", str(tmp_path / "none.toml")], lines, env)
+    assert principal.exit_code == 0, principal.output
+    assert "Bước 1/6" in principal.output and "Đã gửi báo cáo sự cố #1" in principal.output
+
+    officer = run(["demo", "--user", "officer", "--config", str(tmp_path / "none.toml")], ["1"], env)
+    assert officer.exit_code == 0, officer.output
+    alert_at = officer.output.index("SỰ CỐ TRUYỀN THÔNG #1")
+    assert "Rất nghiêm trọng" in officer.output
+    assert officer.output.index("Đã ghi nhận") > alert_at  # "1" acknowledged the alert shown first
+
+    again = run(["chat", "--user", "officer", "--config", str(tmp_path / "none.toml")], [], env)
+    assert again.exit_code == 0 and "SỰ CỐ TRUYỀN THÔNG" not in again.output  # shown once
+
+
+def test_chat_as_an_unregistered_user_explains_registration(tmp_path) -> None:
+    env = {"SCHOOLBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
+    result = run(["chat", "--user", "someone", "--config", str(tmp_path / "none.toml")], ["xin chào"], env)
+    assert result.exit_code == 0
+    assert "chưa đăng ký" in result.output
+
+
+def test_db_upgrade_reports_the_revision(tmp_path) -> None:
+    env = {"SCHOOLBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'u.db'}"}
+    result = CliRunner().invoke(cli, ["db", "upgrade", "--config", str(tmp_path / "none.toml")], env=env)
+    assert result.exit_code == 0 and "revision 0001" in result.output

@@ -1,0 +1,77 @@
+"""Test helpers: fill the incident form, read drafts and inboxes, add users."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import select
+
+from bot.app import App
+from storage import queries as q
+from storage.models import Draft, Inbox, Office, User
+from tests.conftest import Chat
+
+WHAT = "Phụ huynh đăng bài sai sự thật về bữa ăn bán trú"
+
+
+async def fill_incident(chat: Chat) -> None:
+    """Answer every incident step through the console, ending on the review screen."""
+    await chat.send("/incident")
+    await chat.send(WHAT)
+    await chat.press("Hôm qua")
+    await chat.send("Trường PTDTBT THCS Pú Nhi, điểm bản Pú Nhi")
+    await chat.press("Facebook")
+    await chat.send("nhóm Zalo phụ huynh lớp 7A")
+    await chat.press("Xong")
+    await chat.send("Đã gặp phụ huynh và đăng thông tin chính thức")
+    await chat.press("Nghiêm trọng")
+
+
+def draft_of(app: App, external_id: str, form: str = "incident") -> Draft | None:
+    """A console user's draft, fresh from the database."""
+    with app.db.session() as s:
+        user = q.get_user(s, "console", external_id)
+        assert user is not None
+        return q.get_draft(s, user.id or 0, form)
+
+
+def snapshot(app: App, external_id: str) -> tuple[Any, ...] | None:
+    """What a draft holds, for before/after comparisons."""
+    draft = draft_of(app, external_id)
+    return None if draft is None else (draft.step, draft.mode, dict(draft.answers), draft.version)
+
+
+def inbox_texts(app: App, external_id: str) -> list[str]:
+    """The texts kept for a console user who is not chatting."""
+    with app.db.session() as s:
+        user = q.get_user(s, "console", external_id)
+        if user is None:
+            return []
+        rows = s.exec(select(Inbox).where(Inbox.user_id == user.id)).all()
+        return [r.payload["text"] for r in rows]
+
+
+def add_user(app: App, external_id: str, role: str, office_code: str, name: str) -> None:
+    """A registered console user bound to an office."""
+    with app.db.session() as s:
+        office = q.office_by_code(s, office_code)
+        assert office is not None
+        s.add(
+            User(
+                channel="console",
+                external_id=external_id,
+                chat_id=external_id,
+                display_name=name,
+                role=role,
+                office_id=office.id,
+                created_at=app.clock.now(),
+            )
+        )
+
+
+def add_district(app: App, code: str, parent_code: str = "SGD-DEMO") -> None:
+    """Another district office under the demo province."""
+    with app.db.session() as s:
+        parent = q.office_by_code(s, parent_code)
+        assert parent is not None
+        s.add(Office(code=code, name=f"Phòng GD&ĐT {code}", kind="district", parent_id=parent.id))

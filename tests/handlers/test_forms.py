@@ -1,0 +1,169 @@
+"""The form engine, driven through the console channel on the incident form."""
+
+from __future__ import annotations
+
+from sqlmodel import func, select
+
+from bot.app import open_app
+from handlers.types import Incoming, Kind
+from storage.models import Submission
+from tests.conftest import Chat
+from tests.handlers.helpers import WHAT, draft_of, fill_incident, snapshot
+
+
+def press_value(chat: Chat, value: str, update_id: str) -> Incoming:
+    """A button press replayed by its callback value (as Telegram would redeliver it)."""
+    user = chat.session.user_id
+    return Incoming("console", user, user, Kind.CHOICE, choice=value, update_id=update_id)
+
+
+async def test_progress_mark_and_first_question(chat_as) -> None:
+    chat = chat_as("principal")
+    replies = await chat.send("/incident")
+    assert "Bước 1/6" in replies[-1].text
+    assert "Chuyện gì đã xảy ra?" in replies[-1].text
+    labels = [c.label for c in replies[-1].flat_choices()]
+    assert not any("Quay lại" in label for label in labels)  # nothing before the first step
+    assert any("Huỷ" in label for label in labels)
+
+
+async def test_back_returns_to_the_previous_step_keeping_answers(demo, chat_as) -> None:
+    chat = chat_as("principal")
+    await chat.send("/incident")
+    await chat.send(WHAT)
+    await chat.press("Hôm qua")
+    replies = await chat.press("Quay lại")
+    assert "Bước 2/6" in replies[-1].text
+    draft = draft_of(demo, "principal")
+    assert draft.step == "when" and draft.answers["what"] == WHAT and draft.answers["when"] == "2026-11-09"
+
+
+async def test_skip_an_optional_step_and_review_shows_it(demo, chat_as) -> None:
+    chat = chat_as("principal")
+    await chat.send("/incident")
+    await chat.send(WHAT)
+    await chat.press("Hôm nay")
+    await chat.send("Sân trường")
+    await chat.press("TikTok")
+    await chat.press("Xong")
+    replies = await chat.press("Bỏ qua")
+    assert "Bước 6/6" in replies[-1].text
+    review = await chat.press("Rất nghiêm trọng")
+    assert "Đã xử lý: (bỏ qua)" in review[-1].text
+    assert draft_of(demo, "principal").answers["actions"] is None
+
+
+async def test_required_step_offers_no_skip_and_refuses_a_forged_skip(demo, chat_as) -> None:
+    chat = chat_as("principal")
+    replies = await chat.send("/incident")
+    assert not any("Bỏ qua" in c.label for c in replies[-1].flat_choices())
+    draft = draft_of(demo, "principal")
+    before = snapshot(demo, "principal")
+    got = await demo.dispatcher.handle(press_value(chat, f"f:{draft.id}:{draft.version}:s:", "forged-skip"))
+    assert "bắt buộc" in got[0].text
+    assert snapshot(demo, "principal") == before
+
+
+async def test_edit_an_answer_from_the_review_screen(demo, chat_as) -> None:
+    chat = chat_as("principal")
+    await fill_incident(chat)
+    await chat.press("Sửa: Địa điểm")
+    assert draft_of(demo, "principal").mode == "edit"
+    review = await chat.send("Nhà văn hoá bản Pú Nhi")
+    assert "Xem lại" in review[-1].text
+    assert "Địa điểm: Nhà văn hoá bản Pú Nhi" in review[-1].text
+    assert "Sự việc: " + WHAT in review[-1].text  # the rest is untouched
+
+
+async def test_back_while_editing_returns_to_review_unchanged(demo, chat_as) -> None:
+    chat = chat_as("principal")
+    await fill_incident(chat)
+    before = draft_of(demo, "principal").answers
+    await chat.press("Sửa: Mức độ")
+    review = await chat.press("Quay lại")
+    assert "Xem lại" in review[-1].text
+    assert draft_of(demo, "principal").answers == before
+
+
+async def test_cancel_by_button_and_by_command(demo, chat_as) -> None:
+    chat = chat_as("principal")
+    await chat.send("/incident")
+    await chat.send(WHAT)
+    replies = await chat.press("Huỷ")
+    assert "Đã huỷ" in replies[0].text
+    assert draft_of(demo, "principal") is None
+    await chat.send("/incident")
+    await chat.send(WHAT)
+    replies = await chat.send("/cancel")
+    assert "Đã huỷ" in replies[0].text and draft_of(demo, "principal") is None
+    replies = await chat.send("/cancel")
+    assert "Không có việc gì" in replies[0].text
+
+
+async def test_resume_after_the_app_is_rebuilt_on_the_same_database(settings, clock, demo, chat_as) -> None:
+    chat = chat_as("principal")
+    await chat.send("/incident")
+    await chat.send(WHAT)
+    await chat.press("Hôm qua")
+    demo.db.dispose()
+
+    with open_app(settings, clock) as rebuilt:
+        again = Chat(rebuilt, "principal")
+        offer = await again.send("/incident")
+        assert "đang soạn dở" in offer[-1].text
+        resumed = await again.press("Tiếp tục")
+        assert "Bước 3/6" in resumed[-1].text
+        fresh = await again.send("/menu")
+        assert any("đang soạn dở" in r.text for r in fresh)
+        restart = await again.press("Làm lại từ đầu")
+        assert "Bước 1/6" in restart[-1].text
+        assert draft_of(rebuilt, "principal").answers == {}
+
+
+async def test_send_twice_makes_one_submission(demo, chat_as) -> None:
+    chat = chat_as("principal")
+    await fill_incident(chat)
+    send = chat.value_of("Gửi")
+    first = await demo.dispatcher.handle(press_value(chat, send, "tap-1"))
+    second = await demo.dispatcher.handle(press_value(chat, send, "tap-2"))
+    redelivered = await demo.dispatcher.handle(press_value(chat, send, "tap-1"))
+    assert "Đã gửi báo cáo sự cố #1" in first[0].text
+    assert "đã được gửi rồi" in second[0].text
+    assert redelivered == []
+    with demo.db.session() as s:
+        assert s.exec(select(func.count()).select_from(Submission)).one() == 1
+
+
+async def test_a_button_from_an_older_screen_changes_nothing(demo, chat_as) -> None:
+    chat = chat_as("principal")
+    await chat.send("/incident")
+    old_cancel = chat.value_of("Huỷ")
+    await chat.send(WHAT)
+    before = snapshot(demo, "principal")
+    replies = await demo.dispatcher.handle(press_value(chat, old_cancel, "old"))
+    assert "đã cũ" in replies[0].text and "Bước 2/6" in replies[0].text
+    assert snapshot(demo, "principal") == before
+
+
+async def test_forged_and_deleted_draft_buttons(demo, chat_as) -> None:
+    chat = chat_as("principal")
+    await chat.send("/incident")
+    stale = chat.value_of("Huỷ")
+    await chat.press("Huỷ")
+    gone = await demo.dispatcher.handle(press_value(chat, stale, "gone"))
+    assert "không còn" in gone[0].text.lower() or "đã cũ" in gone[0].text
+    for n, forged in enumerate(["f:999:1:g:", "f:x:y:z:", "zzz", "f:1:1:q:", "", "m:nonexistent", "k:abc"]):
+        replies = await demo.dispatcher.handle(press_value(chat, forged, f"forged-{n}"))
+        assert replies and replies[0].text, forged
+        assert "lỗi" not in replies[0].text  # a short answer, not the apology for a crash
+
+
+async def test_another_users_draft_cannot_be_driven(demo, chat_as) -> None:
+    principal = chat_as("principal")
+    await principal.send("/incident")
+    draft = draft_of(demo, "principal")
+    before = snapshot(demo, "principal")
+    leader = chat_as("leader")
+    replies = await demo.dispatcher.handle(press_value(leader, f"f:{draft.id}:{draft.version}:x:", "steal"))
+    assert replies[0].text
+    assert snapshot(demo, "principal") == before

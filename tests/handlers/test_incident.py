@@ -1,0 +1,104 @@
+"""The incident alert: the first real form, end to end through the console channel."""
+
+from __future__ import annotations
+
+from sqlmodel import func, select
+
+from storage.models import Incident, IncidentAck, Submission
+from tests.handlers.helpers import WHAT, add_district, add_user, draft_of, fill_incident, inbox_texts
+
+
+async def test_alert_reaches_every_officer_and_leader_in_scope_and_no_one_else(demo, chat_as) -> None:
+    add_user(demo, "prov_officer", "officer", "SGD-DEMO", "Chị Sở Một")
+    add_district(demo, "PGD-KHAC")
+    add_user(demo, "other_officer", "officer", "PGD-KHAC", "Anh Huyện Khác")
+    principal = chat_as("principal")
+    await fill_incident(principal)
+    replies = await principal.press("Gửi")
+
+    assert "#1" in replies[0].text and "3" in replies[0].text
+    for who in ("officer", "leader", "prov_officer"):
+        texts = inbox_texts(demo, who)
+        assert len(texts) == 1, who
+        assert "SỰ CỐ TRUYỀN THÔNG #1" in texts[0] and WHAT in texts[0]
+        assert "Trường PTDTBT THCS Pú Nhi" in texts[0]
+    assert inbox_texts(demo, "other_officer") == []
+    with demo.db.session() as s:
+        assert s.exec(select(func.count()).select_from(Submission)).one() == 1
+        incident = s.exec(select(Incident)).one()
+        assert incident.severity == "medium"
+    assert draft_of(demo, "principal").mode == "sent"
+
+
+async def test_officer_acknowledges_and_the_principal_sees_who(demo, chat_as) -> None:
+    principal = chat_as("principal")
+    await fill_incident(principal)
+    await principal.press("Gửi")
+
+    officer = chat_as("officer")
+    await officer.session.run([])  # opening the chat shows the kept alert first
+    assert "SỰ CỐ TRUYỀN THÔNG #1" in officer.text()
+    replies = await officer.send("1")  # its only button: acknowledge
+    assert "#1" in replies[0].text and "nắm thông tin" in replies[0].text
+    again = await officer.send("/incidents")
+    assert "Anh Nguyễn Văn Minh" in again[0].text
+
+    acked = inbox_texts(demo, "principal")
+    assert any("Anh Nguyễn Văn Minh" in t and "#1" in t for t in acked)
+    with demo.db.session() as s:
+        assert s.exec(select(func.count()).select_from(IncidentAck)).one() == 1
+
+    principal2 = chat_as("principal")
+    listing = await principal2.send("/incidents")
+    assert "Anh Nguyễn Văn Minh" in principal2.text() and "#1" in listing[-1].text
+
+
+async def test_acknowledging_twice_is_recorded_once(demo, chat_as) -> None:
+    principal = chat_as("principal")
+    await fill_incident(principal)
+    await principal.press("Gửi")
+    officer = chat_as("officer")
+    await officer.send("/incidents")
+    first = await officer.press("Xác nhận sự cố #1")
+    second = await officer.send("1")  # a stale number now maps to nothing: free text
+    assert "nắm thông tin" in first[0].text
+    assert second[0].text  # answered, not crashed
+    await demo.dispatcher.handle(_press(officer, "k:1", "x1"))
+    with demo.db.session() as s:
+        assert s.exec(select(func.count()).select_from(IncidentAck)).one() == 1
+
+
+async def test_officer_outside_scope_cannot_acknowledge(demo, chat_as) -> None:
+    add_district(demo, "PGD-KHAC")
+    add_user(demo, "other_officer", "officer", "PGD-KHAC", "Anh Huyện Khác")
+    principal = chat_as("principal")
+    await fill_incident(principal)
+    await principal.press("Gửi")
+    outsider = chat_as("other_officer")
+    replies = await demo.dispatcher.handle(_press(outsider, "k:1", "o1"))
+    assert "Không tìm thấy" in replies[0].text
+    listing = await outsider.send("/incidents")
+    assert "Chưa có sự cố" in listing[0].text
+    with demo.db.session() as s:
+        assert s.exec(select(func.count()).select_from(IncidentAck)).one() == 0
+
+
+async def test_no_registered_staff_tells_the_principal_to_phone(demo, chat_as) -> None:
+    from sqlmodel import delete
+
+    from storage.models import User
+
+    with demo.db.session() as s:
+        s.execute(delete(User).where(User.role.in_(["officer", "leader"])))  # type: ignore[attr-defined]
+    principal = chat_as("principal")
+    await fill_incident(principal)
+    replies = await principal.press("Gửi")
+    assert "gọi điện" in replies[0].text
+
+
+def _press(chat, value: str, update_id: str):
+    from handlers.types import Incoming, Kind
+
+    return Incoming(
+        "console", chat.session.user_id, chat.session.user_id, Kind.CHOICE, choice=value, update_id=update_id
+    )

@@ -1,0 +1,95 @@
+"""The engine, the schema and the migrations, on real SQLite files."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta, timezone
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
+from sqlmodel import SQLModel, func, select
+
+from storage import migrate
+from storage import queries as q
+from storage.db import Database, insert_ignore
+from storage.models import Office, ProcessedUpdate
+
+
+def test_migrations_build_exactly_the_models(tmp_path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'm.db'}")
+    migrate.upgrade(db)
+    with db.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+    assert diff == []
+    assert migrate.current(db) is not None
+    migrate.upgrade(db)  # a second upgrade is a no-op
+    db.dispose()
+
+
+def test_sqlite_pragmas(tmp_path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'p.db'}")
+    with db.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        assert conn.execute(text("PRAGMA busy_timeout")).scalar() >= 5000
+    db.dispose()
+
+
+def test_foreign_keys_are_enforced(tmp_path) -> None:
+    import pytest
+    from sqlalchemy.exc import IntegrityError
+
+    db = Database(f"sqlite:///{tmp_path / 'f.db'}")
+    migrate.upgrade(db)
+    with pytest.raises(IntegrityError), db.session() as s:
+        s.add(Office(code="X", name="X", kind="district", parent_id=12345))
+    db.dispose()
+
+
+def test_concurrent_writers_never_hit_database_is_locked(tmp_path) -> None:
+    """Two processes' worth of engines writing at once: every write lands, none fails."""
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    migrate.upgrade(Database(url))
+    errors: list[BaseException] = []
+    now = datetime.now(UTC)
+
+    def writer(prefix: str) -> None:
+        db = Database(url)
+        try:
+            for i in range(150):
+                with db.session() as s:
+                    count = s.exec(select(func.count()).select_from(ProcessedUpdate)).one()
+                    insert_ignore(
+                        s, ProcessedUpdate.__table__, {"key": f"{prefix}:{i}:{count}", "created_at": now}
+                    )
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            db.dispose()
+
+    threads = [threading.Thread(target=writer, args=(name,)) for name in ("a", "b", "c")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    db = Database(url)
+    with db.session() as s:
+        assert s.exec(select(func.count()).select_from(ProcessedUpdate)).one() == 450
+    db.dispose()
+
+
+def test_datetimes_come_back_aware_in_utc(tmp_path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 't.db'}")
+    migrate.upgrade(db)
+    hanoi = timezone(timedelta(hours=7))
+    at = datetime(2026, 11, 15, 23, 59, tzinfo=hanoi)
+    with db.session() as s:
+        assert q.first_time_seen(s, "tg:1", at)
+        assert not q.first_time_seen(s, "tg:1", at)
+    with db.session() as s:
+        row = s.get(ProcessedUpdate, "tg:1")
+        assert row is not None and row.created_at == at and row.created_at.tzinfo is not None
+        assert q.forget_updates_before(s, at + timedelta(seconds=1)) == 1
+    db.dispose()
