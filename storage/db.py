@@ -75,5 +75,6 @@ def insert_ignore(session: Session, table: Any, values: dict[str, Any] | list[di
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    result = session.execute(insert(table).values(values).on_conflict_do_nothing())
-    return int(getattr(result, "rowcount", 0) or 0)
+    # Count RETURNING rows: drivers disagree on rowcount here (psycopg 3 reports -1).
+    stmt = insert(table).values(values).on_conflict_do_nothing().returning(*table.primary_key.columns)
+    return len(session.execute(stmt).all())
