@@ -14,17 +14,37 @@ from tests.conftest import Chat
 WHAT = "Phụ huynh đăng bài sai sự thật về bữa ăn bán trú"
 
 
-async def fill_incident(chat: Chat) -> None:
-    """Answer every incident step through the console, ending on the review screen."""
+STEPS = ("what", "when", "where", "networks", "actions", "severity")
+
+
+async def fill_incident(chat: Chat, stop_before: str | None = None, skip_actions: bool = False) -> None:
+    """Open the incident form and answer each step in order through the console.
+
+    With `stop_before`, stop when that step is being asked; otherwise end on the review screen.
+    """
+    answers = {
+        "what": lambda: chat.send(WHAT),
+        "when": lambda: chat.press("Hôm qua"),
+        "where": lambda: chat.send("Trường PTDTBT THCS Pú Nhi, điểm bản Pú Nhi"),
+        "networks": lambda: _networks(chat),
+        "actions": lambda: (
+            chat.press("Bỏ qua")
+            if skip_actions
+            else chat.send("Đã gặp phụ huynh và đăng thông tin chính thức")
+        ),
+        "severity": lambda: chat.press("Nghiêm trọng"),
+    }
     await chat.send("/incident")
-    await chat.send(WHAT)
-    await chat.press("Hôm qua")
-    await chat.send("Trường PTDTBT THCS Pú Nhi, điểm bản Pú Nhi")
+    for step in STEPS:
+        if step == stop_before:
+            return
+        await answers[step]()
+
+
+async def _networks(chat: Chat) -> None:
     await chat.press("Facebook")
     await chat.send("nhóm Zalo phụ huynh lớp 7A")
     await chat.press("Xong")
-    await chat.send("Đã gặp phụ huynh và đăng thông tin chính thức")
-    await chat.press("Nghiêm trọng")
 
 
 def draft_of(app: App, external_id: str, form: str = "incident") -> Draft | None:

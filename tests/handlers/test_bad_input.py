@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from handlers.types import Incoming, Kind, Media
-from tests.handlers.helpers import WHAT, snapshot
+from tests.handlers.helpers import WHAT, fill_incident, snapshot
 
 GENERIC = "Xin lỗi, đã có lỗi"
 
@@ -105,13 +105,7 @@ async def test_a_known_command_in_the_middle_of_a_form_leaves_the_draft(demo, ch
 
 async def test_typing_at_a_choice_step_asks_to_pick(demo, chat_as) -> None:
     chat = chat_as("principal")
-    await chat.send("/incident")
-    await chat.send(WHAT)
-    await chat.press("Hôm nay")
-    await chat.send("Sân trường")
-    await chat.press("Facebook")
-    await chat.press("Xong")
-    await chat.press("Bỏ qua")
+    await fill_incident(chat, stop_before="severity", skip_actions=True)
     before = snapshot(demo, "principal")
     replies = await chat.send("rất rất nặng")
     assert "Hãy chọn" in replies[0].text and snapshot(demo, "principal") == before
@@ -121,10 +115,7 @@ async def test_typing_at_a_choice_step_asks_to_pick(demo, chat_as) -> None:
 
 async def test_done_with_nothing_chosen_is_refused(demo, chat_as) -> None:
     chat = chat_as("principal")
-    await chat.send("/incident")
-    await chat.send(WHAT)
-    await chat.press("Hôm nay")
-    await chat.send("Sân trường")
+    await fill_incident(chat, stop_before="networks")
     before = snapshot(demo, "principal")
     replies = await chat.press("Xong")
     assert "ít nhất một" in replies[0].text
@@ -132,8 +123,6 @@ async def test_done_with_nothing_chosen_is_refused(demo, chat_as) -> None:
 
 
 async def test_text_at_the_review_screen_changes_nothing(demo, chat_as) -> None:
-    from tests.handlers.helpers import fill_incident
-
     chat = chat_as("principal")
     await fill_incident(chat)
     before = snapshot(demo, "principal")

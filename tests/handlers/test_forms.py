@@ -40,12 +40,7 @@ async def test_back_returns_to_the_previous_step_keeping_answers(demo, chat_as) 
 
 async def test_skip_an_optional_step_and_review_shows_it(demo, chat_as) -> None:
     chat = chat_as("principal")
-    await chat.send("/incident")
-    await chat.send(WHAT)
-    await chat.press("Hôm nay")
-    await chat.send("Sân trường")
-    await chat.press("TikTok")
-    await chat.press("Xong")
+    await fill_incident(chat, stop_before="actions")
     replies = await chat.press("Bỏ qua")
     assert "Bước 6/6" in replies[-1].text
     review = await chat.press("Rất nghiêm trọng")
