@@ -120,17 +120,16 @@ def db_upgrade(config: ConfigOption = Path("config.toml")) -> None:
 @schools_app.command("import")
 def schools_import(file: Path, config: ConfigOption = Path("config.toml")) -> None:
     """Import offices and schools from CSV or XLSX; nothing is imported if any row is bad."""
-    from storage.orgimport import import_file
-
     from bot.app import open_app
+    from storage.orgimport import import_file
 
     with open_app(settings_from(config)) as built:
         try:
             report = import_file(built.db, file)
         except ImportRejected as exc:
             for row, reason in exc.problems:
-                typer.echo(f"row {row}: {reason}", err=True)
-            typer.echo(f"{len(exc.problems)} bad row(s); nothing was imported.", err=True)
+                typer.echo(f"row {row}: {reason}" if row else f"{file.name}: {reason}", err=True)
+            typer.echo(f"{len(exc.problems)} problem(s); nothing was imported.", err=True)
             raise typer.Exit(1) from None
     typer.echo(report)
 

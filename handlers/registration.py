@@ -10,7 +10,8 @@ from handlers.types import Context, Incoming, Reply
 from storage import queries as q
 from storage.queries import Redeem
 
-CODE_SHAPE = re.compile(r"^[A-Za-z0-9_-]{4,32}$")
+# Only the shape our codes have: a plain word ("help", "menu") is not taken for a wrong code.
+CODE_SHAPE = re.compile(rf"^[{q.CODE_ALPHABET}]{{{q.CODE_LENGTH}}}$", re.IGNORECASE)
 
 
 def looks_like_code(text: str) -> bool:

@@ -30,6 +30,7 @@ from storage.text import fold
 
 # Unambiguous on a phone screen: no 0/O, 1/I/L.
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+CODE_LENGTH = 8
 
 
 # ---- users ---------------------------------------------------------------------------------
@@ -178,7 +179,7 @@ class InviteTarget:
     office_id: int | None = None
 
 
-def new_code(length: int = 8) -> str:
+def new_code(length: int = CODE_LENGTH) -> str:
     """A random registration code."""
     return "".join(secrets.choice(CODE_ALPHABET) for _ in range(length))
 
@@ -431,3 +432,11 @@ def incidents_in_scope(s: Session, user: User, limit: int = 10) -> list[tuple[In
     else:
         return []
     return list(s.exec(stmt.order_by(col(Incident.id).desc()).limit(limit)))
+
+
+# ---- delivery ------------------------------------------------------------------------------
+
+
+def mark_blocked(s: Session, user_id: int) -> None:
+    """Remember that a user blocked the bot; `touch_user` clears it when they write again."""
+    s.execute(update(User).where(col(User.id) == user_id).values(blocked=True))

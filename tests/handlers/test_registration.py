@@ -252,11 +252,6 @@ async def test_a_newly_registered_principal_cannot_press_officer_buttons(demo: A
     assert [r.text for r in replies] == [t(demo)("error.not_for_role")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="handlers/registration.py: any 4-32 letter word (help, menu, start, hello) is taken for a code, "
-    "answered 'wrong code' and counted toward the throttle",
-)
 @pytest.mark.parametrize("word", ["help", "menu", "hello"])
 async def test_a_plain_word_is_not_taken_for_a_code(demo: App, word: str) -> None:
     chat = Chat(demo, "newuser")
