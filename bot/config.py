@@ -62,6 +62,36 @@ class RegistrationSettings(BaseModel):
     wrong_code_window_minutes: int = Field(default=15, ge=1, le=1440)
 
 
+class PeriodicDeadline(BaseModel):
+    """A named periodic report deadline, e.g. the six-month report due on 20 June."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: str = Field(pattern=r"^[a-z0-9_]{1,16}$")
+    name: str = Field(min_length=1, max_length=100)
+    due: str = Field(pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$", description="MM-DD")
+
+
+class ScheduleSettings(BaseModel):
+    """Deadlines: the monthly article's day and the periodic reports' dates."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    monthly_deadline_day: int = Field(default=15, ge=1, le=31)
+    periodic: tuple[PeriodicDeadline, ...] = (
+        PeriodicDeadline(key="6thang", name="Báo cáo 6 tháng", due="06-20"),
+        PeriodicDeadline(key="nam", name="Báo cáo năm", due="12-01"),
+    )
+
+    @field_validator("periodic")
+    @classmethod
+    def _unique_keys(cls, value: tuple[PeriodicDeadline, ...]) -> tuple[PeriodicDeadline, ...]:
+        keys = [p.key for p in value]
+        if len(keys) != len(set(keys)):
+            raise ValueError("each periodic deadline needs its own key")
+        return value
+
+
 class Settings(BaseSettings):
     """Every setting schoolbot reads; see config.example.toml for each key."""
 
@@ -75,6 +105,7 @@ class Settings(BaseSettings):
     timezone: str = "Asia/Ho_Chi_Minh"
     telegram: TelegramSettings = TelegramSettings()
     registration: RegistrationSettings = RegistrationSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
 
     @field_validator("timezone")
     @classmethod
