@@ -133,8 +133,37 @@ class Submission(SQLModel, table=True):
     answers: dict[str, Any] = json_field()
     token: str = Field(unique=True, max_length=40)
     version: int = Field(default=1)
+    late: bool = Field(default=False)
+    submitted_at: datetime | None = utc_field(nullable=True)
+    review_note: str = Field(default="", max_length=2000)
+    reviewed_by_id: int | None = Field(default=None, foreign_key="user.id")
+    reviewed_at: datetime | None = utc_field(nullable=True)
     created_at: datetime = utc_field()
     updated_at: datetime = utc_field()
+
+
+class SubmissionVersion(SQLModel, table=True):
+    """Every version a school sent of a submission, kept when it is edited or resubmitted."""
+
+    __table_args__ = (UniqueConstraint("submission_id", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    submission_id: int = Field(foreign_key="submission.id", index=True)
+    version: int
+    answers: dict[str, Any] = json_field()
+    created_at: datetime = utc_field()
+
+
+class PlanTheme(SQLModel, table=True):
+    """A theme of an office's communication plan for a month ("2026-11") or a quarter ("2026-Q4")."""
+
+    __table_args__ = (UniqueConstraint("office_id", "period", "theme"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    office_id: int = Field(foreign_key="office.id", index=True)
+    period: str = Field(max_length=8, index=True)
+    theme: str = Field(max_length=300)
+    notes: str = Field(default="", max_length=1000)
 
 
 class MediaFile(SQLModel, table=True):
@@ -153,6 +182,7 @@ class MediaFile(SQLModel, table=True):
     duration: int | None = None
     size: int | None = None
     path: str = Field(default="", max_length=500)
+    note: str = Field(default="", max_length=200)  # e.g. "too large to download: kept by reference"
     created_at: datetime = utc_field()
 
 

@@ -93,3 +93,46 @@ def test_datetimes_come_back_aware_in_utc(tmp_path) -> None:
         assert row is not None and row.created_at == at and row.created_at.tzinfo is not None
         assert q.forget_updates_before(s, at + timedelta(seconds=1)) == 1
     db.dispose()
+
+
+def test_upgrading_a_database_with_data_keeps_it_and_downgrade_works(tmp_path) -> None:
+    from alembic import command
+
+    from bot.demo import seed_demo
+    from storage.models import Submission
+
+    db = Database(f"sqlite:///{tmp_path / 'old.db'}")
+    migrate.upgrade(db, "0001")
+    now = datetime.now(UTC)
+    with db.engine.begin() as conn:
+        conn.execute(text("INSERT INTO office (code, name, kind) VALUES ('P', 'P', 'district')"))
+        conn.execute(
+            text(
+                "INSERT INTO school (code, name, name_folded, level, office_id) VALUES ('S', 'S', 's', 'TH', 1)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO user (channel, external_id, chat_id, display_name, blocked, menu, created_at, locale) "
+                "VALUES ('console', 'u', 'u', '', 0, '{}', :now, '')"
+            ),
+            {"now": now.replace(tzinfo=None)},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO submission (kind, school_id, user_id, status, answers, token, version, created_at, updated_at) "
+                "VALUES ('incident', 1, 1, 'submitted', '{}', 't', 1, :now, :now)"
+            ),
+            {"now": now.replace(tzinfo=None)},
+        )
+    migrate.upgrade(db)
+    with db.session() as s:
+        row = s.exec(select(Submission)).one()
+        assert row.late is False and row.review_note == "" and row.submitted_at is None
+        seed_demo(s, now)
+    cfg = migrate.alembic_config(db)
+    with db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0001")
+    assert migrate.current(db) == "0001"
+    db.dispose()
