@@ -1,4 +1,4 @@
-"""`schoolbot run | chat | demo | db | schools | invites`."""
+"""`schoolbot run | chat | demo | db | schools | plan | invites`."""
 
 from __future__ import annotations
 
@@ -18,8 +18,10 @@ app = typer.Typer(
 )
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 schools_app = typer.Typer(no_args_is_help=True, help="The organisation: offices and schools.")
+plan_app = typer.Typer(no_args_is_help=True, help="The communication plan: themes by month or quarter.")
 app.add_typer(db_app, name="db")
 app.add_typer(schools_app, name="schools")
+app.add_typer(plan_app, name="plan")
 
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="TOML settings file.")]
 
@@ -126,6 +128,23 @@ def schools_import(file: Path, config: ConfigOption = Path("config.toml")) -> No
     with open_app(settings_from(config)) as built:
         try:
             report = import_file(built.db, file)
+        except ImportRejected as exc:
+            for row, reason in exc.problems:
+                typer.echo(f"row {row}: {reason}" if row else f"{file.name}: {reason}", err=True)
+            typer.echo(f"{len(exc.problems)} problem(s); nothing was imported.", err=True)
+            raise typer.Exit(1) from None
+    typer.echo(report)
+
+
+@plan_app.command("import")
+def plan_import(file: Path, config: ConfigOption = Path("config.toml")) -> None:
+    """Import plan themes (office_code, period, theme, notes) from CSV or XLSX; nothing if any row is bad."""
+    from bot.app import open_app
+    from storage.plan import import_plan
+
+    with open_app(settings_from(config)) as built:
+        try:
+            report = import_plan(built.db, file)
         except ImportRejected as exc:
             for row, reason in exc.problems:
                 typer.echo(f"row {row}: {reason}" if row else f"{file.name}: {reason}", err=True)
