@@ -1,0 +1,616 @@
+"""The Telegram channel: python-telegram-bot at the edge, translating updates and replies only.
+
+`to_incoming(update)` turns a PTB `Update` into an `Incoming`; `TelegramChannel` runs a PTB
+`Application` (polling or webhook) whose one handler hands each update to the dispatcher and renders
+the replies (inline keyboards, long texts split, command menus per role), and registers the sender
+that delivers alerts to other Telegram users. `run_telegram(settings)` runs it until SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import warnings
+from collections.abc import Awaitable, Coroutine, Sequence
+from datetime import timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from telegram import (
+    BotCommand,
+    BotCommandScopeChat,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    Update,
+)
+from telegram import User as TgUser
+from telegram.constants import ChatAction, ChatMemberStatus, ChatType
+from telegram.error import Forbidden, InvalidToken, TelegramError
+from telegram.error import RetryAfter as TgRetryAfter
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes, TypeHandler
+from telegram.warnings import PTBDeprecationWarning
+
+from bot.app import App, build_app
+from bot.config import Settings
+from handlers.types import Incoming, Kind, Media, Reply
+from storage import queries as q
+from storage.errors import Blocked, ChannelError, ConfigError, RetryAfter
+from storage.models import User
+
+CHANNEL = "telegram"
+MAX_TEXT = 4096  # telegram.constants.MessageLimit.MAX_TEXT_LENGTH
+MAX_CALLBACK_BYTES = 64  # telegram.constants.InlineKeyboardButtonLimit.MAX_CALLBACK_DATA
+MAX_COMMAND_DESCRIPTION = 256
+LANGUAGES = ("vi", "en")
+ALLOWED_UPDATES = ("message", "callback_query", "my_chat_member")
+FORGET_EVERY = timedelta(hours=6)
+# Loggers whose records can carry the token: httpx logs request URLs (INFO), PTB's Bot logs its
+# base URLs (DEBUG). A logger's own filters see only the records made on it, hence the list.
+TOKEN_LOGGERS = (
+    "httpx",
+    "telegram",
+    "telegram.Bot",
+    "telegram.ext",
+    "telegram.ext.ExtBot",
+    "telegram.ext.Updater",
+    "telegram.ext.Application",
+    "schoolbot.telegram",
+    "schoolbot.dispatch",
+)
+
+log = logging.getLogger("schoolbot.telegram")
+
+
+# ---- updates in ------------------------------------------------------------------------------
+
+
+def to_incoming(update: Update) -> Incoming | None:
+    """A private chat's message or button press as an Incoming; None for anything we ignore."""
+    query = update.callback_query
+    if query is not None:
+        chat = query.message.chat if query.message is not None else None
+        if chat is not None and chat.type != ChatType.PRIVATE:
+            return None
+        chat_id = chat.id if chat is not None else query.from_user.id
+        return Incoming(**_who(update, query.from_user, chat_id), kind=Kind.CHOICE, choice=query.data or "")
+    message = update.message  # edited messages and channel posts are not answered
+    if message is None or message.from_user is None or message.chat.type != ChatType.PRIVATE:
+        return None
+    who = _who(update, message.from_user, message.chat.id)
+    if message.text is not None:
+        return _text(who, message.text)
+    return _content(who, message)
+
+
+def _who(update: Update, user: TgUser, chat_id: int) -> dict[str, Any]:
+    return {
+        "channel": CHANNEL,
+        "user_id": str(user.id),
+        "chat_id": str(chat_id),
+        "display_name": user.full_name,
+        "update_id": str(update.update_id),
+        "language": language_of(user.language_code),
+    }
+
+
+def language_of(code: str | None) -> str:
+    """Telegram's IETF language tag as one of ours ("vi", "en"), or "" for any other."""
+    lang = (code or "").split("-")[0].lower()
+    return lang if lang in LANGUAGES else ""
+
+
+def _text(who: dict[str, Any], text: str) -> Incoming:
+    """`/cmd@botname args` is a command (a deep link `/start CODE` too); anything else is text."""
+    if text.startswith("/") and len(text) > 1 and (text[1].isalnum() or text[1] == "_"):
+        head, *rest = text[1:].split(maxsplit=1)
+        command = head.split("@", 1)[0]
+        return Incoming(
+            **who, kind=Kind.COMMAND, command=command, args=rest[0].strip() if rest else "", text=text
+        )
+    return Incoming(**who, kind=Kind.TEXT, text=text)
+
+
+def _content(who: dict[str, Any], message: Message) -> Incoming:
+    """Media, stickers, places, voice, contacts; anything else is OTHER."""
+    caption = message.caption or ""
+    media = media_of(message)
+    if media is not None and media.kind in ("photo", "document", "video", "animation"):
+        return Incoming(**who, kind=Kind.MEDIA, media=(media,), text=caption)
+    if message.sticker is not None:
+        return Incoming(**who, kind=Kind.STICKER, text=message.sticker.emoji or "")
+    if message.location is not None or message.venue is not None:
+        return Incoming(**who, kind=Kind.LOCATION)
+    if media is not None:  # voice, audio, video note
+        return Incoming(**who, kind=Kind.VOICE, media=(media,), text=caption)
+    if message.contact is not None:
+        return Incoming(**who, kind=Kind.CONTACT)
+    return Incoming(**who, kind=Kind.OTHER, text=caption)
+
+
+def media_of(message: Message) -> Media | None:
+    """The file a message carries: the largest size of a photo, or the one document/video/audio."""
+    if message.photo:
+        size = max(message.photo, key=lambda p: (p.width * p.height, p.file_size or 0))
+        return Media(
+            "photo",
+            size.file_id,
+            size.file_unique_id,
+            width=size.width,
+            height=size.height,
+            size=size.file_size,
+        )
+    for kind in ("animation", "document", "video", "voice", "audio", "video_note"):
+        # an animation also fills `document`, so it is looked at first
+        item = getattr(message, kind)
+        if item is not None:
+            fields = item.to_dict()  # plain ints: reading `.duration` warns in PTB 22
+            return Media(
+                kind,
+                item.file_id,
+                item.file_unique_id,
+                mime_type=fields.get("mime_type", ""),
+                file_name=fields.get("file_name", ""),
+                width=fields.get("width", fields.get("length")),
+                height=fields.get("height", fields.get("length")),
+                duration=fields.get("duration"),
+                size=fields.get("file_size"),
+            )
+    return None
+
+
+# ---- replies out -----------------------------------------------------------------------------
+
+
+def utf16_len(text: str) -> int:
+    """Length as Telegram counts it (UTF-16 code units)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
+    """Parts of at most `limit`, cut at line breaks (a line longer than that is cut at a space)."""
+    if utf16_len(text) <= limit:
+        return [text]
+    parts: list[str] = []
+    current = ""
+    for line in text.split("\n"):
+        while utf16_len(line) > limit:
+            if current:
+                parts.append(current)
+                current = ""
+            cut = _cut_at(line, limit)
+            parts.append(line[:cut])
+            line = line[cut:].lstrip(" ")
+        joined = f"{current}\n{line}" if current else line
+        if utf16_len(joined) > limit:
+            parts.append(current)
+            current = line
+        else:
+            current = joined
+    if current:
+        parts.append(current)
+    return [p for p in parts if p.strip()]
+
+
+def _cut_at(line: str, limit: int) -> int:
+    units = 0
+    end = len(line)
+    for index, ch in enumerate(line):
+        units += 2 if ord(ch) > 0xFFFF else 1
+        if units > limit:
+            end = index
+            break
+    space = line.rfind(" ", 0, end)
+    return space if space > end // 2 else end
+
+
+def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
+    """The reply's choices as inline buttons; data over 64 bytes is logged and left out."""
+    rows = []
+    for row in reply.choices:
+        buttons = []
+        for choice in row:
+            size = len(choice.value.encode("utf-8"))
+            if not 1 <= size <= MAX_CALLBACK_BYTES:
+                log.error("button %r left out: callback data is %d bytes", choice.label, size)
+                continue
+            buttons.append(InlineKeyboardButton(choice.label, callback_data=choice.value))
+        if buttons:
+            rows.append(buttons)
+    return InlineKeyboardMarkup(rows) if rows else None
+
+
+def chat_ref(chat_id: str | int) -> int | str:
+    """A numeric chat id as an int (as Telegram sends it), anything else as given."""
+    text = str(chat_id)
+    return int(text) if text.lstrip("-").isdigit() else text
+
+
+def retry_seconds(exc: TgRetryAfter) -> float:
+    """How long Telegram asked us to wait (without PTB 22's int-or-timedelta deprecation warning)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        value = exc.retry_after
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+class TokenRedactor(logging.Filter):
+    """Replaces the bot token in log records (httpx logs request URLs, which carry it)."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__()
+        secret = token.partition(":")[2]
+        self.secrets = [s for s in (token, secret) if len(s) >= 8]
+
+    def redact(self, text: str) -> str:
+        """`text` with the token replaced."""
+        for secret in self.secrets:
+            text = text.replace(secret, "<token>")
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the record's message (and traceback text) when it contains the token."""
+        if not self.secrets:
+            return True
+        message = record.getMessage()
+        if any(s in message for s in self.secrets):
+            record.msg, record.args = self.redact(message), None
+        if record.exc_info and record.exc_info[0] is not None:
+            text = record.exc_text or logging.Formatter().formatException(record.exc_info)
+            if any(s in text for s in self.secrets):
+                record.exc_text = self.redact(text)
+        return True
+
+
+# ---- the channel -----------------------------------------------------------------------------
+
+
+class TelegramChannel:
+    """The bot on Telegram. `async with TelegramChannel(app):` starts it (polling or webhook, per
+    settings.telegram.mode) and stops it; `handled` counts the updates processed so far.
+
+    `typing_after`: seconds before "typing..." is shown on a slow reply (0: at once), repeated
+    every `typing_every`. `rate_limit`: PTB's AIORateLimiter (about 30 messages/s overall).
+    """
+
+    def __init__(
+        self,
+        app: App,
+        *,
+        rate_limit: bool = True,
+        typing_after: float = 1.0,
+        typing_every: float = 4.5,
+        poll_timeout: float = 30.0,
+        bootstrap_retries: int = 3,
+    ) -> None:
+        self.app = app
+        self.config = app.settings.telegram
+        self.typing_after = typing_after
+        self.typing_every = max(typing_every, 0.1)
+        self.poll_timeout = poll_timeout
+        self.bootstrap_retries = bootstrap_retries
+        self.redactor = TokenRedactor(self.config.token.get_secret_value())
+        for name in TOKEN_LOGGERS:
+            logging.getLogger(name).addFilter(self.redactor)  # before PTB logs its URLs below
+        self.handled = 0
+        self._janitor: asyncio.Task[None] | None = None
+        builder = (
+            ApplicationBuilder()
+            .token(self.config.token.get_secret_value())
+            .base_url(self.config.base_url)
+            .base_file_url(self.config.base_file_url)
+        )
+        # One retry after a 429 for interactive replies; bulk sending belongs to the outbox.
+        limited = builder.rate_limiter(AIORateLimiter(max_retries=1)) if rate_limit else builder
+        self.application: Application[Any, Any, Any, Any, Any, Any] = limited.build()
+        self.application.add_handler(TypeHandler(Update, self.on_update))
+        self.application.add_error_handler(self.on_error)
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> TelegramChannel:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Connect (getMe), set the command menus, and start taking updates.
+
+        Raises ConfigError when Telegram rejects the token (the message never quotes it).
+        """
+        try:
+            try:
+                await self.application.initialize()
+            except InvalidToken:
+                # PTB's message quotes the token; this one names the setting instead.
+                raise ConfigError("telegram.token = ***: Telegram rejected this bot token") from None
+            self.announce()
+            await self.set_default_commands()
+            self.forget_old_updates()
+            self.app.dispatcher.senders[CHANNEL] = self.send_to_user
+            await self.application.start()
+            if self.config.mode == "webhook":
+                await self.start_webhook()
+            else:
+                await self.updater().start_polling(
+                    timeout=timedelta(seconds=self.poll_timeout),
+                    bootstrap_retries=self.bootstrap_retries,
+                    allowed_updates=list(ALLOWED_UPDATES),
+                )
+            self._janitor = asyncio.create_task(self.forget_periodically(), name="telegram:forget-updates")
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def start_webhook(self) -> None:
+        """Listen for Telegram's POSTs; a request without the secret header gets 403 from PTB."""
+        secret = self.config.secret_token.get_secret_value()
+        await self.updater().start_webhook(
+            listen=self.config.listen,
+            port=self.config.port,
+            url_path=self.config.url_path.strip("/"),
+            webhook_url=self.webhook_url(),
+            secret_token=secret or None,
+            bootstrap_retries=self.bootstrap_retries,
+            allowed_updates=list(ALLOWED_UPDATES),
+        )
+        log.info("webhook listening on %s:%s/%s", self.config.listen, self.config.port, self.config.url_path)
+
+    def webhook_url(self) -> str:
+        """The public URL Telegram calls: telegram.webhook_url, ending in /url_path."""
+        base = self.config.webhook_url.rstrip("/")
+        path = self.config.url_path.strip("/")
+        return base if not path or base.endswith("/" + path) else f"{base}/{path}"
+
+    async def stop(self) -> None:
+        """Stop taking updates, finish the one in hand, close the connections."""
+        if self.app.dispatcher.senders.get(CHANNEL) == self.send_to_user:
+            del self.app.dispatcher.senders[CHANNEL]
+        if self._janitor is not None:
+            self._janitor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._janitor
+            self._janitor = None
+        updater = self.application.updater
+        if updater is not None and updater.running:
+            await updater.stop()
+        if self.application.running:
+            await self.application.stop()
+        await self.application.shutdown()
+        for name in TOKEN_LOGGERS:
+            logging.getLogger(name).removeFilter(self.redactor)
+
+    def updater(self) -> Any:
+        """PTB's Updater (always built by ApplicationBuilder)."""
+        assert self.application.updater is not None
+        return self.application.updater
+
+    def announce(self) -> None:
+        """Log who we are; warn when telegram.username (used in invite links) is not this bot."""
+        try:
+            name = self.application.bot.username
+        except Exception as exc:  # cosmetic
+            log.warning("could not read the bot's username: %s", self.redact(str(exc)))
+            return
+        log.info("connected to Telegram as @%s (%s)", name, self.config.mode)
+        configured = self.config.username.lstrip("@")
+        if configured and configured.lower() != name.lower():
+            log.warning("telegram.username is %r but the token belongs to @%s", configured, name)
+
+    def forget_old_updates(self) -> None:
+        """Drop dedupe keys older than Telegram's redelivery window."""
+        try:
+            dropped = self.app.dispatcher.forget_old_updates()
+        except Exception:
+            log.warning("could not forget old update ids", exc_info=True)
+            return
+        if dropped:
+            log.info("forgot %d old update ids", dropped)
+
+    async def forget_periodically(self) -> None:
+        """Forget old update ids every few hours while running."""
+        while True:
+            await asyncio.sleep(FORGET_EVERY.total_seconds())
+            self.forget_old_updates()
+
+    def redact(self, text: str) -> str:
+        """`text` without the bot token."""
+        return self.redactor.redact(text)
+
+    # ---- command menus -----------------------------------------------------------------------
+
+    def commands_for(self, role: str | None, language: str) -> list[BotCommand]:
+        """The command menu for a role (None: not registered), described in `language`."""
+        t = self.app.catalog.translator(language)
+        return [
+            BotCommand(c.name, t(c.describe)[:MAX_COMMAND_DESCRIPTION])
+            for c in self.app.router.menu_for(role)
+        ]
+
+    async def set_default_commands(self) -> None:
+        """What an unregistered user sees: in the default language, and per other language."""
+        bot = self.application.bot
+        default = self.app.settings.locale
+        await self.cosmetic("set the default commands", bot.set_my_commands(self.commands_for(None, default)))
+        for lang in self.app.catalog.languages:
+            if lang != default:
+                await self.cosmetic(
+                    f"set the default commands ({lang})",
+                    bot.set_my_commands(self.commands_for(None, lang), language_code=lang),
+                )
+
+    async def set_chat_commands(self, chat_id: str | int, role: str, language: str) -> None:
+        """This chat's menu for its role, after registration."""
+        scope = BotCommandScopeChat(chat_ref(chat_id))
+        await self.cosmetic(
+            "set the chat's commands",
+            self.application.bot.set_my_commands(self.commands_for(role, language), scope=scope),
+        )
+
+    async def cosmetic(self, what: str, call: Coroutine[Any, Any, Any]) -> None:
+        """Run a call whose failure must never stop the bot: log a warning instead."""
+        try:
+            await call
+        except Exception as exc:
+            log.warning("could not %s: %s", what, self.redact(f"{type(exc).__name__}: {exc}"))
+
+    # ---- updates -----------------------------------------------------------------------------
+
+    async def on_update(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """PTB's one handler: every update comes through here, in order."""
+        try:
+            if isinstance(update, Update):
+                await self.handle_update(update)
+        finally:
+            self.handled += 1
+
+    async def handle_update(self, update: Update) -> None:
+        """Convert, dispatch (with a typing indicator when slow), render the writer's replies."""
+        if update.callback_query is not None:
+            await self.cosmetic("answer a button press", update.callback_query.answer())
+        if update.my_chat_member is not None:
+            self.note_membership(update)
+            return
+        incoming = to_incoming(update)
+        if incoming is None:
+            return
+        replies = await self.with_typing(incoming.chat_id, self.app.dispatcher.handle(incoming))
+        await self.reply(incoming, replies)
+
+    async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Anything the handler let through: log it (the update is not retried)."""
+        error = context.error
+        log.error(
+            "telegram update failed: %s",
+            self.redact(repr(error)),
+            exc_info=(type(error), error, error.__traceback__) if error else None,
+        )
+
+    def note_membership(self, update: Update) -> None:
+        """A user who blocks the bot is marked, so alerts stop trying them."""
+        change = update.my_chat_member
+        if change is None or change.chat.type != ChatType.PRIVATE:
+            return
+        if change.new_chat_member.status == ChatMemberStatus.BANNED:
+            self.mark_blocked(str(change.from_user.id))
+
+    def mark_blocked(self, external_id: str) -> None:
+        """Mark the Telegram user with this id as having blocked the bot."""
+        with self.app.db.session() as s:
+            user = q.get_user(s, CHANNEL, external_id)
+            if user is not None and user.id is not None:
+                q.mark_blocked(s, user.id)
+        log.info("telegram user %s blocked the bot", external_id)
+
+    async def with_typing(self, chat_id: str, work: Awaitable[list[Reply]]) -> list[Reply]:
+        """Await `work`; show "typing..." after `typing_after` seconds and every `typing_every`."""
+        task = asyncio.ensure_future(work)
+        try:
+            if self.typing_after > 0:
+                await asyncio.wait({task}, timeout=self.typing_after)
+            while not task.done():
+                await self.typing(chat_id)
+                await asyncio.wait({task}, timeout=self.typing_every)
+        finally:
+            if not task.done():
+                task.cancel()
+        return task.result()
+
+    async def typing(self, chat_id: str) -> None:
+        """One "typing..." action; a failure only costs the indicator."""
+        try:
+            await self.application.bot.send_chat_action(chat_ref(chat_id), ChatAction.TYPING)
+        except TelegramError as exc:
+            log.debug("typing indicator failed: %s", self.redact(str(exc)))
+
+    async def reply(self, msg: Incoming, replies: list[Reply]) -> None:
+        """Render the writer's replies; a user who blocked the bot is marked."""
+        if not replies:
+            return
+        language = self.language(msg) if any(r.commands_for for r in replies) else ""
+        try:
+            await self.render(msg.chat_id, replies, language)
+        except Forbidden:
+            self.mark_blocked(msg.user_id)
+        except TelegramError as exc:
+            log.warning("could not reply to telegram user %s: %s", msg.user_id, self.redact(str(exc)))
+
+    def language(self, msg: Incoming) -> str:
+        """The writer's language: saved choice, else Telegram's, else the default."""
+        with self.app.db.session() as s:
+            user = q.get_user(s, CHANNEL, msg.user_id)
+            saved = user.locale if user is not None else ""
+        return saved or msg.language or self.app.settings.locale
+
+    async def send_to_user(self, user: User, replies: list[Reply]) -> None:
+        """The dispatcher's sender for Telegram users (alerts): Blocked when they blocked the bot."""
+        try:
+            await self.render(user.chat_id, replies, user.locale or self.app.settings.locale)
+        except Forbidden as exc:
+            with self.app.db.session() as s:
+                q.mark_blocked(s, user.id or 0)
+            log.info("telegram user %s (#%s) blocked the bot", user.external_id, user.id)
+            raise Blocked(f"user {user.id} blocked the bot") from exc
+        except TgRetryAfter as exc:
+            raise RetryAfter(retry_seconds(exc)) from exc
+        except TelegramError as exc:
+            raise ChannelError(self.redact(f"{type(exc).__name__}: {exc}")) from exc
+
+    async def render(self, chat_id: str | int, replies: Sequence[Reply], language: str) -> None:
+        """Send replies in order; a reply with `commands_for` then sets the chat's command menu."""
+        for reply in replies:
+            await self.send_reply(chat_id, reply)
+            if reply.commands_for:
+                await self.set_chat_commands(chat_id, reply.commands_for, language)
+
+    async def send_reply(self, chat_id: str | int, reply: Reply) -> None:
+        """One reply: its text (split when too long; buttons on the last part), then any file."""
+        bot = self.application.bot
+        chat = chat_ref(chat_id)
+        markup = keyboard(reply)
+        if reply.text.strip() or markup is not None:
+            parts = split_text(reply.text) or ["…"]
+            for index, part in enumerate(parts):
+                last = index == len(parts) - 1
+                await bot.send_message(chat, part, reply_markup=markup if last else None)
+        if reply.photo_path:
+            with Path(reply.photo_path).open("rb") as photo:
+                await bot.send_photo(chat, photo)
+        if reply.file_path:
+            with Path(reply.file_path).open("rb") as document:
+                await bot.send_document(chat, document)
+
+
+# ---- running ---------------------------------------------------------------------------------
+
+
+async def until_signalled() -> None:
+    """Wait for SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for sig in signals:
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+
+
+async def run_telegram(settings: Settings) -> None:
+    """Run the bot on Telegram until SIGINT/SIGTERM."""
+    redactor = TokenRedactor(settings.telegram.token.get_secret_value())
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(redactor)  # the last line of defence for any record that reaches output
+    async with build_app(settings) as app, TelegramChannel(app):
+        log.info("running; Ctrl-C to stop")
+        await until_signalled()
+    log.info("stopped")
