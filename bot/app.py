@@ -14,6 +14,7 @@ from handlers.i18n import Catalog
 from handlers.router import Router, build_router
 from storage import migrate
 from storage.db import Database
+from storage.media import MediaStore
 
 log = logging.getLogger("schoolbot")
 
@@ -40,7 +41,7 @@ def open_app(settings: Settings, clock: Clock | None = None, upgrade: bool = Tru
         clock = clock or SystemClock(settings.timezone)
         catalog = Catalog(default=settings.locale)
         router = build_router()
-        dispatcher = Dispatcher(db, clock, catalog, settings, router)
+        dispatcher = Dispatcher(db, clock, catalog, settings, router, media=MediaStore(settings.media_dir))
         yield App(settings, db, clock, catalog, router, dispatcher)
     finally:
         db.dispose()

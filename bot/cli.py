@@ -58,7 +58,11 @@ def run(config: ConfigOption = Path("config.toml"), verbose: bool = False) -> No
         raise typer.Exit(2)
     from bot.channels.telegram import run_telegram
 
-    asyncio.run(run_telegram(settings))
+    try:
+        asyncio.run(run_telegram(settings))
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()

@@ -62,6 +62,14 @@ class RegistrationSettings(BaseModel):
     wrong_code_window_minutes: int = Field(default=15, ge=1, le=1440)
 
 
+class MediaSettings(BaseModel):
+    """Files: how large a file the bot downloads (Telegram's cloud Bot API serves at most 20 MB)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_download_mb: float = Field(default=20, gt=0, le=2000)
+
+
 class PeriodicDeadline(BaseModel):
     """A named periodic report deadline, e.g. the six-month report due on 20 June."""
 
@@ -106,6 +114,7 @@ class Settings(BaseSettings):
     telegram: TelegramSettings = TelegramSettings()
     registration: RegistrationSettings = RegistrationSettings()
     schedule: ScheduleSettings = ScheduleSettings()
+    media: MediaSettings = MediaSettings()
 
     @field_validator("timezone")
     @classmethod

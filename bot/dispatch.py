@@ -12,9 +12,11 @@ from typing import Any
 from handlers.calendar import Clock
 from handlers.i18n import Catalog
 from handlers.router import Router
-from handlers.types import Context, Incoming, Kind, Reply, numbered
+from handlers.types import Context, Fetcher, Incoming, Kind, Reply, numbered
 from storage import queries as q
 from storage.db import Database
+from storage.errors import Blocked
+from storage.media import MediaStore
 from storage.models import User
 from storage.text import label_key
 
@@ -35,6 +37,8 @@ class Dispatcher:
     router: Router
     buttonless: frozenset[str] = frozenset({"console", "zalo"})
     senders: dict[str, Sender] = field(default_factory=dict)
+    fetchers: dict[str, Fetcher] = field(default_factory=dict)
+    media: MediaStore | None = None
 
     async def handle(self, msg: Incoming) -> list[Reply]:
         """Everything the writer should see now, in order. Never raises."""
@@ -46,7 +50,17 @@ class Dispatcher:
                 log.info("dropped redelivered update %s", msg.update_id)
                 return []
             t = self.catalog.translator(user.locale or msg.language or self.settings.locale)
-            ctx = Context(self.db, self.clock, t, self.settings, user, msg.channel, self.catalog)
+            ctx = Context(
+                self.db,
+                self.clock,
+                t,
+                self.settings,
+                user,
+                msg.channel,
+                self.catalog,
+                fetch=self.fetchers.get(msg.channel),
+                media=self.media,
+            )
             replies = await self.router.route(self.resolve_number(msg, user), ctx)
             mine = await self.deliver_others(user, replies)
             self.remember_menu(user, mine, msg.channel)
@@ -63,7 +77,7 @@ class Dispatcher:
         with self.db.session() as s:
             if msg.update_id and not q.first_time_seen(s, f"{msg.channel}:{msg.update_id}", now):
                 return User(channel=msg.channel, external_id=msg.user_id, chat_id=msg.chat_id), [], False
-            user = q.touch_user(s, msg.channel, msg.user_id, msg.chat_id, msg.display_name, now)
+            user = q.touch_user(s, msg.channel, msg.user_id, msg.chat_id, msg.display_name, now, msg.language)
             kept = [Reply.from_payload(p) for p in q.take_kept(s, user.id or 0, now)]
             s.flush()
             s.refresh(user)
@@ -111,6 +125,8 @@ class Dispatcher:
             try:
                 await sender(user, batch)
                 return
+            except Blocked:
+                log.info("user %s blocked the bot; keeping the message for when they write again", user_id)
             except Exception:
                 log.warning(
                     "could not deliver to user %s on %s; keeping it", user_id, user.channel, exc_info=True

@@ -13,7 +13,8 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
-from handlers.steps import KINDS, Step, StepKind
+from handlers.kinds import KINDS
+from handlers.steps import COLLECTING, MEDIA_KINDS, Answers, Parsed, Step, StepKind
 from handlers.types import Choice, Context, Incoming, Kind, Reply
 from storage import queries as q
 from storage.errors import StaleDraft
@@ -26,6 +27,8 @@ SENT = "sent"
 REVIEW = "review"
 EDIT = "edit"
 FILL = "fill"
+PREVIEW = 160  # characters of a long answer shown on the review screen
+TYPED = frozenset({StepKind.TEXT, StepKind.LONGTEXT, StepKind.URL, StepKind.APPEND, StepKind.VIDEOS})
 
 
 @dataclass(frozen=True)
@@ -42,20 +45,25 @@ class Form:
         """The step named `key`."""
         return next((s for s in self.steps if s.key == key), None)
 
-    def asked(self, answers: dict[str, Any]) -> list[Step]:
-        """The steps that apply to these answers, in order."""
-        return [s for s in self.steps if s.applies(answers)]
+    def asked(self, answers: Answers) -> list[Step]:
+        """The steps asked in turn for these answers (hidden steps are changed from the review)."""
+        return [s for s in self.steps if s.ask and s.applies(answers)]
 
-    def after(self, key: str, answers: dict[str, Any]) -> Step | None:
-        """The next step that applies after `key`, or None when the form is complete."""
+    def after(self, key: str, answers: Answers) -> Step | None:
+        """The next step asked after `key`, or None when the form is complete."""
         keys = [s.key for s in self.steps]
-        return next((s for s in self.steps[keys.index(key) + 1 :] if s.applies(answers)), None)
+        return next((s for s in self.steps[keys.index(key) + 1 :] if s.ask and s.applies(answers)), None)
 
-    def before(self, key: str, answers: dict[str, Any]) -> Step | None:
-        """The step that applies before `key`, or None at the first."""
+    def before(self, key: str, answers: Answers) -> Step | None:
+        """The step asked before `key`, or None at the first."""
         keys = [s.key for s in self.steps]
-        earlier = [s for s in self.steps[: keys.index(key)] if s.applies(answers)]
+        earlier = [s for s in self.steps[: keys.index(key)] if s.ask and s.applies(answers)]
         return earlier[-1] if earlier else None
+
+    def initial(self, ctx: Context, answers: Answers) -> Answers:
+        """A new draft's answers: hidden steps' defaults, then whatever the caller prefilled."""
+        defaults = {s.key: s.default(ctx, answers) for s in self.steps if not s.ask and s.default}
+        return {**defaults, **answers}
 
 
 def button(draft: Draft, action: str, arg: str = "") -> str:
@@ -81,6 +89,11 @@ def decode(data: str) -> Press | None:
     return Press(int(parts[1]), int(parts[2]), parts[3], parts[4])
 
 
+def has_content(answers: Answers) -> bool:
+    """Whether a draft holds anything the user typed or sent (hidden defaults do not count)."""
+    return any(v not in (None, "", []) for k, v in answers.items() if not k.startswith("_"))
+
+
 class Engine:
     """Runs every form over Draft rows."""
 
@@ -90,20 +103,24 @@ class Engine:
 
     # ---- entry points ----------------------------------------------------------------------
 
-    async def start(self, name: str, ctx: Context) -> list[Reply]:
+    async def start(self, name: str, ctx: Context, prefill: Answers | None = None) -> list[Reply]:
         """Open a form: offer to resume an unfinished draft, else ask the first step."""
         form = self.forms[name]
         assert ctx.user is not None and ctx.user.id is not None
         with ctx.db.session() as s:
             draft = q.get_draft(s, ctx.user.id, name)
-            if (
-                draft is not None
-                and draft.mode != SENT
-                and any(v is not None for v in draft.answers.values())
-            ):
+            if draft is not None and draft.mode != SENT and has_content(draft.answers):
                 return [self.resume_offer(form, draft, ctx)]
-            draft = q.start_draft(s, ctx.user.id, name, form.steps[0].key, ctx.clock.now(), {})
+        draft = self.fresh(form, ctx, prefill or {})
         return [Reply(ctx.t("form.started", title=ctx.t(form.title))), self.screen(form, draft, ctx)]
+
+    def fresh(self, form: Form, ctx: Context, prefill: Answers) -> Draft:
+        """A new draft of `form`, replacing any older one."""
+        assert ctx.user is not None and ctx.user.id is not None
+        answers = form.initial(ctx, prefill)
+        first = form.asked(answers)[0]
+        with ctx.db.session() as s:
+            return q.start_draft(s, ctx.user.id, form.name, first.key, ctx.clock.now(), answers)
 
     def active(self, ctx: Context) -> Draft | None:
         """The draft the user is working on: the most recent one not yet sent."""
@@ -113,7 +130,7 @@ class Engine:
             return next((d for d in q.drafts_of(s, ctx.user.id) if d.mode != SENT), None)
 
     async def on_message(self, msg: Incoming, ctx: Context) -> list[Reply] | None:
-        """Take a typed answer for the active draft; None when there is no active draft."""
+        """Take a typed answer (or a file) for the active draft; None when there is no active draft."""
         draft = self.active(ctx)
         if draft is None:
             return None
@@ -162,29 +179,42 @@ class Engine:
     # ---- answering -------------------------------------------------------------------------
 
     async def answer(self, form: Form, draft: Draft, msg: Incoming, ctx: Context) -> list[Reply]:
-        """Read an answer to the current step; re-ask with the reason when it is not valid."""
-        step = form.step(draft.step)
-        if step is None:
-            return [self.screen(form, draft, ctx)]
-        parsed = KINDS[step.kind](step, msg, ctx, draft.answers.get(step.key))
-        if parsed.error:
-            return [self.screen(form, draft, ctx, note=ctx.t(parsed.error, **dict(parsed.fields)))]
-        answers = {**draft.answers, step.key: parsed.value}
-        if dict(parsed.fields).get("stay"):
-            return [
-                self.screen(
-                    form, self._save(draft, ctx, step=step.key, mode=draft.mode, answers=answers), ctx
-                )
-            ]
-        return [self.screen(form, self._advance(form, draft, step, answers, ctx), ctx)]
+        """Read an answer to the current step; re-ask with the reason when it is not valid.
 
-    def _advance(self, form: Form, draft: Draft, step: Step, answers: dict[str, Any], ctx: Context) -> Draft:
+        Files left over after a single-photo step (an album) flow on to the next media steps.
+        """
+        notes: list[str] = []
+        while True:
+            step = form.step(draft.step)
+            if step is None:
+                break
+            parsed = await KINDS[step.kind](step, msg, ctx, draft.answers)
+            if parsed.error:
+                notes.append(ctx.t(parsed.error, **dict(parsed.fields)))
+                break
+            if parsed.note:
+                notes.append(say(parsed, ctx))
+            answers = {**draft.answers, **dict(parsed.extra), step.key: parsed.value}
+            if parsed.stay:
+                draft = self._save(draft, ctx, step=step.key, mode=draft.mode, answers=answers)
+                break
+            draft = self._advance(form, draft, step, answers, ctx)
+            following = form.step(draft.step)
+            if not parsed.rest:
+                break
+            if draft.mode != FILL or following is None or following.kind not in MEDIA_KINDS:
+                notes.append(ctx.t("media.rest_dropped", count=len(parsed.rest)))
+                break
+            msg = replace(msg, media=parsed.rest)
+        return [self.screen(form, draft, ctx, note="\n".join(notes))]
+
+    def _advance(self, form: Form, draft: Draft, step: Step, answers: Answers, ctx: Context) -> Draft:
         nxt = None if draft.mode == EDIT else form.after(step.key, answers)
         if nxt is None:
             return self._save(draft, ctx, step=step.key, mode=REVIEW, answers=answers)
         return self._save(draft, ctx, step=nxt.key, mode=FILL, answers=answers)
 
-    def _save(self, draft: Draft, ctx: Context, *, step: str, mode: str, answers: dict[str, Any]) -> Draft:
+    def _save(self, draft: Draft, ctx: Context, *, step: str, mode: str, answers: Answers) -> Draft:
         with ctx.db.session() as s:
             return q.save_draft(s, draft, step=step, mode=mode, answers=answers, now=ctx.clock.now())
 
@@ -196,17 +226,30 @@ class Engine:
         return replace(reply, text=f"{note}\n\n{reply.text}") if note else reply
 
     def question(self, form: Form, draft: Draft, ctx: Context) -> Reply:
-        """The current step: progress, prompt, its options and the navigation row."""
+        """The current step: progress, prompt, what it holds so far, a suggestion, and its buttons."""
         step = form.step(draft.step) or form.steps[0]
         asked = form.asked(draft.answers)
-        number = next((i for i, s in enumerate(asked, 1) if s.key == step.key), 1)
-        text = ctx.t("form.progress", n=number, total=len(asked)) + "\n" + ctx.t(step.prompt)
+        number = next((i for i, s in enumerate(asked, 1) if s.key == step.key), None)
+        lines = [ctx.t("form.progress", n=number, total=len(asked))] if number else []
+        lines.append(ctx.t(step.prompt))
         current = draft.answers.get(step.key)
-        if step.kind == StepKind.MULTI and current:
-            text += "\n" + ctx.t("form.chosen", value=display(step, current, ctx))
-        rows = [*option_rows(step, draft, current, ctx), nav_row(form, step, draft, ctx)]
-        typed = step.kind in (StepKind.TEXT, StepKind.LONGTEXT, StepKind.URL)
-        return Reply(text, tuple(r for r in rows if r), expects_text=typed)
+        if step.kind in COLLECTING and current:
+            lines.append(ctx.t("form.so_far", value=display(step, current, ctx)))
+        suggestion = self.suggestion(step, draft, ctx)
+        if suggestion is not None:
+            lines.append(ctx.t("form.suggestion", value=display(step, suggestion, ctx)))
+        rows = [*option_rows(step, draft, current, ctx)]
+        if suggestion is not None:
+            rows.insert(0, (Choice(ctx.t("btn.use_suggestion"), button(draft, "u")),))
+        rows.append(nav_row(form, step, draft, ctx))
+        return Reply("\n".join(lines), tuple(r for r in rows if r), expects_text=step.kind in TYPED)
+
+    def suggestion(self, step: Step, draft: Draft, ctx: Context) -> Any:
+        """The step's suggested answer (a previous article's author, a photo's date), if any."""
+        if not step.ask or step.default is None or draft.answers.get(step.key) not in (None, "", []):
+            return None
+        value = step.default(ctx, draft.answers)
+        return None if value in (None, "", []) else value
 
     def review(self, form: Form, draft: Draft, ctx: Context) -> Reply:
         """Every answer, then send, change any answer, or cancel."""
@@ -215,16 +258,9 @@ class Engine:
         for index, step in enumerate(form.steps):
             if not step.applies(draft.answers):
                 continue
-            lines.append(
-                f"• {ctx.t(step.prompt + '_short')}: {display(step, draft.answers.get(step.key), ctx)}"
-            )
-            edits.append(
-                (
-                    Choice(
-                        ctx.t("btn.edit", field=ctx.t(step.prompt + "_short")), button(draft, "e", str(index))
-                    ),
-                )
-            )
+            label = ctx.t(step.prompt + "_short")
+            lines.append(f"• {label}: {display(step, draft.answers.get(step.key), ctx, short=True)}")
+            edits.append((Choice(ctx.t("btn.edit", field=label), button(draft, "e", str(index))),))
         choices = (
             (Choice(ctx.t("btn.send"), button(draft, "g")),),
             *edits,
@@ -233,15 +269,22 @@ class Engine:
         return Reply("\n".join(lines), choices)
 
 
+def say(parsed: Parsed, ctx: Context) -> str:
+    """A parser's note(s), joined with "+", in the reader's language."""
+    fields = dict(parsed.note_fields)
+    return " ".join(ctx.t(key, **fields) for key in parsed.note.split("+"))
+
+
 def option_rows(step: Step, draft: Draft, current: Any, ctx: Context) -> list[tuple[Choice, ...]]:
-    """The buttons for a step's options (with ticks on a multiple choice), and quick dates."""
+    """The buttons for a step's options (with ticks on a multiple choice), quick dates, and "Xong"."""
+    options = step.options_for(ctx, draft.answers)
     if step.kind == StepKind.CHOICE:
-        return [(Choice(ctx.t(o.label), button(draft, "a", o.value)),) for o in step.options]
+        return [(Choice(o.shown(ctx), button(draft, "a", o.value)),) for o in options]
     if step.kind == StepKind.MULTI:
         picked = set(current or [])
         ticks = [
-            (Choice(("✅ " if o.value in picked else "") + ctx.t(o.label), button(draft, "a", o.value)),)
-            for o in step.options
+            (Choice(("✅ " if o.value in picked else "") + o.shown(ctx), button(draft, "a", o.value)),)
+            for o in options
         ]
         return [*ticks, (Choice(ctx.t("btn.done"), button(draft, "d")),)]
     if step.kind == StepKind.DATE:
@@ -251,6 +294,8 @@ def option_rows(step: Step, draft: Draft, current: Any, ctx: Context) -> list[tu
                 Choice(ctx.t("btn.yesterday"), button(draft, "a", "yesterday")),
             )
         ]
+    if step.kind in COLLECTING:
+        return [(Choice(ctx.t("btn.done"), button(draft, "d")),)]
     return []
 
 
@@ -259,16 +304,18 @@ def nav_row(form: Form, step: Step, draft: Draft, ctx: Context) -> tuple[Choice,
     row = []
     if draft.mode == EDIT or form.before(step.key, draft.answers) is not None:
         row.append(Choice(ctx.t("btn.back"), button(draft, "b")))
-    if step.optional:
+    if step.is_optional(draft.answers) and step.kind not in COLLECTING:  # there "Xong" skips
         row.append(Choice(ctx.t("btn.skip"), button(draft, "s")))
     row.append(Choice(ctx.t("btn.cancel"), button(draft, "x")))
     return tuple(row)
 
 
-def display(step: Step, value: Any, ctx: Context) -> str:
+def display(step: Step, value: Any, ctx: Context, short: bool = False) -> str:
     """An answer as the user reads it."""
-    if value is None or value == []:
+    if value is None or value == [] or value == "":
         return ctx.t("form.skipped")
+    if step.kind in MEDIA_KINDS:
+        return media_summary(value, ctx)
     if isinstance(value, list):
         return ", ".join(display(step, v, ctx) for v in value)
     if step.kind == StepKind.DATE:
@@ -276,8 +323,34 @@ def display(step: Step, value: Any, ctx: Context) -> str:
     text = str(value)
     if text.startswith("other:"):
         return text.removeprefix("other:")
-    option = next((o for o in step.options if o.value == text), None)
-    return ctx.t(option.label) if option else text
+    option = next((o for o in step.options_for(ctx, {}) if o.value == text), None)
+    if option is not None:
+        return option.shown(ctx)
+    if short and len(text) > PREVIEW:
+        return ctx.t("form.preview", start=text[:PREVIEW].rstrip(), chars=len(text))
+    return text
+
+
+def media_summary(value: Any, ctx: Context) -> str:
+    """ "1 ảnh 1600×1200", "3 ảnh", "1 video, 1 link"."""
+    items = value if isinstance(value, list) else [value]
+    links = [i for i in items if "link" in i]
+    videos = [
+        i
+        for i in items
+        if "link" not in i and (i.get("kind") == "video" or (i.get("mime") or "").startswith("video/"))
+    ]
+    photos = [i for i in items if i not in links and i not in videos]
+    parts = []
+    if len(items) == 1 and photos and photos[0].get("width"):
+        parts.append(ctx.t("media.one_photo", width=photos[0]["width"], height=photos[0]["height"]))
+    elif photos and not videos:
+        parts.append(ctx.t("media.photos", count=len(photos)))
+    if videos:
+        parts.append(ctx.t("media.videos", count=len(videos)))
+    if links:
+        parts.append(ctx.t("media.links", count=len(links)))
+    return ", ".join(parts) or ctx.t("form.skipped")
 
 
 # ---- button actions ----------------------------------------------------------------------------
@@ -293,26 +366,38 @@ async def act_answer(engine: Engine, form: Form, draft: Draft, arg: str, ctx: Co
     return await engine.answer(form, draft, msg, ctx)
 
 
-async def act_done(engine: Engine, form: Form, draft: Draft, arg: str, ctx: Context) -> list[Reply]:
-    """Finish a multiple-choice step."""
+async def act_use_suggestion(engine: Engine, form: Form, draft: Draft, arg: str, ctx: Context) -> list[Reply]:
+    """Take the suggested answer."""
     step = form.step(draft.step)
-    if step is None or step.kind != StepKind.MULTI or draft.mode == REVIEW:
+    value = engine.suggestion(step, draft, ctx) if step is not None and draft.mode != REVIEW else None
+    if step is None or value is None:
+        return [engine.screen(form, draft, ctx, note=ctx.t("error.stale_button"))]
+    return [
+        engine.screen(form, engine._advance(form, draft, step, {**draft.answers, step.key: value}, ctx), ctx)
+    ]
+
+
+async def act_done(engine: Engine, form: Form, draft: Draft, arg: str, ctx: Context) -> list[Reply]:
+    """Finish a step that collects (choices, photos, videos, text in several messages)."""
+    step = form.step(draft.step)
+    if step is None or step.kind not in COLLECTING or draft.mode == REVIEW:
         return [engine.screen(form, draft, ctx)]
-    if not draft.answers.get(step.key) and not step.optional:
+    if not draft.answers.get(step.key) and not step.is_optional(draft.answers):
         return [engine.screen(form, draft, ctx, note=ctx.t("error.pick_at_least_one"))]
-    return [engine.screen(form, engine._advance(form, draft, step, dict(draft.answers), ctx), ctx)]
+    answers = {**draft.answers, step.key: draft.answers.get(step.key) or None}
+    return [engine.screen(form, engine._advance(form, draft, step, answers, ctx), ctx)]
 
 
 async def act_back(engine: Engine, form: Form, draft: Draft, arg: str, ctx: Context) -> list[Reply]:
     """Go to the previous step (or, while editing, back to the review)."""
-    if draft.mode in (EDIT, REVIEW):
-        if draft.mode == REVIEW:
-            last = form.asked(draft.answers)[-1]
-            return [
-                engine.screen(
-                    form, engine._save(draft, ctx, step=last.key, mode=FILL, answers=draft.answers), ctx
-                )
-            ]
+    if draft.mode == REVIEW:
+        last = form.asked(draft.answers)[-1]
+        return [
+            engine.screen(
+                form, engine._save(draft, ctx, step=last.key, mode=FILL, answers=draft.answers), ctx
+            )
+        ]
+    if draft.mode == EDIT:
         return [
             engine.screen(
                 form, engine._save(draft, ctx, step=draft.step, mode=REVIEW, answers=draft.answers), ctx
@@ -329,7 +414,7 @@ async def act_back(engine: Engine, form: Form, draft: Draft, arg: str, ctx: Cont
 async def act_skip(engine: Engine, form: Form, draft: Draft, arg: str, ctx: Context) -> list[Reply]:
     """Skip an optional step."""
     step = form.step(draft.step)
-    if step is None or not step.optional or draft.mode == REVIEW:
+    if step is None or not step.is_optional(draft.answers) or draft.mode == REVIEW:
         return [engine.screen(form, draft, ctx, note=ctx.t("error.cannot_skip"))]
     return [
         engine.screen(form, engine._advance(form, draft, step, {**draft.answers, step.key: None}, ctx), ctx)
@@ -357,6 +442,22 @@ async def act_send(engine: Engine, form: Form, draft: Draft, arg: str, ctx: Cont
     """Send: the form's submit hook runs; the draft is kept as sent so a second tap is recognised."""
     if draft.mode != REVIEW:
         return [engine.screen(form, draft, ctx, note=ctx.t("error.stale_button"))]
+    missing = [
+        s
+        for s in form.asked(draft.answers)
+        if not s.is_optional(draft.answers) and draft.answers.get(s.key) in (None, "", [])
+    ]
+    if missing:
+        step = missing[0]
+        note = ctx.t("form.missing", field=ctx.t(step.prompt + "_short"))
+        return [
+            engine.screen(
+                form,
+                engine._save(draft, ctx, step=step.key, mode=EDIT, answers=draft.answers),
+                ctx,
+                note=note,
+            )
+        ]
     replies = await form.submit(ctx, draft)
     engine._save(draft, ctx, step=draft.step, mode=SENT, answers=draft.answers)
     return replies
@@ -369,14 +470,12 @@ async def act_resume(engine: Engine, form: Form, draft: Draft, arg: str, ctx: Co
 
 async def act_restart(engine: Engine, form: Form, draft: Draft, arg: str, ctx: Context) -> list[Reply]:
     """Throw the unfinished draft away and start again."""
-    assert ctx.user is not None and ctx.user.id is not None
-    with ctx.db.session() as s:
-        fresh = q.start_draft(s, ctx.user.id, form.name, form.steps[0].key, ctx.clock.now(), {})
-    return [engine.screen(form, fresh, ctx)]
+    return [engine.screen(form, engine.fresh(form, ctx, {}), ctx)]
 
 
 ACTIONS: dict[str, Action] = {
     "a": act_answer,
+    "u": act_use_suggestion,
     "d": act_done,
     "b": act_back,
     "s": act_skip,

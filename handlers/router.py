@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from handlers import common, incident, registration
+from handlers import article, common, incident, registration, school_status
 from handlers.common import Command
-from handlers.forms import Engine, Form
+from handlers.forms import Engine, Form, has_content
 from handlers.types import Context, Handler, Incoming, Kind, Reply
 
 STAFF = frozenset({"officer", "leader"})
+PRINCIPAL = frozenset({"principal"})
 EVERYONE_REGISTERED = frozenset({"principal", "officer", "leader", "admin"})
 
 
@@ -118,13 +119,23 @@ def build_router() -> Router:
 
     def resume_offers(ctx: Context) -> list[Reply]:
         draft = engine().active(ctx)
-        if draft is None or not any(v is not None for v in draft.answers.values()):
+        if draft is None or not has_content(draft.answers):
             return []
         return [engine().resume_offer(engine().forms[draft.form], draft, ctx)]
 
     commands = [
         Command("start", registration.start, None, describe="cmd.start"),
         Command("menu", menu, EVERYONE_REGISTERED, describe="cmd.menu"),
+        Command(
+            "article",
+            lambda msg, ctx: article.start_article(msg, ctx, engine()),
+            PRINCIPAL,
+            menu="menu.article",
+            describe="cmd.article",
+        ),
+        Command(
+            "mystatus", school_status.my_status, PRINCIPAL, menu="menu.mystatus", describe="cmd.mystatus"
+        ),
         form_command("incident", incident.INCIDENT_FORM, engine, "menu.incident", "cmd.incident"),
         Command(
             "incidents",
@@ -140,10 +151,12 @@ def build_router() -> Router:
     ]
     router = Router(
         commands,
-        forms=[incident.INCIDENT_FORM],
+        forms=[article.ARTICLE_FORM, incident.INCIDENT_FORM],
         buttons=[
             ButtonRoute("f", lambda msg, ctx: engine().on_button(msg, ctx), EVERYONE_REGISTERED),
             ButtonRoute("k", incident.acknowledge, STAFF),
+            ButtonRoute("as", lambda msg, ctx: article.start_choice(msg, ctx, engine()), PRINCIPAL),
+            ButtonRoute("ae", lambda msg, ctx: article.edit_article(msg, ctx, engine()), PRINCIPAL),
             ButtonRoute("l", common.language_button, None),
         ],
     )

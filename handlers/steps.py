@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
@@ -26,45 +26,91 @@ class StepKind(StrEnum):
     MULTI = "multi"
     DATE = "date"
     URL = "url"
+    PHOTO = "photo"  # one photo in a named role (the wide shot, the speaker, the close-up)
+    PHOTOS = "photos"  # extra photos until "Xong"
+    VIDEOS = "videos"  # mp4 clips or a shared-drive link, until "Xong"
+    APPEND = "append"  # a long text in several messages, until "Xong"
+
+
+# Steps that collect until the user presses "Xong".
+COLLECTING = frozenset({StepKind.MULTI, StepKind.PHOTOS, StepKind.VIDEOS, StepKind.APPEND})
+MEDIA_KINDS = frozenset({StepKind.PHOTO, StepKind.PHOTOS, StepKind.VIDEOS})
 
 
 @dataclass(frozen=True)
 class Option:
-    """One answer to a choice step: a stored value and a locale key for its label."""
+    """One answer to a choice step: a stored value and a locale key (or a ready text) for its label."""
 
     value: str
-    label: str
+    label: str = ""
+    text: str = ""
+
+    def shown(self, ctx: Context) -> str:
+        """The label in the reader's language."""
+        return self.text or ctx.t(self.label)
+
+
+Answers = dict[str, Any]
 
 
 @dataclass(frozen=True)
 class Step:
-    """One question of a form."""
+    """One question of a form.
+
+    `optional` may depend on other answers (a link is required only without an article text);
+    `choices` gives options computed at the moment (this month's themes); `ask=False` steps take
+    their `default` when the draft starts and are changed only from the review screen; other
+    steps with a `default` offer it as a suggestion.
+    """
 
     key: str
     prompt: str
     kind: StepKind
-    optional: bool = False
+    optional: bool | Callable[[Answers], bool] = False
     options: tuple[Option, ...] = ()
+    choices: Callable[[Context, Answers], tuple[Option, ...]] | None = None
     other: bool = False  # a choice step that also takes free text
     max_len: int = 500
     past_only: bool = False
-    when: Callable[[dict[str, Any]], bool] | None = None
+    max_age_days: int | None = None
+    max_items: int = 10
+    ask: bool = True
+    default: Callable[[Context, Answers], Any] | None = None
+    when: Callable[[Answers], bool] | None = None
 
-    def applies(self, answers: dict[str, Any]) -> bool:
+    def applies(self, answers: Answers) -> bool:
         """Whether this step is asked, given the answers so far."""
         return self.when is None or self.when(answers)
+
+    def is_optional(self, answers: Answers) -> bool:
+        """Whether the step may be skipped, given the answers so far."""
+        return self.optional(answers) if callable(self.optional) else self.optional
+
+    def options_for(self, ctx: Context, answers: Answers) -> tuple[Option, ...]:
+        """The options to offer now."""
+        return self.choices(ctx, answers) if self.choices else self.options
 
 
 @dataclass(frozen=True)
 class Parsed:
-    """The outcome of reading an answer: a value, or the locale key of what is wrong."""
+    """The outcome of reading an answer: a value, or the locale key of what is wrong.
+
+    `stay` keeps the user on the step (a list being added to); `note` is said before the next
+    screen; `extra` holds more answers to keep (hidden keys start with "_"); `rest` is media left
+    over for the next media step (an album sent at a single-photo step).
+    """
 
     value: Any = None
     error: str = ""
     fields: tuple[tuple[str, Any], ...] = ()
+    stay: bool = False
+    note: str = ""
+    note_fields: tuple[tuple[str, Any], ...] = ()
+    extra: tuple[tuple[str, Any], ...] = ()
+    rest: tuple[Any, ...] = ()
 
 
-Parser = Callable[[Step, Incoming, Context, Any], Parsed]
+Parser = Callable[[Step, Incoming, Context, Answers], Awaitable[Parsed]]
 
 
 def _clean_text(step: Step, msg: Incoming, limit: int) -> Parsed:
@@ -82,29 +128,30 @@ def _clean_text(step: Step, msg: Incoming, limit: int) -> Parsed:
     return Parsed(value=text)
 
 
-def parse_text(step: Step, msg: Incoming, ctx: Context, current: Any) -> Parsed:
+async def parse_text(step: Step, msg: Incoming, ctx: Context, answers: Answers) -> Parsed:
     """A short line of text."""
     return _clean_text(step, msg, min(step.max_len, MAX_TEXT))
 
 
-def parse_longtext(step: Step, msg: Incoming, ctx: Context, current: Any) -> Parsed:
+async def parse_longtext(step: Step, msg: Incoming, ctx: Context, answers: Answers) -> Parsed:
     """A paragraph or more."""
     return _clean_text(step, msg, MAX_TEXT)
 
 
-def option_for(step: Step, msg: Incoming, ctx: Context) -> Option | None:
+def option_for(step: Step, msg: Incoming, ctx: Context, answers: Answers) -> Option | None:
     """The option a button press or a typed label names."""
+    options = step.options_for(ctx, answers)
     if msg.kind == Kind.CHOICE:
-        return next((o for o in step.options if o.value == msg.choice), None)
+        return next((o for o in options if o.value == msg.choice), None)
     if msg.kind == Kind.TEXT:
         typed = fold(msg.text)
-        return next((o for o in step.options if fold(ctx.t(o.label)) == typed or o.value == typed), None)
+        return next((o for o in options if fold(o.shown(ctx)) == typed or o.value == typed), None)
     return None
 
 
-def parse_choice(step: Step, msg: Incoming, ctx: Context, current: Any) -> Parsed:
+async def parse_choice(step: Step, msg: Incoming, ctx: Context, answers: Answers) -> Parsed:
     """One option, or free text when the step allows "other"."""
-    option = option_for(step, msg, ctx)
+    option = option_for(step, msg, ctx, answers)
     if option is not None:
         return Parsed(value=option.value)
     if step.other and msg.kind == Kind.TEXT:
@@ -113,26 +160,26 @@ def parse_choice(step: Step, msg: Incoming, ctx: Context, current: Any) -> Parse
     return Parsed(error="error.pick_option")
 
 
-def parse_multi(step: Step, msg: Incoming, ctx: Context, current: Any) -> Parsed:
+async def parse_multi(step: Step, msg: Incoming, ctx: Context, answers: Answers) -> Parsed:
     """Several options: each press toggles one; free text adds "other"; the done button finishes.
 
     The value is a list; the engine stays on the step until the user presses done (value None
     with no error means "updated, ask again").
     """
-    chosen = list(current or [])
-    option = option_for(step, msg, ctx)
+    chosen = list(answers.get(step.key) or [])
+    option = option_for(step, msg, ctx, answers)
     if option is not None:
         if option.value in chosen:
             chosen.remove(option.value)
         else:
             chosen.append(option.value)
-        return Parsed(value=chosen, fields=(("stay", True),))
+        return Parsed(value=chosen, stay=True)
     if step.other and msg.kind == Kind.TEXT:
         cleaned = _clean_text(step, msg, step.max_len)
         if cleaned.error:
             return cleaned
         chosen.append(f"other:{cleaned.value}")
-        return Parsed(value=chosen, fields=(("stay", True),))
+        return Parsed(value=chosen, stay=True)
     return Parsed(error="error.pick_option")
 
 
@@ -170,7 +217,7 @@ def read_date(text: str, today: date, past: bool = False) -> date | None:
     return found
 
 
-def parse_date(step: Step, msg: Incoming, ctx: Context, current: Any) -> Parsed:
+async def parse_date(step: Step, msg: Incoming, ctx: Context, answers: Answers) -> Parsed:
     """A calendar date, stored as ISO."""
     today = ctx.clock.now().date()
     if msg.kind == Kind.CHOICE and msg.choice in ("today", "yesterday"):
@@ -183,12 +230,17 @@ def parse_date(step: Step, msg: Incoming, ctx: Context, current: Any) -> Parsed:
         return Parsed(error="error.bad_date")
     if step.past_only and day_or_none > today:
         return Parsed(error="error.future_date")
-    if day_or_none.year < today.year - 5:
+    too_old = (
+        (today - day_or_none).days > step.max_age_days
+        if step.max_age_days
+        else day_or_none.year < today.year - 5
+    )
+    if too_old:
         return Parsed(error="error.old_date")
     return Parsed(value=day_or_none.isoformat())
 
 
-def parse_url(step: Step, msg: Incoming, ctx: Context, current: Any) -> Parsed:
+async def parse_url(step: Step, msg: Incoming, ctx: Context, answers: Answers) -> Parsed:
     """An http(s) link."""
     if msg.kind != Kind.TEXT:
         return Parsed(error="error.need_url")
@@ -203,7 +255,7 @@ def parse_url(step: Step, msg: Incoming, ctx: Context, current: Any) -> Parsed:
     return Parsed(value=text) if ok else Parsed(error="error.bad_url")
 
 
-KINDS: dict[StepKind, Parser] = {
+BASIC_KINDS: dict[StepKind, Parser] = {
     StepKind.TEXT: parse_text,
     StepKind.LONGTEXT: parse_longtext,
     StepKind.CHOICE: parse_choice,

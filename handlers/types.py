@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from handlers.calendar import Clock
     from handlers.i18n import Catalog, Translator
     from storage.db import Database
+    from storage.media import MediaStore
     from storage.models import User
 
 
@@ -121,6 +122,8 @@ class Context:
     channel: str
     catalog: Catalog
     extras: dict[str, Any] = field(default_factory=dict)
+    fetch: Fetcher | None = None  # downloads a file the user sent, on this channel
+    media: MediaStore | None = None
 
     def t_for(self, user: User) -> Translator:
         """A translator in another user's language (for alerts)."""
@@ -144,4 +147,6 @@ def numbered(replies: list[Reply]) -> dict[str, str]:
     return out
 
 
+# Downloads a file's bytes; raises storage.errors.TooLarge or FetchError.
+Fetcher = Callable[[Media], Awaitable[bytes]]
 Handler = Callable[[Incoming, Context], Awaitable[list[Reply]]]

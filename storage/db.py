@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
+
+_open: ContextVar[bool] = ContextVar("schoolbot_session_open", default=False)
 
 
 def _sqlite_hooks(engine: Engine) -> None:
@@ -59,9 +62,19 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """One transaction: committed on success, rolled back on error."""
-        with Session(self.engine, expire_on_commit=False) as s, s.begin():
-            yield s
+        """One transaction: committed on success, rolled back on error.
+
+        Sessions never nest: a second one opened inside the first would wait on the first's write
+        lock (SQLite BEGIN IMMEDIATE) until the busy timeout; it fails at once instead.
+        """
+        if _open.get():
+            raise RuntimeError("a database session was opened inside another; pass the open session down")
+        token = _open.set(True)
+        try:
+            with Session(self.engine, expire_on_commit=False) as s, s.begin():
+                yield s
+        finally:
+            _open.reset(token)
 
     def dispose(self) -> None:
         """Close every pooled connection."""

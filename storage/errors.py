@@ -16,7 +16,7 @@ class StaleDraft(SchoolbotError):
 
 
 class ImportRejected(SchoolbotError):
-    """An organisation file has bad rows; nothing was imported."""
+    """An import file (organisation, plan) has bad rows; nothing was imported."""
 
     def __init__(self, problems: list[tuple[int, str]]) -> None:
         super().__init__(f"{len(problems)} bad row(s)")
@@ -37,3 +37,11 @@ class RetryAfter(ChannelError):
 
 class Blocked(ChannelError):
     """The user blocked the bot; do not send again."""
+
+
+class FetchError(ChannelError):
+    """A file could not be downloaded from the platform (network, expired reference)."""
+
+
+class TooLarge(FetchError):
+    """A file is larger than the platform lets the bot download."""

@@ -24,6 +24,7 @@ from storage.models import (
     ProcessedUpdate,
     School,
     Submission,
+    SubmissionVersion,
     User,
 )
 from storage.text import fold
@@ -42,9 +43,19 @@ def get_user(s: Session, channel: str, external_id: str) -> User | None:
 
 
 def touch_user(
-    s: Session, channel: str, external_id: str, chat_id: str, display_name: str, now: datetime
+    s: Session,
+    channel: str,
+    external_id: str,
+    chat_id: str,
+    display_name: str,
+    now: datetime,
+    language: str = "",
 ) -> User:
-    """The account for this chat user, created on first contact; last seen now."""
+    """The account for this chat user, created on first contact; last seen now.
+
+    The platform's language is kept until the user picks one with /language, so that alerts sent
+    to them later come in the language they read.
+    """
     user = get_user(s, channel, external_id)
     if user is None:
         insert_ignore(
@@ -68,6 +79,8 @@ def touch_user(
     if display_name:
         user.display_name = display_name[:200]
     user.blocked = False
+    if language and not user.locale:
+        user.locale = language
     s.add(user)
     return user
 
@@ -440,3 +453,75 @@ def incidents_in_scope(s: Session, user: User, limit: int = 10) -> list[tuple[In
 def mark_blocked(s: Session, user_id: int) -> None:
     """Remember that a user blocked the bot; `touch_user` clears it when they write again."""
     s.execute(update(User).where(col(User.id) == user_id).values(blocked=True))
+
+
+# ---- articles and other submissions ----------------------------------------------------------
+
+EDITABLE = ("submitted", "returned")
+
+
+def submissions_of(
+    s: Session, school_id: int, kind: str, periods: list[str] | None = None
+) -> list[Submission]:
+    """A school's submissions of one kind, oldest first (optionally only for these periods)."""
+    stmt = select(Submission).where(Submission.school_id == school_id, Submission.kind == kind)
+    if periods is not None:
+        stmt = stmt.where(col(Submission.period).in_(periods))
+    return list(s.exec(stmt.order_by(col(Submission.id))))
+
+
+def fulfilled_periods(s: Session, school_id: int, kind: str = "article") -> set[str]:
+    """The periods for which the school has sent something (the first one sent fulfils the month)."""
+    stmt = (
+        select(Submission.period).where(Submission.school_id == school_id, Submission.kind == kind).distinct()
+    )
+    return {p for p in s.exec(stmt) if p}
+
+
+def latest_submission(s: Session, school_id: int, kind: str) -> Submission | None:
+    """The school's most recent submission of a kind."""
+    stmt = select(Submission).where(Submission.school_id == school_id, Submission.kind == kind)
+    return s.exec(stmt.order_by(col(Submission.id).desc()).limit(1)).first()
+
+
+def add_version(s: Session, submission: Submission, now: datetime) -> None:
+    """Keep the submission's current answers as a numbered version."""
+    insert_ignore(
+        s,
+        SubmissionVersion.__table__,
+        {
+            "submission_id": submission.id,
+            "version": submission.version,
+            "answers": submission.answers,
+            "created_at": now,
+        },
+    )
+
+
+def resubmit(
+    s: Session, submission_id: int, expected_version: int, answers: dict[str, Any], now: datetime
+) -> Submission | None:
+    """Replace an editable submission's answers as a new version; None when it changed or was reviewed."""
+    result = s.execute(
+        update(Submission)
+        .where(
+            col(Submission.id) == submission_id,
+            col(Submission.version) == expected_version,
+            col(Submission.status).in_(EDITABLE),
+        )
+        .values(
+            answers=answers, version=expected_version + 1, status="submitted", review_note="", updated_at=now
+        )
+    )
+    if not getattr(result, "rowcount", 0):
+        return None
+    row = s.get(Submission, submission_id, populate_existing=True)
+    assert row is not None
+    add_version(s, row, now)
+    return row
+
+
+def versions_of(s: Session, submission_id: int) -> list[SubmissionVersion]:
+    """Every version of a submission, oldest first."""
+    stmt = select(SubmissionVersion).where(SubmissionVersion.submission_id == submission_id)
+    return list(s.exec(stmt.order_by(col(SubmissionVersion.version))))

@@ -15,6 +15,7 @@ from typing import TextIO
 from bot.dispatch import Dispatcher
 from handlers.types import Incoming, Kind, Media, Reply, numbered
 from storage import queries as q
+from storage.errors import FetchError
 from storage.models import User
 
 CHANNEL = "console"
@@ -95,6 +96,14 @@ def render(replies: list[Reply]) -> str:
     return "\n\n".join(blocks)
 
 
+async def read_local_file(media: Media) -> bytes:
+    """A console "upload" is a file on this machine."""
+    try:
+        return Path(media.local_path).read_bytes()
+    except OSError as exc:
+        raise FetchError(f"cannot read {media.file_name}") from exc
+
+
 class ConsoleChat:
     """A chat session for one console user."""
 
@@ -108,6 +117,7 @@ class ConsoleChat:
         self.turn = 0
         self.session_id = secrets.token_hex(4)  # update ids must not repeat across chat sessions
         dispatcher.senders[CHANNEL] = self.send_to_console_user
+        dispatcher.fetchers[CHANNEL] = read_local_file
 
     async def send_to_console_user(self, user: User, replies: list[Reply]) -> None:
         """Print for the user in this session; keep for any other console user."""

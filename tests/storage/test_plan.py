@@ -91,8 +91,9 @@ def stored(db: Database) -> list[tuple[Any, ...]]:
 
 def month(db: Database, code: str, period_key: str) -> list[str]:
     """The themes a principal under office `code` is shown for a month."""
+    office = office_id(db, code)
     with db.session() as s:
-        return [t.theme for t in themes_for(s, office_id(db, code), period_key)]
+        return [t.theme for t in themes_for(s, office, period_key)]
 
 
 def rejected(db: Database, path: Path) -> list[tuple[int, str]]:
@@ -346,8 +347,9 @@ def test_themes_for_an_office_without_a_plan(org: App) -> None:
 
 @pytest.mark.parametrize("key", ["2026-Q4", "2026-13", "11/2026", ""])
 def test_themes_for_wants_a_month_key(org: App, key: str) -> None:
+    office = office_id(org.db, "PGD-DBD")
     with org.db.session() as s, pytest.raises(ValueError):
-        themes_for(s, office_id(org.db, "PGD-DBD"), key)
+        themes_for(s, office, key)
 
 
 def test_quarter_of() -> None:

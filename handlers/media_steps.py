@@ -1,0 +1,298 @@
+"""Media steps: photos by role, extra photos, videos or a link, and long text in several messages."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import mimetypes
+from dataclasses import dataclass
+from typing import Any
+
+from handlers.media import MIN_LONG_SIDE, inspect_image, mp4_info, video_problem
+from handlers.steps import Answers, Parsed, Step, _clean_text, parse_url
+from handlers.types import Context, Incoming, Kind, Media
+from storage.errors import FetchError, TooLarge
+from storage.models import MediaFile
+
+log = logging.getLogger("schoolbot.media")
+
+MAX_APPEND = 30_000
+FETCH_TRIES = 3
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why one file was refused: a locale key and its fields."""
+
+    key: str
+    fields: tuple[tuple[str, Any], ...] = ()
+
+
+def media_items(answers: Answers) -> list[dict[str, Any]]:
+    """Every file already in the draft, wherever it sits."""
+    found: list[dict[str, Any]] = []
+    for key, value in answers.items():
+        if key.startswith("_"):
+            continue
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, dict) and "media_id" in item:
+                found.append(item)
+    return found
+
+
+def is_image_candidate(media: Media) -> bool:
+    """A photo, or a file whose type or name says image (or says nothing)."""
+    if media.kind == "photo":
+        return True
+    mime = media.mime_type or mimetypes.guess_type(media.file_name or "")[0] or ""
+    return media.kind == "document" and (mime.startswith("image/") or not mime)
+
+
+def is_video_candidate(media: Media) -> bool:
+    """A video, or a file whose type or name says video."""
+    mime = media.mime_type or mimetypes.guess_type(media.file_name or "")[0] or ""
+    return media.kind == "video" or (media.kind == "document" and mime.startswith("video/"))
+
+
+def max_bytes(ctx: Context) -> int:
+    """The largest file the bot downloads."""
+    return int(ctx.settings.media.max_download_mb * 1024 * 1024)
+
+
+async def download(media: Media, ctx: Context) -> bytes | None:
+    """The file's bytes, retried a few times; None when it cannot be had now (kept by reference)."""
+    if ctx.fetch is None:
+        return None
+    for attempt in range(FETCH_TRIES):
+        try:
+            return await ctx.fetch(media)
+        except TooLarge:
+            return None
+        except FetchError:
+            log.warning("download of a %s failed (attempt %d)", media.kind, attempt + 1)
+            await asyncio.sleep(0.2 * (attempt + 1))
+    return None
+
+
+def remember(
+    ctx: Context, media: Media, data: bytes | None, info: dict[str, Any], note: str = ""
+) -> dict[str, Any]:
+    """Store the bytes (by sha256) and the platform reference; the answer item for the draft."""
+    digest, path = "", ""
+    if data is not None and ctx.media is not None:
+        suffix = mimetypes.guess_extension(media.mime_type or "") or (
+            "." + media.file_name.rsplit(".", 1)[-1] if "." in media.file_name else ""
+        )
+        digest, path = ctx.media.save(data, suffix or "")
+    row = MediaFile(
+        channel=ctx.channel,
+        kind=media.kind,
+        file_id=media.file_id,
+        file_unique_id=media.file_unique_id,
+        sha256=digest,
+        mime_type=media.mime_type,
+        file_name=media.file_name[:255],
+        width=info.get("width"),
+        height=info.get("height"),
+        duration=info.get("duration"),
+        size=len(data) if data is not None else media.size,
+        path=path,
+        note=note,
+        created_at=ctx.clock.now(),
+    )
+    with ctx.db.session() as s:
+        s.add(row)
+        s.flush()
+        media_id = row.id
+    return {
+        "media_id": media_id,
+        "kind": media.kind,
+        "file_id": media.file_id,
+        "unique": media.file_unique_id,
+        "sha256": digest,
+        "name": media.file_name,
+        "mime": media.mime_type,
+        "size": row.size,
+        "width": row.width,
+        "height": row.height,
+        "duration": row.duration,
+        "note": note,
+    }
+
+
+async def accept_photo(
+    media: Media, ctx: Context, answers: Answers
+) -> tuple[dict[str, Any] | None, Problem | None, Answers]:
+    """Check one photo against the rules; (item, None, extra answers) or (None, problem, {})."""
+    if not is_image_candidate(media):
+        return None, Problem("media.not_image", (("name", media.file_name or media.kind),)), {}
+    if media.size == 0:
+        return None, Problem("media.empty"), {}
+    if media.size and media.size > max_bytes(ctx):
+        return (
+            None,
+            Problem(
+                "media.too_large",
+                (("mb", round(media.size / 1_048_576)), ("limit", ctx.settings.media.max_download_mb)),
+            ),
+            {},
+        )
+    seen = media_items(answers)
+    if media.file_unique_id and any(i.get("unique") == media.file_unique_id for i in seen):
+        return None, Problem("media.duplicate"), {}
+    data = await download(media, ctx)
+    width, height = media.width, media.height
+    extra: Answers = {}
+    if data is not None:
+        if not data:
+            return None, Problem("media.empty"), {}
+        info = inspect_image(data)
+        if info is None:
+            return None, Problem("media.not_image", (("name", media.file_name or media.kind),)), {}
+        width, height = info.width, info.height
+        if info.taken or info.gps:
+            extra["_exif"] = answers.get("_exif") or {
+                "date": info.taken.isoformat() if info.taken else None,
+                "gps": list(info.gps) if info.gps else None,
+            }
+    if width and height and max(width, height) < MIN_LONG_SIDE:
+        return (
+            None,
+            Problem("media.too_small", (("width", width), ("height", height), ("min", MIN_LONG_SIDE))),
+            {},
+        )
+    note = "" if data is not None else "kept_by_reference"
+    item = remember(ctx, media, data, {"width": width, "height": height}, note)
+    if item["sha256"] and any(i.get("sha256") == item["sha256"] for i in seen):
+        return None, Problem("media.duplicate"), {}
+    return item, None, extra
+
+
+def _notes(media: Media, answers: Answers, item: dict[str, Any]) -> tuple[str, Answers]:
+    """A one-time note when a photo came compressed, or a note that it is kept by reference."""
+    if item.get("note") == "kept_by_reference":
+        return "media.kept_by_reference", {}
+    if media.kind == "photo" and not answers.get("_noted_compressed"):
+        return "media.compressed_note", {"_noted_compressed": True}
+    return "", {}
+
+
+async def parse_photo(step: Step, msg: Incoming, ctx: Context, answers: Answers) -> Parsed:
+    """One photo for this role; any further photos sent with it flow on to the next steps."""
+    if msg.kind != Kind.MEDIA or not msg.media:
+        return Parsed(error="media.need_photo")
+    first, rest = msg.media[0], msg.media[1:]
+    item, problem, extra = await accept_photo(first, ctx, answers)
+    if problem is not None:
+        return Parsed(error=problem.key, fields=problem.fields)
+    assert item is not None
+    note, more = _notes(first, answers, item)
+    return Parsed(value=item, note=note, extra=tuple({**extra, **more}.items()), rest=rest)
+
+
+async def parse_photos(step: Step, msg: Incoming, ctx: Context, answers: Answers) -> Parsed:
+    """Extra photos: each one sent is checked and added; an album is acknowledged in one reply."""
+    if msg.kind != Kind.MEDIA or not msg.media:
+        return Parsed(error="media.need_photo_or_done")
+    items = list(answers.get(step.key) or [])
+    extra: Answers = {}
+    problems: list[Problem] = []
+    note = ""
+    for media in msg.media:
+        if len(items) >= step.max_items:
+            problems.append(Problem("media.too_many", (("limit", step.max_items),)))
+            break
+        item, problem, more = await accept_photo(media, ctx, {**answers, **extra, step.key: items})
+        if problem is not None:
+            problems.append(problem)
+            continue
+        assert item is not None
+        items.append(item)
+        extra.update(more)
+        one_note, flags = _notes(media, {**answers, **extra}, item)
+        extra.update(flags)
+        note = note or one_note
+    added = len(items) - len(answers.get(step.key) or [])
+    if not added:
+        first = problems[0]
+        return Parsed(error=first.key, fields=first.fields)
+    refused = len(problems)
+    summary = "media.added_some" if refused else "media.added"
+    fields = (("added", added), ("total", len(items)), ("limit", step.max_items), ("refused", refused))
+    if note:
+        summary = f"{summary}+{note}"
+    return Parsed(value=items, stay=True, note=summary, note_fields=fields, extra=tuple(extra.items()))
+
+
+async def parse_videos(step: Step, msg: Incoming, ctx: Context, answers: Answers) -> Parsed:
+    """mp4 clips, 720p-1080p and 30-60 s each, or a link to a shared folder; until "Xong"."""
+    items = list(answers.get(step.key) or [])
+    if msg.kind == Kind.TEXT:
+        link = await parse_url(step, msg, ctx, answers)
+        if link.error:
+            return Parsed(error="media.need_video_or_link")
+        items.append({"link": link.value})
+        return Parsed(value=items, stay=True, note="media.link_added")
+    if msg.kind != Kind.MEDIA or not msg.media:
+        return Parsed(error="media.need_video_or_link")
+    if len(items) >= step.max_items:
+        return Parsed(error="media.too_many", fields=(("limit", step.max_items),))
+    media = msg.media[0]
+    item, problem, note = await accept_video(media, ctx, answers)
+    if problem is not None:
+        return Parsed(error=problem.key, fields=problem.fields)
+    items.append(item)
+    return Parsed(value=items, stay=True, note=note or "media.video_added")
+
+
+async def accept_video(
+    media: Media, ctx: Context, answers: Answers
+) -> tuple[dict[str, Any] | None, Problem | None, str]:
+    """Check one clip from its metadata (or its bytes, when it came as a plain file)."""
+    if not is_video_candidate(media):
+        return None, Problem("media.not_video"), ""
+    mime = media.mime_type or mimetypes.guess_type(media.file_name or "")[0] or ""
+    if mime and mime != "video/mp4":
+        return None, Problem("media.video_not_mp4", (("type", mime),)), ""
+    if media.size == 0:
+        return None, Problem("media.empty"), ""
+    if media.file_unique_id and any(i.get("unique") == media.file_unique_id for i in media_items(answers)):
+        return None, Problem("media.duplicate"), ""
+    width, height, seconds = media.width, media.height, media.duration
+    too_large = bool(media.size and media.size > max_bytes(ctx))
+    data = None if too_large else await download(media, ctx)
+    if not (width and height and seconds) and data is not None:
+        info = mp4_info(data)
+        if info is not None:
+            width, height, seconds = info.width, info.height, info.seconds
+    if width and height and seconds is not None:
+        problem = video_problem(width, height, seconds)
+        if problem is not None:
+            key, fields = problem
+            return None, Problem(key, tuple(fields.items())), ""
+        note = "media.video_by_reference" if data is None else ""
+    else:
+        note = "media.video_unchecked"
+    item = remember(
+        ctx,
+        media,
+        data,
+        {"width": width, "height": height, "duration": round(seconds) if seconds else None},
+        "kept_by_reference" if data is None else "",
+    )
+    return item, None, note
+
+
+async def parse_append(step: Step, msg: Incoming, ctx: Context, answers: Answers) -> Parsed:
+    """A long text in as many messages as it takes; each one is added until "Xong"."""
+    so_far = str(answers.get(step.key) or "")
+    cleaned = _clean_text(step, msg, MAX_APPEND)
+    if cleaned.error:
+        return cleaned
+    joined = f"{so_far}\n\n{cleaned.value}" if so_far else cleaned.value
+    if len(joined) > MAX_APPEND:
+        return Parsed(error="error.too_long", fields=(("limit", MAX_APPEND), ("length", len(joined))))
+    parts = joined.count("\n\n") + 1
+    return Parsed(
+        value=joined, stay=True, note="form.appended", note_fields=(("parts", parts), ("chars", len(joined)))
+    )

@@ -1,0 +1,91 @@
+"""Tình hình của trường: what a school has sent, what is due, and the last six months at a glance."""
+
+from __future__ import annotations
+
+from handlers.article import KIND, calendar, school_of
+from handlers.calendar import Period
+from handlers.forms import has_content
+from handlers.types import Choice, Context, Incoming, Reply
+from storage import queries as q
+from storage.models import Submission
+
+MONTHS_SHOWN = 6
+
+
+def article_line(ctx: Context, period: Period, first: Submission | None, drafting: bool) -> str:
+    """This month's article in one line: none, a draft, sent (on time or late) and its review status."""
+    cal = calendar(ctx)
+    due = cal.deadline(period).strftime("%d/%m")
+    if first is None:
+        left = cal.days_left(period)
+        when = (
+            ctx.t("status.days_left", days=left, due=due)
+            if left >= 0
+            else ctx.t("status.overdue", days=-left, due=due)
+        )
+        state = ctx.t("status.drafting") if drafting else ctx.t("status.not_sent")
+        return ctx.t("status.article", period=period.label, state=f"{state} · {when}")
+    sent = (first.submitted_at or first.created_at).astimezone(ctx.clock.tz).strftime("%d/%m")
+    timing = ctx.t("status.sent_late", day=sent) if first.late else ctx.t("status.sent_on_time", day=sent)
+    review = ctx.t(f"status.review.{first.status}")
+    if first.status == "returned" and first.review_note:
+        review = ctx.t("status.returned_because", reason=first.review_note)
+    return ctx.t("status.article", period=period.label, state=f"{timing} · {review}")
+
+
+def history(ctx: Context, by_period: dict[str, Submission]) -> str:
+    """The last six months: ✅ on time, ⏰ late, ❌ missed, 🕓 still open."""
+    cal = calendar(ctx)
+    this = cal.current()
+    marks = []
+    for back in range(MONTHS_SHOWN - 1, -1, -1):
+        period = this.shift(-back)
+        first = by_period.get(period.key)
+        if first is not None:
+            mark = "⏰" if first.late else "✅"
+        else:
+            mark = "❌" if cal.is_late(period, cal.now()) else "🕓"
+        marks.append(f"{period.label} {mark}")
+    return ctx.t("status.history") + "\n" + " · ".join(marks) + "\n" + ctx.t("status.legend")
+
+
+async def my_status(msg: Incoming, ctx: Context) -> list[Reply]:
+    """/mystatus: this month's article, days left, the next periodic deadline, the last six months."""
+    assert ctx.user is not None and ctx.user.id is not None
+    school = school_of(ctx)
+    cal = calendar(ctx)
+    this = cal.current()
+    keys = [this.shift(-b).key for b in range(MONTHS_SHOWN)] + [this.shift(1).key]
+    with ctx.db.session() as s:
+        rows = q.submissions_of(s, school.id or 0, KIND, keys)
+        draft = q.get_draft(s, ctx.user.id, KIND)
+    by_period: dict[str, Submission] = {}
+    for row in rows:
+        by_period.setdefault(row.period or "", row)
+    drafting = draft is not None and draft.mode != "sent" and has_content(draft.answers)
+    lines = [
+        ctx.t("status.title", school=school.name),
+        article_line(ctx, this, by_period.get(this.key), drafting),
+    ]
+    upcoming = by_period.get(this.shift(1).key)
+    if upcoming is not None:
+        lines.append(article_line(ctx, this.shift(1), upcoming, False))
+    nxt = cal.next_periodic()
+    if nxt is not None:
+        item, due = nxt
+        days = (due.date() - cal.now().date()).days
+        lines.append(ctx.t("status.periodic", name=item.name, due=due.strftime("%d/%m/%Y"), days=days))
+    lines.append(history(ctx, by_period))
+    buttons = [(Choice(ctx.t("menu.article"), "m:article"),)]
+    editable = [r for r in rows if r.status in q.EDITABLE]
+    if editable:
+        last = editable[-1]
+        buttons.append(
+            (
+                Choice(
+                    ctx.t("status.edit", period=Period.parse(last.period or "").label if last.period else ""),
+                    f"ae:{last.id}",
+                ),
+            )
+        )
+    return [Reply("\n\n".join(lines), tuple(buttons))]
