@@ -259,6 +259,11 @@ async def accept_video(
     if media.file_unique_id and any(i.get("unique") == media.file_unique_id for i in media_items(answers)):
         return None, Problem("media.duplicate"), ""
     width, height, seconds = media.width, media.height, media.duration
+    if width and height and seconds is not None:  # the platform's metadata: refuse before downloading
+        problem = video_problem(width, height, seconds)
+        if problem is not None:
+            key, fields = problem
+            return None, Problem(key, tuple(fields.items())), ""
     too_large = bool(media.size and media.size > max_bytes(ctx))
     data = None if too_large else await download(media, ctx)
     if not (width and height and seconds) and data is not None:

@@ -14,6 +14,7 @@ import logging
 import signal
 import warnings
 from collections.abc import Awaitable, Coroutine, Sequence
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
@@ -29,7 +30,7 @@ from telegram import (
 )
 from telegram import User as TgUser
 from telegram.constants import ChatAction, ChatMemberStatus, ChatType
-from telegram.error import Forbidden, InvalidToken, TelegramError
+from telegram.error import BadRequest, Forbidden, InvalidToken, TelegramError
 from telegram.error import RetryAfter as TgRetryAfter
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes, TypeHandler
 from telegram.warnings import PTBDeprecationWarning
@@ -38,7 +39,7 @@ from bot.app import App, build_app
 from bot.config import Settings
 from handlers.types import Incoming, Kind, Media, Reply
 from storage import queries as q
-from storage.errors import Blocked, ChannelError, ConfigError, RetryAfter
+from storage.errors import Blocked, ChannelError, ConfigError, FetchError, RetryAfter, TooLarge
 from storage.models import User
 
 CHANNEL = "telegram"
@@ -285,8 +286,15 @@ class TelegramChannel:
         typing_every: float = 4.5,
         poll_timeout: float = 30.0,
         bootstrap_retries: int = 3,
+        album_wait: float = 0.8,
     ) -> None:
         self.app = app
+        # An album arrives as one update per item; the parts are gathered for `album_wait`
+        # seconds and handled as one message (one reply). This is the only state kept between
+        # updates, for under a second; an album cut by a crash is simply sent again.
+        self.album_wait = album_wait
+        self._albums: dict[tuple[str, str], list[Incoming]] = {}
+        self._album_tasks: set[asyncio.Task[None]] = set()
         self.config = app.settings.telegram
         self.typing_after = typing_after
         self.typing_every = max(typing_every, 0.1)
@@ -335,6 +343,7 @@ class TelegramChannel:
             await self.set_default_commands()
             self.forget_old_updates()
             self.app.dispatcher.senders[CHANNEL] = self.send_to_user
+            self.app.dispatcher.fetchers[CHANNEL] = self.fetch
             await self.application.start()
             if self.config.mode == "webhook":
                 await self.start_webhook()
@@ -373,6 +382,10 @@ class TelegramChannel:
         """Stop taking updates, finish the one in hand, close the connections."""
         if self.app.dispatcher.senders.get(CHANNEL) == self.send_to_user:
             del self.app.dispatcher.senders[CHANNEL]
+        if self.app.dispatcher.fetchers.get(CHANNEL) == self.fetch:
+            del self.app.dispatcher.fetchers[CHANNEL]
+        if self._album_tasks:  # let gathered albums be handled before closing
+            await asyncio.gather(*self._album_tasks, return_exceptions=True)
         if self._janitor is not None:
             self._janitor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -481,8 +494,58 @@ class TelegramChannel:
         incoming = to_incoming(update)
         if incoming is None:
             return
+        group = update.message.media_group_id if update.message is not None else None
+        if group and incoming.kind == Kind.MEDIA:
+            self.gather(incoming, group)
+            return
+        await self.dispatch(incoming)
+
+    async def dispatch(self, incoming: Incoming) -> None:
+        """Hand one message to the dispatcher and send the writer's replies."""
         replies = await self.with_typing(incoming.chat_id, self.app.dispatcher.handle(incoming))
         await self.reply(incoming, replies)
+
+    def gather(self, incoming: Incoming, group: str) -> None:
+        """Keep an album's part; the first part starts the short wait for the rest."""
+        key = (incoming.chat_id, group)
+        if key in self._albums:
+            self._albums[key].append(incoming)
+            return
+        self._albums[key] = [incoming]
+        task = asyncio.create_task(self.flush_album(key), name=f"telegram:album:{group}")
+        self._album_tasks.add(task)
+        task.add_done_callback(self._album_tasks.discard)
+
+    async def flush_album(self, key: tuple[str, str]) -> None:
+        """After the wait, the album's parts as one message with all their files."""
+        await asyncio.sleep(self.album_wait)
+        parts = self._albums.pop(key, [])
+        if not parts:
+            return
+        files = tuple(m for part in parts for m in part.media)
+        try:
+            await self.dispatch(replace(parts[0], media=files))
+        except Exception:
+            log.exception("an album could not be handled")
+
+    # ---- files in ----------------------------------------------------------------------------
+
+    async def fetch(self, media: Media) -> bytes:
+        """Download a file the user sent (getFile, then the file URL), within the size limit."""
+        limit = int(self.app.settings.media.max_download_mb * 1_048_576)
+        if media.size and media.size > limit:
+            raise TooLarge(f"{media.kind} of {media.size} bytes")
+        try:
+            remote = await self.application.bot.get_file(media.file_id)
+            if remote.file_size and remote.file_size > limit:
+                raise TooLarge(f"{media.kind} of {remote.file_size} bytes")
+            return bytes(await remote.download_as_bytearray())
+        except BadRequest as exc:
+            if "too big" in str(exc).lower():
+                raise TooLarge(media.kind) from None
+            raise FetchError(self.redact(str(exc))) from None
+        except TelegramError as exc:
+            raise FetchError(self.redact(str(exc))) from None
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Anything the handler let through: log it (the update is not retried)."""

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 TOKEN = "123456:TEST-fake-token-do-not-log"
 BOT_ID = 123456
@@ -500,7 +500,8 @@ def _make_handler(api: FakeBotAPI) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             if parts.path.startswith("/file/bot"):
-                token, _, path = parts.path.removeprefix("/file/bot").partition("/")
+                # PTB percent-encodes the file URL's path (the token's ":" becomes %3A).
+                token, _, path = unquote(parts.path).removeprefix("/file/bot").partition("/")
                 content = api.file_content(token, path)
                 if content is None:
                     self._reply(404, b"Not Found", "text/plain")

@@ -1,0 +1,168 @@
+"""The monthly article over Telegram: photos as files and as photos, an album, videos by metadata."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import select
+
+from storage.models import MediaFile, Submission
+from tests.bot.test_telegram import PRINCIPAL, Tg, api_fixture, settings_fixture, tg_fixture  # noqa: F401
+from tests.fakes.telegram_api import message_update
+from tests.media.samples import jpeg
+
+_counter = iter(range(1, 10_000))
+
+
+def document(
+    api, content: bytes, name: str = "anh.jpg", mime: str = "image/jpeg", **extra: Any
+) -> dict[str, Any]:
+    """A file the fake can serve, as a message's `document`."""
+    n = next(_counter)
+    file_id = f"DOC{n}"
+    api.add_file(file_id, content, f"documents/{name}")
+    return {
+        "file_id": file_id,
+        "file_unique_id": f"U{n}",
+        "file_name": name,
+        "mime_type": mime,
+        "file_size": len(content),
+        **extra,
+    }
+
+
+def photo_sizes(api, content: bytes, width: int, height: int) -> list[dict[str, Any]]:
+    """A photo as Telegram sends it: a thumbnail and the largest size."""
+    n = next(_counter)
+    api.add_file(f"PH{n}", content, f"photos/{n}.jpg")
+    return [
+        {"file_id": f"TH{n}", "file_unique_id": f"TU{n}", "width": 90, "height": 68, "file_size": 900},
+        {
+            "file_id": f"PH{n}",
+            "file_unique_id": f"PU{n}",
+            "width": width,
+            "height": height,
+            "file_size": len(content),
+        },
+    ]
+
+
+def texts(messages: list[dict[str, Any]]) -> str:
+    return "\n".join(m.get("text", "") for m in messages)
+
+
+async def to_photos(tg: Tg) -> None:
+    await tg.register(PRINCIPAL, "principal", school="THCS-PUNHI")
+    await tg.send(PRINCIPAL, "/article")
+    await tg.press(PRINCIPAL, tg.button(PRINCIPAL, "Hoạt động tiêu biểu"))
+    await tg.send(PRINCIPAL, "Ngày hội đọc sách")
+
+
+async def test_a_whole_article_over_telegram(tg: Tg, tmp_path: Path) -> None:
+    api = tg.api
+    await to_photos(tg)
+    small = await tg.push_for(
+        PRINCIPAL, message_update(PRINCIPAL, document=document(api, jpeg(900, 600), "nho.jpg"))
+    )
+    assert "Ảnh nhỏ quá (900×600)" in texts(small)
+    got = await tg.push_for(
+        PRINCIPAL, message_update(PRINCIPAL, document=document(api, jpeg(2000, 1500, "red")))
+    )
+    assert "Ảnh 2/3" in texts(got)
+    got = await tg.push_for(
+        PRINCIPAL, message_update(PRINCIPAL, photo=photo_sizes(api, jpeg(1280, 960, "blue"), 1280, 960))
+    )
+    assert 'dạng "Tệp"' in texts(got) and "Ảnh 3/3" in texts(got)  # the one-time note about compression
+    got = await tg.push_for(
+        PRINCIPAL, message_update(PRINCIPAL, document=document(api, jpeg(1600, 1200, "green"), "c.jpg"))
+    )
+    assert "Ảnh thêm" in texts(got)
+
+    album = [
+        message_update(
+            PRINCIPAL,
+            media_group_id="ALB1",
+            document=document(api, jpeg(1400, 1000 + i, "white"), f"a{i}.jpg"),
+        )
+        for i in range(3)
+    ]
+    before = len(api.sent_to(PRINCIPAL.id))
+    tg.api.push_update(*album)
+    from tests.bot.test_telegram import wait_until
+
+    await wait_until(lambda: len(api.sent_to(PRINCIPAL.id)) > before, "the album's reply")
+    await wait_until(lambda: not tg.channel._album_tasks, "the album handled")
+    answers = api.sent_to(PRINCIPAL.id)[before:]
+    assert len(answers) == 1 and "Đã nhận 3 ảnh (tổng 3/10)" in answers[0]["text"]
+
+    await tg.press(PRINCIPAL, tg.button(PRINCIPAL, "Xong"))
+    for text in ("Học sinh thi kể chuyện", "Sân trường", "05/11/2026", "320 học sinh", "Sôi nổi"):
+        await tg.send(PRINCIPAL, text)
+    await tg.send(PRINCIPAL, "Sáng 5/11, trường tổ chức ngày hội đọc sách.")
+    await tg.press(PRINCIPAL, tg.button(PRINCIPAL, "Xong"))
+    await tg.press(PRINCIPAL, tg.button(PRINCIPAL, "Bỏ qua"))
+
+    long_clip = {
+        "file_id": "V1",
+        "file_unique_id": "VU1",
+        "width": 1920,
+        "height": 1080,
+        "duration": 130,
+        "mime_type": "video/mp4",
+        "file_size": 5_000_000,
+    }
+    got = await tg.push_for(PRINCIPAL, message_update(PRINCIPAL, video=long_clip))
+    assert "Video dài 2 phút 10 giây; mỗi cảnh quay 30 giây – 1 phút." in texts(got)
+    huge = {
+        "file_id": "V2",
+        "file_unique_id": "VU2",
+        "width": 1280,
+        "height": 720,
+        "duration": 40,
+        "mime_type": "video/mp4",
+        "file_size": 60 * 1024 * 1024,
+    }
+    got = await tg.push_for(PRINCIPAL, message_update(PRINCIPAL, video=huge))
+    assert "giữ theo tham chiếu Telegram" in texts(got)
+    await tg.press(PRINCIPAL, tg.button(PRINCIPAL, "Xong"))
+    await tg.send(PRINCIPAL, "Cô Lò Thị Lan")
+    got = await tg.send(PRINCIPAL, "0912345678")
+    assert "Xem lại Bài viết tháng" in texts(got)
+    sent = await tg.press(PRINCIPAL, tg.button(PRINCIPAL, "Gửi"))
+    assert "Đã gửi Bài viết tháng 11/2026 – đúng hạn" in texts(sent)
+
+    with tg.app.db.session() as s:
+        row = s.exec(select(Submission).where(Submission.kind == "article")).one()
+        files = s.exec(select(MediaFile)).all()
+    assert row.answers["photo_speaker"]["kind"] == "photo"
+    assert len(row.answers["photos_extra"]) == 3
+    assert (
+        row.answers["videos"][0]["file_id"] == "V2"
+        and row.answers["videos"][0]["note"] == "kept_by_reference"
+    )
+    stored = [f for f in files if f.path]
+    assert len(stored) == 6  # three roles and three extra photos, downloaded and kept by sha256
+    for f in stored:
+        assert (Path(tg.app.settings.media_dir) / f.path).is_file()
+    by_reference = next(f for f in files if f.file_id == "V2")
+    assert by_reference.path == "" and by_reference.size == 60 * 1024 * 1024
+
+
+async def test_a_failed_download_keeps_the_reference(tg: Tg) -> None:
+    await to_photos(tg)
+    item = document(tg.api, jpeg(2000, 1500))
+    tg.api.fail("getFile", 500, times=10)
+    got = await tg.push_for(PRINCIPAL, message_update(PRINCIPAL, document=item))
+    assert "giữ tham chiếu" in texts(got)
+    with tg.app.db.session() as s:
+        kept = s.exec(select(MediaFile)).one()
+    assert kept.file_id == item["file_id"] and kept.path == "" and kept.note == "kept_by_reference"
+
+
+async def test_a_document_that_claims_jpeg_but_is_not(tg: Tg) -> None:
+    await to_photos(tg)
+    got = await tg.push_for(
+        PRINCIPAL, message_update(PRINCIPAL, document=document(tg.api, b"%PDF-1.4 not a jpeg", "anh.jpg"))
+    )
+    assert "không phải là ảnh" in texts(got)
