@@ -37,6 +37,7 @@ from telegram.warnings import PTBDeprecationWarning
 
 from bot.app import App, build_app
 from bot.config import Settings
+from handlers.media_steps import retry_downloads
 from handlers.types import Incoming, Kind, Media, Reply
 from storage import queries as q
 from storage.errors import Blocked, ChannelError, ConfigError, FetchError, RetryAfter, TooLarge
@@ -49,6 +50,7 @@ MAX_COMMAND_DESCRIPTION = 256
 LANGUAGES = ("vi", "en")
 ALLOWED_UPDATES = ("message", "callback_query", "my_chat_member")
 FORGET_EVERY = timedelta(hours=6)
+RETRY_DOWNLOADS_EVERY = timedelta(minutes=10)
 # Loggers whose records can carry the token: httpx logs request URLs (INFO), PTB's Bot logs its
 # base URLs (DEBUG). A logger's own filters see only the records made on it, hence the list.
 TOKEN_LOGGERS = (
@@ -428,10 +430,23 @@ class TelegramChannel:
             log.info("forgot %d old update ids", dropped)
 
     async def forget_periodically(self) -> None:
-        """Forget old update ids every few hours while running."""
+        """While running: retry downloads that failed (every few minutes), forget old update ids."""
+        waited = 0.0
         while True:
-            await asyncio.sleep(FORGET_EVERY.total_seconds())
-            self.forget_old_updates()
+            await asyncio.sleep(RETRY_DOWNLOADS_EVERY.total_seconds())
+            waited += RETRY_DOWNLOADS_EVERY.total_seconds()
+            await self.retry_downloads()
+            if waited >= FORGET_EVERY.total_seconds():
+                waited = 0.0
+                self.forget_old_updates()
+
+    async def retry_downloads(self) -> int:
+        """Download the files kept by reference after a failed download."""
+        try:
+            return await retry_downloads(self.app.db, self.app.dispatcher.media, {CHANNEL: self.fetch})
+        except Exception:
+            log.warning("retrying downloads failed", exc_info=True)
+            return 0
 
     def redact(self, text: str) -> str:
         """`text` without the bot token."""

@@ -137,10 +137,7 @@ async def test_a_whole_article_over_telegram(tg: Tg, tmp_path: Path) -> None:
         files = s.exec(select(MediaFile)).all()
     assert row.answers["photo_speaker"]["kind"] == "photo"
     assert len(row.answers["photos_extra"]) == 3
-    assert (
-        row.answers["videos"][0]["file_id"] == "V2"
-        and row.answers["videos"][0]["note"] == "kept_by_reference"
-    )
+    assert row.answers["videos"][0]["file_id"] == "V2" and row.answers["videos"][0]["note"] == "too_large"
     stored = [f for f in files if f.path]
     assert len(stored) == 6  # three roles and three extra photos, downloaded and kept by sha256
     for f in stored:
@@ -158,6 +155,13 @@ async def test_a_failed_download_keeps_the_reference(tg: Tg) -> None:
     with tg.app.db.session() as s:
         kept = s.exec(select(MediaFile)).one()
     assert kept.file_id == item["file_id"] and kept.path == "" and kept.note == "kept_by_reference"
+
+    tg.api.clear_failures()  # Telegram answers again: the retry stores the file
+    assert await tg.channel.retry_downloads() == 1
+    with tg.app.db.session() as s:
+        kept = s.exec(select(MediaFile)).one()
+    assert kept.note == "" and kept.sha256 and (Path(tg.app.settings.media_dir) / kept.path).is_file()
+    assert await tg.channel.retry_downloads() == 0
 
 
 async def test_a_document_that_claims_jpeg_but_is_not(tg: Tg) -> None:
