@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from handlers import submissions
 from handlers.calendar import Calendar, Period
 from handlers.forms import Engine, Form
 from handlers.steps import Answers, Option, Step, StepKind
 from handlers.types import Choice, Context, Incoming, Reply
 from storage import plan
 from storage import queries as q
-from storage.models import Draft, School, Submission
+from storage.models import Draft, School
 
 KIND = "article"
 # When a school's office has no plan, the standing themes of domain.md.
@@ -133,49 +134,20 @@ def theme_text(ctx: Context, answers: Answers) -> str:
 
 async def submit(ctx: Context, draft: Draft) -> list[Reply]:
     """Send the article: a new submission (on time or late), or a new version of one being edited."""
-    user = ctx.user
-    assert user is not None and user.id is not None and user.school_id is not None
-    now = ctx.clock.now()
     answers = {**draft.answers, "theme_text": theme_text(ctx, draft.answers)}
     period = Period.parse(str(answers.get("period"))) or calendar(ctx).current()
-    edit_of = answers.pop("_edit_of", None)
-    with ctx.db.session() as s:
-        if edit_of:
-            row = q.resubmit(s, int(edit_of["id"]), int(edit_of["version"]), answers, now)
-            if row is None:
-                return [Reply(ctx.t("article.edit_refused"))]
-            return [
-                Reply(ctx.t("article.resubmitted", period=period.label, version=row.version)),
-                *staff_notice(ctx, s, row),
-            ]
-        row, created = q.create_submission(
-            s,
-            kind=KIND,
-            school_id=user.school_id,
-            user_id=user.id,
-            token=draft.token,
-            answers=answers,
-            status="submitted",
-            now=now,
-            period=period.key,
-        )
-        if not created:
-            return [Reply(ctx.t("form.already_sent", title=ctx.t(ARTICLE_FORM.title)))]
-        row.late = calendar(ctx).is_late(period, now)
-        row.submitted_at = now
-        s.add(row)
-        s.flush()
-        q.add_version(s, row, now)
-    key = "article.sent_late" if row.late else "article.sent"
-    due = calendar(ctx).deadline(period).strftime("%d/%m/%Y")
-    return [
-        Reply(ctx.t(key, period=period.label, due=due), ((Choice(ctx.t("menu.mystatus"), "m:mystatus"),),))
-    ]
-
-
-def staff_notice(ctx: Context, s: Any, row: Submission) -> list[Reply]:
-    """Nothing yet: the officer's digest (review issue) reports resubmissions."""
-    return []
+    due = calendar(ctx).deadline(period)
+    saved = submissions.save(ctx, draft, kind=KIND, answers=answers, period=period.key, due=due)
+    if saved.refused:
+        return [Reply(ctx.t("submission.edit_refused"))]
+    if saved.repeated:
+        return [Reply(ctx.t("form.already_sent", title=ctx.t(ARTICLE_FORM.title)))]
+    status = ((Choice(ctx.t("menu.mystatus"), "m:mystatus"),),)
+    assert saved.row is not None
+    if saved.resubmitted:
+        return [Reply(ctx.t("article.resubmitted", period=period.label, version=saved.row.version), status)]
+    key = "article.sent_late" if saved.row.late else "article.sent"
+    return [Reply(ctx.t(key, period=period.label, due=due.strftime("%d/%m/%Y")), status)]
 
 
 ARTICLE_FORM = Form(
@@ -217,27 +189,3 @@ async def start_choice(msg: Incoming, ctx: Context, engine: Engine) -> list[Repl
             replies = await engine.start(KIND, ctx, prefill=prefill)
             return [Reply(ctx.t("article.copied")), *replies]
     return await engine.start(KIND, ctx)
-
-
-async def edit_article(msg: Incoming, ctx: Context, engine: Engine) -> list[Reply]:
-    """Edit a sent article (until an officer reviews it): its answers come back into a draft."""
-    number = msg.choice.partition(":")[2]
-    with ctx.db.session() as s:
-        row = s.get(Submission, int(number)) if number.isdigit() else None
-    if row is None or ctx.user is None or row.school_id != ctx.user.school_id or row.kind != KIND:
-        return [Reply(ctx.t("article.not_found"))]
-    if row.status not in q.EDITABLE:
-        return [Reply(ctx.t("article.edit_refused"))]
-    answers = {k: v for k, v in row.answers.items() if k != "theme_text"}
-    answers["_edit_of"] = {"id": row.id, "version": row.version}
-    draft = engine.fresh(ARTICLE_FORM, ctx, answers)
-    with ctx.db.session() as s:
-        draft = q.save_draft(
-            s, draft, step=draft.step, mode="review", answers=draft.answers, now=ctx.clock.now()
-        )
-    note = (
-        ctx.t("article.editing", reason=row.review_note)
-        if row.review_note
-        else ctx.t("article.editing_plain")
-    )
-    return [engine.screen(ARTICLE_FORM, draft, ctx, note=note)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from handlers import article, common, incident, registration, school_status
+from handlers import article, common, incident, registration, school_status, submissions
 from handlers.common import Command
 from handlers.forms import Engine, Form, has_content
 from handlers.types import Context, Handler, Incoming, Kind, Reply
@@ -156,7 +156,7 @@ def build_router() -> Router:
             ButtonRoute("f", lambda msg, ctx: engine().on_button(msg, ctx), EVERYONE_REGISTERED),
             ButtonRoute("k", incident.acknowledge, STAFF),
             ButtonRoute("as", lambda msg, ctx: article.start_choice(msg, ctx, engine()), PRINCIPAL),
-            ButtonRoute("ae", lambda msg, ctx: article.edit_article(msg, ctx, engine()), PRINCIPAL),
+            ButtonRoute("se", lambda msg, ctx: submissions.edit(msg, ctx, engine()), PRINCIPAL),
             ButtonRoute("l", common.language_button, None),
         ],
     )

@@ -84,7 +84,7 @@ async def my_status(msg: Incoming, ctx: Context) -> list[Reply]:
             (
                 Choice(
                     ctx.t("status.edit", period=Period.parse(last.period or "").label if last.period else ""),
-                    f"ae:{last.id}",
+                    f"se:{last.id}",
                 ),
             )
         )

@@ -233,7 +233,7 @@ async def test_edit_until_reviewed_and_after_return_keeping_versions(demo, chat_
     status = await chat.send("/mystatus")
     assert "Đã nộp 10/11, đúng hạn · Chờ duyệt" in status[0].text
     await chat.press("Sửa bài tháng 11/2026")
-    assert "Sửa bài đã gửi" in chat.last.text
+    assert "Sửa Bài viết tháng đã gửi" in chat.last.text
     await chat.press("Sửa: Tiêu đề")
     await chat.send("Ngày hội đọc sách 2026")
     replies = await chat.press("Gửi")
@@ -265,7 +265,7 @@ async def test_edit_until_reviewed_and_after_return_keeping_versions(demo, chat_
         s.add(row)
     replies = await demo.dispatcher.handle(
         Incoming(
-            "console", "principal", "principal", Kind.CHOICE, choice=f"ae:{row.id}", update_id="edit-approved"
+            "console", "principal", "principal", Kind.CHOICE, choice=f"se:{row.id}", update_id="edit-approved"
         )
     )
     assert "không sửa được" in replies[0].text
@@ -286,7 +286,7 @@ async def test_another_schools_article_cannot_be_edited(demo, chat_as, files) ->
         s.add(other)
         row = s.exec(select(Submission)).one()
     replies = await demo.dispatcher.handle(
-        Incoming("console", "other", "other", Kind.CHOICE, choice=f"ae:{row.id}", update_id="steal")
+        Incoming("console", "other", "other", Kind.CHOICE, choice=f"se:{row.id}", update_id="steal")
     )
     assert "Không tìm thấy" in replies[0].text
 
