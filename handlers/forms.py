@@ -28,7 +28,18 @@ REVIEW = "review"
 EDIT = "edit"
 FILL = "fill"
 PREVIEW = 160  # characters of a long answer shown on the review screen
-TYPED = frozenset({StepKind.TEXT, StepKind.LONGTEXT, StepKind.URL, StepKind.APPEND, StepKind.VIDEOS})
+TYPED = frozenset(
+    {
+        StepKind.TEXT,
+        StepKind.LONGTEXT,
+        StepKind.URL,
+        StepKind.APPEND,
+        StepKind.VIDEOS,
+        StepKind.NUMBER,
+        StepKind.PHONE,
+        StepKind.NAME,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -40,6 +51,8 @@ class Form:
     steps: tuple[Step, ...]
     roles: frozenset[str]
     submit: SubmitHook
+    # Fills answers the form derives (a report's figures) before the review screen is shown.
+    prepare: Callable[[Context, Answers], Answers] | None = None
 
     def step(self, key: str) -> Step | None:
         """The step named `key`."""
@@ -211,6 +224,8 @@ class Engine:
     def _advance(self, form: Form, draft: Draft, step: Step, answers: Answers, ctx: Context) -> Draft:
         nxt = None if draft.mode == EDIT else form.after(step.key, answers)
         if nxt is None:
+            if form.prepare is not None:
+                answers = form.prepare(ctx, answers)
             return self._save(draft, ctx, step=step.key, mode=REVIEW, answers=answers)
         return self._save(draft, ctx, step=nxt.key, mode=FILL, answers=answers)
 
@@ -316,6 +331,8 @@ def display(step: Step, value: Any, ctx: Context, short: bool = False) -> str:
         return ctx.t("form.skipped")
     if step.kind in MEDIA_KINDS:
         return media_summary(value, ctx)
+    if step.kind == StepKind.DOCUMENT and isinstance(value, dict):
+        return ctx.t("media.document", name=value.get("name") or value.get("doctype", ""))
     if isinstance(value, list):
         return ", ".join(display(step, v, ctx) for v in value)
     if step.kind == StepKind.DATE:

@@ -11,4 +11,5 @@ KINDS: dict[StepKind, Parser] = {
     StepKind.PHOTOS: media_steps.parse_photos,
     StepKind.VIDEOS: media_steps.parse_videos,
     StepKind.APPEND: media_steps.parse_append,
+    StepKind.DOCUMENT: media_steps.parse_document,
 }

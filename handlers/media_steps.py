@@ -288,6 +288,47 @@ async def accept_video(
     return item, None, note
 
 
+def document_type(data: bytes) -> str | None:
+    """ "pdf" or "docx" by content (not by name), else None."""
+    if data.startswith(b"%PDF-"):
+        return "pdf"
+    if data.startswith(b"PK\x03\x04"):
+        import io
+        import zipfile
+
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                names = set(archive.namelist())
+        except (zipfile.BadZipFile, ValueError):
+            return None
+        return "docx" if "word/document.xml" in names and "[Content_Types].xml" in names else None
+    return None
+
+
+async def parse_document(step: Step, msg: Incoming, ctx: Context, answers: Answers) -> Parsed:
+    """One PDF or DOCX (a signed report), checked by its content."""
+    if msg.kind != Kind.MEDIA or not msg.media:
+        return Parsed(error="media.need_document")
+    media = msg.media[0]
+    if media.kind not in ("document",):
+        return Parsed(error="media.not_document")
+    if media.size == 0:
+        return Parsed(error="media.empty")
+    if media.size and media.size > max_bytes(ctx):
+        return Parsed(
+            error="media.too_large",
+            fields=(("mb", round(media.size / 1_048_576)), ("limit", ctx.settings.media.max_download_mb)),
+        )
+    data = await download(media, ctx)
+    if data is None:
+        return Parsed(error="media.document_unreadable")
+    kind = document_type(data)
+    if kind is None:
+        return Parsed(error="media.not_document")
+    item = remember(ctx, media, data, {})
+    return Parsed(value={**item, "doctype": kind}, note="media.document_added")
+
+
 async def retry_downloads(db: Any, media_store: Any, fetchers: dict[str, Any], limit: int = 50) -> int:
     """Download files kept by reference after a failed download; how many are now stored.
 

@@ -5,7 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from handlers import article, common, incident, registration, school_status, submissions
+from handlers import (
+    article,
+    common,
+    incident,
+    nomination,
+    registration,
+    report,
+    school_status,
+    submissions,
+)
 from handlers.common import Command
 from handlers.forms import Engine, Form, has_content
 from handlers.types import Context, Handler, Incoming, Kind, Reply
@@ -133,8 +142,23 @@ def build_router() -> Router:
             menu="menu.article",
             describe="cmd.article",
         ),
+        form_command("nominate", nomination.NOMINATION_FORM, engine, "menu.nominate", "cmd.nominate"),
+        Command(
+            "report",
+            lambda msg, ctx: report.start_report(msg, ctx, engine()),
+            PRINCIPAL,
+            menu="menu.report",
+            describe="cmd.report",
+        ),
         Command(
             "mystatus", school_status.my_status, PRINCIPAL, menu="menu.mystatus", describe="cmd.mystatus"
+        ),
+        Command(
+            "nominations",
+            nomination.list_nominations,
+            EVERYONE_REGISTERED,
+            menu="menu.nominations",
+            describe="cmd.nominations",
         ),
         form_command("incident", incident.INCIDENT_FORM, engine, "menu.incident", "cmd.incident"),
         Command(
@@ -151,7 +175,7 @@ def build_router() -> Router:
     ]
     router = Router(
         commands,
-        forms=[article.ARTICLE_FORM, incident.INCIDENT_FORM],
+        forms=[article.ARTICLE_FORM, nomination.NOMINATION_FORM, report.REPORT_FORM, incident.INCIDENT_FORM],
         buttons=[
             ButtonRoute("f", lambda msg, ctx: engine().on_button(msg, ctx), EVERYONE_REGISTERED),
             ButtonRoute("k", incident.acknowledge, STAFF),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from handlers import nomination, report
 from handlers.article import KIND, calendar, school_of
 from handlers.calendar import Period
 from handlers.forms import has_content
@@ -70,11 +71,9 @@ async def my_status(msg: Incoming, ctx: Context) -> list[Reply]:
     upcoming = by_period.get(this.shift(1).key)
     if upcoming is not None:
         lines.append(article_line(ctx, this.shift(1), upcoming, False))
-    nxt = cal.next_periodic()
-    if nxt is not None:
-        item, due = nxt
-        days = (due.date() - cal.now().date()).days
-        lines.append(ctx.t("status.periodic", name=item.name, due=due.strftime("%d/%m/%Y"), days=days))
+    lines.extend(report.status_lines(ctx))
+    counted = nomination.counts(ctx, school.id or 0)
+    lines.append(ctx.t("status.nominations", semester=counted["semester"], year=counted["year"]))
     lines.append(history(ctx, by_period))
     buttons = [(Choice(ctx.t("menu.article"), "m:article"),)]
     editable = [r for r in rows if r.status in q.EDITABLE]

@@ -30,6 +30,10 @@ class StepKind(StrEnum):
     PHOTOS = "photos"  # extra photos until "Xong"
     VIDEOS = "videos"  # mp4 clips or a shared-drive link, until "Xong"
     APPEND = "append"  # a long text in several messages, until "Xong"
+    NUMBER = "number"  # a whole number, zero or more
+    PHONE = "phone"  # a Vietnamese phone number, stored as 0xxxxxxxxx
+    NAME = "name"  # a person's or a collective's name: words, not digits or symbols
+    DOCUMENT = "document"  # a PDF or DOCX, checked by its content
 
 
 # Steps that collect until the user presses "Xong".
@@ -255,6 +259,55 @@ async def parse_url(step: Step, msg: Incoming, ctx: Context, answers: Answers) -
     return Parsed(value=text) if ok else Parsed(error="error.bad_url")
 
 
+async def parse_number(step: Step, msg: Incoming, ctx: Context, answers: Answers) -> Parsed:
+    """A whole number, zero or more ("12", "1.200" and "1 200" read as numbers)."""
+    if msg.kind == Kind.CHOICE and msg.choice.isdigit():
+        return Parsed(value=int(msg.choice))
+    if msg.kind != Kind.TEXT:
+        return Parsed(error="error.need_number")
+    text = msg.text.strip().replace(" ", "").replace(".", "").replace(",", "")
+    if text.startswith("-") and text[1:].isdigit():
+        return Parsed(error="error.negative")
+    if not text.isdigit() or len(text) > 9:
+        return Parsed(error="error.need_number")
+    return Parsed(value=int(text))
+
+
+PHONE_RE = re.compile(r"^0(?:[35789]\d{8}|2\d{9})$")
+
+
+def read_phone(text: str) -> str | None:
+    """A Vietnamese mobile (0xx xxx xxxx) or landline (02xx xxx xxxx) number, normalised; else None."""
+    compact = re.sub(r"[\s.\-()]", "", text.strip())
+    if compact.startswith("+84"):
+        compact = "0" + compact[3:]
+    elif compact.startswith("84") and len(compact) in (11, 12):
+        compact = "0" + compact[2:]
+    return compact if PHONE_RE.match(compact) else None
+
+
+async def parse_phone(step: Step, msg: Incoming, ctx: Context, answers: Answers) -> Parsed:
+    """A Vietnamese phone number."""
+    if msg.kind == Kind.CONTACT and msg.text:
+        found = read_phone(msg.text)
+        return Parsed(value=found) if found else Parsed(error="error.bad_phone")
+    if msg.kind != Kind.TEXT:
+        return Parsed(error="error.bad_phone")
+    found = read_phone(msg.text)
+    return Parsed(value=found) if found else Parsed(error="error.bad_phone")
+
+
+async def parse_name(step: Step, msg: Incoming, ctx: Context, answers: Answers) -> Parsed:
+    """A name: at least two letters, no digits-only or symbol-only answers."""
+    cleaned = _clean_text(step, msg, min(step.max_len, MAX_TEXT))
+    if cleaned.error:
+        return cleaned
+    letters = sum(1 for ch in cleaned.value if ch.isalpha())
+    if letters < 2:
+        return Parsed(error="error.bad_name")
+    return Parsed(value=" ".join(cleaned.value.split()))
+
+
 BASIC_KINDS: dict[StepKind, Parser] = {
     StepKind.TEXT: parse_text,
     StepKind.LONGTEXT: parse_longtext,
@@ -262,4 +315,7 @@ BASIC_KINDS: dict[StepKind, Parser] = {
     StepKind.MULTI: parse_multi,
     StepKind.DATE: parse_date,
     StepKind.URL: parse_url,
+    StepKind.NUMBER: parse_number,
+    StepKind.PHONE: parse_phone,
+    StepKind.NAME: parse_name,
 }

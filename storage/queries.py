@@ -525,3 +525,26 @@ def versions_of(s: Session, submission_id: int) -> list[SubmissionVersion]:
     """Every version of a submission, oldest first."""
     stmt = select(SubmissionVersion).where(SubmissionVersion.submission_id == submission_id)
     return list(s.exec(stmt.order_by(col(SubmissionVersion.version))))
+
+
+def nominations_in_scope(s: Session, user: User, limit: int = 15) -> list[tuple[Submission, School]]:
+    """The latest nominations a user may see: their school's, or their offices' schools'."""
+    stmt = select(Submission, School).join(School, col(School.id) == col(Submission.school_id))
+    stmt = stmt.where(Submission.kind == "nomination")
+    if user.role == "principal":
+        stmt = stmt.where(Submission.school_id == user.school_id)
+    elif user.office_id is not None:
+        stmt = stmt.where(col(School.office_id).in_(offices_under(s, user.office_id)))
+    else:
+        return []
+    return list(s.exec(stmt.order_by(col(Submission.id).desc()).limit(limit)))
+
+
+def submissions_between(s: Session, school_id: int, after: datetime, until: datetime) -> list[Submission]:
+    """A school's submissions first sent in (after, until]."""
+    stmt = select(Submission).where(
+        Submission.school_id == school_id,
+        col(Submission.created_at) > after,
+        col(Submission.created_at) <= until,
+    )
+    return list(s.exec(stmt.order_by(col(Submission.id))))

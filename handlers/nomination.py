@@ -1,0 +1,166 @@
+"""Đề xuất điển hình: nominating exemplary people and collectives for the press and for commendation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from handlers import submissions
+from handlers.forms import Form
+from handlers.school_year import semester_key
+from handlers.steps import Answers, Option, Step, StepKind
+from handlers.types import Choice, Context, Incoming, Reply
+from storage import queries as q
+from storage.models import Draft, School, Submission
+
+KIND = "nomination"
+ROLES = ("manager", "teacher", "staff", "student", "parent", "community")
+PURPOSES = ("press", "commendation", "both")
+
+
+def is_student(answers: Answers) -> bool:
+    """A nominee who is a pupil: a minor, whose name and photos need the parents' consent."""
+    return answers.get("kind") == "individual" and answers.get("role") == "student"
+
+
+def publishable(answers: Answers) -> bool:
+    """Whether the nominee's name and photos may be shown and exported (Decree 13/2023/NĐ-CP)."""
+    return not is_student(answers) or answers.get("consent") == "yes"
+
+
+def initials(name: str) -> str:
+    """ "Nguyễn Văn An" -> "N.V.A."."""
+    return "".join(f"{word[0].upper()}." for word in name.split() if word[:1].isalpha()) or "—"
+
+
+def public_view(answers: Answers) -> Answers:
+    """The answers as anyone but the school may see them: without consent, initials and no photos."""
+    if publishable(answers):
+        return answers
+    return {**answers, "name": initials(str(answers.get("name", ""))), "photos": None, "withheld": True}
+
+
+NOMINATION_STEPS = (
+    Step(
+        "kind",
+        "nomination.kind",
+        StepKind.CHOICE,
+        options=(
+            Option("individual", "nomination.kinds.individual"),
+            Option("collective", "nomination.kinds.collective"),
+        ),
+    ),
+    Step("name", "nomination.name", StepKind.NAME, max_len=150),
+    Step(
+        "role",
+        "nomination.role",
+        StepKind.CHOICE,
+        when=lambda a: a.get("kind") == "individual",
+        options=tuple(Option(r, f"nomination.roles.{r}") for r in ROLES),
+    ),
+    Step(
+        "consent",
+        "nomination.consent",
+        StepKind.CHOICE,
+        when=is_student,
+        options=(Option("yes", "nomination.consents.yes"), Option("no", "nomination.consents.no")),
+    ),
+    Step("deeds", "nomination.deeds", StepKind.LONGTEXT),
+    Step("photos", "nomination.photos", StepKind.PHOTOS, optional=True, max_items=10),
+    Step("link", "nomination.link", StepKind.URL, optional=True),
+    Step(
+        "purpose",
+        "nomination.purpose",
+        StepKind.CHOICE,
+        options=tuple(Option(p, f"nomination.purposes.{p}") for p in PURPOSES),
+    ),
+    Step("contact_name", "nomination.contact_name", StepKind.NAME, max_len=150),
+    Step("contact_phone", "nomination.contact_phone", StepKind.PHONE),
+)
+
+
+async def submit(ctx: Context, draft: Draft) -> list[Reply]:
+    """Store the nomination (counted in this semester), or a new version of one being edited."""
+    answers = {**draft.answers, "publishable": publishable(draft.answers)}
+    if answers.get("kind") == "collective":
+        answers["role"] = "collective"
+    saved = submissions.save(
+        ctx, draft, kind=KIND, answers=answers, period=semester_key(ctx.clock.now()), due=None
+    )
+    if saved.refused:
+        return [Reply(ctx.t("submission.edit_refused"))]
+    if saved.repeated:
+        return [Reply(ctx.t("form.already_sent", title=ctx.t(NOMINATION_FORM.title)))]
+    key = "nomination.sent" if answers["publishable"] else "nomination.sent_no_consent"
+    return [Reply(ctx.t(key, name=answers.get("name", "")))]
+
+
+NOMINATION_FORM = Form(
+    name=KIND,
+    title="nomination.title",
+    roles=frozenset({"principal"}),
+    submit=submit,
+    steps=NOMINATION_STEPS,
+)
+
+
+def describe(ctx: Context, row: Submission, school: School) -> str:
+    """One nomination as an officer or leader sees it, honouring the consent flag."""
+    view = public_view(row.answers)
+    role = (
+        ctx.t(f"nomination.roles.{view.get('role')}")
+        if view.get("role") in ROLES
+        else ctx.t("nomination.kinds.collective")
+    )
+    line = ctx.t(
+        "nomination.line",
+        number=row.id,
+        school=school.name,
+        name=view.get("name", ""),
+        role=role,
+        purpose=ctx.t(f"nomination.purposes.{view.get('purpose')}"),
+        status=ctx.t(f"status.review.{row.status}"),
+    )
+    if view.get("withheld"):
+        line += "\n  " + ctx.t("nomination.withheld")
+    elif view.get("photos"):
+        line += "\n  " + ctx.t("media.photos", count=len(view["photos"]))
+    return line
+
+
+async def list_nominations(msg: Incoming, ctx: Context) -> list[Reply]:
+    """/nominations: a principal sees the school's (with edit buttons); staff see their scope's."""
+    user = ctx.user
+    assert user is not None
+    with ctx.db.session() as s:
+        rows = q.nominations_in_scope(s, user, limit=15)
+    if not rows:
+        return [Reply(ctx.t("nomination.none"))]
+    lines = [ctx.t("nomination.list")]
+    buttons: list[tuple[Choice, ...]] = []
+    for row, school in rows:
+        if user.role == "principal":
+            lines.append(
+                ctx.t(
+                    "nomination.own_line",
+                    number=row.id,
+                    name=row.answers.get("name", ""),
+                    status=ctx.t(f"status.review.{row.status}"),
+                )
+            )
+            if row.status in q.EDITABLE:
+                buttons.append((Choice(ctx.t("nomination.edit", number=row.id), f"se:{row.id}"),))
+        else:
+            lines.append(describe(ctx, row, school))
+    return [Reply("\n".join(lines), tuple(buttons))]
+
+
+def counts(ctx: Context, school_id: int) -> dict[str, Any]:
+    """This semester's and this school year's nominations of a school."""
+    semester = semester_key(ctx.clock.now())
+    year = semester.rsplit("-", 1)[0]
+    with ctx.db.session() as s:
+        rows = q.submissions_of(s, school_id, KIND)
+    return {
+        "semester": sum(1 for r in rows if r.period == semester),
+        "year": sum(1 for r in rows if (r.period or "").startswith(year)),
+    }

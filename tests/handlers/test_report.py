@@ -1,0 +1,182 @@
+"""Periodic reports through the console: figures pre-filled from the rows, one per deadline, late ones."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from datetime import datetime
+
+from sqlmodel import select
+
+from storage import queries as q
+from storage.models import Submission
+from tests.handlers.helpers import draft_of
+from tests.media.samples import write
+
+
+def docx() -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        archive.writestr("word/document.xml", "<w:document/>")
+    return out.getvalue()
+
+
+def add_rows(app, when: datetime) -> None:
+    """Articles, nominations and incidents of the demo school, as if sent at `when`."""
+    rows = [
+        ("article", {"title": "a"}, "submitted", False),
+        ("article", {"title": "b"}, "approved", True),
+        ("article", {"title": "c"}, "published", False),
+        ("nomination", {"purpose": "press"}, "submitted", False),
+        ("nomination", {"purpose": "both"}, "submitted", False),
+        ("nomination", {"purpose": "commendation"}, "submitted", False),
+        ("incident", {}, "submitted", False),
+    ]
+    with app.db.session() as s:
+        school = q.school_by_code(s, "THCS-PUNHI")
+        user = q.get_user(s, "console", "principal")
+        for n, (kind, answers, status, late) in enumerate(rows):
+            s.add(
+                Submission(
+                    kind=kind,
+                    school_id=school.id,
+                    user_id=user.id,
+                    status=status,
+                    answers=answers,
+                    token=f"t{when.isoformat()}{n}",
+                    late=late,
+                    created_at=when,
+                    updated_at=when,
+                )
+            )
+
+
+async def test_figures_are_prefilled_from_the_rows_and_can_be_corrected(demo, chat_as, tmp_path) -> None:
+    add_rows(demo, datetime(2026, 3, 2, 9, tzinfo=demo.clock.tz))  # inside Dec 2025 – Dec 2026
+    add_rows(demo, datetime(2025, 11, 2, 9, tzinfo=demo.clock.tz))  # before: not counted
+    chat = chat_as("principal")
+    replies = await chat.send("/report")
+    screen = replies[-1].text
+    assert "Gợi ý: Báo cáo năm – hạn 01/12/2026 (chưa nộp)" in screen
+    assert any(
+        "Báo cáo 6 tháng – hạn 20/06/2026 (quá hạn, chưa nộp)" in c.label for c in replies[-1].flat_choices()
+    )
+    await chat.press("Dùng gợi ý")
+    await chat.send("4")
+    await chat.send("Đã có 3 bài được đăng trên báo điện tử của tỉnh.")
+    await chat.press("Bỏ qua")
+    pdf = write(tmp_path, "bao-cao.pdf", b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\n")
+    review = await chat.send(f"/file {pdf}")
+    text = review[-1].text
+    for line in (
+        "Bài viết đã gửi: 3",
+        "Bài đúng hạn: 2",
+        "Bài đã duyệt: 2",
+        "Bài đã đăng: 1",
+        "Đề xuất giới thiệu báo chí: 2",
+        "Đề xuất khen thưởng: 2",
+        "Sự cố đã báo: 1",
+        "Tin, bài trên báo chí, PT-TH: 4",
+        "Tệp báo cáo: Tệp bao-cao.pdf",
+    ):
+        assert line in text, line
+    await chat.press("Sửa: Bài đã đăng")
+    before = draft_of(demo, "principal", "report").answers
+    bad = await chat.send("-2")
+    assert "không được âm" in bad[0].text
+    bad = await chat.send("hai")
+    assert "con số" in bad[0].text
+    assert draft_of(demo, "principal", "report").answers == before
+    review = await chat.send("2")
+    assert "Bài đã đăng: 2" in review[-1].text and "Bài viết đã gửi: 3" in review[-1].text
+    sent = await chat.press("Gửi")
+    assert "Đã gửi Báo cáo năm (hạn 01/12/2026) – đúng hạn" in sent[0].text
+    with demo.db.session() as s:
+        row = s.exec(select(Submission).where(Submission.kind == "report")).one()
+    assert row.period == "nam-2026" and not row.late
+    assert (
+        row.answers["articles_published"],
+        row.answers["articles_sent"],
+        row.answers["press_coverage"],
+    ) == (2, 3, 4)
+    assert row.answers["document"]["doctype"] == "pdf"
+
+
+async def test_one_report_per_deadline(demo, chat_as) -> None:
+    chat = chat_as("principal")
+    await fill_report(chat, "Báo cáo năm")
+    await chat.press("Gửi")
+    again = await chat.send("/report")
+    labels = [c.label for c in again[-1].flat_choices()]
+    assert any("Báo cáo năm – hạn 01/12/2026 (đã nộp)" in label for label in labels)
+    await chat.press("Báo cáo năm")
+    await chat.send("0")
+    await chat.send("Nội dung")
+    await chat.press("Bỏ qua")
+    await chat.press("Bỏ qua")
+    refused = await chat.press("Gửi")
+    assert "đã được gửi" in refused[0].text and any(
+        "Sửa báo cáo" in c.label for c in refused[0].flat_choices()
+    )
+    with demo.db.session() as s:
+        assert len(s.exec(select(Submission).where(Submission.kind == "report")).all()) == 1
+    await fill_report(chat, "Báo cáo 6 tháng")
+    await chat.press("Gửi")
+    done = await chat.send("/report")
+    assert "đã được gửi đủ" in done[0].text
+
+
+async def test_a_late_report_after_20_june(demo, chat_as, clock) -> None:
+    clock.set(datetime(2027, 6, 25, 9))
+    chat = chat_as("principal")
+    await fill_report(chat, "Báo cáo 6 tháng – hạn 20/06/2027")
+    replies = await chat.press("Gửi")
+    assert "Nộp muộn" in replies[0].text
+    with demo.db.session() as s:
+        row = s.exec(select(Submission).where(Submission.kind == "report")).one()
+    assert row.period == "6thang-2027" and row.late
+    status = await chat.send("/mystatus")
+    assert "Còn nợ" not in status[0].text
+
+
+async def test_a_document_is_checked_by_content(demo, chat_as, tmp_path) -> None:
+    chat = chat_as("principal")
+    await fill_report(chat, "Báo cáo năm", stop_at_document=True)
+    before = draft_of(demo, "principal", "report").answers
+    fake = write(tmp_path, "bao-cao.pdf", "Đây không phải PDF".encode())
+    replies = await chat.send(f"/file {fake}")
+    assert "không phải PDF hay DOCX" in replies[0].text
+    jpg = write(tmp_path, "bao-cao.docx", b"\xff\xd8\xff\xe0jpeg")
+    replies = await chat.send(f"/file {jpg}")
+    assert "không phải PDF hay DOCX" in replies[0].text
+    replies = await chat.send("báo cáo đây")
+    assert "PDF hoặc DOCX" in replies[0].text
+    assert draft_of(demo, "principal", "report").answers == before
+    good = write(tmp_path, "Bao cao nam.docx", docx())
+    replies = await chat.send(f"/file {good}")
+    assert "Tệp Bao cao nam.docx" in replies[-1].text
+
+
+async def test_a_deadline_the_office_does_not_have(demo, chat_as) -> None:
+    from handlers.types import Incoming, Kind
+
+    chat = chat_as("principal")
+    await chat.send("/report")
+    draft = draft_of(demo, "principal", "report")
+    forged = f"f:{draft.id}:{draft.version}:a:hocky1-2026"
+    replies = await demo.dispatcher.handle(
+        Incoming("console", "principal", "principal", Kind.CHOICE, choice=forged, update_id="x")
+    )
+    assert "Hãy chọn một mục" in replies[0].text
+    assert draft_of(demo, "principal", "report").answers == draft.answers
+
+
+async def fill_report(chat, which: str, stop_at_document: bool = False) -> None:
+    await chat.send("/report")
+    await chat.press(which)
+    await chat.send("2")
+    await chat.send("Các hoạt động truyền thông diễn ra đều đặn.")
+    await chat.press("Bỏ qua")
+    if not stop_at_document:
+        await chat.press("Bỏ qua")
