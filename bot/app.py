@@ -9,9 +9,12 @@ from dataclasses import dataclass
 
 from bot.config import Settings
 from bot.dispatch import Dispatcher
+from bot.outbox import Outbox, inbox_sender
+from bot.scheduler import Clockwork
+from handlers import reminders
 from handlers.calendar import Clock, SystemClock
 from handlers.i18n import Catalog
-from handlers.router import Router, build_router
+from handlers.router import PRINCIPAL, ButtonRoute, Router, build_router
 from storage import migrate
 from storage.db import Database
 from storage.media import MediaStore
@@ -29,6 +32,12 @@ class App:
     catalog: Catalog
     router: Router
     dispatcher: Dispatcher
+    clockwork: Clockwork
+
+    @property
+    def outbox(self) -> Outbox:
+        """The outbox every message to another user goes through."""
+        return self.dispatcher.outbox
 
 
 @contextmanager
@@ -42,15 +51,38 @@ def open_app(settings: Settings, clock: Clock | None = None, upgrade: bool = Tru
         catalog = Catalog(default=settings.locale)
         router = build_router()
         dispatcher = Dispatcher(db, clock, catalog, settings, router, media=MediaStore(settings.media_dir))
-        yield App(settings, db, clock, catalog, router, dispatcher)
+        # Console users with no live chat find their messages when they next open one.
+        dispatcher.senders.setdefault("console", inbox_sender(db, clock))
+        install_reminder_buttons(router)
+        clockwork = Clockwork(db, clock, settings, catalog, dispatcher.outbox)
+        yield App(settings, db, clock, catalog, router, dispatcher, clockwork)
     finally:
         db.dispose()
 
 
+def install_reminder_buttons(router: Router) -> None:
+    """ "Nhắc lại sau" under a reminder (handlers.reminders); to be listed in build_router's table."""
+    if reminders.SNOOZE_PREFIX not in router.buttons:
+        router.buttons[reminders.SNOOZE_PREFIX] = ButtonRoute(
+            reminders.SNOOZE_PREFIX, reminders.snooze, PRINCIPAL
+        )
+
+
 @asynccontextmanager
 async def build_app(
-    settings: Settings, clock: Clock | None = None, upgrade: bool = True
+    settings: Settings, clock: Clock | None = None, upgrade: bool = True, clockwork: bool = True
 ) -> AsyncIterator[App]:
-    """`async with build_app(settings) as app:` for the running bot."""
+    """`async with build_app(settings) as app:` for the running bot.
+
+    With `clockwork` (the default) the scheduler (a catch-up sweep at once, then one every few
+    minutes) and the outbox sender run for as long as the app does; a channel started inside the
+    block (TelegramChannel registers its sender) is drained as soon as it is up.
+    """
     with open_app(settings, clock, upgrade) as app:
-        yield app
+        if clockwork:
+            await app.clockwork.start()
+        try:
+            yield app
+        finally:
+            if clockwork:
+                await app.clockwork.stop()

@@ -1,10 +1,11 @@
-"""`schoolbot run | chat | demo | db | schools | plan | invites`."""
+"""`schoolbot run | chat | demo | db | schools | plan | invites | export`."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -22,6 +23,8 @@ plan_app = typer.Typer(no_args_is_help=True, help="The communication plan: theme
 app.add_typer(db_app, name="db")
 app.add_typer(schools_app, name="schools")
 app.add_typer(plan_app, name="plan")
+export_app = typer.Typer(no_args_is_help=True, help="Files for offices: the status workbook, and more.")
+app.add_typer(export_app, name="export")
 
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="TOML settings file.")]
 
@@ -46,20 +49,40 @@ def setup_logging(verbose: bool = False) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+class RunChannel(StrEnum):
+    """Which chat platform `schoolbot run` serves."""
+
+    TELEGRAM = "telegram"
+    ZALO = "zalo"
+    ALL = "all"
+
+
 @app.command()
-def run(config: ConfigOption = Path("config.toml"), verbose: bool = False) -> None:
-    """Run the bot on Telegram (polling, or webhook when configured)."""
+def run(
+    config: ConfigOption = Path("config.toml"),
+    verbose: bool = False,
+    channel: Annotated[
+        RunChannel, typer.Option("--channel", help="telegram (the default), zalo, or all.")
+    ] = RunChannel.TELEGRAM,
+) -> None:
+    """Run the bot on Telegram, Zalo or both (polling, or webhook when configured)."""
     setup_logging(verbose)
     settings = settings_from(config)
-    if not settings.telegram.token.get_secret_value():
-        typer.echo(
-            "telegram.token is empty: set it in the config file or SCHOOLBOT_TELEGRAM__TOKEN", err=True
-        )
-        raise typer.Exit(2)
-    from bot.channels.telegram import run_telegram
-
+    needed = ["telegram", "zalo"] if channel == RunChannel.ALL else [channel.value]
+    for name in needed:
+        if not getattr(settings, name).token.get_secret_value():
+            env = f"SCHOOLBOT_{name.upper()}__TOKEN"
+            typer.echo(f"{name}.token is empty: set it in the config file or {env}", err=True)
+            raise typer.Exit(2)
     try:
-        asyncio.run(run_telegram(settings))
+        if channel == RunChannel.TELEGRAM:
+            from bot.channels.telegram import run_telegram
+
+            asyncio.run(run_telegram(settings))
+        else:
+            from bot.channels.zalo import run_zalo
+
+            asyncio.run(run_zalo(settings, with_telegram=channel == RunChannel.ALL))
     except ConfigError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
@@ -166,15 +189,169 @@ def invites(
     count: Annotated[int, typer.Option(min=1, max=1000)] = 1,
     expires: Annotated[int | None, typer.Option(help="Days the codes stay valid.")] = None,
     out: Annotated[Path | None, typer.Option(help="Write a CSV for mail-merge.")] = None,
+    levels: Annotated[
+        str | None, typer.Option(help='An officer for some levels only, e.g. "MN" or "TH,THCS".')
+    ] = None,
 ) -> None:
     """Create single-use registration codes with their Telegram links."""
     from bot.invites import make_invites
 
     make_invites(
-        settings_from(config), school=school, office=office, role=role, count=count, expires=expires, out=out
+        settings_from(config),
+        school=school,
+        office=office,
+        role=role,
+        count=count,
+        expires=expires,
+        out=out,
+        levels=levels,
     )
+
+
+@app.command()
+def outbox(
+    config: ConfigOption = Path("config.toml"),
+    errors: Annotated[int, typer.Option(min=0, max=1000, help="How many of the latest errors to show.")] = 10,
+    requeue_dead: Annotated[bool, typer.Option(help="Put dead messages back in the queue first.")] = False,
+) -> None:
+    """The outbox: messages by status and kind, who sends, and the last errors."""
+    from bot.app import open_app
+    from bot.outbox import describe
+    from storage import queries as q
+
+    with open_app(settings_from(config)) as built:
+        if requeue_dead:
+            with built.db.session() as s:
+                typer.echo(f"{q.requeue_dead(s, built.clock.now())} dead message(s) back in the queue")
+        for line in describe(built.db, built.clock, errors):
+            typer.echo(line)
+
+
+@app.command()
+def remind(
+    config: ConfigOption = Path("config.toml"),
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only print who would be reminded.")] = False,
+    at: Annotated[
+        str | None, typer.Option("--at", help="ISO time for --dry-run, e.g. 2026-11-10T08:00.")
+    ] = None,
+) -> None:
+    """Run a reminder sweep now, or with --dry-run print who would be reminded of what (at --at)."""
+    from datetime import datetime
+
+    from bot.app import open_app
+    from bot.scheduler import describe_plan
+    from handlers import reminders
+    from handlers.calendar import FrozenClock
+
+    settings = settings_from(config)
+    if at is not None and not dry_run:
+        typer.echo("--at only goes with --dry-run (a real sweep always runs at the present time)", err=True)
+        raise typer.Exit(2)
+    try:
+        moment = datetime.fromisoformat(at) if at is not None else None
+    except ValueError:
+        typer.echo(f"--at {at!r}: not an ISO time such as 2026-11-10T08:00", err=True)
+        raise typer.Exit(2) from None
+    clock = FrozenClock(moment, settings.timezone) if moment is not None else None
+    with open_app(settings, clock) as built:
+        if dry_run:
+            for line in describe_plan(built.db, built.clock, settings, built.catalog, built.clock.now()):
+                typer.echo(line)
+            return
+        report = reminders.sweep(built.db, built.clock, settings, built.catalog)
+    if report.held:
+        typer.echo(f"nothing made now ({report.held})")
+    typer.echo(
+        f"{report.created} new message(s) queued, {report.cancelled} cancelled; `schoolbot outbox` to follow them"
+    )
+
+
+@export_app.command("status")
+def export_status(
+    office: Annotated[str, typer.Option("--office", help="Office code: its schools and those below it.")],
+    out: Annotated[Path, typer.Option("--out", help="The .xlsx file to write.")],
+    month: Annotated[str | None, typer.Option("--month", help="YYYY-MM; this month if left out.")] = None,
+    config: ConfigOption = Path("config.toml"),
+) -> None:
+    """Write an office's status workbook for a month: by school, the school year, nominations."""
+    from bot.app import open_app
+    from handlers.calendar import Calendar, Period
+    from handlers.status import build_workbook, office_where
+
+    settings = settings_from(config)
+    with open_app(settings) as built:
+        current = Calendar(built.clock, settings.schedule).current()
+        period = Period.parse(month) if month else current
+        if period is None:
+            typer.echo(f"--month {month!r}: expected YYYY-MM, such as {current.key}", err=True)
+            raise typer.Exit(2)
+        if period > current:
+            typer.echo(f"--month {period.key} has not come yet (this month is {current.key})", err=True)
+            raise typer.Exit(1)
+        where = office_where(built.db, office)
+        if where is None:
+            typer.echo(f"--office {office!r}: no office has this code", err=True)
+            raise typer.Exit(1)
+        if where.scope.schools == 0:
+            typer.echo(f"{office} has no schools yet (schoolbot schools import)", err=True)
+            raise typer.Exit(1)
+        t = built.catalog.translator(settings.locale)
+        count = build_workbook(built.db, built.clock, settings, t, where, period, out)
+    typer.echo(f"{out}: {period.key}, {count} schools (3 sheets)")
 
 
 def main() -> None:
     """The console script."""
     app()
+
+
+@export_app.command("bundle")
+def export_bundle(
+    office: Annotated[str, typer.Option("--office", help="Office code: its schools and those below it.")],
+    out: Annotated[Path, typer.Option("--out", help="The .zip file to write.")],
+    month: Annotated[str | None, typer.Option("--month", help="YYYY-MM; this month if left out.")] = None,
+    everything: Annotated[
+        bool, typer.Option("--all", help="Every sent item, not only approved ones.")
+    ] = False,
+    config: ConfigOption = Path("config.toml"),
+) -> None:
+    """Write the month's press bundle: a folder per item, photos named by role, an index sheet."""
+    from bot.app import open_app
+    from handlers.bundle import build_bundle
+    from handlers.calendar import Calendar, Period
+    from storage import queries as q
+    from storage.models import School
+
+    settings = settings_from(config)
+    with open_app(settings) as built:
+        period = Period.parse(month) if month else Calendar(built.clock, settings.schedule).current()
+        if period is None:
+            typer.echo(f"--month {month!r}: expected YYYY-MM", err=True)
+            raise typer.Exit(2)
+        with built.db.session() as s:
+            found = q.office_by_code(s, office) or q.office_by_code(s, office.upper())
+            if found is None:
+                typer.echo(f"--office {office!r}: no office has this code", err=True)
+                raise typer.Exit(1)
+            offices = q.offices_under(s, found.id or 0)
+            school_ids = [
+                sc.id for sc in s.exec(q.select(School).where(q.col(School.office_id).in_(offices)))
+            ]
+        t = built.catalog.translator(settings.locale)
+        made = build_bundle(
+            built.db,
+            Path(settings.media_dir),
+            t,
+            [i for i in school_ids if i],
+            period,
+            out,
+            built.clock.tz,
+            everything,
+        )
+    if made is None:
+        typer.echo(t("bundle.empty", month=period.label), err=True)
+        raise typer.Exit(1)
+    typer.echo(
+        f"{out}: {made.items} item(s), {made.files} file(s)"
+        + (f", {len(made.missing)} missing" if made.missing else "")
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -14,14 +15,17 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from handlers.calendar import DAY_MINUTES, minutes_of, quiet_spans
 from storage.errors import ConfigError
 
 SECRET_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+ZALO_SECRET_RE = re.compile(r"^[\x21-\x7e]{8,256}$")  # Zalo: 8-256 characters, sent as a header
 
 
 class TelegramSettings(BaseModel):
@@ -48,6 +52,41 @@ class TelegramSettings(BaseModel):
             if not SECRET_TOKEN_RE.match(self.secret_token.get_secret_value()):
                 raise ValueError(
                     "webhook mode needs telegram.secret_token: 1-256 characters of A-Z a-z 0-9 _ -"
+                )
+        return self
+
+
+class ZaloSettings(BaseModel):
+    """How to reach Zalo's Bot Platform (zalo-bot-api.md): token, host, polling or webhook, budget."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    token: SecretStr = SecretStr("")
+    base_url: str = "https://bot-api.zaloplatforms.com"
+    mode: Literal["polling", "webhook"] = "polling"
+    webhook_url: str = ""
+    listen: str = "127.0.0.1"
+    port: int = Field(default=8444, ge=1, le=65535)
+    url_path: str = "zalo"
+    secret_token: SecretStr = SecretStr("")
+    monthly_budget: int = Field(default=3000, ge=0, le=10_000_000)
+    deliver_to: Literal["last_used", "telegram", "zalo", "both"] = "last_used"
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must start with https:// (or http:// for a local test server)")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _webhook_needs(self) -> ZaloSettings:
+        if self.mode == "webhook":
+            if not self.webhook_url.startswith("https://"):
+                raise ValueError("webhook mode needs zalo.webhook_url starting with https://")
+            if not ZALO_SECRET_RE.match(self.secret_token.get_secret_value()):
+                raise ValueError(
+                    "webhook mode needs zalo.secret_token: 8-256 visible ASCII characters, no spaces"
                 )
         return self
 
@@ -80,8 +119,27 @@ class PeriodicDeadline(BaseModel):
     due: str = Field(pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$", description="MM-DD")
 
 
+HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+
+
+class PauseWindow(BaseModel):
+    """Days with no reminders or escalations at all, e.g. the Tết holiday (both dates included)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=100)
+    start: date
+    end: date
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PauseWindow:
+        if self.end < self.start:
+            raise ValueError(f"pause {self.name!r} ends ({self.end}) before it starts ({self.start})")
+        return self
+
+
 class ScheduleSettings(BaseModel):
-    """Deadlines: the monthly article's day and the periodic reports' dates."""
+    """Deadlines, the reminder ladders, escalation, quiet hours and pauses."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -90,6 +148,14 @@ class ScheduleSettings(BaseModel):
         PeriodicDeadline(key="6thang", name="Báo cáo 6 tháng", due="06-20"),
         PeriodicDeadline(key="nam", name="Báo cáo năm", due="12-01"),
     )
+    reminder_at: str = Field(default="08:00", pattern=HHMM)
+    article_reminders: tuple[int, ...] = (5, 2, 1, 0)
+    report_reminders: tuple[int, ...] = (14, 7, 3, 1)
+    escalate_after_days: tuple[int, ...] = (1,)
+    escalate_at: str = Field(default="08:00", pattern=HHMM)
+    quiet_hours: tuple[str, ...] = ("20:00-07:00",)
+    pauses: tuple[PauseWindow, ...] = ()
+    sweep_minutes: int = Field(default=5, ge=1, le=60)
 
     @field_validator("periodic")
     @classmethod
@@ -98,6 +164,85 @@ class ScheduleSettings(BaseModel):
         if len(keys) != len(set(keys)):
             raise ValueError("each periodic deadline needs its own key")
         return value
+
+    @field_validator("article_reminders", "report_reminders")
+    @classmethod
+    def _ladder(cls, value: tuple[int, ...], info: ValidationInfo) -> tuple[int, ...]:
+        most = 28 if info.field_name == "article_reminders" else 120
+        if any(not 0 <= d <= most for d in value):
+            raise ValueError(f"days before the deadline must be between 0 and {most}")
+        if len(set(value)) != len(value):
+            raise ValueError("each day may appear once")
+        return tuple(sorted(value, reverse=True))
+
+    @field_validator("escalate_after_days")
+    @classmethod
+    def _escalation(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(not 1 <= d <= 28 for d in value) or len(set(value)) != len(value):
+            raise ValueError("days after the deadline must be distinct, between 1 and 28")
+        return tuple(sorted(value))
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for window in value:
+            parts = window.split("-")
+            if len(parts) != 2 or not all(re.match(HHMM, p) for p in parts):
+                raise ValueError(f"{window!r} is not a window like 20:00-07:00")
+            if parts[0] == parts[1]:
+                raise ValueError(f"{window!r} starts and ends at the same time")
+        # Overlapping windows are merged; together they must leave some time to send in.
+        if sum(end - start for start, end in quiet_spans(value)) >= DAY_MINUTES:
+            raise ValueError("the quiet hours cover the whole day: nothing could ever be sent")
+        return value
+
+    @model_validator(mode="after")
+    def _sendable_hours(self) -> ScheduleSettings:
+        spans = quiet_spans(self.quiet_hours)
+        for name in ("reminder_at", "escalate_at"):
+            moment = minutes_of(getattr(self, name))
+            if any(start <= moment < end for start, end in spans):
+                raise ValueError(
+                    f"{name} = {getattr(self, name)} falls in the quiet hours {self.quiet_hours}"
+                )
+        return self
+
+
+class OutboxSettings(BaseModel):
+    """How the outbox sends: rate limits per bot, retries, leases."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rate: float = Field(default=25.0, gt=0, le=1000)
+    burst: int = Field(default=3, ge=1, le=100)
+    per_chat_seconds: float = Field(default=1.0, ge=0, le=60)
+    concurrency: int = Field(default=4, ge=1, le=64)
+    batch: int = Field(default=50, ge=1, le=1000)
+    lease_seconds: int = Field(default=60, ge=5, le=3600)
+    max_attempts: int = Field(default=8, ge=1, le=100)
+    backoff_seconds: float = Field(default=2.0, gt=0, le=600)
+    backoff_cap_seconds: float = Field(default=300.0, gt=0, le=86400)
+    poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    janitor_seconds: int = Field(default=30, ge=1, le=3600)
+    keep_days: int = Field(default=90, ge=1, le=3650)
+
+
+class RankingSettings(BaseModel):
+    """The communications score of /ranking and the year's sheet: points per unit of each part."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    article_on_time: float = Field(default=2, ge=0, le=100)
+    article_approved: float = Field(default=1, ge=0, le=100)
+    article_published: float = Field(default=1, ge=0, le=100)
+    nomination: float = Field(default=2, ge=0, le=100)
+    report_on_time: float = Field(default=3, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _something_counts(self) -> RankingSettings:
+        if not any(getattr(self, name) for name in type(self).model_fields):
+            raise ValueError("at least one ranking weight must be above 0")
+        return self
 
 
 class Settings(BaseSettings):
@@ -112,9 +257,12 @@ class Settings(BaseSettings):
     locale: Literal["vi", "en"] = "vi"
     timezone: str = "Asia/Ho_Chi_Minh"
     telegram: TelegramSettings = TelegramSettings()
+    zalo: ZaloSettings = ZaloSettings()
     registration: RegistrationSettings = RegistrationSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     media: MediaSettings = MediaSettings()
+    outbox: OutboxSettings = OutboxSettings()
+    ranking: RankingSettings = RankingSettings()
 
     @field_validator("timezone")
     @classmethod
@@ -133,6 +281,14 @@ class Settings(BaseSettings):
         ):
             raise ValueError("must be an sqlite:/// or postgresql:// URL")
         return value
+
+    @model_validator(mode="after")
+    def _one_port_each(self) -> Settings:
+        tg, zl = self.telegram, self.zalo
+        both_hooks = tg.mode == zl.mode == "webhook"
+        if both_hooks and tg.port == zl.port and tg.listen == zl.listen:
+            raise ValueError("zalo.port: must differ from telegram.port when both run a webhook")
+        return self
 
     @classmethod
     def settings_customise_sources(

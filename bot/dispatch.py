@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
+from bot.outbox import Outbox
 from handlers.calendar import Clock
 from handlers.i18n import Catalog
 from handlers.router import Router
 from handlers.types import Context, Fetcher, Incoming, Kind, Reply, numbered
 from storage import queries as q
 from storage.db import Database
-from storage.errors import Blocked
 from storage.media import MediaStore
 from storage.models import User
 from storage.text import label_key
@@ -39,6 +40,10 @@ class Dispatcher:
     senders: dict[str, Sender] = field(default_factory=dict)
     fetchers: dict[str, Fetcher] = field(default_factory=dict)
     media: MediaStore | None = None
+    outbox: Outbox = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.outbox = Outbox(self.db, self.clock, self.settings, self.senders)
 
     async def handle(self, msg: Incoming) -> list[Reply]:
         """Everything the writer should see now, in order. Never raises."""
@@ -62,8 +67,8 @@ class Dispatcher:
                 media=self.media,
             )
             replies = await self.router.route(self.resolve_number(msg, user), ctx)
-            mine = await self.deliver_others(user, replies)
-            self.remember_menu(user, mine, msg.channel)
+            mine = await self.deliver_others(user, replies, source=self.source_of(msg))
+            self.remember_menu(user, kept + mine, msg.channel)
             return kept + mine
         except Exception:
             log.exception("update %s from %s:%s failed", msg.update_id, msg.channel, msg.user_id)
@@ -101,39 +106,27 @@ class Dispatcher:
         with self.db.session() as s:
             q.set_menu(s, user.id or 0, {"numbers": numbered(replies), "labels": labels})
 
-    async def deliver_others(self, writer: User, replies: list[Reply]) -> list[Reply]:
-        """Send replies meant for other users through their channel; return the writer's own."""
+    async def deliver_others(self, writer: User, replies: list[Reply], source: str = "") -> list[Reply]:
+        """Replies meant for other users go through the outbox's priority lane; return the writer's own.
+
+        They are rows before anything is sent (a crash loses none), keyed by the update that caused
+        them (a redelivery adds none); the running sender takes them ahead of any bulk wave, and with
+        no sender in this process (the console, tests) they are sent at once.
+        """
         mine = [r for r in replies if r.to is None or r.to == writer.id]
         by_user: dict[int, list[Reply]] = {}
         for reply in replies:
             if reply.to is not None and reply.to != writer.id:
                 by_user.setdefault(reply.to, []).append(replace(reply, to=None))
-        for user_id, batch in by_user.items():
-            await self.send_to(user_id, batch)
+        if by_user:
+            ids = self.outbox.enqueue_direct(source or f"local:{secrets.token_hex(8)}", by_user)
+            await self.outbox.deliver_now(ids)
         return mine
 
-    async def send_to(self, user_id: int, batch: list[Reply]) -> None:
-        """Deliver to one user now, or keep the messages for when they next write."""
-        with self.db.session() as s:
-            user = s.get(User, user_id)
-            if user is not None:
-                s.expunge(user)
-        if user is None:
-            return
-        sender = self.senders.get(user.channel)
-        if sender is not None:
-            try:
-                await sender(user, batch)
-                return
-            except Blocked:
-                log.info("user %s blocked the bot; keeping the message for when they write again", user_id)
-            except Exception:
-                log.warning(
-                    "could not deliver to user %s on %s; keeping it", user_id, user.channel, exc_info=True
-                )
-        with self.db.session() as s:
-            for reply in batch:
-                q.keep_for_later(s, user_id, reply.to_payload(), self.clock.now())
+    @staticmethod
+    def source_of(msg: Incoming) -> str:
+        """The update that caused a message to others (part of its outbox key)."""
+        return f"{msg.channel}:{msg.update_id}" if msg.update_id else f"local:{secrets.token_hex(8)}"
 
     def forget_old_updates(self) -> int:
         """Drop dedupe keys older than two days (platforms redeliver for at most one)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import csv
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -23,7 +23,7 @@ import typer
 from bot.config import Settings
 from storage import queries as q
 from storage.db import Database
-from storage.models import Invite
+from storage.models import LEVELS, Invite
 
 OFFICE_ROLES = ("officer", "leader", "admin")
 MAX_DAYS = 365
@@ -45,6 +45,7 @@ class Target:
     name: str
     school_id: int | None = None
     office_id: int | None = None
+    levels: str = ""
 
     @property
     def label(self) -> str:
@@ -68,6 +69,19 @@ def check_usage(school: str | None, office: str | None, role: str | None) -> str
             f"--office needs --role {', '.join(OFFICE_ROLES[:-1])} or {OFFICE_ROLES[-1]}{shown}"
         )
     return role
+
+
+def check_levels(levels: str | None, role: str) -> str:
+    """--levels "MN" or "TH,THCS": an officer who sees only schools of those levels."""
+    if not levels:
+        return ""
+    if role != "officer":
+        raise InviteError("--levels is for officers (--role officer)")
+    wanted = [x.strip().upper() for x in levels.split(",") if x.strip()]
+    unknown = [x for x in wanted if x not in LEVELS]
+    if unknown or not wanted:
+        raise InviteError(f"--levels takes {', '.join(LEVELS)} separated by commas (got {levels!r})")
+    return ",".join(dict.fromkeys(wanted))
 
 
 def find_target(db: Database, school: str | None, office: str | None, role: str) -> Target:
@@ -178,7 +192,9 @@ def create(
     with db.session() as s:
         invites = q.create_invites(
             s,
-            q.InviteTarget(target.role, school_id=target.school_id, office_id=target.office_id),
+            q.InviteTarget(
+                target.role, school_id=target.school_id, office_id=target.office_id, levels=target.levels
+            ),
             count,
             now,
             days,
@@ -202,10 +218,20 @@ def make_invites(
     count: int,
     expires: int | None,
     out: Path | None,
+    levels: str | None = None,
 ) -> None:
     """The `invites` command: print (and optionally write) `count` codes; exit 2 on a usage mistake."""
     try:
-        run(settings, school=school, office=office, role=role, count=count, expires=expires, out=out)
+        run(
+            settings,
+            school=school,
+            office=office,
+            role=role,
+            count=count,
+            expires=expires,
+            out=out,
+            levels=levels,
+        )
     except InviteError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -220,9 +246,11 @@ def run(
     count: int,
     expires: int | None,
     out: Path | None,
+    levels: str | None = None,
 ) -> list[Invite]:
     """Check, look up, ask Telegram for the username (outside any transaction), create, print."""
     wanted_role = check_usage(school, office, role)
+    limited = check_levels(levels, wanted_role)
     if not 1 <= count <= 1000:
         raise InviteError(f"--count must be between 1 and 1000 (got {count})")
     days = settings.registration.invite_days if expires is None else expires
@@ -234,7 +262,7 @@ def run(
 
     zone = ZoneInfo(settings.timezone)
     with open_app(settings) as built:
-        target = find_target(built.db, school, office, wanted_role)
+        target = replace(find_target(built.db, school, office, wanted_role), levels=limited)
         username, note = bot_username(settings)  # no transaction is open during the network call
         invites = create(built.db, built.clock.now(), target, count, days, username, out, zone)
     until = local_time(invites[0].expires_at, zone)

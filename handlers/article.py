@@ -62,6 +62,8 @@ def period_options(ctx: Context, answers: Answers) -> tuple[Option, ...]:
 
 def theme_options(ctx: Context, answers: Answers) -> tuple[Option, ...]:
     """The office's themes for the article's month, or the standing themes when it has none."""
+    if ctx.user is None or ctx.user.school_id is None:
+        return ()  # only a school writes articles; others read the stored theme_text
     period = str(answers.get("period") or calendar(ctx).current().key)
     office_id = school_of(ctx).office_id
     with ctx.db.session() as s:
@@ -134,8 +136,12 @@ def theme_text(ctx: Context, answers: Answers) -> str:
 
 async def submit(ctx: Context, draft: Draft) -> list[Reply]:
     """Send the article: a new submission (on time or late), or a new version of one being edited."""
-    answers = {**draft.answers, "theme_text": theme_text(ctx, draft.answers)}
-    period = Period.parse(str(answers.get("period"))) or calendar(ctx).current()
+    period = Period.parse(str(draft.answers.get("period"))) or calendar(ctx).current()
+    answers = {
+        **draft.answers,
+        "theme_text": theme_text(ctx, draft.answers),
+        "period_text": ctx.t("article.period_label", period=period.label),
+    }
     due = calendar(ctx).deadline(period)
     saved = submissions.save(ctx, draft, kind=KIND, answers=answers, period=period.key, due=due)
     if saved.refused:

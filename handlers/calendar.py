@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from calendar import monthrange
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
@@ -153,3 +153,115 @@ class Calendar:
         month, day = (int(x) for x in item.due.split("-"))
         year = due.year - 1
         return datetime(year, month, min(day, monthrange(year, month)[1]), 23, 59, 59, tzinfo=self.clock.tz)
+
+    # ---- quiet hours, pauses, the school year (the clock's reminders) ------------------------
+
+    def at_time(self, day: date, hhmm: str) -> datetime:
+        """`day` at "HH:MM", in the office's zone."""
+        hours, minutes = (int(x) for x in hhmm.split(":"))
+        return datetime(day.year, day.month, day.day, hours, minutes, tzinfo=self.clock.tz)
+
+    def quiet(self, at: datetime | None = None) -> bool:
+        """Whether `at` (default: now) falls in the quiet hours, when no bulk message is sent."""
+        moment = (at or self.now()).astimezone(self.clock.tz)
+        minute = moment.hour * 60 + moment.minute
+        return any(start <= minute < end for start, end in _quiet_spans(self.schedule))
+
+    def pause_at(self, at: datetime | None = None) -> Any | None:
+        """The pause window (e.g. Tết) `at` falls in, if any."""
+        day = (at or self.now()).astimezone(self.clock.tz).date()
+        return next((p for p in getattr(self.schedule, "pauses", ()) if p.start <= day <= p.end), None)
+
+    def can_send(self, at: datetime | None = None) -> bool:
+        """Neither quiet hours nor a pause: reminders and escalations may go out."""
+        return not self.quiet(at) and self.pause_at(at) is None
+
+    def next_sendable(self, at: datetime) -> datetime:
+        """The first moment at or after `at` outside quiet hours and pauses."""
+        moment = at.astimezone(self.clock.tz)
+        for _ in range(800):  # a pause is at most a few weeks; quiet hours leave time every day
+            pause = self.pause_at(moment)
+            if pause is not None:
+                moment = datetime.combine(pause.end + timedelta(days=1), time(0), tzinfo=self.clock.tz)
+                continue
+            minute = moment.hour * 60 + moment.minute
+            span = next((s for s in _quiet_spans(self.schedule) if s[0] <= minute < s[1]), None)
+            if span is None:
+                return moment
+            midnight = datetime.combine(moment.date(), time(0), tzinfo=self.clock.tz)
+            moment = midnight + timedelta(minutes=span[1])
+        raise ValueError("no sendable moment within two years")  # config validation prevents this
+
+    def school_year(self, at: datetime | None = None) -> SchoolYear:
+        """The school year `at` falls in: September to the following August (teaching ends late May)."""
+        moment = (at or self.now()).astimezone(self.clock.tz)
+        return SchoolYear(moment.year if moment.month >= SCHOOL_YEAR_STARTS else moment.year - 1)
+
+    def periodic_deadlines(self, at: datetime | None = None) -> list[tuple[Any, datetime]]:
+        """Every periodic deadline from a year before `at` to a year after, in time order."""
+        moment = (at or self.now()).astimezone(self.clock.tz)
+        out = []
+        for item in self.schedule.periodic:
+            month, day = (int(x) for x in item.due.split("-"))
+            for year in (moment.year - 1, moment.year, moment.year + 1):
+                last = monthrange(year, month)[1]
+                out.append((item, datetime(year, month, min(day, last), 23, 59, 59, tzinfo=self.clock.tz)))
+        return sorted(out, key=lambda pair: pair[1])
+
+
+def periodic_key(item: Any, due: datetime) -> str:
+    """The period a periodic report is stored under: "<key>-<year of its deadline>", e.g. "nam-2026"."""
+    return f"{item.key}-{due.year}"
+
+
+SCHOOL_YEAR_STARTS = 9  # September
+
+
+@dataclass(frozen=True, order=True)
+class SchoolYear:
+    """A school year, "2026-2027": from September to the following summer."""
+
+    start_year: int
+
+    @property
+    def key(self) -> str:
+        """ "2026-2027"."""
+        return f"{self.start_year}-{self.start_year + 1}"
+
+    def contains(self, day: date) -> bool:
+        """Whether `day` falls in this school year."""
+        return date(self.start_year, SCHOOL_YEAR_STARTS, 1) <= day < date(
+            self.start_year + 1, SCHOOL_YEAR_STARTS, 1
+        )
+
+
+DAY_MINUTES = 24 * 60
+
+
+def minutes_of(hhmm: str) -> int:
+    """ "08:30" -> 510."""
+    hours, minutes = hhmm.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def quiet_spans(windows: tuple[str, ...]) -> list[tuple[int, int]]:
+    """ "20:00-07:00" windows as merged [start, end) minute spans of one day (midnight splits them).
+
+    Overlapping or touching windows are merged: ("20:00-07:00", "06:00-08:00") is 20:00 to 08:00.
+    """
+    spans: list[tuple[int, int]] = []
+    for window in windows:
+        start, end = (minutes_of(x) for x in window.split("-"))
+        spans += [(start, end)] if start < end else [(start, DAY_MINUTES), (0, end)]
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(s for s in spans if s[0] < s[1]):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _quiet_spans(schedule: Any) -> list[tuple[int, int]]:
+    """The schedule's quiet windows as merged minute spans of one day."""
+    return quiet_spans(tuple(getattr(schedule, "quiet_hours", ())))

@@ -54,7 +54,8 @@ def open_occurrences(ctx: Context) -> list[Occurrence]:
 
 def occurrences(ctx: Context) -> list[Occurrence]:
     """For each configured report: the one still owed (a recent missed one, late), else the next."""
-    assert ctx.user is not None and ctx.user.school_id is not None
+    if ctx.user is None or ctx.user.school_id is None:
+        return []  # reports belong to schools
     now = ctx.clock.now()
     with ctx.db.session() as s:
         done = q.fulfilled_periods(s, ctx.user.school_id, KIND)
@@ -150,6 +151,10 @@ async def submit(ctx: Context, draft: Draft) -> list[Reply]:
         return [Reply(ctx.t("report.unknown_deadline"))]
     if o.done and not editing:
         return [already_in(ctx, o)]
+    answers = {
+        **answers,
+        "which_text": ctx.t("report.option_sent", name=o.name, due=o.due.strftime("%d/%m/%Y")),
+    }
     saved = submissions.save(ctx, draft, kind=KIND, answers=answers, period=o.key, due=o.due)
     if saved.refused:
         return [Reply(ctx.t("submission.edit_refused"))]

@@ -7,12 +7,16 @@ from dataclasses import dataclass, replace
 
 from handlers import (
     article,
+    bundle,
     common,
+    digest,
     incident,
     nomination,
     registration,
     report,
+    review,
     school_status,
+    status,
     submissions,
 )
 from handlers.common import Command
@@ -132,6 +136,7 @@ def build_router() -> Router:
             return []
         return [engine().resume_offer(engine().forms[draft.form], draft, ctx)]
 
+    leaders = status.Leaders()
     commands = [
         Command("start", registration.start, None, describe="cmd.start"),
         Command("menu", menu, EVERYONE_REGISTERED, describe="cmd.menu"),
@@ -153,6 +158,9 @@ def build_router() -> Router:
         Command(
             "mystatus", school_status.my_status, PRINCIPAL, menu="menu.mystatus", describe="cmd.mystatus"
         ),
+        Command("status", leaders.status, STAFF, menu="menu.status", describe="cmd.status"),
+        Command("ranking", leaders.ranking, STAFF, describe="cmd.ranking"),
+        Command("export", leaders.export, STAFF, describe="cmd.export"),
         Command(
             "nominations",
             nomination.list_nominations,
@@ -168,6 +176,9 @@ def build_router() -> Router:
             menu="menu.incidents",
             describe="cmd.incidents",
         ),
+        Command("review", review.queue, review.VIEWERS, menu="menu.review", describe="cmd.review"),
+        Command("bundle", bundle.bundle_command, review.VIEWERS, menu="menu.bundle", describe="cmd.bundle"),
+        Command("digest", digest.digest_command, review.VIEWERS, menu="menu.digest", describe="cmd.digest"),
         Command("cancel", cancel, EVERYONE_REGISTERED, describe="cmd.cancel"),
         Command("whoami", common.whoami, None, describe="cmd.whoami"),
         Command("language", common.choose_language, None, menu="menu.language", describe="cmd.language"),
@@ -175,12 +186,22 @@ def build_router() -> Router:
     ]
     router = Router(
         commands,
-        forms=[article.ARTICLE_FORM, nomination.NOMINATION_FORM, report.REPORT_FORM, incident.INCIDENT_FORM],
+        forms=[
+            article.ARTICLE_FORM,
+            nomination.NOMINATION_FORM,
+            report.REPORT_FORM,
+            incident.INCIDENT_FORM,
+            review.RETURN_FORM,
+            review.PUBLISH_FORM,
+        ],
         buttons=[
             ButtonRoute("f", lambda msg, ctx: engine().on_button(msg, ctx), EVERYONE_REGISTERED),
             ButtonRoute("k", incident.acknowledge, STAFF),
             ButtonRoute("as", lambda msg, ctx: article.start_choice(msg, ctx, engine()), PRINCIPAL),
             ButtonRoute("se", lambda msg, ctx: submissions.edit(msg, ctx, engine()), PRINCIPAL),
+            ButtonRoute("o", lambda msg, ctx: review.open_submission(msg, ctx, engine()), review.VIEWERS),
+            ButtonRoute("rv", lambda msg, ctx: review.act(msg, ctx, engine()), review.REVIEWERS),
+            ButtonRoute(status.PREFIX, leaders.button, STAFF),
             ButtonRoute("l", common.language_button, None),
         ],
     )

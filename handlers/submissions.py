@@ -12,7 +12,7 @@ from storage import queries as q
 from storage.models import Draft, Submission
 
 EDIT_KEY = "_edit_of"  # a draft made from a sent submission carries its id and version
-DERIVED = ("theme_text",)  # answers computed at sending, not typed
+DERIVED = ("theme_text", "period_text", "which_text")  # answers computed at sending, not typed
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,18 @@ class Choice:
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A file shown with a reply: sent again by its platform reference when the channel is the same,
+    otherwise uploaded from the stored copy."""
+
+    kind: str  # photo | video | document
+    caption: str
+    file_id: str = ""
+    channel: str = ""
+    path: str = ""
+
+
+@dataclass(frozen=True)
 class Reply:
     """Something to show: text, optional choices (rows of buttons), optional recipient.
 
@@ -85,6 +97,7 @@ class Reply:
     photo_path: str = ""
     commands_for: str | None = None  # after sending, set this chat's command menu for this role
     expects_text: bool = False  # a typed answer is expected: digits are answers, not choice numbers
+    attachments: tuple[Attachment, ...] = ()
 
     def to_payload(self) -> dict[str, Any]:
         """A JSON-able form, for messages kept for later."""
@@ -92,13 +105,24 @@ class Reply:
             "text": self.text,
             "choices": [[[c.label, c.value] for c in row] for row in self.choices],
             "expects_text": self.expects_text,
+            "photo_path": self.photo_path,
+            "file_path": self.file_path,
+            "attachments": [[a.kind, a.caption, a.file_id, a.channel, a.path] for a in self.attachments],
         }
 
     @classmethod
     def from_payload(cls, data: dict[str, Any]) -> Reply:
         """The reply a payload was made from."""
         rows_ = tuple(tuple(Choice(label, value) for label, value in row) for row in data.get("choices", []))
-        return cls(text=str(data.get("text", "")), choices=rows_, expects_text=bool(data.get("expects_text")))
+        files = tuple(Attachment(*item) for item in data.get("attachments", []))
+        return cls(
+            text=str(data.get("text", "")),
+            choices=rows_,
+            expects_text=bool(data.get("expects_text")),
+            photo_path=str(data.get("photo_path", "")),
+            file_path=str(data.get("file_path", "")),
+            attachments=files,
+        )
 
     def flat_choices(self) -> list[Choice]:
         """All choices in reading order."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, TypeDecorator, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, TypeDecorator, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -65,7 +65,11 @@ class School(SQLModel, table=True):
 class User(SQLModel, table=True):
     """One chat account on one channel; registered when it has a role."""
 
-    __table_args__ = (UniqueConstraint("channel", "external_id"),)
+    __table_args__ = (
+        UniqueConstraint("channel", "external_id"),
+        # When each school joined (its first principal), read from the index alone (leaders' status).
+        Index("ix_user_school_role_created", "school_id", "role", "created_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     channel: str = Field(max_length=16)
@@ -76,6 +80,7 @@ class User(SQLModel, table=True):
     school_id: int | None = Field(default=None, foreign_key="school.id", index=True)
     office_id: int | None = Field(default=None, foreign_key="office.id", index=True)
     locale: str = Field(default="", max_length=8)
+    levels: str = Field(default="", max_length=64)  # an officer limited to these levels ("MN", "TH,THCS")
     blocked: bool = Field(default=False)
     menu: dict[str, Any] = json_field()  # the choices last shown, for channels without buttons
     created_at: datetime = utc_field()
@@ -90,6 +95,7 @@ class Invite(SQLModel, table=True):
     role: str = Field(max_length=16)
     school_id: int | None = Field(default=None, foreign_key="school.id")
     office_id: int | None = Field(default=None, foreign_key="office.id")
+    levels: str = Field(default="", max_length=64)  # passed on to the officer who registers with it
     created_at: datetime = utc_field()
     expires_at: datetime = utc_field()
     used_at: datetime | None = utc_field(nullable=True)
@@ -123,6 +129,11 @@ class Draft(SQLModel, table=True):
 
 class Submission(SQLModel, table=True):
     """Something a school sent: an article, a nomination, a report, an incident."""
+
+    # A month's (or semester's, or report's) rows per school, read from the index alone (leaders' status).
+    __table_args__ = (
+        Index("ix_submission_kind_period_school", "kind", "period", "school_id", "late", "status"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     kind: str = Field(max_length=32, index=True)
@@ -200,7 +211,7 @@ class Incident(SQLModel, table=True):
     submission_id: int = Field(foreign_key="submission.id", unique=True)
     school_id: int = Field(foreign_key="school.id", index=True)
     severity: str = Field(max_length=16)
-    created_at: datetime = utc_field()
+    created_at: datetime = utc_field(index=True)
 
 
 class IncidentAck(SQLModel, table=True):
@@ -226,3 +237,69 @@ class Inbox(SQLModel, table=True):
     payload: dict[str, Any] = json_field()
     created_at: datetime = utc_field()
     delivered_at: datetime | None = utc_field(nullable=True)
+
+
+OUTBOX_STATUSES = ("pending", "claimed", "sent", "blocked", "dead", "cancelled")
+
+
+class Outbox(SQLModel, table=True):
+    """One message to deliver: a reminder, an escalation, an alert. The single source of truth.
+
+    (channel, user_id, kind, period, step) is unique, so a sweep that runs twice, concurrently or after
+    a restart creates nothing new. A sender claims rows with a lease; an expired lease returns the row
+    to the queue. Priority 0 is the alert lane, claimed before any bulk row and sent even in quiet hours.
+    """
+
+    __table_args__ = (
+        UniqueConstraint("channel", "user_id", "kind", "period", "step", name="uq_outbox_key"),
+        Index("ix_outbox_queue", "status", "priority", "not_before", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=16)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    chat_id: str = Field(max_length=64, index=True)
+    kind: str = Field(max_length=32, index=True)  # article-remind, report-late, direct...
+    period: str = Field(max_length=100)  # "2026-11", "nam-2026", or the update that caused it
+    step: str = Field(max_length=32)  # "d5", "d5-later", "e1", "0"...
+    school_id: int | None = Field(default=None, foreign_key="school.id", index=True)
+    payload: dict[str, Any] = json_field()  # a Reply.to_payload()
+    priority: int = Field(default=10)
+    quiet: bool = Field(default=True)  # held back in quiet hours and pauses
+    status: str = Field(default="pending", max_length=16)
+    attempts: int = Field(default=0)
+    not_before: datetime = utc_field()
+    lease_owner: str = Field(default="", max_length=64)
+    lease_until: datetime | None = utc_field(nullable=True)
+    last_error: str = Field(default="", max_length=500)
+    created_at: datetime = utc_field()
+    updated_at: datetime = utc_field()
+    sent_at: datetime | None = utc_field(nullable=True)
+
+    @property
+    def key(self) -> str:
+        """channel:recipient:kind:period:step, as shown to operators."""
+        return f"{self.channel}:{self.user_id}:{self.kind}:{self.period}:{self.step}"
+
+
+class Lease(SQLModel, table=True):
+    """A named role one process holds for a while: the scheduler, the sender of a bot token."""
+
+    name: str = Field(primary_key=True, max_length=64)
+    owner: str = Field(max_length=64)
+    until: datetime = utc_field()
+
+
+REVIEW_ACTIONS = ("approve", "return", "publish")
+
+
+class ReviewAction(SQLModel, table=True):
+    """What an officer did to a submission, and when: approve, return (with the reason), publish (the link)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    submission_id: int = Field(foreign_key="submission.id", index=True)
+    user_id: int = Field(foreign_key="user.id")
+    action: str = Field(max_length=16)
+    version: int  # the submission's version the action was taken on
+    note: str = Field(default="", max_length=2000)
+    created_at: datetime = utc_field()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import delete, func, or_, update
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from storage.db import insert_ignore
@@ -20,8 +21,12 @@ from storage.models import (
     Incident,
     IncidentAck,
     Invite,
+    Lease,
+    MediaFile,
     Office,
+    Outbox,
     ProcessedUpdate,
+    ReviewAction,
     School,
     Submission,
     SubmissionVersion,
@@ -190,6 +195,7 @@ class InviteTarget:
     role: str
     school_id: int | None = None
     office_id: int | None = None
+    levels: str = ""  # an officer limited to some school levels, e.g. "MN"
 
 
 def new_code(length: int = CODE_LENGTH) -> str:
@@ -206,6 +212,7 @@ def create_invites(s: Session, target: InviteTarget, count: int, now: datetime, 
             role=target.role,
             school_id=target.school_id,
             office_id=target.office_id,
+            levels=target.levels,
             created_at=now,
             expires_at=now + timedelta(days=days),
         )
@@ -253,6 +260,7 @@ def redeem_invite(
     user.role = invite.role
     user.school_id = invite.school_id
     user.office_id = invite.office_id
+    user.levels = invite.levels
     if invite.school_id is not None:
         school = s.get(School, invite.school_id)
         user.office_id = school.office_id if school else None
@@ -527,6 +535,327 @@ def versions_of(s: Session, submission_id: int) -> list[SubmissionVersion]:
     return list(s.exec(stmt.order_by(col(SubmissionVersion.version))))
 
 
+# ---- the outbox and leases (reminders issue) --------------------------------------------------
+
+OUTBOX_CHUNK = 500  # rows per INSERT: keeps SQLite under its bound-parameter limit
+
+
+def enqueue(s: Session, rows: list[dict[str, Any]]) -> int:
+    """Insert outbox rows, skipping any whose key exists; how many were new."""
+    return sum(
+        insert_ignore(s, Outbox.__table__, rows[i : i + OUTBOX_CHUNK])
+        for i in range(0, len(rows), OUTBOX_CHUNK)
+    )
+
+
+def outbox_row(s: Session, channel: str, user_id: int, kind: str, period: str, step: str) -> Outbox | None:
+    """The row with this key, if any."""
+    stmt = select(Outbox).where(
+        Outbox.channel == channel,
+        Outbox.user_id == user_id,
+        Outbox.kind == kind,
+        Outbox.period == period,
+        Outbox.step == step,
+    )
+    return s.exec(stmt).first()
+
+
+def outbox_keys(s: Session, kinds: list[str], periods: list[str]) -> set[tuple[int, str, str, str]]:
+    """(user_id, kind, period, step) of every row of these kinds and periods."""
+    stmt = select(Outbox.user_id, Outbox.kind, Outbox.period, Outbox.step).where(
+        col(Outbox.kind).in_(kinds), col(Outbox.period).in_(periods)
+    )
+    return {(u, k, p, st) for u, k, p, st in s.exec(stmt)}
+
+
+def claim_outbox(
+    s: Session,
+    *,
+    owner: str,
+    now: datetime,
+    lease_until: datetime,
+    limit: int,
+    channels: list[str],
+    bulk: bool,
+    skip_chats: list[str] | None = None,
+    ids: list[int] | None = None,
+    priority_only: bool = False,
+) -> list[Outbox]:
+    """Lease up to `limit` due rows to `owner`, alerts first; SKIP LOCKED on PostgreSQL.
+
+    `bulk` False (quiet hours, a pause) claims only rows that ignore the quiet hours (alerts).
+    """
+    if not channels or limit <= 0:
+        return []
+    pick = select(Outbox.id).where(
+        Outbox.status == "pending", col(Outbox.not_before) <= now, col(Outbox.channel).in_(channels)
+    )
+    if not bulk:
+        pick = pick.where(col(Outbox.quiet).is_(False))
+    if priority_only:
+        pick = pick.where(Outbox.priority == 0)
+    if skip_chats:
+        pick = pick.where(col(Outbox.chat_id).not_in(skip_chats))
+    if ids is not None:
+        pick = pick.where(col(Outbox.id).in_(ids))
+    pick = pick.order_by(col(Outbox.priority), col(Outbox.id)).limit(limit)
+    if s.get_bind().dialect.name == "postgresql":
+        pick = pick.with_for_update(skip_locked=True)
+    stmt = (
+        update(Outbox)
+        .where(col(Outbox.id).in_(pick.scalar_subquery()))
+        .values(status="claimed", lease_owner=owner, lease_until=lease_until, updated_at=now)
+        .returning(Outbox)
+        .execution_options(synchronize_session=False)
+    )
+    rows = list(s.scalars(stmt))
+    return sorted(rows, key=lambda r: (r.priority, r.id or 0))
+
+
+def outbox_sent(s: Session, row_id: int, now: datetime) -> None:
+    """Record a delivery (even when the lease ran out meanwhile: it was sent)."""
+    s.execute(
+        update(Outbox)
+        .where(col(Outbox.id) == row_id)
+        .values(status="sent", sent_at=now, updated_at=now, lease_owner="", lease_until=None, last_error="")
+    )
+
+
+def outbox_failed(
+    s: Session,
+    row_id: int,
+    owner: str,
+    *,
+    status: str,
+    now: datetime,
+    error: str,
+    attempts: int | None = None,
+    not_before: datetime | None = None,
+) -> bool:
+    """Record a failed attempt on a row `owner` still holds: back to pending, or a final status."""
+    values: dict[str, Any] = {
+        "status": status,
+        "updated_at": now,
+        "lease_owner": "",
+        "lease_until": None,
+        "last_error": error[:500],
+    }
+    if attempts is not None:
+        values["attempts"] = attempts
+    if not_before is not None:
+        values["not_before"] = not_before
+    result = s.execute(
+        update(Outbox)
+        .where(col(Outbox.id) == row_id, Outbox.status == "claimed", Outbox.lease_owner == owner)
+        .values(**values)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def release_outbox(s: Session, ids: list[int], owner: str, now: datetime) -> int:
+    """Hand claimed rows back to the queue unchanged (a 429, a graceful stop)."""
+    if not ids:
+        return 0
+    result = s.execute(
+        update(Outbox)
+        .where(col(Outbox.id).in_(ids), Outbox.status == "claimed", Outbox.lease_owner == owner)
+        .values(status="pending", lease_owner="", lease_until=None, updated_at=now)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def renew_outbox_leases(s: Session, ids: list[int], owner: str, until: datetime) -> int:
+    """Extend the lease on rows `owner` still holds."""
+    if not ids:
+        return 0
+    result = s.execute(
+        update(Outbox)
+        .where(col(Outbox.id).in_(ids), Outbox.status == "claimed", Outbox.lease_owner == owner)
+        .values(lease_until=until)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def requeue_expired(s: Session, now: datetime, not_owner: str = "") -> int:
+    """The janitor: claimed rows whose lease ran out go back to the queue (their sender died).
+
+    `not_owner`: a live sender running the janitor spares its own claims.
+    """
+    result = s.execute(
+        update(Outbox)
+        .where(Outbox.status == "claimed", col(Outbox.lease_until) < now, Outbox.lease_owner != not_owner)
+        .values(status="pending", lease_owner="", lease_until=None, updated_at=now, last_error="reclaimed")
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def stop_sending_to(s: Session, user_id: int, status: str, now: datetime, error: str) -> int:
+    """Every row still waiting for a user who cannot be reached gets `status`."""
+    result = s.execute(
+        update(Outbox)
+        .where(col(Outbox.user_id) == user_id, Outbox.status == "pending")
+        .values(status=status, updated_at=now, last_error=error[:500])
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def cancel_fulfilled_reminders(s: Session, now: datetime, kinds: dict[str, str]) -> int:
+    """Waiting reminders for a period the school has fulfilled since are cancelled.
+
+    `kinds` maps an outbox kind ("article-remind") to the submission kind that fulfils it ("article").
+    """
+    done = 0
+    for outbox_kind, submission_kind in kinds.items():
+        fulfilled = (
+            select(Submission.id)
+            .where(
+                col(Submission.school_id) == col(Outbox.school_id),
+                Submission.kind == submission_kind,
+                col(Submission.period) == col(Outbox.period),
+            )
+            .exists()
+        )
+        result = s.execute(
+            update(Outbox)
+            .where(Outbox.status == "pending", Outbox.kind == outbox_kind, fulfilled)
+            .values(status="cancelled", updated_at=now, last_error="fulfilled")
+            .execution_options(synchronize_session=False)
+        )
+        done += int(getattr(result, "rowcount", 0) or 0)
+    return done
+
+
+def cancel_superseded(s: Session, now: datetime) -> int:
+    """A waiting bulk row is cancelled when a newer step for the same recipient, kind and period exists."""
+    newer = aliased(Outbox)
+    exists_newer = (
+        select(newer.id)
+        .where(
+            newer.user_id == Outbox.user_id,
+            newer.channel == Outbox.channel,
+            newer.kind == Outbox.kind,
+            newer.period == Outbox.period,
+            col(newer.id) > col(Outbox.id),
+        )
+        .exists()
+    )
+    result = s.execute(
+        update(Outbox)
+        .where(Outbox.status == "pending", col(Outbox.quiet).is_(True), exists_newer)
+        .values(status="cancelled", updated_at=now, last_error="superseded by a later step")
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def outbox_counts(s: Session) -> list[tuple[str, str, int]]:
+    """(status, kind, count) over the whole outbox."""
+    stmt = (
+        select(Outbox.status, Outbox.kind, func.count())
+        .group_by(col(Outbox.status), col(Outbox.kind))
+        .order_by(col(Outbox.status), col(Outbox.kind))
+    )
+    return [(st, k, int(n)) for st, k, n in s.exec(stmt)]
+
+
+def outbox_errors(s: Session, limit: int = 10) -> list[Outbox]:
+    """The latest rows that recorded an error."""
+    stmt = (
+        select(Outbox)
+        .where(Outbox.last_error != "", col(Outbox.status).not_in(["cancelled"]))
+        .order_by(col(Outbox.updated_at).desc(), col(Outbox.id).desc())
+        .limit(limit)
+    )
+    return list(s.exec(stmt))
+
+
+def requeue_dead(s: Session, now: datetime) -> int:
+    """An operator's retry: dead rows go back to the queue with a fresh attempt count."""
+    result = s.execute(
+        update(Outbox)
+        .where(Outbox.status == "dead")
+        .values(status="pending", attempts=0, not_before=now, updated_at=now)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def prune_outbox(s: Session, before: datetime) -> int:
+    """Forget finished rows last touched before `before`."""
+    result = s.execute(
+        delete(Outbox).where(
+            col(Outbox.status).in_(["sent", "cancelled", "blocked", "dead"]), col(Outbox.updated_at) < before
+        )
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def take_lease(s: Session, name: str, owner: str, now: datetime, until: datetime) -> bool:
+    """Hold the lease `name` until `until` if it is free, expired or already ours."""
+    insert_ignore(s, Lease.__table__, {"name": name, "owner": owner, "until": until})
+    result = s.execute(
+        update(Lease)
+        .where(col(Lease.name) == name, or_(col(Lease.owner) == owner, col(Lease.until) < now))
+        .values(owner=owner, until=until)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def drop_lease(s: Session, name: str, owner: str) -> None:
+    """Give the lease up (at a clean stop), so another process can take it at once."""
+    s.execute(delete(Lease).where(col(Lease.name) == name, col(Lease.owner) == owner))
+
+
+def lease_holder(s: Session, name: str) -> Lease | None:
+    """Who holds a lease, if anyone ever did."""
+    return s.get(Lease, name)
+
+
+# ---- what the sweep reads ----------------------------------------------------------------------
+
+
+def reachable_principals(s: Session) -> dict[int, list[User]]:
+    """Registered principal-role users who have not blocked the bot, by school."""
+    stmt = (
+        select(User)
+        .where(User.role == "principal", col(User.school_id).is_not(None), col(User.blocked).is_(False))
+        .order_by(col(User.id))
+    )
+    out: dict[int, list[User]] = {}
+    for user in s.exec(stmt):
+        out.setdefault(user.school_id or 0, []).append(user)
+    return out
+
+
+def reachable_staff(s: Session, roles: tuple[str, ...] = ("officer", "leader")) -> list[User]:
+    """Officers and leaders with an office who have not blocked the bot."""
+    stmt = (
+        select(User)
+        .where(col(User.role).in_(roles), col(User.office_id).is_not(None), col(User.blocked).is_(False))
+        .order_by(col(User.id))
+    )
+    return list(s.exec(stmt))
+
+
+def schools_that_sent(s: Session, kind: str, period: str) -> set[int]:
+    """Ids of the schools with a submission of `kind` for `period`."""
+    stmt = select(Submission.school_id).where(Submission.kind == kind, Submission.period == period).distinct()
+    return set(s.exec(stmt))
+
+
+def all_schools(s: Session) -> list[School]:
+    """Every school, by name."""
+    return list(s.exec(select(School).order_by(col(School.name_folded), col(School.id))))
+
+
+def office_children(s: Session) -> dict[int, list[int]]:
+    """Each office's direct sub-offices."""
+    out: dict[int, list[int]] = {}
+    for office_id, parent_id in s.exec(select(Office.id, Office.parent_id)):
+        if parent_id is not None and office_id is not None:
+            out.setdefault(parent_id, []).append(office_id)
+    return out
+
+
 def nominations_in_scope(s: Session, user: User, limit: int = 15) -> list[tuple[Submission, School]]:
     """The latest nominations a user may see: their school's, or their offices' schools'."""
     stmt = select(Submission, School).join(School, col(School.id) == col(Submission.school_id))
@@ -548,3 +877,133 @@ def submissions_between(s: Session, school_id: int, after: datetime, until: date
         col(Submission.created_at) <= until,
     )
     return list(s.exec(stmt.order_by(col(Submission.id))))
+
+
+def pending_periods(s: Session, kinds: list[str]) -> set[tuple[str, str]]:
+    """(kind, period) of the rows of these kinds still waiting to be sent."""
+    stmt = (
+        select(Outbox.kind, Outbox.period)
+        .where(col(Outbox.kind).in_(kinds), col(Outbox.status).in_(["pending"]))
+        .distinct()
+    )
+    return {(k, p) for k, p in s.exec(stmt)}
+
+
+def cancel_pending(s: Session, kind: str, period: str, now: datetime, reason: str) -> int:
+    """Cancel every waiting row of one kind and period."""
+    result = s.execute(
+        update(Outbox)
+        .where(Outbox.kind == kind, Outbox.period == period, Outbox.status == "pending")
+        .values(status="cancelled", updated_at=now, last_error=reason[:500])
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+# ---- scope -----------------------------------------------------------------------------------
+
+
+def level_matches(levels: str, school_level: str) -> bool:
+    """Whether a school's level ("TH&THCS") is among an officer's levels ("TH" or "MN,TH"); no limit: yes."""
+    wanted = {x.strip().upper() for x in levels.split(",") if x.strip()}
+    return not wanted or bool(wanted & set(school_level.upper().split("&")))
+
+
+def schools_in_scope(s: Session, user: User) -> list[School]:
+    """The schools a user may see: their own (principal), or their offices' (staff, within their levels)."""
+    if user.role == "principal" and user.school_id is not None:
+        school = s.get(School, user.school_id)
+        return [school] if school else []
+    if user.office_id is None:
+        return []
+    stmt = select(School).where(col(School.office_id).in_(offices_under(s, user.office_id)))
+    return [school for school in s.exec(stmt.order_by(School.name_folded)) if level_matches(user.levels, school.level)]
+
+
+def in_scope(s: Session, user: User, school_id: int) -> bool:
+    """Whether a user may see this school."""
+    school = s.get(School, school_id)
+    if school is None:
+        return False
+    if user.role == "principal":
+        return user.school_id == school_id
+    return (
+        user.office_id is not None
+        and school.office_id in offices_under(s, user.office_id)
+        and level_matches(user.levels, school.level)
+    )
+
+
+def awaiting_review(s: Session, school_ids: list[int], limit: int = 20) -> list[Submission]:
+    """Sent articles, nominations and reports of these schools that nobody has reviewed yet."""
+    stmt = select(Submission).where(
+        col(Submission.school_id).in_(school_ids),
+        col(Submission.kind).in_(("article", "nomination", "report")),
+        Submission.status == "submitted",
+    )
+    return list(s.exec(stmt.order_by(col(Submission.updated_at)).limit(limit)))
+
+
+def review(s: Session, submission_id: int, version: int, user_id: int, action: str, now: datetime,
+           from_status: tuple[str, ...], to_status: str, note: str = "") -> bool:
+    """Move a submission from one of `from_status` to `to_status` if it is still at `version`.
+
+    Two officers acting at once: the second finds the row changed and gets False.
+    """
+    values: dict[str, Any] = {"status": to_status, "reviewed_by_id": user_id, "reviewed_at": now, "updated_at": now}
+    if action == "return":
+        values["review_note"] = note
+    result = s.execute(
+        update(Submission)
+        .where(col(Submission.id) == submission_id, col(Submission.version) == version,
+               col(Submission.status).in_(from_status))
+        .values(**values)
+    )
+    if not getattr(result, "rowcount", 0):
+        return False
+    s.add(ReviewAction(submission_id=submission_id, user_id=user_id, action=action, version=version, note=note,
+                       created_at=now))
+    return True
+
+
+def review_actions(s: Session, submission_id: int) -> list[ReviewAction]:
+    """Everything officers did to a submission, oldest first."""
+    stmt = select(ReviewAction).where(ReviewAction.submission_id == submission_id)
+    return list(s.exec(stmt.order_by(col(ReviewAction.id))))
+
+
+def media_files(s: Session, ids: list[int]) -> list[MediaFile]:
+    """The stored records of these files."""
+    if not ids:
+        return []
+    return list(s.exec(select(MediaFile).where(col(MediaFile.id).in_(ids))))
+
+
+def bundle_rows(s: Session, school_ids: list[int], month_key: str, statuses: tuple[str, ...],
+                start: datetime, end: datetime) -> list[tuple[Submission, School]]:
+    """A month's articles (by period) and nominations (sent in the month), in school order."""
+    stmt = (
+        select(Submission, School)
+        .join(School, col(School.id) == col(Submission.school_id))
+        .where(col(Submission.school_id).in_(school_ids), col(Submission.status).in_(statuses))
+        .where(
+            or_(
+                (col(Submission.kind) == "article") & (col(Submission.period) == month_key),
+                (col(Submission.kind) == "nomination")
+                & (col(Submission.created_at) >= start.replace(tzinfo=UTC))
+                & (col(Submission.created_at) < end.replace(tzinfo=UTC)),
+            )
+        )
+        .order_by(School.name_folded, col(Submission.kind), col(Submission.id))
+    )
+    return list(s.exec(stmt))
+
+
+def submissions_since(s: Session, school_ids: list[int], since: datetime) -> list[Submission]:
+    """Articles, nominations and reports of these schools sent or resent since `since`, oldest first."""
+    stmt = select(Submission).where(
+        col(Submission.school_id).in_(school_ids),
+        col(Submission.kind).in_(("article", "nomination", "report")),
+        col(Submission.updated_at) > since,
+        Submission.status == "submitted",
+    )
+    return list(s.exec(stmt.order_by(col(Submission.updated_at))))

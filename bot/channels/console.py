@@ -88,6 +88,9 @@ def render(replies: list[Reply]) -> str:
     blocks = []
     for reply in replies:
         lines = [reply.text]
+        lines += [f"  📎 {a.caption}: {a.path or a.file_id}" for a in reply.attachments]
+        lines += [f"  🖼 {reply.photo_path}"] if reply.photo_path else []
+        lines += [f"  📄 {reply.file_path}"] if reply.file_path else []
         if reply.expects_text and reply.choices:
             lines.append("  [" + " · ".join(c.label for c in reply.flat_choices()) + "]")
         else:

@@ -25,6 +25,8 @@ from telegram import (
     BotCommandScopeChat,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    InputMediaPhoto,
+    InputMediaVideo,
     Message,
     Update,
 )
@@ -38,13 +40,14 @@ from telegram.warnings import PTBDeprecationWarning
 from bot.app import App, build_app
 from bot.config import Settings
 from handlers.media_steps import retry_downloads
-from handlers.types import Incoming, Kind, Media, Reply
+from handlers.types import Attachment, Incoming, Kind, Media, Reply
 from storage import queries as q
 from storage.errors import Blocked, ChannelError, ConfigError, FetchError, RetryAfter, TooLarge
 from storage.models import User
 
 CHANNEL = "telegram"
 MAX_TEXT = 4096  # telegram.constants.MessageLimit.MAX_TEXT_LENGTH
+MAX_ALBUM = 10  # telegram.constants.MediaGroupLimit.MAX_MEDIA_LENGTH
 MAX_CALLBACK_BYTES = 64  # telegram.constants.InlineKeyboardButtonLimit.MAX_CALLBACK_DATA
 MAX_COMMAND_DESCRIPTION = 256
 LANGUAGES = ("vi", "en")
@@ -664,6 +667,43 @@ class TelegramChannel:
         if reply.file_path:
             with Path(reply.file_path).open("rb") as document:
                 await bot.send_document(chat, document)
+        if reply.attachments:
+            await self.send_attachments(chat, reply.attachments)
+
+    async def send_attachments(self, chat: int | str, items: Sequence[Attachment]) -> None:
+        """Photos and videos as albums (by Telegram reference where there is one), then documents."""
+        bot = self.application.bot
+        media = [a for a in items if a.kind in ("photo", "video") and self.sendable(a)]
+        for start in range(0, len(media), MAX_ALBUM):
+            group = media[start : start + MAX_ALBUM]
+            if len(group) == 1:
+                await self.send_one(chat, group[0])
+                continue
+            await bot.send_media_group(chat, [self.input_media(a) for a in group])
+        for item in items:
+            if item.kind not in ("photo", "video") and self.sendable(item):
+                await self.send_one(chat, item)
+
+    def sendable(self, item: Attachment) -> bool:
+        """A Telegram reference, or a stored copy on disk."""
+        return bool((item.channel == CHANNEL and item.file_id) or (item.path and Path(item.path).is_file()))
+
+    def source(self, item: Attachment) -> Any:
+        """The reference itself, or the stored file's bytes."""
+        if item.channel == CHANNEL and item.file_id:
+            return item.file_id
+        return Path(item.path).read_bytes()
+
+    def input_media(self, item: Attachment) -> Any:
+        """An album entry with its caption (the photo's role)."""
+        kind = InputMediaPhoto if item.kind == "photo" else InputMediaVideo
+        return kind(self.source(item), caption=item.caption[:1024])
+
+    async def send_one(self, chat: int | str, item: Attachment) -> None:
+        """One file with its caption."""
+        bot = self.application.bot
+        send = {"photo": bot.send_photo, "video": bot.send_video}.get(item.kind, bot.send_document)
+        await send(chat, self.source(item), caption=item.caption[:1024])
 
 
 # ---- running ---------------------------------------------------------------------------------

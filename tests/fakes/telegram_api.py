@@ -3,7 +3,8 @@
 A stdlib `ThreadingHTTPServer` on 127.0.0.1 (a free port) in a background thread. It answers
 `POST /bot<token>/<method>` (form-encoded, multipart or JSON bodies; PTB 22 sends form fields whose
 non-string values are JSON-encoded), long-polls `getUpdates`, records every call, and can be told
-to fail a method or to answer 403 for sends to a chat that "blocked the bot".
+to fail a method or to answer 403 for sends to a chat that "blocked the bot". Given `limits`
+(`FloodLimits`), it enforces Telegram's flood limits with 429 and `retry_after`, as Telegram does.
 
     with FakeBotAPI() as api:
         api.push_update(text_update(user, "/start"))
@@ -13,10 +14,12 @@ to fail a method or to answer 403 for sends to a chat that "blocked the bot".
 
 from __future__ import annotations
 
+import collections
 import email.parser
 import email.policy
 import itertools
 import json
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -31,6 +34,7 @@ BOT_USERNAME = "schoolbot_test_bot"
 # Form fields PTB JSON-encodes (everything else, like text and chat_id, arrives as a plain string).
 JSON_PARAMS = frozenset(
     {
+        "media",
         "reply_markup",
         "commands",
         "scope",
@@ -49,7 +53,6 @@ JSON_PARAMS = frozenset(
         "reply_parameters",
         "disable_notification",
         "protect_content",
-        "media",
     }
 )
 # Methods that deliver something to `chat_id`: a chat that blocked the bot gets 403 for these.
@@ -166,12 +169,69 @@ def _decode(key: str, value: str) -> Any:
     return value
 
 
+@dataclass(frozen=True)
+class FloodLimits:
+    """Telegram's flood limits, enforced: in any `window` seconds at most `overall` messages from the
+    bot and at most `per_chat` to one chat; beyond that, HTTP 429 with `retry_after`.
+
+    The defaults are the real limits (30 msg/s overall, 1/s per chat). A shorter `window` runs the
+    same limits faster (window=0.25: 120 msg/s overall, 4/s per chat); `retry_after` is then given
+    in fractions of a second, as the scaled clock would.
+    """
+
+    overall: int = 30
+    per_chat: int = 1
+    window: float = 1.0
+
+
+class FloodGate:
+    """Sliding-window counters over accepted messages; thread-safe (the server is threaded)."""
+
+    def __init__(self, limits: FloodLimits) -> None:
+        self.limits = limits
+        self.lock = threading.Lock()
+        self.recent: collections.deque[float] = collections.deque()
+        self.per_chat: dict[str, collections.deque[float]] = {}
+        self.accepted: list[tuple[float, str]] = []  # (monotonic time, chat id) of every message let through
+        self.refused = 0
+
+    def admit(self, chat_id: str) -> float | None:
+        """None when the message may go; otherwise the seconds to wait (and it is counted as a 429)."""
+        limits = self.limits
+        with self.lock:
+            now = time.monotonic()
+            while self.recent and self.recent[0] <= now - limits.window:
+                self.recent.popleft()
+            chat = self.per_chat.setdefault(chat_id, collections.deque())
+            while chat and chat[0] <= now - limits.window:
+                chat.popleft()
+            waits = []
+            if len(self.recent) >= limits.overall:
+                waits.append(self.recent[0] + limits.window - now)
+            if len(chat) >= limits.per_chat:
+                waits.append(chat[0] + limits.window - now)
+            if waits:
+                self.refused += 1
+                return max(max(waits), 0.001)
+            self.recent.append(now)
+            chat.append(now)
+            self.accepted.append((now, chat_id))
+            return None
+
+    def retry_after(self, wait: float) -> float | int:
+        """What the 429 says: whole seconds at the real scale, fractions on a faster one."""
+        if self.limits.window >= 1.0:
+            return max(1, math.ceil(wait))
+        return round(max(wait, 0.001), 3)
+
+
 @dataclass
 class _State:
     updates: list[dict[str, Any]] = field(default_factory=list)
     calls: list[Call] = field(default_factory=list)
     failures: dict[str, Failure] = field(default_factory=dict)
     blocked: set[str] = field(default_factory=set)
+    gone: set[str] = field(default_factory=set)
     files: dict[str, tuple[str, bytes]] = field(default_factory=dict)
     closing: bool = False
 
@@ -179,8 +239,11 @@ class _State:
 class FakeBotAPI:
     """The fake server; `start()`/`stop()` or use it as a context manager."""
 
-    def __init__(self, token: str = TOKEN, username: str = BOT_USERNAME) -> None:
+    def __init__(
+        self, token: str = TOKEN, username: str = BOT_USERNAME, limits: FloodLimits | None = None
+    ) -> None:
         self.token = token
+        self.flood = FloodGate(limits) if limits is not None else None
         self.username = username
         self.me = {
             "id": BOT_ID,
@@ -290,6 +353,11 @@ class FakeBotAPI:
         with self._cond:
             self._state.blocked.discard(str(chat_id))
 
+    def forget_chat(self, chat_id: int | str) -> None:
+        """Sends to this chat answer 400 "chat not found" (the account was deleted)."""
+        with self._cond:
+            self._state.gone.add(str(chat_id))
+
     def add_file(self, file_id: str, content: bytes, file_path: str = "") -> None:
         """A file getFile can describe and the file URL can serve."""
         with self._cond:
@@ -355,6 +423,13 @@ class FakeBotAPI:
                 return _error(failure.status, failure.description, failure.parameters)
             if name in SEND_METHODS and str(params.get("chat_id")) in self._state.blocked:
                 return _error(403, "Forbidden: bot was blocked by the user")
+            if name in SEND_METHODS and str(params.get("chat_id")) in self._state.gone:
+                return _error(400, "Bad Request: chat not found")
+        if self.flood is not None and name in SEND_METHODS and name != "sendchataction":
+            wait = self.flood.admit(str(params.get("chat_id")))
+            if wait is not None:
+                after = self.flood.retry_after(wait)
+                return _error(429, f"Too Many Requests: retry after {after}", {"retry_after": after})
         handler = getattr(self, f"_m_{name}", None)
         if handler is None:
             return _error(404, "Not Found: method not found")
@@ -410,6 +485,15 @@ class FakeBotAPI:
 
     def _m_senddocument(self, params: dict[str, Any]) -> Any:
         return self._message(params, document={"file_id": "doc1", "file_unique_id": "udoc1"})
+
+    def _m_sendvideo(self, params: dict[str, Any]) -> Any:
+        video = {"file_id": "vd1", "file_unique_id": "uvd1", "width": 1, "height": 1, "duration": 1}
+        return self._message(params, video=video)
+
+    def _m_sendmediagroup(self, params: dict[str, Any]) -> Any:
+        items = params.get("media") or []
+        photo = {"file_id": "ph1", "file_unique_id": "uph1", "width": 1, "height": 1}
+        return [self._message(params, photo=[photo]) for _ in items]
 
     def _m_editmessagetext(self, params: dict[str, Any]) -> Any:
         return self._message(params, text=params.get("text", ""))

@@ -1,0 +1,674 @@
+"""The outbox: rate-limited, retrying, crash-safe delivery of reminders, escalations and alerts.
+
+Every message to someone other than the writer is a row first (`storage.models.Outbox`). One sender per
+deployment (it holds the "sender" lease) claims due rows with a lease, paces them per channel (a token
+bucket overall, a gap per chat), sends them through the channel's `Sender`, and writes each outcome in
+the row. The janitor puts claims whose lease ran out (a dead sender) back in the queue, so nothing is
+lost; a duplicate is possible only for a send that was in flight when its sender died.
+
+    outbox = Outbox(db, clock, settings, senders)
+    sender = outbox.start_sender()      # in the running bot
+    ids = outbox.enqueue_direct(...)     # an alert: a row on the priority lane
+    await outbox.deliver_now(ids)        # wakes the sender, or sends at once when none runs here
+    await outbox.stop_sender()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from handlers.calendar import Calendar, Clock
+from handlers.reminders import PRIORITY_ALERT
+from handlers.types import Reply
+from storage import queries as q
+from storage.db import Database
+from storage.errors import Blocked, RetryAfter
+from storage.models import Outbox as Row
+from storage.models import User
+
+log = logging.getLogger("schoolbot.outbox")
+
+# Delivers replies to a user who is not the one writing; raises storage.errors.RetryAfter, Blocked or
+# another ChannelError. (The same shape as bot.dispatch.Sender.)
+Sender = Callable[[User, list[Reply]], Awaitable[None]]
+
+UNMETERED = frozenset({"console"})  # printing or keeping for later needs no rate limit
+SENDER_LEASE = "sender"
+DIRECT = "direct"  # the kind of a message to another user caused by an update (an incident alert)
+AIMD_STEP_SECONDS = 10.0  # after a 429 the rate halves, then climbs back one message/s this often
+
+
+class Outcome(StrEnum):
+    """What became of one attempt."""
+
+    SENT = "sent"
+    RETRY_AFTER = "retry_after"  # 429: pause everything, try the row again unchanged
+    BLOCKED = "blocked"  # 403: the user blocked the bot; never again
+    GONE = "gone"  # 400 chat not found: the chat no longer exists
+    BAD = "bad"  # another 400: this message can never be sent
+    TRANSIENT = "transient"  # network, 5xx: back off and retry
+    AMBIGUOUS = "ambiguous"  # timed out: it may have arrived; resend (a duplicate beats a loss)
+    SKIPPED = "skipped"  # no sender for the channel here: left in the queue
+
+
+GONE_WORDS = (
+    "chat not found",
+    "user not found",
+    "peer_id_invalid",
+    "chat_id is empty",
+    "user is deactivated",
+)
+
+
+def _names(exc: BaseException) -> set[str]:
+    """Class names along the exception and its causes (channels wrap platform errors)."""
+    names: set[str] = set()
+    seen: BaseException | None = exc
+    while seen is not None and len(names) < 50:
+        names |= {c.__name__ for c in type(seen).__mro__}
+        seen = seen.__cause__ or seen.__context__
+    return names
+
+
+def classify(exc: BaseException) -> Outcome:
+    """Sort a sender's exception into what the outbox does next (delivery.md §3.2, rule 6)."""
+    if isinstance(exc, RetryAfter):
+        return Outcome.RETRY_AFTER
+    if isinstance(exc, Blocked):
+        return Outcome.BLOCKED
+    names = _names(exc)
+    if names & {"TimedOut", "TimeoutException", "TimeoutError"} or getattr(exc, "timed_out", False):
+        return Outcome.AMBIGUOUS
+    if "Forbidden" in names:
+        return Outcome.BLOCKED
+    code = getattr(exc, "code", None)
+    if "BadRequest" in names or code in (400, 404):
+        text = str(exc).lower()
+        return Outcome.GONE if any(w in text for w in GONE_WORDS) or code == 404 else Outcome.BAD
+    return Outcome.TRANSIENT
+
+
+# ---- pacing ----------------------------------------------------------------------------------
+
+
+class Pace:
+    """One bot's limits: a token bucket overall (rate, small burst), a gap per chat, and pauses.
+
+    A chat is free again `per_chat` seconds after its last send *finished*, so two messages to one
+    chat never reach the platform closer than that, whatever the network does in between.
+    """
+
+    def __init__(
+        self, rate: float, burst: int, per_chat: float, now: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.configured = rate
+        self.rate = rate
+        self.burst = float(burst)
+        self.per_chat = per_chat
+        self.now = now
+        self.tokens = float(burst)
+        self.stamp = now()
+        self.chat_free: dict[str, float] = {}
+        self.busy: set[str] = set()
+        self.paused_until = 0.0
+        self.slowed_at = 0.0
+
+    def _refill(self, t: float) -> None:
+        if self.rate < self.configured and t - self.slowed_at >= AIMD_STEP_SECONDS:
+            self.rate = min(self.configured, self.rate + 1.0)  # additive increase
+            self.slowed_at = t
+        self.tokens = min(self.burst, self.tokens + (t - self.stamp) * self.rate)
+        self.stamp = t
+
+    def wait(self) -> float:
+        """Seconds until the next send may start (0: now)."""
+        t = self.now()
+        self._refill(t)
+        token = 0.0 if self.tokens >= 1 - 1e-9 else (1 - self.tokens) / self.rate
+        return max(token, self.paused_until - t, 0.0)
+
+    def chat_wait(self, chat: str) -> float:
+        """Seconds until `chat` may get its next message (inf while one is in flight)."""
+        if chat in self.busy:
+            return float("inf")
+        return max(self.chat_free.get(chat, 0.0) - self.now(), 0.0)
+
+    def take(self, chat: str) -> None:
+        """Spend a token on a send to `chat`, which is busy until `done`."""
+        self._refill(self.now())
+        self.tokens -= 1
+        self.busy.add(chat)
+
+    def done(self, chat: str) -> None:
+        """A send to `chat` finished (however it went)."""
+        t = self.now()
+        self.busy.discard(chat)
+        self.chat_free[chat] = t + self.per_chat
+        if len(self.chat_free) > 10_000:  # forget chats that are long free
+            self.chat_free = {c: f for c, f in self.chat_free.items() if f > t}
+
+    def pause(self, seconds: float, slow_down: bool = False) -> None:
+        """Send nothing for `seconds`; after a 429 also halve the rate for a while."""
+        t = self.now()
+        self.paused_until = max(self.paused_until, t + seconds)
+        self.tokens = min(self.tokens, 0.0)
+        if slow_down:
+            self.rate = max(1.0, self.rate / 2)  # multiplicative decrease
+            self.slowed_at = t
+
+
+class Unmetered(Pace):
+    """No limits (the console)."""
+
+    def __init__(self) -> None:
+        super().__init__(rate=1e9, burst=10**9, per_chat=0.0)
+
+    def wait(self) -> float:
+        """Never waits."""
+        return 0.0
+
+    def chat_wait(self, chat: str) -> float:
+        """Never waits."""
+        return 0.0
+
+
+# ---- the outbox --------------------------------------------------------------------------------
+
+
+@dataclass
+class Stats:
+    """Counters since start, for logs, tests and the benchmark."""
+
+    sent: int = 0
+    retry_after: int = 0
+    blocked: int = 0
+    dead: int = 0
+    transient: int = 0
+    ambiguous: int = 0
+    reclaimed: int = 0
+
+
+class Outbox:
+    """The outbox as the app sees it: enqueue, deliver now or wake the sender, run the sender."""
+
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        settings: Any,
+        senders: dict[str, Sender],
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.settings = settings
+        self.config = settings.outbox
+        self.senders = senders
+        self.monotonic = monotonic
+        self.calendar = Calendar(clock, settings.schedule)
+        self.paces: dict[str, Pace] = {}
+        self.stats = Stats()
+        self.sender: OutboxSender | None = None
+        self.failures = 0  # consecutive transient failures: the whole sender backs off
+
+    def pace(self, channel: str) -> Pace:
+        """The limits of one channel's bot (created on first use)."""
+        if channel not in self.paces:
+            c = self.config
+            self.paces[channel] = (
+                Unmetered()
+                if channel in UNMETERED
+                else Pace(c.rate, c.burst, c.per_chat_seconds, now=self.monotonic)
+            )
+        return self.paces[channel]
+
+    # ---- enqueueing ------------------------------------------------------------------------
+
+    def enqueue_direct(self, source: str, by_user: dict[int, list[Reply]]) -> list[int]:
+        """Messages for other users caused by one update (`source`): rows on the priority lane.
+
+        Their key holds the update, so a redelivered update creates nothing new.
+        """
+        now = self.clock.now()
+        with self.db.session() as s:
+            users = {u.id: u for u in (s.get(User, uid) for uid in by_user) if u is not None}
+            rows = [
+                {
+                    "channel": users[uid].channel,
+                    "user_id": uid,
+                    "chat_id": users[uid].chat_id,
+                    "kind": DIRECT,
+                    "period": source[:100],
+                    "step": str(index),
+                    "school_id": None,
+                    "payload": reply.to_payload(),
+                    "priority": PRIORITY_ALERT,
+                    "quiet": False,
+                    "status": "pending",
+                    "attempts": 0,
+                    "not_before": now,
+                    "lease_owner": "",
+                    "last_error": "",
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for uid, replies in by_user.items()
+                if uid in users
+                for index, reply in enumerate(replies)
+            ]
+            q.enqueue(s, rows)
+            keys = {(r["user_id"], r["step"]) for r in rows}
+            found = [
+                q.outbox_row(s, users[uid].channel, uid, DIRECT, source[:100], step)
+                for uid, step in sorted(keys)
+            ]
+        return [r.id for r in found if r is not None and r.id is not None]
+
+    def poke(self) -> None:
+        """Something new is waiting: wake the sender running here, if any."""
+        if self.sender is not None:
+            self.sender.poke()
+
+    async def deliver_now(self, ids: list[int]) -> None:
+        """Alerts just enqueued: the running sender takes them first; with none here, send them now."""
+        if not ids:
+            return
+        if self.sender is not None and self.sender.running:
+            self.sender.poke(priority=True)
+            return
+        owner = f"inline-{os.getpid()}-{secrets.token_hex(3)}"
+        with self.db.session() as s:
+            rows = q.claim_outbox(
+                s,
+                owner=owner,
+                now=self.clock.now(),
+                lease_until=self.lease_until(),
+                limit=len(ids),
+                channels=list(self.senders),
+                bulk=True,
+                ids=ids,
+            )
+        for row in rows:
+            pace = self.pace(row.channel)
+            while (wait := max(pace.wait(), pace.chat_wait(row.chat_id))) > 0:
+                await asyncio.sleep(min(wait, 1.0))
+            pace.take(row.chat_id)
+            try:
+                await self.deliver(row, owner)
+            finally:
+                pace.done(row.chat_id)
+
+    def lease_until(self) -> datetime:
+        """When a claim made now runs out."""
+        return self.clock.now() + timedelta(seconds=self.config.lease_seconds)
+
+    # ---- one attempt ------------------------------------------------------------------------
+
+    async def deliver(self, row: Row, owner: str) -> Outcome:
+        """Send one claimed row through its channel and record what happened, in the row."""
+        send = self.senders.get(row.channel)
+        if send is None:
+            with self.db.session() as s:
+                q.release_outbox(s, [row.id or 0], owner, self.clock.now())
+            return Outcome.SKIPPED
+        with self.db.session() as s:
+            user = s.get(User, row.user_id)
+            if user is not None:
+                s.expunge(user)
+        if user is None:
+            self.finish(row, owner, Outcome.BAD, "recipient no longer exists")
+            return Outcome.BAD
+        try:
+            await send(user, [Reply.from_payload(row.payload)])
+        except Exception as exc:
+            outcome = classify(exc)
+            self.finish(row, owner, outcome, f"{type(exc).__name__}: {exc}", exc)
+            return outcome
+        self.finish(row, owner, Outcome.SENT)
+        return Outcome.SENT
+
+    def finish(
+        self, row: Row, owner: str, outcome: Outcome, error: str = "", exc: BaseException | None = None
+    ) -> None:
+        """Write an attempt's outcome in the row (one short transaction), and adjust the pace."""
+        now = self.clock.now()
+        rid = row.id or 0
+        pace = self.pace(row.channel)
+        with self.db.session() as s:
+            if outcome is Outcome.SENT:
+                q.outbox_sent(s, rid, now)
+                self.stats.sent += 1
+                self.failures = 0
+            elif outcome is Outcome.RETRY_AFTER:
+                seconds = float(getattr(exc, "retry_after", 1.0) or 1.0)
+                pace.pause(seconds + random.uniform(0.05, 0.25), slow_down=True)
+                q.release_outbox(s, [rid], owner, now)  # a 429 is not an attempt
+                self.stats.retry_after += 1
+                log.warning("%s asked to wait %.1f s; sender paused", row.channel, seconds)
+            elif outcome in (Outcome.BLOCKED, Outcome.GONE):
+                status = "blocked" if outcome is Outcome.BLOCKED else "dead"
+                q.outbox_failed(s, rid, owner, status=status, now=now, error=error)
+                q.mark_blocked(s, row.user_id)
+                q.stop_sending_to(s, row.user_id, status, now, f"recipient unreachable: {error}")
+                if not row.quiet:  # an alert waits in the inbox for when they write again
+                    q.keep_for_later(s, row.user_id, row.payload, now)
+                self.stats.blocked += outcome is Outcome.BLOCKED
+                self.stats.dead += outcome is Outcome.GONE
+                log.info("user %s unreachable on %s: %s", row.user_id, row.channel, error)
+            elif outcome is Outcome.BAD:
+                q.outbox_failed(s, rid, owner, status="dead", now=now, error=error)
+                self.stats.dead += 1
+                log.error("outbox row %s can never be sent: %s", row.key, error)
+            else:
+                self.retry_later(s, row, owner, outcome, error, now)
+
+    def retry_later(self, s: Any, row: Row, owner: str, outcome: Outcome, error: str, now: datetime) -> None:
+        """A network error, a 5xx or a time-out: capped exponential backoff; dead after max_attempts."""
+        c = self.config
+        attempts = row.attempts + 1
+        self.failures += 1
+        if outcome is Outcome.AMBIGUOUS:
+            self.stats.ambiguous += 1
+            error = f"ambiguous (may have arrived; resending): {error}"
+        else:
+            self.stats.transient += 1
+        # The whole sender slows down while the platform is failing, so rows do not burn attempts.
+        self.pace(row.channel).pause(
+            min(c.backoff_cap_seconds, c.backoff_seconds * 2 ** min(self.failures - 1, 30))
+        )
+        if attempts >= c.max_attempts:
+            q.outbox_failed(s, row.id or 0, owner, status="dead", now=now, error=error, attempts=attempts)
+            self.stats.dead += 1
+            log.error("outbox row %s dead after %d attempts: %s", row.key, attempts, error)
+            return
+        delay = min(c.backoff_cap_seconds, c.backoff_seconds * 2 ** (attempts - 1)) * random.uniform(0.8, 1.2)
+        q.outbox_failed(
+            s,
+            row.id or 0,
+            owner,
+            status="pending",
+            now=now,
+            error=error,
+            attempts=attempts,
+            not_before=now + timedelta(seconds=delay),
+        )
+        log.warning(
+            "outbox row %s failed (attempt %d), retrying in %.0f s: %s", row.key, attempts, delay, error
+        )
+
+    # ---- housekeeping -----------------------------------------------------------------------
+
+    def janitor(self, spare: str = "") -> int:
+        """Claims whose lease ran out go back to the queue (except those `spare` still holds)."""
+        with self.db.session() as s:
+            back = q.requeue_expired(s, self.clock.now(), not_owner=spare)
+        if back:
+            self.stats.reclaimed += back
+            log.warning("requeued %d outbox rows whose sender stopped answering", back)
+        return back
+
+    def prune(self) -> int:
+        """Forget finished rows older than outbox.keep_days."""
+        with self.db.session() as s:
+            return q.prune_outbox(s, self.clock.now() - timedelta(days=self.config.keep_days))
+
+    # ---- the background sender --------------------------------------------------------------
+
+    def start_sender(self, owner: str | None = None) -> OutboxSender:
+        """Start draining the outbox in this process (it sends only while it holds the sender lease)."""
+        if self.sender is None or not self.sender.running:
+            self.sender = OutboxSender(self, owner)
+            self.sender.start()
+        return self.sender
+
+    async def stop_sender(self) -> None:
+        """Finish the sends in flight, hand back the rest, give up the lease."""
+        if self.sender is not None:
+            await self.sender.stop()
+            self.sender = None
+
+
+@dataclass
+class OutboxSender:
+    """The loop that claims, paces and sends; one per deployment holds the sender lease."""
+
+    outbox: Outbox
+    owner: str | None = None
+    buffer: list[Row] = field(default_factory=list)
+    inflight: dict[asyncio.Task[Outcome], Row] = field(default_factory=dict)
+    holding: bool = False
+
+    def __post_init__(self) -> None:
+        self.owner = self.owner or f"{os.uname().nodename[:30]}-{os.getpid()}-{secrets.token_hex(3)}"
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._priority = False
+        self._next_lease = 0.0
+        self._next_janitor = 0.0
+
+    @property
+    def name(self) -> str:
+        """Who this sender is, in leases and claims."""
+        assert self.owner is not None
+        return self.owner
+
+    @property
+    def running(self) -> bool:
+        """Whether the loop is alive."""
+        return self._task is not None and not self._task.done()
+
+    def start(self) -> None:
+        """Run the loop as a task of the running event loop."""
+        self._task = asyncio.get_running_loop().create_task(self.run(), name=f"outbox-sender:{self.name}")
+
+    def poke(self, priority: bool = False) -> None:
+        """Wake the loop (new rows; `priority`: alerts, claim them ahead of the buffer)."""
+        self._priority = self._priority or priority
+        self._wake.set()
+
+    async def stop(self, grace: float | None = None) -> None:
+        """A clean stop: no new sends, wait for those in flight, release what is left, drop the lease."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self.inflight:
+            wait = grace if grace is not None else self.outbox.config.lease_seconds / 2
+            await asyncio.wait(list(self.inflight), timeout=wait)
+        self.kill_inflight()
+        with self.outbox.db.session() as s:
+            q.release_outbox(s, [r.id or 0 for r in self.buffer], self.name, self.outbox.clock.now())
+            if self.holding:
+                q.drop_lease(s, SENDER_LEASE, self.name)
+        self.buffer.clear()
+        self.holding = False
+
+    def kill(self) -> None:
+        """Die without a word, as a crashed process does (tests): claims stay until their lease runs out."""
+        self._stopping = True
+        if self._task is not None:
+            self._task.cancel()
+        self.kill_inflight()
+
+    def kill_inflight(self) -> None:
+        """Cancel the sends still in flight."""
+        for task in self.inflight:
+            task.cancel()
+        self.inflight.clear()
+
+    # ---- the loop ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Claim, pace, send, until stopped."""
+        ob = self.outbox
+        try:
+            while not self._stopping:
+                try:
+                    await self.step()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # a database hiccup must not end delivery
+                    log.exception("outbox sender step failed; retrying")
+                    await self.idle(ob.config.poll_seconds)
+        finally:
+            log.debug("outbox sender %s stopped", self.name)
+
+    async def step(self) -> None:
+        """One turn: housekeeping, claims, then start one send or wait."""
+        ob = self.outbox
+        mono = ob.monotonic()
+        if mono >= self._next_lease:
+            self.keep_lease()  # a holder renews well before expiry; a waiting sender asks often
+            self._next_lease = mono + (
+                ob.config.lease_seconds / 3 if self.holding else ob.config.poll_seconds
+            )
+        if not self.holding:
+            await self.idle(ob.config.poll_seconds)
+            return
+        if mono >= self._next_janitor:
+            ob.janitor(spare=self.name)
+            self._next_janitor = mono + ob.config.janitor_seconds
+        self.claim()
+        if len(self.inflight) >= ob.config.concurrency:
+            await self.idle(ob.config.poll_seconds)
+            return
+        row, wait = self.pick()
+        if row is None:
+            await self.idle(min(wait, ob.config.poll_seconds))
+            return
+        pace = ob.pace(row.channel)
+        pace.take(row.chat_id)
+        self.buffer.remove(row)
+        task = asyncio.get_running_loop().create_task(self.send(row))
+        self.inflight[task] = row
+
+    def keep_lease(self) -> None:
+        """Take or renew the sender lease; renew the leases of the rows held in memory."""
+        ob = self.outbox
+        now = ob.clock.now()
+        until = ob.lease_until()
+        with ob.db.session() as s:
+            held = q.take_lease(s, SENDER_LEASE, self.name, now, until)
+            if held:
+                q.renew_outbox_leases(
+                    s, [r.id or 0 for r in [*self.buffer, *self.inflight.values()]], self.name, until
+                )
+        if held != self.holding:
+            log.info("outbox sender %s %s the sender lease", self.name, "holds" if held else "lost")
+        self.holding = held
+
+    def claim(self) -> None:
+        """Top up the buffer: alerts whenever poked, bulk rows when it runs low."""
+        ob = self.outbox
+        c = ob.config
+        priority, self._priority = self._priority, False
+        low = len(self.buffer) < max(1, c.batch // 2)
+        if not (low or priority):
+            return
+        channels = list(ob.senders)
+        if not channels:
+            return
+        busy = sorted({r.chat_id for r in [*self.buffer, *self.inflight.values()]})
+        with ob.db.session() as s:
+            rows = q.claim_outbox(
+                s,
+                owner=self.name,
+                now=ob.clock.now(),
+                lease_until=ob.lease_until(),
+                limit=c.batch - len(self.buffer) if low else c.batch,
+                channels=channels,
+                bulk=ob.calendar.can_send(),
+                skip_chats=busy,
+                priority_only=not low,
+            )
+        self.buffer.extend(rows)
+
+    def pick(self) -> tuple[Row | None, float]:
+        """The next row to send: the first (priority, id) whose chat and bot are free; else how long to wait."""
+        ob = self.outbox
+        wait = float("inf")
+        best: Row | None = None
+        seen: set[str] = set()
+        for row in sorted(self.buffer, key=lambda r: (r.priority, r.id or 0)):
+            if row.chat_id in seen:
+                continue  # one chat's messages go in order
+            seen.add(row.chat_id)
+            pace = ob.pace(row.channel)
+            need = max(pace.chat_wait(row.chat_id), pace.wait())
+            if need <= 0:
+                best = row
+                break
+            wait = min(wait, need)
+        if best is not None:
+            return best, 0.0
+        return None, wait
+
+    async def send(self, row: Row) -> Outcome:
+        """One send, its outcome recorded; the chat is freed and the loop woken either way."""
+        pace = self.outbox.pace(row.channel)
+        try:
+            return await self.outbox.deliver(row, self.name)
+        finally:
+            pace.done(row.chat_id)
+            self._wake.set()
+            task = asyncio.current_task()
+            if task is not None:
+                self.inflight.pop(task, None)  # type: ignore[arg-type]
+
+    async def idle(self, timeout: float) -> None:
+        """Wait until poked, a send finishes, or `timeout` seconds pass."""
+        if timeout > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+        self._wake.clear()
+
+
+def inbox_sender(db: Database, clock: Clock) -> Sender:
+    """A sender that keeps messages for when the user next writes (console users with no live chat)."""
+
+    async def keep(user: User, replies: list[Reply]) -> None:
+        with db.session() as s:
+            for reply in replies:
+                q.keep_for_later(s, user.id or 0, reply.to_payload(), clock.now())
+
+    return keep
+
+
+def describe(db: Database, clock: Clock, errors: int = 10) -> list[str]:
+    """`schoolbot outbox`: counts by status and kind, who holds the leases, the latest errors."""
+    with db.session() as s:
+        counts = q.outbox_counts(s)
+        leases = [q.lease_holder(s, name) for name in (SENDER_LEASE, "scheduler")]
+        failed = q.outbox_errors(s, errors)
+        for row in failed:
+            s.expunge(row)
+    lines = ["status     kind                  count"]
+    lines += [f"{status:<10} {kind:<20} {n:>6}" for status, kind, n in counts] or ["(empty)"]
+    now = clock.now()
+    for name, lease in zip((SENDER_LEASE, "scheduler"), leases, strict=True):
+        if lease is None:
+            lines.append(f"{name} lease: nobody")
+        else:
+            state = "held" if lease.until > now else "expired"
+            until = lease.until.astimezone(clock.tz).strftime("%Y-%m-%d %H:%M:%S")
+            lines.append(f"{name} lease: {lease.owner} ({state}, until {until})")
+    if failed:
+        lines.append(f"last {len(failed)} error(s):")
+        for row in failed:
+            when = row.updated_at.astimezone(clock.tz).strftime("%Y-%m-%d %H:%M")
+            lines.append(f"  {when} {row.status:<8} attempts={row.attempts} {row.key}: {row.last_error}")
+    return lines

@@ -1,0 +1,165 @@
+"""The clock: APScheduler 3 triggers idempotent sweeps; the outbox sender delivers what they make.
+
+APScheduler is only a clock here (delivery.md §4): an in-memory `AsyncIOScheduler` with an interval
+job. What is due, and what was already made, lives in the database, so a tick lost while the bot was
+down is caught up by the first sweep at start, and a sweep run twice creates nothing new. Several
+workers may each run a Clockwork: only the holder of the "scheduler" lease sweeps, and only the holder
+of the "sender" lease sends.
+
+    clockwork = Clockwork(db, clock, settings, catalog, outbox)
+    await clockwork.start()   # catch-up sweep at once, then every schedule.sweep_minutes; the sender
+    ...
+    await clockwork.stop()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bot.outbox import Outbox
+from handlers import reminders
+from handlers.calendar import Clock
+from handlers.i18n import Catalog
+from storage import queries as q
+from storage.db import Database
+
+log = logging.getLogger("schoolbot.scheduler")
+
+SCHEDULER_LEASE = "scheduler"
+SWEEP_JOB = "sweep"
+PRUNE_JOB = "prune"
+
+
+class Clockwork:
+    """The scheduler and the outbox sender of one process, started and stopped together."""
+
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        settings: Any,
+        catalog: Catalog,
+        outbox: Outbox,
+        *,
+        owner: str | None = None,
+        send: bool = True,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.settings = settings
+        self.catalog = catalog
+        self.outbox = outbox
+        self.owner = owner or f"{os.uname().nodename[:30]}-{os.getpid()}-{secrets.token_hex(3)}"
+        self.send = send
+        self.scheduler: AsyncIOScheduler | None = None
+        self.holding = False
+        self._sweeping: asyncio.Future[reminders.SweepReport] | None = None
+        self._one_at_a_time = asyncio.Lock()
+
+    @property
+    def lease_span(self) -> timedelta:
+        """How long the scheduler lease lasts without a renewal: two sweep intervals and a minute."""
+        return timedelta(minutes=2 * self.settings.schedule.sweep_minutes + 1)
+
+    async def start(self) -> None:
+        """Start the clock (its first sweep is the catch-up, at once) and the outbox sender."""
+        tz = ZoneInfo(self.settings.timezone)
+        scheduler = AsyncIOScheduler(
+            timezone=tz,
+            # A late tick runs once, however late: the sweep decides from data, so nothing is missed.
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        )
+        scheduler.add_job(
+            self.tick,
+            "interval",
+            minutes=self.settings.schedule.sweep_minutes,
+            id=SWEEP_JOB,
+            next_run_time=datetime.now(tz),
+        )
+        scheduler.add_job(self.prune, "interval", hours=24, id=PRUNE_JOB)
+        scheduler.start()
+        self.scheduler = scheduler
+        if self.send:
+            self.outbox.start_sender(self.owner)
+        log.info("clock started: a sweep every %d min; %s", self.settings.schedule.sweep_minutes, self.owner)
+
+    async def stop(self) -> None:
+        """Stop ticking, let a sweep in progress finish, stop the sender, give the lease up."""
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+            await asyncio.sleep(0)  # AsyncIOScheduler shuts down on the loop's next turn
+        self.scheduler = None
+        if self._sweeping is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._sweeping)
+        await self.outbox.stop_sender()
+        if self.holding:
+            with self.db.session() as s:
+                q.drop_lease(s, SCHEDULER_LEASE, self.owner)
+            self.holding = False
+
+    def hold_lease(self) -> bool:
+        """Take or renew the scheduler lease; False when another worker sweeps."""
+        now = self.clock.now()
+        with self.db.session() as s:
+            held = q.take_lease(s, SCHEDULER_LEASE, self.owner, now, now + self.lease_span)
+        if held != self.holding:
+            log.info("%s %s the scheduler lease", self.owner, "holds" if held else "does not hold")
+        self.holding = held
+        return held
+
+    async def tick(self) -> reminders.SweepReport | None:
+        """One sweep, if this worker holds the lease; run in a thread so chats stay responsive."""
+        async with self._one_at_a_time:
+            if not self.hold_lease():
+                return None
+            sweeping = asyncio.ensure_future(
+                asyncio.to_thread(reminders.sweep, self.db, self.clock, self.settings, self.catalog)
+            )
+            self._sweeping = sweeping
+            try:
+                report = await asyncio.shield(sweeping)  # a stop lets the thread finish its transaction
+            finally:
+                if sweeping.done():
+                    self._sweeping = None
+        if report.created:
+            self.outbox.poke()
+        return report
+
+    async def prune(self) -> int:
+        """Forget finished outbox rows past outbox.keep_days (once a day)."""
+        return self.outbox.prune()
+
+
+def describe_plan(db: Database, clock: Clock, settings: Any, catalog: Catalog, at: datetime) -> list[str]:
+    """`schoolbot remind --dry-run`: who would be reminded of what at `at`, without making anything."""
+    result = reminders.plan(db, clock, settings, catalog, at)
+    when = result.at.strftime("%Y-%m-%d %H:%M")
+    lines = [f"At {when} ({settings.timezone}):"]
+    if result.held:
+        held = "quiet hours" if result.held == "quiet" else f"pause {result.held!r}"
+        return [*lines, f"  nothing: {held} (no reminder or escalation is made then)"]
+    done = reminders.existing(db, result.items)
+    with db.session() as s:
+        names = {sc.id: sc.name for sc in q.all_schools(s)}
+    fresh = [i for i in result.items if i.key not in done]
+    for item in fresh:
+        first = item.reply.text.splitlines()[0] if item.reply.text else ""
+        school = f", {names.get(item.school_id, '?')}" if item.school_id else ""
+        who = f"{item.user.display_name or '?'} ({item.user.channel}:{item.user.external_id}){school}"
+        lines.append(f"  {item.kind} {item.period} {item.step} -> {who}: {first}")
+    lines.append(
+        f"{len(fresh)} message(s) would be queued; {len(result.items) - len(fresh)} already in the outbox."
+    )
+    for deadline, count in sorted(result.unreachable.items()):
+        lines.append(f"{count} school(s) owing {deadline} have no registered user to remind.")
+    return lines

@@ -1,0 +1,56 @@
+"""The officer's daily digest: what came in, what waits for review, who still owes this month's article."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+
+from handlers.calendar import Calendar
+from handlers.review import headline, kind_title
+from handlers.types import Choice, Context, Incoming, Reply
+from storage import queries as q
+from storage.models import School, User
+
+ON_DEMAND_WINDOW = timedelta(days=1)
+MISSING_SHOWN = 15
+
+
+def build_digest(ctx: Context, officer: User, since: datetime) -> Reply | None:
+    """The digest for one officer, or None when nothing is new (never an empty digest)."""
+    cal = Calendar(ctx.clock, ctx.settings.schedule)
+    period = cal.current()
+    with ctx.db.session() as s:
+        schools = {sc.id: sc for sc in q.schools_in_scope(s, officer) if sc.id is not None}
+        new = q.submissions_since(s, list(schools), since)
+        waiting = len(q.awaiting_review(s, list(schools), limit=10_000))
+        sent = q.schools_that_sent(s, "article", period.key)
+    if not new:
+        return None
+    lines = [ctx.t("digest.title", since=since.astimezone(ctx.clock.tz).strftime("%H:%M %d/%m"), count=len(new))]
+    buttons = []
+    by_level: dict[str, list[Any]] = defaultdict(list)
+    for row in new:
+        by_level[schools[row.school_id].level].append(row)
+    for level in sorted(by_level):
+        lines.append(ctx.t("digest.level", level=level))
+        for row in by_level[level]:
+            school: School = schools[row.school_id]
+            lines.append(ctx.t("digest.item", number=row.id, kind=kind_title(ctx, row.kind), school=school.name,
+                               what=headline(ctx, row)))
+            buttons.append((Choice(ctx.t("review.open", number=row.id), f"o:{row.id}"),))
+    lines.append(ctx.t("digest.waiting", count=waiting))
+    missing = sorted((sc for i, sc in schools.items() if i not in sent), key=lambda sc: sc.name_folded)
+    if missing:
+        left = cal.days_left(period)
+        names = ", ".join(sc.name for sc in missing[:MISSING_SHOWN])
+        more = ctx.t("digest.and_more", count=len(missing) - MISSING_SHOWN) if len(missing) > MISSING_SHOWN else ""
+        lines.append(ctx.t("digest.missing", period=period.label, count=len(missing), days=left, names=names) + more)
+    return Reply("\n".join(lines), tuple(buttons[:20]))
+
+
+async def digest_command(msg: Incoming, ctx: Context) -> list[Reply]:
+    """/digest: the same digest on demand, for the last 24 hours."""
+    assert ctx.user is not None
+    reply = build_digest(ctx, ctx.user, ctx.clock.now() - ON_DEMAND_WINDOW)
+    return [reply] if reply is not None else [Reply(ctx.t("digest.nothing"))]

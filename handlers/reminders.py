@@ -1,0 +1,426 @@
+"""The clock's work: the reminder ladders, escalation, and "Nhắc lại sau" (remind me tomorrow).
+
+A sweep decides from data what is due now and writes it to the outbox; running it twice, on two
+workers or after a restart creates nothing new (each row's key is unique). Only the latest due step
+of each ladder is made, so a bot that was down sends one reminder, not a burst of stale ones.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from handlers.calendar import Calendar, Clock, Period, periodic_key
+from handlers.i18n import Catalog, Translator
+from handlers.types import Choice, Context, Incoming, Reply
+from storage import queries as q
+from storage.db import Database
+from storage.models import School, User
+
+log = logging.getLogger("schoolbot.reminders")
+
+ARTICLE = "article"
+REPORT = "report"
+SUBJECTS = {"a": ARTICLE, "r": REPORT}  # the letter in a remind-me-later button
+FORM_BUTTON = {ARTICLE: "m:article", REPORT: "m:report"}  # the command that opens the right form
+REMIND = "remind"
+LATE = "late"
+LATER = "-later"
+SNOOZE_PREFIX = "r"
+# The outbox's lanes: alerts go first and ignore the quiet hours; escalations before a reminder wave.
+PRIORITY_ALERT = 0
+PRIORITY_ESCALATION = 5
+PRIORITY_REMINDER = 10
+# The last escalation step stays due this long, so a bot that was down a few days still sends it.
+ESCALATION_CATCH_UP = timedelta(days=7)
+MAX_LISTED = 60  # schools named in one officer's list; the rest are counted
+
+
+def kind_of(subject: str, what: str) -> str:
+    """The outbox kind: "article-remind", "report-late"..."""
+    return f"{subject}-{what}"
+
+
+# ---- deadlines and their ladders --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """Something schools must send by `due`: a month's article or a periodic report."""
+
+    subject: str  # article | report
+    period: str  # "2026-11" | "nam-2026": Submission.period once sent
+    due: datetime
+    name: str = ""  # a periodic report's configured name
+
+    def what(self, t: Translator) -> str:
+        """ "Bài viết tháng 11/2026" or the report's name."""
+        if self.subject == ARTICLE:
+            period = Period.parse(self.period)
+            return t("reminder.article", period=period.label if period else self.period)
+        return self.name
+
+
+@dataclass(frozen=True)
+class Step:
+    """One rung of a ladder: made at `at`, still due until `until` (exclusive)."""
+
+    key: str
+    at: datetime
+    until: datetime
+
+
+def deadlines(cal: Calendar, now: datetime) -> list[Deadline]:
+    """The deadlines whose reminders or escalations can be due around `now`."""
+    this = Period.of(now)
+    out = [Deadline(ARTICLE, p.key, cal.deadline(p)) for p in (this.shift(m) for m in range(-2, 3))]
+    out += [
+        Deadline(REPORT, periodic_key(item, due), due, item.name) for item, due in cal.periodic_deadlines(now)
+    ]
+    return out
+
+
+def find_deadline(cal: Calendar, subject: str, period: str) -> Deadline | None:
+    """The deadline a button names, from the configuration (None if it no longer exists)."""
+    if subject == ARTICLE:
+        month = Period.parse(period)
+        return Deadline(ARTICLE, month.key, cal.deadline(month)) if month else None
+    key, _, year = period.rpartition("-")
+    if not year.isdigit():
+        return None
+    moment = cal.at_time(date(int(year), 6, 1), "12:00")
+    for item, due in cal.periodic_deadlines(moment):
+        if item.key == key and due.year == int(year):
+            return Deadline(REPORT, period, due, item.name)
+    return None
+
+
+def reminder_steps(cal: Calendar, deadline: Deadline) -> list[Step]:
+    """The reminder ladder of a deadline, earliest first; the last rung stays due until the deadline."""
+    schedule = cal.schedule
+    days = schedule.article_reminders if deadline.subject == ARTICLE else schedule.report_reminders
+    times = sorted(
+        (cal.at_time(deadline.due.date() - timedelta(days=d), schedule.reminder_at), f"d{d}") for d in days
+    )
+    times = [(at, key) for at, key in times if at <= deadline.due]
+    return [
+        Step(key, at, times[i + 1][0] if i + 1 < len(times) else deadline.due + timedelta(seconds=1))
+        for i, (at, key) in enumerate(times)
+    ]
+
+
+def escalation_steps(cal: Calendar, deadline: Deadline) -> list[Step]:
+    """The mornings after a deadline when officers and leaders hear who missed it."""
+    schedule = cal.schedule
+    times = [
+        (cal.at_time(deadline.due.date() + timedelta(days=d), schedule.escalate_at), f"e{d}")
+        for d in schedule.escalate_after_days
+    ]
+    return [
+        Step(key, at, times[i + 1][0] if i + 1 < len(times) else at + ESCALATION_CATCH_UP)
+        for i, (at, key) in enumerate(times)
+    ]
+
+
+def due_step(steps: list[Step], now: datetime) -> Step | None:
+    """The one rung due at `now`: the latest that has come, while it is still due."""
+    return next((s for s in reversed(steps) if s.at <= now < s.until), None)
+
+
+def snooze_target(cal: Calendar, now: datetime) -> datetime:
+    """When "Nhắc lại sau" reminds again: the reminder hour tomorrow, or of the first day after a pause."""
+    day = now.astimezone(cal.clock.tz).date() + timedelta(days=1)
+    for _ in range(400):
+        moment = cal.at_time(day, cal.schedule.reminder_at)
+        if cal.can_send(moment):  # the reminder hour is never in the quiet hours (config rule)
+            return moment
+        day += timedelta(days=1)
+    return cal.next_sendable(moment)
+
+
+# ---- what a sweep makes ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One outbox row a sweep would make."""
+
+    user: User
+    kind: str
+    period: str
+    step: str
+    reply: Reply
+    school_id: int | None = None
+    priority: int = PRIORITY_REMINDER
+    quiet: bool = True
+    not_before: datetime | None = None
+
+    def row(self, now: datetime) -> dict[str, Any]:
+        """The values of its outbox row."""
+        return {
+            "channel": self.user.channel,
+            "user_id": self.user.id,
+            "chat_id": self.user.chat_id,
+            "kind": self.kind,
+            "period": self.period,
+            "step": self.step,
+            "school_id": self.school_id,
+            "payload": self.reply.to_payload(),
+            "priority": self.priority,
+            "quiet": self.quiet,
+            "status": "pending",
+            "attempts": 0,
+            "not_before": self.not_before or now,
+            "lease_owner": "",
+            "last_error": "",
+            "created_at": now,
+            "updated_at": now,
+        }
+
+    @property
+    def key(self) -> tuple[int, str, str, str]:
+        """(recipient, kind, period, step)."""
+        return (self.user.id or 0, self.kind, self.period, self.step)
+
+
+@dataclass
+class Plan:
+    """Everything due at one moment, or why nothing is."""
+
+    at: datetime
+    items: list[Planned] = field(default_factory=list)
+    held: str = ""  # "quiet" or the pause's name: nothing bulk is made now
+    unreachable: dict[str, int] = field(default_factory=dict)  # deadline -> schools with no user
+
+
+@dataclass(frozen=True)
+class Org:
+    """The organisation as the sweep needs it, read once."""
+
+    schools: list[School]
+    principals: dict[int, list[User]]
+    staff: list[User]
+    children: dict[int, list[int]]
+
+    def offices_under(self, office_id: int) -> set[int]:
+        """An office and all below it."""
+        found, frontier = {office_id}, [office_id]
+        while frontier:
+            frontier = [c for o in frontier for c in self.children.get(o, []) if c not in found]
+            found.update(frontier)
+        return found
+
+
+def read_org(db: Database) -> Org:
+    """Schools, reachable principals and staff, and the office tree."""
+    with db.session() as s:
+        org = Org(q.all_schools(s), q.reachable_principals(s), q.reachable_staff(s), q.office_children(s))
+        for school in org.schools:
+            s.expunge(school)
+        for user in [*org.staff, *(u for users in org.principals.values() for u in users)]:
+            s.expunge(user)
+    return org
+
+
+def plan(db: Database, clock: Clock, settings: Any, catalog: Catalog, at: datetime | None = None) -> Plan:
+    """What is due at `at` (default now): reminders to schools that have not sent, escalations."""
+    cal = Calendar(clock, settings.schedule)
+    now = (at or clock.now()).astimezone(clock.tz)
+    result = Plan(now)
+    pause = cal.pause_at(now)
+    if pause is not None or cal.quiet(now):
+        result.held = pause.name if pause is not None else "quiet"
+        return result
+    due_now = []
+    for deadline in deadlines(cal, now):
+        remind = due_step(reminder_steps(cal, deadline), now)
+        late = due_step(escalation_steps(cal, deadline), now)
+        if remind is not None or late is not None:
+            due_now.append((deadline, remind, late))
+    if not due_now:
+        return result
+    org = read_org(db)
+    translators: dict[str, Translator] = {}
+
+    def t_for(user: User) -> Translator:
+        lang = user.locale or settings.locale
+        if lang not in translators:
+            translators[lang] = catalog.translator(lang)
+        return translators[lang]
+
+    for deadline, remind, late in due_now:
+        with db.session() as s:
+            sent = q.schools_that_sent(s, deadline.subject, deadline.period)
+        if remind is not None:
+            result.items += reminders(cal, deadline, remind, org, sent, now, t_for)
+            missing = [sc for sc in org.schools if sc.id not in sent and not org.principals.get(sc.id or 0)]
+            if missing:
+                result.unreachable[f"{deadline.subject}:{deadline.period}"] = len(missing)
+        if late is not None:
+            result.items += escalations(deadline, late, org, sent, t_for)
+    return result
+
+
+def reminders(
+    cal: Calendar,
+    deadline: Deadline,
+    step: Step,
+    org: Org,
+    sent: set[int],
+    now: datetime,
+    t_for: Any,
+) -> list[Planned]:
+    """One reminder to every reachable principal of each school that has not sent."""
+    out = []
+    snooze = snooze_target(cal, now) <= deadline.due
+    for school in org.schools:
+        if school.id in sent:
+            continue
+        for user in org.principals.get(school.id or 0, []):
+            reply = reminder_reply(t_for(user), deadline, school.name, now.date(), step.key if snooze else "")
+            out.append(
+                Planned(user, kind_of(deadline.subject, REMIND), deadline.period, step.key, reply, school.id)
+            )
+    return out
+
+
+def reminder_reply(t: Translator, deadline: Deadline, school: str, today: date, snooze_step: str) -> Reply:
+    """What is missing, the deadline and the days left; a button that opens the form, and maybe "later"."""
+    days = (deadline.due.date() - today).days
+    fields = {"what": deadline.what(t), "school": school, "due": deadline.due.strftime("%d/%m/%Y")}
+    text = t("reminder.today", **fields) if days <= 0 else t("reminder.body", days=days, **fields)
+    buttons: list[tuple[Choice, ...]] = [
+        (Choice(t(f"reminder.open_{deadline.subject}"), FORM_BUTTON[deadline.subject]),)
+    ]
+    if snooze_step:
+        code = next(k for k, v in SUBJECTS.items() if v == deadline.subject)
+        buttons.append(
+            (Choice(t("reminder.later"), f"{SNOOZE_PREFIX}:{code}:{deadline.period}:{snooze_step}"),)
+        )
+    return Reply(text, tuple(buttons))
+
+
+def escalations(deadline: Deadline, step: Step, org: Org, sent: set[int], t_for: Any) -> list[Planned]:
+    """Each officer: the schools in scope that missed the deadline; each leader: how many."""
+    out = []
+    for user in org.staff:
+        offices = org.offices_under(user.office_id or 0)
+        scope = [sc for sc in org.schools if sc.office_id in offices]
+        missed = [sc for sc in scope if sc.id not in sent]
+        if not missed:
+            continue
+        t = t_for(user)
+        fields = {"what": deadline.what(t), "due": deadline.due.strftime("%d/%m/%Y"), "count": len(missed)}
+        if user.role == "leader":
+            text = t("escalation.leader", total=len(scope), **fields)
+        else:
+            lines = [t("escalation.officer", **fields), *(f"• {sc.name}" for sc in missed[:MAX_LISTED])]
+            if len(missed) > MAX_LISTED:
+                lines.append(t("escalation.more", count=len(missed) - MAX_LISTED))
+            text = "\n".join(lines)
+        out.append(
+            Planned(
+                user,
+                kind_of(deadline.subject, LATE),
+                deadline.period,
+                step.key,
+                Reply(text),
+                priority=PRIORITY_ESCALATION,
+            )
+        )
+    return out
+
+
+# ---- the sweep ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    """What one sweep did."""
+
+    planned: int
+    created: int
+    cancelled: int
+    held: str = ""
+
+
+FULFILS = {kind_of(ARTICLE, REMIND): ARTICLE, kind_of(REPORT, REMIND): REPORT}
+INSERT_BATCH = 500  # rows per transaction, so a big wave never holds the write lock for long
+
+
+def sweep(db: Database, clock: Clock, settings: Any, catalog: Catalog) -> SweepReport:
+    """Make the outbox rows due now (insert, ignoring existing keys); cancel what is no longer due."""
+    now = clock.now()
+    with db.session() as s:
+        cancelled = q.cancel_fulfilled_reminders(s, now, FULFILS)
+        cancelled += cancel_past_deadline(s, Calendar(clock, settings.schedule), now)
+    result = plan(db, clock, settings, catalog, now)
+    rows = [item.row(now) for item in result.items]
+    created = 0
+    for i in range(0, len(rows), INSERT_BATCH):
+        with db.session() as s:
+            created += q.enqueue(s, rows[i : i + INSERT_BATCH])
+    if created:
+        with db.session() as s:
+            cancelled += q.cancel_superseded(s, now)
+    if created or cancelled:
+        log.info("sweep at %s: %d due, %d new, %d cancelled", now, len(rows), created, cancelled)
+    return SweepReport(len(rows), created, cancelled, result.held)
+
+
+def cancel_past_deadline(s: Any, cal: Calendar, now: datetime) -> int:
+    """Reminders still waiting when their deadline has passed (the clock jumped, a long outage) are void."""
+    cancelled = 0
+    for kind, period in q.pending_periods(s, sorted(FULFILS)):
+        deadline = find_deadline(cal, FULFILS[kind], period)
+        if deadline is None or now > deadline.due:
+            cancelled += q.cancel_pending(s, kind, period, now, "the deadline passed before it was sent")
+    return cancelled
+
+
+def existing(db: Database, items: Iterable[Planned]) -> set[tuple[int, str, str, str]]:
+    """The keys among `items` that are in the outbox already (for a dry run)."""
+    items = list(items)
+    if not items:
+        return set()
+    with db.session() as s:
+        return q.outbox_keys(s, sorted({i.kind for i in items}), sorted({i.period for i in items}))
+
+
+# ---- "Nhắc lại sau" ------------------------------------------------------------------------------
+
+
+async def snooze(msg: Incoming, ctx: Context) -> list[Reply]:
+    """A principal presses "Nhắc lại sau" under a reminder: once per step, tomorrow morning."""
+    user = ctx.user
+    assert user is not None and user.id is not None
+    parts = msg.choice.split(":")
+    subject = SUBJECTS.get(parts[1]) if len(parts) == 4 else None
+    cal = Calendar(ctx.clock, ctx.settings.schedule)
+    deadline = find_deadline(cal, subject, parts[2]) if subject else None
+    if deadline is None or parts[3].endswith(LATER):
+        return [Reply(ctx.t("reminder.later_gone"))]
+    kind, step, now = kind_of(deadline.subject, REMIND), parts[3], ctx.clock.now()
+    target = snooze_target(cal, now)
+    with ctx.db.session() as s:
+        if q.outbox_row(s, user.channel, user.id, kind, deadline.period, step) is None:
+            return [Reply(ctx.t("reminder.later_gone"))]
+        if user.school_id in q.schools_that_sent(s, deadline.subject, deadline.period):
+            return [Reply(ctx.t("reminder.later_done"))]
+        if target > deadline.due:
+            return [Reply(ctx.t("reminder.later_too_late", due=deadline.due.strftime("%d/%m/%Y")))]
+        ladder = next((r for r in reminder_steps(cal, deadline) if now < r.at <= target), None)
+        if ladder is not None:  # the ladder reminds by then anyway
+            return [Reply(ctx.t("reminder.later_ok", when=ladder.at.strftime("%H:%M %d/%m")))]
+        earlier = q.outbox_row(s, user.channel, user.id, kind, deadline.period, step + LATER)
+        if earlier is not None:
+            when = earlier.not_before.astimezone(ctx.clock.tz).strftime("%H:%M %d/%m")
+            return [Reply(ctx.t("reminder.later_again", when=when))]
+        school = s.get(School, user.school_id)
+        reply = reminder_reply(ctx.t, deadline, school.name if school else "", target.date(), "")
+        later = Planned(user, kind, deadline.period, step + LATER, reply, user.school_id, not_before=target)
+        q.enqueue(s, [later.row(now)])
+    return [Reply(ctx.t("reminder.later_ok", when=target.strftime("%H:%M %d/%m")))]

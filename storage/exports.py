@@ -1,0 +1,111 @@
+"""Excel workbooks for offices: plain values under a frozen header, columns wide enough, dates dd/mm/yyyy.
+
+The caller brings every word (titles, headers, cell texts) already translated; this module only lays
+them out. Nothing in a workbook is a formula: a text that starts with "=" (or "+", "-", "@", which some
+spreadsheets also read as a formula) is stored as text and shown as typed.
+"""
+
+from __future__ import annotations
+
+import os
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+
+from openpyxl import Workbook
+from openpyxl.cell.cell import Cell
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.worksheet import Worksheet
+
+Value = str | int | float | date | None
+DATE_FORMAT = "DD/MM/YYYY"
+MIN_WIDTH = 6
+MAX_WIDTH = 60  # longer texts wrap
+FORMULA_STARTS = ("=", "+", "-", "@")
+TITLE_ROW = 1
+HEADER_ROW = 2
+
+
+@dataclass(frozen=True)
+class Sheet:
+    """One sheet: its tab name, a title line, the header, and the rows."""
+
+    name: str
+    title: str
+    headers: tuple[str, ...]
+    rows: Sequence[Sequence[Value]] = field(default_factory=list)
+
+
+def shown(value: Value) -> str:
+    """The value as a reader sees it in the cell, to size the column."""
+    if value is None:
+        return ""
+    if isinstance(value, date):
+        return "00/00/0000"
+    return unicodedata.normalize("NFC", str(value))
+
+
+def width_of(values: Sequence[Value]) -> float:
+    """A column width that fits the longest line of its cells (Vietnamese letters are one character)."""
+    longest = max((len(line) for v in values for line in shown(v).splitlines() or [""]), default=0)
+    return float(min(MAX_WIDTH, max(MIN_WIDTH, longest + 2)))
+
+
+def put(cell: Cell, value: Value) -> None:
+    """A plain value: a date with the Vietnamese format, a text that looks like a formula kept as text."""
+    if isinstance(value, datetime):
+        value = value.date()
+    if isinstance(value, str):
+        value = unicodedata.normalize("NFC", value)
+        cell.value = value
+        if value.startswith(FORMULA_STARTS):
+            cell.data_type = "s"  # openpyxl would otherwise write "=..." as a formula
+            cell.quotePrefix = True
+        return
+    cell.value = value
+    if isinstance(value, date):
+        cell.number_format = DATE_FORMAT
+
+
+def fill(ws: Worksheet, sheet: Sheet) -> None:
+    """Title, header (bold, frozen, filterable), rows, column widths."""
+    put(ws.cell(TITLE_ROW, 1), sheet.title)
+    ws.cell(TITLE_ROW, 1).font = Font(bold=True, size=12)
+    header_fill = PatternFill("solid", fgColor="DDEBF7")
+    for c, header in enumerate(sheet.headers, start=1):
+        cell = ws.cell(HEADER_ROW, c)
+        put(cell, header)
+        cell.font = Font(bold=True)
+        cell.fill = header_fill
+        cell.alignment = Alignment(wrap_text=True, vertical="top")
+    for r, row in enumerate(sheet.rows, start=HEADER_ROW + 1):
+        for c, value in enumerate(row, start=1):
+            put(ws.cell(r, c), value)
+    ws.freeze_panes = ws.cell(HEADER_ROW + 1, 1).coordinate
+    last = get_column_letter(max(1, len(sheet.headers)))
+    ws.auto_filter.ref = f"A{HEADER_ROW}:{last}{HEADER_ROW + max(1, len(sheet.rows))}"
+    for c, header in enumerate(sheet.headers, start=1):
+        column = [header, *(row[c - 1] if c - 1 < len(row) else None for row in sheet.rows)]
+        width = width_of(column)
+        ws.column_dimensions[get_column_letter(c)].width = width
+        if width >= MAX_WIDTH:
+            for r in range(HEADER_ROW + 1, HEADER_ROW + 1 + len(sheet.rows)):
+                ws.cell(r, c).alignment = Alignment(wrap_text=True, vertical="top")
+
+
+def write_workbook(path: Path, sheets: Sequence[Sheet]) -> Path:
+    """Write the sheets to an .xlsx file, atomically."""
+    book = Workbook()
+    first = book.active
+    assert first is not None
+    book.remove(first)
+    for sheet in sheets:
+        fill(book.create_sheet(sheet.name[:31]), sheet)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.part")
+    book.save(partial)
+    partial.replace(path)
+    return path

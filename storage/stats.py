@@ -1,0 +1,688 @@
+"""Leaders' aggregates: a scope's month by level, who is missing, the year's record. SQL does the counting.
+
+Every function is one statement over a scope's schools (an office and every office below it, maybe only
+some levels), with the counting in SQL aggregates; nothing loops over schools issuing queries. Per-school
+facts come from derived tables joined to the school table (never correlated subqueries, which cost a seek
+per school per use): `principals` (when the school joined) and `month_articles` (its articles for a month).
+For a small scope those derived tables are restricted to the scope's schools; for a scope holding most of
+the database they are built whole, which is cheaper than checking each row's school.
+
+A school owes a month once registered (its first principal account exists before the month ends), or if
+it sent an article for that month anyway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import (
+    CTE,
+    ColumnElement,
+    Select,
+    and_,
+    case,
+    exists,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, col
+
+from storage.models import Incident, IncidentAck, Office, School, Submission, User
+from storage.text import fold
+
+ARTICLE = "article"
+NOMINATION = "nomination"
+REPORT = "report"
+APPROVED = ("approved", "published")  # a published article was approved first
+BROAD = 0.5  # a scope holding more than this share of all schools builds its derived tables whole
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The schools a leader or officer sees: under `office_id`, of `levels` when given.
+
+    `broad` and `everything` are planning facts from `sized`: the scope holds most schools of the
+    database, or all of them (then no row needs its school checked).
+    """
+
+    office_id: int
+    levels: tuple[str, ...] = ()
+    schools: int = 0
+    broad: bool = False
+    everything: bool = False
+
+
+@lru_cache(maxsize=1024)
+def office_tree(office_id: int) -> CTE:
+    """The office and every office below it (UNION, not UNION ALL: a cycle in the data ends the walk).
+
+    The same CTE object for the same office, so a statement that names the scope twice renders it once.
+    """
+    tree = select(col(Office.id).label("id")).where(Office.id == office_id).cte("office_tree", recursive=True)
+    child = aliased(Office)
+    return tree.union(select(col(child.id)).where(col(child.parent_id) == tree.c.id))
+
+
+def level_filter(levels: Sequence[str]) -> ColumnElement[bool]:
+    """A school of one of `levels`; a combined level ("TH&THCS") matches each of its parts."""
+    level = func.upper(School.level)
+    parts = []
+    for wanted in (x.strip().upper() for x in levels if x.strip()):
+        parts += [
+            level == wanted,
+            level.like(f"{wanted}&%"),
+            level.like(f"%&{wanted}"),
+            level.like(f"%&{wanted}&%"),
+        ]
+    return or_(*parts) if parts else true()
+
+
+def in_scope(scope: Scope) -> list[ColumnElement[bool]]:
+    """Conditions on School for the schools of a scope (none when it is every school)."""
+    if scope.everything:
+        return []
+    tree = office_tree(scope.office_id)
+    conditions: list[ColumnElement[bool]] = [col(School.office_id).in_(select(tree.c.id))]
+    if scope.levels:
+        conditions.append(level_filter(scope.levels))
+    return conditions
+
+
+def school_ids(scope: Scope) -> Select[Any]:
+    """The ids of the scope's schools."""
+    return select(col(School.id)).where(*in_scope(scope))
+
+
+def sized(s: Session, scope: Scope) -> Scope:
+    """The scope with its size and planning facts."""
+    inside = int(s.execute(select(func.count()).select_from(School).where(*in_scope(scope))).scalar_one())
+    total = int(s.execute(select(func.count()).select_from(School)).scalar_one())
+    return replace(scope, schools=inside, broad=inside > BROAD * total, everything=0 < total == inside)
+
+
+def by_level() -> Any:
+    """The school's level as a grouping key.
+
+    An expression, not the bare column: grouped by the column, SQLite walks the level index over every
+    school of the database to skip a sort, which for a district costs a thousand times what it saves.
+    """
+    return func.coalesce(School.level, literal_column("''"))  # no bound parameter: GROUP BY must match it
+
+
+def flag(condition: ColumnElement[bool]) -> Any:
+    """1 when `condition` holds, else 0 (portable: PostgreSQL has no MAX over booleans)."""
+    return case((condition, 1), else_=0)
+
+
+def only(scope: Scope, column: Any) -> list[ColumnElement[bool]]:
+    """Restrict a derived table to the scope's schools, unless the scope is broad."""
+    return [] if scope.broad else [col(column).in_(school_ids(scope))]
+
+
+def principals(scope: Scope) -> Any:
+    """Per school, when it joined: its first principal account."""
+    return (
+        select(col(User.school_id).label("school_id"), func.min(User.created_at).label("reg"))
+        .where(User.role == "principal", col(User.school_id).is_not(None), *only(scope, User.school_id))
+        .group_by(col(User.school_id))
+        .subquery("principals")
+    )
+
+
+def month_articles(scope: Scope, period: str, with_dates: bool = False) -> Any:
+    """Per school, its articles for `period`: any on time, any approved, any published, how many.
+
+    Without dates it reads only the (kind, period, school_id, late, status) index.
+    """
+    columns = [
+        col(Submission.school_id).label("school_id"),
+        func.min(flag(col(Submission.late))).label("late"),  # 0: at least one was on time
+        func.max(flag(col(Submission.status).in_(APPROVED))).label("approved"),
+        func.max(flag(Submission.status == "published")).label("published"),
+        func.max(flag(Submission.status == "submitted")).label("waiting"),
+        func.count().label("articles"),
+    ]
+    if with_dates:
+        columns.append(
+            func.min(func.coalesce(Submission.submitted_at, Submission.created_at)).label("first_at")
+        )
+    return (
+        select(*columns)
+        .where(Submission.kind == ARTICLE, Submission.period == period, *only(scope, Submission.school_id))
+        .group_by(col(Submission.school_id))
+        .subquery("month")
+    )
+
+
+# ---- the month, by level -------------------------------------------------------------------------
+
+
+@dataclass
+class Figures:
+    """A month's article figures for some schools; `expected` counts the schools that owe the month."""
+
+    schools: int = 0
+    registered: int = 0
+    expected: int = 0
+    sent: int = 0
+    on_time: int = 0
+    approved: int = 0
+    published: int = 0
+    articles: int = 0
+
+    @property
+    def late(self) -> int:
+        """Schools whose articles for the month were all late."""
+        return self.sent - self.on_time
+
+    @property
+    def missing(self) -> int:
+        """Schools that owe the month and sent nothing for it."""
+        return self.expected - self.sent
+
+    @property
+    def rate(self) -> int:
+        """Per cent of the schools owing the month that sent it."""
+        return round(100 * self.sent / self.expected) if self.expected else 0
+
+    def __add__(self, other: Figures) -> Figures:
+        return Figures(*(a + b for a, b in zip(self.values(), other.values(), strict=True)))
+
+    def values(self) -> tuple[int, ...]:
+        """The counts in field order."""
+        return (
+            self.schools,
+            self.registered,
+            self.expected,
+            self.sent,
+            self.on_time,
+            self.approved,
+            self.published,
+            self.articles,
+        )
+
+
+def month_by_level(s: Session, scope: Scope, period: str, until: datetime) -> dict[str, Figures]:
+    """The month's figures per level (registered means: before `until`, the month's end)."""
+    month = month_articles(scope, period)
+    reg = principals(scope)
+    sent = month.c.school_id.is_not(None)
+    stmt = (
+        select(
+            by_level(),
+            func.count(),
+            func.count(reg.c.reg),
+            func.sum(flag(or_(reg.c.reg < until, sent))),
+            func.count(month.c.school_id),
+            func.sum(flag(month.c.late == 0)),
+            func.sum(month.c.approved),
+            func.sum(month.c.published),
+            func.sum(month.c.articles),
+        )
+        .select_from(School)
+        .outerjoin(reg, reg.c.school_id == School.id)
+        .outerjoin(month, month.c.school_id == School.id)
+        .where(*in_scope(scope))
+        .group_by(by_level())
+    )
+    return {row[0]: Figures(*(int(v or 0) for v in row[1:])) for row in s.execute(stmt)}
+
+
+def history_by_level(
+    s: Session, scope: Scope, months: Sequence[tuple[str, datetime]]
+) -> dict[str, list[Figures]]:
+    """For the chart: per level and month, the schools owing the month and those that sent it.
+
+    `months` are (period, end of the month), oldest first, at most 30. One pass over the months'
+    articles gives each school a bit per month sent (SUM(DISTINCT) of powers of two: duplicates count once).
+    """
+    bit = case(*((Submission.period == p, 1 << i) for i, (p, _) in enumerate(months)), else_=0)
+    masks = (
+        select(col(Submission.school_id).label("school_id"), func.sum(func.distinct(bit)).label("mask"))
+        .where(
+            Submission.kind == ARTICLE,
+            col(Submission.period).in_([p for p, _ in months]),
+            *only(scope, Submission.school_id),
+        )
+        .group_by(col(Submission.school_id))
+        .subquery("masks")
+    )
+    reg = principals(scope)
+    columns: list[Any] = [by_level()]
+    for i, (_, until) in enumerate(months):
+        sent = func.coalesce(masks.c.mask, 0).op("&")(1 << i) != 0
+        columns += [func.sum(flag(or_(reg.c.reg < until, sent))), func.sum(flag(sent))]
+    stmt = (
+        select(*columns)
+        .select_from(School)
+        .outerjoin(reg, reg.c.school_id == School.id)
+        .outerjoin(masks, masks.c.school_id == School.id)
+        .where(*in_scope(scope))
+        .group_by(by_level())
+    )
+    out: dict[str, list[Figures]] = {}
+    for row in s.execute(stmt):
+        values = [int(v or 0) for v in row[1:]]
+        out[row[0]] = [Figures(expected=values[2 * i], sent=values[2 * i + 1]) for i in range(len(months))]
+    return out
+
+
+def first_registration(s: Session, scope: Scope) -> datetime | None:
+    """When the scope's first school joined."""
+    scoped = (
+        col(User.school_id).is_not(None) if scope.everything else col(User.school_id).in_(school_ids(scope))
+    )
+    stmt = select(func.min(User.created_at)).where(User.role == "principal", scoped)
+    return as_utc(s.execute(stmt).scalar_one_or_none())
+
+
+def missing_schools(
+    s: Session, scope: Scope, period: str, until: datetime, limit: int
+) -> list[tuple[School, str]]:
+    """Schools registered before `until` with no article for `period`, by name, with their office's name.
+
+    Walked in name order, so the first few are found without looking at every school.
+    """
+    sent = exists().where(
+        Submission.kind == ARTICLE, Submission.period == period, col(Submission.school_id) == col(School.id)
+    )
+    registered = exists().where(
+        col(User.school_id) == col(School.id), User.role == "principal", col(User.created_at) < until
+    )
+    stmt = (
+        select(School, Office.name)
+        .join(Office, col(Office.id) == col(School.office_id))
+        .where(*in_scope(scope), registered, ~sent)
+        .order_by(col(School.name_folded), col(School.id))
+        .limit(limit)
+    )
+    return [(school, office) for school, office in s.execute(stmt)]
+
+
+# ---- nominations, incidents, reports ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NominationFigures:
+    """Nominations of some periods (semesters) in a scope."""
+
+    count: int
+    schools: int
+    waiting: int
+
+
+def with_school(scope: Scope, stmt: Select[Any]) -> Select[Any]:
+    """`stmt` over Submission restricted to the scope's schools (no join when the scope is everything)."""
+    if scope.everything:
+        return stmt
+    return stmt.join(School, col(School.id) == col(Submission.school_id)).where(*in_scope(scope))
+
+
+def nomination_figures(s: Session, scope: Scope, periods: Sequence[str]) -> NominationFigures:
+    """How many nominations, from how many schools, how many awaiting review."""
+    stmt = select(
+        func.count(),
+        func.count(func.distinct(Submission.school_id)),
+        func.coalesce(func.sum(flag(Submission.status == "submitted")), 0),
+    ).where(Submission.kind == NOMINATION, col(Submission.period).in_(periods))
+    count, schools, waiting = s.execute(with_school(scope, stmt.select_from(Submission))).one()
+    return NominationFigures(int(count), int(schools), int(waiting))
+
+
+def reports_in(s: Session, scope: Scope, period: str) -> int:
+    """How many of the scope's schools sent the periodic report `period` ("nam-2026")."""
+    stmt = select(func.count(func.distinct(Submission.school_id))).where(
+        Submission.kind == REPORT, Submission.period == period
+    )
+    return int(s.execute(with_school(scope, stmt.select_from(Submission))).scalar_one())
+
+
+@dataclass(frozen=True)
+class IncidentLine:
+    """An incident and how many officers or leaders acknowledged it."""
+
+    id: int
+    school: str
+    severity: str
+    created_at: datetime
+    acks: int
+
+
+def incidents_between(s: Session, scope: Scope, start: datetime, end: datetime) -> list[IncidentLine]:
+    """The scope's incidents raised in [start, end), oldest first, with their acknowledgement counts."""
+    acks = (
+        select(col(IncidentAck.incident_id).label("incident_id"), func.count().label("n"))
+        .group_by(col(IncidentAck.incident_id))
+        .subquery("acks")
+    )
+    stmt = (
+        select(Incident.id, School.name, Incident.severity, Incident.created_at, func.coalesce(acks.c.n, 0))
+        .join(School, col(School.id) == col(Incident.school_id))
+        .outerjoin(acks, acks.c.incident_id == Incident.id)
+        .where(col(Incident.created_at) >= start, col(Incident.created_at) < end, *in_scope(scope))
+        .order_by(col(Incident.created_at), col(Incident.id))
+    )
+    return [IncidentLine(int(i or 0), n, sev, at, int(a)) for i, n, sev, at, a in s.execute(stmt)]
+
+
+# ---- one school ------------------------------------------------------------------------------------
+
+
+def find_in_scope(s: Session, scope: Scope, query: str, limit: int) -> tuple[list[School], int]:
+    """Schools of the scope whose name contains `query` (accents and case ignored) or whose code it is.
+
+    The first `limit` (an exact code first, then by name) and how many matched in all.
+    """
+    needle = fold(query)
+    if not needle:
+        return [], 0
+    escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    exact = func.lower(School.code) == needle
+    match = or_(col(School.name_folded).like(f"%{escaped}%", escape="\\"), exact)
+    total = int(
+        s.execute(select(func.count()).select_from(School).where(*in_scope(scope), match)).scalar_one()
+    )
+    stmt = (
+        select(School)
+        .where(*in_scope(scope), match)
+        .order_by(flag(exact).desc(), col(School.name_folded), col(School.id))
+        .limit(limit)
+    )
+    return list(s.scalars(stmt)), total
+
+
+def school_in_scope(s: Session, scope: Scope, school_id: int) -> School | None:
+    """The school, if it is in the scope (nothing crosses into another office's schools)."""
+    return s.scalars(select(School).where(School.id == school_id, *in_scope(scope))).first()
+
+
+def school_registered(s: Session, school_id: int) -> datetime | None:
+    """When the school's first principal account was made."""
+    stmt = select(func.min(User.created_at)).where(User.school_id == school_id, User.role == "principal")
+    return as_utc(s.execute(stmt).scalar_one_or_none())
+
+
+@dataclass(frozen=True)
+class MonthMark:
+    """A school's articles for one month: any on time, review states, how many, when first sent."""
+
+    on_time: bool
+    approved: bool
+    published: bool
+    waiting: bool
+    articles: int
+    first_at: datetime | None
+
+
+def school_months(s: Session, school_id: int, periods: Sequence[str]) -> dict[str, MonthMark]:
+    """The school's article months among `periods`."""
+    stmt = (
+        select(
+            Submission.period,
+            func.min(flag(col(Submission.late))),
+            func.max(flag(col(Submission.status).in_(APPROVED))),
+            func.max(flag(Submission.status == "published")),
+            func.max(flag(Submission.status == "submitted")),
+            func.count(),
+            func.min(func.coalesce(Submission.submitted_at, Submission.created_at)),
+        )
+        .where(
+            Submission.school_id == school_id, Submission.kind == ARTICLE, col(Submission.period).in_(periods)
+        )
+        .group_by(col(Submission.period))
+    )
+    return {
+        p: MonthMark(late == 0, bool(a), bool(pub), bool(w), int(n), as_utc(first))
+        for p, late, a, pub, w, n, first in s.execute(stmt)
+    }
+
+
+def schools_months(
+    s: Session, scope: Scope, periods: Sequence[str]
+) -> list[tuple[School, datetime | None, dict[str, bool]]]:
+    """Every school of a (small) scope with its registration and, per period sent, whether on time."""
+    reg = principals(scope)
+    sent = (
+        select(
+            col(Submission.school_id).label("school_id"),
+            Submission.period,
+            func.min(flag(col(Submission.late))).label("late"),
+        )
+        .where(
+            Submission.kind == ARTICLE,
+            col(Submission.period).in_(periods),
+            *only(scope, Submission.school_id),
+        )
+        .group_by(col(Submission.school_id), col(Submission.period))
+        .subquery("sent")
+    )
+    stmt = (
+        select(School, reg.c.reg, sent.c.period, sent.c.late)
+        .outerjoin(reg, reg.c.school_id == School.id)
+        .outerjoin(sent, sent.c.school_id == School.id)
+        .where(*in_scope(scope))
+        .order_by(col(School.name_folded), col(School.id))
+    )
+    out: dict[int, tuple[School, datetime | None, dict[str, bool]]] = {}
+    for school, registered, period, late in s.execute(stmt):
+        entry = out.setdefault(school.id or 0, (school, as_utc(registered), {}))
+        if period is not None:
+            entry[2][period] = late == 0
+    return list(out.values())
+
+
+def school_submissions(
+    s: Session, school_id: int, kind: str, periods: Sequence[str] | None = None
+) -> list[Submission]:
+    """The school's submissions of a kind, newest first (only of `periods` when given)."""
+    stmt = select(Submission).where(Submission.school_id == school_id, Submission.kind == kind)
+    if periods is not None:
+        stmt = stmt.where(col(Submission.period).in_(periods))
+    return list(s.scalars(stmt.order_by(col(Submission.id).desc())))
+
+
+# ---- the month's sheet, the year's record, nominations ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class SchoolMonth:
+    """One school's line of the month's sheet."""
+
+    code: str
+    name: str
+    level: str
+    office: str
+    registered: datetime | None
+    mark: MonthMark | None
+
+
+def month_sheet(s: Session, scope: Scope, period: str) -> list[SchoolMonth]:
+    """Every school of the scope with its articles for `period` (None: none), by office then name."""
+    month = month_articles(scope, period, with_dates=True)
+    reg = principals(scope)
+    stmt = (
+        select(
+            School.code,
+            School.name,
+            School.level,
+            Office.name,
+            reg.c.reg,
+            month.c.late,
+            month.c.approved,
+            month.c.published,
+            month.c.waiting,
+            month.c.articles,
+            month.c.first_at,
+        )
+        .join(Office, col(Office.id) == col(School.office_id))
+        .outerjoin(reg, reg.c.school_id == School.id)
+        .outerjoin(month, month.c.school_id == School.id)
+        .where(*in_scope(scope))
+        .order_by(col(Office.name), col(School.name_folded), col(School.id))
+    )
+    out = []
+    for code, name, level, office, registered, late, appr, pub, waiting, n, first in s.execute(stmt):
+        mark = (
+            None
+            if n is None
+            else MonthMark(late == 0, bool(appr), bool(pub), bool(waiting), int(n), as_utc(first))
+        )
+        out.append(SchoolMonth(code, name, level, office, as_utc(registered), mark))
+    return out
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Points per unit of each part of the communications score."""
+
+    article_on_time: float
+    article_approved: float
+    article_published: float
+    nomination: float
+    report_on_time: float
+
+
+@dataclass(frozen=True)
+class YearSpec:
+    """What counts for a school year: its article months, its semesters, its periodic reports."""
+
+    months: tuple[str, ...]
+    semesters: tuple[str, ...]
+    reports: tuple[str, ...]
+    due: tuple[str, ...] = ()  # the months whose deadline has passed
+
+
+@dataclass(frozen=True)
+class YearRecord:
+    """One school's communications record for a school year, its score and its rank."""
+
+    code: str
+    name: str
+    level: str
+    office: str
+    registered: datetime | None
+    months_on_time: int
+    months_sent: int
+    months_sent_due: int
+    approved: int
+    published: int
+    nominations: int
+    reports_on_time: int
+    score: float
+    rank: int
+
+    @property
+    def months_late(self) -> int:
+        """Months sent, none of it on time."""
+        return self.months_sent - self.months_on_time
+
+
+def year_records(
+    s: Session, scope: Scope, year: YearSpec, weights: Weights, limit: int | None = None
+) -> list[YearRecord]:
+    """The scope's schools by score, highest first (then by name); equal scores share a rank.
+
+    Score = Σ weight × count over: months with an article on time, articles approved, articles
+    published, nominations, periodic reports on time.
+    """
+    a = Submission
+    counted = or_(
+        and_(a.kind == ARTICLE, col(a.period).in_(year.months)),
+        and_(a.kind == NOMINATION, col(a.period).in_(year.semesters)),
+        and_(a.kind == REPORT, col(a.period).in_(year.reports)),
+    )
+    is_article = a.kind == ARTICLE
+    per_school = (
+        select(
+            col(a.school_id).label("school_id"),
+            func.count(func.distinct(case((and_(is_article, ~col(a.late)), a.period)))).label("on_time"),
+            func.count(func.distinct(case((is_article, a.period)))).label("sent"),
+            func.count(
+                func.distinct(case((and_(is_article, col(a.period).in_(year.due or ("",))), a.period)))
+            ).label("sent_due"),
+            func.sum(flag(and_(is_article, col(a.status).in_(APPROVED)))).label("approved"),
+            func.sum(flag(and_(is_article, a.status == "published"))).label("published"),
+            func.sum(flag(a.kind == NOMINATION)).label("nominations"),
+            func.sum(flag(and_(a.kind == REPORT, ~col(a.late)))).label("reports"),
+        )
+        .where(counted, *only(scope, a.school_id))
+        .group_by(col(a.school_id))
+        .subquery("per_school")
+    )
+    p = per_school.c
+    counts = [
+        func.coalesce(c, 0)
+        for c in (p.on_time, p.sent, p.sent_due, p.approved, p.published, p.nominations, p.reports)
+    ]
+    score = (
+        counts[0] * literal(weights.article_on_time)
+        + counts[3] * literal(weights.article_approved)
+        + counts[4] * literal(weights.article_published)
+        + counts[5] * literal(weights.nomination)
+        + counts[6] * literal(weights.report_on_time)
+    ).label("score")
+    reg = principals(scope)
+    stmt = (
+        select(School.code, School.name, School.level, Office.name, reg.c.reg, *counts, score)
+        .join(Office, col(Office.id) == col(School.office_id))
+        .outerjoin(reg, reg.c.school_id == School.id)
+        .outerjoin(per_school, p.school_id == School.id)
+        .where(*in_scope(scope))
+        .order_by(score.desc(), col(School.name_folded), col(School.id))
+    )
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    records: list[YearRecord] = []
+    for code, name, level, office, registered, *numbers, points in s.execute(stmt):
+        points = round(float(points or 0), 2)
+        same = records and records[-1].score == points
+        rank = records[-1].rank if same else len(records) + 1
+        on_time, sent, sent_due, appr, pub, noms, reports = (int(n) for n in numbers)
+        records.append(
+            YearRecord(
+                code,
+                name,
+                level,
+                office,
+                as_utc(registered),
+                on_time,
+                sent,
+                sent_due,
+                appr,
+                pub,
+                noms,
+                reports,
+                points,
+                rank,
+            )
+        )
+    return records
+
+
+def nominations_of(s: Session, scope: Scope, periods: Sequence[str]) -> list[tuple[Submission, School]]:
+    """The scope's nominations of `periods`, oldest first, with their schools."""
+    stmt = (
+        select(Submission, School)
+        .join(School, col(School.id) == col(Submission.school_id))
+        .where(Submission.kind == NOMINATION, col(Submission.period).in_(periods), *in_scope(scope))
+        .order_by(col(Submission.created_at), col(Submission.id))
+    )
+    return [(row, school) for row, school in s.execute(stmt)]
+
+
+def as_utc(value: Any) -> datetime | None:
+    """A datetime from an aggregate (SQLite may give MIN() of a column back as text): aware, in UTC."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -1,0 +1,548 @@
+"""The outbox sender: pacing, the priority lane, every platform answer, leases and the janitor.
+
+The channel here is an in-process fake `Sender` (the Telegram wire is tested in test_outbox_telegram.py),
+so these tests run at a high configured rate; only the FrozenClock moves for leases and backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any
+
+import pytest
+from sqlmodel import col, select
+from telegram.error import BadRequest, Forbidden, NetworkError, TimedOut
+
+from bot.app import App, open_app
+from bot.config import Settings
+from bot.outbox import Outbox, OutboxSender, Outcome, Pace, classify
+from handlers.reminders import PRIORITY_ALERT, Planned
+from handlers.types import Reply
+from storage import queries as q
+from storage.errors import Blocked, ChannelError, RetryAfter
+from storage.models import Inbox, User
+from storage.models import Outbox as Row
+
+FAST = {
+    "rate": 2000.0,
+    "burst": 5,
+    "per_chat_seconds": 0.01,
+    "concurrency": 4,
+    "batch": 20,
+    "poll_seconds": 0.02,
+    "backoff_seconds": 0.001,
+    "backoff_cap_seconds": 0.01,
+    "lease_seconds": 60,
+    "max_attempts": 4,
+}
+
+
+class FakeChannel:
+    """A channel whose answers a test scripts per chat: None delivers, an exception is raised."""
+
+    def __init__(self) -> None:
+        self.got: list[tuple[str, str, float]] = []  # (chat, text, monotonic time)
+        self.tried: list[tuple[str, float]] = []
+        self.script: dict[str, list[BaseException | None]] = {}
+        self.fail_all: list[BaseException] = []
+        self.hang: set[str] = set()
+
+    async def __call__(self, user: User, replies: list[Reply]) -> None:
+        self.tried.append((user.chat_id, time.monotonic()))
+        await asyncio.sleep(0)
+        if user.chat_id in self.hang:  # it arrives, but the answer never comes back
+            self.got.extend((user.chat_id, r.text, time.monotonic()) for r in replies)
+            await asyncio.Event().wait()
+        if self.fail_all:
+            raise self.fail_all.pop(0)
+        queue = self.script.get(user.chat_id)
+        if queue:
+            outcome = queue.pop(0)
+            if outcome is not None:
+                raise outcome
+        for reply in replies:
+            self.got.append((user.chat_id, reply.text, time.monotonic()))
+
+    def texts_to(self, chat: str) -> list[str]:
+        return [t for c, t, _ in self.got if c == chat]
+
+
+@pytest.fixture(name="fast")
+def fast_fixture(settings: Settings, clock: Any) -> Iterator[App]:
+    """The demo app with a fast outbox and a scripted Telegram channel."""
+    from bot.demo import seed_demo
+
+    fast = settings.model_copy(update={"outbox": settings.outbox.model_copy(update=FAST)})
+    with open_app(fast, clock) as app:
+        with app.db.session() as s:
+            seed_demo(s, clock.now())
+        app.dispatcher.senders["telegram"] = FakeChannel()
+        yield app
+
+
+def channel(app: App) -> FakeChannel:
+    return app.dispatcher.senders["telegram"]  # type: ignore[return-value]
+
+
+def tg_users(app: App, n: int, first: int = 700) -> list[User]:
+    with app.db.session() as s:
+        users = [
+            User(
+                channel="telegram",
+                external_id=str(first + i),
+                chat_id=str(first + i),
+                role="principal",
+                school_id=3,
+                office_id=2,
+                created_at=app.clock.now(),
+            )
+            for i in range(n)
+        ]
+        s.add_all(users)
+        s.flush()
+        for u in users:
+            s.refresh(u)
+            s.expunge(u)
+    return users
+
+
+def enqueue(app: App, users: list[User], step: str = "d5", **extra: Any) -> int:
+    rows = [
+        Planned(u, "article-remind", "2026-11", step, Reply(f"nhắc {u.chat_id} {step}"), 3, **extra).row(
+            app.clock.now()
+        )
+        for u in users
+    ]
+    with app.db.session() as s:
+        return q.enqueue(s, rows)
+
+
+def rows(app: App, **where: Any) -> list[Row]:
+    with app.db.session() as s:
+        stmt = select(Row).order_by(col(Row.id))
+        for k, v in where.items():
+            stmt = stmt.where(getattr(Row, k) == v)
+        return list(s.exec(stmt))
+
+
+async def until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.005)
+
+
+def statuses(app: App) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for r in rows(app):
+        out[r.status] = out.get(r.status, 0) + 1
+    return out
+
+
+# ---- pacing (a fake monotonic clock) --------------------------------------------------------------
+
+
+class Tick:
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_the_pace_spaces_sends_evenly_after_a_small_burst() -> None:
+    tick = Tick()
+    pace = Pace(rate=25, burst=3, per_chat=1.0, now=tick)
+    starts = []
+    for n in range(60):
+        while (wait := pace.wait()) > 0:
+            tick.t += wait
+        pace.take(f"chat{n}")
+        pace.done(f"chat{n}")
+        starts.append(tick.t)
+    # In any one-second window: at most the burst plus the rate (28 < Telegram's 30).
+    assert max(sum(1 for s in starts if t <= s < t + 1.0) for t in starts) <= 28
+    assert starts[-1] - starts[0] == pytest.approx((60 - 3) / 25, abs=0.01)
+
+
+def test_one_chat_waits_its_gap_after_the_last_send_finished() -> None:
+    tick = Tick()
+    pace = Pace(rate=25, burst=3, per_chat=1.0, now=tick)
+    pace.take("a")
+    assert pace.chat_wait("a") == float("inf")  # in flight
+    tick.t += 0.3
+    pace.done("a")
+    assert pace.chat_wait("a") == pytest.approx(1.0)
+    assert pace.chat_wait("b") == 0
+    tick.t += 1.0
+    assert pace.chat_wait("a") == 0
+
+
+def test_a_429_pauses_and_halves_the_rate_which_then_climbs_back() -> None:
+    tick = Tick()
+    pace = Pace(rate=24, burst=1, per_chat=0, now=tick)
+    pace.pause(3.0, slow_down=True)
+    assert pace.wait() == pytest.approx(3.0) and pace.rate == 12
+    for _ in range(20):
+        tick.t += 10
+        pace.wait()
+    assert pace.rate == 24
+
+
+# ---- outcomes ------------------------------------------------------------------------------------------
+
+
+def wrapped(exc: BaseException) -> ChannelError:
+    """As the Telegram channel raises it: a ChannelError caused by PTB's exception."""
+    try:
+        raise ChannelError(f"{type(exc).__name__}: {exc}") from exc
+    except ChannelError as err:
+        return err
+
+
+@pytest.mark.parametrize(
+    ("exc", "outcome"),
+    [
+        (RetryAfter(3), Outcome.RETRY_AFTER),
+        (Blocked("x"), Outcome.BLOCKED),
+        (wrapped(Forbidden("bot was blocked by the user")), Outcome.BLOCKED),
+        (wrapped(BadRequest("Chat not found")), Outcome.GONE),
+        (wrapped(BadRequest("Message is too long")), Outcome.BAD),
+        (wrapped(TimedOut()), Outcome.AMBIGUOUS),
+        (wrapped(NetworkError("Bad Gateway")), Outcome.TRANSIENT),
+        (wrapped(NetworkError("Internal Server Error (500)")), Outcome.TRANSIENT),
+        (ChannelError("anything else"), Outcome.TRANSIENT),
+        (RuntimeError("a bug"), Outcome.TRANSIENT),
+    ],
+)
+def test_each_platform_answer_is_sorted(exc: BaseException, outcome: Outcome) -> None:
+    assert classify(exc) is outcome
+
+
+def test_zalo_errors_are_sorted_too() -> None:
+    zalo = pytest.importorskip("bot.channels.zalo")
+    assert classify(zalo.error_for("sendMessage", 429, "quota", 2.0)) is Outcome.RETRY_AFTER
+    assert classify(zalo.error_for("sendMessage", 503, "down")) is Outcome.TRANSIENT
+    assert classify(zalo.error_for("sendMessage", 404, "user not found")) is Outcome.GONE
+    assert classify(zalo.NetworkError("x", timed_out=True)) is Outcome.AMBIGUOUS
+
+
+# ---- the sender ----------------------------------------------------------------------------------------
+
+
+async def run_sender(app: App) -> OutboxSender:
+    return app.outbox.start_sender("test-sender")
+
+
+async def test_every_row_is_sent_once_and_recorded(fast: App) -> None:
+    users = tg_users(fast, 50)
+    assert enqueue(fast, users) == 50
+    assert enqueue(fast, users) == 0  # the same keys again: nothing new
+    await run_sender(fast)
+    await until(lambda: len(channel(fast).got) == 50, "50 sends")
+    await fast.outbox.stop_sender()
+    assert sorted(c for c, _, _ in channel(fast).got) == sorted(u.chat_id for u in users)
+    assert statuses(fast) == {"sent": 50}
+    assert all(r.sent_at is not None and r.attempts == 0 and r.lease_owner == "" for r in rows(fast))
+
+
+async def test_one_chat_gets_its_messages_in_order_one_gap_apart(fast: App) -> None:
+    [user] = tg_users(fast, 1)
+    for step in ("d5", "d2", "d1"):
+        enqueue(fast, [user], step=step, quiet=False)  # not superseded: quiet=False rows are never cancelled
+    fast.outbox.config = fast.outbox.config.model_copy(update={"per_chat_seconds": 0.05})
+    await run_sender(fast)
+    await until(lambda: len(channel(fast).got) == 3, "3 sends")
+    await fast.outbox.stop_sender()
+    got = channel(fast).got
+    assert [t.split()[-1] for _, t, _ in got] == ["d5", "d2", "d1"]
+    assert all(b[2] - a[2] >= 0.05 for a, b in itertools.pairwise(got))
+
+
+async def test_an_alert_never_waits_behind_a_bulk_wave(fast: App) -> None:
+    fast.outbox.config = fast.outbox.config.model_copy(update={"rate": 100.0, "burst": 1})
+    enqueue(fast, tg_users(fast, 300))
+    [officer] = tg_users(fast, 1, first=9000)
+    await run_sender(fast)
+    await until(lambda: len(channel(fast).got) >= 30, "the wave to be under way")
+    ids = fast.outbox.enqueue_direct("telegram:42", {officer.id or 0: [Reply("SỰ CỐ #1")]})
+    before = len(channel(fast).got)
+    await fast.outbox.deliver_now(ids)  # the sender runs here: it is woken, not bypassed
+    await until(lambda: channel(fast).texts_to(officer.chat_id) == ["SỰ CỐ #1"], "the alert")
+    position = next(i for i, (c, _, _) in enumerate(channel(fast).got) if c == officer.chat_id)
+    await fast.outbox.stop_sender()
+    assert position - before <= fast.outbox.config.concurrency + 2  # only sends already in flight went first
+    [alert] = rows(fast, kind="direct")
+    assert alert.priority == PRIORITY_ALERT and not alert.quiet and alert.status == "sent"
+    assert statuses(fast)["pending"] > 100  # the wave was still far from done
+
+
+async def test_a_429_pauses_everything_for_retry_after_and_the_row_goes_again_unchanged(fast: App) -> None:
+    users = tg_users(fast, 10)
+    channel(fast).script[users[3].chat_id] = [RetryAfter(0.2)]
+    enqueue(fast, users)
+    await run_sender(fast)
+    await until(lambda: len(channel(fast).got) == 10, "10 sends")
+    await fast.outbox.stop_sender()
+    refused_at = next(t for c, t in channel(fast).tried if c == users[3].chat_id)
+    later = [t for _, t in channel(fast).tried if t > refused_at]
+    assert later and min(later) - refused_at >= 0.2  # nothing at all went out during the pause
+    assert fast.outbox.stats.retry_after == 1
+    [row] = rows(fast, chat_id=users[3].chat_id)
+    assert row.status == "sent" and row.attempts == 0  # a 429 is not an attempt
+    assert fast.outbox.paces["telegram"].rate < FAST["rate"]  # and the rate was lowered for a while
+
+
+async def test_a_user_who_blocked_the_bot_is_marked_and_never_tried_again(fast: App) -> None:
+    users = tg_users(fast, 3)
+    blocked = users[1]
+    channel(fast).script[blocked.chat_id] = [Blocked("403")]
+    enqueue(fast, users, step="d5")
+    with fast.db.session() as s:  # an alert waiting for the same user
+        q.enqueue(
+            s,
+            [
+                Planned(
+                    blocked,
+                    "direct",
+                    "telegram:9",
+                    "0",
+                    Reply("SỰ CỐ"),
+                    priority=PRIORITY_ALERT,
+                    quiet=False,
+                    not_before=datetime(2030, 1, 1, tzinfo=fast.clock.tz),
+                ).row(fast.clock.now())
+            ],
+        )
+    await run_sender(fast)
+    await until(
+        lambda: len(channel(fast).got) == 2 and rows(fast, chat_id=blocked.chat_id)[0].status != "claimed",
+        "sends",
+    )
+    await fast.outbox.stop_sender()
+    mine = rows(fast, chat_id=blocked.chat_id)
+    assert [r.status for r in mine] == ["blocked", "blocked"]
+    assert channel(fast).texts_to(blocked.chat_id) == []
+    assert [c for c, _ in channel(fast).tried].count(blocked.chat_id) == 1
+    with fast.db.session() as s:
+        assert s.get(User, blocked.id).blocked
+        kept = s.exec(select(Inbox).where(Inbox.user_id == blocked.id)).all()
+    assert kept == []  # a reminder is not kept for later (only alerts are)
+    assert fast.outbox.stats.blocked == 1
+
+
+async def test_an_alert_to_a_user_who_blocked_the_bot_waits_in_the_inbox(fast: App) -> None:
+    [officer] = tg_users(fast, 1, first=9100)
+    channel(fast).script[officer.chat_id] = [Blocked("403")]
+    ids = fast.outbox.enqueue_direct("telegram:77", {officer.id or 0: [Reply("SỰ CỐ #2")]})
+    await fast.outbox.deliver_now(ids)  # no sender running here: sent at once
+    [row] = rows(fast, kind="direct")
+    assert row.status == "blocked"
+    with fast.db.session() as s:
+        assert [k["text"] for k in q.take_kept(s, officer.id or 0, fast.clock.now())] == ["SỰ CỐ #2"]
+
+
+async def test_a_chat_that_no_longer_exists_is_dead_and_the_others_still_go(fast: App) -> None:
+    users = tg_users(fast, 4)
+    channel(fast).script[users[0].chat_id] = [wrapped(BadRequest("Bad Request: chat not found"))]
+    channel(fast).script[users[1].chat_id] = [wrapped(BadRequest("Bad Request: message is too long"))]
+    enqueue(fast, users)
+    await run_sender(fast)
+    await until(lambda: statuses(fast) == {"dead": 2, "sent": 2}, "outcomes")
+    await fast.outbox.stop_sender()
+    gone, bad = rows(fast, chat_id=users[0].chat_id)[0], rows(fast, chat_id=users[1].chat_id)[0]
+    assert "chat not found" in gone.last_error.lower() and "too long" in bad.last_error.lower()
+    with fast.db.session() as s:
+        assert s.get(User, users[0].id).blocked  # unreachable: the next sweeps skip them
+        assert not s.get(User, users[1].id).blocked  # only that message was wrong
+
+
+async def test_5xx_and_time_outs_for_a_while_lose_nothing(fast: App) -> None:
+    users = tg_users(fast, 6)
+    channel(fast).fail_all = [
+        *(wrapped(NetworkError("Internal Server Error (500)")) for _ in range(5)),
+        *(wrapped(TimedOut()) for _ in range(3)),
+    ]
+    enqueue(fast, users)
+    sender = await run_sender(fast)
+    await until(lambda: len(channel(fast).tried) >= 6 and not sender.inflight, "a first round of failures")
+    waiting = rows(fast)
+    assert all(r.status == "pending" and r.not_before > fast.clock.now() and r.attempts == 1 for r in waiting)
+    for _ in range(40):  # time passes; the backoff ends
+        if statuses(fast).get("sent") == 6:
+            break
+        fast.clock.advance(minutes=10)
+        fast.outbox.poke()
+        await asyncio.sleep(0.05)
+    await until(lambda: statuses(fast) == {"sent": 6}, "every row sent")
+    await fast.outbox.stop_sender()
+    assert sorted(c for c, _, _ in channel(fast).got) == sorted(u.chat_id for u in users)
+    assert fast.outbox.stats.transient == 5 and fast.outbox.stats.ambiguous == 3
+    assert max(r.attempts for r in rows(fast)) == 2
+
+
+async def test_after_max_attempts_a_row_is_dead_and_an_operator_can_requeue_it(fast: App) -> None:
+    [user] = tg_users(fast, 1)
+    channel(fast).script[user.chat_id] = [wrapped(NetworkError("Bad Gateway"))] * 4
+    enqueue(fast, [user])
+    await run_sender(fast)
+    for _ in range(40):
+        if rows(fast)[0].status == "dead":
+            break
+        fast.clock.advance(hours=1)
+        fast.outbox.poke()
+        await asyncio.sleep(0.02)
+    assert rows(fast)[0].status == "dead" and rows(fast)[0].attempts == 4
+    with fast.db.session() as s:
+        assert q.requeue_dead(s, fast.clock.now()) == 1
+    fast.outbox.poke()
+    await until(lambda: rows(fast)[0].status == "sent", "the requeued row")
+    await fast.outbox.stop_sender()
+
+
+async def test_quiet_hours_hold_the_bulk_but_not_alerts(fast: App) -> None:
+    fast.clock.set(datetime(2026, 11, 10, 21, 0))
+    users = tg_users(fast, 3)
+    enqueue(fast, users[:2])
+    ids = fast.outbox.enqueue_direct("telegram:5", {users[2].id or 0: [Reply("SỰ CỐ đêm")]})
+    await run_sender(fast)
+    await fast.outbox.deliver_now(ids)
+    await until(lambda: channel(fast).texts_to(users[2].chat_id) == ["SỰ CỐ đêm"], "the alert at night")
+    await asyncio.sleep(0.1)
+    assert len(channel(fast).got) == 1
+    fast.clock.set(datetime(2026, 11, 11, 7, 0))
+    fast.outbox.poke()
+    await until(lambda: len(channel(fast).got) == 3, "the morning")
+    await fast.outbox.stop_sender()
+
+
+async def test_a_killed_sender_loses_nothing_and_duplicates_at_most_what_was_in_flight(fast: App) -> None:
+    users = tg_users(fast, 40)
+    stuck = {u.chat_id for u in users[10:12]}
+    channel(fast).hang = set(stuck)
+    enqueue(fast, users)
+    sender = await run_sender(fast)
+    await until(
+        lambda: len(channel(fast).got) >= 30 and len(sender.inflight) == 2, "two sends stuck in flight"
+    )
+    sender.kill()  # as a crash: no clean-up at all
+    fast.outbox.sender = None
+    await asyncio.sleep(0)
+    claimed = [r for r in rows(fast) if r.status == "claimed"]
+    assert {r.chat_id for r in claimed} >= stuck
+    channel(fast).hang.clear()
+    # A new process: its janitor takes back nothing until the dead sender's lease has run out.
+    fast.clock.advance(seconds=FAST["lease_seconds"] - 1)
+    assert fast.outbox.janitor() == 0
+    fast.clock.advance(seconds=2)
+    assert fast.outbox.janitor() >= 2
+    fast.outbox.start_sender("second")
+    await until(lambda: statuses(fast) == {"sent": 40}, "every row sent")
+    await fast.outbox.stop_sender()
+    chats = [c for c, _, _ in channel(fast).got]
+    assert set(chats) == {u.chat_id for u in users}  # nothing lost
+    assert len(chats) - len(set(chats)) == 2  # duplicates: the two sends in flight at the crash, no more
+    assert [r.last_error for r in rows(fast) if r.chat_id in stuck] == ["", ""]
+
+
+async def test_only_the_holder_of_the_sender_lease_sends(fast: App) -> None:
+    other = Outbox(fast.db, fast.clock, fast.settings, {"telegram": FakeChannel()})
+    enqueue(fast, tg_users(fast, 20))
+    first = fast.outbox.start_sender("first")
+    await until(lambda: first.holding, "the first sender to hold the lease")
+    second = other.start_sender("second")
+    await until(lambda: len(channel(fast).got) == 20, "20 sends")
+    assert not second.holding and other.senders["telegram"].got == []  # type: ignore[attr-defined]
+    await fast.outbox.stop_sender()  # a clean stop gives the lease up
+    enqueue(fast, tg_users(fast, 5, first=800), step="d2")
+    await until(lambda: len(other.senders["telegram"].got) == 5, "the second sender to take over")  # type: ignore[attr-defined]
+    await other.stop_sender()
+
+
+async def test_rows_for_a_channel_with_no_sender_wait_for_it(fast: App) -> None:
+    users = tg_users(fast, 2)
+    enqueue(fast, users)
+    fake = fast.dispatcher.senders.pop("telegram")
+    await run_sender(fast)
+    await asyncio.sleep(0.1)
+    assert statuses(fast) == {"pending": 2}
+    fast.dispatcher.senders["telegram"] = fake
+    await until(lambda: statuses(fast) == {"sent": 2}, "the channel to come up")
+    await fast.outbox.stop_sender()
+
+
+async def test_a_clean_stop_hands_back_what_it_had_not_sent(fast: App) -> None:
+    fast.outbox.config = fast.outbox.config.model_copy(update={"rate": 50.0, "burst": 1})
+    enqueue(fast, tg_users(fast, 60))
+    await run_sender(fast)
+    await until(lambda: len(channel(fast).got) >= 5, "a few sends")
+    await fast.outbox.stop_sender()
+    counts = statuses(fast)
+    assert "claimed" not in counts and counts["sent"] == len(channel(fast).got)
+    assert counts["pending"] == 60 - counts["sent"]
+
+
+# ---- the incident alert, through the dispatcher ----------------------------------------------------------
+
+
+async def test_the_incident_alert_is_a_row_on_the_priority_lane(demo: App, chat_as: Any) -> None:
+    from tests.handlers.helpers import fill_incident, inbox_texts
+
+    principal = chat_as("principal")
+    await fill_incident(principal)
+    await principal.press("Gửi")
+    alerts = rows(demo, kind="direct")
+    assert len(alerts) == 2 and {r.status for r in alerts} == {"sent"}  # officer and leader
+    assert all(r.priority == PRIORITY_ALERT and not r.quiet for r in alerts)
+    assert any("SỰ CỐ TRUYỀN THÔNG #1" in t for t in inbox_texts(demo, "officer"))
+
+
+async def test_messages_to_others_from_one_update_are_enqueued_once(fast: App) -> None:
+    [user] = tg_users(fast, 1)
+    first = fast.outbox.enqueue_direct("telegram:100", {user.id or 0: [Reply("a"), Reply("b")]})
+    again = fast.outbox.enqueue_direct("telegram:100", {user.id or 0: [Reply("a"), Reply("b")]})
+    assert first == again and len(first) == 2
+    await fast.outbox.deliver_now(first)
+    await fast.outbox.deliver_now(again)
+    assert channel(fast).texts_to(user.chat_id) == ["a", "b"]
+
+
+# ---- claims from several workers --------------------------------------------------------------------------
+
+
+def test_concurrent_claims_take_disjoint_rows_on_sqlite(fast: App) -> None:
+    enqueue(fast, tg_users(fast, 200))
+    claimed: list[list[int]] = []
+
+    def claimer(name: str) -> None:
+        got: list[int] = []
+        while True:
+            with fast.db.session() as s:
+                batch = q.claim_outbox(
+                    s,
+                    owner=name,
+                    now=fast.clock.now(),
+                    lease_until=fast.clock.now(),
+                    limit=7,
+                    channels=["telegram"],
+                    bulk=True,
+                )
+            if not batch:
+                break
+            got += [r.id or 0 for r in batch]
+        claimed.append(got)
+
+    threads = [threading.Thread(target=claimer, args=(f"w{i}",)) for i in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    every = [i for got in claimed for i in got]
+    assert len(every) == len(set(every)) == 200

@@ -1,0 +1,211 @@
+"""The outbox over the real python-telegram-bot stack, against a fake Bot API that enforces the limits.
+
+The fake answers 429 with `retry_after` as soon as more than 30 messages go out in a window or more than
+one goes to a chat in a window. The 2,000-school wave runs the limits on a quarter-second window (120
+msg/s overall, 4/s per chat) with the sender at the same proportions as in production (25/30 of the
+overall limit, one message per chat per window), so it takes seconds instead of minutes; the benchmark
+(`bench/`) runs the real one-second limits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlmodel import col, select
+
+from bot.app import App, open_app
+from bot.channels.telegram import TelegramChannel
+from bot.config import Settings, load_settings
+from bot.outbox import OutboxSender
+from handlers import reminders
+from handlers.calendar import FrozenClock
+from handlers.types import Reply
+from storage.models import Outbox, User
+from tests.fakes.district import seed_wave
+from tests.fakes.telegram_api import BOT_USERNAME, TOKEN, FakeBotAPI, FloodLimits
+
+WINDOW = 0.25  # the fake's limits run four times faster than Telegram's
+SCHOOLS = 2000
+
+
+@pytest.fixture(autouse=True)
+def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing leaves 127.0.0.1; PTB reports retry_after as a timedelta (no deprecation warning)."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PTB_TIMEDELTA", "1")
+
+
+def settings_for(tmp_path: Path, api: FakeBotAPI, **outbox: Any) -> Settings:
+    return load_settings(
+        None,
+        database_url=f"sqlite:///{tmp_path / 'wave.db'}",
+        media_dir=str(tmp_path / "media"),
+        telegram={
+            "token": TOKEN,
+            "username": BOT_USERNAME,
+            "base_url": api.base_url,
+            "base_file_url": api.base_file_url,
+        },
+        outbox={
+            "rate": 25 / WINDOW,  # 100/s against 120/s, as 25/s against Telegram's 30/s
+            "per_chat_seconds": WINDOW,
+            "concurrency": 4,
+            "batch": 100,
+            "poll_seconds": 0.05,
+            "backoff_seconds": 0.01,
+            "backoff_cap_seconds": 0.05,
+            **outbox,
+        },
+    )
+
+
+async def until(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+@asynccontextmanager
+async def channel_up(app: App) -> AsyncIterator[TelegramChannel]:
+    """The Telegram channel on the fake; PTB's own rate limiter off, so the fake sees the outbox's pace."""
+    async with TelegramChannel(app, rate_limit=False, poll_timeout=0.5, typing_after=60.0) as channel:
+        yield channel
+
+
+def statuses(app: App) -> collections.Counter[str]:
+    with app.db.session() as s:
+        return collections.Counter(s.exec(select(Outbox.status)))
+
+
+@pytest.fixture(name="api")
+def api_fixture() -> Iterator[FakeBotAPI]:
+    with FakeBotAPI(limits=FloodLimits(window=WINDOW)) as api:
+        yield api
+
+
+async def test_two_thousand_schools_each_reminded_once_through_two_restarts(
+    tmp_path: Path, api: FakeBotAPI
+) -> None:
+    settings = settings_for(tmp_path, api)
+    clock = FrozenClock(datetime(2026, 11, 10, 8, 0))
+    lease = settings.outbox.lease_seconds
+    in_flight_at_crashes = 0
+    officers: list[str] = []
+
+    with open_app(settings, clock) as app:
+        seeded = seed_wave(app.db, SCHOOLS, clock.now())
+        with app.db.session() as s:  # three officers who will also get alerts during the wave
+            for n in range(3):
+                user = User(
+                    channel="telegram",
+                    external_id=str(900 + n),
+                    chat_id=str(900 + n),
+                    role="officer",
+                    office_id=seeded.district_ids[0],
+                    created_at=clock.now(),
+                )
+                s.add(user)
+                s.flush()
+                officers.append(str(user.id))
+        assert reminders.sweep(app.db, clock, settings, app.catalog).created == SCHOOLS
+
+    async def alerts(app: App, tag: str) -> None:
+        """Two alerts to each officer at once: the sender must space them a window apart."""
+        for n, officer in enumerate(officers):
+            replies = [Reply(f"SỰ CỐ {tag}1"), Reply(f"SỰ CỐ {tag}2")]
+            await app.outbox.deliver_now(
+                app.outbox.enqueue_direct(f"test:{tag}:{n}", {int(officer): replies})
+            )
+
+    # 1. The first process: killed as a task a third of the way through.
+    with open_app(settings, clock) as app:
+        async with channel_up(app):
+            sender = app.outbox.start_sender("process-1")
+            await alerts(app, "a")
+            await until(lambda: len(api.flood.accepted) >= SCHOOLS // 3, "a third of the wave")
+            in_flight_at_crashes += len(sender.inflight)
+            sender.kill()
+            app.outbox.sender = None
+            await asyncio.sleep(WINDOW * 1.5)  # a restart takes a moment; the fake's windows move on
+            # 2. A new sender task in the same process: the old claims come back once their lease runs out.
+            clock.advance(seconds=lease + 1)
+            sender = app.outbox.start_sender("process-1-again")
+            await alerts(app, "b")
+            await until(lambda: len(api.flood.accepted) >= 2 * SCHOOLS // 3, "two thirds of the wave")
+            in_flight_at_crashes += len(sender.inflight)
+            sender.kill()  # and then the whole process goes: nothing is cleaned up
+            app.outbox.sender = None
+    await asyncio.sleep(WINDOW * 1.5)
+
+    # 3. A new process on the same database.
+    clock.advance(seconds=lease + 1)
+    with open_app(settings, clock) as app:
+        async with channel_up(app):
+            app.outbox.start_sender("process-2")
+            await alerts(app, "c")
+            await until(lambda: statuses(app)["sent"] == SCHOOLS + 18, "every message sent", timeout=120)
+            await app.outbox.stop_sender()
+        assert statuses(app) == {"sent": SCHOOLS + 18}
+
+    got = collections.Counter(chat for _, chat in api.flood.accepted)
+    assert api.flood.refused == 0  # not one 429 at the configured rate, across the restarts
+    assert {str(c) for c in seeded.chats} <= set(got)  # every school reminded: nothing lost
+    duplicates = sum(n - 1 for chat, n in got.items() if chat not in {"900", "901", "902"})
+    assert duplicates <= in_flight_at_crashes <= 2 * settings.outbox.concurrency
+    assert [got[str(900 + n)] for n in range(3)] == [6, 6, 6]  # each officer: two alerts a round, paced
+    texts = [
+        c.params["text"]
+        for c in api.calls
+        if c.method == "sendMessage" and c.params["chat_id"] == str(seeded.chats[0])
+    ]
+    assert texts and texts[0].startswith("⏰ Nhắc nộp Bài viết tháng 11/2026")
+
+
+async def test_platform_faults_over_the_wire(tmp_path: Path, api: FakeBotAPI) -> None:
+    settings = settings_for(tmp_path, api)
+    clock = FrozenClock(datetime(2026, 11, 10, 8, 0))
+    with open_app(settings, clock) as app:
+        seeded = seed_wave(app.db, 40, clock.now())
+        reminders.sweep(app.db, clock, settings, app.catalog)
+        blocked, gone = seeded.chats[5], seeded.chats[6]
+        api.block(blocked)
+        api.forget_chat(gone)
+        api.fail(
+            "sendMessage", 429, "Too Many Requests: retry after 0.3", times=1, parameters={"retry_after": 0.3}
+        )
+        async with channel_up(app):
+            sender: OutboxSender = app.outbox.start_sender("faults")
+            await until(lambda: app.outbox.stats.retry_after == 1, "the 429")
+            api.fail("sendMessage", 500, "Internal Server Error", times=6)
+            for _ in range(200):
+                counts = statuses(app)
+                if counts["sent"] == 38 and counts["blocked"] == 1 and counts["dead"] == 1:
+                    break
+                clock.advance(seconds=30)  # the backoff passes
+                sender.poke()
+                await asyncio.sleep(0.02)
+            await app.outbox.stop_sender()
+        assert statuses(app) == {"sent": 38, "blocked": 1, "dead": 1}
+        with app.db.session() as s:
+            users = {u.chat_id: u for u in s.exec(select(User).where(User.channel == "telegram"))}
+            retried = s.exec(select(Outbox).where(col(Outbox.attempts) > 0)).all()
+        assert users[str(blocked)].blocked and users[str(gone)].blocked
+        assert len(retried) >= 1 and all(
+            r.status == "sent" for r in retried if r.chat_id not in {str(blocked), str(gone)}
+        )
+        assert app.outbox.stats.transient >= 6 and app.outbox.stats.retry_after == 1
+    sent = collections.Counter(chat for _, chat in api.flood.accepted)
+    assert all(sent[str(c)] == 1 for c in seeded.chats if c not in (blocked, gone))  # none lost, none twice
+    assert str(blocked) not in sent and str(gone) not in sent
+    assert api.flood.refused == 0

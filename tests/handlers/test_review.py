@@ -1,0 +1,197 @@
+"""The officer's review desk through the console: queue, open, approve, return, resubmit, publish, races."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from handlers.types import Incoming, Kind
+from storage import queries as q
+from storage.models import ReviewAction, School, Submission
+from tests.handlers.article_helpers import photo_files, write_article
+from tests.handlers.helpers import add_district, add_user, inbox_texts
+from tests.handlers.test_nomination import nominate
+
+
+@pytest.fixture(name="files")
+def files_fixture(tmp_path: Path) -> dict[str, Path]:
+    return photo_files(tmp_path)
+
+
+async def sent_article(chat_as, files) -> Submission:
+    principal = chat_as("principal")
+    await write_article(principal, files)
+    await principal.press("Gửi")
+    return principal
+
+
+def press(user: str, value: str, n: str) -> Incoming:
+    return Incoming("console", user, user, Kind.CHOICE, choice=value, update_id=n)
+
+
+def the_article(app) -> Submission:
+    with app.db.session() as s:
+        return s.exec(select(Submission).where(Submission.kind == "article")).one()
+
+
+async def test_queue_open_and_approve(demo, chat_as, files) -> None:
+    await sent_article(chat_as, files)
+    officer = chat_as("officer")
+    queue = await officer.send("/review")
+    assert "1 mục chờ thẩm định" in queue[0].text and "Ngày hội đọc sách" in queue[0].text
+    opened = await officer.press("Mở #1")
+    shown = opened[0]
+    assert "#1 · Bài viết tháng · Trường PTDTBT THCS Pú Nhi" in shown.text
+    assert shown.text.index("Chủ đề") < shown.text.index("Tiêu đề") < shown.text.index("Ảnh toàn cảnh")
+    captions = [a.caption for a in shown.attachments]
+    assert captions == ["Ảnh toàn cảnh", "Ảnh người phát biểu", "Ảnh cận cảnh"]
+    assert all(Path(a.path).is_file() for a in shown.attachments)
+    assert "📎 Ảnh toàn cảnh:" in officer.text()
+    done = await officer.press("Duyệt")
+    assert "Đã duyệt #1" in done[0].text
+    row = the_article(demo)
+    assert row.status == "approved" and row.reviewed_by_id is not None
+    assert any("đã được duyệt" in t for t in inbox_texts(demo, "principal"))
+    again = await demo.dispatcher.handle(press("officer", "rv:a:1:1", "again"))
+    assert "đã được xử lý" in again[0].text
+
+
+async def test_return_needs_a_reason_and_the_school_can_resubmit(demo, chat_as, files) -> None:
+    principal = await sent_article(chat_as, files)
+    officer = chat_as("officer")
+    await officer.send("/review")
+    await officer.press("Mở #1")
+    asked = await officer.press("Trả lại")
+    assert "cần có lý do" in asked[0].text
+    empty = await officer.send("   ")
+    assert "trống" in empty[0].text
+    await officer.press("Ảnh chưa đạt")
+    done = await officer.press("Gửi")
+    assert "Đã trả lại #1" in done[0].text
+    row = the_article(demo)
+    assert row.status == "returned" and row.review_note == "Ảnh chưa đạt yêu cầu"
+
+    told = inbox_texts(demo, "principal")
+    assert any("bị trả lại" in t and "Ảnh chưa đạt yêu cầu" in t for t in told)
+    opened = await principal.send("/mystatus")  # the kept notice comes first, with its edit button
+    assert "bị trả lại" in opened[0].text
+    await principal.press("Sửa ngay")
+    assert "Lý do: Ảnh chưa đạt yêu cầu" in principal.last.text
+    await principal.press("Sửa: Tiêu đề")
+    await principal.send("Ngày hội đọc sách – có ảnh mới")
+    await principal.press("Gửi")
+
+    await officer.send("/review")
+    reopened = await officer.press("Mở #1")
+    assert "Đã sửa so với bản bị trả lại: Tiêu đề" in reopened[0].text
+    assert "Trả lại bởi Anh Nguyễn Văn Minh" in reopened[0].text
+
+
+async def test_two_officers_at_once_cannot_both_win(demo, chat_as, files) -> None:
+    await sent_article(chat_as, files)
+    add_user(demo, "officer2", "officer", "PGD-DEMO", "Chị Thu")
+    chat_as("officer")
+    first = await demo.dispatcher.handle(press("officer", "rv:r:1:1", "o1"))
+    assert "cần có lý do" in first[0].text
+    second = await demo.dispatcher.handle(press("officer2", "rv:a:1:1", "o2"))
+    assert "Đã duyệt" in second[0].text
+    officer = chat_as("officer")
+    await officer.send("Thiếu ảnh")
+    late = await officer.press("Gửi")
+    assert "vừa xử lý mục này trước bạn" in late[0].text
+    with demo.db.session() as s:
+        actions = s.exec(select(ReviewAction)).all()
+    assert [a.action for a in actions] == ["approve"] and the_article(demo).status == "approved"
+
+
+async def test_publish_with_the_office_link(demo, chat_as, files) -> None:
+    await sent_article(chat_as, files)
+    officer = chat_as("officer")
+    await demo.dispatcher.handle(press("officer", "rv:a:1:1", "a"))
+    await demo.dispatcher.handle(press("officer", "rv:p:1:1", "p"))
+    bad = await officer.send("không phải link")
+    assert "Đường link chưa đúng" in bad[0].text
+    await officer.send("https://pgd.edu.vn/tin-tuc/ngay-hoi-doc-sach")
+    done = await officer.press("Gửi")
+    assert "đã đăng" in done[0].text
+    assert the_article(demo).status == "published"
+    assert any("https://pgd.edu.vn/tin-tuc/ngay-hoi-doc-sach" in t for t in inbox_texts(demo, "principal"))
+
+
+async def test_nothing_outside_scope_is_shown(demo, chat_as, files) -> None:
+    await sent_article(chat_as, files)
+    add_district(demo, "PGD-KHAC")
+    add_user(demo, "other_officer", "officer", "PGD-KHAC", "Anh Khác")
+    outsider = chat_as("other_officer")
+    queue = await outsider.send("/review")
+    assert "Không có bài nào" in queue[0].text
+    for value in ("o:1", "rv:a:1:1", "rv:r:1:1"):
+        got = await demo.dispatcher.handle(press("other_officer", value, value))
+        assert "Không tìm thấy" in got[0].text
+    assert the_article(demo).status == "submitted"
+    province = chat_as("leader")  # the district's leader may look, not act
+    opened = await demo.dispatcher.handle(press("leader", "o:1", "lo"))
+    assert "Bài viết tháng" in opened[0].text and not opened[0].choices
+    refused = await demo.dispatcher.handle(press("leader", "rv:a:1:1", "la"))
+    assert "không dành cho" in refused[0].text
+    assert province
+
+
+async def test_an_officer_limited_to_a_level(demo, chat_as, files) -> None:
+    await sent_article(chat_as, files)  # THCS school
+    add_user(demo, "mn_officer", "officer", "PGD-DEMO", "Cô Mầm Non")
+    with demo.db.session() as s:
+        user = q.get_user(s, "console", "mn_officer")
+        user.levels = "MN"
+        s.add(user)
+        mn = s.exec(select(School).where(School.level == "MN")).first()
+        combined = s.exec(select(School).where(School.level == "TH&THCS")).first()
+    queue = await chat_as("mn_officer").send("/review")
+    assert "Không có bài nào" in queue[0].text
+    got = await demo.dispatcher.handle(press("mn_officer", "o:1", "mn"))
+    assert "Không tìm thấy" in got[0].text
+    assert q.level_matches("MN", mn.level) and q.level_matches("TH", combined.level)
+    assert q.level_matches("THCS", combined.level) and not q.level_matches("MN", combined.level)
+
+
+async def test_a_nominee_without_consent_is_withheld_from_the_officer(demo, chat_as, tmp_path) -> None:
+    principal = chat_as("principal")
+    await nominate(principal, tmp_path, role="Học sinh", name="Nguyễn Văn An", consent="Chưa có")
+    await principal.press("Gửi")
+    officer = chat_as("officer")
+    await officer.send("/review")
+    opened = await officer.press("Mở #1")
+    text = opened[0].text
+    assert "N.V.A." in text and "Nguyễn Văn An" not in text
+    assert "không công bố tên, ảnh" in text and opened[0].attachments == ()
+
+
+async def test_stale_and_forged_review_buttons(demo, chat_as, files) -> None:
+    await sent_article(chat_as, files)
+    chat_as("officer")
+    for value in ("o:999", "o:abc", "rv:a:1:7", "rv:x:1:1", "rv:a:1", "rv:a:999:1"):
+        got = await demo.dispatcher.handle(press("officer", value, value))
+        assert got and got[0].text and "lỗi" not in got[0].text, value
+    assert the_article(demo).status == "submitted"
+
+
+async def test_an_officer_invite_limited_to_levels(demo, chat_as, settings, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from bot.cli import app as cli
+    from tests.conftest import Chat
+
+    env = {"SCHOOLBOT_DATABASE_URL": settings.database_url}
+    base = ["invites", "--office", "PGD-DEMO", "--config", str(tmp_path / "x.toml")]
+    made = CliRunner().invoke(cli, [*base, "--role", "officer", "--levels", "mn"], env=env)
+    assert made.exit_code == 0, made.output
+    code = made.output.splitlines()[1].split()[0]
+    newcomer = Chat(demo, "mn_newcomer")
+    await newcomer.send(f"/start {code}")
+    with demo.db.session() as s:
+        assert q.get_user(s, "console", "mn_newcomer").levels == "MN"
+    for wrong in (["--role", "leader", "--levels", "MN"], ["--role", "officer", "--levels", "MN,XYZ"]):
+        refused = CliRunner().invoke(cli, [*base, *wrong], env=env)
+        assert refused.exit_code == 2 and "--levels" in refused.output

@@ -1,0 +1,780 @@
+"""Leaders' status through the console: the month's summary, one school, the ranking, the chart, Excel.
+
+A district (the demo's) with a school of each level and a known history: every figure below is counted
+by hand from `seed_history`. The clock stands at 10/11/2026 09:00, before November's deadline.
+"""
+
+from __future__ import annotations
+
+import secrets
+import warnings
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from openpyxl import load_workbook
+from PIL import Image
+from sqlalchemy import update
+
+from bot.app import open_app
+from bot.config import load_settings
+from bot.demo import seed_demo
+from handlers import charts
+from storage import migrate
+from storage import queries as q
+from storage.exports import MAX_WIDTH
+from storage.models import Incident, IncidentAck, Office, School, Submission, User
+from storage.text import fold
+from tests.conftest import Chat
+from tests.storage.test_postgres import pg_url_fixture  # noqa: F401  (the fixture pg_url)
+
+TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+JOINED = datetime(2025, 8, 1, 9, tzinfo=TZ)
+
+
+def at(y: int, m: int, d: int, h: int = 9) -> datetime:
+    return datetime(y, m, d, h, tzinfo=TZ)
+
+
+class History:
+    """Ids of what `seed_history` made."""
+
+    def __init__(self) -> None:
+        self.schools: dict[str, int] = {}
+        self.incidents: dict[str, int] = {}
+        self.nominations: dict[str, int] = {}
+
+
+def add_principal(s, school: School, external_id: str, joined: datetime) -> User:
+    user = User(
+        channel="console",
+        external_id=external_id,
+        chat_id=external_id,
+        display_name=external_id,
+        role="principal",
+        school_id=school.id,
+        office_id=school.office_id,
+        created_at=joined,
+    )
+    s.add(user)
+    s.flush()
+    return user
+
+
+def add(
+    s, school_id: int, user_id: int, kind: str, period: str | None, when: datetime, **fields
+) -> Submission:
+    row = Submission(
+        kind=kind,
+        school_id=school_id,
+        user_id=user_id,
+        period=period,
+        status=fields.get("status", "submitted"),
+        answers=fields.get("answers", {"title": "Bài viết"}),
+        token=secrets.token_hex(16),
+        late=fields.get("late", False),
+        submitted_at=when,
+        created_at=when,
+        updated_at=when,
+    )
+    s.add(row)
+    s.flush()
+    return row
+
+
+STUDENT = {
+    "kind": "individual",
+    "name": "Nguyễn Văn An",
+    "role": "student",
+    "consent": "no",
+    "purpose": "press",
+    "deeds": "Em An cứu bạn đuối nước",
+}
+TEACHER = {
+    "kind": "individual",
+    "name": "Trần Thị Bích",
+    "role": "teacher",
+    "consent": None,
+    "purpose": "commendation",
+    "deeds": "Cô Bích dạy chữ cho trẻ vùng cao",
+}
+
+
+def seed_history(app) -> History:
+    """District A (the demo's) and district B, principals, articles, nominations, reports, incidents."""
+    h = History()
+    with app.db.session() as s:
+        codes = ("MN-HOABAN", "TH-THITRAN", "THCS-PUNHI", "THCS-TTDBD", "THTHCS-NAMAI")
+        schools = {c: q.school_by_code(s, c) for c in codes}
+        h.schools = {c: sc.id for c, sc in schools.items()}
+        province = q.office_by_code(s, "SGD-DEMO")
+        district_b = Office(
+            code="PGD-B", name="Phòng GD&ĐT huyện Mường Nhé", kind="district", parent_id=province.id
+        )
+        s.add(district_b)
+        s.flush()
+        b1 = School(
+            code="THCS-B1",
+            name="Trường THCS Bản Phủ",
+            name_folded=fold("Trường THCS Bản Phủ"),
+            level="THCS",
+            office_id=district_b.id,
+        )
+        s.add(b1)
+        s.flush()
+        h.schools["THCS-B1"] = b1.id
+        s.add(
+            User(
+                channel="console",
+                external_id="leader_b",
+                chat_id="leader_b",
+                display_name="Bà Lò Thị Hoa",
+                role="leader",
+                office_id=district_b.id,
+                created_at=JOINED,
+            )
+        )
+        demo_principal = q.get_user(s, "console", "principal")
+        s.execute(update(User).where(User.id == demo_principal.id).values(created_at=JOINED))
+        p = {
+            "MN-HOABAN": add_principal(s, schools["MN-HOABAN"], "p-hoaban", JOINED).id,
+            "TH-THITRAN": add_principal(s, schools["TH-THITRAN"], "p-thitran", JOINED).id,
+            "THCS-PUNHI": demo_principal.id,
+            "THCS-TTDBD": add_principal(s, schools["THCS-TTDBD"], "p-ttdbd", at(2026, 9, 20)).id,
+            "THCS-B1": add_principal(s, b1, "p-b1", JOINED).id,
+        }
+        sid = h.schools
+
+        def art(code: str, period: str, when: datetime, **fields) -> Submission:
+            return add(s, sid[code], p[code], "article", period, when, **fields)
+
+        art("THCS-PUNHI", "2026-06", at(2026, 6, 20), late=True)
+        for code, status in (
+            ("MN-HOABAN", "approved"),
+            ("TH-THITRAN", "submitted"),
+            ("THCS-PUNHI", "published"),
+        ):
+            art(code, "2026-09", at(2026, 9, 8), status=status)
+        art("MN-HOABAN", "2026-10", at(2026, 10, 10), status="published")
+        art("TH-THITRAN", "2026-10", at(2026, 10, 20), late=True, status="approved")
+        art("THCS-PUNHI", "2026-10", at(2026, 10, 5), status="returned")
+        art("THCS-PUNHI", "2026-10", at(2026, 10, 20), late=True, status="approved")
+        art("THCS-B1", "2026-10", at(2026, 10, 3), status="published")
+        art("MN-HOABAN", "2026-11", at(2026, 11, 3))
+        art("THCS-B1", "2026-11", at(2026, 11, 2))
+
+        student = add(
+            s,
+            sid["THCS-PUNHI"],
+            p["THCS-PUNHI"],
+            "nomination",
+            "2026-2027-HK1",
+            at(2026, 10, 2),
+            answers=STUDENT,
+        )
+        h.nominations["THCS-PUNHI"] = student.id
+        add(
+            s,
+            sid["MN-HOABAN"],
+            p["MN-HOABAN"],
+            "nomination",
+            "2026-2027-HK1",
+            at(2026, 10, 6),
+            answers=TEACHER,
+            status="approved",
+        )
+        add(
+            s,
+            sid["THCS-PUNHI"],
+            p["THCS-PUNHI"],
+            "nomination",
+            "2025-2026-HK2",
+            at(2026, 3, 2),
+            answers=TEACHER,
+            status="published",
+        )
+        add(s, sid["THCS-B1"], p["THCS-B1"], "nomination", "2026-2027-HK1", at(2026, 10, 9), answers=TEACHER)
+
+        add(s, sid["MN-HOABAN"], p["MN-HOABAN"], "report", "6thang-2026", at(2026, 6, 10))
+        add(s, sid["TH-THITRAN"], p["TH-THITRAN"], "report", "6thang-2026", at(2026, 6, 28), late=True)
+        add(
+            s,
+            sid["THCS-PUNHI"],
+            p["THCS-PUNHI"],
+            "report",
+            "6thang-2026",
+            at(2026, 6, 25),
+            late=True,
+            status="approved",
+        )
+        add(s, sid["MN-HOABAN"], p["MN-HOABAN"], "report", "nam-2026", at(2026, 11, 5))
+        add(s, sid["THCS-B1"], p["THCS-B1"], "report", "nam-2026", at(2026, 11, 6))
+
+        officer = q.get_user(s, "console", "officer")
+        leader = q.get_user(s, "console", "leader")
+        for name, code, severity, when, acked_by in (
+            ("oct", "MN-HOABAN", "medium", at(2026, 10, 12), leader),
+            ("punhi", "THCS-PUNHI", "high", at(2026, 11, 4), None),
+            ("thitran", "TH-THITRAN", "low", at(2026, 11, 6), officer),
+            ("b1", "THCS-B1", "high", at(2026, 11, 7), None),
+        ):
+            sub = add(s, sid[code], p[code], "incident", None, when, answers={"what": "Sự cố"})
+            incident = Incident(submission_id=sub.id, school_id=sid[code], severity=severity, created_at=when)
+            s.add(incident)
+            s.flush()
+            h.incidents[name] = incident.id
+            if acked_by is not None:
+                s.add(IncidentAck(incident_id=incident.id, user_id=acked_by.id, created_at=when))
+    return h
+
+
+@pytest.fixture(name="history")
+def history_fixture(demo) -> History:
+    return seed_history(demo)
+
+
+def text_of(replies) -> str:
+    assert replies, "no reply"
+    assert "Xin lỗi, đã có lỗi" not in replies[0].text, replies[0].text
+    return replies[0].text
+
+
+# ---- the month's summary --------------------------------------------------------------------------
+
+
+async def test_the_current_month_summary_has_every_figure(history, chat_as) -> None:
+    replies = await chat_as("leader").send("/status")
+    punhi = history.incidents["punhi"]
+    assert text_of(replies) == (
+        "📊 Tình hình nộp – Tháng 11/2026\n"
+        "Phòng GD&ĐT huyện Điện Biên Đông (demo)\n"
+        "Hạn nộp bài viết: 15/11/2026 (còn 5 ngày).\n\n"
+        "📝 Bài viết tháng: 1/4 trường đã nộp (25%)\n"
+        "• Đúng hạn: 1 · Nộp muộn: 0 · Chưa nộp: 3\n"
+        "• Đã duyệt: 0 · Đã đăng: 0\n\n"
+        "Theo cấp học:\n"
+        "• Mầm non: 1/1 – đúng hạn 1, muộn 0, chưa nộp 0, đã duyệt 0, đã đăng 0\n"
+        "• Tiểu học: 0/1 – đúng hạn 0, muộn 0, chưa nộp 1, đã duyệt 0, đã đăng 0\n"
+        "• THCS: 0/2 – đúng hạn 0, muộn 0, chưa nộp 2, đã duyệt 0, đã đăng 0\n\n"
+        "Chưa nộp (3): Trường PTDTBT THCS Pú Nhi; Trường THCS Thị Trấn Điện Biên Đông; Trường Tiểu học Thị Trấn\n\n"
+        "🏅 Đề xuất điển hình học kỳ I năm học 2026-2027: 2 đề xuất từ 2 trường (1 chờ duyệt).\n\n"
+        "🚨 Sự cố truyền thông trong tháng: 2, đã có người xác nhận 1/2.\n"
+        f"Chưa ai xác nhận: #{punhi} Trường PTDTBT THCS Pú Nhi (Rất nghiêm trọng)\n\n"
+        "📊 Báo cáo năm (hạn 01/12/2026, còn 21 ngày): 1/4 trường đã nộp.\n\n"
+        "ℹ️ 1 trường chưa đăng ký dùng bot, không tính ở trên."
+    )
+    assert [c.label for c in replies[0].flat_choices()] == ["📥 Tải Excel", "🏆 Xếp hạng năm học"]
+
+
+async def test_a_past_month_counts_late_approved_and_published_once_per_school(history, chat_as) -> None:
+    text = text_of(await chat_as("leader").send("/status 10/2026"))
+    assert text.startswith(
+        "📊 Tình hình nộp – Tháng 10/2026\nPhòng GD&ĐT huyện Điện Biên Đông (demo)\n"
+        "Hạn nộp bài viết: 15/10/2026 (đã qua)."
+    )
+    assert (
+        "📝 Bài viết tháng: 3/4 trường đã nộp (75%)\n"
+        "• Đúng hạn: 2 · Nộp muộn: 1 · Chưa nộp: 1\n"
+        "• Đã duyệt: 3 · Đã đăng: 1"
+    ) in text
+    assert "• Mầm non: 1/1 – đúng hạn 1, muộn 0, chưa nộp 0, đã duyệt 1, đã đăng 1" in text
+    assert "• Tiểu học: 1/1 – đúng hạn 0, muộn 1, chưa nộp 0, đã duyệt 1, đã đăng 0" in text
+    assert "• THCS: 1/2 – đúng hạn 1, muộn 0, chưa nộp 1, đã duyệt 1, đã đăng 0" in text
+    assert "Chưa nộp (1): Trường THCS Thị Trấn Điện Biên Đông" in text
+    assert "🚨 Sự cố truyền thông trong tháng: 1, đã có người xác nhận 1/1." in text
+    assert "Chưa ai xác nhận" not in text and "Bản Phủ" not in text
+
+
+async def test_a_school_that_joined_later_is_not_counted_before(history, chat_as) -> None:
+    text = text_of(await chat_as("leader").send("/status tháng 8/2026"))
+    assert "📝 Bài viết tháng: 0/3 trường đã nộp (0%)" in text
+    assert "ℹ️ 1 trường đăng ký sau tháng này, không tính ở trên.\nℹ️ 1 trường chưa đăng ký dùng bot" in text
+
+
+@pytest.mark.parametrize(
+    "typed",
+    ["10/2026", "2026-10", "T10/2026", "tháng 10 năm 2026", "Tháng 10", "10", "tháng mười", "Thang muoi"],
+)
+async def test_months_are_read_in_the_usual_ways(history, chat_as, typed) -> None:
+    text = text_of(await chat_as("leader").send(f"/status {typed}"))
+    assert text.startswith("📊 Tình hình nộp – Tháng 10/2026")
+
+
+async def test_the_chart_is_sent_with_the_summary(history, chat_as) -> None:
+    replies = await chat_as("leader").send("/status")
+    path = Path(replies[0].photo_path)
+    assert path.is_file() and path.stat().st_size > 10_000
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.width == 800 and image.height >= 300
+
+
+async def test_see_all_lists_every_missing_school_of_a_large_scope(history, demo, chat_as) -> None:
+    with demo.db.session() as s:
+        district = q.office_by_code(s, "PGD-DEMO")
+        for n in range(12):
+            name = f"Trường Mầm non Bản Số {n:02d}"
+            s.add(
+                School(
+                    code=f"MN-X{n:02d}", name=name, name_folded=fold(name), level="MN", office_id=district.id
+                )
+            )
+        s.flush()
+        for n in range(12):
+            add_principal(s, q.school_by_code(s, f"MN-X{n:02d}"), f"p-x{n}", JOINED)
+    chat = chat_as("leader")
+    replies = await chat.send("/status")
+    text = text_of(replies)
+    assert "📝 Bài viết tháng: 1/16 trường đã nộp (6%)" in text
+    assert "• Mầm non: 1/13 – đúng hạn 1, muộn 0, chưa nộp 12" in text
+    assert "Chưa nộp (15): Trường Mầm non Bản Số 00; " in text and "\n… và 5 trường khác." in text
+    assert replies[0].flat_choices()[0].label == "📋 Xem tất cả 15 trường chưa nộp"
+    with Image.open(replies[0].photo_path) as image:  # 16 schools: by level, not by school
+        assert (image.width, image.height) == (800, 450)
+    everything = text_of(await chat.press("Xem tất cả"))
+    lines = everything.splitlines()
+    assert lines[0] == "Các trường chưa nộp bài viết tháng 11/2026 (15):"
+    assert len(lines) == 16 and "• Trường Tiểu học Thị Trấn" in lines
+
+
+# ---- scope ---------------------------------------------------------------------------------------
+
+
+async def test_a_leader_of_another_district_sees_nothing_of_this_one(history, demo) -> None:
+    chat = Chat(demo, "leader_b")
+    text = text_of(await chat.send("/status 10/2026"))
+    assert "Phòng GD&ĐT huyện Mường Nhé" in text and "📝 Bài viết tháng: 1/1 trường đã nộp (100%)" in text
+    assert "Điện Biên Đông" not in text and "Pú Nhi" not in text
+    assert "🏅 Đề xuất điển hình học kỳ I năm học 2026-2027: 1 đề xuất từ 1 trường (1 chờ duyệt)." in text
+    assert "Không tìm thấy trường nào khớp “pu nhi”" in text_of(await chat.send("/status pu nhi"))
+    pressed = await demo.dispatcher.handle(
+        chat_incoming("leader_b", f"ls:s:{history.schools['THCS-PUNHI']}", "forged")
+    )
+    assert pressed[0].text == "Trường này không thuộc phạm vi của bạn."
+    ranking = text_of(await chat.send("/ranking"))
+    assert "Bản Phủ" in ranking and "Pú Nhi" not in ranking and "Hoa Ban" not in ranking
+
+
+async def test_a_province_leader_sees_both_districts(history, demo) -> None:
+    with demo.db.session() as s:
+        province = q.office_by_code(s, "SGD-DEMO")
+        s.add(
+            User(
+                channel="console",
+                external_id="director",
+                chat_id="director",
+                display_name="Giám đốc",
+                role="leader",
+                office_id=province.id,
+                created_at=JOINED,
+            )
+        )
+    text = text_of(await Chat(demo, "director").send("/status 10/2026"))
+    assert text.startswith("📊 Tình hình nộp – Tháng 10/2026\nSở GD&ĐT Điện Biên (demo)")
+    assert "📝 Bài viết tháng: 4/5 trường đã nộp (80%)" in text
+
+
+async def test_principals_may_not_and_officers_may(history, chat_as) -> None:
+    refused = await chat_as("principal").send("/status")
+    assert refused[0].text == "Chức năng này không dành cho tài khoản của bạn."
+    home = await chat_as("principal").send("/menu")
+    assert "📊 Tình hình nộp" not in [c.label for c in home[0].flat_choices()]
+    officer = text_of(await chat_as("officer").send("/status"))
+    assert officer.startswith("📊 Tình hình nộp – Tháng 11/2026")
+
+
+async def test_the_leaders_menu_button_opens_the_summary(history, chat_as) -> None:
+    chat = chat_as("leader")
+    await chat.send("/menu")
+    replies = await chat.press("📊 Tình hình nộp")
+    assert text_of(replies).startswith("📊 Tình hình nộp – Tháng 11/2026")
+
+
+@pytest.mark.skipif(
+    not hasattr(User, "levels"), reason="officers limited to levels come with the review desk"
+)
+async def test_an_officer_for_one_level_sees_only_that_level(history, demo) -> None:
+    with demo.db.session() as s:
+        district = q.office_by_code(s, "PGD-DEMO")
+        s.add(
+            User(
+                channel="console",
+                external_id="officer_thcs",
+                chat_id="officer_thcs",
+                display_name="Chị Mai",
+                role="officer",
+                office_id=district.id,
+                levels="THCS",
+                created_at=JOINED,
+            )
+        )
+    chat = Chat(demo, "officer_thcs")
+    text = text_of(await chat.send("/status 10/2026"))
+    assert "📝 Bài viết tháng: 1/2 trường đã nộp (50%)" in text and "Hoa Ban" not in text
+    assert "Có 3 trường khớp “thcs”" in text_of(await chat.send("/status thcs"))  # TH&THCS counts as THCS
+    assert "Không tìm thấy" in text_of(await chat.send("/status hoa ban"))
+
+
+# ---- bad input -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("typed", "answer"),
+    [
+        ("13/2026", "Mình không hiểu tháng “13/2026”. Hãy gõ tháng và năm, ví dụ: /status 10/2026"),
+        (
+            "tháng mười ba",
+            "Mình không hiểu tháng “tháng mười ba”. Hãy gõ tháng và năm, ví dụ: /status 10/2026",
+        ),
+        ("0/2026", "Mình không hiểu tháng “0/2026”"),
+        ("tháng", "Mình không hiểu tháng “tháng”"),
+        ("2026", "Mình không hiểu tháng “2026”"),
+        ("12/2026", "Tháng 12/2026 chưa đến nên chưa có số liệu. Tháng này là 11/2026."),
+        (
+            "7/2025",
+            "Tháng 07/2025 chưa có trường nào trong phạm vi đăng ký dùng bot. Trường đầu tiên đăng ký ngày "
+            "01/08/2025; hãy chọn từ tháng 08/2025 trở đi.",
+        ),
+        (
+            "Trường Xyz",
+            "Không tìm thấy trường nào khớp “Trường Xyz” trong phạm vi của bạn. Hãy gõ một phần tên trường "
+            "(có dấu hay không đều được) hoặc mã trường.",
+        ),
+    ],
+)
+async def test_bad_input_gets_a_plain_answer(history, chat_as, typed, answer) -> None:
+    replies = await chat_as("leader").send(f"/status {typed}")
+    assert replies[0].text.startswith(answer) and not replies[0].photo_path
+
+
+async def test_a_leader_with_no_schools_or_none_registered(app) -> None:
+    with app.db.session() as s:
+        seed_demo(s, app.clock.now())
+        province = q.office_by_code(s, "SGD-DEMO")
+        empty = Office(code="PGD-MOI", name="Phòng GD&ĐT huyện Mới", kind="district", parent_id=province.id)
+        s.add(empty)
+        s.flush()
+        s.add(
+            User(
+                channel="console",
+                external_id="new_leader",
+                chat_id="new_leader",
+                display_name="Ông Mới",
+                role="leader",
+                office_id=empty.id,
+                created_at=app.clock.now(),
+            )
+        )
+        principal = q.get_user(s, "console", "principal")
+        principal.role = None  # the demo district: schools, but nobody registered
+        s.add(principal)
+    nothing = await Chat(app, "new_leader").send("/status")
+    assert nothing[0].text.startswith("Phạm vi của bạn chưa có trường nào.")
+    for command in ("/status", "/export", "/ranking"):
+        unregistered = await Chat(app, "leader").send(command)
+        if command == "/ranking":
+            assert (
+                unregistered[0].text == "Năm học 2026-2027 chưa có trường nào trong phạm vi đăng ký dùng bot."
+            )
+        else:
+            assert unregistered[0].text.startswith(
+                "Các trường trong phạm vi của bạn (5 trường) chưa đăng ký dùng bot"
+            )
+
+
+# ---- one school ----------------------------------------------------------------------------------
+
+
+async def test_one_school_by_name_without_accents(history, chat_as) -> None:
+    text = text_of(await chat_as("leader").send("/status pu nhi"))
+    assert text == (
+        "🏫 Trường PTDTBT THCS Pú Nhi (THCS-PUNHI) · THCS\nPhòng GD&ĐT huyện Điện Biên Đông (demo)\n\n"
+        "Đăng ký dùng bot từ ngày 01/08/2025.\n\n"
+        "📝 Bài viết tháng, 12 tháng gần đây: 2 đúng hạn, 1 muộn, 8 chưa nộp.\n"
+        "12/2025 ❌ · 01/2026 ❌ · 02/2026 ❌ · 03/2026 ❌ · 04/2026 ❌ · 05/2026 ❌ · 06/2026 ⏰ · 07/2026 ❌ · "
+        "08/2026 ❌ · 09/2026 ✅ · 10/2026 ✅ · 11/2026 🕓\n"
+        "✅ đúng hạn · ⏰ muộn · ❌ chưa nộp · 🕓 chưa đến hạn · ▫️ chưa đăng ký\n\n"
+        "🏅 Đề xuất điển hình: 1 trong học kỳ này, 1 trong năm học.\n"
+        f"• #{history.nominations['THCS-PUNHI']} N.V.A. (Học sinh) – Giới thiệu với báo chí – Chờ duyệt\n\n"
+        "📊 Báo cáo định kỳ:\n"
+        "• Báo cáo năm (hạn 01/12/2025): chưa nộp\n"
+        "• Báo cáo 6 tháng (hạn 20/06/2026): nộp ngày 25/06/2026, muộn – Đã duyệt\n"
+        "• Báo cáo năm (hạn 01/12/2026, còn 21 ngày): chưa nộp"
+    )
+
+
+async def test_a_school_name_or_code_that_looks_like_a_month_word_or_number(history, demo, chat_as) -> None:
+    with demo.db.session() as s:
+        district = q.office_by_code(s, "PGD-DEMO")
+        name = "Trường Tiểu học Thắng Lợi"
+        s.add(School(code="30123456", name=name, name_folded=fold(name), level="TH", office_id=district.id))
+    chat = chat_as("leader")
+    for typed in ("thắng lợi", "30123456"):
+        text = text_of(await chat.send(f"/status {typed}"))
+        assert text.startswith("🏫 Trường Tiểu học Thắng Lợi (30123456) · Tiểu học"), typed
+        assert "Trường chưa đăng ký dùng bot." in text
+    assert text_of(await chat.send("/status tháng chạp")).startswith("📊 Tình hình nộp – Tháng 12/2025")
+
+
+async def test_a_school_by_code_and_a_choice_when_several_match(history, chat_as) -> None:
+    chat = chat_as("leader")
+    by_code = text_of(await chat.send("/status th-thitran"))
+    assert by_code.startswith("🏫 Trường Tiểu học Thị Trấn (TH-THITRAN) · Tiểu học")
+    joined_late = text_of(await chat.send("/status THCS-TTDBD"))
+    assert "08/2026 ▫️ · 09/2026 ❌ · 10/2026 ❌ · 11/2026 🕓" in joined_late
+    assert "Báo cáo 6 tháng (hạn 20/06/2026)" not in joined_late  # due before it joined
+    replies = await chat.send("/status thi tran")
+    assert replies[0].text == "Có 2 trường khớp “thi tran”. Chọn một trường:"
+    assert [c.label for c in replies[0].flat_choices()] == [
+        "Trường THCS Thị Trấn Điện Biên Đông",
+        "Trường Tiểu học Thị Trấn",
+    ]
+    chosen = text_of(await chat.press("Tiểu học Thị Trấn"))
+    assert chosen.startswith("🏫 Trường Tiểu học Thị Trấn (TH-THITRAN)")
+
+
+# ---- ranking -------------------------------------------------------------------------------------
+
+
+async def test_the_ranking_follows_the_stated_formula(history, chat_as) -> None:
+    text = text_of(await chat_as("leader").send("/ranking"))
+    assert text == (
+        "🏆 Xếp hạng truyền thông năm học 2026-2027\nPhòng GD&ĐT huyện Điện Biên Đông (demo)\n"
+        "Điểm = 2 × tháng nộp bài đúng hạn + 1 × bài được duyệt + 1 × bài được đăng + 2 × đề xuất điển hình"
+        " + 3 × báo cáo định kỳ đúng hạn\n"
+        "Số liệu tính đến ngày 10/11/2026.\n\n"
+        "1. Trường Mầm non Hoa Ban – 14 điểm (đúng hạn 3 tháng, 2 bài được duyệt, 1 bài được đăng, 1 đề xuất,"
+        " 1 báo cáo đúng hạn)\n"
+        "2. Trường PTDTBT THCS Pú Nhi – 9 điểm (đúng hạn 2 tháng, 2 bài được duyệt, 1 bài được đăng, 1 đề xuất,"
+        " 0 báo cáo đúng hạn)\n"
+        "3. Trường Tiểu học Thị Trấn – 3 điểm (đúng hạn 1 tháng, 1 bài được duyệt, 0 bài được đăng, 0 đề xuất,"
+        " 0 báo cáo đúng hạn)\n"
+        "4. Trường TH&THCS Na Mai – 0 điểm (đúng hạn 0 tháng, 0 bài được duyệt, 0 bài được đăng, 0 đề xuất,"
+        " 0 báo cáo đúng hạn)\n"
+        "4. Trường THCS Thị Trấn Điện Biên Đông – 0 điểm (đúng hạn 0 tháng, 0 bài được duyệt, 0 bài được đăng,"
+        " 0 đề xuất, 0 báo cáo đúng hạn)"
+    )
+
+
+async def test_a_past_school_year_is_ranked_to_its_end(history, chat_as) -> None:
+    text = text_of(await chat_as("leader").send("/ranking 2025-2026"))
+    assert "Số liệu tính đến ngày 31/08/2026." in text
+    assert "1. Trường Mầm non Hoa Ban – 3 điểm" in text  # the six-month report, on time
+    assert "2. Trường PTDTBT THCS Pú Nhi – 2 điểm" in text  # a nomination; its June article was late
+
+
+async def test_the_weights_come_from_the_settings(demo, tmp_path) -> None:
+    settings = load_settings(
+        None,
+        database_url=demo.settings.database_url,
+        media_dir=str(tmp_path / "media2"),
+        ranking={
+            "article_on_time": 1,
+            "article_approved": 0,
+            "article_published": 0,
+            "nomination": 5.5,
+            "report_on_time": 0,
+        },
+    )
+    seed_history(demo)
+    with open_app(settings, demo.clock) as other:
+        text = text_of(await Chat(other, "leader").send("/ranking 2026-27"))
+    assert "Điểm = 1 × tháng nộp bài đúng hạn + 5.5 × đề xuất điển hình\n" in text
+    assert (
+        "1. Trường Mầm non Hoa Ban – 8.5 điểm" in text and "2. Trường PTDTBT THCS Pú Nhi – 7.5 điểm" in text
+    )
+
+
+@pytest.mark.parametrize(
+    ("typed", "answer"),
+    [
+        ("năm nay", "Mình không hiểu năm học “năm nay”. Hãy gõ như sau: /ranking 2025-2026"),
+        ("2025-2027", "Mình không hiểu năm học “2025-2027”."),
+        ("2027-2028", "Năm học 2027-2028 chưa bắt đầu. Năm học hiện tại là 2026-2027."),
+        ("2023-2024", "Năm học 2023-2024 chưa có trường nào trong phạm vi đăng ký dùng bot."),
+    ],
+)
+async def test_bad_school_years(history, chat_as, typed, answer) -> None:
+    replies = await chat_as("leader").send(f"/ranking {typed}")
+    assert replies[0].text.startswith(answer)
+
+
+# ---- Excel ---------------------------------------------------------------------------------------
+
+
+async def test_the_workbook_has_three_sheets_with_every_cell(history, demo, chat_as) -> None:
+    with demo.db.session() as s:
+        district = q.office_by_code(s, "PGD-DEMO")
+        name = '=HYPERLINK("http://x") Trường thử'
+        s.add(School(code="TEST-EQ", name=name, name_folded=fold(name), level="TH", office_id=district.id))
+    replies = await chat_as("leader").send("/export 10/2026")
+    assert replies[0].text == (
+        "📥 Tệp Excel tình hình nộp tháng 10/2026, 6 trường: trang theo trường, trang năm học 2026-2027 "
+        "và trang đề xuất điển hình."
+    )
+    path = Path(replies[0].file_path)
+    assert path.name == "TinhHinhNop_PGD-DEMO_2026-10.xlsx"
+    book = load_workbook(path)
+    assert book.sheetnames == ["Tháng 10-2026", "Năm học 2026-2027", "Đề xuất điển hình"]
+    month, year, nominations = (book[n] for n in book.sheetnames)
+    for ws in book.worksheets:
+        assert ws.freeze_panes == "A3"
+        for row in ws.iter_rows():
+            for cell in row:
+                assert cell.data_type != "f", cell.coordinate
+        check_widths(ws)
+
+    assert month["A1"].value.startswith(
+        "Tình hình nộp bài viết tháng 10/2026 – Phòng GD&ĐT huyện Điện Biên Đông"
+    )
+    assert [c.value for c in month[2]] == [
+        "STT",
+        "Mã trường",
+        "Tên trường",
+        "Cấp học",
+        "Đơn vị quản lý",
+        "Đăng ký dùng bot",
+        "Tình trạng",
+        "Ngày nộp",
+        "Số bài",
+        "Thẩm định",
+        "Đã đăng",
+    ]
+    rows = {r[1]: r for r in month.iter_rows(min_row=3, values_only=True)}
+    assert rows["MN-HOABAN"][5:] == (
+        datetime(2025, 8, 1),
+        "Đúng hạn",
+        datetime(2026, 10, 10),
+        1,
+        "Đã đăng",
+        "Có",
+    )
+    assert rows["THCS-PUNHI"][6:] == ("Đúng hạn", datetime(2026, 10, 5), 2, "Đã duyệt", "Không")
+    assert rows["TH-THITRAN"][6:] == ("Nộp muộn", datetime(2026, 10, 20), 1, "Đã duyệt", "Không")
+    assert rows["THCS-TTDBD"][5:] == (datetime(2026, 9, 20), "Chưa nộp", None, 0, None, None)
+    assert rows["THTHCS-NAMAI"][5:] == (None, "Chưa đăng ký", None, 0, None, None)
+    assert rows["TEST-EQ"][2] == '=HYPERLINK("http://x") Trường thử'
+    assert "THCS-B1" not in rows
+    date_cell = next(c for c in month["F"][2:] if c.value is not None)
+    assert date_cell.number_format == "DD/MM/YYYY"
+
+    assert "Điểm = 2 × tháng nộp bài đúng hạn" in year["A1"].value
+    ranked = [r for r in year.iter_rows(min_row=3, values_only=True)]
+    assert [(r[0], r[1], r[13]) for r in ranked[:3]] == [
+        (1, "MN-HOABAN", 14),
+        (2, "THCS-PUNHI", 9),
+        (3, "TH-THITRAN", 3),
+    ]
+    by_code = {r[1]: r for r in ranked}
+    assert by_code["TH-THITRAN"][6:13] == (1, 1, 0, 1, 0, 0, 0)  # on time, late, missing, approved...
+    assert by_code["THCS-TTDBD"][6:9] == (0, 0, 2)  # September and October owed, neither sent
+
+    noms = list(nominations.iter_rows(min_row=3, values_only=True))
+    assert [(r[3], r[6], r[10], r[11]) for r in noms] == [
+        ("Trường PTDTBT THCS Pú Nhi", "N.V.A.", "Không", None),
+        ("Trường Mầm non Hoa Ban", "Trần Thị Bích", "Có", "Cô Bích dạy chữ cho trẻ vùng cao"),
+    ]
+    assert noms[0][1] == datetime(2026, 10, 2) and noms[0][2] == "I"
+
+
+def check_widths(ws) -> None:
+    """Every column is as wide as its longest text (up to the cap, where the text wraps)."""
+    for column in ws.iter_cols(min_row=2):
+        longest = max(
+            len(str(c.value)) if not isinstance(c.value, datetime) else 10
+            for c in column
+            if c.value is not None
+        )
+        width = ws.column_dimensions[column[0].column_letter].width
+        assert width >= min(MAX_WIDTH, longest), (ws.title, column[0].column_letter)
+
+
+async def test_the_excel_button_and_a_bad_month(history, chat_as) -> None:
+    chat = chat_as("leader")
+    await chat.send("/status")
+    replies = await chat.press("Tải Excel")
+    assert Path(replies[0].file_path).name == "TinhHinhNop_PGD-DEMO_2026-11.xlsx"
+    bad = await chat.send("/export tháng mười ba")
+    assert bad[0].text.startswith(
+        "Mình không hiểu tháng “tháng mười ba”. Hãy gõ tháng và năm, ví dụ: /export"
+    )
+    future = await chat.send("/export 01/2027")
+    assert (
+        future[0].text == "Tháng 01/2027 chưa đến nên chưa có số liệu. Tháng này là 11/2026."
+        and not future[0].file_path
+    )
+
+
+# ---- the charts themselves -------------------------------------------------------------------------
+
+VIETNAMESE = "aăâbcdđeêghiklmnoôơpqrstuưvxy áàảãạấầẩẫậắằẳẵặéèẻẽẹếềểễệíìỉĩịóòỏõọốồổỗộớờởỡợúùủũụứừửữựýỳỷỹỵ"
+
+
+def test_every_vietnamese_letter_renders_without_a_missing_glyph(tmp_path) -> None:
+    letters = VIETNAMESE + VIETNAMESE.upper()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        charts.rate_chart(
+            tmp_path / "a.png",
+            f"Tỷ lệ {letters}",
+            "% trường đã nộp",
+            ["06/2026", "07/2026"],
+            [charts.Series(letters[:40], (50.0, None)), charts.Series("Tiểu học", (None, 75.0))],
+        )
+        charts.school_chart(
+            tmp_path / "b.png",
+            "Bài viết tháng, theo trường",
+            "Số tháng",
+            [letters[:50], "Trường PTDTBT THCS Pú Nhi"],
+            [(1, 2, 3, 0), (6, 0, 0, 0)],
+            ("Đúng hạn", "Nộp muộn", "Chưa nộp", "Chưa đến hạn"),
+            6,
+        )
+    assert [str(w.message) for w in caught] == []
+    assert (tmp_path / "a.png").stat().st_size > 5_000 and (tmp_path / "b.png").stat().st_size > 5_000
+
+
+def test_a_missing_glyph_would_be_caught(tmp_path) -> None:
+    """The check above can fail: a letter the font lacks warns, and the warning is seen."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        charts.rate_chart(tmp_path / "c.png", "✅", "%", ["1"], [charts.Series("x", (1.0,))])
+    assert any("missing from font" in str(w.message) for w in caught)
+
+
+def chat_incoming(user: str, choice: str, update: str):
+    from handlers.types import Incoming, Kind
+
+    return Incoming("console", user, user, Kind.CHOICE, choice=choice, update_id=update)
+
+
+# ---- the same on PostgreSQL ------------------------------------------------------------------------
+
+
+async def test_the_same_figures_on_postgresql(pg_url, clock, tmp_path) -> None:
+    """Every statement is portable: summary, one school, ranking and workbook on a real local server."""
+    settings = load_settings(None, database_url=pg_url, media_dir=str(tmp_path / "media"))
+    with open_app(settings, clock, upgrade=False) as app:
+        migrate.upgrade(app.db)
+        with app.db.session() as s:
+            seed_demo(s, app.clock.now())
+        history = seed_history(app)
+        chat = Chat(app, "leader")
+        text = text_of(await chat.send("/status 10/2026"))
+        assert "📝 Bài viết tháng: 3/4 trường đã nộp (75%)\n• Đúng hạn: 2 · Nộp muộn: 1 · Chưa nộp: 1" in text
+        assert "• THCS: 1/2 – đúng hạn 1, muộn 0, chưa nộp 1, đã duyệt 1, đã đăng 0" in text
+        now = await chat.send("/status")
+        assert (
+            "📝 Bài viết tháng: 1/4 trường đã nộp (25%)" in text_of(now) and Path(now[0].photo_path).is_file()
+        )
+        assert "2 đúng hạn, 1 muộn, 8 chưa nộp" in text_of(await chat.send("/status Pú Nhi"))
+        ranking = text_of(await chat.send("/ranking"))
+        assert (
+            "1. Trường Mầm non Hoa Ban – 14 điểm" in ranking
+            and "2. Trường PTDTBT THCS Pú Nhi – 9 điểm" in ranking
+        )
+        exported = await chat.send("/export 10/2026")
+        book = load_workbook(exported[0].file_path)
+        rows = {r[1]: r for r in book.worksheets[0].iter_rows(min_row=3, values_only=True)}
+        assert rows["TH-THITRAN"][6:] == ("Nộp muộn", datetime(2026, 10, 20), 1, "Đã duyệt", "Không")
+        assert history.schools["THCS-B1"] and "THCS-B1" not in rows
