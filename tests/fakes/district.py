@@ -40,7 +40,12 @@ def seed_wave(
         s.add(province)
         s.flush()
         offices = [
-            Office(code=f"PGD-W{i:03d}", name=f"Phòng GD&ĐT huyện Thử {i}", kind="district", parent_id=province.id)
+            Office(
+                code=f"PGD-W{i:03d}",
+                name=f"Phòng GD&ĐT huyện Thử {i}",
+                kind="district",
+                parent_id=province.id,
+            )
             for i in range(districts)
         ]
         s.add_all(offices)

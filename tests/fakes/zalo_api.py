@@ -21,11 +21,13 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import httpx
+
+from tests.fakes.loopback import LoopbackServer
 
 TOKEN = "3141592653589793238:zalo-TEST-secret-do-not-log"
 BOT_ID = "7d1e2c3b4a5968778695"
@@ -136,7 +138,7 @@ class _State:
     closing: bool = False
 
 
-class FakeZaloAPI:
+class FakeZaloAPI(LoopbackServer):
     """The fake server; `start()`/`stop()` or use it as a context manager.
 
     Switches: `replay` (getUpdates gives the last update again whenever nothing new is queued, as
@@ -153,45 +155,11 @@ class FakeZaloAPI:
         self.webhook_target = ""  # where pushes go: the bot's local port, standing in for the https URL
         self._cond = threading.Condition()
         self._state = _State()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._reset_server()
 
-    # ---- lifecycle ------------------------------------------------------------------------
-
-    def start(self) -> FakeZaloAPI:
-        """Listen on a free 127.0.0.1 port and serve in a background thread."""
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
-        server.daemon_threads = True
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-        self._thread.daemon = True
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Wake every long poll, stop serving and close the listening socket."""
-        with self._cond:
-            self._state.closing = True
-            self._cond.notify_all()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = None
-        self._thread = None
-
-    def __enter__(self) -> FakeZaloAPI:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        """The port it listens on."""
-        assert self._server is not None, "not started"
-        return int(self._server.server_address[1])
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        """The request handler serving this fake's routes."""
+        return _make_handler(self)
 
     @property
     def base_url(self) -> str:

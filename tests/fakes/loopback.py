@@ -1,0 +1,58 @@
+"""A platform fake's HTTP lifecycle: serve on a free 127.0.0.1 port in a thread, stop cleanly."""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Self
+
+
+class LoopbackServer:
+    """Subclasses set `_cond`, `_state` (with a `closing` flag) and build their request handler."""
+
+    _cond: threading.Condition
+    _state: Any
+
+    def _reset_server(self) -> None:
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        """The request handler class serving this fake."""
+        raise NotImplementedError  # each fake answers its own platform's routes
+
+    def start(self) -> Self:
+        """Listen on a free 127.0.0.1 port and serve in a background thread."""
+        server = ThreadingHTTPServer(("127.0.0.1", 0), self.handler())
+        server.daemon_threads = True
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+        self._thread.daemon = True
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Wake every long poll, stop serving and close the listening socket."""
+        with self._cond:
+            self._state.closing = True
+            self._cond.notify_all()
+        if getattr(self, "_server", None) is not None:
+            assert self._server is not None
+            self._server.shutdown()
+            self._server.server_close()
+        if getattr(self, "_thread", None) is not None:
+            assert self._thread is not None
+            self._thread.join(timeout=5)
+        self._reset_server()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        """The port it listens on."""
+        assert self._server is not None, "not started"
+        return int(self._server.server_address[1])
