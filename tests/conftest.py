@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -99,3 +101,28 @@ def chat_as_fixture(demo: App):
         return Chat(demo, user_id, display)
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _no_outside_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only what a test sets counts: no SCHOOLBOT_* from the shell, no proxy in front of 127.0.0.1."""
+    for name in list(os.environ):
+        if name.startswith("SCHOOLBOT_") or name.lower() in ("http_proxy", "https_proxy", "all_proxy"):
+            monkeypatch.delenv(name)
+
+
+class CliEnv:
+    """The real command line over a database in a test's folder (SCHOOLBOT_DATABASE_URL, no config file)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.url = f"sqlite:///{root / 'x.db'}"
+
+    def cli(self, *args: str) -> Any:
+        """Run `schoolbot ARGS`; the result has exit_code and output."""
+        from typer.testing import CliRunner
+
+        from bot.cli import app as cli
+
+        env = {"SCHOOLBOT_DATABASE_URL": self.url, "SCHOOLBOT_MEDIA_DIR": str(self.root / "media")}
+        return CliRunner().invoke(cli, [*args, "--config", str(self.root / "none.toml")], env=env)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -17,33 +15,15 @@ from handlers.calendar import Period
 from storage import queries as q
 from storage.db import Database
 from storage.models import Submission, User
+from tests.conftest import CliEnv
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 ORGANISATION = DATA / "organisation_example.csv"
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Only the test's database counts: no SCHOOLBOT_* from the shell."""
-    for name in list(os.environ):
-        if name.startswith("SCHOOLBOT_"):
-            monkeypatch.delenv(name)
-
-
-class Env:
+class Env(CliEnv):
     """A database in the test's folder, reached through SCHOOLBOT_DATABASE_URL, and no config file."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.url = f"sqlite:///{root / 'x.db'}"
-
-    def cli(self, *args: str) -> Any:
-        return CliRunner().invoke(
-            cli,
-            [*args, "--config", str(self.root / "none.toml")],
-            env={"SCHOOLBOT_DATABASE_URL": self.url, "SCHOOLBOT_MEDIA_DIR": str(self.root / "media")},
-        )
 
 
 # The command runs on the wall clock, so the data is placed relative to it: last month, fully known.

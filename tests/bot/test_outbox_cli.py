@@ -2,43 +2,30 @@
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlmodel import select
-from typer.testing import CliRunner
 
-from bot.cli import app as cli
 from bot.demo import seed_demo
 from storage import migrate
 from storage import queries as q
 from storage.db import Database
 from storage.models import Outbox
+from tests.conftest import CliEnv
 
 
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("SCHOOLBOT_"):
-            monkeypatch.delenv(name)
+class Env(CliEnv):
+    """The demo district in a database in the test's folder."""
 
-
-class Env:
     def __init__(self, root: Path) -> None:
-        self.root = root
-        self.url = f"sqlite:///{root / 'x.db'}"
+        super().__init__(root)
         self.db = Database(self.url)
         migrate.upgrade(self.db)
         with self.db.session() as s:
             seed_demo(s, datetime.fromisoformat("2026-11-01T08:00:00+07:00"))
-
-    def cli(self, *args: str) -> Any:
-        return CliRunner().invoke(
-            cli, [*args, "--config", str(self.root / "none.toml")], env={"SCHOOLBOT_DATABASE_URL": self.url}
-        )
 
     def rows(self) -> list[Outbox]:
         with self.db.session() as s:

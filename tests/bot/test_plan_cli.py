@@ -2,44 +2,24 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlmodel import select
-from typer.testing import CliRunner
 
-from bot.cli import app as cli
 from storage import queries as q
 from storage.db import Database
 from storage.models import PlanTheme
 from storage.plan import themes_for
+from tests.conftest import CliEnv
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 ORGANISATION = DATA / "organisation_example.csv"
 PLAN = DATA / "plan_example.csv"
 
 
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Only the test's database counts: no SCHOOLBOT_* from the shell."""
-    for name in list(os.environ):
-        if name.startswith("SCHOOLBOT_"):
-            monkeypatch.delenv(name)
-
-
-class Env:
+class Env(CliEnv):
     """A database in the test's folder, reached through SCHOOLBOT_DATABASE_URL, and no config file."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.url = f"sqlite:///{root / 'x.db'}"
-
-    def cli(self, *args: str) -> Any:
-        return CliRunner().invoke(
-            cli, [*args, "--config", str(self.root / "none.toml")], env={"SCHOOLBOT_DATABASE_URL": self.url}
-        )
 
     def themes(self) -> list[tuple[str, str]]:
         db = Database(self.url)
