@@ -14,6 +14,11 @@ NETWORKS = ("facebook", "zalo", "tiktok", "youtube", "press", "tv")
 SEVERITIES = ("low", "medium", "high")
 
 
+def delivery(ctx: Context) -> str:
+    """Which account of a person on several channels a message goes to (zalo.deliver_to)."""
+    return str(getattr(getattr(ctx.settings, "zalo", None), "deliver_to", "last_used"))
+
+
 async def submit(ctx: Context, draft: Draft) -> list[Reply]:
     """Store the incident once and alert every officer and leader over the school."""
     user = ctx.user
@@ -34,7 +39,7 @@ async def submit(ctx: Context, draft: Draft) -> list[Reply]:
             return [Reply(ctx.t("form.already_sent", title=ctx.t(INCIDENT_FORM.title)))]
         incident = q.create_incident(s, sub, str(draft.answers.get("severity")), now)
         school = s.get(School, user.school_id)
-        recipients = q.staff_over_school(s, user.school_id)
+        recipients = q.one_per_person(q.staff_over_school(s, user.school_id), delivery(ctx))
     assert school is not None
     alerts = [alert_for(ctx, r, incident, sub, school, user) for r in recipients]
     if not recipients:
@@ -67,7 +72,7 @@ async def acknowledge(msg: Incoming, ctx: Context) -> list[Reply]:
         if incident is None or not in_scope:
             return [Reply(ctx.t("incident.not_found"))]
         first = q.acknowledge(s, incident.id or 0, user.id, ctx.clock.now())
-        principals = q.school_users(s, incident.school_id)
+        principals = q.one_per_person(q.school_users(s, incident.school_id), delivery(ctx))
     if not first:
         return [Reply(ctx.t("incident.ack_again", number=incident.id))]
     told = [

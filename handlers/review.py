@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from handlers.forms import Engine, Form, display
+from handlers.incident import delivery
 from handlers.nomination import public_view
 from handlers.steps import Answers, Option, Step, StepKind
 from handlers.types import Attachment, Choice, Context, Incoming, Reply
@@ -184,7 +185,7 @@ def parse_ref(data: str) -> tuple[str, str, int] | None:
 def principals_told(ctx: Context, row: Submission, key: str, **fields: Any) -> list[Reply]:
     """The school's principals hear of a review at once, with a button to edit when returned."""
     with ctx.db.session() as s:
-        principals = q.school_users(s, row.school_id)
+        principals = q.one_per_person(q.school_users(s, row.school_id), delivery(ctx))
     told = []
     for p in principals:
         t = ctx.t_for(p)

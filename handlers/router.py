@@ -11,6 +11,7 @@ from handlers import (
     common,
     digest,
     incident,
+    linking,
     nomination,
     registration,
     report,
@@ -181,6 +182,7 @@ def build_router() -> Router:
         Command("digest", digest.digest_command, review.VIEWERS, menu="menu.digest", describe="cmd.digest"),
         Command("cancel", cancel, EVERYONE_REGISTERED, describe="cmd.cancel"),
         Command("whoami", common.whoami, None, describe="cmd.whoami"),
+        Command("link", linking.link, None, describe="cmd.link"),
         Command("language", common.choose_language, None, menu="menu.language", describe="cmd.language"),
         Command("help", common.show_help, None, menu="menu.help", describe="cmd.help"),
     ]

@@ -81,6 +81,8 @@ class User(SQLModel, table=True):
     office_id: int | None = Field(default=None, foreign_key="office.id", index=True)
     locale: str = Field(default="", max_length=8)
     levels: str = Field(default="", max_length=64)  # an officer limited to these levels ("MN", "TH,THCS")
+    # The same person on several channels: the accounts share the id of the first one.
+    person_id: int | None = Field(default=None, index=True)
     blocked: bool = Field(default=False)
     menu: dict[str, Any] = json_field()  # the choices last shown, for channels without buttons
     created_at: datetime = utc_field()
@@ -303,3 +305,19 @@ class ReviewAction(SQLModel, table=True):
     version: int  # the submission's version the action was taken on
     note: str = Field(default="", max_length=2000)
     created_at: datetime = utc_field()
+
+
+class ChannelUsage(SQLModel, table=True):
+    """Messages sent on a channel in a month, against a plan's monthly quota (Zalo's free plan: 3,000)."""
+
+    channel: str = Field(primary_key=True, max_length=16)
+    month: str = Field(primary_key=True, max_length=7)
+    sent: int = Field(default=0)
+
+
+class LinkCode(SQLModel, table=True):
+    """A one-time code that joins a person's account on another channel to this one."""
+
+    code: str = Field(primary_key=True, max_length=16)
+    user_id: int = Field(foreign_key="user.id")
+    expires_at: datetime = utc_field()

@@ -424,6 +424,24 @@ class MemoryBudgetStore:
         return self.counts[month]
 
 
+class DbBudgetStore:
+    """The count in the database: it survives restarts and is shared with `schoolbot outbox`."""
+
+    def __init__(self, db: Any, channel: str = "zalo") -> None:
+        self.db = db
+        self.channel = channel
+
+    def used(self, month: str) -> int:
+        """Messages counted for `month`."""
+        with self.db.session() as s:
+            return q.usage(s, self.channel, month)
+
+    def add(self, month: str, count: int) -> int:
+        """Count more for `month`; the new total."""
+        with self.db.session() as s:
+            return q.add_usage(s, self.channel, month, count)
+
+
 class MonthlyBudget:
     """Messages the bot may send in a calendar month (office time zone); `limit` None: no limit.
 
@@ -549,7 +567,9 @@ class ZaloChannel:
             transport=transport, timeout=self.timing.fetch_timeout, follow_redirects=True, max_redirects=5
         )
         self.api = ZaloAPI(self.config.base_url, token, self.client)
-        self.budget = MonthlyBudget(self.config.monthly_budget or None, app.clock)
+        self.budget = MonthlyBudget(
+            self.config.monthly_budget or None, app.clock, store=DbBudgetStore(app.db)
+        )
         self.me: dict[str, Any] = {}
         self.handled = 0
         self.failed = asyncio.Event()
