@@ -156,6 +156,9 @@ class ScheduleSettings(BaseModel):
     quiet_hours: tuple[str, ...] = ("20:00-07:00",)
     pauses: tuple[PauseWindow, ...] = ()
     sweep_minutes: int = Field(default=5, ge=1, le=60)
+    # The officers' daily digest: when, and on which weekdays (0 = Monday ... 6 = Sunday).
+    digest_at: str = Field(default="16:30", pattern=HHMM)
+    digest_days: tuple[int, ...] = (0, 1, 2, 3, 4)
 
     @field_validator("periodic")
     @classmethod

@@ -19,6 +19,7 @@ import contextlib
 import logging
 import os
 import secrets
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -26,7 +27,7 @@ from zoneinfo import ZoneInfo
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.outbox import Outbox
-from handlers import reminders
+from handlers import digest, reminders
 from handlers.calendar import Clock
 from handlers.i18n import Catalog
 from storage import queries as q
@@ -122,9 +123,7 @@ class Clockwork:
         async with self._one_at_a_time:
             if not self.hold_lease():
                 return None
-            sweeping = asyncio.ensure_future(
-                asyncio.to_thread(reminders.sweep, self.db, self.clock, self.settings, self.catalog)
-            )
+            sweeping = asyncio.ensure_future(asyncio.to_thread(self.sweep))
             self._sweeping = sweeping
             try:
                 report = await asyncio.shield(sweeping)  # a stop lets the thread finish its transaction
@@ -134,6 +133,12 @@ class Clockwork:
         if report.created:
             self.outbox.poke()
         return report
+
+    def sweep(self) -> reminders.SweepReport:
+        """Reminders and escalations, then the officers' daily digests."""
+        report = reminders.sweep(self.db, self.clock, self.settings, self.catalog)
+        made = digest.sweep_digests(self.db, self.clock, self.settings, self.catalog)
+        return replace(report, created=report.created + made) if made else report
 
     async def prune(self) -> int:
         """Forget finished outbox rows past outbox.keep_days (once a day)."""

@@ -27,7 +27,9 @@ def build_digest(ctx: Context, officer: User, since: datetime) -> Reply | None:
         sent = q.schools_that_sent(s, "article", period.key)
     if not new:
         return None
-    lines = [ctx.t("digest.title", since=since.astimezone(ctx.clock.tz).strftime("%H:%M %d/%m"), count=len(new))]
+    lines = [
+        ctx.t("digest.title", since=since.astimezone(ctx.clock.tz).strftime("%H:%M %d/%m"), count=len(new))
+    ]
     buttons = []
     by_level: dict[str, list[Any]] = defaultdict(list)
     for row in new:
@@ -36,16 +38,29 @@ def build_digest(ctx: Context, officer: User, since: datetime) -> Reply | None:
         lines.append(ctx.t("digest.level", level=level))
         for row in by_level[level]:
             school: School = schools[row.school_id]
-            lines.append(ctx.t("digest.item", number=row.id, kind=kind_title(ctx, row.kind), school=school.name,
-                               what=headline(ctx, row)))
+            lines.append(
+                ctx.t(
+                    "digest.item",
+                    number=row.id,
+                    kind=kind_title(ctx, row.kind),
+                    school=school.name,
+                    what=headline(ctx, row),
+                )
+            )
             buttons.append((Choice(ctx.t("review.open", number=row.id), f"o:{row.id}"),))
     lines.append(ctx.t("digest.waiting", count=waiting))
     missing = sorted((sc for i, sc in schools.items() if i not in sent), key=lambda sc: sc.name_folded)
     if missing:
         left = cal.days_left(period)
         names = ", ".join(sc.name for sc in missing[:MISSING_SHOWN])
-        more = ctx.t("digest.and_more", count=len(missing) - MISSING_SHOWN) if len(missing) > MISSING_SHOWN else ""
-        lines.append(ctx.t("digest.missing", period=period.label, count=len(missing), days=left, names=names) + more)
+        more = (
+            ctx.t("digest.and_more", count=len(missing) - MISSING_SHOWN)
+            if len(missing) > MISSING_SHOWN
+            else ""
+        )
+        lines.append(
+            ctx.t("digest.missing", period=period.label, count=len(missing), days=left, names=names) + more
+        )
     return Reply("\n".join(lines), tuple(buttons[:20]))
 
 
@@ -54,3 +69,40 @@ async def digest_command(msg: Incoming, ctx: Context) -> list[Reply]:
     assert ctx.user is not None
     reply = build_digest(ctx, ctx.user, ctx.clock.now() - ON_DEMAND_WINDOW)
     return [reply] if reply is not None else [Reply(ctx.t("digest.nothing"))]
+
+
+DIGEST_KIND = "digest"
+
+
+def digest_due(now: datetime, schedule: Any) -> bool:
+    """Whether today's digest time has come (on a digest weekday)."""
+    hour, minute = (int(x) for x in schedule.digest_at.split(":"))
+    return now.weekday() in schedule.digest_days and (now.hour, now.minute) >= (hour, minute)
+
+
+def sweep_digests(db: Any, clock: Any, settings: Any, catalog: Any) -> int:
+    """Make today's digest rows in the outbox (one per officer and day; none when nothing is new)."""
+    from handlers.reminders import Planned
+
+    now = clock.now()
+    if not digest_due(now, settings.schedule):
+        return 0
+    today = now.date().isoformat()
+    with db.session() as s:
+        officers = q.reachable_staff(s, ("officer",))
+        done = {key[0] for key in q.outbox_keys(s, [DIGEST_KIND], [today])}
+        last = q.last_sent(s, DIGEST_KIND)
+    prefer = str(getattr(getattr(settings, "zalo", None), "deliver_to", "last_used"))
+    rows = []
+    for officer in q.one_per_person(officers, prefer):
+        if officer.id in done:
+            continue
+        t = catalog.translator(officer.locale or settings.locale)
+        ctx = Context(db, clock, t, settings, officer, officer.channel, catalog)
+        reply = build_digest(ctx, officer, last.get(officer.id or 0) or now - ON_DEMAND_WINDOW)
+        if reply is not None:
+            rows.append(Planned(officer, DIGEST_KIND, today, "0", reply).row(now))
+    if not rows:
+        return 0
+    with db.session() as s:
+        return q.enqueue(s, rows)

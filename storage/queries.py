@@ -1083,3 +1083,9 @@ def one_per_person(users: list[User], prefer: str = "last_used") -> list[User]:
         pool = on_channel or accounts
         chosen.append(max(pool, key=lambda a: (a.last_seen_at is not None, a.last_seen_at or a.created_at, a.id or 0)))
     return sorted(chosen, key=lambda a: a.id or 0)
+
+
+def last_sent(s: Session, kind: str) -> dict[int, datetime]:
+    """For each recipient, when the latest outbox row of `kind` was made (its digest's "since")."""
+    stmt = select(Outbox.user_id, func.max(Outbox.created_at)).where(Outbox.kind == kind).group_by(Outbox.user_id)
+    return {user_id: when for user_id, when in s.exec(stmt)}

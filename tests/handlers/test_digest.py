@@ -49,3 +49,37 @@ async def test_an_old_submission_is_not_new(demo, chat_as, files, clock) -> None
     clock.advance(days=2)
     digest = await chat_as("officer").send("/digest")
     assert "Không có gì mới" in digest[0].text
+
+
+async def test_the_daily_digest_goes_through_the_outbox_once_a_day(demo, chat_as, files, clock) -> None:
+    from datetime import datetime
+
+    from sqlmodel import select
+
+    from handlers.digest import sweep_digests
+    from storage.models import Outbox
+
+    def sweep() -> int:
+        return sweep_digests(demo.db, demo.clock, demo.settings, demo.catalog)
+
+    def digests() -> list[Outbox]:
+        with demo.db.session() as s:
+            return list(s.exec(select(Outbox).where(Outbox.kind == "digest")))
+
+    principal = chat_as("principal")
+    await write_article(principal, files)
+    await principal.press("Gửi")
+    assert sweep() == 0  # 09:00: not yet
+    clock.set(datetime(2026, 11, 10, 16, 31))
+    assert sweep() == 1 and sweep() == 0  # once per officer and day
+    rows = digests()
+    assert rows[0].period == "2026-11-10" and "Ngày hội đọc sách" in rows[0].payload["text"]
+    clock.set(datetime(2026, 11, 11, 16, 31))
+    assert sweep() == 0  # nothing new since yesterday's digest: no digest
+    clock.set(datetime(2026, 11, 14, 16, 31))  # a Saturday
+    await write_article(principal, files)
+    await principal.press("Gửi")
+    assert sweep() == 0
+    clock.set(datetime(2026, 11, 16, 16, 31))  # Monday: the weekend's article
+    assert sweep() == 1
+    assert "1 mục mới" in digests()[-1].payload["text"]
