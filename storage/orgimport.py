@@ -215,8 +215,13 @@ def read_xlsx(path: Path) -> list[list[str]]:
 # ---- checking ------------------------------------------------------------------------------
 
 
-def header_map(header: Sequence[str]) -> tuple[dict[str, int], Problems]:
-    """Column positions by name, or the problems with the header row."""
+def header_map(
+    header: Sequence[str],
+    columns: Sequence[str] = COLUMNS,
+    required: Sequence[str] | None = None,
+    note: str = "",
+) -> tuple[dict[str, int], Problems]:
+    """Column positions by name, or the problems with the header row (shared by every import)."""
     names = [" ".join(nfc(h).lower().split()).replace(" ", "_") for h in header]
     while names and not names[-1]:
         names.pop()
@@ -226,14 +231,14 @@ def header_map(header: Sequence[str]) -> tuple[dict[str, int], Problems]:
         if name in positions:
             problems.append((1, f"column {name} appears twice in the header"))
         positions.setdefault(name, i)
-    unknown = [n or f"(empty, column {i + 1})" for i, n in enumerate(names) if n not in COLUMNS]
-    missing = [c for c in COLUMNS if c not in positions]
+    unknown = [n or f"(empty, column {i + 1})" for i, n in enumerate(names) if n not in columns]
+    missing = [c for c in (columns if required is None else required) if c not in positions]
     if unknown:
         problems.append((1, f"unknown column(s) in the header: {', '.join(unknown)}"))
     if missing:
         problems.append((1, f"missing column(s) in the header: {', '.join(missing)}"))
     if problems:
-        problems.append((1, f"the header row must be: {','.join(COLUMNS)}"))
+        problems.append((1, f"the header row must be: {','.join(columns)}{note}"))
     return positions, problems
 
 

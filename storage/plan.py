@@ -32,6 +32,7 @@ from pathlib import Path
 
 from sqlmodel import Session, col, select
 
+from storage import orgimport
 from storage.db import Database
 from storage.errors import ImportRejected
 from storage.models import Office, PlanTheme
@@ -148,24 +149,7 @@ def quarter_of(month_key: str) -> str:
 
 def header_map(header: Sequence[str]) -> tuple[dict[str, int], Problems]:
     """Column positions by name, or the problems with the header row."""
-    names = [" ".join(nfc(h).lower().split()).replace(" ", "_") for h in header]
-    while names and not names[-1]:
-        names.pop()
-    positions: dict[str, int] = {}
-    problems: Problems = []
-    for i, name in enumerate(names):
-        if name in positions:
-            problems.append((1, f"column {name} appears twice in the header"))
-        positions.setdefault(name, i)
-    unknown = [n or f"(empty, column {i + 1})" for i, n in enumerate(names) if n not in COLUMNS]
-    missing = [c for c in REQUIRED if c not in positions]
-    if unknown:
-        problems.append((1, f"unknown column(s) in the header: {', '.join(unknown)}"))
-    if missing:
-        problems.append((1, f"missing column(s) in the header: {', '.join(missing)}"))
-    if problems:
-        problems.append((1, f"the header row must be: {','.join(COLUMNS)} (notes may be left out)"))
-    return positions, problems
+    return orgimport.header_map(header, COLUMNS, REQUIRED, " (notes may be left out)")
 
 
 def clean_theme(value: str) -> str:
