@@ -217,7 +217,7 @@ class OutboxSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     rate: float = Field(default=25.0, gt=0, le=1000)
-    burst: int = Field(default=3, ge=1, le=100)
+    burst: int = Field(default=2, ge=1, le=100)
     per_chat_seconds: float = Field(default=1.0, ge=0, le=60)
     concurrency: int = Field(default=4, ge=1, le=64)
     batch: int = Field(default=50, ge=1, le=1000)

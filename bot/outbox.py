@@ -567,6 +567,9 @@ class OutboxSender:
                 q.renew_outbox_leases(
                     s, [r.id or 0 for r in [*self.buffer, *self.inflight.values()]], self.name, until
                 )
+            elif self.buffer:  # another worker sends now: what this one held goes back to the queue
+                q.release_outbox(s, [r.id or 0 for r in self.buffer], self.name, now)
+                self.buffer.clear()
         if held != self.holding:
             log.info("outbox sender %s %s the sender lease", self.name, "holds" if held else "lost")
         self.holding = held
@@ -622,6 +625,9 @@ class OutboxSender:
         pace = self.outbox.pace(row.channel)
         try:
             return await self.outbox.deliver(row, self.name)
+        except Exception:  # the outcome could not be written: the row's lease runs out, the janitor retries
+            log.exception("outbox row %s: recording the outcome failed", row.key)
+            return Outcome.TRANSIENT
         finally:
             pace.done(row.chat_id)
             self._wake.set()

@@ -230,8 +230,10 @@ class SchoolYear:
 
     def contains(self, day: date) -> bool:
         """Whether `day` falls in this school year."""
-        return date(self.start_year, SCHOOL_YEAR_STARTS, 1) <= day < date(
-            self.start_year + 1, SCHOOL_YEAR_STARTS, 1
+        return (
+            date(self.start_year, SCHOOL_YEAR_STARTS, 1)
+            <= day
+            < date(self.start_year + 1, SCHOOL_YEAR_STARTS, 1)
         )
 
 

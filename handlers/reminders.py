@@ -89,7 +89,7 @@ def find_deadline(cal: Calendar, subject: str, period: str) -> Deadline | None:
         month = Period.parse(period)
         return Deadline(ARTICLE, month.key, cal.deadline(month)) if month else None
     key, _, year = period.rpartition("-")
-    if not year.isdigit():
+    if not (year.isdigit() and 2000 <= int(year) <= 2100):
         return None
     moment = cal.at_time(date(int(year), 6, 1), "12:00")
     for item, due in cal.periodic_deadlines(moment):
@@ -214,15 +214,18 @@ class Org:
         return found
 
 
-def read_org(db: Database) -> Org:
-    """Schools, reachable principals and staff, and the office tree."""
+def read_org(db: Database, prefer: str = "last_used") -> Org:
+    """Schools, reachable principals and staff (one account per person, as zalo.deliver_to says), offices."""
     with db.session() as s:
-        org = Org(q.all_schools(s), q.reachable_principals(s), q.reachable_staff(s), q.office_children(s))
-        for school in org.schools:
-            s.expunge(school)
-        for user in [*org.staff, *(u for users in org.principals.values() for u in users)]:
-            s.expunge(user)
-    return org
+        schools, staff = q.all_schools(s), q.reachable_staff(s)
+        principals = [u for users in q.reachable_principals(s).values() for u in users]
+        children = q.office_children(s)
+        for row in [*schools, *staff, *principals]:
+            s.expunge(row)
+    by_school: dict[int, list[User]] = {}
+    for user in q.one_per_person(principals, prefer):
+        by_school.setdefault(user.school_id or 0, []).append(user)
+    return Org(schools, by_school, q.one_per_person(staff, prefer), children)
 
 
 def plan(db: Database, clock: Clock, settings: Any, catalog: Catalog, at: datetime | None = None) -> Plan:
@@ -242,7 +245,7 @@ def plan(db: Database, clock: Clock, settings: Any, catalog: Catalog, at: dateti
             due_now.append((deadline, remind, late))
     if not due_now:
         return result
-    org = read_org(db)
+    org = read_org(db, str(getattr(getattr(settings, "zalo", None), "deliver_to", "last_used")))
     translators: dict[str, Translator] = {}
 
     def t_for(user: User) -> Translator:
@@ -304,12 +307,21 @@ def reminder_reply(t: Translator, deadline: Deadline, school: str, today: date, 
 
 
 def escalations(deadline: Deadline, step: Step, org: Org, sent: set[int], t_for: Any) -> list[Planned]:
-    """Each officer: the schools in scope that missed the deadline; each leader: how many."""
+    """Each officer: the schools in scope (their offices, their levels) that missed it; each leader: how many."""
+    by_office: dict[int, list[School]] = {}
+    for school in org.schools:
+        by_office.setdefault(school.office_id, []).append(school)
     out = []
     for user in org.staff:
-        offices = org.offices_under(user.office_id or 0)
-        scope = [sc for sc in org.schools if sc.office_id in offices]
-        missed = [sc for sc in scope if sc.id not in sent]
+        scope = [
+            sc
+            for office in org.offices_under(user.office_id or 0)
+            for sc in by_office.get(office, [])
+            if q.level_matches(user.levels, sc.level)  # an officer limited to some levels sees only those
+        ]
+        missed = sorted(
+            (sc for sc in scope if sc.id not in sent), key=lambda sc: (sc.name_folded, sc.id or 0)
+        )
         if not missed:
             continue
         t = t_for(user)

@@ -196,6 +196,7 @@ class FloodGate:
         self.per_chat: dict[str, collections.deque[float]] = {}
         self.accepted: list[tuple[float, str]] = []  # (monotonic time, chat id) of every message let through
         self.refused = 0
+        self.refusals: list[tuple[float, str, str]] = []  # (monotonic time, chat id, "overall" or "chat")
 
     def admit(self, chat_id: str) -> float | None:
         """None when the message may go; otherwise the seconds to wait (and it is counted as a 429)."""
@@ -214,6 +215,9 @@ class FloodGate:
                 waits.append(chat[0] + limits.window - now)
             if waits:
                 self.refused += 1
+                self.refusals.append(
+                    (now, chat_id, "overall" if len(self.recent) >= limits.overall else "chat")
+                )
                 return max(max(waits), 0.001)
             self.recent.append(now)
             chat.append(now)

@@ -475,6 +475,7 @@ async def test_remind_me_later_refusals(demo: App) -> None:
     assert await apress(demo, "principal", "r:a:2026-11") == ["Lời nhắc này không còn hiệu lực."]
     assert await apress(demo, "principal", "r:a:2026-11:d5-later") == ["Lời nhắc này không còn hiệu lực."]
     assert await apress(demo, "principal", "r:r:zzz-2026:d14") == ["Lời nhắc này không còn hiệu lực."]
+    assert await apress(demo, "principal", "r:r:nam-99999:d14") == ["Lời nhắc này không còn hiệu lực."]
     officer = await apress(demo, "officer", "r:a:2026-11:d5")
     assert "Lời nhắc" not in officer[0]  # not for this role
     submit(demo, PUNHI, "2026-11")
@@ -505,3 +506,45 @@ def test_the_school_year_turns_in_september(demo: App) -> None:
     assert cal.school_year(at(8, 31, 23, 59).replace(tzinfo=demo.clock.tz)).key == "2025-2026"
     assert cal.school_year(at(9, 1, 0, 0).replace(tzinfo=demo.clock.tz)).key == "2026-2027"
     assert cal.school_year().contains(at(5, 25, year=2027).date())
+
+
+def test_an_officer_limited_to_some_levels_hears_only_of_those_schools(demo: App) -> None:
+    add_user(demo, "mn_officer", "officer", "PGD-DEMO", "Chị Mầm Non")
+    with demo.db.session() as s:
+        user = q.get_user(s, "console", "mn_officer")
+        user.levels = "MN"
+        s.add(user)
+    sweep_at(demo, at(11, 16, 8, 0))
+    with demo.db.session() as s:
+        user = q.get_user(s, "console", "mn_officer")
+        [row] = s.exec(select(Outbox).where(Outbox.user_id == user.id)).all()
+    assert row.payload["text"].splitlines()[1:] == ["• Trường Mầm non Hoa Ban"]
+
+
+def test_a_person_with_two_accounts_is_reminded_once_where_zalo_deliver_to_says(demo: App, make: Any) -> None:
+    with demo.db.session() as s:
+        lan = q.get_user(s, "console", "principal")
+        lan.person_id = 77
+        lan.last_seen_at = demo.clock.now()
+        s.add(lan)
+        s.add(
+            User(
+                channel="telegram",
+                external_id="9",
+                chat_id="9",
+                role="principal",
+                school_id=lan.school_id,
+                office_id=lan.office_id,
+                person_id=77,
+                created_at=demo.clock.now(),
+            )
+        )
+    plan = reminders.plan(
+        demo.db, demo.clock, demo.settings, demo.catalog, at(11, 10).replace(tzinfo=demo.clock.tz)
+    )
+    assert [(i.user.channel, i.user.external_id) for i in plan.items] == [("console", "principal")]
+    both = demo.settings.model_copy(
+        update={"zalo": demo.settings.zalo.model_copy(update={"deliver_to": "both"})}
+    )
+    plan = reminders.plan(demo.db, demo.clock, both, demo.catalog, at(11, 10).replace(tzinfo=demo.clock.tz))
+    assert sorted(i.user.channel for i in plan.items) == ["console", "telegram"]
