@@ -11,10 +11,9 @@ from bot.config import Settings
 from bot.dispatch import Dispatcher
 from bot.outbox import Outbox, inbox_sender
 from bot.scheduler import Clockwork
-from handlers import reminders
 from handlers.calendar import Clock, SystemClock
 from handlers.i18n import Catalog
-from handlers.router import PRINCIPAL, ButtonRoute, Router, build_router
+from handlers.router import Router, build_router
 from storage import migrate
 from storage.db import Database
 from storage.media import MediaStore
@@ -53,19 +52,10 @@ def open_app(settings: Settings, clock: Clock | None = None, upgrade: bool = Tru
         dispatcher = Dispatcher(db, clock, catalog, settings, router, media=MediaStore(settings.media_dir))
         # Console users with no live chat find their messages when they next open one.
         dispatcher.senders.setdefault("console", inbox_sender(db, clock))
-        install_reminder_buttons(router)
         clockwork = Clockwork(db, clock, settings, catalog, dispatcher.outbox)
         yield App(settings, db, clock, catalog, router, dispatcher, clockwork)
     finally:
         db.dispose()
-
-
-def install_reminder_buttons(router: Router) -> None:
-    """ "Nhắc lại sau" under a reminder (handlers.reminders); to be listed in build_router's table."""
-    if reminders.SNOOZE_PREFIX not in router.buttons:
-        router.buttons[reminders.SNOOZE_PREFIX] = ButtonRoute(
-            reminders.SNOOZE_PREFIX, reminders.snooze, PRINCIPAL
-        )
 
 
 @asynccontextmanager

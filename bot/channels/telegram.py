@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import warnings
 from collections.abc import Awaitable, Coroutine, Sequence
@@ -305,6 +306,8 @@ class TelegramChannel:
         self.typing_every = max(typing_every, 0.1)
         self.poll_timeout = poll_timeout
         self.bootstrap_retries = bootstrap_retries
+        # PTB 22 warns inside RetryAfter's constructor on every 429 unless durations are timedeltas.
+        os.environ.setdefault("PTB_TIMEDELTA", "1")
         self.redactor = TokenRedactor(self.config.token.get_secret_value())
         for name in TOKEN_LOGGERS:
             logging.getLogger(name).addFilter(self.redactor)  # before PTB logs its URLs below
