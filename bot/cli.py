@@ -223,7 +223,8 @@ def outbox(
         if requeue_dead:
             with built.db.session() as s:
                 typer.echo(f"{q.requeue_dead(s, built.clock.now())} dead message(s) back in the queue")
-        for line in describe(built.db, built.clock, errors):
+        budgets = {"zalo": built.settings.zalo.monthly_budget}
+        for line in describe(built.db, built.clock, errors, budgets):
             typer.echo(line)
 
 

@@ -654,9 +654,16 @@ def inbox_sender(db: Database, clock: Clock) -> Sender:
     return keep
 
 
-def describe(db: Database, clock: Clock, errors: int = 10) -> list[str]:
-    """`schoolbot outbox`: counts by status and kind, who holds the leases, the latest errors."""
+def describe(
+    db: Database, clock: Clock, errors: int = 10, budgets: dict[str, int] | None = None
+) -> list[str]:
+    """`schoolbot outbox`: counts by status and kind, who holds the leases, monthly budgets, the latest errors.
+
+    `budgets`: each metered channel's monthly message quota (Zalo's plan), to show what is left.
+    """
+    month = clock.now().strftime("%Y-%m")
     with db.session() as s:
+        used = {channel: q.usage(s, channel, month) for channel in budgets or {}}
         counts = q.outbox_counts(s)
         leases = [q.lease_holder(s, name) for name in (SENDER_LEASE, "scheduler")]
         failed = q.outbox_errors(s, errors)
@@ -672,6 +679,11 @@ def describe(db: Database, clock: Clock, errors: int = 10) -> list[str]:
             state = "held" if lease.until > now else "expired"
             until = lease.until.astimezone(clock.tz).strftime("%Y-%m-%d %H:%M:%S")
             lines.append(f"{name} lease: {lease.owner} ({state}, until {until})")
+    for channel, limit in (budgets or {}).items():
+        if limit:
+            lines.append(
+                f"{channel} budget {month}: {used[channel]} of {limit} sent, {max(limit - used[channel], 0)} left"
+            )
     if failed:
         lines.append(f"last {len(failed)} error(s):")
         for row in failed:

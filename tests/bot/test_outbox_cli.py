@@ -107,3 +107,16 @@ def test_bad_remind_arguments_exit_2_with_a_message(env: Env, args: tuple[str, .
     result = env.cli(*args)
     assert result.exit_code == 2 and message in result.stderr
     assert env.rows() == []
+
+
+def test_outbox_shows_what_is_left_of_the_zalo_budget(env: Env) -> None:
+    from zoneinfo import ZoneInfo
+
+    from storage import queries as q
+
+    month = datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")).strftime("%Y-%m")
+    with env.db.session() as s:
+        q.add_usage(s, "zalo", month, 2_990)
+    result = env.cli("outbox")
+    assert result.exit_code == 0, result.output
+    assert f"zalo budget {month}: 2990 of 3000 sent, 10 left" in result.output

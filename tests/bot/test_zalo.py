@@ -1084,3 +1084,28 @@ def test_run_channel_zalo_ends_plainly_when_the_token_is_revoked(tmp_path: Path,
     assert result.exit_code == 2, result.output
     assert "zalo.token = ***: Zalo rejected the bot token while running" in result.output
     assert TOKEN not in result.output and [c.method for c in api.calls[:2]] == ["getMe", "deleteWebhook"]
+
+
+async def test_a_nomination_over_zalo_with_a_photo_by_url(zl: Zl) -> None:
+    p = PRINCIPAL
+    await zl.register(p, "principal", school="THCS-PUNHI")
+    await zl.send(p, "/nominate")
+    await zl.pick(p, "Cá nhân")
+    await zl.send(p, "Nguyễn Thị Hoa")
+    await zl.pick(p, "Giáo viên")
+    await zl.send(p, "Mười năm dạy học ở điểm trường bản Pú Nhi.")
+    got = await zl.photo(p, "minh-chung.jpg", jpeg(1600, 1200, "orange"))
+    assert "Đã nhận 1 ảnh (tổng 1/10)" in got
+    await zl.pick(p, "Xong")
+    await zl.send(p, "Bỏ qua")
+    await zl.pick(p, "Cả hai")
+    await zl.send(p, "Lò Thị Lan")
+    refused = await zl.send(p, "12345")
+    assert "Số điện thoại chưa đúng" in refused
+    review = await zl.send(p, "0912 345 678")
+    assert "Điện thoại: 0912345678" in review
+    sent = await zl.pick(p, "Gửi")
+    assert "Đã gửi Đề xuất điển hình: Nguyễn Thị Hoa" in sent
+    with zl.app.db.session() as s:
+        row = s.exec(select(Submission).where(Submission.kind == "nomination")).one()
+    assert row.answers["photos"][0]["sha256"] and row.answers["purpose"] == "both"
