@@ -7,6 +7,27 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
 
+class QuietHandler(BaseHTTPRequestHandler):
+    """A fake's request handler: no access log, GET and POST both served by `_serve`."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the tests inspect the fake's recorded calls instead."""
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def _serve(self) -> None:
+        raise NotImplementedError  # each fake answers its own platform's routes
+
+    def body(self) -> bytes:
+        """The request body, as long as Content-Length says."""
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+
 class LoopbackServer:
     """Subclasses set `_cond`, `_state` (with a `closing` flag) and build their request handler."""
 

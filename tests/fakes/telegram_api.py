@@ -27,7 +27,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from tests.fakes.loopback import LoopbackServer
+from tests.fakes.loopback import LoopbackServer, QuietHandler
 
 TOKEN = "123456:TEST-fake-token-do-not-log"
 BOT_ID = 123456
@@ -539,22 +539,12 @@ def _parse_body(content_type: str, body: bytes) -> dict[str, Any]:
 
 
 def _make_handler(api: FakeBotAPI) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         """Routes /bot<token>/<method> and /file/bot<token>/<path>."""
-
-        def log_message(self, format: str, *args: Any) -> None:
-            """Quiet: the tests inspect `api.calls` instead."""
-
-        def do_GET(self) -> None:
-            self._serve()
-
-        def do_POST(self) -> None:
-            self._serve()
 
         def _serve(self) -> None:
             parts = urlsplit(self.path)
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
+            body = self.body()
             if parts.path.startswith("/file/bot"):
                 # PTB percent-encodes the file URL's path (the token's ":" becomes %3A).
                 token, _, path = unquote(parts.path).removeprefix("/file/bot").partition("/")

@@ -27,7 +27,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import httpx
 
-from tests.fakes.loopback import LoopbackServer
+from tests.fakes.loopback import LoopbackServer, QuietHandler
 
 TOKEN = "3141592653589793238:zalo-TEST-secret-do-not-log"
 BOT_ID = "7d1e2c3b4a5968778695"
@@ -413,22 +413,12 @@ def _params(content_type: str, query: str, body: bytes) -> dict[str, Any]:
 
 
 def _make_handler(api: FakeZaloAPI) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         """Routes /bot<token>/<method> and /files/<name>."""
-
-        def log_message(self, format: str, *args: Any) -> None:
-            """Quiet: the tests inspect `api.calls` instead."""
-
-        def do_GET(self) -> None:
-            self._serve()
-
-        def do_POST(self) -> None:
-            self._serve()
 
         def _serve(self) -> None:
             parts = urlsplit(self.path)
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
+            body = self.body()
             if parts.path.startswith("/files/"):
                 self._file(unquote(parts.path.removeprefix("/files/")))
                 return
