@@ -55,18 +55,9 @@ class Dispatcher:
                 log.info("dropped redelivered update %s", msg.update_id)
                 return []
             t = self.catalog.translator(user.locale or msg.language or self.settings.locale)
-            ctx = Context(
-                self.db,
-                self.clock,
-                t,
-                self.settings,
-                user,
-                msg.channel,
-                self.catalog,
-                fetch=self.fetchers.get(msg.channel),
-                media=self.media,
-            )
+            ctx = self.context(msg, user)
             replies = await self.router.route(self.resolve_number(msg, user), ctx)
+            await self.outbox.deliver_now(ctx.queued)  # what the handler told others, in its transaction
             mine = await self.deliver_others(user, replies, source=self.source_of(msg))
             self.remember_menu(user, kept + mine, msg.channel)
             return kept + mine
@@ -89,6 +80,21 @@ class Dispatcher:
             s.expunge(user)
         return user, kept, True
 
+    def context(self, msg: Incoming, user: User) -> Context:
+        """What the handlers of one update may touch."""
+        t = self.catalog.translator(user.locale or msg.language or self.settings.locale)
+        return Context(
+            self.db,
+            self.clock,
+            t,
+            self.settings,
+            user,
+            msg.channel,
+            self.catalog,
+            fetch=self.fetchers.get(msg.channel),
+            media=self.media,
+        )
+
     def resolve_number(self, msg: Incoming, user: User) -> Incoming:
         """On a channel without buttons, "2" or a choice's label picks that choice."""
         if msg.channel not in self.buttonless or msg.kind != Kind.TEXT:
@@ -109,9 +115,11 @@ class Dispatcher:
     async def deliver_others(self, writer: User, replies: list[Reply], source: str = "") -> list[Reply]:
         """Replies meant for other users go through the outbox's priority lane; return the writer's own.
 
-        They are rows before anything is sent (a crash loses none), keyed by the update that caused
-        them (a redelivery adds none); the running sender takes them ahead of any bulk wave, and with
-        no sender in this process (the console, tests) they are sent at once.
+        They are rows before anything is sent, keyed by the update that caused them (a redelivery adds
+        none); the running sender takes them ahead of any bulk wave, and with no sender in this process
+        (the console, tests) they are sent at once. This is for messages that follow no change of state:
+        a handler whose change others must hear of writes them in the change's own transaction
+        (`handlers.notify.tell`), so a crash between the two cannot lose them.
         """
         mine = [r for r in replies if r.to is None or r.to == writer.id]
         by_user: dict[int, list[Reply]] = {}

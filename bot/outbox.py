@@ -8,9 +8,12 @@ lost; a duplicate is possible only for a send that was in flight when its sender
 
     outbox = Outbox(db, clock, settings, senders)
     sender = outbox.start_sender()      # in the running bot
-    ids = outbox.enqueue_direct(...)     # an alert: a row on the priority lane
+    ids = outbox.enqueue_direct(...)     # a message to another user: a row on the priority lane
     await outbox.deliver_now(ids)        # wakes the sender, or sends at once when none runs here
     await outbox.stop_sender()
+
+Handlers write an alert in the transaction of the change it reports (`handlers.notify.tell`), and the
+dispatcher then calls `deliver_now` with those rows; sweeps write reminders and escalations.
 """
 
 from __future__ import annotations

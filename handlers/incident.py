@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from handlers.forms import Form, display
+from handlers.notify import ALERT, NOTICE, tell
 from handlers.steps import Option, Step, StepKind
 from handlers.types import Choice, Context, Incoming, Reply
 from storage import queries as q
@@ -39,13 +40,15 @@ async def submit(ctx: Context, draft: Draft) -> list[Reply]:
             return [Reply(ctx.t("form.already_sent", title=ctx.t(INCIDENT_FORM.title)))]
         incident = q.create_incident(s, sub, str(draft.answers.get("severity")), now)
         school = s.get(School, user.school_id)
+        assert school is not None
         recipients = q.one_per_person(q.staff_over_school(s, user.school_id), delivery(ctx))
-    assert school is not None
-    alerts = [alert_for(ctx, r, incident, sub, school, user) for r in recipients]
+        for r in recipients:  # in the incident's own transaction: stored means alerted
+            alert = alert_for(ctx, r, incident, sub, school, user)
+            tell(s, ctx, r, alert, kind=ALERT, period=f"incident:{incident.id}")
     if not recipients:
         return [Reply(ctx.t("incident.sent_nobody", number=incident.id))]
     names = ", ".join(r.display_name or ctx.t(f"role.{r.role}") for r in recipients)
-    return [Reply(ctx.t("incident.sent", number=incident.id, count=len(recipients), names=names)), *alerts]
+    return [Reply(ctx.t("incident.sent", number=incident.id, count=len(recipients), names=names))]
 
 
 def alert_for(ctx: Context, to: User, incident: Incident, sub: Submission, school: School, by: User) -> Reply:
@@ -56,7 +59,7 @@ def alert_for(ctx: Context, to: User, incident: Incident, sub: Submission, schoo
     for step in INCIDENT_FORM.steps:
         lines.append(f"• {t(step.prompt + '_short')}: {display(step, sub.answers.get(step.key), reader)}")
     button = Choice(t("btn.ack"), f"k:{incident.id}")
-    return Reply("\n".join(lines), ((button,),), to=to.id)
+    return Reply("\n".join(lines), ((button,),))
 
 
 async def acknowledge(msg: Incoming, ctx: Context) -> list[Reply]:
@@ -72,22 +75,16 @@ async def acknowledge(msg: Incoming, ctx: Context) -> list[Reply]:
         if incident is None or not in_scope:
             return [Reply(ctx.t("incident.not_found"))]
         first = q.acknowledge(s, incident.id or 0, user.id, ctx.clock.now())
-        principals = q.one_per_person(q.school_users(s, incident.school_id), delivery(ctx))
+        if first:
+            for p in q.one_per_person(q.school_users(s, incident.school_id), delivery(ctx)):
+                t = ctx.t_for(p)
+                text = t(
+                    "incident.acked", number=incident.id, name=user.display_name, role=t(f"role.{user.role}")
+                )
+                tell(s, ctx, p, Reply(text), kind=NOTICE, period=f"ack:{incident.id}", step=str(user.id))
     if not first:
         return [Reply(ctx.t("incident.ack_again", number=incident.id))]
-    told = [
-        Reply(
-            ctx.t_for(p)(
-                "incident.acked",
-                number=incident.id,
-                name=user.display_name,
-                role=ctx.t_for(p)(f"role.{user.role}"),
-            ),
-            to=p.id,
-        )
-        for p in principals
-    ]
-    return [Reply(ctx.t("incident.ack_done", number=incident.id)), *told]
+    return [Reply(ctx.t("incident.ack_done", number=incident.id))]
 
 
 async def list_incidents(msg: Incoming, ctx: Context) -> list[Reply]:

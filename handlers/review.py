@@ -8,6 +8,7 @@ from typing import Any
 from handlers.forms import Engine, Form, display
 from handlers.incident import delivery
 from handlers.nomination import public_view
+from handlers.notify import NOTICE, tell
 from handlers.steps import Answers, Option, Step, StepKind
 from handlers.types import Attachment, Choice, Context, Incoming, Reply
 from storage import queries as q
@@ -182,22 +183,14 @@ def parse_ref(data: str) -> tuple[str, str, int] | None:
     return parts[1], parts[2], int(parts[3])
 
 
-def principals_told(ctx: Context, row: Submission, key: str, **fields: Any) -> list[Reply]:
-    """The school's principals hear of a review at once, with a button to edit when returned."""
-    with ctx.db.session() as s:
-        principals = q.one_per_person(q.school_users(s, row.school_id), delivery(ctx))
-    told = []
-    for p in principals:
+def tell_principals(s: Any, ctx: Context, row: Submission, action: str, key: str, **fields: Any) -> None:
+    """The school's principals hear of a review at once (in the review's transaction), with a button
+    to edit when returned."""
+    for p in q.one_per_person(q.school_users(s, row.school_id), delivery(ctx)):
         t = ctx.t_for(p)
         buttons = ((Choice(t("review.edit_now"), f"se:{row.id}"),),) if key == "review.told_returned" else ()
-        told.append(
-            Reply(
-                t(key, kind=t(f"review.kinds.{row.kind}"), what=headline(ctx, row), **fields),
-                buttons,
-                to=p.id,
-            )
-        )
-    return told
+        reply = Reply(t(key, kind=t(f"review.kinds.{row.kind}"), what=headline(ctx, row), **fields), buttons)
+        tell(s, ctx, p, reply, kind=NOTICE, period=f"review:{row.id}", step=f"{action}:{row.version}")
 
 
 async def act(msg: Incoming, ctx: Context, engine: Engine) -> list[Reply]:
@@ -230,12 +223,11 @@ def approve(ctx: Context, row: Submission) -> list[Reply]:
         done = q.review(
             s, row.id or 0, row.version, ctx.user.id, "approve", ctx.clock.now(), ("submitted",), "approved"
         )
+        if done:
+            tell_principals(s, ctx, row, "approve", "review.told_approved")
     if not done:
         return [Reply(ctx.t("review.already_someone"))]
-    return [
-        Reply(ctx.t("review.approved", number=row.id)),
-        *principals_told(ctx, row, "review.told_approved"),
-    ]
+    return [Reply(ctx.t("review.approved", number=row.id))]
 
 
 def reason_text(ctx: Context, answers: Answers) -> str:
@@ -266,6 +258,7 @@ def finish(
     if found is None:
         return [Reply(ctx.t("review.not_found"))]
     row, _ = found
+    key = "review.told_returned" if action == "return" else "review.told_published"
     with ctx.db.session() as s:
         done = q.review(
             s,
@@ -278,11 +271,12 @@ def finish(
             to_status,
             note,
         )
+        if done:
+            tell_principals(s, ctx, row, action, key, note=note)
     if not done:
         return [Reply(ctx.t("review.already_someone"))]
-    key = "review.told_returned" if action == "return" else "review.told_published"
     mine = ctx.t("review.returned" if action == "return" else "review.published", number=row.id)
-    return [Reply(mine), *principals_told(ctx, row, key, note=note)]
+    return [Reply(mine)]
 
 
 RETURN_FORM = Form(

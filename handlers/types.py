@@ -148,6 +148,7 @@ class Context:
     extras: dict[str, Any] = field(default_factory=dict)
     fetch: Fetcher | None = None  # downloads a file the user sent, on this channel
     media: MediaStore | None = None
+    queued: list[int] = field(default_factory=list)  # outbox rows this update wrote (handlers.notify)
 
     def t_for(self, user: User) -> Translator:
         """A translator in another user's language (for alerts)."""

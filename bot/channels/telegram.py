@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import os
 import signal
@@ -274,6 +275,30 @@ class TokenRedactor(logging.Filter):
 
 # ---- the channel -----------------------------------------------------------------------------
 
+OUTBOX_SEND: contextvars.ContextVar[bool] = contextvars.ContextVar("outbox_send", default=False)
+
+
+class Limiter(AIORateLimiter):
+    """PTB's rate limiter (about 30 messages/s overall) for every request of the bot. A reply to the
+    person writing is retried once after a 429; a send by the outbox is not, so the 429 reaches the
+    outbox, which pauses and slows its whole pace and retries the row itself (delivery.md, rule 9)."""
+
+    def __init__(self) -> None:
+        super().__init__(max_retries=0)
+
+    async def process_request(
+        self,
+        callback: Any,
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: int | None,
+    ) -> Any:
+        """PTB reads `rate_limit_args` as the number of retries (0 or None: the default, here 0)."""
+        retries = rate_limit_args if rate_limit_args is not None else (0 if OUTBOX_SEND.get() else 1)
+        return await super().process_request(callback, args, kwargs, endpoint, data, retries)
+
 
 class TelegramChannel:
     """The bot on Telegram. `async with TelegramChannel(app):` starts it (polling or webhook, per
@@ -319,8 +344,7 @@ class TelegramChannel:
             .base_url(self.config.base_url)
             .base_file_url(self.config.base_file_url)
         )
-        # One retry after a 429 for interactive replies; bulk sending belongs to the outbox.
-        limited = builder.rate_limiter(AIORateLimiter(max_retries=1)) if rate_limit else builder
+        limited = builder.rate_limiter(Limiter()) if rate_limit else builder
         self.application: Application[Any, Any, Any, Any, Any, Any] = limited.build()
         self.application.add_handler(TypeHandler(Update, self.on_update))
         self.application.add_error_handler(self.on_error)
@@ -634,7 +658,9 @@ class TelegramChannel:
         return saved or msg.language or self.app.settings.locale
 
     async def send_to_user(self, user: User, replies: list[Reply]) -> None:
-        """The dispatcher's sender for Telegram users (alerts): Blocked when they blocked the bot."""
+        """The outbox's sender for Telegram users: Blocked when they blocked the bot, RetryAfter on a
+        429 (not retried inside PTB: the outbox pauses its pace and owns the retry)."""
+        marked = OUTBOX_SEND.set(True)  # these requests only (a context variable, reset below)
         try:
             await self.render(user.chat_id, replies, user.locale or self.app.settings.locale)
         except Forbidden as exc:
@@ -646,6 +672,8 @@ class TelegramChannel:
             raise RetryAfter(retry_seconds(exc)) from exc
         except TelegramError as exc:
             raise ChannelError(self.redact(f"{type(exc).__name__}: {exc}")) from exc
+        finally:
+            OUTBOX_SEND.reset(marked)
 
     async def render(self, chat_id: str | int, replies: Sequence[Reply], language: str) -> None:
         """Send replies in order; a reply with `commands_for` then sets the chat's command menu."""

@@ -21,11 +21,12 @@ from telegram.error import BadRequest, Forbidden, NetworkError, TimedOut
 from bot.app import App, open_app
 from bot.config import Settings
 from bot.outbox import Outbox, OutboxSender, Outcome, Pace, classify
+from handlers.notify import ALERT, NOTICE
 from handlers.reminders import PRIORITY_ALERT, Planned
-from handlers.types import Reply
+from handlers.types import Incoming, Kind, Reply
 from storage import queries as q
 from storage.errors import Blocked, ChannelError, RetryAfter
-from storage.models import Inbox, User
+from storage.models import Inbox, Incident, User
 from storage.models import Outbox as Row
 
 FAST = {
@@ -497,10 +498,60 @@ async def test_the_incident_alert_is_a_row_on_the_priority_lane(demo: App, chat_
     principal = chat_as("principal")
     await fill_incident(principal)
     await principal.press("Gửi")
-    alerts = rows(demo, kind="direct")
+    alerts = rows(demo, kind=ALERT)
     assert len(alerts) == 2 and {r.status for r in alerts} == {"sent"}  # officer and leader
-    assert all(r.priority == PRIORITY_ALERT and not r.quiet for r in alerts)
+    assert all(r.priority == PRIORITY_ALERT and not r.quiet and r.period == "incident:1" for r in alerts)
     assert any("SỰ CỐ TRUYỀN THÔNG #1" in t for t in inbox_texts(demo, "officer"))
+
+
+async def test_an_incident_stored_is_an_incident_alerted_even_if_the_bot_dies_at_once(
+    demo: App, chat_as: Any, settings: Settings, clock: Any
+) -> None:
+    """The alert is written in the incident's own transaction: a bot that dies the moment the handler
+    returns (before any sending) has lost nothing, and the next process alerts everyone once."""
+    from tests.handlers.helpers import fill_incident, inbox_texts
+
+    principal = chat_as("principal")
+    await fill_incident(principal)
+    press = Incoming(
+        "console", "principal", "principal", Kind.CHOICE, choice=principal.value_of("Gửi"), update_id="9001"
+    )
+    user, _, fresh = demo.dispatcher.enter(press)
+    assert fresh
+    replies = await demo.dispatcher.router.route(press, demo.dispatcher.context(press, user))
+    assert "#1" in replies[0].text  # the principal was told it is sent ...
+    # ... and here the process dies: nothing was sent, but both alerts are already rows.
+    alerts = rows(demo, kind=ALERT)
+    assert len(alerts) == 2 and {r.status for r in alerts} == {"pending"}
+    assert not any("SỰ CỐ" in t for t in inbox_texts(demo, "officer"))
+
+    with open_app(settings, clock) as restarted:
+        await restarted.dispatcher.handle(press)  # the platform redelivers the update: nothing new
+        await run_sender(restarted)
+        await until(lambda: {r.status for r in rows(restarted, kind=ALERT)} == {"sent"}, "both alerts sent")
+        await restarted.outbox.stop_sender()
+        for who in ("officer", "leader"):
+            assert sum("SỰ CỐ TRUYỀN THÔNG #1" in t for t in inbox_texts(restarted, who)) == 1
+        assert len(rows(restarted, kind=ALERT)) == 2
+        with restarted.db.session() as s:
+            assert len(s.exec(select(Incident)).all()) == 1
+
+
+async def test_an_acknowledgement_tells_the_school_once(demo: App, chat_as: Any) -> None:
+    """The notice to the school is a row keyed by the acknowledgement: pressing again adds none."""
+    from tests.handlers.helpers import fill_incident, inbox_texts
+
+    principal = chat_as("principal")
+    await fill_incident(principal)
+    await principal.press("Gửi")
+    officer = chat_as("officer")
+    await officer.send("/incidents")
+    ack = officer.value_of("#1")
+    await officer.press("#1")
+    await officer.send(ack)  # the same button again: already acknowledged, no second notice
+    notices = rows(demo, kind=NOTICE)
+    assert [(r.period, r.status) for r in notices] == [("ack:1", "sent")]
+    assert sum("#1" in t for t in inbox_texts(demo, "principal")) == 1
 
 
 async def test_messages_to_others_from_one_update_are_enqueued_once(fast: App) -> None:

@@ -29,7 +29,7 @@ from handlers.calendar import FrozenClock
 from handlers.types import Reply
 from storage.models import Outbox, User
 from tests.fakes.district import seed_wave
-from tests.fakes.telegram_api import BOT_USERNAME, TOKEN, FakeBotAPI, FloodLimits
+from tests.fakes.telegram_api import BOT_USERNAME, TOKEN, FakeBotAPI, FloodLimits, TgUser, text_update
 
 WINDOW = 0.25  # the fake's limits run four times faster than Telegram's
 SCHOOLS = 2000
@@ -209,3 +209,29 @@ async def test_platform_faults_over_the_wire(tmp_path: Path, api: FakeBotAPI) ->
     assert all(sent[str(c)] == 1 for c in seeded.chats if c not in (blocked, gone))  # none lost, none twice
     assert str(blocked) not in sent and str(gone) not in sent
     assert api.flood.refused == 0
+
+
+async def test_with_ptbs_own_limiter_a_429_reaches_the_outbox_and_a_reply_is_retried(
+    tmp_path: Path, api: FakeBotAPI
+) -> None:
+    """The production set-up (PTB's AIORateLimiter on): an outbox send that meets a 429 is not retried
+    inside PTB, so the outbox learns of it, pauses and sends the row again itself; a reply to someone
+    writing is retried once by PTB, so they still get their answer."""
+    settings = settings_for(tmp_path, api)
+    clock = FrozenClock(datetime(2026, 11, 10, 8, 0))
+    with open_app(settings, clock) as app:
+        seeded = seed_wave(app.db, 1, clock.now())
+        assert reminders.sweep(app.db, clock, settings, app.catalog).created == 1
+        async with TelegramChannel(app, poll_timeout=0.5, typing_after=60.0):
+            too_many = {"retry_after": 0.2}
+            api.fail("sendMessage", 429, "Too Many Requests: retry after 0.2", times=1, parameters=too_many)
+            app.outbox.start_sender("limited")
+            await until(lambda: statuses(app)["sent"] == 1, "the reminder sent")
+            await app.outbox.stop_sender()
+            assert app.outbox.stats.retry_after == 1  # the outbox saw the 429 and owned the retry
+            api.fail("sendMessage", 429, "Too Many Requests: retry after 0.2", times=1, parameters=too_many)
+            api.push_update(text_update(TgUser(5555, "Ai", "Đó"), "xin chào"))
+            await until(lambda: bool(api.sent_to(5555)), "the reply after PTB's own retry")
+    refused = [c for c in api.calls if c.method == "sendMessage" and c.status == 429]
+    assert len(refused) == 2
+    assert collections.Counter(chat for _, chat in api.flood.accepted)[str(seeded.chats[0])] == 1

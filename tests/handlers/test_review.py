@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
+from handlers.notify import NOTICE
 from handlers.types import Incoming, Kind
 from storage import queries as q
-from storage.models import ReviewAction, School, Submission
+from storage.models import Outbox, ReviewAction, School, Submission
 from tests.handlers.article_helpers import photo_files, write_article
 from tests.handlers.helpers import add_district, add_user, inbox_texts
 from tests.handlers.test_nomination import nominate
@@ -34,6 +35,13 @@ def press(user: str, value: str, n: str) -> Incoming:
 def the_article(app) -> Submission:
     with app.db.session() as s:
         return s.exec(select(Submission).where(Submission.kind == "article")).one()
+
+
+def notices(app) -> list[tuple[str, str, str]]:
+    """The outbox rows telling the school of a review: (period, step, status)."""
+    with app.db.session() as s:
+        rows = s.exec(select(Outbox).where(Outbox.kind == NOTICE).order_by(Outbox.id)).all()
+    return [(r.period, r.step, r.status) for r in rows]
 
 
 async def test_queue_open_and_approve(demo, chat_as, files) -> None:
@@ -75,6 +83,7 @@ async def test_return_needs_a_reason_and_the_school_can_resubmit(demo, chat_as, 
 
     told = inbox_texts(demo, "principal")
     assert any("bị trả lại" in t and "Ảnh chưa đạt yêu cầu" in t for t in told)
+    assert notices(demo) == [("review:1", "return:1", "sent")]  # written with the return itself
     opened = await principal.send("/mystatus")  # the kept notice comes first, with its edit button
     assert "bị trả lại" in opened[0].text
     await principal.press("Sửa ngay")
@@ -104,6 +113,7 @@ async def test_two_officers_at_once_cannot_both_win(demo, chat_as, files) -> Non
     with demo.db.session() as s:
         actions = s.exec(select(ReviewAction)).all()
     assert [a.action for a in actions] == ["approve"] and the_article(demo).status == "approved"
+    assert notices(demo) == [("review:1", "approve:1", "sent")]  # the loser told the school nothing
 
 
 async def test_publish_with_the_office_link(demo, chat_as, files) -> None:

@@ -1,0 +1,36 @@
+"""Messages to other users caused by a change, written in the change's own transaction.
+
+A handler whose change others must hear of at once (an incident raised or acknowledged, a submission
+reviewed) writes each message as an outbox row in the same session as the change: both land or
+neither does, so a crash right after the commit loses no alert. The row's key names the change
+(`alert`, `incident:12`), so a change made once is told once, however often its update is redelivered.
+The runtime then wakes the outbox's sender for the rows in `ctx.queued`, or sends them at once when no
+sender runs in this process.
+
+    with ctx.db.session() as s:
+        incident = q.create_incident(s, ...)
+        for officer in officers:
+            tell(s, ctx, officer, alert_for(...), kind=ALERT, period=f"incident:{incident.id}")
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from handlers.reminders import PRIORITY_ALERT, Planned
+from handlers.types import Context, Reply
+from storage import queries as q
+from storage.models import User
+
+ALERT = "alert"  # an incident raised: every officer and leader over the school
+NOTICE = "notice"  # a school hears its incident was acknowledged or its submission reviewed
+
+
+def tell(s: Any, ctx: Context, to: User, reply: Reply, *, kind: str, period: str, step: str = "") -> None:
+    """Queue `reply` for `to` on the priority lane (quiet hours do not hold it), inside session `s`."""
+    planned = Planned(to, kind, period[:100], step[:32], reply, priority=PRIORITY_ALERT, quiet=False)
+    q.enqueue(s, [planned.row(ctx.clock.now())])
+    s.flush()
+    row = q.outbox_row(s, to.channel, to.id or 0, kind, planned.period, planned.step)
+    if row is not None and row.id is not None and row.id not in ctx.queued:
+        ctx.queued.append(row.id)
