@@ -48,13 +48,13 @@ class Dispatcher:
     async def handle(self, msg: Incoming) -> list[Reply]:
         """Everything the writer should see now, in order. Never raises."""
         started = time.perf_counter()
-        t = self.catalog.translator(msg.language or self.settings.locale)
+        t = self.catalog.translator(msg.language or self.settings.locale, msg.channel)
         try:
             user, kept, fresh = self.enter(msg)
             if not fresh:
                 log.info("dropped redelivered update %s", msg.update_id)
                 return []
-            t = self.catalog.translator(user.locale or msg.language or self.settings.locale)
+            t = self.catalog.translator(user.locale or msg.language or self.settings.locale, msg.channel)
             ctx = self.context(msg, user)
             replies = await self.router.route(self.resolve_number(msg, user), ctx)
             await self.outbox.deliver_now(ctx.queued)  # what the handler told others, in its transaction
@@ -82,7 +82,7 @@ class Dispatcher:
 
     def context(self, msg: Incoming, user: User) -> Context:
         """What the handlers of one update may touch."""
-        t = self.catalog.translator(user.locale or msg.language or self.settings.locale)
+        t = self.catalog.translator(user.locale or msg.language or self.settings.locale, msg.channel)
         return Context(
             self.db,
             self.clock,

@@ -89,4 +89,4 @@ async def set_language(ctx: Context, code: str) -> list[Reply]:
         return [Reply(ctx.t("lang.unknown", options=", ".join(ctx.catalog.languages)))]
     with ctx.db.session() as s:
         q.set_locale(s, ctx.user.id, code)
-    return [Reply(ctx.catalog.translator(code)("lang.set"))]
+    return [Reply(ctx.catalog.translator(code, ctx.channel)("lang.set"))]

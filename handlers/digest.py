@@ -97,7 +97,7 @@ def sweep_digests(db: Any, clock: Any, settings: Any, catalog: Any) -> int:
     for officer in q.one_per_person(officers, prefer):
         if officer.id in done:
             continue
-        t = catalog.translator(officer.locale or settings.locale)
+        t = catalog.translator(officer.locale or settings.locale, officer.channel)
         ctx = Context(db, clock, t, settings, officer, officer.channel, catalog)
         reply = build_digest(ctx, officer, last.get(officer.id or 0) or now - ON_DEMAND_WINDOW)
         if reply is not None:

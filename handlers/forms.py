@@ -332,6 +332,8 @@ def display(step: Step, value: Any, ctx: Context, short: bool = False) -> str:
     if step.kind in MEDIA_KINDS:
         return media_summary(value, ctx)
     if step.kind == StepKind.DOCUMENT and isinstance(value, dict):
+        if "link" in value:  # shown whole, short or not: it is how the officer reaches the file
+            return ctx.t("media.document_link", link=value["link"])
         return ctx.t("media.document", name=value.get("name") or value.get("doctype", ""))
     if isinstance(value, list):
         return ", ".join(display(step, v, ctx) for v in value)

@@ -305,11 +305,21 @@ def document_type(data: bytes) -> str | None:
     return None
 
 
+def link_shaped(text: str) -> bool:
+    """Whether typed text was meant as a link (one word with a dot or a colon), not as words."""
+    text = text.strip()
+    return bool(text) and not any(ch.isspace() for ch in text) and ("." in text or ":" in text)
+
+
 async def parse_document(step: Step, msg: Incoming, ctx: Context, answers: Answers) -> Parsed:
-    """One PDF or DOCX (a signed report), checked by its content."""
+    """One PDF or DOCX (a signed report), checked by its content; or a link to it (Zalo sends no files)."""
+    if msg.kind == Kind.TEXT:
+        return await parse_document_link(step, msg, ctx, answers)
     if msg.kind != Kind.MEDIA or not msg.media:
         return Parsed(error="media.need_document")
     media = msg.media[0]
+    if media.kind == "photo":
+        return Parsed(error="media.document_is_photo")
     if media.kind not in ("document",):
         return Parsed(error="media.not_document")
     if media.size == 0:
@@ -324,9 +334,20 @@ async def parse_document(step: Step, msg: Incoming, ctx: Context, answers: Answe
         return Parsed(error="media.document_unreadable")
     kind = document_type(data)
     if kind is None:
-        return Parsed(error="media.not_document")
+        photo = inspect_image(data) is not None  # a scan sent as a picture gets a plainer answer
+        return Parsed(error="media.document_is_photo" if photo else "media.not_document")
     item = remember(ctx, media, data, {})
     return Parsed(value={**item, "doctype": kind}, note="media.document_added")
+
+
+async def parse_document_link(step: Step, msg: Incoming, ctx: Context, answers: Answers) -> Parsed:
+    """A link to the document (a shared drive, the school's website), stored as {"link": url}."""
+    link = await parse_url(step, msg, ctx, answers)
+    if link.error == "error.bad_url" and not link_shaped(msg.text):
+        return Parsed(error="media.need_document")  # words, not a link
+    if link.error:
+        return link
+    return Parsed(value={"link": link.value}, note="media.link_added")
 
 
 async def retry_downloads(db: Any, media_store: Any, fetchers: dict[str, Any], limit: int = 50) -> int:

@@ -246,13 +246,13 @@ def plan(db: Database, clock: Clock, settings: Any, catalog: Catalog, at: dateti
     if not due_now:
         return result
     org = read_org(db, str(getattr(getattr(settings, "zalo", None), "deliver_to", "last_used")))
-    translators: dict[str, Translator] = {}
+    translators: dict[tuple[str, str], Translator] = {}
 
     def t_for(user: User) -> Translator:
-        lang = user.locale or settings.locale
-        if lang not in translators:
-            translators[lang] = catalog.translator(lang)
-        return translators[lang]
+        key = (user.locale or settings.locale, user.channel)
+        if key not in translators:
+            translators[key] = catalog.translator(*key)
+        return translators[key]
 
     for deadline, remind, late in due_now:
         with db.session() as s:

@@ -15,6 +15,7 @@ from handlers.types import Context, Incoming, Kind
 from storage.text import fold
 
 MAX_TEXT = 4096
+MAX_URL = 2000  # a link longer than this is no link anyone meant to share
 
 
 class StepKind(StrEnum):
@@ -245,18 +246,20 @@ async def parse_date(step: Step, msg: Incoming, ctx: Context, answers: Answers) 
 
 
 async def parse_url(step: Step, msg: Incoming, ctx: Context, answers: Answers) -> Parsed:
-    """An http(s) link."""
+    """An http(s) link, at most MAX_URL characters."""
     if msg.kind != Kind.TEXT:
         return Parsed(error="error.need_url")
     text = msg.text.strip()
-    parsed = urlparse(text)
-    ok = (
-        parsed.scheme in ("http", "https")
-        and "." in (parsed.hostname or "")
-        and len(text) <= 2000
-        and not any(ch.isspace() for ch in text)
-    )
-    return Parsed(value=text) if ok else Parsed(error="error.bad_url")
+    try:
+        parsed = urlparse(text)
+        host = parsed.hostname or ""
+    except ValueError:  # "http://[x": a bracket that opens no valid IPv6 address
+        return Parsed(error="error.bad_url")
+    if parsed.scheme not in ("http", "https") or "." not in host or any(ch.isspace() for ch in text):
+        return Parsed(error="error.bad_url")
+    if len(text) > MAX_URL:
+        return Parsed(error="error.url_too_long", fields=(("limit", MAX_URL), ("length", len(text))))
+    return Parsed(value=text)
 
 
 async def parse_number(step: Step, msg: Incoming, ctx: Context, answers: Answers) -> Parsed:

@@ -151,8 +151,8 @@ class Context:
     queued: list[int] = field(default_factory=list)  # outbox rows this update wrote (handlers.notify)
 
     def t_for(self, user: User) -> Translator:
-        """A translator in another user's language (for alerts)."""
-        return self.catalog.translator(user.locale or self.settings.locale)
+        """A translator in another user's language, on their channel (for alerts)."""
+        return self.catalog.translator(user.locale or self.settings.locale, user.channel)
 
 
 def numbered(replies: list[Reply]) -> dict[str, str]:

@@ -486,7 +486,7 @@ class TelegramChannel:
 
     def commands_for(self, role: str | None, language: str) -> list[BotCommand]:
         """The command menu for a role (None: not registered), described in `language`."""
-        t = self.app.catalog.translator(language)
+        t = self.app.catalog.translator(language, CHANNEL)
         return [
             BotCommand(c.name, t(c.describe)[:MAX_COMMAND_DESCRIPTION])
             for c in self.app.router.menu_for(role)

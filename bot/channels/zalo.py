@@ -6,7 +6,9 @@ Telegram-like HTTP API at `<base_url>/bot<token>/<method>`, one update per `getU
 wrapped (`{"ok": true, "result": {...}}`) or flat (`{"event_name": ..., "message": ...}`) and whose
 only credential is the `X-Bot-Api-Secret-Token` header. No buttons: choices are numbered lines, as
 on the console (the same numbers the dispatcher stores). Texts are 1-2,000 characters. Photos come
-as URLs, downloaded here; video and documents never reach a bot, so a video step asks for a link.
+as URLs, downloaded here; video and documents never reach a bot, so video and document steps take
+a link. What Zalo users read differently (those steps' prompts, the photo advice) is in the
+catalogue as `channel.zalo.*` sentences, which the dispatcher's translator picks for a Zalo user.
 
 `to_incoming(update)` turns a Zalo update into an `Incoming`; `ZaloChannel` polls or serves the
 webhook, hands each update to the dispatcher in order, sends the replies, registers the sender
@@ -39,9 +41,6 @@ from bot.channels.console import render as render_numbered
 from bot.channels.telegram import TokenRedactor, split_text, until_signalled
 from bot.web import WebhookServer, WebRequest, WebResponse
 from handlers.calendar import Clock
-from handlers.forms import REVIEW, SENT
-from handlers.i18n import Translator
-from handlers.steps import Step, StepKind
 from handlers.types import Incoming, Kind, Media, Reply
 from storage import queries as q
 from storage.errors import ChannelError, ConfigError, FetchError, RetryAfter, TooLarge
@@ -65,24 +64,6 @@ SEEN_MAX = 10_000
 KEEP_AT_MOST = 5  # replies kept for a user's next message when sending them failed
 FORGET_EVERY = timedelta(hours=6)
 TOKEN_LOGGERS = ("httpx", "schoolbot.zalo", "schoolbot.dispatch", "schoolbot.web")
-
-# Handler sentences that give Telegram advice ("send it as a File") and what Zalo users read
-# instead, matched whole in the reader's language. A stopgap: once handlers know whether the
-# channel carries files (issue #8), they pick these sentences themselves.
-REWORD = {
-    "article.photo_wide": "zalo.photo_wide",
-    "media.need_photo": "zalo.need_photo",
-    "media.compressed_note": "zalo.compressed_note",
-    "media.kept_by_reference": "zalo.kept_by_reference",
-}
-# Steps that would take a file Zalo never delivers, and what the user is told there. A video step
-# takes a shared-drive link instead; a document step (named by value: that kind is newer) does
-# not take a link yet, so its note offers the other ways.
-FILE_STEP_NOTES = {
-    kind: note
-    for kind, note in ((StepKind.VIDEOS, "zalo.link_instead"), ("document", "zalo.no_documents"))
-    if kind in {k.value for k in StepKind}
-}
 
 log = logging.getLogger("schoolbot.zalo")
 
@@ -382,15 +363,6 @@ def render_parts(replies: Sequence[Reply]) -> list[str]:
     a batch as one text spends one message of the monthly budget instead of one per reply.
     """
     return split_text(render_numbered(list(replies)), MAX_TEXT)
-
-
-def reword(text: str, t: Translator) -> str:
-    """`text` with Telegram advice replaced by what is true on Zalo (REWORD)."""
-    for key, zalo_key in REWORD.items():
-        sentence = t(key)
-        if sentence and sentence in text:
-            text = text.replace(sentence, t(zalo_key))
-    return text
 
 
 # ---- the monthly budget ----------------------------------------------------------------------
@@ -888,7 +860,7 @@ class ZaloChannel:
             return
         user = self.account(msg.user_id)
         try:
-            await self.send_text(msg.chat_id, render_parts(self.present(user, replies, at_step=True)))
+            await self.send_text(msg.chat_id, render_parts(self.present(user, replies)))
         except ChannelError as exc:
             log.warning(
                 "could not reply to Zalo user %s (%s); the replies are kept for their next message",
@@ -954,36 +926,20 @@ class ZaloChannel:
             for reply in replies[-KEEP_AT_MOST:]:
                 q.keep_for_later(s, user.id, reply.to_payload(), self.app.clock.now())
 
-    def present(self, user: User | None, replies: list[Reply], at_step: bool = False) -> list[Reply]:
-        """The replies in Zalo's terms: Telegram advice reworded, a link asked for at a video step.
+    def present(self, user: User | None, replies: list[Reply]) -> list[Reply]:
+        """The replies in Zalo's terms: a note where a reply carries a file Zalo cannot send.
 
-        Only texts change, never choices, so the numbers stay those the dispatcher stored.
+        The words are already Zalo's (the translator prefers the catalogue's `channel.zalo.*`
+        sentences); only texts change here, never choices, so the numbers stay the dispatcher's.
         """
         locale = (user.locale if user is not None else "") or self.app.settings.locale
-        t = self.app.catalog.translator(locale)
-        step = self.current_step(user) if at_step else None
-        note = FILE_STEP_NOTES.get(str(step.kind)) if step is not None else None
-        prompt = t(step.prompt) if step is not None and note else ""
-        shown = []
-        for reply in replies:
-            text = reword(reply.text, t)
-            if note and prompt and prompt in reply.text:
-                text = f"{text}\n{t(note)}"
-            if reply.photo_path or reply.file_path:
-                text = f"{text}\n{t('zalo.no_files')}"
-            shown.append(replace(reply, text=text))
-        return shown
-
-    def current_step(self, user: User | None) -> Step | None:
-        """The step the user's open form is asking now (None on a review screen or with no form)."""
-        if user is None or user.id is None:
-            return None
-        with self.app.db.session() as s:
-            draft = next((d for d in q.drafts_of(s, user.id) if d.mode != SENT), None)
-        if draft is None or draft.mode == REVIEW:
-            return None
-        form = self.app.router.engine.forms.get(draft.form)
-        return form.step(draft.step) if form is not None else None
+        t = self.app.catalog.translator(locale, CHANNEL)
+        return [
+            replace(reply, text=f"{reply.text}\n{t('zalo.no_files')}")
+            if reply.photo_path or reply.file_path
+            else reply
+            for reply in replies
+        ]
 
 
 # ---- running ---------------------------------------------------------------------------------

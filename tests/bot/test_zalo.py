@@ -53,6 +53,10 @@ from storage.models import Inbox, Incident, IncidentAck, MediaFile, ProcessedUpd
 from storage.models import Outbox as OutboxRow
 from storage.text import label_key
 from tests.bot.test_telegram import free_port, invite, wait_until
+from tests.bot.test_telegram import running as running_telegram
+from tests.conftest import Chat
+from tests.fakes.telegram_api import BOT_USERNAME, FakeBotAPI, TgUser
+from tests.fakes.telegram_api import TOKEN as TELEGRAM_TOKEN
 from tests.fakes.zalo_api import (
     TOKEN,
     FakeZaloAPI,
@@ -168,9 +172,9 @@ class Zl:
         """Answer a choice by its number, as a person reading the screen does."""
         return await self.send(user, self.number(user, label))
 
-    def t(self, key: str, lang: str = "vi", **fields: Any) -> str:
-        """A sentence from the locale files."""
-        return self.app.catalog.translator(lang)(key, **fields)
+    def t(self, key: str, lang: str = "vi", channel: str = CHANNEL, **fields: Any) -> str:
+        """A sentence from the locale files as a Zalo user reads it (channel="": the plain one)."""
+        return self.app.catalog.translator(lang, channel)(key, **fields)
 
     def user(self, zalo_user: ZaloUser) -> User | None:
         """The stored account of a Zalo user."""
@@ -251,11 +255,12 @@ async def test_a_whole_monthly_article_with_three_photos_by_url_and_a_video_link
     assert zl.t("form.started", title=zl.t("article.title_form")) in started
     await zl.pick(p, "Hoạt động tiêu biểu của nhà trường")
     asked = await zl.send(p, "Ngày hội đọc sách")
-    assert zl.t("zalo.photo_wide") in asked and "dạng Tệp" not in asked  # no Telegram advice
+    assert zl.t("article.photo_wide") in asked and "dạng Tệp" not in asked  # no Telegram advice
+    assert zl.t("article.photo_wide") != zl.t("article.photo_wide", channel="")
 
     wide = jpeg(2000, 1500, "red", taken="2026:11:05 08:30:00", gps=True)
     got = await zl.photo(p, "toan canh.jpg", wide)
-    assert zl.t("zalo.compressed_note") in got and "Ảnh 2/3" in got
+    assert zl.t("media.compressed_note") in got and "Ảnh 2/3" in got
     got = await zl.photo(p, "phat-bieu.jpg", jpeg(1600, 1200, "blue"), field_name="photo")  # the docs' field
     assert "Ảnh 3/3" in got
     got = await zl.photo(p, "can-canh.jpg", jpeg(1280, 960, "green"))
@@ -269,10 +274,11 @@ async def test_a_whole_monthly_article_with_three_photos_by_url_and_a_video_link
     await zl.send(p, "Sáng 5/11, trường tổ chức ngày hội đọc sách cho toàn thể học sinh.")
     await zl.send(p, "Xong")  # a typed-answer step: its choices are answered by their words
     at_videos = await zl.send(p, "Bỏ qua")
-    assert zl.t("article.videos") in at_videos and zl.t("zalo.link_instead") in at_videos
+    assert zl.t("article.videos") in at_videos and "Google Drive" in at_videos
+    assert zl.t("article.videos", channel="") not in at_videos  # "send an mp4" is Telegram's advice
 
     video = await zl.push_for(p, unsupported_event(p))  # what Zalo sends for a video
-    assert zl.t("media.need_video_or_link") in video and zl.t("zalo.link_instead") in video
+    assert video.startswith(zl.t("media.need_video_or_link")) and zl.t("article.videos") in video
     linked = await zl.send(p, DRIVE)
     assert zl.t("media.link_added") in linked
     await zl.send(p, "Xong")
@@ -299,6 +305,76 @@ async def test_a_whole_monthly_article_with_three_photos_by_url_and_a_video_link
         assert (Path(zl.app.settings.media_dir) / f.path).is_file()
     assert [zl.api.fetches(n) for n in ("toan canh.jpg", "phat-bieu.jpg", "can-canh.jpg")] == [1, 1, 1]
     assert all(len(m["text"]) <= MAX_TEXT for m in zl.api.calls_to("sendMessage"))
+
+
+async def test_the_first_photo_step_gives_zalo_advice_on_zalo_and_telegram_advice_on_telegram(
+    demo: App, api: FakeZaloAPI
+) -> None:
+    """Two principals of one school, one on each channel, at the same step: each reads their channel's words."""
+    on_telegram = TgUser(1001, "Hoa", "Lò Thị")
+    with FakeBotAPI() as tg_api:
+        telegram = demo.settings.telegram.model_copy(
+            update={
+                "token": SecretStr(TELEGRAM_TOKEN),
+                "username": BOT_USERNAME,
+                "base_url": tg_api.base_url,
+                "base_file_url": tg_api.base_file_url,
+            }
+        )
+        settings = demo.settings.model_copy(update={"telegram": telegram})
+        app = replace(demo, settings=settings, dispatcher=replace(demo.dispatcher, settings=settings))
+        async with running(app, api) as zl, running_telegram(app, tg_api) as tg:
+            await zl.register(PRINCIPAL, "principal", school="THCS-PUNHI")
+            await tg.register(on_telegram, "principal", school="THCS-PUNHI")
+            await zl.send(PRINCIPAL, "/article")
+            await zl.pick(PRINCIPAL, "Hoạt động tiêu biểu của nhà trường")
+            await tg.send(on_telegram, "/article")
+            await tg.press(on_telegram, tg.button(on_telegram, "Hoạt động tiêu biểu"))
+
+            on_zalo = await zl.send(PRINCIPAL, "Ngày hội đọc sách")
+            asked = await tg.send(on_telegram, "Ngày hội đọc sách")
+
+    zalo_words, telegram_words = zl.t("article.photo_wide"), zl.t("article.photo_wide", channel="")
+    assert zalo_words != telegram_words and "dạng Tệp (File)" in telegram_words
+    assert zalo_words in on_zalo and telegram_words not in on_zalo
+    on_telegram_text = "\n".join(m.get("text", "") for m in asked)
+    assert telegram_words in on_telegram_text and zalo_words not in on_telegram_text
+
+
+async def test_a_report_finished_on_zalo_with_a_link_that_the_officer_sees_in_review(zl: Zl) -> None:
+    p, link = PRINCIPAL, "https://drive.google.com/file/d/1BaoCaoNam2026/view"
+    await zl.register(p, "principal", school="THCS-PUNHI")
+    await zl.send(p, "/report")
+    await zl.pick(p, "Báo cáo năm")
+    await zl.send(p, "3")  # news items in the press: a typed number
+    await zl.send(p, "Các hoạt động truyền thông diễn ra đều đặn.")
+    asked = await zl.send(p, "Bỏ qua")  # no difficulties (a typed-answer step: choices by their words)
+    assert zl.t("report.document") in asked and "Google Drive" in asked
+    assert zl.t("report.document", channel="") not in asked
+    before = draft_state(zl.app, p, "report")
+
+    pdf = await zl.push_for(p, unsupported_event(p))  # what Zalo sends for a PDF: nothing usable
+    assert pdf.startswith(zl.t("media.need_document") + "\n\n") and zl.t("report.document") in pdf
+    photo = await zl.photo(p, "bao-cao.jpg", jpeg(1600, 1200, "white"))
+    assert photo.startswith(zl.t("media.document_is_photo"))
+    words = await zl.send(p, "gửi sau")
+    assert words.startswith(zl.t("media.need_document"))
+    assert draft_state(zl.app, p, "report") == before
+
+    review = await zl.send(p, link)
+    assert review.startswith(zl.t("media.link_added"))
+    assert f"Tệp báo cáo: link {link}" in review
+    sent = await zl.pick(p, "Gửi")
+    assert sent.startswith(zl.t("report.sent", name="Báo cáo năm", due="01/12/2026"))
+    with zl.app.db.session() as s:
+        row = s.exec(select(Submission).where(Submission.kind == "report")).one()
+    assert row.answers["document"] == {"link": link}
+
+    officer = Chat(zl.app, "officer")  # the demo officer, on the console
+    queue = await officer.send("/review")
+    assert "Báo cáo định kỳ" in queue[0].text
+    opened = await officer.press(f"Mở #{row.id}")
+    assert f"• Tệp báo cáo: link {link}" in opened[0].text and opened[0].attachments == ()
 
 
 # ---- the incident alert ----------------------------------------------------------------------------
@@ -463,8 +539,8 @@ async def test_photo_urls_that_are_no_image_too_large_or_too_slow(demo: App, api
 
         slow = await zl.photo(PRINCIPAL, "slow.jpg", jpeg(2000, 1500), delay=1.0)
 
-    assert zl.t("zalo.kept_by_reference") in slow and "Ảnh 2/3" in slow  # the handler keeps the URL
-    assert zl.t("media.kept_by_reference") not in slow
+    assert zl.t("media.kept_by_reference") in slow and "Ảnh 2/3" in slow  # the handler keeps the URL
+    assert zl.t("media.kept_by_reference", channel="") not in slow
     with app.db.session() as s:
         kept = s.exec(select(MediaFile)).one()
     assert kept.note == "kept_by_reference" and kept.path == "" and kept.file_id.endswith("/files/slow.jpg")

@@ -6,12 +6,15 @@ import io
 import zipfile
 from datetime import datetime
 
+import pytest
 from sqlmodel import select
 
 from storage import queries as q
 from storage.models import Submission
 from tests.handlers.helpers import draft_of
-from tests.media.samples import write
+from tests.media.samples import jpeg, write
+
+DRIVE = "https://drive.google.com/file/d/1AbCdEf/view?usp=sharing"
 
 
 def docx() -> bytes:
@@ -156,6 +159,59 @@ async def test_a_document_is_checked_by_content(demo, chat_as, tmp_path) -> None
     good = write(tmp_path, "Bao cao nam.docx", docx())
     replies = await chat.send(f"/file {good}")
     assert "Tệp Bao cao nam.docx" in replies[-1].text
+
+
+async def test_a_link_to_the_document_is_taken_and_shown_whole(demo, chat_as) -> None:
+    chat = chat_as("principal")
+    await fill_report(chat, "Báo cáo năm", stop_at_document=True)
+    assert "hoặc gửi link tới tệp" in chat.last.text  # the prompt offers both
+
+    review = await chat.send(f"  {DRIVE} ")
+
+    assert review[-1].text.startswith("Đã nhận link.")
+    assert f"• Tệp báo cáo: link {DRIVE}" in review[-1].text
+    await chat.press("Gửi")
+    with demo.db.session() as s:
+        row = s.exec(select(Submission).where(Submission.kind == "report")).one()
+    assert row.answers["document"] == {"link": DRIVE}
+    officer = chat_as("officer")
+    await officer.send("/review")
+    opened = await officer.press(f"Mở #{row.id}")
+    assert f"• Tệp báo cáo: link {DRIVE}" in opened[0].text and opened[0].attachments == ()
+
+
+@pytest.mark.parametrize(
+    ("sent", "answer"),
+    [
+        ("Tuần sau trường sẽ gửi bản có chữ ký", "Hãy gửi tệp PDF hoặc DOCX (dạng Tệp), hoặc link tới tệp"),
+        ("javascript:alert(document.cookie)", "Đường link chưa đúng. Link phải bắt đầu bằng http://"),
+        ("ftp://truong.edu.vn/bao-cao.pdf", "Đường link chưa đúng. Link phải bắt đầu bằng http://"),
+        ("drive.google.com/file/d/1AbCdEf", "Đường link chưa đúng. Link phải bắt đầu bằng http://"),
+        ("https://[drive.google.com/x", "Đường link chưa đúng."),  # urlparse raises on it
+        ("https://drive.google.com/" + "a" * 2100, "Đường link quá dài (2125 ký tự, tối đa 2000)."),
+        ("PHOTO", "Đây là ảnh, không phải tệp báo cáo."),
+    ],
+    ids=["words", "javascript", "ftp", "no-scheme", "broken-host", "too-long", "photo"],
+)
+async def test_bad_answers_at_the_document_step_change_nothing(demo, chat_as, tmp_path, sent, answer) -> None:
+    chat = chat_as("principal")
+    await fill_report(chat, "Báo cáo năm", stop_at_document=True)
+    before = draft_of(demo, "principal", "report")
+    if sent == "PHOTO":  # a real JPEG, sent as a file
+        sent = f"/file {write(tmp_path, 'anh-bao-cao.jpg', jpeg(1600, 1200))}"
+
+    replies = await chat.send(sent)
+
+    said, _, screen = replies[0].text.partition("\n\n")
+    assert said.startswith(answer) and len(said) <= 160, said
+    assert "Đính kèm báo cáo có chữ ký" in screen  # the same step, asked again
+    after = draft_of(demo, "principal", "report")
+    assert (after.step, after.mode, after.answers, after.version) == (
+        before.step,
+        before.mode,
+        before.answers,
+        before.version,
+    )
 
 
 async def test_a_deadline_the_office_does_not_have(demo, chat_as) -> None:
