@@ -927,19 +927,26 @@ class ZaloChannel:
                 q.keep_for_later(s, user.id, reply.to_payload(), self.app.clock.now())
 
     def present(self, user: User | None, replies: list[Reply]) -> list[Reply]:
-        """The replies in Zalo's terms: a note where a reply carries a file Zalo cannot send.
+        """The replies in Zalo's terms: files Zalo cannot send are named, with a note, and dropped.
 
         The words are already Zalo's (the translator prefers the catalogue's `channel.zalo.*`
         sentences); only texts change here, never choices, so the numbers stay the dispatcher's.
+        A file's place on the server or its Telegram reference never reaches the reader.
         """
         locale = (user.locale if user is not None else "") or self.app.settings.locale
         t = self.app.catalog.translator(locale, CHANNEL)
-        return [
-            replace(reply, text=f"{reply.text}\n{t('zalo.no_files')}")
-            if reply.photo_path or reply.file_path
-            else reply
-            for reply in replies
-        ]
+        shown = []
+        for reply in replies:
+            if not (reply.photo_path or reply.file_path or reply.attachments):
+                shown.append(reply)
+                continue
+            lines = [reply.text]
+            names = [a.caption for a in reply.attachments if a.caption]
+            if names:
+                lines.append(t("zalo.files_named", names=", ".join(names)))
+            lines.append(t("zalo.no_files"))
+            shown.append(replace(reply, text="\n".join(lines), photo_path="", file_path="", attachments=()))
+        return shown
 
 
 # ---- running ---------------------------------------------------------------------------------

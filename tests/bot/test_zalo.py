@@ -68,6 +68,7 @@ from tests.fakes.zalo_api import (
     unsupported_event,
     wrapped,
 )
+from tests.handlers.article_helpers import photo_files, write_article
 from tests.media.samples import jpeg
 
 PRINCIPAL = ZaloUser("a1b2c3d4e5f600000001", "Lò Thị Lan")
@@ -375,6 +376,25 @@ async def test_a_report_finished_on_zalo_with_a_link_that_the_officer_sees_in_re
     assert "Báo cáo định kỳ" in queue[0].text
     opened = await officer.press(f"Mở #{row.id}")
     assert f"• Tệp báo cáo: link {link}" in opened[0].text and opened[0].attachments == ()
+
+
+async def test_an_officer_on_zalo_reads_which_files_a_submission_has_never_where_they_are(
+    zl: Zl, tmp_path: Path
+) -> None:
+    """Zalo cannot carry the photos: the officer reads their roles and where to see them, and never a
+    path on the server or a Telegram file reference."""
+    principal = Chat(zl.app, "principal")  # the demo principal, on the console
+    await write_article(principal, photo_files(tmp_path))
+    await principal.press("Gửi")
+    await zl.register(OFFICER, "officer", office="PGD-DEMO")
+    await zl.send(OFFICER, "/review")
+    opened = await zl.pick(OFFICER, "Mở #1")
+    assert "Ngày hội đọc sách" in opened
+    assert zl.t("zalo.files_named", names="Ảnh toàn cảnh, Ảnh người phát biểu, Ảnh cận cảnh") in opened
+    assert zl.t("zalo.no_files") in opened
+    media_dir = str(Path(zl.app.settings.media_dir).resolve())
+    sent = "\n".join(zl.api.texts_to(OFFICER.id))
+    assert media_dir not in sent and str(zl.app.settings.media_dir) not in sent and ".jpg" not in sent
 
 
 # ---- the incident alert ----------------------------------------------------------------------------
