@@ -228,9 +228,9 @@ async def parse_videos(step: Step, msg: Incoming, ctx: Context, answers: Answers
     """mp4 clips, 720p-1080p and 30-60 s each, or a link to a shared folder; until "Xong"."""
     items = list(answers.get(step.key) or [])
     if msg.kind == Kind.TEXT:
-        link = await parse_url(step, msg, ctx, answers)
+        link = await typed_link(step, msg, ctx, answers, words="media.need_video_or_link")
         if link.error:
-            return Parsed(error="media.need_video_or_link")
+            return link
         items.append({"link": link.value})
         return Parsed(value=items, stay=True, note="media.link_added")
     if msg.kind != Kind.MEDIA or not msg.media:
@@ -342,12 +342,19 @@ async def parse_document(step: Step, msg: Incoming, ctx: Context, answers: Answe
 
 async def parse_document_link(step: Step, msg: Incoming, ctx: Context, answers: Answers) -> Parsed:
     """A link to the document (a shared drive, the school's website), stored as {"link": url}."""
-    link = await parse_url(step, msg, ctx, answers)
-    if link.error == "error.bad_url" and not link_shaped(msg.text):
-        return Parsed(error="media.need_document")  # words, not a link
+    link = await typed_link(step, msg, ctx, answers, words="media.need_document")
     if link.error:
         return link
     return Parsed(value={"link": link.value}, note="media.link_added")
+
+
+async def typed_link(step: Step, msg: Incoming, ctx: Context, answers: Answers, words: str) -> Parsed:
+    """Text typed at a file step: a link, the link's own problem (not http(s), too long), or the
+    step's `words` error when it is no link at all."""
+    link = await parse_url(step, msg, ctx, answers)
+    if link.error == "error.bad_url" and not link_shaped(msg.text):
+        return Parsed(error=words)
+    return link
 
 
 async def retry_downloads(db: Any, media_store: Any, fetchers: dict[str, Any], limit: int = 50) -> int:

@@ -153,6 +153,10 @@ async def test_videos_by_metadata_and_a_link(demo, chat_as, files, tmp_path) -> 
     await chat.send("https://drive.google.com/drive/folders/abc")
     await chat.send("không phải link")
     assert "link thư mục" in chat.last.text
+    await chat.send("ftp://may-chu.truong.edu.vn/video.mp4")  # a link, but not one a phone opens
+    assert chat.last.text.startswith("Đường link chưa đúng")
+    await chat.send("https://drive.google.com/" + "x" * 2100)
+    assert chat.last.text.startswith("Đường link quá dài (2125 ký tự")
     videos = article_draft(demo).answers["videos"]
     assert len(videos) == 3 and videos[-1] == {"link": "https://drive.google.com/drive/folders/abc"}
 
