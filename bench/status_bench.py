@@ -3,10 +3,15 @@
     python bench/status_bench.py                 # seed a fresh database in a temporary folder, measure
     python bench/status_bench.py --db /tmp/b.db  # keep (or reuse) the seeded file
 
-It measures, on a warm cache, the median of several runs of:
+It starts as the bot does: the clock's catch-up sweep refreshes the month rollup (the chart's five
+closed months, none stored yet) with the call `Clockwork.sweep` makes, and is timed. Then it measures the
+first `/status` after that, and on a warm cache the median of several runs of:
 
 * `/status` for the whole scope (a leader over all 45,000 schools) through the real dispatcher:
-  the summary text and its chart; and the same summary's queries alone;
+  the summary text and its chart; the same summary's queries alone, with the rollup and without it
+  (a `/status` before the first sweep computes and stores the months itself);
+* a later sweep's refresh of the rollup, with nothing changed and after a closed month's article was
+  approved (one month recomputed);
 * the month's Excel export for a province of 1,000 schools (three sheets, written to disk);
 
 each next to the floor: a plain SQL `GROUP BY` count over the same rows of the submission table.
@@ -37,11 +42,11 @@ sys.path.insert(0, str(ROOT))
 
 from bot.app import open_app  # noqa: E402
 from bot.config import load_settings  # noqa: E402
-from handlers import status  # noqa: E402
-from handlers.calendar import FrozenClock, Period  # noqa: E402
+from handlers import rollup, status  # noqa: E402
+from handlers.calendar import FrozenClock, Period, month_end  # noqa: E402
 from handlers.school_year import semester_key  # noqa: E402
 from handlers.types import Incoming, Kind  # noqa: E402
-from storage import migrate  # noqa: E402
+from storage import migrate, stats  # noqa: E402
 from storage.db import Database  # noqa: E402
 from storage.text import fold  # noqa: E402
 
@@ -345,11 +350,17 @@ def measure(path: Path, runs: int, cache_mb: int) -> list[tuple[str, float, floa
             assert replies and replies[0].photo_path, replies[0].text if replies else "no reply"
             return replies
 
+        # The bot's start: the clock's catch-up sweep recomputes the chart's closed months (none are stored
+        # yet: a reused database's are dropped first), by the same call Clockwork.sweep makes.
+        with app.db.session() as s:
+            stats.forget_rollup(s)
+        cold, _, made = timed(lambda: rollup.refresh(app.db, clock), 1)
+        assert len(made) == rollup.EARLIER, made
         first = timed(status_reply, 1)[0]
         med, best, _ = timed(status_reply, runs)
         rows.append(("/status, whole scope (45,000 schools): text + chart, warm", med, best, ""))
         rows.append(
-            ("/status, whole scope: first call after start", first, first, "earlier months not yet kept")
+            ("/status, whole scope: first call after start", first, first, "after the catch-up sweep")
         )
         leaders = app.router.buttons[status.PREFIX].handler.__self__  # type: ignore[attr-defined]
         where = status.office_where(app.db, "VN")  # the leader's office: every school
@@ -364,9 +375,14 @@ def measure(path: Path, runs: int, cache_mb: int) -> list[tuple[str, float, floa
         chart = path.parent / "bench-chart.png"
         med, best, _ = timed(lambda: status.draw(context(app, LEADER), where, period, facts, chart), runs)
         rows.append(("  of which the chart (PNG)", med, best, f"{chart.stat().st_size // 1024} KB"))
-        leaders.closed.clear()
-        med, best, _ = timed(lambda: (leaders.closed.clear(), gather())[1], max(3, runs // 3))
-        rows.append(("  the summary's queries, earlier months not kept", med, best, ""))
+
+        def unstored() -> Any:
+            with app.db.session() as s:
+                stats.forget_rollup(s)
+            return gather()
+
+        med, best, _ = timed(unstored, max(3, runs // 3))
+        rows.append(("  the summary's queries, earlier months not yet stored", med, best, "computed, stored"))
         months = [period.shift(-k).key for k in range(status.MONTHS_CHARTED)]
         marks = ", ".join(f":m{i}" for i in range(len(months)))
         params = {f"m{i}": m for i, m in enumerate(months)}
@@ -376,6 +392,18 @@ def measure(path: Path, runs: int, cache_mb: int) -> list[tuple[str, float, floa
         )
         sql = "SELECT kind, COUNT(*) FROM submission GROUP BY kind"
         rows.append(("  floor: GROUP BY count of the whole table", floor(app.db, sql, {}, runs), 0, ""))
+
+        rows.append(
+            ("Month rollup: the catch-up sweep's refresh at start", cold, cold, f"{len(made)} months")
+        )
+        med, best, made = timed(lambda: rollup.refresh(app.db, clock), runs)
+        assert made == [], made
+        rows.append(("  a later sweep's refresh, nothing changed", med, best, ""))
+        med, best, made = refresh_after_approval(app, clock, period.shift(-1), max(3, runs // 3))
+        assert made == [period.shift(-1)], made
+        rows.append(
+            ("  a later sweep's refresh after a closed month's article was approved", med, best, "1 month")
+        )
 
         province = status.office_where(app.db, "SGD-00")
         assert province is not None and province.scope.schools == BIG_PROVINCE
@@ -408,6 +436,45 @@ def measure(path: Path, runs: int, cache_mb: int) -> list[tuple[str, float, floa
         med, best, _ = timed(lambda: leaders.gather(context(app, LEADER), province, period), runs)
         rows.append(("/status queries, the same province", med, best, ""))
     return rows
+
+
+def refresh_after_approval(
+    app: Any, clock: FrozenClock, month: Period, runs: int
+) -> tuple[float, float, Any]:
+    """(median ms, best ms, months recomputed) of the sweep's refresh after an article of `month` is approved.
+
+    Each time an article awaiting review is approved as the review desk does (`queries.review`), then put
+    back as it was, and its month recomputed, so that a reused database's later runs find nothing changed.
+    """
+    from sqlalchemy import select, update
+
+    from storage import queries as q
+    from storage.models import Submission
+
+    times, made = [], None
+    for _ in range(runs):
+        with app.db.session() as s:
+            row = s.scalars(
+                select(Submission)
+                .where(
+                    Submission.kind == "article",
+                    Submission.period == month.key,
+                    Submission.status == "submitted",
+                )
+                .order_by(Submission.id)
+                .limit(1)
+            ).one()
+            before = {k: getattr(row, k) for k in ("status", "reviewed_by_id", "reviewed_at", "updated_at")}
+            assert q.review(
+                s, row.id, row.version, row.user_id, "approve", clock.now(), ("submitted",), "approved"
+            )
+        started = time.perf_counter()
+        made = rollup.refresh(app.db, clock)
+        times.append((time.perf_counter() - started) * 1000)
+        with app.db.session() as s:
+            s.execute(update(Submission).where(Submission.id == row.id).values(**before))
+            stats.store_month(s, month.key, month_end(month, clock), clock.now())
+    return statistics.median(times), min(times), made
 
 
 def context(app: Any, user_id: str) -> Any:

@@ -4,7 +4,7 @@ APScheduler is only a clock here (delivery.md §4): an in-memory `AsyncIOSchedul
 job. What is due, and what was already made, lives in the database, so a tick lost while the bot was
 down is caught up by the first sweep at start, and a sweep run twice creates nothing new. Several
 workers may each run a Clockwork: only the holder of the "scheduler" lease sweeps, and only the holder
-of the "sender" lease sends.
+of the "sender" lease sends. Each sweep also brings the leaders' month rollup up to date (handlers/rollup.py).
 
     clockwork = Clockwork(db, clock, settings, catalog, outbox)
     await clockwork.start()   # catch-up sweep at once, then every schedule.sweep_minutes; the sender
@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.outbox import Outbox
-from handlers import digest, reminders
+from handlers import digest, reminders, rollup
 from handlers.calendar import Clock
 from handlers.i18n import Catalog
 from storage import queries as q
@@ -135,9 +135,10 @@ class Clockwork:
         return report
 
     def sweep(self) -> reminders.SweepReport:
-        """Reminders and escalations, then the officers' daily digests."""
+        """Reminders and escalations, the officers' daily digests, then the leaders' closed months."""
         report = reminders.sweep(self.db, self.clock, self.settings, self.catalog)
         made = digest.sweep_digests(self.db, self.clock, self.settings, self.catalog)
+        rollup.refresh(self.db, self.clock)
         return replace(report, created=report.created + made) if made else report
 
     async def prune(self) -> int:

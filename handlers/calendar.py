@@ -90,6 +90,16 @@ class Period:
         return Period(index // 12, index % 12 + 1)
 
 
+def month_start(period: Period, clock: Clock) -> datetime:
+    """Midnight on the first day of the month, local time."""
+    return datetime(period.year, period.month, 1, tzinfo=clock.tz)
+
+
+def month_end(period: Period, clock: Clock) -> datetime:
+    """The first moment after the month (what "registered during the month" is measured against)."""
+    return month_start(period.shift(1), clock)
+
+
 class Calendar:
     """Deadlines from the schedule settings, in the office's time zone."""
 

@@ -16,8 +16,8 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from handlers import charts, report
-from handlers.calendar import Calendar, Clock, Period
+from handlers import charts, report, rollup
+from handlers.calendar import Calendar, Clock, Period, month_end, month_start
 from handlers.nomination import ROLES, public_view, publishable
 from handlers.school_year import school_year, semester_key
 from handlers.types import Choice, Context, Incoming, Reply
@@ -34,12 +34,11 @@ MISSING_SHOWN = 10
 MISSING_LISTED = 300
 CHOICES_SHOWN = 8
 SMALL_OFFICE = 12  # up to this many schools, the chart is by school
-MONTHS_CHARTED = 6
+MONTHS_CHARTED = rollup.EARLIER + 1
 MONTHS_HISTORY = 12
 RANKED_SHOWN = 20
 UNACKED_SHOWN = 5
 NOMINATIONS_SHOWN = 5
-HISTORY_KEPT = timedelta(minutes=10)
 LEVEL_ORDER = ("MN", "TH", "THCS", "THPT", "GDTX")
 GENERATED = "generated"  # under the media dir: charts and workbooks made for a reader
 Translate = Callable[..., str]
@@ -169,16 +168,6 @@ def read_school_year(text: str) -> int | None:
     return start if 2000 <= start <= 2100 else None
 
 
-def month_start(period: Period, clock: Clock) -> datetime:
-    """Midnight on the first day of the month, local time."""
-    return datetime(period.year, period.month, 1, tzinfo=clock.tz)
-
-
-def month_end(period: Period, clock: Clock) -> datetime:
-    """The first moment after the month (what "registered during the month" is measured against)."""
-    return month_start(period.shift(1), clock)
-
-
 def year_months(start: int) -> list[Period]:
     """The school year's months, September to August."""
     return [Period(start, 9).shift(n) for n in range(12)]
@@ -273,10 +262,7 @@ class Facts:
 
 
 class Leaders:
-    """The leaders' commands. Keeps, for large scopes only, the chart's closed months for a while."""
-
-    def __init__(self) -> None:
-        self.closed: dict[tuple[Any, ...], tuple[datetime, dict[str, list[stats.Figures]]]] = {}
+    """The leaders' commands."""
 
     # ---- commands ----
 
@@ -367,11 +353,11 @@ class Leaders:
         moment = now if period == cal.current() else until - timedelta(seconds=1)
         semester = semester_key(moment)
         upcoming = cal.next_periodic()
-        charted = [period.shift(-n) for n in range(MONTHS_CHARTED - 1, 0, -1)]
+        charted = rollup.earlier_months(period)
         small = scope.schools <= SMALL_OFFICE  # charted by school, not by level
         with ctx.db.session() as s:
             by_level = stats.month_by_level(s, scope, period.key, until)
-            history = {} if small else self.history(s, ctx, scope, charted)
+            history = {} if small else rollup.closed_by_level(s, ctx.clock, scope, charted)
             missing = stats.missing_schools(s, scope, period.key, until, MISSING_SHOWN)
             nominations = stats.nomination_figures(s, scope, [semester])
             incidents = stats.incidents_between(s, scope, month_start(period, ctx.clock), until)
@@ -381,23 +367,6 @@ class Leaders:
                 report = (item.name, due, stats.reports_in(s, scope, f"{item.key}-{due.year}"))
             per_school = stats.schools_months(s, scope, [p.key for p in [*charted, period]]) if small else []
         return Facts(by_level, history, missing, nominations, semester, incidents, report, per_school)
-
-    def history(
-        self, s: Any, ctx: Context, scope: stats.Scope, months: list[Period]
-    ) -> dict[str, list[stats.Figures]]:
-        """The chart's earlier months; kept for HISTORY_KEPT for a broad scope (closed months barely move)."""
-        pairs = [(p.key, month_end(p, ctx.clock)) for p in months]
-        if not scope.broad:
-            return stats.history_by_level(s, scope, pairs)
-        key = (str(ctx.db.url), scope.office_id, scope.levels, tuple(p for p, _ in pairs))
-        now = ctx.clock.now()
-        kept = self.closed.get(key)
-        if kept is not None and now - kept[0] < HISTORY_KEPT:
-            return kept[1]
-        fresh = stats.history_by_level(s, scope, pairs)
-        self.closed = {k: v for k, v in self.closed.items() if now - v[0] < HISTORY_KEPT}
-        self.closed[key] = (now, fresh)
-        return fresh
 
 
 def month_refusal(ctx: Context, where: Where, period: Period) -> Reply | None:

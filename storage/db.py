@@ -8,7 +8,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Select, create_engine, event, true
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
@@ -81,13 +81,29 @@ class Database:
         self.engine.dispose()
 
 
-def insert_ignore(session: Session, table: Any, values: dict[str, Any] | list[dict[str, Any]]) -> int:
-    """INSERT ... ON CONFLICT DO NOTHING on SQLite or PostgreSQL; the number of rows inserted."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
+def _insert(session: Session) -> Any:
+    """The dialect's INSERT construct, which knows ON CONFLICT (SQLite or PostgreSQL)."""
+    if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
+    return insert
+
+
+def insert_ignore(session: Session, table: Any, values: dict[str, Any] | list[dict[str, Any]]) -> int:
+    """INSERT ... ON CONFLICT DO NOTHING on SQLite or PostgreSQL; the number of rows inserted."""
+    insert = _insert(session)
     # Count RETURNING rows: drivers disagree on rowcount here (psycopg 3 reports -1).
     stmt = insert(table).values(values).on_conflict_do_nothing().returning(*table.primary_key.columns)
     return len(session.execute(stmt).all())
+
+
+def upsert_select(session: Session, table: Any, columns: list[str], rows: Select[Any]) -> None:
+    """INSERT INTO table (columns) SELECT ... ON CONFLICT (primary key) DO UPDATE the other columns."""
+    # SQLite needs a WHERE in the SELECT of an upsert, or it may read ON CONFLICT as a join's ON.
+    stmt = _insert(session)(table).from_select(columns, rows.where(true()))
+    keys = [c.name for c in table.primary_key.columns]
+    stmt = stmt.on_conflict_do_update(
+        index_elements=keys, set_={c: stmt.excluded[c] for c in columns if c not in keys}
+    )
+    session.execute(stmt)

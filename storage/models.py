@@ -132,9 +132,11 @@ class Draft(SQLModel, table=True):
 class Submission(SQLModel, table=True):
     """Something a school sent: an article, a nomination, a report, an incident."""
 
-    # A month's (or semester's, or report's) rows per school, read from the index alone (leaders' status).
+    # A month's (or semester's, or report's) rows per school, read from the index alone (leaders' status);
+    # the months whose articles changed lately, for the clock's refresh of the month rollup.
     __table_args__ = (
         Index("ix_submission_kind_period_school", "kind", "period", "school_id", "late", "status"),
+        Index("ix_submission_kind_updated", "kind", "updated_at", "period"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -153,6 +155,28 @@ class Submission(SQLModel, table=True):
     reviewed_at: datetime | None = utc_field(nullable=True)
     created_at: datetime = utc_field()
     updated_at: datetime = utc_field()
+
+
+class MonthRollup(SQLModel, table=True):
+    """A closed month's article figures for the schools one office holds directly, of one level.
+
+    Every count is a sum over schools, so a scope's month is the sum of the rows of the offices in its
+    tree (and of its levels). `expected`: schools that owed the month (a principal before its end, or an
+    article for it anyway); `sent`: of those, the ones with an article; `on_time`: with one on time;
+    `approved`, `published`: with one approved, published; `articles`: how many articles. The clock's
+    sweep keeps the rows fresh (handlers/rollup.py); `computed_at` is when they were read.
+    """
+
+    period: str = Field(primary_key=True, max_length=7)
+    office_id: int = Field(primary_key=True, foreign_key="office.id")
+    level: str = Field(primary_key=True, max_length=32)
+    expected: int = 0
+    sent: int = 0
+    on_time: int = 0
+    approved: int = 0
+    published: int = 0
+    articles: int = 0
+    computed_at: datetime = utc_field()
 
 
 class SubmissionVersion(SQLModel, table=True):

@@ -17,6 +17,7 @@ Rules:
 - ``level`` is MN, TH, THCS, THPT, GDTX, or several joined with ``&`` (``th & thcs`` -> ``TH&THCS``).
 - Names are stored NFC with runs of spaces collapsed; a school's ``name_folded`` is ``fold(name)``.
 - Offices and schools missing from the file are left alone: the import adds and updates, never deletes.
+- A school moved to another office or level drops the leaders' month rollup (recomputed when next needed).
 - CSV is UTF-8 with or without BOM; a header using ``;`` or tabs (Excel in a Vietnamese locale) is
   read with that delimiter. XLSX: the first worksheet.
 """
@@ -35,6 +36,7 @@ from pathlib import Path
 
 from sqlmodel import Session, col, select
 
+from storage import stats
 from storage.db import Database
 from storage.errors import ImportRejected
 from storage.models import LEVELS, OFFICE_KINDS, Office, School
@@ -471,6 +473,7 @@ def upsert(s: Session, plan: Plan, existing: dict[str, Office]) -> ImportResult:
     s.flush()
 
     stored = load_schools(s, list(plan.schools))
+    moved = False
     for wanted in plan.schools.values():
         office_id = offices[wanted.office].id
         assert office_id is not None
@@ -488,12 +491,15 @@ def upsert(s: Session, plan: Plan, existing: dict[str, Office]) -> ImportResult:
             )
             result.schools.new += 1
         elif (school.name, school.name_folded, school.level, school.office_id) != values:
+            moved = moved or (school.level, school.office_id) != values[2:]
             school.name, school.name_folded, school.level, school.office_id = values
             s.add(school)
             result.schools.updated += 1
         else:
             result.schools.unchanged += 1
     s.flush()
+    if moved:  # the month rollup counts schools under their office and level: recomputed when next needed
+        stats.forget_rollup(s)
     return result
 
 

@@ -9,6 +9,11 @@ the database they are built whole, which is cheaper than checking each row's sch
 
 A school owes a month once registered (its first principal account exists before the month ends), or if
 it sent an article for that month anyway.
+
+Closed months are also kept in the month rollup (`MonthRollup`): per month, one row per office and level
+with the counts that add up over schools (`month_counts`), so the chart's earlier months for any scope are
+a sum over the rows of its offices. `store_month` computes a month's rows in one INSERT ... SELECT;
+handlers/rollup.py decides when.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from sqlalchemy import (
     Select,
     and_,
     case,
+    delete,
     exists,
     func,
     literal,
@@ -36,7 +42,17 @@ from sqlalchemy import (
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
-from storage.models import Incident, IncidentAck, Office, School, Submission, User
+from storage.db import upsert_select
+from storage.models import (
+    Incident,
+    IncidentAck,
+    MonthRollup,
+    Office,
+    School,
+    Submission,
+    User,
+    UTCDateTime,
+)
 from storage.text import fold
 
 ARTICLE = "article"
@@ -72,9 +88,9 @@ def office_tree(office_id: int) -> CTE:
     return tree.union(select(col(child.id)).where(col(child.parent_id) == tree.c.id))
 
 
-def level_filter(levels: Sequence[str]) -> ColumnElement[bool]:
-    """A school of one of `levels`; a combined level ("TH&THCS") matches each of its parts."""
-    level = func.upper(School.level)
+def level_filter(levels: Sequence[str], column: Any = School.level) -> ColumnElement[bool]:
+    """A school (or rollup row) of one of `levels`; a combined level ("TH&THCS") matches each of its parts."""
+    level = func.upper(column)
     parts = []
     for wanted in (x.strip().upper() for x in levels if x.strip()):
         parts += [
@@ -211,23 +227,29 @@ class Figures:
         )
 
 
+def month_counts(month: Any, reg: Any, until: datetime) -> list[Any]:
+    """The month's counts that add up over schools: expected, sent, on_time, approved, published, articles.
+
+    Per school each is a fact of the month alone: it owed the month (a principal before `until`, the
+    month's end, or an article for it anyway), it sent, one was on time, approved, published, how many.
+    """
+    sent = month.c.school_id.is_not(None)
+    return [
+        func.sum(flag(or_(reg.c.reg < until, sent))),
+        func.count(month.c.school_id),
+        func.coalesce(func.sum(flag(month.c.late == 0)), 0),
+        func.coalesce(func.sum(month.c.approved), 0),
+        func.coalesce(func.sum(month.c.published), 0),
+        func.coalesce(func.sum(month.c.articles), 0),
+    ]
+
+
 def month_by_level(s: Session, scope: Scope, period: str, until: datetime) -> dict[str, Figures]:
     """The month's figures per level (registered means: before `until`, the month's end)."""
     month = month_articles(scope, period)
     reg = principals(scope)
-    sent = month.c.school_id.is_not(None)
     stmt = (
-        select(
-            by_level(),
-            func.count(),
-            func.count(reg.c.reg),
-            func.sum(flag(or_(reg.c.reg < until, sent))),
-            func.count(month.c.school_id),
-            func.sum(flag(month.c.late == 0)),
-            func.sum(month.c.approved),
-            func.sum(month.c.published),
-            func.sum(month.c.articles),
-        )
+        select(by_level(), func.count(), func.count(reg.c.reg), *month_counts(month, reg, until))
         .select_from(School)
         .outerjoin(reg, reg.c.school_id == School.id)
         .outerjoin(month, month.c.school_id == School.id)
@@ -237,42 +259,89 @@ def month_by_level(s: Session, scope: Scope, period: str, until: datetime) -> di
     return {row[0]: Figures(*(int(v or 0) for v in row[1:])) for row in s.execute(stmt)}
 
 
-def history_by_level(
-    s: Session, scope: Scope, months: Sequence[tuple[str, datetime]]
-) -> dict[str, list[Figures]]:
-    """For the chart: per level and month, the schools owing the month and those that sent it.
+# ---- closed months: the month rollup ---------------------------------------------------------------
 
-    `months` are (period, end of the month), oldest first, at most 30. One pass over the months'
-    articles gives each school a bit per month sent (SUM(DISTINCT) of powers of two: duplicates count once).
-    """
-    bit = case(*((Submission.period == p, 1 << i) for i, (p, _) in enumerate(months)), else_=0)
-    masks = (
-        select(col(Submission.school_id).label("school_id"), func.sum(func.distinct(bit)).label("mask"))
-        .where(
-            Submission.kind == ARTICLE,
-            col(Submission.period).in_([p for p, _ in months]),
-            *only(scope, Submission.school_id),
+EVERY_SCHOOL = Scope(0, broad=True, everything=True)
+ROLLUP_COUNTS = ("expected", "sent", "on_time", "approved", "published", "articles")
+
+
+def rollup_rows(period: str, until: datetime, computed_at: datetime) -> Select[Any]:
+    """The month's rollup rows, computed: one per (office, level) of every school, in MonthRollup's order."""
+    month = month_articles(EVERY_SCHOOL, period)
+    reg = principals(EVERY_SCHOOL)
+    # An expression, as in `by_level`: grouped by the bare column, SQLite walks the office index and
+    # fetches every school from there (1.7 times the cost of a scan and a sort at national scale).
+    office = func.coalesce(School.office_id, literal_column("0"))
+    return (
+        select(
+            literal(period),
+            office,
+            by_level(),
+            *month_counts(month, reg, until),
+            literal(computed_at, UTCDateTime()),
         )
-        .group_by(col(Submission.school_id))
-        .subquery("masks")
-    )
-    reg = principals(scope)
-    columns: list[Any] = [by_level()]
-    for i, (_, until) in enumerate(months):
-        sent = func.coalesce(masks.c.mask, 0).op("&")(1 << i) != 0
-        columns += [func.sum(flag(or_(reg.c.reg < until, sent))), func.sum(flag(sent))]
-    stmt = (
-        select(*columns)
         .select_from(School)
         .outerjoin(reg, reg.c.school_id == School.id)
-        .outerjoin(masks, masks.c.school_id == School.id)
-        .where(*in_scope(scope))
-        .group_by(by_level())
+        .outerjoin(month, month.c.school_id == School.id)
+        .group_by(office, by_level())
     )
+
+
+def store_month(s: Session, period: str, until: datetime, now: datetime) -> None:
+    """(Re)compute a month's rollup from the submissions, in one statement; rows of groups gone are dropped."""
+    s.execute(delete(MonthRollup).where(col(MonthRollup.period) == period))
+    columns = ["period", "office_id", "level", *ROLLUP_COUNTS, "computed_at"]
+    upsert_select(s, MonthRollup.__table__, columns, rollup_rows(period, until, now))
+
+
+def stored_months(s: Session, periods: Sequence[str] | None = None) -> dict[str, datetime]:
+    """The months the rollup holds (among `periods` when given), each with when it was computed."""
+    stmt = select(MonthRollup.period, func.min(MonthRollup.computed_at)).group_by(col(MonthRollup.period))
+    if periods is not None:
+        stmt = stmt.where(col(MonthRollup.period).in_(periods))
+    return {period: utc(at) for period, at in s.execute(stmt)}
+
+
+def changed_months(s: Session, since: datetime) -> dict[str, datetime]:
+    """The months whose articles were sent, edited or reviewed after `since`, with the latest change.
+
+    Every write to a submission stamps `updated_at`; the (kind, updated_at, period) index holds the answer.
+    Grouped by an expression, as in `by_level`: grouped by the bare column, SQLite walks the whole month
+    index in period order to skip a sort of the few rows that changed.
+    """
+    period = func.coalesce(Submission.period, literal_column("''"))
+    stmt = (
+        select(period, func.max(Submission.updated_at))
+        .where(Submission.kind == ARTICLE, col(Submission.updated_at) > since)
+        .group_by(period)
+    )
+    return {key: utc(at) for key, at in s.execute(stmt) if key}
+
+
+def forget_rollup(s: Session) -> None:
+    """Drop every stored month (schools moved to another office or level): recomputed when next needed."""
+    s.execute(delete(MonthRollup))
+
+
+def rollup_by_level(s: Session, scope: Scope, periods: Sequence[str]) -> dict[str, list[Figures]]:
+    """Per level, the scope's figures for each of `periods` from the rollup, in their order.
+
+    A sum over the rows of the scope's offices (and levels): a few thousand rows for the whole country.
+    `schools` and `registered` are left at 0: they are facts of today, not of a month.
+    """
+    r = MonthRollup
+    conditions: list[ColumnElement[bool]] = [col(r.period).in_(periods)]
+    if not scope.everything:
+        conditions.append(col(r.office_id).in_(select(office_tree(scope.office_id).c.id)))
+        if scope.levels:
+            conditions.append(level_filter(scope.levels, r.level))
+    sums = [func.sum(getattr(r, name)) for name in ROLLUP_COUNTS]
+    stmt = select(r.level, r.period, *sums).where(*conditions).group_by(col(r.level), col(r.period))
+    index = {period: i for i, period in enumerate(periods)}
     out: dict[str, list[Figures]] = {}
-    for row in s.execute(stmt):
-        values = [int(v or 0) for v in row[1:]]
-        out[row[0]] = [Figures(expected=values[2 * i], sent=values[2 * i + 1]) for i in range(len(months))]
+    for level, period, *counts in s.execute(stmt):
+        figures = dict(zip(ROLLUP_COUNTS, (int(c or 0) for c in counts), strict=True))
+        out.setdefault(level, [Figures() for _ in periods])[index[period]] = Figures(**figures)
     return out
 
 
@@ -686,3 +755,10 @@ def as_utc(value: Any) -> datetime | None:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def utc(value: Any) -> datetime:
+    """`as_utc` of a value known not to be NULL."""
+    moment = as_utc(value)
+    assert moment is not None
+    return moment

@@ -43,7 +43,9 @@ def photo_files(folder: Path) -> dict[str, Path]:
     }
 
 
-async def write_article(chat: Chat, files: dict[str, Path], stop_before: str | None = None) -> None:
+async def write_article(
+    chat: Chat, files: dict[str, Path], stop_before: str | None = None, when: str = "05/11/2026"
+) -> None:
     """Answer every article step in order (or up to `stop_before`), ending on the review screen."""
     answers = {
         "theme": lambda: chat.press("Hoạt động tiêu biểu"),
@@ -54,7 +56,7 @@ async def write_article(chat: Chat, files: dict[str, Path], stop_before: str | N
         "photos_extra": lambda: chat.press("Xong"),
         "what": lambda: chat.send("Học sinh thi kể chuyện theo sách"),
         "where": lambda: chat.send("Sân trường PTDTBT THCS Pú Nhi"),
-        "when": lambda: chat.send("05/11/2026"),
+        "when": lambda: chat.send(when),
         "who": lambda: chat.send("Toàn trường, 320 học sinh"),
         "how": lambda: chat.send("Sôi nổi, 12 giải thưởng"),
         "body": lambda: _body(chat),
