@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from calendar import monthrange
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
@@ -120,6 +121,7 @@ class PeriodicDeadline(BaseModel):
 
 
 HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+MMDD = r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
 
 
 class PauseWindow(BaseModel):
@@ -159,6 +161,8 @@ class ScheduleSettings(BaseModel):
     # The officers' daily digest: when, and on which weekdays (0 = Monday ... 6 = Sunday).
     digest_at: str = Field(default="16:30", pattern=HHMM)
     digest_days: tuple[int, ...] = (0, 1, 2, 3, 4)
+    # The first day of semester II ("MM-DD"): each province sets it in its school calendar.
+    semester_two_starts: str = Field(default="01-16", pattern=MMDD)
 
     @field_validator("periodic")
     @classmethod
@@ -184,6 +188,16 @@ class ScheduleSettings(BaseModel):
         if any(not 1 <= d <= 28 for d in value) or len(set(value)) != len(value):
             raise ValueError("days after the deadline must be distinct, between 1 and 28")
         return tuple(sorted(value))
+
+    @field_validator("semester_two_starts")
+    @classmethod
+    def _semester_two(cls, value: str) -> str:
+        month, day = (int(x) for x in value.split("-"))
+        if month not in (12, 1, 2, 3):
+            raise ValueError("semester II starts between December and March")
+        if day > monthrange(2023, month)[1]:
+            raise ValueError(f"{value} is not a day of the year")
+        return value
 
     @field_validator("quiet_hours")
     @classmethod

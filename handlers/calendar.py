@@ -8,6 +8,8 @@ from datetime import date, datetime, time, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
+from handlers.school_year import YEAR_STARTS, school_year, semester_key
+
 
 class Clock(Protocol):
     """Tells the time; tests move it, nothing sleeps."""
@@ -205,7 +207,12 @@ class Calendar:
     def school_year(self, at: datetime | None = None) -> SchoolYear:
         """The school year `at` falls in: September to the following August (teaching ends late May)."""
         moment = (at or self.now()).astimezone(self.clock.tz)
-        return SchoolYear(moment.year if moment.month >= SCHOOL_YEAR_STARTS else moment.year - 1)
+        return SchoolYear(school_year(moment))
+
+    def semester(self, at: datetime | None = None) -> str:
+        """The semester `at` falls in, "2026-2027-HK1" (semester II from schedule.semester_two_starts)."""
+        moment = (at or self.now()).astimezone(self.clock.tz)
+        return semester_key(moment, self.schedule.semester_two_starts)
 
     def periodic_deadlines(self, at: datetime | None = None) -> list[tuple[Any, datetime]]:
         """Every periodic deadline from a year before `at` to a year after, in time order."""
@@ -224,9 +231,6 @@ def periodic_key(item: Any, due: datetime) -> str:
     return f"{item.key}-{due.year}"
 
 
-SCHOOL_YEAR_STARTS = 9  # September
-
-
 @dataclass(frozen=True, order=True)
 class SchoolYear:
     """A school year, "2026-2027": from September to the following summer."""
@@ -240,11 +244,7 @@ class SchoolYear:
 
     def contains(self, day: date) -> bool:
         """Whether `day` falls in this school year."""
-        return (
-            date(self.start_year, SCHOOL_YEAR_STARTS, 1)
-            <= day
-            < date(self.start_year + 1, SCHOOL_YEAR_STARTS, 1)
-        )
+        return date(self.start_year, *YEAR_STARTS) <= day < date(self.start_year + 1, *YEAR_STARTS)
 
 
 DAY_MINUTES = 24 * 60

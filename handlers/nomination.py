@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from handlers import submissions
+from handlers.calendar import Calendar
 from handlers.forms import Form
-from handlers.school_year import semester_key
 from handlers.steps import Answers, Option, Step, StepKind
 from handlers.types import Choice, Context, Incoming, Reply
 from storage import queries as q
@@ -78,14 +78,17 @@ NOMINATION_STEPS = (
 )
 
 
+def semester_now(ctx: Context) -> str:
+    """The semester a nomination sent now counts in (semester II from schedule.semester_two_starts)."""
+    return Calendar(ctx.clock, ctx.settings.schedule).semester()
+
+
 async def submit(ctx: Context, draft: Draft) -> list[Reply]:
     """Store the nomination (counted in this semester), or a new version of one being edited."""
     answers = {**draft.answers, "publishable": publishable(draft.answers)}
     if answers.get("kind") == "collective":
         answers["role"] = "collective"
-    saved = submissions.save(
-        ctx, draft, kind=KIND, answers=answers, period=semester_key(ctx.clock.now()), due=None
-    )
+    saved = submissions.save(ctx, draft, kind=KIND, answers=answers, period=semester_now(ctx), due=None)
     if saved.refused:
         return [Reply(ctx.t("submission.edit_refused"))]
     if saved.repeated:
@@ -156,7 +159,7 @@ async def list_nominations(msg: Incoming, ctx: Context) -> list[Reply]:
 
 def counts(ctx: Context, school_id: int) -> dict[str, Any]:
     """This semester's and this school year's nominations of a school."""
-    semester = semester_key(ctx.clock.now())
+    semester = semester_now(ctx)
     year = semester.rsplit("-", 1)[0]
     with ctx.db.session() as s:
         rows = q.submissions_of(s, school_id, KIND)

@@ -1,12 +1,16 @@
-"""School years and semesters: nominations are counted per semester and per school year."""
+"""School years and semesters: nominations are counted per semester and per school year.
+
+The school year runs from 1 September (monthly articles are counted by calendar month, so the year is
+September to August). Semester II starts on a day each province sets in its own school calendar, in
+mid-January as a rule: `schedule.semester_two_starts` ("MM-DD", default "01-16").
+"""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 
-# The school year starts on 1 September; semester II starts after mid-January (domain.md).
 YEAR_STARTS = (9, 1)
-SEMESTER_TWO_STARTS = (1, 16)
+SEMESTER_TWO_STARTS = "01-16"
 
 
 def school_year(day: date | datetime) -> int:
@@ -14,10 +18,17 @@ def school_year(day: date | datetime) -> int:
     return day.year if (day.month, day.day) >= YEAR_STARTS else day.year - 1
 
 
-def semester_key(day: date | datetime) -> str:
+def semester_two_start(start: int, starts: str = SEMESTER_TWO_STARTS) -> date:
+    """The first day of semester II of the school year starting in `start` ("12-20" falls in `start`)."""
+    month, day = (int(x) for x in starts.split("-"))
+    return date(start if (month, day) >= YEAR_STARTS else start + 1, month, day)
+
+
+def semester_key(day: date | datetime, starts: str = SEMESTER_TWO_STARTS) -> str:
     """ "2026-2027-HK1" or "2026-2027-HK2"."""
     start = school_year(day)
-    second = (day.month, day.day) >= SEMESTER_TWO_STARTS and (day.month, day.day) < YEAR_STARTS
+    plain = day.date() if isinstance(day, datetime) else day
+    second = plain >= semester_two_start(start, starts)
     return f"{start}-{start + 1}-HK{2 if second else 1}"
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from handlers import charts, report, rollup
 from handlers.calendar import Calendar, Clock, Period, month_end, month_start
 from handlers.nomination import ROLES, public_view, publishable
-from handlers.school_year import school_year, semester_key
+from handlers.school_year import school_year
 from handlers.types import Choice, Context, Incoming, Reply
 from storage import queries as q
 from storage import stats
@@ -351,7 +351,7 @@ class Leaders:
         scope = where.scope
         until = month_end(period, ctx.clock)
         moment = now if period == cal.current() else until - timedelta(seconds=1)
-        semester = semester_key(moment)
+        semester = cal.semester(moment)
         upcoming = cal.next_periodic()
         charted = rollup.earlier_months(period)
         small = scope.schools <= SMALL_OFFICE  # charted by school, not by level
@@ -628,7 +628,7 @@ def school_card(ctx: Context, where: Where, school: School) -> Reply:
     cal = Calendar(ctx.clock, ctx.settings.schedule)
     now = cal.now()
     months = [cal.current().shift(-n) for n in range(MONTHS_HISTORY - 1, -1, -1)]
-    semester = semester_key(now)
+    semester = cal.semester(now)
     year = semester.rsplit("-", 1)[0]
     with ctx.db.session() as s:
         marks = stats.school_months(s, school.id or 0, [p.key for p in months])

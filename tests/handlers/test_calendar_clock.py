@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -70,6 +71,9 @@ def test_overlapping_quiet_windows_are_merged() -> None:
         ({"pauses": [{"name": "Tết", "start": "2027-02-14", "end": "2027-02-05"}]}, "before it starts"),
         ({"pauses": [{"name": "Tết", "start": "2027-02-30", "end": "2027-03-05"}]}, "pauses"),
         ({"sweep_minutes": 0}, "sweep_minutes"),
+        ({"semester_two_starts": "07-01"}, "between December and March"),
+        ({"semester_two_starts": "02-30"}, "not a day of the year"),
+        ({"semester_two_starts": "16/01"}, "semester_two_starts"),
     ],
 )
 def test_bad_schedules_are_refused_at_start_naming_the_key(schedule: dict, words: str) -> None:
@@ -129,6 +133,22 @@ def test_the_school_year() -> None:
     assert year.key == "2026-2027" and year.contains(date(2026, 9, 1)) and year.contains(date(2027, 5, 28))
     assert not year.contains(date(2027, 9, 1))
     assert cal.school_year(moment(cal, 2027, 9, 1, 0, 0)).key == "2027-2028"
+
+
+def test_semester_two_starts_on_the_configured_day_in_the_office_zone() -> None:
+    cal = calendar()
+    assert cal.semester(moment(cal, 2026, 9, 1, 0, 0)) == "2026-2027-HK1"
+    assert cal.semester(moment(cal, 2027, 1, 15, 23, 59)) == "2026-2027-HK1"
+    assert cal.semester(moment(cal, 2027, 1, 16, 0, 0)) == "2026-2027-HK2"
+    # 15 January 17:30 UTC is already the 16th in Hà Nội.
+    assert cal.semester(datetime(2027, 1, 15, 17, 30, tzinfo=ZoneInfo("UTC"))) == "2026-2027-HK2"
+    assert cal.semester(moment(cal, 2027, 8, 31, 23, 59)) == "2026-2027-HK2"
+    assert cal.semester(moment(cal, 2027, 9, 1, 0, 0)) == "2027-2028-HK1"
+    december = calendar(semester_two_starts="12-28")  # a province that starts semester II before Tết
+    assert december.semester(moment(december, 2026, 12, 27, 12, 0)) == "2026-2027-HK1"
+    assert december.semester(moment(december, 2026, 12, 28, 0, 0)) == "2026-2027-HK2"
+    february = calendar(semester_two_starts="02-01")
+    assert february.semester(moment(february, 2027, 1, 31, 12, 0)) == "2026-2027-HK1"
 
 
 def test_periodic_deadlines_around_now_are_in_time_order_and_clamped() -> None:

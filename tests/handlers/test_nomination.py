@@ -156,3 +156,30 @@ async def test_edit_until_reviewed_and_counted_per_semester(demo, chat_as, tmp_p
     clock.set(clock.now().replace(year=2027, month=2, day=1))  # semester II
     status = await chat.send("/mystatus")
     assert "Đề xuất điển hình: 0 trong học kỳ này, 1 trong năm học." in status[0].text
+
+
+async def test_a_province_that_starts_semester_two_in_december(settings, clock, tmp_path) -> None:
+    """`schedule.semester_two_starts`: a nomination sent on 21 December counts in semester II."""
+    from bot.app import open_app
+    from bot.demo import seed_demo
+
+    early = settings.model_copy(
+        update={"schedule": settings.schedule.model_copy(update={"semester_two_starts": "12-20"})}
+    )
+    clock.set(clock.now().replace(month=12, day=21))
+    with open_app(early, clock) as app:
+        with app.db.session() as s:
+            seed_demo(s, clock.now())
+        chat = Chat(app, "principal")
+        await nominate(chat, tmp_path, photos=0)
+        await chat.press("Gửi")
+        with app.db.session() as s:
+            row = s.exec(select(Submission).where(Submission.kind == "nomination")).one()
+        assert row.period == "2026-2027-HK2"
+        status = await chat.send("/mystatus")
+        assert "Đề xuất điển hình: 1 trong học kỳ này, 1 trong năm học." in status[0].text
+        clock.set(
+            clock.now().replace(day=19)
+        )  # the day before semester II: the nomination is not "this semester"
+        status = await chat.send("/mystatus")
+        assert "Đề xuất điển hình: 0 trong học kỳ này, 1 trong năm học." in status[0].text
