@@ -11,6 +11,7 @@ from handlers.forms import Engine, Form
 from handlers.steps import Answers, Option, Step, StepKind
 from handlers.types import Choice, Context, Incoming, Reply
 from storage import queries as q
+from storage import stats
 from storage.models import Draft
 
 KIND = "report"
@@ -59,12 +60,19 @@ def occurrences(ctx: Context) -> list[Occurrence]:
     now = ctx.clock.now()
     with ctx.db.session() as s:
         done = q.fulfilled_periods(s, ctx.user.school_id, KIND)
+        joined = stats.school_registered(s, ctx.user.school_id)
     found = []
     for item in ctx.settings.schedule.periodic:
         this_year = due_in(ctx, item.due, now.year)
         past = this_year if this_year <= now else due_in(ctx, item.due, now.year - 1)
         upcoming = due_in(ctx, item.due, past.year + 1)
-        owed = f"{item.key}-{past.year}" not in done and (now - past).days <= LATE_WINDOW_DAYS
+        # A deadline that passed before the school joined the bot is not owed to it.
+        owed = (
+            f"{item.key}-{past.year}" not in done
+            and (now - past).days <= LATE_WINDOW_DAYS
+            and joined is not None
+            and joined <= past
+        )
         due = past if owed else upcoming
         key = f"{item.key}-{due.year}"
         previous = due_in(ctx, item.due, due.year - 1)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from handlers import nomination, report
 from handlers.article import KIND, calendar, school_of
-from handlers.calendar import Period
+from handlers.calendar import Calendar, Period, month_end
 from handlers.forms import has_content
 from handlers.types import Choice, Context, Incoming, Reply
 from storage import queries as q
+from storage import stats
 from storage.models import Submission
 
 MONTHS_SHOWN = 6
@@ -34,20 +37,32 @@ def article_line(ctx: Context, period: Period, first: Submission | None, draftin
     return ctx.t("status.article", period=period.label, state=f"{timing} · {review}")
 
 
-def history(ctx: Context, by_period: dict[str, Submission]) -> str:
-    """The last six months: ✅ on time, ⏰ late, ❌ missed, 🕓 still open."""
+def month_mark(
+    cal: Calendar, period: Period, on_time: bool | None, registered: datetime | None, now: datetime
+) -> str:
+    """✅ on time, ⏰ late, ❌ not sent after the deadline, 🕓 not yet due, ▫️ over before the school joined.
+
+    `on_time` is None when nothing was sent for the month.
+    """
+    if on_time is not None:
+        return "✅" if on_time else "⏰"
+    if registered is None or registered >= month_end(period, cal.clock):
+        return "▫️"
+    return "❌" if cal.is_late(period, now) else "🕓"
+
+
+def history(ctx: Context, by_period: dict[str, Submission], registered: datetime | None) -> str:
+    """The last six months: ✅ on time, ⏰ late, ❌ missed, 🕓 still open, ▫️ before the school joined."""
     cal = calendar(ctx)
     this = cal.current()
     marks = []
     for back in range(MONTHS_SHOWN - 1, -1, -1):
         period = this.shift(-back)
         first = by_period.get(period.key)
-        if first is not None:
-            mark = "⏰" if first.late else "✅"
-        else:
-            mark = "❌" if cal.is_late(period, cal.now()) else "🕓"
-        marks.append(f"{period.label} {mark}")
-    return ctx.t("status.history") + "\n" + " · ".join(marks) + "\n" + ctx.t("status.legend")
+        on_time = None if first is None else not first.late
+        marks.append(f"{period.label} {month_mark(cal, period, on_time, registered, cal.now())}")
+    legend = ctx.t("status.legend_joined" if any("▫️" in m for m in marks) else "status.legend")
+    return ctx.t("status.history") + "\n" + " · ".join(marks) + "\n" + legend
 
 
 async def my_status(msg: Incoming, ctx: Context) -> list[Reply]:
@@ -60,6 +75,7 @@ async def my_status(msg: Incoming, ctx: Context) -> list[Reply]:
     with ctx.db.session() as s:
         rows = q.submissions_of(s, school.id or 0, KIND, keys)
         draft = q.get_draft(s, ctx.user.id, KIND)
+        registered = stats.school_registered(s, school.id or 0)
     by_period: dict[str, Submission] = {}
     for row in rows:
         by_period.setdefault(row.period or "", row)
@@ -74,7 +90,7 @@ async def my_status(msg: Incoming, ctx: Context) -> list[Reply]:
     lines.extend(report.status_lines(ctx))
     counted = nomination.counts(ctx, school.id or 0)
     lines.append(ctx.t("status.nominations", semester=counted["semester"], year=counted["year"]))
-    lines.append(history(ctx, by_period))
+    lines.append(history(ctx, by_period, registered))
     buttons = [(Choice(ctx.t("menu.article"), "m:article"),)]
     editable = [r for r in rows if r.status in q.EDITABLE]
     if editable:

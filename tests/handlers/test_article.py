@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from sqlmodel import func, select
 
 from bot.app import open_app
 from handlers.types import Incoming, Kind
-from storage.models import MediaFile, Submission, SubmissionVersion
+from storage.models import MediaFile, Submission, SubmissionVersion, User
 from tests.conftest import Chat
 from tests.handlers.article_helpers import photo_files, write_article
 from tests.handlers.helpers import draft_of
@@ -331,7 +332,16 @@ async def test_my_status_over_six_months(demo, chat_as, files, clock) -> None:
     text = status[0].text
     assert "Bài viết tháng 11/2026: Chưa nộp · còn 5 ngày (hạn 15/11)" in text
     assert "Báo cáo năm, hạn 01/12/2026" in text
-    assert "10/2026 ❌" in text and "11/2026 🕓" in text
+    # The school joined today: the months before are not missed, the June report is not owed.
+    assert "10/2026 ▫️" in text and "11/2026 🕓" in text and "▫️ trước khi trường đăng ký" in text
+    assert "Còn nợ" not in text
+    with demo.db.session() as s:  # now as if it had joined in May
+        for user in s.exec(select(User).where(User.role == "principal")):
+            user.created_at = datetime(2026, 5, 2, tzinfo=UTC)
+            s.add(user)
+    text = (await chat.send("/mystatus"))[0].text
+    assert "10/2026 ❌" in text and "06/2026 ❌" in text and "▫️" not in text
+    assert "Còn nợ: Báo cáo 6 tháng (hạn 20/06/2026) – quá hạn, chưa nộp." in text
     await write_article(chat, files, stop_before="title")
     status = await chat.send("/mystatus")
     assert "Đang soạn (chưa gửi)" in status[0].text

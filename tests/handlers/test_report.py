@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import io
 import zipfile
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pytest
 from sqlmodel import select
 
 from storage import queries as q
-from storage.models import Submission
+from storage.models import Submission, User
 from tests.handlers.helpers import draft_of
 from tests.media.samples import jpeg, write
 
@@ -23,6 +23,16 @@ def docx() -> bytes:
         archive.writestr("[Content_Types].xml", "<Types/>")
         archive.writestr("word/document.xml", "<w:document/>")
     return out.getvalue()
+
+
+@pytest.fixture(name="joined_in_january")
+def joined_in_january_fixture(demo):
+    """The demo school as if its principal had joined the bot in January (so June's report is owed)."""
+    with demo.db.session() as s:
+        for user in s.exec(select(User).where(User.role == "principal")):
+            user.created_at = datetime(2026, 1, 5, tzinfo=UTC)
+            s.add(user)
+    return demo
 
 
 def add_rows(app, when: datetime) -> None:
@@ -55,7 +65,9 @@ def add_rows(app, when: datetime) -> None:
             )
 
 
-async def test_figures_are_prefilled_from_the_rows_and_can_be_corrected(demo, chat_as, tmp_path) -> None:
+async def test_figures_are_prefilled_from_the_rows_and_can_be_corrected(
+    demo, joined_in_january, chat_as, tmp_path
+) -> None:
     add_rows(demo, datetime(2026, 3, 2, 9, tzinfo=demo.clock.tz))  # inside Dec 2025 – Dec 2026
     add_rows(demo, datetime(2025, 11, 2, 9, tzinfo=demo.clock.tz))  # before: not counted
     chat = chat_as("principal")
@@ -106,7 +118,7 @@ async def test_figures_are_prefilled_from_the_rows_and_can_be_corrected(demo, ch
     assert row.answers["document"]["doctype"] == "pdf"
 
 
-async def test_one_report_per_deadline(demo, chat_as) -> None:
+async def test_one_report_per_deadline(demo, joined_in_january, chat_as) -> None:
     chat = chat_as("principal")
     await fill_report(chat, "Báo cáo năm")
     await chat.press("Gửi")
@@ -128,6 +140,17 @@ async def test_one_report_per_deadline(demo, chat_as) -> None:
     await chat.press("Gửi")
     done = await chat.send("/report")
     assert "đã được gửi đủ" in done[0].text
+
+
+async def test_a_deadline_that_passed_before_the_school_joined_is_not_owed(demo, chat_as) -> None:
+    """The demo school joined on 10 November: June's six-month report is neither offered nor owed."""
+    chat = chat_as("principal")
+    replies = await chat.send("/report")
+    labels = [c.label for c in replies[-1].flat_choices()]
+    assert any("Báo cáo năm – hạn 01/12/2026" in label for label in labels)
+    assert not any("6 tháng" in label for label in labels)
+    status = await chat.send("/mystatus")
+    assert "Còn nợ" not in status[0].text and "Báo cáo năm, hạn 01/12/2026" in status[0].text
 
 
 async def test_a_late_report_after_20_june(demo, chat_as, clock) -> None:
