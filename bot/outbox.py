@@ -161,6 +161,10 @@ class Pace:
         if len(self.chat_free) > 10_000:  # forget chats that are long free
             self.chat_free = {c: f for c, f in self.chat_free.items() if f > t}
 
+    def touch(self, chat: str) -> None:
+        """The bot just answered `chat` itself (an interactive reply): the chat's gap starts again."""
+        self.chat_free[chat] = max(self.chat_free.get(chat, 0.0), self.now() + self.per_chat)
+
     def pause(self, seconds: float, slow_down: bool = False) -> None:
         """Send nothing for `seconds`; after a 429 also halve the rate for a while."""
         t = self.now()

@@ -649,6 +649,8 @@ class TelegramChannel:
             self.mark_blocked(msg.user_id)
         except TelegramError as exc:
             log.warning("could not reply to telegram user %s: %s", msg.user_id, self.redact(str(exc)))
+        finally:  # the outbox leaves this chat its per-chat gap before a reminder follows
+            self.app.outbox.pace(CHANNEL).touch(str(msg.chat_id))
 
     def language(self, msg: Incoming) -> str:
         """The writer's language: saved choice, else Telegram's, else the default."""

@@ -186,6 +186,18 @@ def test_one_chat_waits_its_gap_after_the_last_send_finished() -> None:
     assert pace.chat_wait("a") == 0
 
 
+def test_an_interactive_reply_starts_the_chats_gap_again() -> None:
+    tick = Tick()
+    pace = Pace(rate=25, burst=3, per_chat=1.0, now=tick)
+    pace.touch("a")  # the bot just answered someone chatting in "a"
+    assert pace.chat_wait("a") == pytest.approx(1.0) and pace.chat_wait("b") == 0
+    tick.t += 0.6
+    pace.touch("a")  # and again: the gap runs from the latest reply
+    assert pace.chat_wait("a") == pytest.approx(1.0)
+    tick.t += 1.0
+    assert pace.chat_wait("a") == 0
+
+
 def test_a_429_pauses_and_halves_the_rate_which_then_climbs_back() -> None:
     tick = Tick()
     pace = Pace(rate=24, burst=1, per_chat=0, now=tick)

@@ -232,6 +232,8 @@ async def test_with_ptbs_own_limiter_a_429_reaches_the_outbox_and_a_reply_is_ret
             api.fail("sendMessage", 429, "Too Many Requests: retry after 0.2", times=1, parameters=too_many)
             api.push_update(text_update(TgUser(5555, "Ai", "Đó"), "xin chào"))
             await until(lambda: bool(api.sent_to(5555)), "the reply after PTB's own retry")
+            # The outbox now leaves that chat its gap, so no reminder follows right on the reply's heels.
+            await until(lambda: "5555" in app.outbox.pace("telegram").chat_free, "the chat's gap noted")
     refused = [c for c in api.calls if c.method == "sendMessage" and c.status == 429]
     assert len(refused) == 2
     assert collections.Counter(chat for _, chat in api.flood.accepted)[str(seeded.chats[0])] == 1
