@@ -5,14 +5,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from bot.config import Settings, load_settings
 from storage.errors import ConfigError, ImportRejected
+
+if TYPE_CHECKING:
+    from storage.db import Database
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="schoolbot: communications reporting for schools."
@@ -149,29 +153,26 @@ def db_upgrade(config: ConfigOption = Path("config.toml")) -> None:
 @schools_app.command("import")
 def schools_import(file: Path, config: ConfigOption = Path("config.toml")) -> None:
     """Import offices and schools from CSV or XLSX; nothing is imported if any row is bad."""
-    from bot.app import open_app
     from storage.orgimport import import_file
 
-    with open_app(settings_from(config)) as built:
-        try:
-            report = import_file(built.db, file)
-        except ImportRejected as exc:
-            for row, reason in exc.problems:
-                typer.echo(f"row {row}: {reason}" if row else f"{file.name}: {reason}", err=True)
-            typer.echo(f"{len(exc.problems)} problem(s); nothing was imported.", err=True)
-            raise typer.Exit(1) from None
-    typer.echo(report)
+    import_or_exit(import_file, file, config)
 
 
 @plan_app.command("import")
 def plan_import(file: Path, config: ConfigOption = Path("config.toml")) -> None:
     """Import plan themes (office_code, period, theme, notes) from CSV or XLSX; nothing if any row is bad."""
-    from bot.app import open_app
     from storage.plan import import_plan
+
+    import_or_exit(import_plan, file, config)
+
+
+def import_or_exit(importer: Callable[[Database, Path], str], file: Path, config: Path) -> None:
+    """Run an all-or-nothing import and print its summary; on ImportRejected list every problem, exit 1."""
+    from bot.app import open_app
 
     with open_app(settings_from(config)) as built:
         try:
-            report = import_plan(built.db, file)
+            report = importer(built.db, file)
         except ImportRejected as exc:
             for row, reason in exc.problems:
                 typer.echo(f"row {row}: {reason}" if row else f"{file.name}: {reason}", err=True)

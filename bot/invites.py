@@ -219,52 +219,22 @@ def make_invites(
     expires: int | None,
     out: Path | None,
     levels: str | None = None,
-) -> None:
-    """The `invites` command: print (and optionally write) `count` codes; exit 2 on a usage mistake."""
-    try:
-        run(
-            settings,
-            school=school,
-            office=office,
-            role=role,
-            count=count,
-            expires=expires,
-            out=out,
-            levels=levels,
-        )
-    except InviteError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-
-
-def run(
-    settings: Settings,
-    *,
-    school: str | None,
-    office: str | None,
-    role: str | None,
-    count: int,
-    expires: int | None,
-    out: Path | None,
-    levels: str | None = None,
 ) -> list[Invite]:
-    """Check, look up, ask Telegram for the username (outside any transaction), create, print."""
-    wanted_role = check_usage(school, office, role)
-    limited = check_levels(levels, wanted_role)
-    if not 1 <= count <= 1000:
-        raise InviteError(f"--count must be between 1 and 1000 (got {count})")
-    days = settings.registration.invite_days if expires is None else expires
-    if not 1 <= days <= MAX_DAYS:
-        raise InviteError(f"--expires must be between 1 and {MAX_DAYS} days (got {days})")
-    if out is not None and out.suffix.lower() != ".csv":
-        raise InviteError(f"--out must name a .csv file (got {out.name})")
+    """The `invites` command: check, look up, create and print `count` codes; exit 2 on a usage mistake."""
     from bot.app import open_app
 
     zone = ZoneInfo(settings.timezone)
-    with open_app(settings) as built:
-        target = replace(find_target(built.db, school, office, wanted_role), levels=limited)
-        username, note = bot_username(settings)  # no transaction is open during the network call
-        invites = create(built.db, built.clock.now(), target, count, days, username, out, zone)
+    try:
+        wanted_role = check_usage(school, office, role)
+        limited = check_levels(levels, wanted_role)
+        days = check_numbers(settings, count, expires, out)
+        with open_app(settings) as built:
+            target = replace(find_target(built.db, school, office, wanted_role), levels=limited)
+            username, note = bot_username(settings)  # no transaction is open during the network call
+            invites = create(built.db, built.clock.now(), target, count, days, username, out, zone)
+    except InviteError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     until = local_time(invites[0].expires_at, zone)
     typer.echo(
         f"{len(invites)} {wanted_role} code(s) for {target.label}, single use, "
@@ -278,3 +248,15 @@ def run(
     if note:
         typer.echo(note, err=True)
     return invites
+
+
+def check_numbers(settings: Settings, count: int, expires: int | None, out: Path | None) -> int:
+    """The days the codes stay valid; InviteError for a count, a duration or an --out name out of bounds."""
+    if not 1 <= count <= 1000:
+        raise InviteError(f"--count must be between 1 and 1000 (got {count})")
+    days = settings.registration.invite_days if expires is None else expires
+    if not 1 <= days <= MAX_DAYS:
+        raise InviteError(f"--expires must be between 1 and {MAX_DAYS} days (got {days})")
+    if out is not None and out.suffix.lower() != ".csv":
+        raise InviteError(f"--out must name a .csv file (got {out.name})")
+    return days

@@ -41,6 +41,7 @@ UNACKED_SHOWN = 5
 NOMINATIONS_SHOWN = 5
 LEVEL_ORDER = ("MN", "TH", "THCS", "THPT", "GDTX")
 GENERATED = "generated"  # under the media dir: charts and workbooks made for a reader
+SCHOOL_COLUMNS = ("code", "school", "level", "office", "registered")  # the workbook's school, in both sheets
 Translate = Callable[..., str]
 
 
@@ -74,6 +75,21 @@ def where_of(ctx: Context) -> Where | Reply:
     if office is None or scope.schools == 0:
         return Reply(ctx.t("status_leader.no_schools"))
     return Where(office, scope)
+
+
+def month_asked(msg: Incoming, ctx: Context) -> tuple[Where, str, MonthArg] | Reply:
+    """The reader's scope, the text after the command, and the month it names (this month when none)."""
+    found = where_of(ctx)
+    if isinstance(found, Reply):
+        return found
+    current = Calendar(ctx.clock, ctx.settings.schedule).current()
+    text = msg.args.strip()
+    return found, text, read_month(text, current) if text else MonthArg(True, current)
+
+
+def bad_month(ctx: Context, text: str, command: str) -> Reply:
+    """The answer to a month that is none ("13/2026"), with an example of the command."""
+    return Reply(ctx.t("status_leader.bad_month", text=text[:40], command=command))
 
 
 # ---- months and school years ----------------------------------------------------------------------
@@ -268,18 +284,14 @@ class Leaders:
 
     async def status(self, msg: Incoming, ctx: Context) -> list[Reply]:
         """/status [month | school]: the scope's month, or one school's record."""
-        found = where_of(ctx)
-        if isinstance(found, Reply):
-            return [found]
-        current = Calendar(ctx.clock, ctx.settings.schedule).current()
-        text = msg.args.strip()
-        if not text:
-            return await self.summary(ctx, found, current)
-        wanted = read_month(text, current)
+        asked = month_asked(msg, ctx)
+        if isinstance(asked, Reply):
+            return [asked]
+        found, text, wanted = asked
         if not wanted.month_like:
             return search(ctx, found, text)
         if wanted.period is None:
-            return [Reply(ctx.t("status_leader.bad_month", text=text[:40], command="status"))]
+            return [bad_month(ctx, text, "status")]
         return await self.summary(ctx, found, wanted.period)
 
     async def ranking(self, msg: Incoming, ctx: Context) -> list[Reply]:
@@ -295,14 +307,12 @@ class Leaders:
 
     async def export(self, msg: Incoming, ctx: Context) -> list[Reply]:
         """/export [month]: the month's workbook as a file."""
-        found = where_of(ctx)
-        if isinstance(found, Reply):
-            return [found]
-        current = Calendar(ctx.clock, ctx.settings.schedule).current()
-        text = msg.args.strip()
-        wanted = read_month(text, current) if text else MonthArg(True, current)
+        asked = month_asked(msg, ctx)
+        if isinstance(asked, Reply):
+            return [asked]
+        found, text, wanted = asked
         if wanted.period is None:
-            return [Reply(ctx.t("status_leader.bad_month", text=text[:40], command="export"))]
+            return [bad_month(ctx, text, "export")]
         return await export_reply(ctx, found, wanted.period)
 
     async def button(self, msg: Incoming, ctx: Context) -> list[Reply]:
@@ -328,9 +338,6 @@ class Leaders:
 
     async def summary(self, ctx: Context, where: Where, period: Period) -> list[Reply]:
         """The month for the whole scope: text, buttons and the chart."""
-        cal = Calendar(ctx.clock, ctx.settings.schedule)
-        if period > cal.current():
-            return [Reply(ctx.t("status_leader.future", month=period.label, current=cal.current().label))]
         refusal = month_refusal(ctx, where, period)
         if refusal is not None:
             return [refusal]
@@ -370,7 +377,10 @@ class Leaders:
 
 
 def month_refusal(ctx: Context, where: Where, period: Period) -> Reply | None:
-    """No school registered yet, or none by the end of the month: a plain answer instead of zeros."""
+    """A month yet to come, no school registered, or none by the month's end: a plain answer, not zeros."""
+    current = Calendar(ctx.clock, ctx.settings.schedule).current()
+    if period > current:
+        return Reply(ctx.t("status_leader.future", month=period.label, current=current.label))
     with ctx.db.session() as s:
         first = stats.first_registration(s, where.scope)
     if first is None:
@@ -396,17 +406,7 @@ def compose(
     total = facts.total
     blocks = [
         t("status_leader.title", month=period.label, office=where.office.name) + "\n" + due_line(ctx, period),
-        t(
-            "status_leader.articles",
-            sent=total.sent,
-            expected=total.expected,
-            rate=total.rate,
-            on_time=total.on_time,
-            late=total.late,
-            missing=total.missing,
-            approved=total.approved,
-            published=total.published,
-        ),
+        t("status_leader.articles", rate=total.rate, **figure_fields(total)),
     ]
     if len(facts.by_level) > 1:
         blocks.append("\n".join([t("status_leader.by_level"), *level_lines(ctx, facts.by_level)]))
@@ -448,19 +448,22 @@ def level_lines(ctx: Context, by_level: dict[str, stats.Figures]) -> list[str]:
         if not f.expected:
             continue
         lines.append(
-            ctx.t(
-                "status_leader.level_line",
-                level=level_label(ctx.t, ctx.t.has, level),
-                sent=f.sent,
-                expected=f.expected,
-                on_time=f.on_time,
-                late=f.late,
-                missing=f.missing,
-                approved=f.approved,
-                published=f.published,
-            )
+            ctx.t("status_leader.level_line", level=level_label(ctx.t, ctx.t.has, level), **figure_fields(f))
         )
     return lines
+
+
+def figure_fields(f: stats.Figures) -> dict[str, int]:
+    """The counts a summary line shows, by the names the sentences use."""
+    return {
+        "sent": f.sent,
+        "expected": f.expected,
+        "on_time": f.on_time,
+        "late": f.late,
+        "missing": f.missing,
+        "approved": f.approved,
+        "published": f.published,
+    }
 
 
 def missing_line(ctx: Context, total: stats.Figures, missing: list[tuple[School, str]]) -> str:
@@ -793,9 +796,6 @@ def ranking_reply(ctx: Context, where: Where, start: int) -> Reply:
 
 async def export_reply(ctx: Context, where: Where, period: Period) -> list[Reply]:
     """The month's workbook, sent as a file."""
-    cal = Calendar(ctx.clock, ctx.settings.schedule)
-    if period > cal.current():
-        return [Reply(ctx.t("status_leader.future", month=period.label, current=cal.current().label))]
     refusal = month_refusal(ctx, where, period)
     if refusal is not None:
         return [refusal]
@@ -827,6 +827,11 @@ def build_workbook(
     ]
     write_workbook(path, sheets)
     return len(month)
+
+
+def school_cells(r: stats.SchoolMonth | stats.YearRecord, clock: Clock) -> list[Value]:
+    """The cells naming a school, under SCHOOL_COLUMNS: code, name, level, office, the day it registered."""
+    return [r.code, r.name, r.level, r.office, local_date(r.registered, clock)]
 
 
 def columns(t: Translate, *keys: str) -> tuple[str, ...]:
@@ -871,7 +876,7 @@ def month_sheet(
             joined = r.registered is not None and r.registered < until
             state = ("missing" if late else "pending") if joined else "unregistered"
             cells = [t(f"export.state.{state}"), None, 0, None, None]
-        out.append([n, r.code, r.name, r.level, r.office, local_date(r.registered, clock), *cells])
+        out.append([n, *school_cells(r, clock), *cells])
     title = t(
         "export.title_month",
         month=period.label,
@@ -879,20 +884,7 @@ def month_sheet(
         due=day(cal.deadline(period), clock),
         today=day(cal.now(), clock),
     )
-    headers = columns(
-        t,
-        "number",
-        "code",
-        "school",
-        "level",
-        "office",
-        "registered",
-        "state",
-        "sent_on",
-        "articles",
-        "review",
-        "published",
-    )
+    headers = columns(t, "number", *SCHOOL_COLUMNS, "state", "sent_on", "articles", "review", "published")
     return Sheet(t("export.sheet_month", month=f"{period.month:02d}-{period.year}"), title, headers, out)
 
 
@@ -927,11 +919,7 @@ def year_sheet(
         out.append(
             [
                 r.rank,
-                r.code,
-                r.name,
-                r.level,
-                r.office,
-                local_date(r.registered, clock),
+                *school_cells(r, clock),
                 r.months_on_time,
                 r.months_late,
                 missing,
@@ -952,11 +940,7 @@ def year_sheet(
     headers = columns(
         t,
         "rank",
-        "code",
-        "school",
-        "level",
-        "office",
-        "registered",
+        *SCHOOL_COLUMNS,
         "months_on_time",
         "months_late",
         "months_missing",

@@ -29,10 +29,11 @@ import io
 import re
 import warnings
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from typing import TypeVar
 
 from sqlmodel import Session, col, select
 
@@ -60,6 +61,9 @@ ZIP_MAGIC = b"PK\x03\x04"
 OLE_MAGIC = b"\xd0\xcf\x11\xe0"  # the old binary .xls
 
 Problems = list[tuple[int, str]]
+HeaderMap = Callable[[Sequence[str]], tuple[dict[str, int], Problems]]
+Checked = TypeVar("Checked")
+Result = TypeVar("Result")
 
 
 @dataclass(frozen=True)
@@ -310,28 +314,25 @@ def parse_row(cells: dict[str, str]) -> tuple[OfficeRow | None, SchoolRow | None
     return office, school, office_problems + school_problems
 
 
+def differences(*fields: tuple[str, str, str]) -> str:
+    """ "name 'B' (was 'A'), kind district (was province)": each (field, was, now) whose values differ."""
+    return ", ".join(f"{what} {now} (was {was})" for what, was, now in fields if was != now)
+
+
 def describe_office_difference(a: OfficeRow, b: OfficeRow) -> str:
     """What differs between two descriptions of one office."""
-    diffs = []
-    if a.name != b.name:
-        diffs.append(f"name {b.name!r} (was {a.name!r})")
-    if a.kind != b.kind:
-        diffs.append(f"kind {b.kind} (was {a.kind})")
-    if a.parent != b.parent:
-        diffs.append(f"parent {b.parent or '(none)'} (was {a.parent or '(none)'})")
-    return ", ".join(diffs)
+    return differences(
+        ("name", repr(a.name), repr(b.name)),
+        ("kind", a.kind, b.kind),
+        ("parent", a.parent or "(none)", b.parent or "(none)"),
+    )
 
 
 def describe_school_difference(a: SchoolRow, b: SchoolRow) -> str:
     """What differs between two descriptions of one school."""
-    diffs = []
-    if a.name != b.name:
-        diffs.append(f"name {b.name!r} (was {a.name!r})")
-    if a.level != b.level:
-        diffs.append(f"level {b.level} (was {a.level})")
-    if a.office != b.office:
-        diffs.append(f"office {b.office} (was {a.office})")
-    return ", ".join(diffs)
+    return differences(
+        ("name", repr(a.name), repr(b.name)), ("level", a.level, b.level), ("office", a.office, b.office)
+    )
 
 
 @dataclass
@@ -343,27 +344,36 @@ class Plan:
     schools: dict[str, SchoolRow] = field(default_factory=dict)
 
 
-def check_rows(rows: list[list[str]], existing: dict[str, Office]) -> tuple[Plan, Problems]:
-    """Every problem in the file, row by row and across rows, given the offices already stored."""
-    problems: Problems = []
-    plan = Plan()
+def data_rows(rows: list[list[str]], header: HeaderMap) -> tuple[list[tuple[int, dict[str, str]]], Problems]:
+    """The data rows as (row number, cells by column name), and the problems of the file's layout.
+
+    An empty file, a bad header or no data rows is a problem of the whole file, with no rows (every import).
+    """
     if not rows or all(not any(r) for r in rows):
-        return plan, [(0, "the file is empty")]
-    positions, header_problems = header_map(rows[0])
-    if header_problems:
-        return plan, header_problems
+        return [], [(0, "the file is empty")]
+    positions, problems = header(rows[0])
+    if problems:
+        return [], problems
     width = max(positions.values()) + 1
-    school_rows: dict[str, int] = {}
-    data_rows = 0
+    found: list[tuple[int, dict[str, str]]] = []
     for number, raw in enumerate(rows[1:], start=2):
         if not any(raw):
             continue  # a blank line between blocks
-        data_rows += 1
-        extra = [v for v in raw[width:] if v]
-        if extra:
-            problems.append((number, f"the row has values beyond the {len(COLUMNS)} columns of the header"))
+        if any(raw[width:]):
+            problems.append((number, f"the row has values beyond the {width} columns of the header"))
             continue
-        cells = {name: raw[i] if i < len(raw) else "" for name, i in positions.items()}
+        found.append((number, {name: raw[i] if i < len(raw) else "" for name, i in positions.items()}))
+    if not found and not problems:
+        return [], [(0, "the file has a header but no data rows")]
+    return found, problems
+
+
+def check_rows(rows: list[list[str]], existing: dict[str, Office]) -> tuple[Plan, Problems]:
+    """Every problem in the file, row by row and across rows, given the offices already stored."""
+    plan = Plan()
+    school_rows: dict[str, int] = {}
+    found, problems = data_rows(rows, header_map)
+    for number, cells in found:
         office, school, row_problems = parse_row(cells)
         problems.extend((number, p) for p in row_problems)
         if office is not None:
@@ -392,8 +402,6 @@ def check_rows(rows: list[list[str]], existing: dict[str, Office]) -> tuple[Plan
                         f"{describe_school_difference(seen, school)}",
                     )
                 )
-    if data_rows == 0:
-        return plan, [(0, "the file has a header but no data rows")]
     problems.extend(check_hierarchy(plan, existing))
     problems.sort(key=lambda p: p[0])
     return plan, problems
@@ -503,14 +511,24 @@ def upsert(s: Session, plan: Plan, existing: dict[str, Office]) -> ImportResult:
     return result
 
 
-def import_rows(db: Database, rows: list[list[str]]) -> ImportResult:
-    """Check `rows` (header first) and upsert them in one transaction; ImportRejected writes nothing."""
+def import_checked(
+    db: Database,
+    rows: list[list[str]],
+    check: Callable[[list[list[str]], dict[str, Office]], tuple[Checked, Problems]],
+    write: Callable[[Session, Checked, dict[str, Office]], Result],
+) -> Result:
+    """Check `rows` against the stored offices, then write them in the same transaction (every import)."""
     with db.session() as s:
-        existing = {o.code: o for o in s.exec(select(Office))}
-        plan, problems = check_rows(rows, existing)
+        offices = {o.code: o for o in s.exec(select(Office))}
+        checked, problems = check(rows, offices)
         if problems:
             raise ImportRejected(problems)
-        return upsert(s, plan, existing)
+        return write(s, checked, offices)
+
+
+def import_rows(db: Database, rows: list[list[str]]) -> ImportResult:
+    """Check `rows` (header first) and upsert them in one transaction; ImportRejected writes nothing."""
+    return import_checked(db, rows, check_rows, upsert)
 
 
 def import_file(db: Database, path: Path) -> str:

@@ -34,9 +34,8 @@ from sqlmodel import Session, col, select
 
 from storage import orgimport
 from storage.db import Database
-from storage.errors import ImportRejected
 from storage.models import Office, PlanTheme
-from storage.orgimport import Counts, Problems, chunks, read_rows
+from storage.orgimport import Counts, Problems, chunks, data_rows, import_checked, read_rows
 from storage.queries import office_chain
 from storage.text import fold, nfc
 
@@ -59,6 +58,11 @@ MONTH_FORMS = (
 QUARTER_FORMS = (
     re.compile(r"^(?P<year>\d{4})-?q(?P<quarter>\d{1,2}|i{1,3}|iv)$"),
     re.compile(r"^(?:q|quy)(?P<quarter>\d{1,2}|i{1,3}|iv)(?:/|-|nam)(?P<year>\d{4})$"),
+)
+# The forms, the group holding the number, its largest value, and how the period is stored.
+PERIOD_FORMS = (
+    (MONTH_FORMS, "month", 12, "{year:04d}-{number:02d}"),
+    (QUARTER_FORMS, "quarter", 4, "{year:04d}-Q{number}"),
 )
 BULLET_RE = re.compile(r"^[-+•*]\s+")
 MONTH_KEY_RE = re.compile(r"^(\d{4})-(\d{2})$")
@@ -115,24 +119,17 @@ def normal_period(value: str) -> tuple[str | None, str]:
     compact = "".join(fold(value).split())
     if not compact:
         return None, "period is empty"
-    for form in MONTH_FORMS:
-        found = form.match(compact)
-        if found:
-            year, month = int(found["year"]), int(found["month"])
+    for forms, unit, most, stored in PERIOD_FORMS:
+        for form in forms:
+            found = form.match(compact)
+            if not found:
+                continue
+            year, number = int(found["year"]), _number(found[unit])
             if year not in YEARS:
                 return None, f"period {value!r}: the year {year} is not between 2000 and 2100"
-            if not 1 <= month <= 12:
-                return None, f"period {value!r}: there is no month {month}"
-            return f"{year:04d}-{month:02d}", ""
-    for form in QUARTER_FORMS:
-        found = form.match(compact)
-        if found:
-            year, quarter = int(found["year"]), _number(found["quarter"])
-            if year not in YEARS:
-                return None, f"period {value!r}: the year {year} is not between 2000 and 2100"
-            if not 1 <= quarter <= 4:
-                return None, f"period {value!r}: there is no quarter {quarter}"
-            return f"{year:04d}-Q{quarter}", ""
+            if not 1 <= number <= most:
+                return None, f"period {value!r}: there is no {unit} {number}"
+            return stored.format(year=year, number=number), ""
     return None, f"period {value!r} is not {PERIOD_HELP}"
 
 
@@ -190,21 +187,8 @@ def parse_row(cells: dict[str, str], offices: dict[str, Office]) -> tuple[ThemeR
 def check_rows(rows: list[list[str]], offices: dict[str, Office]) -> tuple[PlanFile, Problems]:
     """Every problem in the file, row by row and across rows, given the offices stored."""
     plan = PlanFile()
-    if not rows or all(not any(r) for r in rows):
-        return plan, [(0, "the file is empty")]
-    positions, problems = header_map(rows[0])
-    if problems:
-        return plan, problems
-    width = max(positions.values()) + 1
-    data_rows = 0
-    for number, raw in enumerate(rows[1:], start=2):
-        if not any(raw):
-            continue  # a blank line between blocks
-        data_rows += 1
-        if any(raw[width:]):
-            problems.append((number, f"the row has values beyond the {width} columns of the header"))
-            continue
-        cells = {name: raw[i] if i < len(raw) else "" for name, i in positions.items()}
+    found, problems = data_rows(rows, header_map)
+    for number, cells in found:
         theme, row_problems = parse_row(cells, offices)
         problems.extend((number, p) for p in row_problems)
         if theme is None:
@@ -230,8 +214,6 @@ def check_rows(rows: list[list[str]], offices: dict[str, Office]) -> tuple[PlanF
                         "with other notes",
                     )
                 )
-    if data_rows == 0:
-        return plan, [(0, "the file has a header but no data rows")]
     problems.sort(key=lambda p: p[0])
     return plan, problems
 
@@ -279,12 +261,7 @@ def upsert(s: Session, plan: PlanFile, offices: dict[str, Office]) -> PlanResult
 
 def import_rows(db: Database, rows: list[list[str]]) -> PlanResult:
     """Check `rows` (header first) and upsert them in one transaction; ImportRejected writes nothing."""
-    with db.session() as s:
-        offices = {o.code: o for o in s.exec(select(Office))}
-        plan, problems = check_rows(rows, offices)
-        if problems:
-            raise ImportRejected(problems)
-        return upsert(s, plan, offices)
+    return import_checked(db, rows, check_rows, upsert)
 
 
 def import_plan(db: Database, path: Path) -> str:

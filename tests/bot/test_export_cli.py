@@ -14,8 +14,9 @@ from bot.cli import app as cli
 from handlers.calendar import Period
 from storage import queries as q
 from storage.db import Database
-from storage.models import Submission, User
+from storage.models import Submission
 from tests.conftest import CliEnv
+from tests.handlers.helpers import add_principal
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 ORGANISATION = DATA / "organisation_example.csv"
@@ -43,17 +44,7 @@ def env_fixture(tmp_path: Path) -> Env:
         with db.session() as s:
             for code, late in (("MN-HOABAN", False), ("THCS-PUNHI", None)):
                 school = q.school_by_code(s, code)
-                user = User(
-                    channel="console",
-                    external_id=code,
-                    chat_id=code,
-                    role="principal",
-                    school_id=school.id,
-                    office_id=school.office_id,
-                    created_at=joined,
-                )
-                s.add(user)
-                s.flush()
+                user = add_principal(s, school, code, joined)
                 if late is None:
                     continue
                 s.add(

@@ -1,16 +1,19 @@
-"""Test helpers: fill the incident form, read drafts and inboxes, add users."""
+"""Test helpers: fill the incident form, read drafts and inboxes, add users, schools and offices."""
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, TypeVar
 
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from bot.app import App
 from storage import queries as q
-from storage.models import Draft, Inbox, Office, User
+from storage.models import Draft, Inbox, Office, School, User
+from storage.text import fold
 from tests.conftest import Chat
 
+Row = TypeVar("Row")
 WHAT = "Phụ huynh đăng bài sai sự thật về bữa ăn bán trú"
 
 
@@ -71,22 +74,61 @@ def inbox_texts(app: App, external_id: str) -> list[str]:
         return [r.payload["text"] for r in rows]
 
 
-def add_user(app: App, external_id: str, role: str, office_code: str, name: str) -> None:
-    """A registered console user bound to an office."""
+def flushed(s: Session, row: Row) -> Row:
+    """`row` added and flushed, so that it has an id."""
+    s.add(row)
+    s.flush()
+    return row
+
+
+def console_user(s: Session, external_id: str, joined: datetime, **fields: Any) -> User:
+    """A registered console user (role, school, office... in `fields`), flushed so that it has an id."""
+    return flushed(
+        s,
+        User(
+            channel="console",
+            external_id=external_id,
+            chat_id=external_id,
+            created_at=joined,
+            **{"display_name": external_id, **fields},
+        ),
+    )
+
+
+def add_principal(s: Session, school: School, external_id: str, joined: datetime, **fields: Any) -> User:
+    """A registered console principal of `school`."""
+    return console_user(
+        s, external_id, joined, role="principal", school_id=school.id, office_id=school.office_id, **fields
+    )
+
+
+def add_user(
+    app: App,
+    external_id: str,
+    role: str,
+    office_code: str,
+    name: str,
+    joined: datetime | None = None,
+    **fields: Any,
+) -> None:
+    """A registered console user bound to an office (since now, unless `joined`)."""
     with app.db.session() as s:
         office = q.office_by_code(s, office_code)
         assert office is not None
-        s.add(
-            User(
-                channel="console",
-                external_id=external_id,
-                chat_id=external_id,
-                display_name=name,
-                role=role,
-                office_id=office.id,
-                created_at=app.clock.now(),
-            )
+        console_user(
+            s,
+            external_id,
+            joined or app.clock.now(),
+            display_name=name,
+            role=role,
+            office_id=office.id,
+            **fields,
         )
+
+
+def add_school(s: Session, code: str, name: str, level: str, office_id: int | None) -> School:
+    """A school with its folded name, flushed so that it has an id."""
+    return flushed(s, School(code=code, name=name, name_folded=fold(name), level=level, office_id=office_id))
 
 
 def add_district(app: App, code: str, parent_code: str = "SGD-DEMO") -> None:

@@ -16,8 +16,8 @@ from handlers import reminders
 from handlers.calendar import FrozenClock
 from handlers.types import Incoming, Kind
 from storage import queries as q
-from storage.models import Outbox, School, User
-from tests.handlers.helpers import add_district, add_user
+from storage.models import Outbox, User
+from tests.handlers.helpers import add_district, add_principal, add_school, add_user
 
 # The demo district: five schools; "principal" is the principal of THCS-PUNHI.
 PUNHI = "THCS-PUNHI"
@@ -53,21 +53,7 @@ def principal(app: App, external_id: str, school_code: str, locale: str = "", bl
     with app.db.session() as s:
         school = q.school_by_code(s, school_code)
         assert school is not None
-        user = User(
-            channel="console",
-            external_id=external_id,
-            chat_id=external_id,
-            display_name=external_id,
-            role="principal",
-            school_id=school.id,
-            office_id=school.office_id,
-            locale=locale,
-            blocked=blocked,
-            created_at=app.clock.now(),
-        )
-        s.add(user)
-        s.flush()
-        return user.id or 0
+        return add_principal(s, school, external_id, app.clock.now(), locale=locale, blocked=blocked).id or 0
 
 
 def submit(app: App, school_code: str, period: str, kind: str = "article") -> None:
@@ -100,6 +86,20 @@ def outbox(app: App, **where: Any) -> list[Outbox]:
         for name, value in where.items():
             stmt = stmt.where(getattr(Outbox, name) == value)
         return list(s.exec(stmt))
+
+
+def claim(app: App) -> list[Outbox]:
+    """The console's bulk messages the sender would take now."""
+    with app.db.session() as s:
+        return q.claim_outbox(
+            s,
+            owner="t",
+            now=app.clock.now(),
+            lease_until=app.clock.now(),
+            limit=10,
+            channels=["console"],
+            bulk=True,
+        )
 
 
 def steps(app: App, kind: str = "article-remind") -> list[tuple[str, str]]:
@@ -335,15 +335,7 @@ def test_escalation_lists_missed_schools_to_officers_in_scope_and_a_count_to_lea
     add_user(demo, "other_officer", "officer", "PGD-KHAC", "Anh Huyện Khác")
     with demo.db.session() as s:
         other = q.office_by_code(s, "PGD-KHAC")
-        s.add(
-            School(
-                code="KHAC-1",
-                name="Trường Tiểu học Khác",
-                name_folded="truong tieu hoc khac",
-                level="TH",
-                office_id=other.id or 0,
-            )
-        )
+        add_school(s, "KHAC-1", "Trường Tiểu học Khác", "TH", other.id or 0)
     submit(demo, PUNHI, "2026-11")
     submit(demo, "TH-THITRAN", "2026-11")
 
@@ -387,15 +379,7 @@ def test_a_long_list_is_cut_and_counted(demo: App) -> None:
     with demo.db.session() as s:
         office = q.office_by_code(s, "PGD-DEMO")
         for n in range(reminders.MAX_LISTED + 10):
-            s.add(
-                School(
-                    code=f"X{n}",
-                    name=f"Trường X{n:03d}",
-                    name_folded=f"truong x{n:03d}",
-                    level="TH",
-                    office_id=office.id or 0,
-                )
-            )
+            add_school(s, f"X{n}", f"Trường X{n:03d}", "TH", office.id or 0)
     sweep_at(demo, at(11, 16, 8, 0))
     officer = next(r for r in outbox(demo, kind="article-late") if "•" in r.payload["text"])
     text = officer.payload["text"]
@@ -421,29 +405,9 @@ async def test_remind_me_later_once_per_step_tomorrow_morning(demo: App) -> None
     assert again == ["Lời nhắc này đã được hẹn lại rồi: bot sẽ nhắc lúc 08:00 11/11."]
     assert len(outbox(demo, step="d5-later")) == 1
     # The snoozed reminder is held until its time, then goes like any other.
-    with demo.db.session() as s:
-        early = q.claim_outbox(
-            s,
-            owner="t",
-            now=demo.clock.now(),
-            lease_until=demo.clock.now(),
-            limit=10,
-            channels=["console"],
-            bulk=True,
-        )
-    assert early == []
+    assert claim(demo) == []
     demo.clock.set(at(11, 11, 8, 0))  # type: ignore[attr-defined]
-    with demo.db.session() as s:
-        due = q.claim_outbox(
-            s,
-            owner="t",
-            now=demo.clock.now(),
-            lease_until=demo.clock.now(),
-            limit=10,
-            channels=["console"],
-            bulk=True,
-        )
-    assert [r.step for r in due] == ["d5-later"]
+    assert [r.step for r in claim(demo)] == ["d5-later"]
 
 
 async def test_remind_me_later_when_the_ladder_reminds_by_then_anyway(demo: App) -> None:

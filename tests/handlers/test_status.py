@@ -24,9 +24,9 @@ from handlers import charts
 from storage import migrate
 from storage import queries as q
 from storage.exports import MAX_WIDTH
-from storage.models import Incident, IncidentAck, Office, School, Submission, User
-from storage.text import fold
+from storage.models import Incident, IncidentAck, Office, Submission, User
 from tests.conftest import Chat
+from tests.handlers.helpers import add_principal, add_school, add_user, console_user, flushed
 from tests.storage.test_postgres import pg_url_fixture  # noqa: F401  (the fixture pg_url)
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -46,41 +46,25 @@ class History:
         self.nominations: dict[str, int] = {}
 
 
-def add_principal(s, school: School, external_id: str, joined: datetime) -> User:
-    user = User(
-        channel="console",
-        external_id=external_id,
-        chat_id=external_id,
-        display_name=external_id,
-        role="principal",
-        school_id=school.id,
-        office_id=school.office_id,
-        created_at=joined,
-    )
-    s.add(user)
-    s.flush()
-    return user
-
-
 def add(
     s, school_id: int, user_id: int, kind: str, period: str | None, when: datetime, **fields
 ) -> Submission:
-    row = Submission(
-        kind=kind,
-        school_id=school_id,
-        user_id=user_id,
-        period=period,
-        status=fields.get("status", "submitted"),
-        answers=fields.get("answers", {"title": "Bài viết"}),
-        token=secrets.token_hex(16),
-        late=fields.get("late", False),
-        submitted_at=when,
-        created_at=when,
-        updated_at=when,
+    return flushed(
+        s,
+        Submission(
+            kind=kind,
+            school_id=school_id,
+            user_id=user_id,
+            period=period,
+            status=fields.get("status", "submitted"),
+            answers=fields.get("answers", {"title": "Bài viết"}),
+            token=secrets.token_hex(16),
+            late=fields.get("late", False),
+            submitted_at=when,
+            created_at=when,
+            updated_at=when,
+        ),
     )
-    s.add(row)
-    s.flush()
-    return row
 
 
 STUDENT = {
@@ -114,26 +98,10 @@ def seed_history(app) -> History:
         )
         s.add(district_b)
         s.flush()
-        b1 = School(
-            code="THCS-B1",
-            name="Trường THCS Bản Phủ",
-            name_folded=fold("Trường THCS Bản Phủ"),
-            level="THCS",
-            office_id=district_b.id,
-        )
-        s.add(b1)
-        s.flush()
+        b1 = add_school(s, "THCS-B1", "Trường THCS Bản Phủ", "THCS", district_b.id)
         h.schools["THCS-B1"] = b1.id
-        s.add(
-            User(
-                channel="console",
-                external_id="leader_b",
-                chat_id="leader_b",
-                display_name="Bà Lò Thị Hoa",
-                role="leader",
-                office_id=district_b.id,
-                created_at=JOINED,
-            )
+        console_user(
+            s, "leader_b", JOINED, display_name="Bà Lò Thị Hoa", role="leader", office_id=district_b.id
         )
         demo_principal = q.get_user(s, "console", "principal")
         s.execute(update(User).where(User.id == demo_principal.id).values(created_at=JOINED))
@@ -146,70 +114,35 @@ def seed_history(app) -> History:
         }
         sid = h.schools
 
-        def art(code: str, period: str, when: datetime, **fields) -> Submission:
-            return add(s, sid[code], p[code], "article", period, when, **fields)
+        def sent(kind: str, code: str, period: str | None, when: datetime, **fields) -> Submission:
+            return add(s, sid[code], p[code], kind, period, when, **fields)
 
-        art("THCS-PUNHI", "2026-06", at(2026, 6, 20), late=True)
+        sent("article", "THCS-PUNHI", "2026-06", at(2026, 6, 20), late=True)
         for code, status in (
             ("MN-HOABAN", "approved"),
             ("TH-THITRAN", "submitted"),
             ("THCS-PUNHI", "published"),
         ):
-            art(code, "2026-09", at(2026, 9, 8), status=status)
-        art("MN-HOABAN", "2026-10", at(2026, 10, 10), status="published")
-        art("TH-THITRAN", "2026-10", at(2026, 10, 20), late=True, status="approved")
-        art("THCS-PUNHI", "2026-10", at(2026, 10, 5), status="returned")
-        art("THCS-PUNHI", "2026-10", at(2026, 10, 20), late=True, status="approved")
-        art("THCS-B1", "2026-10", at(2026, 10, 3), status="published")
-        art("MN-HOABAN", "2026-11", at(2026, 11, 3))
-        art("THCS-B1", "2026-11", at(2026, 11, 2))
+            sent("article", code, "2026-09", at(2026, 9, 8), status=status)
+        sent("article", "MN-HOABAN", "2026-10", at(2026, 10, 10), status="published")
+        sent("article", "TH-THITRAN", "2026-10", at(2026, 10, 20), late=True, status="approved")
+        sent("article", "THCS-PUNHI", "2026-10", at(2026, 10, 5), status="returned")
+        sent("article", "THCS-PUNHI", "2026-10", at(2026, 10, 20), late=True, status="approved")
+        sent("article", "THCS-B1", "2026-10", at(2026, 10, 3), status="published")
+        sent("article", "MN-HOABAN", "2026-11", at(2026, 11, 3))
+        sent("article", "THCS-B1", "2026-11", at(2026, 11, 2))
 
-        student = add(
-            s,
-            sid["THCS-PUNHI"],
-            p["THCS-PUNHI"],
-            "nomination",
-            "2026-2027-HK1",
-            at(2026, 10, 2),
-            answers=STUDENT,
-        )
+        student = sent("nomination", "THCS-PUNHI", "2026-2027-HK1", at(2026, 10, 2), answers=STUDENT)
         h.nominations["THCS-PUNHI"] = student.id
-        add(
-            s,
-            sid["MN-HOABAN"],
-            p["MN-HOABAN"],
-            "nomination",
-            "2026-2027-HK1",
-            at(2026, 10, 6),
-            answers=TEACHER,
-            status="approved",
-        )
-        add(
-            s,
-            sid["THCS-PUNHI"],
-            p["THCS-PUNHI"],
-            "nomination",
-            "2025-2026-HK2",
-            at(2026, 3, 2),
-            answers=TEACHER,
-            status="published",
-        )
-        add(s, sid["THCS-B1"], p["THCS-B1"], "nomination", "2026-2027-HK1", at(2026, 10, 9), answers=TEACHER)
+        sent("nomination", "MN-HOABAN", "2026-2027-HK1", at(2026, 10, 6), answers=TEACHER, status="approved")
+        sent("nomination", "THCS-PUNHI", "2025-2026-HK2", at(2026, 3, 2), answers=TEACHER, status="published")
+        sent("nomination", "THCS-B1", "2026-2027-HK1", at(2026, 10, 9), answers=TEACHER)
 
-        add(s, sid["MN-HOABAN"], p["MN-HOABAN"], "report", "6thang-2026", at(2026, 6, 10))
-        add(s, sid["TH-THITRAN"], p["TH-THITRAN"], "report", "6thang-2026", at(2026, 6, 28), late=True)
-        add(
-            s,
-            sid["THCS-PUNHI"],
-            p["THCS-PUNHI"],
-            "report",
-            "6thang-2026",
-            at(2026, 6, 25),
-            late=True,
-            status="approved",
-        )
-        add(s, sid["MN-HOABAN"], p["MN-HOABAN"], "report", "nam-2026", at(2026, 11, 5))
-        add(s, sid["THCS-B1"], p["THCS-B1"], "report", "nam-2026", at(2026, 11, 6))
+        sent("report", "MN-HOABAN", "6thang-2026", at(2026, 6, 10))
+        sent("report", "TH-THITRAN", "6thang-2026", at(2026, 6, 28), late=True)
+        sent("report", "THCS-PUNHI", "6thang-2026", at(2026, 6, 25), late=True, status="approved")
+        sent("report", "MN-HOABAN", "nam-2026", at(2026, 11, 5))
+        sent("report", "THCS-B1", "nam-2026", at(2026, 11, 6))
 
         officer = q.get_user(s, "console", "officer")
         leader = q.get_user(s, "console", "leader")
@@ -219,7 +152,7 @@ def seed_history(app) -> History:
             ("thitran", "TH-THITRAN", "low", at(2026, 11, 6), officer),
             ("b1", "THCS-B1", "high", at(2026, 11, 7), None),
         ):
-            sub = add(s, sid[code], p[code], "incident", None, when, answers={"what": "Sự cố"})
+            sub = sent("incident", code, None, when, answers={"what": "Sự cố"})
             incident = Incident(submission_id=sub.id, school_id=sid[code], severity=severity, created_at=when)
             s.add(incident)
             s.flush()
@@ -312,16 +245,12 @@ async def test_the_chart_is_sent_with_the_summary(history, chat_as) -> None:
 async def test_see_all_lists_every_missing_school_of_a_large_scope(history, demo, chat_as) -> None:
     with demo.db.session() as s:
         district = q.office_by_code(s, "PGD-DEMO")
-        for n in range(12):
-            name = f"Trường Mầm non Bản Số {n:02d}"
-            s.add(
-                School(
-                    code=f"MN-X{n:02d}", name=name, name_folded=fold(name), level="MN", office_id=district.id
-                )
-            )
-        s.flush()
-        for n in range(12):
-            add_principal(s, q.school_by_code(s, f"MN-X{n:02d}"), f"p-x{n}", JOINED)
+        schools = [
+            add_school(s, f"MN-X{n:02d}", f"Trường Mầm non Bản Số {n:02d}", "MN", district.id)
+            for n in range(12)
+        ]
+        for n, school in enumerate(schools):
+            add_principal(s, school, f"p-x{n}", JOINED)
     chat = chat_as("leader")
     replies = await chat.send("/status")
     text = text_of(replies)
@@ -356,19 +285,7 @@ async def test_a_leader_of_another_district_sees_nothing_of_this_one(history, de
 
 
 async def test_a_province_leader_sees_both_districts(history, demo) -> None:
-    with demo.db.session() as s:
-        province = q.office_by_code(s, "SGD-DEMO")
-        s.add(
-            User(
-                channel="console",
-                external_id="director",
-                chat_id="director",
-                display_name="Giám đốc",
-                role="leader",
-                office_id=province.id,
-                created_at=JOINED,
-            )
-        )
+    add_user(demo, "director", "leader", "SGD-DEMO", "Giám đốc", joined=JOINED)
     text = text_of(await Chat(demo, "director").send("/status 10/2026"))
     assert text.startswith("📊 Tình hình nộp – Tháng 10/2026\nSở GD&ĐT Điện Biên (demo)")
     assert "📝 Bài viết tháng: 4/5 trường đã nộp (80%)" in text
@@ -394,20 +311,7 @@ async def test_the_leaders_menu_button_opens_the_summary(history, chat_as) -> No
     not hasattr(User, "levels"), reason="officers limited to levels come with the review desk"
 )
 async def test_an_officer_for_one_level_sees_only_that_level(history, demo) -> None:
-    with demo.db.session() as s:
-        district = q.office_by_code(s, "PGD-DEMO")
-        s.add(
-            User(
-                channel="console",
-                external_id="officer_thcs",
-                chat_id="officer_thcs",
-                display_name="Chị Mai",
-                role="officer",
-                office_id=district.id,
-                levels="THCS",
-                created_at=JOINED,
-            )
-        )
+    add_user(demo, "officer_thcs", "officer", "PGD-DEMO", "Chị Mai", joined=JOINED, levels="THCS")
     chat = Chat(demo, "officer_thcs")
     text = text_of(await chat.send("/status 10/2026"))
     assert "📝 Bài viết tháng: 1/2 trường đã nộp (50%)" in text and "Hoa Ban" not in text
@@ -454,16 +358,8 @@ async def test_a_leader_with_no_schools_or_none_registered(app) -> None:
         empty = Office(code="PGD-MOI", name="Phòng GD&ĐT huyện Mới", kind="district", parent_id=province.id)
         s.add(empty)
         s.flush()
-        s.add(
-            User(
-                channel="console",
-                external_id="new_leader",
-                chat_id="new_leader",
-                display_name="Ông Mới",
-                role="leader",
-                office_id=empty.id,
-                created_at=app.clock.now(),
-            )
+        console_user(
+            s, "new_leader", app.clock.now(), display_name="Ông Mới", role="leader", office_id=empty.id
         )
         principal = q.get_user(s, "console", "principal")
         principal.role = None  # the demo district: schools, but nobody registered
@@ -506,8 +402,7 @@ async def test_one_school_by_name_without_accents(history, chat_as) -> None:
 async def test_a_school_name_or_code_that_looks_like_a_month_word_or_number(history, demo, chat_as) -> None:
     with demo.db.session() as s:
         district = q.office_by_code(s, "PGD-DEMO")
-        name = "Trường Tiểu học Thắng Lợi"
-        s.add(School(code="30123456", name=name, name_folded=fold(name), level="TH", office_id=district.id))
+        add_school(s, "30123456", "Trường Tiểu học Thắng Lợi", "TH", district.id)
     chat = chat_as("leader")
     for typed in ("thắng lợi", "30123456"):
         text = text_of(await chat.send(f"/status {typed}"))
@@ -605,8 +500,7 @@ async def test_bad_school_years(history, chat_as, typed, answer) -> None:
 async def test_the_workbook_has_three_sheets_with_every_cell(history, demo, chat_as) -> None:
     with demo.db.session() as s:
         district = q.office_by_code(s, "PGD-DEMO")
-        name = '=HYPERLINK("http://x") Trường thử'
-        s.add(School(code="TEST-EQ", name=name, name_folded=fold(name), level="TH", office_id=district.id))
+        add_school(s, "TEST-EQ", '=HYPERLINK("http://x") Trường thử', "TH", district.id)
     replies = await chat_as("leader").send("/export 10/2026")
     assert replies[0].text == (
         "📥 Tệp Excel tình hình nộp tháng 10/2026, 6 trường: trang theo trường, trang năm học 2026-2027 "
