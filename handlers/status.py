@@ -19,6 +19,7 @@ from typing import Any
 from handlers import charts, report, rollup
 from handlers.calendar import Calendar, Clock, Period, month_end, month_start
 from handlers.nomination import ROLES, public_view, publishable
+from handlers.school_status import month_mark
 from handlers.school_year import school_year
 from handlers.types import Choice, Context, Incoming, Reply
 from storage import queries as q
@@ -657,7 +658,8 @@ def school_card(ctx: Context, where: Where, school: School) -> Reply:
     tally = {"✅": 0, "⏰": 0, "❌": 0}
     shown = []
     for p in months:
-        mark = month_mark(cal, now, p, marks.get(p.key), registered, ctx.clock)
+        found = marks.get(p.key)
+        mark = month_mark(cal, p, None if found is None else found.on_time, registered, now)
         tally[mark] = tally.get(mark, 0) + 1
         shown.append(f"{p.label} {mark}")
     lines.append(
@@ -670,22 +672,6 @@ def school_card(ctx: Context, where: Where, school: School) -> Reply:
     lines.append(nomination_block(ctx, nominations, semester))
     lines.append(report_block(ctx, reports, registered))
     return Reply("\n\n".join(lines))
-
-
-def month_mark(
-    cal: Calendar,
-    now: datetime,
-    period: Period,
-    mark: stats.MonthMark | None,
-    registered: datetime | None,
-    clock: Clock,
-) -> str:
-    """✅ on time, ⏰ late, ❌ not sent after the deadline, 🕓 not yet due, ▫️ before the school joined."""
-    if mark is not None:
-        return "✅" if mark.on_time else "⏰"
-    if registered is None or registered >= month_end(period, clock):
-        return "▫️"
-    return "❌" if cal.is_late(period, now) else "🕓"
 
 
 def nomination_block(ctx: Context, rows: Sequence[Submission], semester: str) -> str:
