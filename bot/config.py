@@ -44,6 +44,8 @@ class TelegramSettings(BaseModel):
     port: int = Field(default=8443, ge=1, le=65535)
     url_path: str = "telegram"
     secret_token: SecretStr = SecretStr("")
+    # Updates of this many chats are handled at once; each chat's own updates stay in order.
+    concurrent_chats: int = Field(default=32, ge=1, le=512)
 
     @model_validator(mode="after")
     def _webhook_needs(self) -> TelegramSettings:

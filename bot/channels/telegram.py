@@ -9,6 +9,7 @@ that delivers alerts to other Telegram users. `run_telegram(settings)` runs it u
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import contextvars
 import logging
@@ -36,7 +37,14 @@ from telegram import User as TgUser
 from telegram.constants import ChatAction, ChatMemberStatus, ChatType
 from telegram.error import BadRequest, Forbidden, InvalidToken, TelegramError
 from telegram.error import RetryAfter as TgRetryAfter
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes, TypeHandler
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    BaseUpdateProcessor,
+    ContextTypes,
+    TypeHandler,
+)
 from telegram.warnings import PTBDeprecationWarning
 
 from bot.app import App, build_app
@@ -275,6 +283,44 @@ class TokenRedactor(logging.Filter):
 
 # ---- the channel -----------------------------------------------------------------------------
 
+
+class PerChat(BaseUpdateProcessor):
+    """Updates of different chats are handled side by side (up to `chats` at once); one chat's updates
+    wait for each other, in the order they came (delivery.md, rule 8). A chat waits for its turn before
+    it takes one of the shared places, so one busy chat never crowds the others out."""
+
+    def __init__(self, chats: int) -> None:
+        super().__init__(max_concurrent_updates=chats)
+        self.locks: dict[int, asyncio.Lock] = {}
+        self.queued: collections.Counter[int] = collections.Counter()
+
+    async def process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        """Take the chat's turn, then a shared place, then handle the update."""
+        chat = update.effective_chat if isinstance(update, Update) else None
+        if chat is None:
+            await super().process_update(update, coroutine)
+            return
+        lock = self.locks.setdefault(chat.id, asyncio.Lock())
+        self.queued[chat.id] += 1
+        try:
+            async with lock:
+                await super().process_update(update, coroutine)
+        finally:
+            self.queued[chat.id] -= 1
+            if not self.queued[chat.id]:  # nobody else waits on this chat: forget its lock
+                del self.queued[chat.id], self.locks[chat.id]
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        """Handle it (the turn and the place are already taken)."""
+        await coroutine
+
+    async def initialize(self) -> None:
+        """Nothing to set up."""
+
+    async def shutdown(self) -> None:
+        """Nothing to release."""
+
+
 OUTBOX_SEND: contextvars.ContextVar[bool] = contextvars.ContextVar("outbox_send", default=False)
 
 
@@ -344,6 +390,7 @@ class TelegramChannel:
             .base_url(self.config.base_url)
             .base_file_url(self.config.base_file_url)
         )
+        builder = builder.concurrent_updates(PerChat(self.config.concurrent_chats))
         limited = builder.rate_limiter(Limiter()) if rate_limit else builder
         self.application: Application[Any, Any, Any, Any, Any, Any] = limited.build()
         self.application.add_handler(TypeHandler(Update, self.on_update))

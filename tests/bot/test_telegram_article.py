@@ -8,8 +8,16 @@ from typing import Any
 from sqlmodel import select
 
 from storage.models import MediaFile, Submission
-from tests.bot.test_telegram import PRINCIPAL, Tg, api_fixture, settings_fixture, tg_fixture  # noqa: F401
-from tests.fakes.telegram_api import message_update
+from tests.bot.test_telegram import (  # noqa: F401
+    DISTRICT_OFFICER,
+    PRINCIPAL,
+    Tg,
+    api_fixture,
+    settings_fixture,
+    tg_fixture,
+    wait_until,
+)
+from tests.fakes.telegram_api import message_update, text_update
 from tests.media.samples import jpeg
 
 _counter = iter(range(1, 10_000))
@@ -170,3 +178,25 @@ async def test_a_document_that_claims_jpeg_but_is_not(tg: Tg) -> None:
         PRINCIPAL, message_update(PRINCIPAL, document=document(tg.api, b"%PDF-1.4 not a jpeg", "anh.jpg"))
     )
     assert "không phải là ảnh" in texts(got)
+
+
+async def test_a_slow_download_holds_up_only_its_own_chat(tg: Tg) -> None:
+    """Chats are handled side by side: while one principal's photo is still downloading, an officer's
+    answer comes at once; the principal's next message waits its turn and is answered after the photo."""
+    api = tg.api
+    await to_photos(tg)
+    await tg.register(DISTRICT_OFFICER, "officer", office="PGD-DEMO")
+    before = len(api.sent_to(PRINCIPAL.id))
+    api.hold_files()
+    try:
+        api.push_update(message_update(PRINCIPAL, document=document(api, jpeg(2000, 1500, "red"))))
+        api.push_update(text_update(PRINCIPAL, "/whoami"))
+        asked = await tg.send(DISTRICT_OFFICER, "/whoami")
+        assert asked and len(api.sent_to(PRINCIPAL.id)) == before  # the officer did not wait
+    finally:
+        api.release_files()
+    await wait_until(lambda: len(api.sent_to(PRINCIPAL.id)) >= before + 2, "the principal's two answers")
+    answers = texts(api.sent_to(PRINCIPAL.id)[before:])
+    assert "Ảnh 2/3" in answers and answers.index("Ảnh 2/3") < answers.index("Bạn là: Hiệu trưởng")
+    processor = tg.channel.application.update_processor
+    await wait_until(lambda: not processor.locks, "no chat's turn kept once it is idle")  # type: ignore[attr-defined]

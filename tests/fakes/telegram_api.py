@@ -264,6 +264,8 @@ class FakeBotAPI(LoopbackServer):
         self._state = _State()
         self._update_ids = itertools.count(1000)
         self._message_ids = itertools.count(1)
+        self._files_open = threading.Event()  # cleared: file downloads wait (a slow network)
+        self._files_open.set()
         self._reset_server()
 
     def handler(self) -> type[BaseHTTPRequestHandler]:
@@ -484,8 +486,17 @@ class FakeBotAPI(LoopbackServer):
             "file_path": path,
         }
 
+    def hold_files(self) -> None:
+        """File downloads wait until `release_files` (as on a slow network); the API still answers."""
+        self._files_open.clear()
+
+    def release_files(self) -> None:
+        """Downloads held by `hold_files` go on."""
+        self._files_open.set()
+
     def file_content(self, token: str, path: str) -> bytes | None:
         """The bytes at a file URL, if the token is right and the file is known."""
+        self._files_open.wait(timeout=30)
         if token != self.token:
             return None
         with self._cond:
