@@ -72,6 +72,8 @@ class ZaloSettings(BaseModel):
     port: int = Field(default=8444, ge=1, le=65535)
     url_path: str = "zalo"
     secret_token: SecretStr = SecretStr("")
+    # Updates of this many chats are handled at once; each chat's own updates stay in order.
+    concurrent_chats: int = Field(default=32, ge=1, le=512)
     monthly_budget: int = Field(default=3000, ge=0, le=10_000_000)
     deliver_to: Literal["last_used", "telegram", "zalo", "both"] = "last_used"
 

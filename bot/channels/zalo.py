@@ -26,7 +26,7 @@ import json
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import PurePosixPath
@@ -516,6 +516,49 @@ class Timing:
     drain_timeout: float = 10.0  # at stop, for updates already received
 
 
+def chat_of(update: dict[str, Any]) -> str:
+    """The chat an update belongs to (its sender's, in a private chat)."""
+    message = field_dict(update, "message")
+    chat, sender = field_dict(message, "chat"), field_dict(message, "from")
+    return str(chat.get("id") or sender.get("id") or "")
+
+
+class ChatTurns:
+    """Work for different chats side by side (at most `places` at once); one chat's work in the order it
+    came. A chat waits for its turn before it takes a shared place, so one busy chat crowds out nobody."""
+
+    def __init__(self, places: int) -> None:
+        self.places = asyncio.Semaphore(places)
+        self.last: dict[str, asyncio.Task[None]] = {}  # each chat's latest work
+        self.running: set[asyncio.Task[None]] = set()
+
+    def run(self, chat: str, work: Callable[[], Awaitable[None]]) -> None:
+        """Start `work` once the chat's earlier work is done and a place is free."""
+        task = asyncio.ensure_future(self.in_turn(self.last.get(chat), work))
+        self.last[chat] = task
+        self.running.add(task)
+
+        def done(finished: asyncio.Task[None]) -> None:
+            self.running.discard(finished)
+            if self.last.get(chat) is finished:
+                del self.last[chat]  # the chat is idle: nothing kept for it
+
+        task.add_done_callback(done)
+
+    async def in_turn(self, previous: asyncio.Task[None] | None, work: Callable[[], Awaitable[None]]) -> None:
+        """Wait for the chat's previous work (however it ended), then for a place; then work."""
+        if previous is not None:
+            await asyncio.wait([previous])
+        async with self.places:
+            await work()
+
+    async def cancel(self) -> None:
+        """Stop whatever is still running or waiting."""
+        for task in list(self.running):
+            task.cancel()
+        await asyncio.gather(*self.running, return_exceptions=True)
+
+
 class ZaloChannel:
     """The bot on Zalo. `async with ZaloChannel(app):` starts it (polling or webhook, per
     settings.zalo.mode) and stops it; `handled` counts the updates processed so far; `failed` is
@@ -550,6 +593,7 @@ class ZaloChannel:
         self._seen = RecentKeys()
         self._prefetched: dict[str, bytes] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._turns = ChatTurns(self.config.concurrent_chats)
         self._closed = False
 
     # ---- lifecycle ---------------------------------------------------------------------------
@@ -651,6 +695,7 @@ class ZaloChannel:
                 log.warning("%d Zalo update(s) were not handled before stopping", self._queue.qsize())
         for name in list(self._tasks):
             await self._cancel(name)
+        await self._turns.cancel()
         await self.client.aclose()
         await self.files.aclose()
         for name in TOKEN_LOGGERS:
@@ -773,16 +818,20 @@ class ZaloChannel:
         return WebResponse(200, {"message": "Success"})
 
     async def work(self) -> None:
-        """Handle queued updates one at a time, in the order they came."""
+        """Hand queued updates out: different chats side by side, each chat's in the order they came."""
         while True:
             update = await self._queue.get()
-            try:
-                await self.handle_update(update)
-            except Exception:
-                log.exception("a Zalo update failed")
-            finally:
-                self.handled += 1
-                self._queue.task_done()
+            self._turns.run(chat_of(update), lambda update=update: self.handle_one(update))
+
+    async def handle_one(self, update: dict[str, Any]) -> None:
+        """One update, whatever happens to it (counted, and marked done for the drain at stop)."""
+        try:
+            await self.handle_update(update)
+        except Exception:
+            log.exception("a Zalo update failed")
+        finally:
+            self.handled += 1
+            self._queue.task_done()
 
     async def handle_update(self, update: dict[str, Any]) -> None:
         """Convert, download a photo at once (its URL can expire), dispatch, send the replies."""

@@ -522,6 +522,24 @@ async def to_photo_step(zl: Zl) -> None:
     await zl.pick(PRINCIPAL, "Hoạt động tiêu biểu của nhà trường")
 
 
+async def test_a_slow_photo_holds_up_only_its_own_chat(demo: App, api: FakeZaloAPI) -> None:
+    """Chats are handled side by side: while a principal's photo is still downloading, an officer's
+    answer comes at once; the principal's next message waits its turn and is answered after the photo."""
+    async with running(demo, api, fetch_timeout=10.0) as zl:
+        await to_photo_step(zl)
+        await zl.send(PRINCIPAL, "Ngày hội đọc sách")  # the title: now at the first photo
+        await zl.register(OFFICER, "officer", office="PGD-DEMO")
+        before = len(api.texts_to(PRINCIPAL.id))
+        url = api.add_file("cham.jpg", jpeg(2000, 1500, "red"), delay=1.5)
+        api.push(image_event(PRINCIPAL, url), text_event(PRINCIPAL, "/whoami"))
+        asked = await zl.send(OFFICER, "/whoami")
+        assert asked.startswith("Bạn là: Chuyên viên") and len(api.texts_to(PRINCIPAL.id)) == before
+        await wait_until(lambda: len(api.texts_to(PRINCIPAL.id)) >= before + 2, "the principal's answers")
+        answers = "\n".join(api.texts_to(PRINCIPAL.id)[before:])
+        assert "Ảnh 2/3" in answers and answers.index("Ảnh 2/3") < answers.index("Bạn là: Hiệu trưởng")
+        await wait_until(lambda: not zl.channel._turns.last, "no chat's turn kept once it is idle")
+
+
 async def test_a_sticker_or_unsupported_message_at_a_text_step_changes_nothing(zl: Zl) -> None:
     await to_photo_step(zl)  # now at the title, a text step
     before = draft_state(zl.app, PRINCIPAL, "article")
