@@ -9,7 +9,6 @@ that delivers alerts to other Telegram users. `run_telegram(settings)` runs it u
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import contextvars
 import logging
@@ -48,6 +47,7 @@ from telegram.ext import (
 from telegram.warnings import PTBDeprecationWarning
 
 from bot.app import App, build_app
+from bot.channels.turns import Turn, Turns
 from bot.config import Settings
 from handlers.media_steps import retry_downloads
 from handlers.types import Attachment, Incoming, Kind, Media, Reply
@@ -287,28 +287,24 @@ class TokenRedactor(logging.Filter):
 class PerChat(BaseUpdateProcessor):
     """Updates of different chats are handled side by side (up to `chats` at once); one chat's updates
     wait for each other, in the order they came (delivery.md, rule 8). A chat waits for its turn before
-    it takes one of the shared places, so one busy chat never crowds the others out."""
+    it takes one of the shared places, so one busy chat never crowds the others out.
+
+    An album's parts skip the line: they are only gathered, and the album takes its place in the line
+    when its first part arrives (`TelegramChannel.gather`), ahead of whatever the chat sends next.
+    """
 
     def __init__(self, chats: int) -> None:
         super().__init__(max_concurrent_updates=chats)
-        self.locks: dict[int, asyncio.Lock] = {}
-        self.queued: collections.Counter[int] = collections.Counter()
+        self.turns = Turns()
 
     async def process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         """Take the chat's turn, then a shared place, then handle the update."""
         chat = update.effective_chat if isinstance(update, Update) else None
-        if chat is None:
+        if chat is None or album_part(update):
             await super().process_update(update, coroutine)
             return
-        lock = self.locks.setdefault(chat.id, asyncio.Lock())
-        self.queued[chat.id] += 1
-        try:
-            async with lock:
-                await super().process_update(update, coroutine)
-        finally:
-            self.queued[chat.id] -= 1
-            if not self.queued[chat.id]:  # nobody else waits on this chat: forget its lock
-                del self.queued[chat.id], self.locks[chat.id]
+        async with self.turns.take(chat.id):
+            await super().process_update(update, coroutine)
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         """Handle it (the turn and the place are already taken)."""
@@ -319,6 +315,15 @@ class PerChat(BaseUpdateProcessor):
 
     async def shutdown(self) -> None:
         """Nothing to release."""
+
+
+def album_part(update: object) -> bool:
+    """Whether an update is one file of an album (several photos or videos sent together)."""
+    message = update.message if isinstance(update, Update) else None
+    if message is None or not message.media_group_id:
+        return False
+    incoming = to_incoming(update)
+    return incoming is not None and incoming.kind == Kind.MEDIA
 
 
 OUTBOX_SEND: contextvars.ContextVar[bool] = contextvars.ContextVar("outbox_send", default=False)
@@ -598,27 +603,37 @@ class TelegramChannel:
         await self.reply(incoming, replies)
 
     def gather(self, incoming: Incoming, group: str) -> None:
-        """Keep an album's part; the first part starts the short wait for the rest."""
+        """Keep an album's part; the first part takes the chat's turn now and starts the short wait for
+        the rest, so a message sent right after the album is handled after it."""
         key = (incoming.chat_id, group)
         if key in self._albums:
             self._albums[key].append(incoming)
             return
         self._albums[key] = [incoming]
-        task = asyncio.create_task(self.flush_album(key), name=f"telegram:album:{group}")
+        turn = self.turns.take(int(incoming.chat_id)) if self.turns is not None else None
+        task = asyncio.create_task(self.flush_album(key, turn), name=f"telegram:album:{group}")
         self._album_tasks.add(task)
         task.add_done_callback(self._album_tasks.discard)
 
-    async def flush_album(self, key: tuple[str, str]) -> None:
-        """After the wait, the album's parts as one message with all their files."""
-        await asyncio.sleep(self.album_wait)
-        parts = self._albums.pop(key, [])
-        if not parts:
-            return
-        files = tuple(m for part in parts for m in part.media)
+    async def flush_album(self, key: tuple[str, str], turn: Turn | None) -> None:
+        """After the wait and in the chat's turn, the album's parts as one message with all their files."""
         try:
-            await self.dispatch(replace(parts[0], media=files))
+            await asyncio.sleep(self.album_wait)
+            async with turn or contextlib.nullcontext():
+                parts = self._albums.pop(key, [])
+                if parts:
+                    await self.dispatch(replace(parts[0], media=tuple(m for p in parts for m in p.media)))
         except Exception:
             log.exception("an album could not be handled")
+        finally:
+            if turn is not None:
+                turn.release()
+
+    @property
+    def turns(self) -> Turns | None:
+        """The chats' lines of the running bot."""
+        processor = self.application.update_processor
+        return processor.turns if isinstance(processor, PerChat) else None
 
     # ---- files in ----------------------------------------------------------------------------
 

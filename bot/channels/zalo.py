@@ -26,7 +26,7 @@ import json
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import PurePosixPath
@@ -39,6 +39,7 @@ import httpx
 from bot.app import App, build_app
 from bot.channels.console import render as render_numbered
 from bot.channels.telegram import TokenRedactor, split_text, until_signalled
+from bot.channels.turns import ChatTurns
 from bot.web import WebhookServer, WebRequest, WebResponse
 from handlers.calendar import Clock
 from handlers.types import Incoming, Kind, Media, Reply
@@ -521,42 +522,6 @@ def chat_of(update: dict[str, Any]) -> str:
     message = field_dict(update, "message")
     chat, sender = field_dict(message, "chat"), field_dict(message, "from")
     return str(chat.get("id") or sender.get("id") or "")
-
-
-class ChatTurns:
-    """Work for different chats side by side (at most `places` at once); one chat's work in the order it
-    came. A chat waits for its turn before it takes a shared place, so one busy chat crowds out nobody."""
-
-    def __init__(self, places: int) -> None:
-        self.places = asyncio.Semaphore(places)
-        self.last: dict[str, asyncio.Task[None]] = {}  # each chat's latest work
-        self.running: set[asyncio.Task[None]] = set()
-
-    def run(self, chat: str, work: Callable[[], Awaitable[None]]) -> None:
-        """Start `work` once the chat's earlier work is done and a place is free."""
-        task = asyncio.ensure_future(self.in_turn(self.last.get(chat), work))
-        self.last[chat] = task
-        self.running.add(task)
-
-        def done(finished: asyncio.Task[None]) -> None:
-            self.running.discard(finished)
-            if self.last.get(chat) is finished:
-                del self.last[chat]  # the chat is idle: nothing kept for it
-
-        task.add_done_callback(done)
-
-    async def in_turn(self, previous: asyncio.Task[None] | None, work: Callable[[], Awaitable[None]]) -> None:
-        """Wait for the chat's previous work (however it ended), then for a place; then work."""
-        if previous is not None:
-            await asyncio.wait([previous])
-        async with self.places:
-            await work()
-
-    async def cancel(self) -> None:
-        """Stop whatever is still running or waiting."""
-        for task in list(self.running):
-            task.cancel()
-        await asyncio.gather(*self.running, return_exceptions=True)
 
 
 class ZaloChannel:

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlmodel import select
 
+from storage import queries as q
 from storage.models import MediaFile, Submission
 from tests.bot.test_telegram import (  # noqa: F401
     DISTRICT_OFFICER,
@@ -17,7 +18,7 @@ from tests.bot.test_telegram import (  # noqa: F401
     tg_fixture,
     wait_until,
 )
-from tests.fakes.telegram_api import message_update, text_update
+from tests.fakes.telegram_api import callback_update, message_update, text_update
 from tests.media.samples import jpeg
 
 _counter = iter(range(1, 10_000))
@@ -198,5 +199,43 @@ async def test_a_slow_download_holds_up_only_its_own_chat(tg: Tg) -> None:
     await wait_until(lambda: len(api.sent_to(PRINCIPAL.id)) >= before + 2, "the principal's two answers")
     answers = texts(api.sent_to(PRINCIPAL.id)[before:])
     assert "Ảnh 2/3" in answers and answers.index("Ảnh 2/3") < answers.index("Bạn là: Hiệu trưởng")
-    processor = tg.channel.application.update_processor
-    await wait_until(lambda: not processor.locks, "no chat's turn kept once it is idle")  # type: ignore[attr-defined]
+    turns = tg.channel.turns
+    await wait_until(lambda: turns is not None and not turns.last, "no chat's line kept once it is idle")
+
+
+async def test_an_album_then_xong_at_once_keeps_the_album(tg: Tg) -> None:
+    """Xong tapped while an album is still being gathered waits for it: the photos are kept first. The
+    tap came from the screen before the album, so it is answered as an old button with the current
+    step (nothing is lost; one more tap moves on)."""
+    api = tg.api
+    await to_photos(tg)
+    for colour, (w, h) in (("red", (2000, 1500)), ("blue", (1600, 1200)), ("green", (1280, 960))):
+        photo = document(api, jpeg(w, h, colour), f"{colour}.jpg")
+        await tg.push_for(PRINCIPAL, message_update(PRINCIPAL, document=photo))
+    done = tg.button(PRINCIPAL, "Xong")
+    album = [
+        message_update(
+            PRINCIPAL,
+            media_group_id="ALB9",
+            document=document(api, jpeg(1400, 1000 + i, "white"), f"b{i}.jpg"),
+        )
+        for i in range(3)
+    ]
+    before, handled = len(api.sent_to(PRINCIPAL.id)), tg.channel.handled
+    api.push_update(*album, callback_update(PRINCIPAL, done))
+    await wait_until(lambda: tg.channel.handled >= handled + 4, "the album's parts and Xong handled")
+    answers = texts(api.sent_to(PRINCIPAL.id)[before:])
+    assert answers.index("Đã nhận 3 ảnh (tổng 3/10)") < answers.index("Nút này đã cũ")
+    assert len(article_answers(tg)["photos_extra"]) == 3
+    moved = await tg.press(PRINCIPAL, tg.button(PRINCIPAL, "Xong"))
+    assert "Bước" in texts(moved) and len(article_answers(tg)["photos_extra"]) == 3
+
+
+def article_answers(tg: Tg) -> dict[str, Any]:
+    """The principal's article draft answers, as stored."""
+    with tg.app.db.session() as s:
+        user = q.get_user(s, "telegram", str(PRINCIPAL.id))
+        assert user is not None and user.id is not None
+        draft = q.get_draft(s, user.id, "article")
+    assert draft is not None
+    return dict(draft.answers)
