@@ -139,8 +139,8 @@ def seed(path: Path, schools: int = SCHOOLS, months: int = MONTHS, seed_value: i
     )
     cur.executemany(
         "INSERT INTO user (channel, external_id, chat_id, display_name, role, school_id, office_id, locale,"
-        " blocked, menu, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        user_rows,
+        " blocked, menu, created_at, registered_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(*row, row[-1]) for row in user_rows],  # each registered when first seen
     )
     user_of = dict(cur.execute("SELECT school_id, id FROM user WHERE role = 'principal'").fetchall())
     rows: list[tuple[Any, ...]] = []

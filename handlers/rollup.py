@@ -14,7 +14,8 @@ and at once at start) recomputes, each month in its own short transaction:
   read, so it counts as a change too);
 * the current month's EARLIER months, when not stored yet (the first sweep, a new month);
 * every stored month computed REBUILT_AFTER ago or more, for what moves a month without touching an
-  article: a principal's role given to an account first seen before that month ended.
+  article (a registration date corrected in the database): a safety net, as registering counts from
+  the moment a code is redeemed and so never moves a closed month.
 
 So a change to an article is in the chart from the next sweep on (5 minutes by default), anything else
 within a day. A month asked for before any sweep stored it (an older month, or a `/status` in the

@@ -67,8 +67,8 @@ class User(SQLModel, table=True):
 
     __table_args__ = (
         UniqueConstraint("channel", "external_id"),
-        # When each school joined (its first principal), read from the index alone (leaders' status).
-        Index("ix_user_school_role_created", "school_id", "role", "created_at"),
+        # When each school joined (its first principal's registration), read from the index alone.
+        Index("ix_user_school_role_joined", "school_id", "role", "registered_at", "created_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -87,6 +87,8 @@ class User(SQLModel, table=True):
     menu: dict[str, Any] = json_field()  # the choices last shown, for channels without buttons
     created_at: datetime = utc_field()
     last_seen_at: datetime | None = utc_field(nullable=True)
+    # When the account got its role (a code redeemed, accounts linked); None: when it was created.
+    registered_at: datetime | None = utc_field(nullable=True)
 
 
 class Invite(SQLModel, table=True):

@@ -263,6 +263,7 @@ def redeem_invite(
     user.school_id = invite.school_id
     user.office_id = invite.office_id
     user.levels = invite.levels
+    user.registered_at = now
     if invite.school_id is not None:
         school = s.get(School, invite.school_id)
         user.office_id = school.office_id if school else None
@@ -1054,6 +1055,7 @@ def link_accounts(s: Session, code: str, user: User, now: datetime) -> User | No
     source.person_id = person
     user.person_id = person
     user.role, user.school_id, user.office_id, user.levels = source.role, source.school_id, source.office_id, source.levels
+    user.registered_at = now
     s.add(source)
     s.add(user)
     return source

@@ -7,8 +7,8 @@ per school per use): `principals` (when the school joined) and `month_articles` 
 For a small scope those derived tables are restricted to the scope's schools; for a scope holding most of
 the database they are built whole, which is cheaper than checking each row's school.
 
-A school owes a month once registered (its first principal account exists before the month ends), or if
-it sent an article for that month anyway.
+A school owes a month once registered (its first principal redeemed a code before the month ended;
+`joined()`: older accounts count from their creation), or if it sent an article for that month anyway.
 
 Closed months are also kept in the month rollup (`MonthRollup`): per month, one row per office and level
 with the counts that add up over schools (`month_counts`), so the chart's earlier months for any scope are
@@ -144,10 +144,15 @@ def only(scope: Scope, column: Any) -> list[ColumnElement[bool]]:
     return [] if scope.broad else [col(column).in_(school_ids(scope))]
 
 
+def joined() -> Any:
+    """When an account joined: its registration (a code redeemed), else its creation (older rows)."""
+    return func.coalesce(User.registered_at, User.created_at)
+
+
 def principals(scope: Scope) -> Any:
-    """Per school, when it joined: its first principal account."""
+    """Per school, when it joined: its first principal's registration."""
     return (
-        select(col(User.school_id).label("school_id"), func.min(User.created_at).label("reg"))
+        select(col(User.school_id).label("school_id"), func.min(joined()).label("reg"))
         .where(User.role == "principal", col(User.school_id).is_not(None), *only(scope, User.school_id))
         .group_by(col(User.school_id))
         .subquery("principals")
@@ -350,7 +355,7 @@ def first_registration(s: Session, scope: Scope) -> datetime | None:
     scoped = (
         col(User.school_id).is_not(None) if scope.everything else col(User.school_id).in_(school_ids(scope))
     )
-    stmt = select(func.min(User.created_at)).where(User.role == "principal", scoped)
+    stmt = select(func.min(joined())).where(User.role == "principal", scoped)
     return as_utc(s.execute(stmt).scalar_one_or_none())
 
 
@@ -365,7 +370,7 @@ def missing_schools(
         Submission.kind == ARTICLE, Submission.period == period, col(Submission.school_id) == col(School.id)
     )
     registered = exists().where(
-        col(User.school_id) == col(School.id), User.role == "principal", col(User.created_at) < until
+        col(User.school_id) == col(School.id), User.role == "principal", joined() < until
     )
     stmt = (
         select(School, Office.name)
@@ -475,8 +480,8 @@ def school_in_scope(s: Session, scope: Scope, school_id: int) -> School | None:
 
 
 def school_registered(s: Session, school_id: int) -> datetime | None:
-    """When the school's first principal account was made."""
-    stmt = select(func.min(User.created_at)).where(User.school_id == school_id, User.role == "principal")
+    """When the school's first principal registered."""
+    stmt = select(func.min(joined())).where(User.school_id == school_id, User.role == "principal")
     return as_utc(s.execute(stmt).scalar_one_or_none())
 
 

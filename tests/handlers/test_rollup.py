@@ -305,8 +305,9 @@ def moved(before: tuple[int, ...], after: tuple[int, ...]) -> dict[str, int]:
     return {name: b - a for name, a, b in zip(COUNTS, before, after, strict=True) if a != b}
 
 
-async def test_a_principal_given_to_an_account_seen_before_shows_within_a_day(demo, clock) -> None:
-    """What moves a closed month without touching an article is caught by the daily recomputation."""
+async def test_a_principal_seen_before_joins_when_registering_and_old_months_stay(demo, clock) -> None:
+    """An account that wrote to the bot in September and redeems a principal's code in November makes
+    its school count from November: the closed months do not change, now or after the daily rebuild."""
     ids = seed(demo)
     with demo.db.session() as s:  # wrote to the bot in September; gets MN-X1's principal code in November
         s.add(
@@ -325,9 +326,39 @@ async def test_a_principal_given_to_an_account_seen_before_shows_within_a_day(de
     clock.advance(minutes=10)
     await Chat(demo, "late").send(f"/start {code}")
     with demo.db.session() as s:
-        assert q.get_user(s, "console", "late").role == "principal"  # type: ignore[union-attr]
+        user = q.get_user(s, "console", "late")
+        assert user is not None and user.role == "principal" and user.registered_at == clock.now()
+        assert stats.school_registered(s, ids["MN-X1"]) == clock.now()
     await demo.clockwork.tick()
-    assert [counts(f) for f in chart(demo)["MN"]] == before  # no article changed
+    assert [counts(f) for f in chart(demo)["MN"]] == before
+    clock.set(datetime(2026, 11, 11, 9, 0))
+    await demo.clockwork.tick()
+    assert [counts(f) for f in chart(demo)["MN"]] == before  # not owed for September or October
+    assert {level: [counts(f) for f in months] for level, months in chart(demo).items()} == live(
+        demo, scope_of(demo, "PGD-DEMO"), MONTHS[2:]
+    )
+
+
+async def test_what_moves_a_closed_month_without_an_article_shows_within_a_day(demo, clock) -> None:
+    """An operator backdating a principal's registration in the database touches no article: the daily
+    rebuild catches it."""
+    ids = seed(demo)
+    await demo.clockwork.tick()
+    before = [counts(f) for f in chart(demo)["MN"]]
+    with demo.db.session() as s:
+        s.add(
+            User(
+                channel="console",
+                external_id="fixed",
+                chat_id="fixed",
+                role="principal",
+                school_id=ids["MN-X1"],
+                created_at=clock.now(),
+                registered_at=at(2026, 9, 20),  # as it should have been recorded
+            )
+        )
+    await demo.clockwork.tick()
+    assert [counts(f) for f in chart(demo)["MN"]] == before
     clock.set(datetime(2026, 11, 11, 9, 0))
     await demo.clockwork.tick()
     after = [counts(f) for f in chart(demo)["MN"]]
