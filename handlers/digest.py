@@ -23,7 +23,7 @@ def build_digest(ctx: Context, officer: User, since: datetime) -> Reply | None:
     with ctx.db.session() as s:
         schools = {sc.id: sc for sc in q.schools_in_scope(s, officer) if sc.id is not None}
         new = q.submissions_since(s, list(schools), since)
-        waiting = len(q.awaiting_review(s, list(schools), limit=10_000))
+        _, waiting = q.awaiting_review(s, list(schools), limit=0)
         sent = q.schools_that_sent(s, "article", period.key)
     if not new:
         return None

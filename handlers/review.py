@@ -17,6 +17,7 @@ from storage.models import Draft, School, Submission, User
 REVIEWERS = frozenset({"officer", "admin"})
 VIEWERS = frozenset({"officer", "leader", "admin"})
 REASONS = ("facts", "photos", "accuracy", "length")
+QUEUE_SHOWN = 20  # the oldest waiting items listed (and given a button) by /review
 TARGET = "_target"
 
 
@@ -51,10 +52,11 @@ async def queue(msg: Incoming, ctx: Context) -> list[Reply]:
     assert ctx.user is not None
     with ctx.db.session() as s:
         schools = {sc.id: sc for sc in q.schools_in_scope(s, ctx.user)}
-        rows = q.awaiting_review(s, [i for i in schools if i is not None])
+        rows, total = q.awaiting_review(s, [i for i in schools if i is not None], limit=QUEUE_SHOWN)
     if not rows:
         return [Reply(ctx.t("review.nothing"))]
-    lines = [ctx.t("review.queue", count=len(rows))]
+    more = total > len(rows)
+    lines = [ctx.t("review.queue_more" if more else "review.queue", count=total, shown=len(rows))]
     buttons = []
     for row in rows:
         school = schools[row.school_id]
@@ -68,7 +70,9 @@ async def queue(msg: Incoming, ctx: Context) -> list[Reply]:
             )
         )
         buttons.append((Choice(ctx.t("review.open", number=row.id), f"o:{row.id}"),))
-    return [Reply("\n".join(lines), tuple(buttons[:20]))]
+    if more:
+        lines.append(ctx.t("review.queue_rest", rest=total - len(rows)))
+    return [Reply("\n".join(lines), tuple(buttons))]
 
 
 def attachments(ctx: Context, form: Form, answers: Answers, root: Path) -> tuple[Attachment, ...]:

@@ -936,14 +936,17 @@ def in_scope(s: Session, user: User, school_id: int) -> bool:
     )
 
 
-def awaiting_review(s: Session, school_ids: list[int], limit: int = 20) -> list[Submission]:
-    """Sent articles, nominations and reports of these schools that nobody has reviewed yet."""
-    stmt = select(Submission).where(
+def awaiting_review(s: Session, school_ids: list[int], limit: int = 20) -> tuple[list[Submission], int]:
+    """Sent articles, nominations and reports of these schools that nobody has reviewed yet: the
+    oldest `limit` of them, and how many there are in all."""
+    waiting = (
         col(Submission.school_id).in_(school_ids),
         col(Submission.kind).in_(("article", "nomination", "report")),
         Submission.status == "submitted",
     )
-    return list(s.exec(stmt.order_by(col(Submission.updated_at)).limit(limit)))
+    rows = list(s.exec(select(Submission).where(*waiting).order_by(col(Submission.updated_at)).limit(limit)))
+    total = len(rows) if len(rows) < limit else s.exec(select(func.count()).select_from(Submission).where(*waiting)).one()
+    return rows, int(total)
 
 
 def review(s: Session, submission_id: int, version: int, user_id: int, action: str, now: datetime,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -205,3 +206,37 @@ async def test_an_officer_invite_limited_to_levels(demo, chat_as, settings, tmp_
     for wrong in (["--role", "leader", "--levels", "MN"], ["--role", "officer", "--levels", "MN,XYZ"]):
         refused = CliRunner().invoke(cli, [*base, *wrong], env=env)
         assert refused.exit_code == 2 and "--levels" in refused.output
+
+
+async def test_a_long_queue_says_how_many_wait_and_lists_the_oldest(demo, chat_as) -> None:
+    """25 items waiting: the officer reads 25, sees the 20 sent first with their buttons, and how many
+    more there are; the digest counts all 25."""
+    with demo.db.session() as s:
+        school = s.exec(select(School).where(School.code == "THCS-PUNHI")).one()
+        principal = q.get_user(s, "console", "principal")
+        assert principal is not None and principal.id is not None and school.id is not None
+        start = demo.clock.now() - timedelta(hours=30)  # the last 19 are new since yesterday
+        for n in range(25):
+            when = start + timedelta(hours=n)
+            s.add(
+                Submission(
+                    kind="article",
+                    school_id=school.id,
+                    user_id=principal.id,
+                    period=f"{2024 + n // 12}-{n % 12 + 1:02d}",
+                    status="submitted",
+                    answers={"title": f"Bài số {n + 1}"},
+                    token=f"queue-{n}",
+                    submitted_at=when,
+                    created_at=when,
+                    updated_at=when,
+                )
+            )
+    officer = chat_as("officer")
+    shown = (await officer.send("/review"))[0]
+    assert shown.text.startswith("25 mục chờ thẩm định; 20 mục gửi sớm nhất:")
+    assert "Bài số 1\n" in shown.text and "Bài số 20" in shown.text and "Bài số 21" not in shown.text
+    assert shown.text.endswith("…còn 5 mục nữa. Xử lý xong các mục trên, gõ /review để xem tiếp.")
+    assert len(shown.flat_choices()) == 20
+    digest = (await officer.send("/digest"))[0]
+    assert "Đang chờ thẩm định: 25 mục." in digest.text
