@@ -28,7 +28,7 @@ from handlers.types import Context
 from storage import migrate, stats
 from storage import queries as q
 from storage.models import Office, School, Submission, User
-from storage.orgimport import import_rows
+from storage.orgimport import COLUMNS, import_rows
 from storage.text import fold
 from tests.conftest import Chat
 from tests.handlers.article_helpers import photo_files, write_article
@@ -386,15 +386,7 @@ def test_a_district_counts_its_own_schools_and_the_province_all(seeded) -> None:
     assert rolled(app, b, [OCTOBER]) != rolled(app, a, [OCTOBER])
 
 
-HEADER = [
-    "office_code",
-    "office_name",
-    "office_kind",
-    "parent_office_code",
-    "school_code",
-    "school_name",
-    "level",
-]
+HEADER = list(COLUMNS)
 
 
 def test_a_school_moved_by_an_import_counts_for_its_new_district_only(seeded) -> None:
