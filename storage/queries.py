@@ -919,7 +919,11 @@ def schools_in_scope(s: Session, user: User) -> list[School]:
     if user.office_id is None:
         return []
     stmt = select(School).where(col(School.office_id).in_(offices_under(s, user.office_id)))
-    return [school for school in s.exec(stmt.order_by(School.name_folded)) if level_matches(user.levels, school.level)]
+    return [
+        school
+        for school in s.exec(stmt.order_by(School.name_folded))
+        if level_matches(user.levels, school.level)
+    ]
 
 
 def in_scope(s: Session, user: User, school_id: int) -> bool:
@@ -945,29 +949,58 @@ def awaiting_review(s: Session, school_ids: list[int], limit: int = 20) -> tuple
         Submission.status == "submitted",
     )
     rows = list(s.exec(select(Submission).where(*waiting).order_by(col(Submission.updated_at)).limit(limit)))
-    total = len(rows) if len(rows) < limit else s.exec(select(func.count()).select_from(Submission).where(*waiting)).one()
+    total = (
+        len(rows)
+        if len(rows) < limit
+        else s.exec(select(func.count()).select_from(Submission).where(*waiting)).one()
+    )
     return rows, int(total)
 
 
-def review(s: Session, submission_id: int, version: int, user_id: int, action: str, now: datetime,
-           from_status: tuple[str, ...], to_status: str, note: str = "") -> bool:
+def review(
+    s: Session,
+    submission_id: int,
+    version: int,
+    user_id: int,
+    action: str,
+    now: datetime,
+    from_status: tuple[str, ...],
+    to_status: str,
+    note: str = "",
+) -> bool:
     """Move a submission from one of `from_status` to `to_status` if it is still at `version`.
 
     Two officers acting at once: the second finds the row changed and gets False.
     """
-    values: dict[str, Any] = {"status": to_status, "reviewed_by_id": user_id, "reviewed_at": now, "updated_at": now}
+    values: dict[str, Any] = {
+        "status": to_status,
+        "reviewed_by_id": user_id,
+        "reviewed_at": now,
+        "updated_at": now,
+    }
     if action == "return":
         values["review_note"] = note
     result = s.execute(
         update(Submission)
-        .where(col(Submission.id) == submission_id, col(Submission.version) == version,
-               col(Submission.status).in_(from_status))
+        .where(
+            col(Submission.id) == submission_id,
+            col(Submission.version) == version,
+            col(Submission.status).in_(from_status),
+        )
         .values(**values)
     )
     if not getattr(result, "rowcount", 0):
         return False
-    s.add(ReviewAction(submission_id=submission_id, user_id=user_id, action=action, version=version, note=note,
-                       created_at=now))
+    s.add(
+        ReviewAction(
+            submission_id=submission_id,
+            user_id=user_id,
+            action=action,
+            version=version,
+            note=note,
+            created_at=now,
+        )
+    )
     return True
 
 
@@ -984,8 +1017,14 @@ def media_files(s: Session, ids: list[int]) -> list[MediaFile]:
     return list(s.exec(select(MediaFile).where(col(MediaFile.id).in_(ids))))
 
 
-def bundle_rows(s: Session, school_ids: list[int], month_key: str, statuses: tuple[str, ...],
-                start: datetime, end: datetime) -> list[tuple[Submission, School]]:
+def bundle_rows(
+    s: Session,
+    school_ids: list[int],
+    month_key: str,
+    statuses: tuple[str, ...],
+    start: datetime,
+    end: datetime,
+) -> list[tuple[Submission, School]]:
     """A month's articles (by period) and nominations (sent in the month), in school order."""
     stmt = (
         select(Submission, School)
@@ -1057,7 +1096,12 @@ def link_accounts(s: Session, code: str, user: User, now: datetime) -> User | No
     person = source.person_id or source.id
     source.person_id = person
     user.person_id = person
-    user.role, user.school_id, user.office_id, user.levels = source.role, source.school_id, source.office_id, source.levels
+    user.role, user.school_id, user.office_id, user.levels = (
+        source.role,
+        source.school_id,
+        source.office_id,
+        source.levels,
+    )
     user.registered_at = now
     s.add(source)
     s.add(user)
@@ -1086,11 +1130,17 @@ def one_per_person(users: list[User], prefer: str = "last_used") -> list[User]:
     for accounts in people.values():
         on_channel = [a for a in accounts if a.channel == prefer]
         pool = on_channel or accounts
-        chosen.append(max(pool, key=lambda a: (a.last_seen_at is not None, a.last_seen_at or a.created_at, a.id or 0)))
+        chosen.append(
+            max(pool, key=lambda a: (a.last_seen_at is not None, a.last_seen_at or a.created_at, a.id or 0))
+        )
     return sorted(chosen, key=lambda a: a.id or 0)
 
 
 def last_sent(s: Session, kind: str) -> dict[int, datetime]:
     """For each recipient, when the latest outbox row of `kind` was made (its digest's "since")."""
-    stmt = select(Outbox.user_id, func.max(Outbox.created_at)).where(Outbox.kind == kind).group_by(Outbox.user_id)
+    stmt = (
+        select(Outbox.user_id, func.max(Outbox.created_at))
+        .where(Outbox.kind == kind)
+        .group_by(Outbox.user_id)
+    )
     return {user_id: when for user_id, when in s.exec(stmt)}
