@@ -49,7 +49,7 @@ from telegram.warnings import PTBDeprecationWarning
 from bot.app import App, build_app
 from bot.channels.turns import Turn, Turns
 from bot.config import Settings
-from handlers.media_steps import retry_downloads
+from handlers.downloads import retry_downloads
 from handlers.types import Attachment, Incoming, Kind, Media, Reply
 from storage import queries as q
 from storage.errors import Blocked, ChannelError, ConfigError, FetchError, RetryAfter, TooLarge
