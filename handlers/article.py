@@ -6,8 +6,7 @@ from typing import Any
 
 from handlers import submissions
 from handlers.calendar import Calendar, Period
-from handlers.forms import Engine, Form
-from handlers.steps import Answers, Option, Step, StepKind
+from handlers.forms import Answers, Engine, Form, Option, Step, StepKind
 from handlers.types import Choice, Context, Incoming, Reply
 from storage import plan
 from storage import queries as q

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from handlers.forms import Form, display
+from handlers.forms import Form, Option, Step, StepKind, display
 from handlers.notify import ALERT, NOTICE, tell
-from handlers.steps import Option, Step, StepKind
 from handlers.types import Choice, Context, Incoming, Reply
 from storage import queries as q
 from storage.models import Draft, Incident, School, Submission, User

@@ -6,8 +6,7 @@ from typing import Any
 
 from handlers import submissions
 from handlers.calendar import Calendar
-from handlers.forms import Form
-from handlers.steps import Answers, Option, Step, StepKind
+from handlers.forms import Answers, Form, Option, Step, StepKind
 from handlers.types import Choice, Context, Incoming, Reply
 from storage import queries as q
 from storage.models import Draft, School, Submission

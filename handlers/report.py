@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from handlers import submissions
-from handlers.forms import Engine, Form
-from handlers.steps import Answers, Option, Step, StepKind
+from handlers.forms import Answers, Engine, Form, Option, Step, StepKind
 from handlers.types import Choice, Context, Incoming, Reply
 from storage import queries as q
 from storage import stats

@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from handlers.forms import Engine, Form, display
+from handlers.forms import Answers, Engine, Form, Option, Step, StepKind, display
 from handlers.incident import delivery
 from handlers.nomination import public_view
 from handlers.notify import NOTICE, tell
-from handlers.steps import Answers, Option, Step, StepKind
 from handlers.types import Attachment, Choice, Context, Incoming, Reply
 from storage import queries as q
 from storage.models import Draft, School, Submission, User

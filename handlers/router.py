@@ -22,7 +22,7 @@ from handlers import (
     submissions,
 )
 from handlers.common import Command
-from handlers.forms import Engine, Form, has_content
+from handlers.forms import Engine, Form, act_cancel, has_content
 from handlers.types import Context, Handler, Incoming, Kind, Reply
 
 STAFF = frozenset({"officer", "leader"})
@@ -125,8 +125,6 @@ def build_router() -> Router:
         draft = engine().active(ctx)
         if draft is None:
             return [Reply(ctx.t("form.nothing_to_cancel"))]
-        from handlers.forms import act_cancel
-
         return await act_cancel(engine(), engine().forms[draft.form], draft, "", ctx)
 
     async def menu(msg: Incoming, ctx: Context) -> list[Reply]:

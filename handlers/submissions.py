@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from handlers.forms import REVIEW, Engine, Form
-from handlers.steps import Answers
+from handlers.forms import Answers, Engine, Form
+from handlers.forms.engine import REVIEW
 from handlers.types import Context, Incoming, Reply
 from storage import queries as q
 from storage.models import Draft, Submission

@@ -8,7 +8,7 @@ import itertools
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from handlers.steps import MAX_TEXT
+from handlers.forms.steps import MAX_TEXT
 from handlers.types import Incoming, Kind, Media
 from tests.handlers.helpers import snapshot
 

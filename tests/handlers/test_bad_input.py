@@ -192,7 +192,7 @@ async def test_an_internal_failure_is_an_apology_not_a_trace(demo, chat_as, capl
 def test_dates_without_a_year_at_a_past_only_step() -> None:
     from datetime import date
 
-    from handlers.steps import read_date
+    from handlers.forms.steps import read_date
 
     today = date(2026, 1, 5)
     assert read_date("20/12", today, past=True) == date(2025, 12, 20)

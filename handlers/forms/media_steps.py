@@ -8,8 +8,8 @@ import mimetypes
 from dataclasses import dataclass
 from typing import Any
 
-from handlers.media import MIN_LONG_SIDE, inspect_image, mp4_info, video_problem
-from handlers.steps import Answers, Parsed, Step, _clean_text, parse_url
+from handlers.forms.media import MIN_LONG_SIDE, inspect_image, mp4_info, video_problem
+from handlers.forms.steps import Answers, Parsed, Step, _clean_text, parse_url
 from handlers.types import Context, Incoming, Kind, Media
 from storage.errors import FetchError, TooLarge
 from storage.models import MediaFile

@@ -13,8 +13,8 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
-from handlers.kinds import KINDS
-from handlers.steps import COLLECTING, MEDIA_KINDS, Answers, Parsed, Step, StepKind
+from handlers.forms.kinds import KINDS
+from handlers.forms.steps import COLLECTING, MEDIA_KINDS, Answers, Parsed, Step, StepKind
 from handlers.types import Choice, Context, Incoming, Kind, Reply
 from storage import queries as q
 from storage.errors import StaleDraft

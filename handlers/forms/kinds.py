@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from handlers import media_steps
-from handlers.steps import BASIC_KINDS, Parser, StepKind
+from handlers.forms import media_steps
+from handlers.forms.steps import BASIC_KINDS, Parser, StepKind
 
 KINDS: dict[StepKind, Parser] = {
     **BASIC_KINDS,
