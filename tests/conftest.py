@@ -1,4 +1,7 @@
-"""Shared fixtures: a real SQLite file per test, a frozen clock, the real app and console chats."""
+"""Shared fixtures: a real SQLite file per test, a frozen clock, the real app and console chats.
+
+The schema is migrated once per session into a template file (`migrated`); each test gets a copy.
+"""
 
 from __future__ import annotations
 
@@ -17,17 +20,28 @@ from bot.config import Settings, load_settings
 from bot.demo import USERS, seed_demo
 from handlers.calendar import FrozenClock
 from handlers.types import Reply, numbered
+from tests.support import migrate_template, migrated_copy, sqlite_url
 
 # A Tuesday in the first half of a month, mid-morning in Vietnam.
 START = datetime(2026, 11, 10, 9, 0)
 
 
+@pytest.fixture(name="migrated", scope="session")
+def migrated_fixture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated to the latest schema once per session; tests copy it, never open it."""
+    return migrate_template(tmp_path_factory.mktemp("template") / "schoolbot.db")
+
+
+@pytest.fixture(name="database_url")
+def database_url_fixture(tmp_path: Path, migrated: Path) -> str:
+    """The URL of the test's own migrated SQLite file (a copy of the session's template)."""
+    return migrated_copy(migrated, tmp_path / "schoolbot.db")
+
+
 @pytest.fixture(name="settings")
-def settings_fixture(tmp_path: Path) -> Settings:
-    """Default settings over a fresh SQLite file in the test's folder."""
-    return load_settings(
-        None, database_url=f"sqlite:///{tmp_path / 'schoolbot.db'}", media_dir=str(tmp_path / "media")
-    )
+def settings_fixture(tmp_path: Path, database_url: str) -> Settings:
+    """Default settings over the test's own migrated SQLite file."""
+    return load_settings(None, database_url=database_url, media_dir=str(tmp_path / "media"))
 
 
 @pytest.fixture(name="clock")
@@ -112,11 +126,16 @@ def _no_outside_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 class CliEnv:
-    """The real command line over a database in a test's folder (SCHOOLBOT_DATABASE_URL, no config file)."""
+    """The real command line over a database in a test's folder (SCHOOLBOT_DATABASE_URL, no config file).
 
-    def __init__(self, root: Path) -> None:
+    Given the session's `migrated` template, the database starts as a copy of it.
+    """
+
+    def __init__(self, root: Path, migrated: Path | None = None) -> None:
         self.root = root
-        self.url = f"sqlite:///{root / 'x.db'}"
+        self.url = sqlite_url(root / "x.db")
+        if migrated is not None:
+            migrated_copy(migrated, root / "x.db")
 
     def cli(self, *args: str) -> Any:
         """Run `schoolbot ARGS`; the result has exit_code and output."""

@@ -32,9 +32,9 @@ LAST = Period.of(datetime.now(TZ)).shift(-1)
 
 
 @pytest.fixture(name="env")
-def env_fixture(tmp_path: Path) -> Env:
+def env_fixture(tmp_path: Path, migrated: Path) -> Env:
     """The example organisation, two registered schools and last month's articles."""
-    env = Env(tmp_path)
+    env = Env(tmp_path, migrated)
     result = env.cli("schools", "import", str(ORGANISATION))
     assert result.exit_code == 0, result.output
     joined = datetime(LAST.year - 1, LAST.month, 1, 9, tzinfo=TZ)
@@ -134,8 +134,8 @@ def test_refusals_name_the_option(
     assert not out.exists()
 
 
-def test_an_office_without_schools(tmp_path: Path) -> None:
-    env = Env(tmp_path)
+def test_an_office_without_schools(tmp_path: Path, migrated: Path) -> None:
+    env = Env(tmp_path, migrated)
     csv = tmp_path / "org.csv"
     csv.write_text(
         "office_code,office_name,office_kind,parent_office_code,school_code,school_name,level\n"

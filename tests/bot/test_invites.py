@@ -25,6 +25,7 @@ from bot.cli import app
 from storage import queries as q
 from storage.db import Database
 from storage.models import Invite, Office, School
+from tests.support import migrated_copy
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 EXAMPLE = DATA / "organisation_example.csv"
@@ -86,9 +87,10 @@ class Env:
 
 
 @pytest.fixture(name="env")
-def env_fixture(tmp_path: Path) -> Env:
+def env_fixture(tmp_path: Path, migrated: Path) -> Env:
     """A fresh database with the example organisation imported through the CLI."""
     env = Env(tmp_path, {"username": "demo_bot"})
+    migrated_copy(migrated, tmp_path / "x.db")
     result = env.cli("schools", "import", str(EXAMPLE))
     assert result.exit_code == 0, result.output
     return env

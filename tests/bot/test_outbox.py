@@ -10,7 +10,7 @@ import asyncio
 import itertools
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +28,7 @@ from storage import queries as q
 from storage.errors import Blocked, ChannelError, RetryAfter
 from storage.models import Inbox, Incident, User
 from storage.models import Outbox as Row
+from tests.support import until
 
 FAST = {
     "rate": 2000.0,
@@ -129,15 +130,6 @@ def rows(app: App, **where: Any) -> list[Row]:
         for k, v in where.items():
             stmt = stmt.where(getattr(Row, k) == v)
         return list(s.exec(stmt))
-
-
-async def until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.005)
 
 
 def statuses(app: App) -> dict[str, int]:

@@ -20,8 +20,8 @@ from tests.conftest import CliEnv
 class Env(CliEnv):
     """The demo district in a database in the test's folder."""
 
-    def __init__(self, root: Path) -> None:
-        super().__init__(root)
+    def __init__(self, root: Path, migrated: Path) -> None:
+        super().__init__(root, migrated)
         self.db = Database(self.url)
         migrate.upgrade(self.db)
         with self.db.session() as s:
@@ -33,8 +33,8 @@ class Env(CliEnv):
 
 
 @pytest.fixture(name="env")
-def env_fixture(tmp_path: Path) -> Any:
-    env = Env(tmp_path)
+def env_fixture(tmp_path: Path, migrated: Path) -> Any:
+    env = Env(tmp_path, migrated)
     yield env
     env.db.dispose()
 

@@ -31,9 +31,9 @@ class Env(CliEnv):
 
 
 @pytest.fixture(name="env")
-def env_fixture(tmp_path: Path) -> Env:
+def env_fixture(tmp_path: Path, migrated: Path) -> Env:
     """The example organisation imported through the CLI."""
-    env = Env(tmp_path)
+    env = Env(tmp_path, migrated)
     result = env.cli("schools", "import", str(ORGANISATION))
     assert result.exit_code == 0, result.output
     return env
@@ -79,8 +79,8 @@ def test_plan_import_refuses_a_bad_file_with_every_row(env: Env, tmp_path: Path)
     assert env.themes() == []
 
 
-def test_plan_import_before_the_offices_exist(tmp_path: Path) -> None:
-    env = Env(tmp_path)
+def test_plan_import_before_the_offices_exist(tmp_path: Path, migrated: Path) -> None:
+    env = Env(tmp_path, migrated)
 
     result = env.cli("plan", "import", str(PLAN))
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from datetime import datetime
 
 from apscheduler.triggers.interval import IntervalTrigger
@@ -16,15 +14,7 @@ from handlers.calendar import FrozenClock
 from storage import queries as q
 from storage.models import Outbox
 from tests.handlers.helpers import inbox_texts
-
-
-async def until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.005)
+from tests.support import until
 
 
 def rows(app: App) -> list[Outbox]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -35,6 +34,7 @@ from tests.fakes.telegram_api import (
     message_update,
     text_update,
 )
+from tests.support import until
 
 PRINCIPAL = TgUser(1001, "Lan", "Lò Thị")
 DISTRICT_OFFICER = TgUser(2001, "Minh", "Nguyễn Văn")
@@ -62,11 +62,11 @@ def api_fixture() -> Iterator[FakeBotAPI]:
 
 
 @pytest.fixture(name="settings")
-def settings_fixture(tmp_path: Path, api: FakeBotAPI) -> Settings:
+def settings_fixture(tmp_path: Path, database_url: str, api: FakeBotAPI) -> Settings:
     """Default settings whose Telegram endpoints are the fake (overrides conftest's)."""
     return load_settings(
         None,
-        database_url=f"sqlite:///{tmp_path / 'schoolbot.db'}",
+        database_url=database_url,
         media_dir=str(tmp_path / "media"),
         telegram={
             "token": TOKEN,
@@ -75,16 +75,6 @@ def settings_fixture(tmp_path: Path, api: FakeBotAPI) -> Settings:
             "base_file_url": api.base_file_url,
         },
     )
-
-
-async def wait_until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    """Poll until `condition()` holds; fail (never hang) after `timeout` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.005)
 
 
 class Tg:
@@ -99,7 +89,7 @@ class Tg:
         """Queue updates (one getUpdates batch) and wait until the bot has handled them all."""
         target = self.channel.handled + len(updates)
         self.api.push_update(*updates)
-        await wait_until(lambda: self.channel.handled >= target, f"{len(updates)} update(s) handled")
+        await until(lambda: self.channel.handled >= target, f"{len(updates)} update(s) handled")
 
     async def send(self, user: TgUser, text: str) -> list[dict[str, Any]]:
         """A text message from `user`; the messages the bot sent to them in answer."""
@@ -430,9 +420,9 @@ async def test_webhook_needs_the_secret_header(demo: App, api: FakeBotAPI) -> No
         ]
         handled = tg.channel.handled
         ok = await client.post(hook, json=good, headers={"X-Telegram-Bot-Api-Secret-Token": SECRET})
-        await wait_until(lambda: tg.channel.handled > handled, "the good update handled")
+        await until(lambda: tg.channel.handled > handled, "the good update handled")
         again = await client.post(hook, json=good, headers={"X-Telegram-Bot-Api-Secret-Token": SECRET})
-        await wait_until(lambda: tg.channel.handled > handled + 1, "the redelivery handled")
+        await until(lambda: tg.channel.handled > handled + 1, "the redelivery handled")
 
     assert [r.status_code for r in bad_answers] == [403, 403]
     assert (ok.status_code, again.status_code) == (200, 200)

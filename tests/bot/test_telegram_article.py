@@ -16,10 +16,10 @@ from tests.bot.test_telegram import (  # noqa: F401
     api_fixture,
     settings_fixture,
     tg_fixture,
-    wait_until,
 )
 from tests.fakes.telegram_api import callback_update, message_update, text_update
 from tests.media.samples import jpeg
+from tests.support import until
 
 _counter = iter(range(1, 10_000))
 
@@ -98,10 +98,8 @@ async def test_a_whole_article_over_telegram(tg: Tg, tmp_path: Path) -> None:
     ]
     before = len(api.sent_to(PRINCIPAL.id))
     tg.api.push_update(*album)
-    from tests.bot.test_telegram import wait_until
-
-    await wait_until(lambda: len(api.sent_to(PRINCIPAL.id)) > before, "the album's reply")
-    await wait_until(lambda: not tg.channel._album_tasks, "the album handled")
+    await until(lambda: len(api.sent_to(PRINCIPAL.id)) > before, "the album's reply")
+    await until(lambda: not tg.channel._album_tasks, "the album handled")
     answers = api.sent_to(PRINCIPAL.id)[before:]
     assert len(answers) == 1 and "Đã nhận 3 ảnh (tổng 3/10)" in answers[0]["text"]
 
@@ -196,11 +194,11 @@ async def test_a_slow_download_holds_up_only_its_own_chat(tg: Tg) -> None:
         assert asked and len(api.sent_to(PRINCIPAL.id)) == before  # the officer did not wait
     finally:
         api.release_files()
-    await wait_until(lambda: len(api.sent_to(PRINCIPAL.id)) >= before + 2, "the principal's two answers")
+    await until(lambda: len(api.sent_to(PRINCIPAL.id)) >= before + 2, "the principal's two answers")
     answers = texts(api.sent_to(PRINCIPAL.id)[before:])
     assert "Ảnh 2/3" in answers and answers.index("Ảnh 2/3") < answers.index("Bạn là: Hiệu trưởng")
     turns = tg.channel.turns
-    await wait_until(lambda: turns is not None and not turns.last, "no chat's line kept once it is idle")
+    await until(lambda: turns is not None and not turns.last, "no chat's line kept once it is idle")
 
 
 async def test_an_album_then_xong_at_once_keeps_the_album(tg: Tg) -> None:
@@ -223,7 +221,7 @@ async def test_an_album_then_xong_at_once_keeps_the_album(tg: Tg) -> None:
     ]
     before, handled = len(api.sent_to(PRINCIPAL.id)), tg.channel.handled
     api.push_update(*album, callback_update(PRINCIPAL, done))
-    await wait_until(lambda: tg.channel.handled >= handled + 4, "the album's parts and Xong handled")
+    await until(lambda: tg.channel.handled >= handled + 4, "the album's parts and Xong handled")
     answers = texts(api.sent_to(PRINCIPAL.id)[before:])
     assert answers.index("Đã nhận 3 ảnh (tổng 3/10)") < answers.index("Nút này đã cũ")
     assert len(article_answers(tg)["photos_extra"]) == 3

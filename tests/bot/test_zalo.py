@@ -52,7 +52,7 @@ from storage.errors import ConfigError, FetchError
 from storage.models import Inbox, Incident, IncidentAck, MediaFile, ProcessedUpdate, Submission, User
 from storage.models import Outbox as OutboxRow
 from storage.text import label_key
-from tests.bot.test_telegram import free_port, invite, wait_until
+from tests.bot.test_telegram import free_port, invite
 from tests.bot.test_telegram import running as running_telegram
 from tests.conftest import Chat
 from tests.fakes.telegram_api import BOT_USERNAME, FakeBotAPI, TgUser
@@ -70,6 +70,7 @@ from tests.fakes.zalo_api import (
 )
 from tests.handlers.article_helpers import photo_files, write_article
 from tests.media.samples import jpeg
+from tests.support import until
 
 PRINCIPAL = ZaloUser("a1b2c3d4e5f600000001", "Lò Thị Lan")
 OFFICER = ZaloUser("a1b2c3d4e5f600000002", "Nguyễn Văn Minh")
@@ -106,11 +107,11 @@ def api_fixture() -> Iterator[FakeZaloAPI]:
 
 
 @pytest.fixture(name="settings")
-def settings_fixture(tmp_path: Path, api: FakeZaloAPI) -> Settings:
+def settings_fixture(tmp_path: Path, database_url: str, api: FakeZaloAPI) -> Settings:
     """Default settings whose Zalo endpoint is the fake (overrides conftest's)."""
     return load_settings(
         None,
-        database_url=f"sqlite:///{tmp_path / 'schoolbot.db'}",
+        database_url=database_url,
         media_dir=str(tmp_path / "media"),
         zalo={"token": TOKEN, "base_url": api.base_url},
     )
@@ -139,7 +140,7 @@ class Zl:
         """Queue updates for getUpdates and wait until the bot has handled them all."""
         target = self.channel.handled + len(updates)
         self.api.push(*updates)
-        await wait_until(lambda: self.channel.handled >= target, f"{len(updates)} update(s) handled")
+        await until(lambda: self.channel.handled >= target, f"{len(updates)} update(s) handled")
 
     async def push_for(self, user: ZaloUser, update: dict[str, Any]) -> str:
         """Any update from `user`; the text the bot sent them in answer (parts joined)."""
@@ -477,9 +478,9 @@ async def test_webhook_mode_checks_the_secret_and_takes_both_body_shapes(demo: A
         assert zl.channel.handled == 0
 
         ok = await asyncio.to_thread(api.push_webhook, help_, times=2)  # wrapped, delivered twice
-        await wait_until(lambda: zl.channel.handled == 1, "the wrapped update handled")
+        await until(lambda: zl.channel.handled == 1, "the wrapped update handled")
         flat = await asyncio.to_thread(api.push_webhook, text_event(PRINCIPAL, "/whoami"), wrap=False)
-        await wait_until(lambda: zl.channel.handled == 2, "the flat update handled")
+        await until(lambda: zl.channel.handled == 2, "the flat update handled")
         headers = {"X-Bot-Api-Secret-Token": SECRET, "Content-Type": "application/json"}
         malformed = await client.post(hook, content=b"{not json", headers=headers)
         no_event = await client.post(hook, json={"ok": True, "result": {"message": {}}}, headers=headers)
@@ -534,10 +535,10 @@ async def test_a_slow_photo_holds_up_only_its_own_chat(demo: App, api: FakeZaloA
         api.push(image_event(PRINCIPAL, url), text_event(PRINCIPAL, "/whoami"))
         asked = await zl.send(OFFICER, "/whoami")
         assert asked.startswith("Bạn là: Chuyên viên") and len(api.texts_to(PRINCIPAL.id)) == before
-        await wait_until(lambda: len(api.texts_to(PRINCIPAL.id)) >= before + 2, "the principal's answers")
+        await until(lambda: len(api.texts_to(PRINCIPAL.id)) >= before + 2, "the principal's answers")
         answers = "\n".join(api.texts_to(PRINCIPAL.id)[before:])
         assert "Ảnh 2/3" in answers and answers.index("Ảnh 2/3") < answers.index("Bạn là: Hiệu trưởng")
-        await wait_until(lambda: not zl.channel._turns.last, "no chat's turn kept once it is idle")
+        await until(lambda: not zl.channel._turns.last, "no chat's turn kept once it is idle")
 
 
 async def test_a_sticker_or_unsupported_message_at_a_text_step_changes_nothing(zl: Zl) -> None:
@@ -592,7 +593,7 @@ async def test_idle_polls_answered_408_are_normal(
     api.idle_code = idle_code
     caplog.set_level(logging.INFO, logger="schoolbot.zalo")
     async with running(demo, api) as zl:
-        await wait_until(lambda: api.statuses("getUpdates").count(408) >= 2, "two idle polls", timeout=8)
+        await until(lambda: api.statuses("getUpdates").count(408) >= 2, "two idle polls", timeout=8)
         answer = await zl.send(PRINCIPAL, "/help")
 
     assert answer == zl.t("help.guest")
@@ -605,9 +606,9 @@ async def test_getupdates_429_and_5xx_back_off_then_poll_again(
 ) -> None:
     caplog.set_level(logging.WARNING, logger="schoolbot.zalo")
     zl.api.fail("getUpdates", 429, "Quota exceeded", times=2)
-    await wait_until(lambda: zl.api.statuses("getUpdates").count(429) == 2, "two 429s")
+    await until(lambda: zl.api.statuses("getUpdates").count(429) == 2, "two 429s")
     zl.api.fail("getUpdates", 502, "Bad Gateway", times=2)
-    await wait_until(lambda: zl.api.statuses("getUpdates").count(502) == 2, "two 502s")
+    await until(lambda: zl.api.statuses("getUpdates").count(502) == 2, "two 502s")
 
     answer = await zl.send(PRINCIPAL, "/help")
 
@@ -622,7 +623,7 @@ async def test_updates_zalo_hands_out_again_are_handled_once(zl: Zl) -> None:
     update = text_event(PRINCIPAL, "/help")
 
     await zl.push(update)
-    await wait_until(lambda: len(zl.api.calls_to("getUpdates")) >= 6, "Zalo replaying the update")
+    await until(lambda: len(zl.api.calls_to("getUpdates")) >= 6, "Zalo replaying the update")
 
     assert zl.api.texts_to(PRINCIPAL.id) == [zl.t("help.guest")]
     assert zl.channel.handled == 1
@@ -664,7 +665,7 @@ async def test_a_revoked_token_stops_the_channel_and_says_so(
     await zl.send(PRINCIPAL, "/help")
     zl.api.revoke()
 
-    await wait_until(zl.channel.failed.is_set, "the channel to notice")
+    await until(zl.channel.failed.is_set, "the channel to notice")
     polls = len(zl.api.calls_to("getUpdates"))
     await asyncio.sleep(0.2)
 
@@ -815,7 +816,7 @@ async def test_a_reminder_wave_stops_at_the_monthly_budget_and_the_rest_wait(
         zl.channel.budget = MonthlyBudget(3, demo.clock)
         demo.outbox.start_sender()
         try:
-            await wait_until(lambda: demo.outbox.stats.retry_after >= 1, "the budget to stop the wave")
+            await until(lambda: demo.outbox.stats.retry_after >= 1, "the budget to stop the wave")
         finally:
             await demo.outbox.stop_sender()
 
@@ -1145,7 +1146,7 @@ async def test_start_retries_a_failing_getme_then_polls(demo: App) -> None:
 
     channel = ZaloChannel(demo, timing=FAST, transport=httpx.MockTransport(handler))
     async with channel:
-        await wait_until(lambda: "getUpdates" in calls, "polling")
+        await until(lambda: "getUpdates" in calls, "polling")
 
     assert calls[:3] == ["getMe", "getMe", "deleteWebhook"] and channel.me["account_name"] == "Bot X"
     assert CHANNEL not in demo.dispatcher.senders
