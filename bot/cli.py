@@ -322,7 +322,7 @@ def export_bundle(
     from handlers.bundle import build_bundle
     from handlers.calendar import Calendar, Period
     from storage import queries as q
-    from storage.models import School
+    from storage import scope
 
     settings = settings_from(config)
     with open_app(settings) as built:
@@ -335,16 +335,13 @@ def export_bundle(
             if found is None:
                 typer.echo(f"--office {office!r}: no office has this code", err=True)
                 raise typer.Exit(1)
-            offices = q.offices_under(s, found.id or 0)
-            school_ids = [
-                sc.id for sc in s.exec(q.select(School).where(q.col(School.office_id).in_(offices)))
-            ]
+            schools = scope.school_ids(scope.Scope(found.id or 0))
         t = built.catalog.translator(settings.locale)
         made = build_bundle(
             built.db,
             Path(settings.media_dir),
             t,
-            [i for i in school_ids if i],
+            schools,
             period,
             out,
             built.clock.tz,

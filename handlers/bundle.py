@@ -14,8 +14,10 @@ from handlers.calendar import Period
 from handlers.nomination import public_view
 from handlers.types import Context, Incoming, Reply
 from storage import queries as q
+from storage import scope
 from storage.media import export_name, safe_filename
 from storage.models import MediaFile, School, Submission
+from storage.scope import SchoolIds
 
 PHOTO_ROLES = ("photo_wide", "photo_speaker", "photo_closeup")
 TELEGRAM_UPLOAD_LIMIT = 50 * 1024 * 1024
@@ -32,7 +34,7 @@ class Bundle:
 
 
 def month_rows(
-    s: Any, school_ids: list[int], month: Period, everything: bool, tz: Any
+    s: Any, school_ids: SchoolIds, month: Period, everything: bool, tz: Any
 ) -> list[tuple[Submission, School]]:
     """The month's approved (or, with `everything`, all sent) articles and nominations of these schools."""
     statuses = ("submitted", "approved", "published") if everything else ("approved", "published")
@@ -104,7 +106,7 @@ def build_bundle(
     db: Any,
     media_root: Path,
     t: Translate,
-    school_ids: list[int],
+    school_ids: SchoolIds,
     month: Period,
     out: Path,
     tz: Any,
@@ -275,8 +277,7 @@ async def bundle_command(msg: Incoming, ctx: Context) -> list[Reply]:
     month = parse_month(msg.args, ctx)
     if month is None:
         return [Reply(ctx.t("bundle.bad_month"))]
-    with ctx.db.session() as s:
-        school_ids = [sc.id for sc in q.schools_in_scope(s, ctx.user) if sc.id is not None]
+    school_ids = scope.ids_seen_by(ctx.user)
     out = (
         Path(ctx.settings.media_dir)
         / "bundles"

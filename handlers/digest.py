@@ -10,6 +10,7 @@ from handlers.calendar import Calendar
 from handlers.review import headline, kind_title
 from handlers.types import Choice, Context, Incoming, Reply
 from storage import queries as q
+from storage import scope
 from storage.models import School, User
 
 ON_DEMAND_WINDOW = timedelta(days=1)
@@ -21,9 +22,9 @@ def build_digest(ctx: Context, officer: User, since: datetime) -> Reply | None:
     cal = Calendar(ctx.clock, ctx.settings.schedule)
     period = cal.current()
     with ctx.db.session() as s:
-        schools = {sc.id: sc for sc in q.schools_in_scope(s, officer) if sc.id is not None}
-        new = q.submissions_since(s, list(schools), since)
-        _, waiting = q.awaiting_review(s, list(schools), limit=0)
+        schools = {sc.id: sc for sc in scope.schools_seen_by(s, officer) if sc.id is not None}
+        new = q.submissions_since(s, scope.ids_seen_by(officer), since)
+        _, waiting = q.awaiting_review(s, scope.ids_seen_by(officer), limit=0)
         sent = q.schools_that_sent(s, "article", period.key)
     if not new:
         return None

@@ -17,6 +17,7 @@ from handlers.calendar import Calendar, Clock, Period, periodic_key
 from handlers.i18n import Catalog, Translator
 from handlers.types import Choice, Context, Incoming, Reply
 from storage import queries as q
+from storage import scope
 from storage.db import Database
 from storage.models import School, User
 
@@ -203,15 +204,11 @@ class Org:
     schools: list[School]
     principals: dict[int, list[User]]
     staff: list[User]
-    children: dict[int, list[int]]
+    seen: dict[tuple[str, ...], dict[int, set[int]]]  # levels -> office -> ids of the schools under it
 
-    def offices_under(self, office_id: int) -> set[int]:
-        """An office and all below it."""
-        found, frontier = {office_id}, [office_id]
-        while frontier:
-            frontier = [c for o in frontier for c in self.children.get(o, []) if c not in found]
-            found.update(frontier)
-        return found
+    def school_ids_seen_by(self, user: User) -> set[int]:
+        """The ids of the schools an officer or leader sees (their offices, their levels)."""
+        return self.seen.get(scope.levels_of(user), {}).get(user.office_id or 0, set())
 
 
 def read_org(db: Database, prefer: str = "last_used") -> Org:
@@ -219,13 +216,13 @@ def read_org(db: Database, prefer: str = "last_used") -> Org:
     with db.session() as s:
         schools, staff = q.all_schools(s), q.reachable_staff(s)
         principals = [u for users in q.reachable_principals(s).values() for u in users]
-        children = q.office_children(s)
+        seen = {levels: scope.schools_under_each(s, levels) for levels in {scope.levels_of(u) for u in staff}}
         for row in [*schools, *staff, *principals]:
             s.expunge(row)
     by_school: dict[int, list[User]] = {}
     for user in q.one_per_person(principals, prefer):
         by_school.setdefault(user.school_id or 0, []).append(user)
-    return Org(schools, by_school, q.one_per_person(staff, prefer), children)
+    return Org(schools, by_school, q.one_per_person(staff, prefer), seen)
 
 
 def plan(db: Database, clock: Clock, settings: Any, catalog: Catalog, at: datetime | None = None) -> Plan:
@@ -308,26 +305,19 @@ def reminder_reply(t: Translator, deadline: Deadline, school: str, today: date, 
 
 def escalations(deadline: Deadline, step: Step, org: Org, sent: set[int], t_for: Any) -> list[Planned]:
     """Each officer: the schools in scope (their offices, their levels) that missed it; each leader: how many."""
-    by_office: dict[int, list[School]] = {}
-    for school in org.schools:
-        by_office.setdefault(school.office_id, []).append(school)
+    by_id = {sc.id: sc for sc in org.schools}
     out = []
     for user in org.staff:
-        scope = [
-            sc
-            for office in org.offices_under(user.office_id or 0)
-            for sc in by_office.get(office, [])
-            if q.level_matches(user.levels, sc.level)  # an officer limited to some levels sees only those
-        ]
+        visible = [by_id[i] for i in org.school_ids_seen_by(user) if i in by_id]
         missed = sorted(
-            (sc for sc in scope if sc.id not in sent), key=lambda sc: (sc.name_folded, sc.id or 0)
+            (sc for sc in visible if sc.id not in sent), key=lambda sc: (sc.name_folded, sc.id or 0)
         )
         if not missed:
             continue
         t = t_for(user)
         fields = {"what": deadline.what(t), "due": deadline.due.strftime("%d/%m/%Y"), "count": len(missed)}
         if user.role == "leader":
-            text = t("escalation.leader", total=len(scope), **fields)
+            text = t("escalation.leader", total=len(visible), **fields)
         else:
             lines = [t("escalation.officer", **fields), *(f"• {sc.name}" for sc in missed[:MAX_LISTED])]
             if len(missed) > MAX_LISTED:

@@ -11,6 +11,7 @@ from handlers.nomination import public_view
 from handlers.notify import NOTICE, tell
 from handlers.types import Attachment, Choice, Context, Incoming, Reply
 from storage import queries as q
+from storage import scope
 from storage.models import Draft, School, Submission, User
 
 REVIEWERS = frozenset({"officer", "admin"})
@@ -40,7 +41,7 @@ def reviewable(ctx: Context, number: str) -> tuple[Submission, School] | None:
         row = s.get(Submission, int(number))
         if row is None or row.kind not in ("article", "nomination", "report"):
             return None
-        if not q.in_scope(s, ctx.user, row.school_id):
+        if not scope.sees(s, ctx.user, row.school_id):
             return None
         school = s.get(School, row.school_id)
     return (row, school) if school else None
@@ -50,8 +51,8 @@ async def queue(msg: Incoming, ctx: Context) -> list[Reply]:
     """/review: what is waiting in the user's scope, oldest first, each with a button to open it."""
     assert ctx.user is not None
     with ctx.db.session() as s:
-        schools = {sc.id: sc for sc in q.schools_in_scope(s, ctx.user)}
-        rows, total = q.awaiting_review(s, [i for i in schools if i is not None], limit=QUEUE_SHOWN)
+        rows, total = q.awaiting_review(s, scope.ids_seen_by(ctx.user), limit=QUEUE_SHOWN)
+        schools = {row.school_id: s.get(School, row.school_id) for row in rows}
     if not rows:
         return [Reply(ctx.t("review.nothing"))]
     more = total > len(rows)
@@ -59,6 +60,7 @@ async def queue(msg: Incoming, ctx: Context) -> list[Reply]:
     buttons = []
     for row in rows:
         school = schools[row.school_id]
+        assert school is not None
         lines.append(
             ctx.t(
                 "review.line",

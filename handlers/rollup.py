@@ -34,6 +34,7 @@ from sqlmodel import Session
 from handlers.calendar import Clock, Period, month_end
 from storage import stats
 from storage.db import Database
+from storage.scope import Scope
 
 log = logging.getLogger("schoolbot.rollup")
 
@@ -48,7 +49,7 @@ def earlier_months(period: Period) -> list[Period]:
 
 
 def closed_by_level(
-    s: Session, clock: Clock, scope: stats.Scope, months: list[Period]
+    s: Session, clock: Clock, scope: Scope, months: list[Period]
 ) -> dict[str, list[stats.Figures]]:
     """Per level, the scope's figures for the closed `months` (oldest first), from the rollup.
 

@@ -28,6 +28,7 @@ from storage.db import Database
 from storage.exports import Sheet, Value, write_workbook
 from storage.media import safe_filename
 from storage.models import Office, School, Submission
+from storage.scope import Scope, levels_of, sized
 from storage.text import fold
 
 PREFIX = "ls"  # buttons: ls:m:<month> all missing, ls:s:<school> a school, ls:x:<month> Excel, ls:r:<year>
@@ -51,17 +52,10 @@ Translate = Callable[..., str]
 
 @dataclass(frozen=True)
 class Where:
-    """The reader's office and scope (planned by `stats.sized`)."""
+    """The reader's office and scope (planned by `scope.sized`)."""
 
     office: Office
-    scope: stats.Scope
-
-
-def officer_levels(user: Any) -> tuple[str, ...]:
-    """An officer limited to some levels sees only those ("MN" or "TH,THCS"); leaders see all."""
-    if user.role != "officer":
-        return ()
-    return tuple(x.strip().upper() for x in str(getattr(user, "levels", "") or "").split(",") if x.strip())
+    scope: Scope
 
 
 def where_of(ctx: Context) -> Where | Reply:
@@ -72,7 +66,7 @@ def where_of(ctx: Context) -> Where | Reply:
         return Reply(ctx.t("status_leader.no_office"))
     with ctx.db.session() as s:
         office = s.get(Office, user.office_id)
-        scope = stats.sized(s, stats.Scope(user.office_id, officer_levels(user)))
+        scope = sized(s, Scope(user.office_id, levels_of(user)))
     if office is None or scope.schools == 0:
         return Reply(ctx.t("status_leader.no_schools"))
     return Where(office, scope)
@@ -990,5 +984,5 @@ def office_where(db: Database, code: str) -> Where | None:
         office = q.office_by_code(s, code)
         if office is None or office.id is None:
             return None
-        scope = stats.sized(s, stats.Scope(office.id))
+        scope = sized(s, Scope(office.id))
     return Where(office, scope)

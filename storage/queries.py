@@ -12,6 +12,7 @@ from sqlalchemy import delete, func, or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
+from storage import scope
 from storage.db import insert_ignore
 from storage.errors import StaleDraft
 from storage.models import (
@@ -435,26 +436,13 @@ def take_kept(s: Session, user_id: int, now: datetime) -> list[dict[str, Any]]:
     return [r.payload for r in rows]
 
 
-def offices_under(s: Session, office_id: int) -> list[int]:
-    """The office and every office below it."""
-    found = [office_id]
-    frontier = [office_id]
-    while frontier:
-        children = list(s.exec(select(Office.id).where(col(Office.parent_id).in_(frontier))))
-        frontier = [c for c in children if c is not None and c not in found]
-        found.extend(frontier)
-    return found
-
-
 def incidents_in_scope(s: Session, user: User, limit: int = 10) -> list[tuple[Incident, School]]:
-    """The latest incidents a user may see: their school's, or their offices' schools'."""
-    stmt = select(Incident, School).join(School, col(School.id) == col(Incident.school_id))
-    if user.role == "principal":
-        stmt = stmt.where(Incident.school_id == user.school_id)
-    elif user.office_id is not None:
-        stmt = stmt.where(col(School.office_id).in_(offices_under(s, user.office_id)))
-    else:
-        return []
+    """The latest incidents a user may see: their school's, or their offices' schools' (every level)."""
+    stmt = (
+        select(Incident, School)
+        .join(School, col(School.id) == col(Incident.school_id))
+        .where(*scope.seen_by(user, by_level=False))
+    )
     return list(s.exec(stmt.order_by(col(Incident.id).desc()).limit(limit)))
 
 
@@ -850,25 +838,13 @@ def all_schools(s: Session) -> list[School]:
     return list(s.exec(select(School).order_by(col(School.name_folded), col(School.id))))
 
 
-def office_children(s: Session) -> dict[int, list[int]]:
-    """Each office's direct sub-offices."""
-    out: dict[int, list[int]] = {}
-    for office_id, parent_id in s.exec(select(Office.id, Office.parent_id)):
-        if parent_id is not None and office_id is not None:
-            out.setdefault(parent_id, []).append(office_id)
-    return out
-
-
 def nominations_in_scope(s: Session, user: User, limit: int = 15) -> list[tuple[Submission, School]]:
-    """The latest nominations a user may see: their school's, or their offices' schools'."""
-    stmt = select(Submission, School).join(School, col(School.id) == col(Submission.school_id))
-    stmt = stmt.where(Submission.kind == "nomination")
-    if user.role == "principal":
-        stmt = stmt.where(Submission.school_id == user.school_id)
-    elif user.office_id is not None:
-        stmt = stmt.where(col(School.office_id).in_(offices_under(s, user.office_id)))
-    else:
-        return []
+    """The latest nominations a user may see: their school's, or their offices' schools' (every level)."""
+    stmt = (
+        select(Submission, School)
+        .join(School, col(School.id) == col(Submission.school_id))
+        .where(Submission.kind == "nomination", *scope.seen_by(user, by_level=False))
+    )
     return list(s.exec(stmt.order_by(col(Submission.id).desc()).limit(limit)))
 
 
@@ -902,45 +878,10 @@ def cancel_pending(s: Session, kind: str, period: str, now: datetime, reason: st
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-# ---- scope -----------------------------------------------------------------------------------
+# ---- review --------------------------------------------------------------------------------------
 
 
-def level_matches(levels: str, school_level: str) -> bool:
-    """Whether a school's level ("TH&THCS") is among an officer's levels ("TH" or "MN,TH"); no limit: yes."""
-    wanted = {x.strip().upper() for x in levels.split(",") if x.strip()}
-    return not wanted or bool(wanted & set(school_level.upper().split("&")))
-
-
-def schools_in_scope(s: Session, user: User) -> list[School]:
-    """The schools a user may see: their own (principal), or their offices' (staff, within their levels)."""
-    if user.role == "principal" and user.school_id is not None:
-        school = s.get(School, user.school_id)
-        return [school] if school else []
-    if user.office_id is None:
-        return []
-    stmt = select(School).where(col(School.office_id).in_(offices_under(s, user.office_id)))
-    return [
-        school
-        for school in s.exec(stmt.order_by(School.name_folded))
-        if level_matches(user.levels, school.level)
-    ]
-
-
-def in_scope(s: Session, user: User, school_id: int) -> bool:
-    """Whether a user may see this school."""
-    school = s.get(School, school_id)
-    if school is None:
-        return False
-    if user.role == "principal":
-        return user.school_id == school_id
-    return (
-        user.office_id is not None
-        and school.office_id in offices_under(s, user.office_id)
-        and level_matches(user.levels, school.level)
-    )
-
-
-def awaiting_review(s: Session, school_ids: list[int], limit: int = 20) -> tuple[list[Submission], int]:
+def awaiting_review(s: Session, school_ids: scope.SchoolIds, limit: int = 20) -> tuple[list[Submission], int]:
     """Sent articles, nominations and reports of these schools that nobody has reviewed yet: the
     oldest `limit` of them, and how many there are in all."""
     waiting = (
@@ -1019,7 +960,7 @@ def media_files(s: Session, ids: list[int]) -> list[MediaFile]:
 
 def bundle_rows(
     s: Session,
-    school_ids: list[int],
+    school_ids: scope.SchoolIds,
     month_key: str,
     statuses: tuple[str, ...],
     start: datetime,
@@ -1043,7 +984,7 @@ def bundle_rows(
     return list(s.exec(stmt))
 
 
-def submissions_since(s: Session, school_ids: list[int], since: datetime) -> list[Submission]:
+def submissions_since(s: Session, school_ids: scope.SchoolIds, since: datetime) -> list[Submission]:
     """Articles, nominations and reports of these schools sent or resent since `since`, oldest first."""
     stmt = select(Submission).where(
         col(Submission.school_id).in_(school_ids),

@@ -19,13 +19,11 @@ handlers/rollup.py decides when.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
-    CTE,
     ColumnElement,
     Select,
     and_,
@@ -37,9 +35,7 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
-    true,
 )
-from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
 from storage.db import upsert_select
@@ -53,76 +49,13 @@ from storage.models import (
     User,
     UTCDateTime,
 )
+from storage.scope import Scope, in_scope, level_filter, offices_under, school_ids
 from storage.text import fold
 
 ARTICLE = "article"
 NOMINATION = "nomination"
 REPORT = "report"
 APPROVED = ("approved", "published")  # a published article was approved first
-BROAD = 0.5  # a scope holding more than this share of all schools builds its derived tables whole
-
-
-@dataclass(frozen=True)
-class Scope:
-    """The schools a leader or officer sees: under `office_id`, of `levels` when given.
-
-    `broad` and `everything` are planning facts from `sized`: the scope holds most schools of the
-    database, or all of them (then no row needs its school checked).
-    """
-
-    office_id: int
-    levels: tuple[str, ...] = ()
-    schools: int = 0
-    broad: bool = False
-    everything: bool = False
-
-
-@lru_cache(maxsize=1024)
-def office_tree(office_id: int) -> CTE:
-    """The office and every office below it (UNION, not UNION ALL: a cycle in the data ends the walk).
-
-    The same CTE object for the same office, so a statement that names the scope twice renders it once.
-    """
-    tree = select(col(Office.id).label("id")).where(Office.id == office_id).cte("office_tree", recursive=True)
-    child = aliased(Office)
-    return tree.union(select(col(child.id)).where(col(child.parent_id) == tree.c.id))
-
-
-def level_filter(levels: Sequence[str], column: Any = School.level) -> ColumnElement[bool]:
-    """A school (or rollup row) of one of `levels`; a combined level ("TH&THCS") matches each of its parts."""
-    level = func.upper(column)
-    parts = []
-    for wanted in (x.strip().upper() for x in levels if x.strip()):
-        parts += [
-            level == wanted,
-            level.like(f"{wanted}&%"),
-            level.like(f"%&{wanted}"),
-            level.like(f"%&{wanted}&%"),
-        ]
-    return or_(*parts) if parts else true()
-
-
-def in_scope(scope: Scope) -> list[ColumnElement[bool]]:
-    """Conditions on School for the schools of a scope (none when it is every school)."""
-    if scope.everything:
-        return []
-    tree = office_tree(scope.office_id)
-    conditions: list[ColumnElement[bool]] = [col(School.office_id).in_(select(tree.c.id))]
-    if scope.levels:
-        conditions.append(level_filter(scope.levels))
-    return conditions
-
-
-def school_ids(scope: Scope) -> Select[Any]:
-    """The ids of the scope's schools."""
-    return select(col(School.id)).where(*in_scope(scope))
-
-
-def sized(s: Session, scope: Scope) -> Scope:
-    """The scope with its size and planning facts."""
-    inside = int(s.execute(select(func.count()).select_from(School).where(*in_scope(scope))).scalar_one())
-    total = int(s.execute(select(func.count()).select_from(School)).scalar_one())
-    return replace(scope, schools=inside, broad=inside > BROAD * total, everything=0 < total == inside)
 
 
 def by_level() -> Any:
@@ -337,7 +270,7 @@ def rollup_by_level(s: Session, scope: Scope, periods: Sequence[str]) -> dict[st
     r = MonthRollup
     conditions: list[ColumnElement[bool]] = [col(r.period).in_(periods)]
     if not scope.everything:
-        conditions.append(col(r.office_id).in_(select(office_tree(scope.office_id).c.id)))
+        conditions.append(col(r.office_id).in_(offices_under(scope.office_id)))
         if scope.levels:
             conditions.append(level_filter(scope.levels, r.level))
     sums = [func.sum(getattr(r, name)) for name in ROLLUP_COUNTS]

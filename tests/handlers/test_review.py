@@ -12,6 +12,7 @@ from handlers.notify import NOTICE
 from handlers.types import Incoming, Kind
 from storage import queries as q
 from storage.models import Outbox, ReviewAction, School, Submission
+from storage.scope import level_matches
 from tests.handlers.article_helpers import photo_files, write_article
 from tests.handlers.helpers import add_district, add_user, inbox_texts
 from tests.handlers.test_nomination import nominate
@@ -163,8 +164,8 @@ async def test_an_officer_limited_to_a_level(demo, chat_as, files) -> None:
     assert "Không có bài nào" in queue[0].text
     got = await demo.dispatcher.handle(press("mn_officer", "o:1", "mn"))
     assert "Không tìm thấy" in got[0].text
-    assert q.level_matches("MN", mn.level) and q.level_matches("TH", combined.level)
-    assert q.level_matches("THCS", combined.level) and not q.level_matches("MN", combined.level)
+    assert level_matches("MN", mn.level) and level_matches("TH", combined.level)
+    assert level_matches("THCS", combined.level) and not level_matches("MN", combined.level)
 
 
 async def test_a_nominee_without_consent_is_withheld_from_the_officer(demo, chat_as, tmp_path) -> None:

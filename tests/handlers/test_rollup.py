@@ -29,6 +29,7 @@ from storage import migrate, stats
 from storage import queries as q
 from storage.models import Office, School, Submission, User
 from storage.orgimport import COLUMNS, import_rows
+from storage.scope import Scope, sized
 from storage.text import fold
 from tests.conftest import Chat
 from tests.handlers.article_helpers import photo_files, write_article
@@ -137,18 +138,18 @@ def article(s, school_id: int, user_id: int, period: Period, when: datetime, sta
     )
 
 
-def scope_of(app: App, code: str, levels: tuple[str, ...] = ()) -> stats.Scope:
+def scope_of(app: App, code: str, levels: tuple[str, ...] = ()) -> Scope:
     with app.db.session() as s:
         office = q.office_by_code(s, code)
         assert office is not None and office.id is not None
-        return stats.sized(s, stats.Scope(office.id, levels))
+        return sized(s, Scope(office.id, levels))
 
 
 def counts(f: stats.Figures | None) -> tuple[int, ...]:
     return tuple(getattr(f, name) for name in COUNTS) if f is not None else (0,) * len(COUNTS)
 
 
-def live(app: App, scope: stats.Scope, months: list[Period]) -> dict[str, list[tuple[int, ...]]]:
+def live(app: App, scope: Scope, months: list[Period]) -> dict[str, list[tuple[int, ...]]]:
     """Per level and month, the figures counted from the submissions (what /status says of a month)."""
     with app.db.session() as s:
         by_month = [stats.month_by_level(s, scope, p.key, month_end(p, app.clock)) for p in months]
@@ -156,7 +157,7 @@ def live(app: App, scope: stats.Scope, months: list[Period]) -> dict[str, list[t
     return {level: [counts(month.get(level)) for month in by_month] for level in levels}
 
 
-def rolled(app: App, scope: stats.Scope, months: list[Period]) -> dict[str, list[tuple[int, ...]]]:
+def rolled(app: App, scope: Scope, months: list[Period]) -> dict[str, list[tuple[int, ...]]]:
     """The same from the rollup, as the leaders' chart reads it."""
     with app.db.session() as s:
         history = rollup.closed_by_level(s, app.clock, scope, months)
