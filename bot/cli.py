@@ -277,13 +277,14 @@ def export_status(
 ) -> None:
     """Write an office's status workbook for a month: by school, the school year, nominations."""
     from bot.app import open_app
-    from handlers.calendar import Calendar, Period
+    from handlers.calendar import Calendar
+    from handlers.months import month_or_current
     from handlers.status import build_workbook, office_where
 
     settings = settings_from(config)
     with open_app(settings) as built:
         current = Calendar(built.clock, settings.schedule).current()
-        period = Period.parse(month) if month else current
+        period = month_or_current(month or "", current).period
         if period is None:
             typer.echo(f"--month {month!r}: expected YYYY-MM, such as {current.key}", err=True)
             raise typer.Exit(2)
@@ -320,13 +321,15 @@ def export_bundle(
     """Write the month's press bundle: a folder per item, photos named by role, an index sheet."""
     from bot.app import open_app
     from handlers.bundle import build_bundle
-    from handlers.calendar import Calendar, Period
+    from handlers.calendar import Calendar
+    from handlers.months import month_or_current
     from storage import queries as q
     from storage import scope
 
     settings = settings_from(config)
     with open_app(settings) as built:
-        period = Period.parse(month) if month else Calendar(built.clock, settings.schedule).current()
+        current = Calendar(built.clock, settings.schedule).current()
+        period = month_or_current(month or "", current).period
         if period is None:
             typer.echo(f"--month {month!r}: expected YYYY-MM", err=True)
             raise typer.Exit(2)

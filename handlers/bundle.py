@@ -10,7 +10,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from handlers.calendar import Period
+from handlers.calendar import Calendar, Period
+from handlers.months import month_or_current
 from handlers.nomination import public_view
 from handlers.types import Context, Incoming, Reply
 from storage import queries as q
@@ -272,9 +273,9 @@ def index_sheet(t: Translate, rows: list[list[Any]]) -> bytes:
 
 
 async def bundle_command(msg: Incoming, ctx: Context) -> list[Reply]:
-    """/bundle [MM/YYYY]: the month's approved material as a ZIP (sent when it fits the upload limit)."""
+    """/bundle [month]: the month's approved material as a ZIP (sent when it fits the upload limit)."""
     assert ctx.user is not None
-    month = parse_month(msg.args, ctx)
+    month = month_or_current(msg.args, Calendar(ctx.clock, ctx.settings.schedule).current()).period
     if month is None:
         return [Reply(ctx.t("bundle.bad_month"))]
     school_ids = scope.ids_seen_by(ctx.user)
@@ -292,14 +293,3 @@ async def bundle_command(msg: Incoming, ctx: Context) -> list[Reply]:
     if out.stat().st_size > TELEGRAM_UPLOAD_LIMIT:
         return [Reply(summary + "\n" + ctx.t("bundle.too_big", month=month.key))]
     return [Reply(summary, file_path=str(out))]
-
-
-def parse_month(text: str, ctx: Context) -> Period | None:
-    """ "11/2026", "2026-11", "T11/2026" or nothing (this month); None for anything else."""
-    raw = text.strip().lower().removeprefix("tháng").removeprefix("t").strip()
-    if not raw:
-        return Period.of(ctx.clock.now())
-    if "/" in raw:
-        month, _, year = raw.partition("/")
-        raw = f"{year.strip()}-{month.strip().zfill(2)}"
-    return Period.parse(raw)

@@ -18,6 +18,7 @@ from typing import Any
 
 from handlers import charts, report, rollup
 from handlers.calendar import Calendar, Clock, Period, month_end, month_start
+from handlers.months import MonthArg, month_or_current
 from handlers.nomination import ROLES, public_view, publishable
 from handlers.school_status import month_mark
 from handlers.school_year import school_year
@@ -29,7 +30,6 @@ from storage.exports import Sheet, Value, write_workbook
 from storage.media import safe_filename
 from storage.models import Office, School, Submission
 from storage.scope import Scope, levels_of, sized
-from storage.text import fold
 
 PREFIX = "ls"  # buttons: ls:m:<month> all missing, ls:s:<school> a school, ls:x:<month> Excel, ls:r:<year>
 MISSING_SHOWN = 10
@@ -79,7 +79,7 @@ def month_asked(msg: Incoming, ctx: Context) -> tuple[Where, str, MonthArg] | Re
         return found
     current = Calendar(ctx.clock, ctx.settings.schedule).current()
     text = msg.args.strip()
-    return found, text, read_month(text, current) if text else MonthArg(True, current)
+    return found, text, month_or_current(text, current)
 
 
 def bad_month(ctx: Context, text: str, command: str) -> Reply:
@@ -88,83 +88,6 @@ def bad_month(ctx: Context, text: str, command: str) -> Reply:
 
 
 # ---- months and school years ----------------------------------------------------------------------
-
-MONTH_WORD = r"(?:thang|month|t)?\s*"
-SEPARATOR = r"\s*[/.\-]\s*"
-# Month numbers in words, folded: "tháng giêng", "tháng mười hai", "tháng chạp".
-NUMBER_WORDS = {
-    "mot": 1,
-    "hai": 2,
-    "ba": 3,
-    "bon": 4,
-    "tu": 4,
-    "nam": 5,
-    "sau": 6,
-    "bay": 7,
-    "tam": 8,
-    "chin": 9,
-}
-MONTH_NAMES = {"gieng": 1, "chap": 12}
-
-
-@dataclass(frozen=True)
-class MonthArg:
-    """What the text after /status was: a month (maybe not a valid one), or something else."""
-
-    month_like: bool
-    period: Period | None = None
-
-
-def read_month(text: str, current: Period) -> MonthArg:
-    """ "11/2026", "2026-11", "T11/2026", "11" or a month in words (the latest such month) -> a month.
-
-    Text that looks like a month but is none ("13/2026", the month word with "thirteen" in words) is
-    month-like with no period; a school's name or code is not month-like.
-    """
-    folded = fold(text)
-    found = re.fullmatch(MONTH_WORD + r"(\d{1,2})(?:" + SEPARATOR + r"|\s*(?:nam|year)\s*)(\d{4})", folded)
-    if found:
-        return MonthArg(True, month_of(int(found[2]), int(found[1])))
-    found = re.fullmatch(r"(\d{4})" + SEPARATOR + r"(\d{1,2})", folded)
-    if found:
-        return MonthArg(True, month_of(int(found[1]), int(found[2])))
-    found = re.fullmatch(MONTH_WORD + r"(\d{1,2})", folded)
-    if found:
-        return MonthArg(True, latest(int(found[1]), current))
-    words = re.fullmatch(r"(?:thang|month)\s+([a-z ]+)", folded)
-    if words and words[1].split()[0] in (*NUMBER_WORDS, *MONTH_NAMES, "muoi", "moi"):
-        return MonthArg(True, latest(month_in_words(words[1].split()), current))
-    if folded in ("thang", "month"):
-        return MonthArg(True)
-    if re.fullmatch(r"\d{5,}", folded):
-        return MonthArg(False)  # a school code
-    if re.fullmatch(r"[\d\s/.\-]+", folded) and folded.strip():
-        return MonthArg(True)
-    return MonthArg(False)
-
-
-def month_in_words(words: list[str]) -> int:
-    """ "muoi hai" -> 12, "gieng" -> 1, "muoi ba" -> 13 (no such month); 0 when not a number."""
-    if len(words) == 1 and words[0] in MONTH_NAMES:
-        return MONTH_NAMES[words[0]]
-    if words[0] in ("muoi", "moi"):
-        rest = words[1:]
-        if not rest:
-            return 10
-        return 10 + NUMBER_WORDS.get(rest[0], 0) if len(rest) == 1 and rest[0] in NUMBER_WORDS else 0
-    return NUMBER_WORDS.get(words[0], 0) if len(words) == 1 else 0
-
-
-def latest(month: int, current: Period) -> Period | None:
-    """The latest month with this number, up to the current one; None for no such month."""
-    if not 1 <= month <= 12:
-        return None
-    return Period(current.year if month <= current.month else current.year - 1, month)
-
-
-def month_of(year: int, month: int) -> Period | None:
-    """A valid month, or None."""
-    return Period(year, month) if 2000 <= year <= 2100 and 1 <= month <= 12 else None
 
 
 def read_school_year(text: str) -> int | None:

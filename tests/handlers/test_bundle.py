@@ -85,6 +85,16 @@ async def test_the_bundle_folder_by_folder(demo, chat_as, files, tmp_path) -> No
         assert all(not str(c).startswith("=") for r in rows for c in r if c is not None)
 
 
+async def test_the_bundle_reads_the_month_as_status_does(demo, chat_as, files, tmp_path) -> None:
+    await approved_month(demo, chat_as, files, tmp_path)
+    officer = chat_as("officer")
+    for typed in ("tháng 11", "Tháng mười một", "T11/2026", "2026-11", "11", ""):
+        replies = await officer.send(f"/bundle {typed}".strip())
+        assert "Tư liệu tháng 11/2026: 2 mục" in replies[0].text, typed
+    for typed in ("tháng mười ba", "13/2026", "Trường Xyz"):
+        assert "Tháng chưa đúng" in (await officer.send(f"/bundle {typed}"))[0].text, typed
+
+
 async def test_a_missing_file_is_listed_and_the_bundle_still_made(demo, chat_as, files, tmp_path) -> None:
     await approved_month(demo, chat_as, files, tmp_path)
     with demo.db.session() as s:
