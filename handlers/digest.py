@@ -6,7 +6,8 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from handlers.calendar import Calendar
+from handlers.calendar import Calendar, Period
+from handlers.months import MonthState, month_state
 from handlers.review import headline, kind_title
 from handlers.types import Choice, Context, Incoming, Reply
 from storage import queries as q
@@ -50,7 +51,10 @@ def build_digest(ctx: Context, officer: User, since: datetime) -> Reply | None:
             )
             buttons.append((Choice(ctx.t("review.open", number=row.id), f"o:{row.id}"),))
     lines.append(ctx.t("digest.waiting", count=waiting))
-    missing = sorted((sc for i, sc in schools.items() if i not in sent), key=lambda sc: sc.name_folded)
+    missing = sorted(
+        (sc for i, sc in schools.items() if not state_of(cal, period, i in sent).sent),
+        key=lambda sc: sc.name_folded,
+    )
     if missing:
         left = cal.days_left(period)
         names = ", ".join(sc.name for sc in missing[:MISSING_SHOWN])
@@ -63,6 +67,12 @@ def build_digest(ctx: Context, officer: User, since: datetime) -> Reply | None:
             ctx.t("digest.missing", period=period.label, count=len(missing), days=left, names=names) + more
         )
     return Reply("\n".join(lines), tuple(buttons[:20]))
+
+
+def state_of(cal: Calendar, period: Period, sent: bool) -> MonthState:
+    """A school's month as the digest knows it: sent or not (it names every school that has not sent)."""
+    # The digest reads neither lateness nor registration: only `.sent` of the state is used.
+    return month_state(cal, period, True if sent else None, None, cal.now())
 
 
 async def digest_command(msg: Incoming, ctx: Context) -> list[Reply]:

@@ -1,14 +1,19 @@
-"""Months as people type them: "11/2026", "2026-11", "T11/2026", "tháng 11", "tháng mười một", "tháng chạp".
+"""Months: as people type them, and where a school stands with one.
 
-The one reader of a month for every command that takes one (/status, /export, /bundle, the command line).
+`read_month` is the one reader of a month for every command that takes one (/status, /export, /bundle,
+the command line): "11/2026", "2026-11", "T11/2026", "tháng 11", "tháng mười một", "tháng chạp".
+`month_state` is the one rule for a school's month (on time, late, missing, not yet due, before it
+joined), used by /mystatus, the school card, the chart, the workbook and the digest.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
 
-from handlers.calendar import Period
+from handlers.calendar import Calendar, Period, month_end
 from storage.text import fold
 
 MONTH_WORD = r"(?:thang|month|t)?\s*"
@@ -93,3 +98,54 @@ def latest(month: int, current: Period) -> Period | None:
 def month_of(year: int, month: int) -> Period | None:
     """A valid month, or None."""
     return Period(year, month) if 2000 <= year <= 2100 and 1 <= month <= 12 else None
+
+
+# ---- a month's state for one school -----------------------------------------------------------------
+
+
+class MonthState(StrEnum):
+    """Where a school stands with one month's article (the values are the workbook's `export.state.*`)."""
+
+    ON_TIME = "on_time"
+    LATE = "late"
+    MISSING = "missing"  # nothing sent, the deadline has passed, the school had joined by the month's end
+    PENDING = "pending"  # nothing sent yet, the deadline is still ahead
+    NOT_JOINED = "unregistered"  # nothing sent, the month was over before the school joined
+
+    @property
+    def sent(self) -> bool:
+        """Whether the school sent an article for the month (on time or late)."""
+        return self in (MonthState.ON_TIME, MonthState.LATE)
+
+    @property
+    def owed(self) -> bool:
+        """Whether the month counts for the school: it sent, or it had joined by the month's end."""
+        return self is not MonthState.NOT_JOINED
+
+    @property
+    def mark(self) -> str:
+        """The month's mark in a school's history: ✅ ⏰ ❌ 🕓 ▫️."""
+        return MARKS[self]
+
+
+MARKS = {
+    MonthState.ON_TIME: "✅",
+    MonthState.LATE: "⏰",
+    MonthState.MISSING: "❌",
+    MonthState.PENDING: "🕓",
+    MonthState.NOT_JOINED: "▫️",
+}
+
+
+def month_state(
+    cal: Calendar, period: Period, on_time: bool | None, registered: datetime | None, now: datetime
+) -> MonthState:
+    """The school's state for `period` at `now`; `on_time` is None when it sent nothing for the month.
+
+    A school owes a month when it registered before the month's end (storage/stats.py counts the same way).
+    """
+    if on_time is not None:
+        return MonthState.ON_TIME if on_time else MonthState.LATE
+    if registered is None or registered >= month_end(period, cal.clock):
+        return MonthState.NOT_JOINED
+    return MonthState.MISSING if cal.is_late(period, now) else MonthState.PENDING

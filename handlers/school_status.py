@@ -6,8 +6,9 @@ from datetime import datetime
 
 from handlers import nomination, report
 from handlers.article import KIND, calendar, school_of
-from handlers.calendar import Calendar, Period, month_end
+from handlers.calendar import Period
 from handlers.forms import has_content
+from handlers.months import MonthState, month_state
 from handlers.types import Choice, Context, Incoming, Reply
 from storage import queries as q
 from storage import stats
@@ -37,31 +38,19 @@ def article_line(ctx: Context, period: Period, first: Submission | None, draftin
     return ctx.t("status.article", period=period.label, state=f"{timing} · {review}")
 
 
-def month_mark(
-    cal: Calendar, period: Period, on_time: bool | None, registered: datetime | None, now: datetime
-) -> str:
-    """✅ on time, ⏰ late, ❌ not sent after the deadline, 🕓 not yet due, ▫️ over before the school joined.
-
-    `on_time` is None when nothing was sent for the month.
-    """
-    if on_time is not None:
-        return "✅" if on_time else "⏰"
-    if registered is None or registered >= month_end(period, cal.clock):
-        return "▫️"
-    return "❌" if cal.is_late(period, now) else "🕓"
-
-
 def history(ctx: Context, by_period: dict[str, Submission], registered: datetime | None) -> str:
     """The last six months: ✅ on time, ⏰ late, ❌ missed, 🕓 still open, ▫️ before the school joined."""
     cal = calendar(ctx)
     this = cal.current()
-    marks = []
+    states: list[tuple[Period, MonthState]] = []
     for back in range(MONTHS_SHOWN - 1, -1, -1):
         period = this.shift(-back)
         first = by_period.get(period.key)
         on_time = None if first is None else not first.late
-        marks.append(f"{period.label} {month_mark(cal, period, on_time, registered, cal.now())}")
-    legend = ctx.t("status.legend_joined" if any("▫️" in m for m in marks) else "status.legend")
+        states.append((period, month_state(cal, period, on_time, registered, cal.now())))
+    marks = [f"{period.label} {state.mark}" for period, state in states]
+    joined = any(state is MonthState.NOT_JOINED for _, state in states)
+    legend = ctx.t("status.legend_joined" if joined else "status.legend")
     return ctx.t("status.history") + "\n" + " · ".join(marks) + "\n" + legend
 
 

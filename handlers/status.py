@@ -18,9 +18,8 @@ from typing import Any
 
 from handlers import charts, report, rollup
 from handlers.calendar import Calendar, Clock, Period, month_end, month_start
-from handlers.months import MonthArg, month_or_current
+from handlers.months import MonthArg, MonthState, month_or_current, month_state
 from handlers.nomination import ROLES, public_view, publishable
-from handlers.school_status import month_mark
 from handlers.school_year import school_year
 from handlers.types import Choice, Context, Incoming, Reply
 from storage import queries as q
@@ -43,7 +42,14 @@ UNACKED_SHOWN = 5
 NOMINATIONS_SHOWN = 5
 LEVEL_ORDER = ("MN", "TH", "THCS", "THPT", "GDTX")
 GENERATED = "generated"  # under the media dir: charts and workbooks made for a reader
-SCHOOL_COLUMNS = ("code", "school", "level", "office", "registered")  # the workbook's school, in both sheets
+SCHOOL_COLUMNS = ("code", "school", "level", "office", "registered")
+# The small office's chart: each school's months stacked in this order (months before it joined: none).
+CHARTED = (
+    MonthState.ON_TIME,
+    MonthState.LATE,
+    MonthState.MISSING,
+    MonthState.PENDING,
+)  # the workbook's school, in both sheets
 Translate = Callable[..., str]
 
 
@@ -506,15 +512,12 @@ def draw_schools(ctx: Context, months: list[Period], facts: Facts, path: Path) -
     now = cal.now()
     names, counts = [], []
     for school, registered, sent in facts.per_school:
-        tally = [0, 0, 0, 0]
+        tally = dict.fromkeys(MonthState, 0)
         for p in months:
-            if p.key in sent:
-                tally[0 if sent[p.key] else 1] += 1
-            elif registered is not None and registered < month_end(p, ctx.clock):
-                tally[2 if cal.is_late(p, now) else 3] += 1
+            tally[month_state(cal, p, sent.get(p.key), registered, now)] += 1
         names.append(school.name)
-        counts.append((tally[0], tally[1], tally[2], tally[3]))
-    states = tuple(ctx.t(f"status_leader.chart.{k}") for k in ("on_time", "late", "missing", "pending"))
+        counts.append((tally[CHARTED[0]], tally[CHARTED[1]], tally[CHARTED[2]], tally[CHARTED[3]]))
+    states = tuple(ctx.t(f"status_leader.chart.{state}") for state in CHARTED)
     return charts.school_chart(
         path,
         ctx.t("status_leader.chart.by_school", first=months[0].label, last=months[-1].label),
@@ -572,15 +575,20 @@ def school_card(ctx: Context, where: Where, school: School) -> Reply:
         if registered
         else t("status_leader.school_unregistered"),
     ]
-    tally = {"✅": 0, "⏰": 0, "❌": 0}
+    tally = dict.fromkeys(MonthState, 0)
     shown = []
     for p in months:
         found = marks.get(p.key)
-        mark = month_mark(cal, p, None if found is None else found.on_time, registered, now)
-        tally[mark] = tally.get(mark, 0) + 1
-        shown.append(f"{p.label} {mark}")
+        state = month_state(cal, p, None if found is None else found.on_time, registered, now)
+        tally[state] += 1
+        shown.append(f"{p.label} {state.mark}")
     lines.append(
-        t("status_leader.school_months", on_time=tally["✅"], late=tally["⏰"], missing=tally["❌"])
+        t(
+            "status_leader.school_months",
+            on_time=tally[MonthState.ON_TIME],
+            late=tally[MonthState.LATE],
+            missing=tally[MonthState.MISSING],
+        )
         + "\n"
         + " · ".join(shown)
         + "\n"
@@ -752,13 +760,12 @@ def month_sheet(
 ) -> Sheet:
     """One line per school: state for the month, first sent, articles, review, published."""
     clock = cal.clock
-    until = month_end(period, clock)
-    late = cal.is_late(period, cal.now())
+    now = cal.now()
     out: list[list[Value]] = []
     for n, r in enumerate(rows, start=1):
         mark = r.mark
+        state = month_state(cal, period, None if mark is None else mark.on_time, r.registered, now)
         if mark is not None:
-            state = "on_time" if mark.on_time else "late"
             review = (
                 "published"
                 if mark.published
@@ -776,8 +783,6 @@ def month_sheet(
                 t("export.yes") if mark.published else t("export.no"),
             ]
         else:
-            joined = r.registered is not None and r.registered < until
-            state = ("missing" if late else "pending") if joined else "unregistered"
             cells = [t(f"export.state.{state}"), None, 0, None, None]
         out.append([n, *school_cells(r, clock), *cells])
     title = t(
@@ -793,15 +798,10 @@ def month_sheet(
 
 def months_due(cal: Calendar, spec: stats.YearSpec, registered: datetime | None) -> int:
     """The year's months whose deadline has passed that the school owed (it had joined by their end)."""
-    if registered is None:
-        return 0
     now = cal.now()
-    count = 0
-    for key in spec.months:
-        p = Period.parse(key)
-        if p is not None and cal.is_late(p, now) and registered < month_end(p, cal.clock):
-            count += 1
-    return count
+    months = (p for p in map(Period.parse, spec.months) if p is not None)
+    # Had it sent nothing, the month would be missing: its deadline has passed and the school owed it.
+    return sum(1 for p in months if month_state(cal, p, None, registered, now) is MonthState.MISSING)
 
 
 def year_sheet(

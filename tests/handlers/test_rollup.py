@@ -23,7 +23,8 @@ from bot.app import App, open_app
 from bot.config import load_settings
 from bot.demo import seed_demo
 from handlers import rollup, status
-from handlers.calendar import Period, month_end
+from handlers.calendar import Calendar, Period, month_end
+from handlers.months import MonthState, month_state
 from handlers.types import Context
 from storage import migrate, stats
 from storage import queries as q
@@ -237,6 +238,34 @@ def test_the_seed_covers_the_edge_cases(seeded) -> None:
         "TH&THCS": [2, 2, 2, 2, 2, 2, 2],
         "MN&TH": [0, 0, 1, 1, 1, 1, 1],  # joined in June's last minute
     }
+
+
+def test_the_sql_counts_agree_with_month_state(seeded) -> None:
+    """Per school, `month_state` gives the counts the SQL sums: owed, sent, on time, not sent yet owed."""
+    app, _ = seeded
+    cal = Calendar(app.clock, app.settings.schedule)
+    scope = scope_of(app, "SGD-DEMO")
+    months = [*MONTHS, Period(2026, 11)]  # the closed months and the current one (not yet due)
+    with app.db.session() as s:
+        per_school = stats.schools_months(s, scope, [p.key for p in months])
+        figures = [
+            sum(stats.month_by_level(s, scope, p.key, month_end(p, app.clock)).values(), stats.Figures())
+            for p in months
+        ]
+    seen: set[MonthState] = set()
+    for p, f in zip(months, figures, strict=True):
+        states = [
+            month_state(cal, p, sent.get(p.key), registered, app.clock.now())
+            for _, registered, sent in per_school
+        ]
+        seen.update(states)
+        assert (f.expected, f.sent, f.on_time, f.missing) == (
+            sum(state.owed for state in states),
+            sum(state.sent for state in states),
+            states.count(MonthState.ON_TIME),
+            states.count(MonthState.MISSING) + states.count(MonthState.PENDING),
+        ), p
+    assert seen == set(MonthState)  # every state is met
 
 
 # ---- kept true by the clock ------------------------------------------------------------------------
