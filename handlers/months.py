@@ -1,7 +1,7 @@
 """Months: as people type them, and where a school stands with one.
 
 `read_month` is the one reader of a month for every command that takes one (/status, /export, /bundle,
-the command line): "11/2026", "2026-11", "T11/2026", "tháng 11", "tháng mười một", "tháng chạp".
+the command line): 11/2026, 2026-11, T11/2026, tháng 11, tháng mười một, tháng chạp.
 `month_state` is the one rule for a school's month (on time, late, missing, not yet due, before it
 joined), used by /mystatus, the school card, the chart, the workbook and the digest.
 """
