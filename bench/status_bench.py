@@ -42,8 +42,8 @@ sys.path.insert(0, str(ROOT))
 
 from bot.app import open_app  # noqa: E402
 from bot.config import load_settings  # noqa: E402
-from handlers import rollup, status  # noqa: E402
 from handlers.calendar import FrozenClock, Period, month_end  # noqa: E402
+from handlers.leaders import reader, rollup, summary, workbook  # noqa: E402
 from handlers.school_year import semester_key  # noqa: E402
 from handlers.types import Incoming, Kind  # noqa: E402
 from storage import migrate, stats  # noqa: E402
@@ -362,18 +362,17 @@ def measure(path: Path, runs: int, cache_mb: int) -> list[tuple[str, float, floa
         rows.append(
             ("/status, whole scope: first call after start", first, first, "after the catch-up sweep")
         )
-        leaders = app.router.buttons[status.PREFIX].handler.__self__  # type: ignore[attr-defined]
-        where = status.office_where(app.db, "VN")  # the leader's office: every school
+        where = reader.office_where(app.db, "VN")  # the leader's office: every school
         assert where is not None and where.scope.everything
         period = Period.of(NOW)
 
         def gather() -> Any:
-            return leaders.gather(context(app, LEADER), where, period)
+            return summary.gather(context(app, LEADER), where, period)
 
         med, best, facts = timed(gather, runs)
         rows.append(("  of which the summary's queries", med, best, ""))
         chart = path.parent / "bench-chart.png"
-        med, best, _ = timed(lambda: status.draw(context(app, LEADER), where, period, facts, chart), runs)
+        med, best, _ = timed(lambda: summary.draw(context(app, LEADER), where, period, facts, chart), runs)
         rows.append(("  of which the chart (PNG)", med, best, f"{chart.stat().st_size // 1024} KB"))
 
         def unstored() -> Any:
@@ -383,7 +382,7 @@ def measure(path: Path, runs: int, cache_mb: int) -> list[tuple[str, float, floa
 
         med, best, _ = timed(unstored, max(3, runs // 3))
         rows.append(("  the summary's queries, earlier months not yet stored", med, best, "computed, stored"))
-        months = [period.shift(-k).key for k in range(status.MONTHS_CHARTED)]
+        months = [period.shift(-k).key for k in range(summary.MONTHS_CHARTED)]
         marks = ", ".join(f":m{i}" for i in range(len(months)))
         params = {f"m{i}": m for i, m in enumerate(months)}
         sql = f"SELECT period, COUNT(*) FROM submission WHERE kind = 'article' AND period IN ({marks}) GROUP BY period"
@@ -405,12 +404,12 @@ def measure(path: Path, runs: int, cache_mb: int) -> list[tuple[str, float, floa
             ("  a later sweep's refresh after a closed month's article was approved", med, best, "1 month")
         )
 
-        province = status.office_where(app.db, "SGD-00")
+        province = reader.office_where(app.db, "SGD-00")
         assert province is not None and province.scope.schools == BIG_PROVINCE
         t = app.catalog.translator("vi")
         out = path.parent / "bench-export.xlsx"
         med, best, count = timed(
-            lambda: status.build_workbook(app.db, clock, settings, t, province, period, out),
+            lambda: workbook.build_workbook(app.db, clock, settings, t, province, period, out),
             max(3, runs // 3),
         )
         rows.append(
@@ -433,7 +432,7 @@ def measure(path: Path, runs: int, cache_mb: int) -> list[tuple[str, float, floa
                 "",
             )
         )
-        med, best, _ = timed(lambda: leaders.gather(context(app, LEADER), province, period), runs)
+        med, best, _ = timed(lambda: summary.gather(context(app, LEADER), province, period), runs)
         rows.append(("/status queries, the same province", med, best, ""))
     return rows
 

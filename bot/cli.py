@@ -278,8 +278,9 @@ def export_status(
     """Write an office's status workbook for a month: by school, the school year, nominations."""
     from bot.app import open_app
     from handlers.calendar import Calendar
+    from handlers.leaders.reader import office_where
+    from handlers.leaders.workbook import build_workbook
     from handlers.months import month_or_current
-    from handlers.status import build_workbook, office_where
 
     settings = settings_from(config)
     with open_app(settings) as built:

@@ -4,7 +4,7 @@ APScheduler is only a clock here (delivery.md §4): an in-memory `AsyncIOSchedul
 job. What is due, and what was already made, lives in the database, so a tick lost while the bot was
 down is caught up by the first sweep at start, and a sweep run twice creates nothing new. Several
 workers may each run a Clockwork: only the holder of the "scheduler" lease sweeps, and only the holder
-of the "sender" lease sends. Each sweep also brings the leaders' month rollup up to date (handlers/rollup.py).
+of the "sender" lease sends. Each sweep also brings the leaders' month rollup up to date (handlers/leaders/rollup.py).
 
     clockwork = Clockwork(db, clock, settings, catalog, outbox)
     await clockwork.start()   # catch-up sweep at once, then every schedule.sweep_minutes; the sender
@@ -27,9 +27,10 @@ from zoneinfo import ZoneInfo
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.outbox import Outbox
-from handlers import digest, reminders, rollup
+from handlers import digest, reminders
 from handlers.calendar import Clock
 from handlers.i18n import Catalog
+from handlers.leaders import rollup
 from storage import queries as q
 from storage.db import Database
 

@@ -18,11 +18,11 @@ from handlers import (
     report,
     review,
     school_status,
-    status,
     submissions,
 )
 from handlers.common import Command
 from handlers.forms import Engine, Form, act_cancel, has_content
+from handlers.leaders import buttons, ranking, reader, summary, workbook
 from handlers.types import Context, Handler, Incoming, Kind, Reply
 
 STAFF = frozenset({"officer", "leader"})
@@ -136,7 +136,6 @@ def build_router() -> Router:
             return []
         return [engine().resume_offer(engine().forms[draft.form], draft, ctx)]
 
-    leaders = status.Leaders()
     commands = [
         Command("start", registration.start, None, describe="cmd.start"),
         Command("menu", menu, EVERYONE_REGISTERED, describe="cmd.menu"),
@@ -158,9 +157,9 @@ def build_router() -> Router:
         Command(
             "mystatus", school_status.my_status, PRINCIPAL, menu="menu.mystatus", describe="cmd.mystatus"
         ),
-        Command("status", leaders.status, STAFF, menu="menu.status", describe="cmd.status"),
-        Command("ranking", leaders.ranking, STAFF, describe="cmd.ranking"),
-        Command("export", leaders.export, STAFF, describe="cmd.export"),
+        Command("status", summary.status, STAFF, menu="menu.status", describe="cmd.status"),
+        Command("ranking", ranking.ranking, STAFF, describe="cmd.ranking"),
+        Command("export", workbook.export, STAFF, describe="cmd.export"),
         Command(
             "nominations",
             nomination.list_nominations,
@@ -203,7 +202,7 @@ def build_router() -> Router:
             ButtonRoute(reminders.SNOOZE_PREFIX, reminders.snooze, PRINCIPAL),
             ButtonRoute("o", lambda msg, ctx: review.open_submission(msg, ctx, engine()), review.VIEWERS),
             ButtonRoute("rv", lambda msg, ctx: review.act(msg, ctx, engine()), review.REVIEWERS),
-            ButtonRoute(status.PREFIX, leaders.button, STAFF),
+            ButtonRoute(reader.PREFIX, buttons.button, STAFF),
             ButtonRoute("l", common.language_button, None),
         ],
     )

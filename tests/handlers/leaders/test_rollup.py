@@ -22,8 +22,9 @@ from sqlmodel import col, select
 from bot.app import App, open_app
 from bot.config import load_settings
 from bot.demo import seed_demo
-from handlers import rollup, status
 from handlers.calendar import Calendar, Period, month_end
+from handlers.leaders import rollup, summary
+from handlers.leaders.reader import Where, where_of
 from handlers.months import MonthState, month_state
 from handlers.types import Context
 from storage import migrate, stats
@@ -178,9 +179,9 @@ def chart(app: App, user: str = "leader") -> dict[str, list[stats.Figures]]:
         channel="console",
         catalog=app.catalog,
     )
-    where = status.where_of(ctx)
-    assert isinstance(where, status.Where) and where.scope.schools > status.SMALL_OFFICE
-    return status.Leaders().gather(ctx, where, Period(2026, 11)).history
+    where = where_of(ctx)
+    assert isinstance(where, Where) and where.scope.schools > summary.SMALL_OFFICE
+    return summary.gather(ctx, where, Period(2026, 11)).history
 
 
 def october(app: App, level: str) -> tuple[int, ...]:

@@ -20,7 +20,7 @@ from sqlalchemy import update
 from bot.app import open_app
 from bot.config import load_settings
 from bot.demo import seed_demo
-from handlers import charts
+from handlers.leaders import charts
 from storage import migrate
 from storage import queries as q
 from storage.exports import MAX_WIDTH

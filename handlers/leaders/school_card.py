@@ -1,0 +1,149 @@
+"""/status <school>: one school of the scope, its last twelve months, nominations and periodic reports."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from handlers import report
+from handlers.calendar import Calendar
+from handlers.leaders.reader import PREFIX, Where, day, level_label
+from handlers.months import MonthState, month_state
+from handlers.nomination import ROLES, public_view
+from handlers.types import Choice, Context, Reply
+from storage import stats
+from storage.models import Office, School, Submission
+
+CHOICES_SHOWN = 8
+MONTHS_HISTORY = 12
+NOMINATIONS_SHOWN = 5
+
+
+def search(ctx: Context, where: Where, text: str) -> list[Reply]:
+    """/status <name or code>: the school, a choice when several match, or a plain "none"."""
+    with ctx.db.session() as s:
+        found, total = stats.find_in_scope(s, where.scope, text, CHOICES_SHOWN)
+    if not found:
+        return [Reply(ctx.t("status_leader.no_match", text=text[:60]))]
+    if total == 1:
+        return [school_card(ctx, where, found[0])]
+    lines = [ctx.t("status_leader.choose", count=total, text=text[:60])]
+    if total > len(found):
+        lines.append(ctx.t("status_leader.choose_more", shown=len(found)))
+    buttons = tuple((Choice(school.name, f"{PREFIX}:s:{school.id}"),) for school in found)
+    return [Reply("\n".join(lines), buttons)]
+
+
+def school_card(ctx: Context, where: Where, school: School) -> Reply:
+    """One school: the last twelve months, its nominations and its periodic reports."""
+    cal = Calendar(ctx.clock, ctx.settings.schedule)
+    now = cal.now()
+    months = [cal.current().shift(-n) for n in range(MONTHS_HISTORY - 1, -1, -1)]
+    semester = cal.semester(now)
+    year = semester.rsplit("-", 1)[0]
+    with ctx.db.session() as s:
+        marks = stats.school_months(s, school.id or 0, [p.key for p in months])
+        registered = stats.school_registered(s, school.id or 0)
+        nominations = stats.school_submissions(
+            s, school.id or 0, "nomination", [f"{year}-HK1", f"{year}-HK2"]
+        )
+        reports = {r.period: r for r in reversed(stats.school_submissions(s, school.id or 0, "report"))}
+        office = s.get(Office, school.office_id)
+    t = ctx.t
+    lines = [
+        t(
+            "status_leader.school_title",
+            school=school.name,
+            code=school.code,
+            level=level_label(t, t.has, school.level),
+            office=office.name if office else "",
+        ),
+        t("status_leader.school_registered", date=day(registered, ctx.clock))
+        if registered
+        else t("status_leader.school_unregistered"),
+    ]
+    tally = dict.fromkeys(MonthState, 0)
+    shown = []
+    for p in months:
+        found = marks.get(p.key)
+        state = month_state(cal, p, None if found is None else found.on_time, registered, now)
+        tally[state] += 1
+        shown.append(f"{p.label} {state.mark}")
+    lines.append(
+        t(
+            "status_leader.school_months",
+            on_time=tally[MonthState.ON_TIME],
+            late=tally[MonthState.LATE],
+            missing=tally[MonthState.MISSING],
+        )
+        + "\n"
+        + " · ".join(shown)
+        + "\n"
+        + t("status_leader.school_legend")
+    )
+    lines.append(nomination_block(ctx, nominations, semester))
+    lines.append(report_block(ctx, reports, registered))
+    return Reply("\n\n".join(lines))
+
+
+def nomination_block(ctx: Context, rows: Sequence[Submission], semester: str) -> str:
+    """Counts this semester and school year, then the latest few (students without consent by initials)."""
+    in_semester = sum(1 for r in rows if r.period == semester)
+    lines = [ctx.t("status_leader.school_nominations", semester=in_semester, year=len(rows))]
+    for row in rows[:NOMINATIONS_SHOWN]:
+        view = public_view(row.answers)
+        role = view.get("role")
+        lines.append(
+            ctx.t(
+                "status_leader.nomination_line",
+                number=row.id,
+                name=view.get("name", ""),
+                role=ctx.t(f"nomination.roles.{role}")
+                if role in ROLES
+                else ctx.t("nomination.kinds.collective"),
+                purpose=ctx.t(f"nomination.purposes.{view.get('purpose')}"),
+                status=ctx.t(f"status.review.{row.status}"),
+            )
+        )
+    return "\n".join(lines)
+
+
+def report_block(ctx: Context, reports: dict[str | None, Submission], registered: datetime | None) -> str:
+    """Each configured report due in the last year since the school joined (sent or not), then the next."""
+    now = ctx.clock.now()
+    past: list[tuple[datetime, str]] = []
+    future: list[tuple[datetime, str]] = []
+    for item in ctx.settings.schedule.periodic:
+        for year in (now.year - 1, now.year, now.year + 1):
+            due = report.due_in(ctx, item.due, year)
+            row = reports.get(f"{item.key}-{year}")
+            owed = row is not None or (registered is not None and registered <= due)
+            if due <= now and now - due <= timedelta(days=366) and owed:
+                past.append((due, sent_line(ctx, item.name, due, row)))
+            elif due > now:
+                state = ctx.t("report.state.done") if row else ctx.t("report.state.open")
+                days = (due.date() - now.date()).days
+                line = ctx.t(
+                    "status_leader.report_next",
+                    name=item.name,
+                    due=day(due, ctx.clock),
+                    days=days,
+                    state=state,
+                )
+                future.append((due, line))
+    lines = [line for _, line in sorted(past)] + [line for _, line in sorted(future)[:1]]
+    return "\n".join([ctx.t("status_leader.school_reports"), *lines])
+
+
+def sent_line(ctx: Context, name: str, due: datetime, row: Submission | None) -> str:
+    """A past deadline: sent (when, on time or late, review state) or not."""
+    if row is None:
+        return ctx.t("status_leader.report_missing", name=name, due=day(due, ctx.clock))
+    return ctx.t(
+        "status_leader.report_sent",
+        name=name,
+        due=day(due, ctx.clock),
+        day=day(row.submitted_at or row.created_at, ctx.clock),
+        timing=ctx.t("status_leader.late" if row.late else "status_leader.on_time"),
+        status=ctx.t(f"status.review.{row.status}"),
+    )
