@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sqlmodel import col, select
+
 from handlers.types import Incoming, Kind
 from storage import queries as q
 
@@ -81,6 +83,6 @@ async def test_an_alert_reaches_a_linked_officer_once_on_the_channel_used_last(d
     with demo.db.session() as s:
         console = q.get_user(s, "console", "officer")
         zl = q.get_user(s, "zalo", "zl-officer")
-        rows = s.exec(q.select(Outbox).where(q.col(Outbox.user_id).in_([console.id, zl.id]))).all()
+        rows = s.exec(select(Outbox).where(col(Outbox.user_id).in_([console.id, zl.id]))).all()
     assert [r.user_id for r in rows] == [zl.id]  # waiting for the Zalo sender, once
     assert "SỰ CỐ TRUYỀN THÔNG" in rows[0].payload["text"]
