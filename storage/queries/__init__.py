@@ -1,56 +1,49 @@
 """The named queries handlers use; every one takes an open session.
 
-Every public name is re-exported here, so `from storage import queries as q`
+One module per subject; every public name is re-exported here, so `from storage import queries as q`
 and `q.get_user(...)` work wherever the function lives."""
 
 from __future__ import annotations
 
-from storage.queries.outbox import (
+from storage.queries.channels import (
+    accounts_of,
+    add_usage,
+    create_link_code,
+    link_accounts,
+    one_per_person,
+    usage,
+)
+from storage.queries.drafts import delete_draft, drafts_of, get_draft, save_draft, start_draft
+from storage.queries.inbox import keep_for_later, take_kept
+from storage.queries.incidents import acknowledge, acks_of, create_incident, incidents_in_scope
+from storage.queries.invites import (
     CODE_ALPHABET,
     CODE_LENGTH,
-    EDITABLE,
-    OUTBOX_CHUNK,
     InviteTarget,
     Redeem,
-    accounts_of,
-    acknowledge,
-    acks_of,
-    add_usage,
-    add_version,
-    all_schools,
-    awaiting_review,
-    bundle_rows,
+    create_invites,
+    new_code,
+    recent_wrong_codes,
+    redeem_invite,
+)
+from storage.queries.organisation import (
+    find_schools,
+    office_by_code,
+    office_chain,
+    school_by_code,
+    school_users,
+    staff_over_school,
+)
+from storage.queries.outbox import (
+    OUTBOX_CHUNK,
     cancel_fulfilled_reminders,
     cancel_pending,
     cancel_superseded,
     claim_outbox,
-    create_incident,
-    create_invites,
-    create_link_code,
-    create_submission,
-    delete_draft,
-    drafts_of,
     drop_lease,
     enqueue,
-    find_schools,
-    first_time_seen,
-    forget_updates_before,
-    fulfilled_periods,
-    get_draft,
-    get_user,
-    incidents_in_scope,
-    keep_for_later,
     last_sent,
-    latest_submission,
     lease_holder,
-    link_accounts,
-    mark_blocked,
-    media_files,
-    new_code,
-    nominations_in_scope,
-    office_by_code,
-    office_chain,
-    one_per_person,
     outbox_counts,
     outbox_errors,
     outbox_failed,
@@ -59,36 +52,42 @@ from storage.queries.outbox import (
     outbox_sent,
     pending_periods,
     prune_outbox,
-    reachable_principals,
-    reachable_staff,
-    recent_wrong_codes,
-    redeem_invite,
     release_outbox,
     renew_outbox_leases,
     requeue_dead,
     requeue_expired,
-    resubmit,
+    stop_sending_to,
+    take_lease,
+)
+from storage.queries.review import (
+    awaiting_review,
+    bundle_rows,
+    media_files,
     review,
     review_actions,
-    save_draft,
-    school_by_code,
-    school_users,
-    schools_that_sent,
-    set_locale,
-    set_menu,
-    staff_over_school,
-    start_draft,
-    stop_sending_to,
-    submission_by_token,
-    submissions_between,
-    submissions_of,
     submissions_since,
-    take_kept,
-    take_lease,
-    touch_user,
-    usage,
+)
+from storage.queries.submissions import (
+    EDITABLE,
+    add_version,
+    create_submission,
+    fulfilled_periods,
+    latest_submission,
+    nominations_in_scope,
+    resubmit,
+    submission_by_token,
+    submissions_of,
     versions_of,
 )
+from storage.queries.sweep import (
+    all_schools,
+    reachable_principals,
+    reachable_staff,
+    schools_that_sent,
+    submissions_between,
+)
+from storage.queries.updates import first_time_seen, forget_updates_before
+from storage.queries.users import get_user, mark_blocked, set_locale, set_menu, touch_user
 
 __all__ = [
     "CODE_ALPHABET",

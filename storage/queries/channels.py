@@ -1,0 +1,91 @@
+"""Channels: monthly quotas, and one person's accounts on several channels."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from storage.db import insert_ignore
+from storage.models import ChannelUsage, LinkCode, User
+from storage.queries.invites import new_code
+
+
+def add_usage(s: Session, channel: str, month: str, count: int) -> int:
+    """Count `count` more messages sent on `channel` in `month`; the month's new total."""
+    insert_ignore(s, ChannelUsage.__table__, {"channel": channel, "month": month, "sent": 0})
+    s.execute(
+        update(ChannelUsage)
+        .where(col(ChannelUsage.channel) == channel, col(ChannelUsage.month) == month)
+        .values(sent=col(ChannelUsage.sent) + count)
+    )
+    return usage(s, channel, month)
+
+
+def usage(s: Session, channel: str, month: str) -> int:
+    """Messages sent on `channel` in `month`."""
+    row = s.get(ChannelUsage, (channel, month))
+    return row.sent if row else 0
+
+
+def create_link_code(s: Session, user_id: int, now: datetime, hours: int = 24) -> str:
+    """A one-time code that joins another channel's account to this user."""
+    code = new_code()
+    s.add(LinkCode(code=code, user_id=user_id, expires_at=now + timedelta(hours=hours)))
+    return code
+
+
+def link_accounts(s: Session, code: str, user: User, now: datetime) -> User | None:
+    """Join `user` (on another channel) to the code's account: same person, role, school or office.
+
+    None for an unknown or expired code, or one made on the same channel; the code is used once.
+    """
+    row = s.get(LinkCode, code.strip().upper())
+    if row is None or row.expires_at <= now:
+        return None
+    source = s.get(User, row.user_id)
+    s.delete(row)
+    if source is None or source.channel == user.channel or source.role is None:
+        return None
+    person = source.person_id or source.id
+    source.person_id = person
+    user.person_id = person
+    user.role, user.school_id, user.office_id, user.levels = (
+        source.role,
+        source.school_id,
+        source.office_id,
+        source.levels,
+    )
+    user.registered_at = now
+    s.add(source)
+    s.add(user)
+    return source
+
+
+def accounts_of(s: Session, user: User) -> list[User]:
+    """Every account of the same person (at least the user's own)."""
+    if user.person_id is None:
+        return [user]
+    return list(s.exec(select(User).where(User.person_id == user.person_id).order_by(col(User.id))))
+
+
+def one_per_person(users: list[User], prefer: str = "last_used") -> list[User]:
+    """One account per person, so a message reaches them once.
+
+    `prefer`: "last_used" (the account seen most recently), a channel name ("telegram", "zalo":
+    that channel's account when the person has one), or "both" (every account).
+    """
+    if prefer == "both":
+        return users
+    people: dict[int, list[User]] = {}
+    for user in users:
+        people.setdefault(user.person_id or -(user.id or 0), []).append(user)
+    chosen = []
+    for accounts in people.values():
+        on_channel = [a for a in accounts if a.channel == prefer]
+        pool = on_channel or accounts
+        chosen.append(
+            max(pool, key=lambda a: (a.last_seen_at is not None, a.last_seen_at or a.created_at, a.id or 0))
+        )
+    return sorted(chosen, key=lambda a: a.id or 0)

@@ -1,0 +1,126 @@
+"""The review desk: what waits, review transitions, the month's bundle."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, or_, update
+from sqlmodel import Session, col, select
+
+from storage import scope
+from storage.models import MediaFile, ReviewAction, School, Submission
+
+
+def awaiting_review(s: Session, school_ids: scope.SchoolIds, limit: int = 20) -> tuple[list[Submission], int]:
+    """Sent articles, nominations and reports of these schools that nobody has reviewed yet: the
+    oldest `limit` of them, and how many there are in all."""
+    waiting = (
+        col(Submission.school_id).in_(school_ids),
+        col(Submission.kind).in_(("article", "nomination", "report")),
+        Submission.status == "submitted",
+    )
+    rows = list(s.exec(select(Submission).where(*waiting).order_by(col(Submission.updated_at)).limit(limit)))
+    total = (
+        len(rows)
+        if len(rows) < limit
+        else s.exec(select(func.count()).select_from(Submission).where(*waiting)).one()
+    )
+    return rows, int(total)
+
+
+def review(
+    s: Session,
+    submission_id: int,
+    version: int,
+    user_id: int,
+    action: str,
+    now: datetime,
+    from_status: tuple[str, ...],
+    to_status: str,
+    note: str = "",
+) -> bool:
+    """Move a submission from one of `from_status` to `to_status` if it is still at `version`.
+
+    Two officers acting at once: the second finds the row changed and gets False.
+    """
+    values: dict[str, Any] = {
+        "status": to_status,
+        "reviewed_by_id": user_id,
+        "reviewed_at": now,
+        "updated_at": now,
+    }
+    if action == "return":
+        values["review_note"] = note
+    result = s.execute(
+        update(Submission)
+        .where(
+            col(Submission.id) == submission_id,
+            col(Submission.version) == version,
+            col(Submission.status).in_(from_status),
+        )
+        .values(**values)
+    )
+    if not getattr(result, "rowcount", 0):
+        return False
+    s.add(
+        ReviewAction(
+            submission_id=submission_id,
+            user_id=user_id,
+            action=action,
+            version=version,
+            note=note,
+            created_at=now,
+        )
+    )
+    return True
+
+
+def review_actions(s: Session, submission_id: int) -> list[ReviewAction]:
+    """Everything officers did to a submission, oldest first."""
+    stmt = select(ReviewAction).where(ReviewAction.submission_id == submission_id)
+    return list(s.exec(stmt.order_by(col(ReviewAction.id))))
+
+
+def media_files(s: Session, ids: list[int]) -> list[MediaFile]:
+    """The stored records of these files."""
+    if not ids:
+        return []
+    return list(s.exec(select(MediaFile).where(col(MediaFile.id).in_(ids))))
+
+
+def bundle_rows(
+    s: Session,
+    school_ids: scope.SchoolIds,
+    month_key: str,
+    statuses: tuple[str, ...],
+    start: datetime,
+    end: datetime,
+) -> list[tuple[Submission, School]]:
+    """A month's articles (by period) and nominations (sent in the month), in school order."""
+    stmt = (
+        select(Submission, School)
+        .join(School, col(School.id) == col(Submission.school_id))
+        .where(col(Submission.school_id).in_(school_ids), col(Submission.status).in_(statuses))
+        .where(
+            or_(
+                (col(Submission.kind) == "article") & (col(Submission.period) == month_key),
+                (col(Submission.kind) == "nomination")
+                & (col(Submission.created_at) >= start.replace(tzinfo=UTC))
+                & (col(Submission.created_at) < end.replace(tzinfo=UTC)),
+            )
+        )
+        .order_by(School.name_folded, col(Submission.kind), col(Submission.id))
+    )
+    return list(s.exec(stmt))
+
+
+def submissions_since(s: Session, school_ids: scope.SchoolIds, since: datetime) -> list[Submission]:
+    """Articles, nominations and reports of these schools sent or resent since `since`, oldest first."""
+    stmt = select(Submission).where(
+        col(Submission.school_id).in_(school_ids),
+        col(Submission.kind).in_(("article", "nomination", "report")),
+        col(Submission.updated_at) > since,
+        Submission.status == "submitted",
+    )
+    return list(s.exec(stmt.order_by(col(Submission.updated_at))))

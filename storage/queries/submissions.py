@@ -1,0 +1,135 @@
+"""Articles, nominations, reports and incidents as sent, their versions and resubmissions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from storage import scope
+from storage.db import insert_ignore
+from storage.models import School, Submission, SubmissionVersion, User
+
+
+def submission_by_token(s: Session, token: str) -> Submission | None:
+    """The submission made from the draft with this token, if it was sent already."""
+    return s.exec(select(Submission).where(Submission.token == token)).first()
+
+
+def create_submission(
+    s: Session,
+    *,
+    kind: str,
+    school_id: int,
+    user_id: int,
+    token: str,
+    answers: dict[str, Any],
+    status: str,
+    now: datetime,
+    period: str | None = None,
+) -> tuple[Submission, bool]:
+    """The submission for `token`, created once; (row, created)."""
+    created = (
+        insert_ignore(
+            s,
+            Submission.__table__,
+            {
+                "kind": kind,
+                "school_id": school_id,
+                "user_id": user_id,
+                "period": period,
+                "status": status,
+                "answers": answers,
+                "token": token,
+                "version": 1,
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
+        == 1
+    )
+    row = submission_by_token(s, token)
+    assert row is not None
+    return row, created
+
+
+EDITABLE = ("submitted", "returned")
+
+
+def submissions_of(
+    s: Session, school_id: int, kind: str, periods: list[str] | None = None
+) -> list[Submission]:
+    """A school's submissions of one kind, oldest first (optionally only for these periods)."""
+    stmt = select(Submission).where(Submission.school_id == school_id, Submission.kind == kind)
+    if periods is not None:
+        stmt = stmt.where(col(Submission.period).in_(periods))
+    return list(s.exec(stmt.order_by(col(Submission.id))))
+
+
+def fulfilled_periods(s: Session, school_id: int, kind: str = "article") -> set[str]:
+    """The periods for which the school has sent something (the first one sent fulfils the month)."""
+    stmt = (
+        select(Submission.period).where(Submission.school_id == school_id, Submission.kind == kind).distinct()
+    )
+    return {p for p in s.exec(stmt) if p}
+
+
+def latest_submission(s: Session, school_id: int, kind: str) -> Submission | None:
+    """The school's most recent submission of a kind."""
+    stmt = select(Submission).where(Submission.school_id == school_id, Submission.kind == kind)
+    return s.exec(stmt.order_by(col(Submission.id).desc()).limit(1)).first()
+
+
+def add_version(s: Session, submission: Submission, now: datetime) -> None:
+    """Keep the submission's current answers as a numbered version."""
+    insert_ignore(
+        s,
+        SubmissionVersion.__table__,
+        {
+            "submission_id": submission.id,
+            "version": submission.version,
+            "answers": submission.answers,
+            "created_at": now,
+        },
+    )
+
+
+def resubmit(
+    s: Session, submission_id: int, expected_version: int, answers: dict[str, Any], now: datetime
+) -> Submission | None:
+    """Replace an editable submission's answers as a new version; None when it changed or was reviewed."""
+    result = s.execute(
+        update(Submission)
+        .where(
+            col(Submission.id) == submission_id,
+            col(Submission.version) == expected_version,
+            col(Submission.status).in_(EDITABLE),
+        )
+        .values(
+            answers=answers, version=expected_version + 1, status="submitted", review_note="", updated_at=now
+        )
+    )
+    if not getattr(result, "rowcount", 0):
+        return None
+    row = s.get(Submission, submission_id, populate_existing=True)
+    assert row is not None
+    add_version(s, row, now)
+    return row
+
+
+def versions_of(s: Session, submission_id: int) -> list[SubmissionVersion]:
+    """Every version of a submission, oldest first."""
+    stmt = select(SubmissionVersion).where(SubmissionVersion.submission_id == submission_id)
+    return list(s.exec(stmt.order_by(col(SubmissionVersion.version))))
+
+
+def nominations_in_scope(s: Session, user: User, limit: int = 15) -> list[tuple[Submission, School]]:
+    """The latest nominations a user may see: their school's, or their offices' schools' (every level)."""
+    stmt = (
+        select(Submission, School)
+        .join(School, col(School.id) == col(Submission.school_id))
+        .where(Submission.kind == "nomination", *scope.seen_by(user, by_level=False))
+    )
+    return list(s.exec(stmt.order_by(col(Submission.id).desc()).limit(limit)))

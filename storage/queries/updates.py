@@ -1,0 +1,22 @@
+"""Platform update keys already handled, so a redelivery is done once."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete
+from sqlmodel import Session, col
+
+from storage.db import insert_ignore
+from storage.models import ProcessedUpdate
+
+
+def first_time_seen(s: Session, key: str, now: datetime) -> bool:
+    """Record an update key; False when it was recorded before (a redelivery)."""
+    return insert_ignore(s, ProcessedUpdate.__table__, {"key": key, "created_at": now}) == 1
+
+
+def forget_updates_before(s: Session, cutoff: datetime) -> int:
+    """Drop update keys older than `cutoff` (platforms redeliver for a day at most)."""
+    result = s.execute(delete(ProcessedUpdate).where(col(ProcessedUpdate.created_at) < cutoff))
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -1,0 +1,75 @@
+"""Chat accounts: who wrote, their menu and language, whether they blocked the bot."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from storage.db import insert_ignore
+from storage.models import User
+
+
+def get_user(s: Session, channel: str, external_id: str) -> User | None:
+    """The account for (channel, external id), if it has written before."""
+    return s.exec(select(User).where(User.channel == channel, User.external_id == external_id)).first()
+
+
+def touch_user(
+    s: Session,
+    channel: str,
+    external_id: str,
+    chat_id: str,
+    display_name: str,
+    now: datetime,
+    language: str = "",
+) -> User:
+    """The account for this chat user, created on first contact; last seen now.
+
+    The platform's language is kept until the user picks one with /language, so that alerts sent
+    to them later come in the language they read.
+    """
+    user = get_user(s, channel, external_id)
+    if user is None:
+        insert_ignore(
+            s,
+            User.__table__,
+            {
+                "channel": channel,
+                "external_id": external_id,
+                "chat_id": chat_id,
+                "display_name": display_name[:200],
+                "menu": {},
+                "created_at": now,
+                "blocked": False,
+                "locale": "",
+            },
+        )
+        user = get_user(s, channel, external_id)
+        assert user is not None
+    user.last_seen_at = now
+    user.chat_id = chat_id or user.chat_id
+    if display_name:
+        user.display_name = display_name[:200]
+    user.blocked = False
+    if language and not user.locale:
+        user.locale = language
+    s.add(user)
+    return user
+
+
+def set_menu(s: Session, user_id: int, menu: dict[str, Any]) -> None:
+    """Remember the choices last shown to a user (channels without buttons answer by number)."""
+    s.execute(update(User).where(col(User.id) == user_id).values(menu=menu))
+
+
+def set_locale(s: Session, user_id: int, locale: str) -> None:
+    """Save a user's language."""
+    s.execute(update(User).where(col(User.id) == user_id).values(locale=locale))
+
+
+def mark_blocked(s: Session, user_id: int) -> None:
+    """Remember that a user blocked the bot; `touch_user` clears it when they write again."""
+    s.execute(update(User).where(col(User.id) == user_id).values(blocked=True))
