@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
 from storage import scope
 from storage.models import MediaFile, ReviewAction, School, Submission
+from storage.queries.submissions import move_submission
 
 
 def awaiting_review(s: Session, school_ids: scope.SchoolIds, limit: int = 20) -> tuple[list[Submission], int]:
@@ -52,16 +53,7 @@ def review(
     }
     if action == "return":
         values["review_note"] = note
-    result = s.execute(
-        update(Submission)
-        .where(
-            col(Submission.id) == submission_id,
-            col(Submission.version) == version,
-            col(Submission.status).in_(from_status),
-        )
-        .values(**values)
-    )
-    if not getattr(result, "rowcount", 0):
+    if not move_submission(s, submission_id, version, from_status, values):
         return False
     s.add(
         ReviewAction(

@@ -96,22 +96,34 @@ def add_version(s: Session, submission: Submission, now: datetime) -> None:
     )
 
 
-def resubmit(
-    s: Session, submission_id: int, expected_version: int, answers: dict[str, Any], now: datetime
-) -> Submission | None:
-    """Replace an editable submission's answers as a new version; None when it changed or was reviewed."""
+def move_submission(
+    s: Session, submission_id: int, version: int, from_status: tuple[str, ...], values: dict[str, Any]
+) -> bool:
+    """Write `values` to a submission still at `version` and in one of `from_status`; False when it is not."""
     result = s.execute(
         update(Submission)
         .where(
             col(Submission.id) == submission_id,
-            col(Submission.version) == expected_version,
-            col(Submission.status).in_(EDITABLE),
+            col(Submission.version) == version,
+            col(Submission.status).in_(from_status),
         )
-        .values(
-            answers=answers, version=expected_version + 1, status="submitted", review_note="", updated_at=now
-        )
+        .values(**values)
     )
-    if not getattr(result, "rowcount", 0):
+    return bool(getattr(result, "rowcount", 0))
+
+
+def resubmit(
+    s: Session, submission_id: int, expected_version: int, answers: dict[str, Any], now: datetime
+) -> Submission | None:
+    """Replace an editable submission's answers as a new version; None when it changed or was reviewed."""
+    values = {
+        "answers": answers,
+        "version": expected_version + 1,
+        "status": "submitted",
+        "review_note": "",
+        "updated_at": now,
+    }
+    if not move_submission(s, submission_id, expected_version, EDITABLE, values):
         return None
     row = s.get(Submission, submission_id, populate_existing=True)
     assert row is not None
