@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import os
+import secrets
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -20,7 +21,9 @@ from bot.config import Settings, load_settings
 from bot.demo import USERS, seed_demo
 from handlers.calendar import FrozenClock
 from handlers.types import Reply, numbered
-from tests.support import migrate_template, migrated_copy, sqlite_url
+from storage import migrate
+from storage.db import Database
+from tests.support import migrate_template, migrated_copy, pg_admin, pg_database_url, sqlite_url
 
 # A Tuesday in the first half of a month, mid-morning in Vietnam.
 START = datetime(2026, 11, 10, 9, 0)
@@ -30,6 +33,24 @@ START = datetime(2026, 11, 10, 9, 0)
 def migrated_fixture(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A SQLite file migrated to the latest schema once per session; tests copy it, never open it."""
     return migrate_template(tmp_path_factory.mktemp("template") / "schoolbot.db")
+
+
+@pytest.fixture(name="pg_template", scope="session")
+def pg_template_fixture() -> Iterator[str]:
+    """A database on the local PostgreSQL server migrated once per session; `pg_url` copies it."""
+    name = f"schoolbot_template_{secrets.token_hex(4)}"
+    with pg_admin() as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        db = Database(pg_database_url(name))
+        try:
+            migrate.upgrade(db)
+        finally:
+            db.dispose()  # CREATE DATABASE ... TEMPLATE needs it without connections
+        yield name
+    finally:
+        with pg_admin() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(name="database_url")

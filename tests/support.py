@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from storage import migrate
 from storage.db import Database
@@ -34,6 +38,24 @@ def migrated_copy(template: Path, target: Path) -> str:
 def sqlite_url(path: Path) -> str:
     """The database URL of a SQLite file."""
     return f"sqlite:///{path}"
+
+
+PG_ADMIN_URL = os.environ.get("SCHOOLBOT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def pg_admin() -> Any:
+    """An autocommit connection to the local PostgreSQL server; the test skips (saying why) without one."""
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        return psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"no PostgreSQL at {PG_ADMIN_URL}: {exc}".splitlines()[0])
+
+
+def pg_database_url(name: str) -> str:
+    """The app's URL of database `name` on the server of PG_ADMIN_URL."""
+    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    return f"{base}/{name}"
 
 
 async def until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:

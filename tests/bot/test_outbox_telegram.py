@@ -174,10 +174,10 @@ async def restart_wave(settings: Settings, api: FakeBotAPI, schools: int) -> int
     duplicates = sum(n - 1 for chat, n in got.items() if chat not in {"900", "901", "902"})
     assert duplicates <= in_flight_at_crashes <= 2 * settings.outbox.concurrency
     assert [got[str(900 + n)] for n in range(3)] == [6, 6, 6]  # each officer: two alerts a round, paced
-    texts = [
+    texts = [  # a request cut off by a crash can reach the fake without its fields
         c.params["text"]
         for c in api.calls
-        if c.method == "sendMessage" and c.params["chat_id"] == str(seeded.chats[0])
+        if c.method == "sendMessage" and c.params.get("chat_id") == str(seeded.chats[0])
     ]
     assert texts and texts[0].startswith("⏰ Nhắc nộp Bài viết tháng 11/2026")
     return in_flight_at_crashes

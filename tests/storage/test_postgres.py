@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Iterator
 
@@ -18,27 +17,17 @@ from storage import migrate
 from storage.models import IncidentAck, Submission
 from tests.conftest import Chat
 from tests.handlers.helpers import fill_incident, inbox_texts
-
-ADMIN_URL = os.environ.get("SCHOOLBOT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-def _admin():
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        return psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL at {ADMIN_URL}: {exc}".splitlines()[0])
+from tests.support import pg_admin, pg_database_url
 
 
 @pytest.fixture(name="pg_url")
-def pg_url_fixture() -> Iterator[str]:
-    """A fresh database on the local server, dropped afterwards."""
+def pg_url_fixture(pg_template: str) -> Iterator[str]:
+    """A database of its own on the local server, a copy of the session's migrated one; dropped afterwards."""
     name = f"schoolbot_test_{secrets.token_hex(4)}"
-    with _admin() as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base = ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
-    yield f"{base}/{name}"
-    with _admin() as conn:
+    with pg_admin() as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
+    yield pg_database_url(name)
+    with pg_admin() as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
