@@ -16,6 +16,7 @@ from handlers.nomination import public_view
 from handlers.types import Context, Incoming, Reply
 from storage import queries as q
 from storage import scope
+from storage.exports import Sheet, Value, workbook_bytes
 from storage.media import export_name, safe_filename
 from storage.models import MediaFile, School, Submission
 from storage.scope import SchoolIds
@@ -120,7 +121,7 @@ def build_bundle(
     if not rows:
         return None
     bundle = Bundle()
-    index: list[list[Any]] = []
+    index: list[list[Value]] = []
     used: set[str] = set()
     out.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
@@ -234,42 +235,25 @@ def _files(
     return notes, photos, videos
 
 
-def index_sheet(t: Translate, rows: list[list[Any]]) -> bytes:
-    """The index spreadsheet: a frozen header, widths that fit, values only (no formulas)."""
-    from openpyxl import Workbook
-    from openpyxl.styles import Font
+INDEX_COLUMNS = (
+    "n",
+    "kind",
+    "school",
+    "level",
+    "title",
+    "status",
+    "late",
+    "folder",
+    "photos",
+    "videos",
+    "notes",
+)
 
-    book = Workbook()
-    sheet = book.active
-    sheet.title = t("bundle.sheet")[:31]
-    header = [
-        t(f"bundle.col.{c}")
-        for c in (
-            "n",
-            "kind",
-            "school",
-            "level",
-            "title",
-            "status",
-            "late",
-            "folder",
-            "photos",
-            "videos",
-            "notes",
-        )
-    ]
-    sheet.append(header)
-    for cell in sheet[1]:
-        cell.font = Font(bold=True)
-    for row in rows:
-        sheet.append([f"'{v}" if isinstance(v, str) and v.startswith("=") else v for v in row])
-    sheet.freeze_panes = "A2"
-    for column in sheet.columns:
-        width = max(len(str(c.value or "")) for c in column)
-        sheet.column_dimensions[column[0].column_letter].width = min(max(width + 2, 8), 60)
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+
+def index_sheet(t: Translate, rows: list[list[Value]]) -> bytes:
+    """The index spreadsheet: a frozen header, widths that fit, values only (no formulas)."""
+    headers = tuple(t(f"bundle.col.{c}") for c in INDEX_COLUMNS)
+    return workbook_bytes([Sheet(t("bundle.sheet"), None, headers, rows)])
 
 
 async def bundle_command(msg: Incoming, ctx: Context) -> list[Reply]:

@@ -1,12 +1,15 @@
-"""Excel workbooks for offices: plain values under a frozen header, columns wide enough, dates dd/mm/yyyy.
+"""Excel workbooks: plain values under a frozen header, columns wide enough, dates dd/mm/yyyy.
 
-The caller brings every word (titles, headers, cell texts) already translated; this module only lays
-them out. Nothing in a workbook is a formula: a text that starts with "=" (or "+", "-", "@", which some
-spreadsheets also read as a formula) is stored as text and shown as typed.
+The one writer of every workbook the bot makes (the status workbook, the bundle's index). The caller
+brings every word (titles, headers, cell texts) already translated; this module only lays them out.
+Nothing in a workbook is a formula: a text that starts with "=" (or "+", "-", "@", which some
+spreadsheets also read as a formula) is stored as a text cell with the quote-prefix style, so it is
+shown as typed, with no apostrophe added to its value.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import unicodedata
 from collections.abc import Sequence
@@ -31,10 +34,10 @@ HEADER_ROW = 2
 
 @dataclass(frozen=True)
 class Sheet:
-    """One sheet: its tab name, a title line, the header, and the rows."""
+    """One sheet: its tab name, a title line (None: the header is the first row), the header, the rows."""
 
     name: str
-    title: str
+    title: str | None
     headers: tuple[str, ...]
     rows: Sequence[Sequence[Value]] = field(default_factory=list)
 
@@ -72,40 +75,56 @@ def put(cell: Cell, value: Value) -> None:
 
 def fill(ws: Worksheet, sheet: Sheet) -> None:
     """Title, header (bold, frozen, filterable), rows, column widths."""
-    put(ws.cell(TITLE_ROW, 1), sheet.title)
-    ws.cell(TITLE_ROW, 1).font = Font(bold=True, size=12)
+    header_row = TITLE_ROW
+    if sheet.title is not None:
+        put(ws.cell(TITLE_ROW, 1), sheet.title)
+        ws.cell(TITLE_ROW, 1).font = Font(bold=True, size=12)
+        header_row = HEADER_ROW
     header_fill = PatternFill("solid", fgColor="DDEBF7")
     for c, header in enumerate(sheet.headers, start=1):
-        cell = ws.cell(HEADER_ROW, c)
+        cell = ws.cell(header_row, c)
         put(cell, header)
         cell.font = Font(bold=True)
         cell.fill = header_fill
         cell.alignment = Alignment(wrap_text=True, vertical="top")
-    for r, row in enumerate(sheet.rows, start=HEADER_ROW + 1):
+    for r, row in enumerate(sheet.rows, start=header_row + 1):
         for c, value in enumerate(row, start=1):
             put(ws.cell(r, c), value)
-    ws.freeze_panes = ws.cell(HEADER_ROW + 1, 1).coordinate
+    ws.freeze_panes = ws.cell(header_row + 1, 1).coordinate
     last = get_column_letter(max(1, len(sheet.headers)))
-    ws.auto_filter.ref = f"A{HEADER_ROW}:{last}{HEADER_ROW + max(1, len(sheet.rows))}"
+    ws.auto_filter.ref = f"A{header_row}:{last}{header_row + max(1, len(sheet.rows))}"
     for c, header in enumerate(sheet.headers, start=1):
         column = [header, *(row[c - 1] if c - 1 < len(row) else None for row in sheet.rows)]
         width = width_of(column)
         ws.column_dimensions[get_column_letter(c)].width = width
         if width >= MAX_WIDTH:
-            for r in range(HEADER_ROW + 1, HEADER_ROW + 1 + len(sheet.rows)):
+            for r in range(header_row + 1, header_row + 1 + len(sheet.rows)):
                 ws.cell(r, c).alignment = Alignment(wrap_text=True, vertical="top")
 
 
-def write_workbook(path: Path, sheets: Sequence[Sheet]) -> Path:
-    """Write the sheets to an .xlsx file, atomically."""
+def workbook(sheets: Sequence[Sheet]) -> Workbook:
+    """A workbook with these sheets, in order."""
     book = Workbook()
     first = book.active
     assert first is not None
     book.remove(first)
     for sheet in sheets:
         fill(book.create_sheet(sheet.name[:31]), sheet)
+    return book
+
+
+def write_workbook(path: Path, sheets: Sequence[Sheet]) -> Path:
+    """Write the sheets to an .xlsx file, atomically."""
+    book = workbook(sheets)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.{os.getpid()}.part")
     book.save(partial)
     partial.replace(path)
     return path
+
+
+def workbook_bytes(sheets: Sequence[Sheet]) -> bytes:
+    """The sheets as the bytes of an .xlsx file (for a file inside a ZIP)."""
+    out = io.BytesIO()
+    workbook(sheets).save(out)
+    return out.getvalue()

@@ -11,7 +11,7 @@ from openpyxl import load_workbook
 from sqlmodel import select
 
 from handlers.types import Incoming, Kind
-from storage.models import MediaFile, Submission
+from storage.models import MediaFile, School, Submission
 from tests.handlers.article_helpers import photo_files, write_article
 from tests.handlers.test_nomination import nominate
 
@@ -93,6 +93,27 @@ async def test_the_bundle_reads_the_month_as_status_does(demo, chat_as, files, t
         assert "Tư liệu tháng 11/2026: 2 mục" in replies[0].text, typed
     for typed in ("tháng mười ba", "13/2026", "Trường Xyz"):
         assert "Tháng chưa đúng" in (await officer.send(f"/bundle {typed}"))[0].text, typed
+
+
+async def test_a_school_or_title_that_looks_like_a_formula_is_text_in_the_index(
+    demo, chat_as, files, tmp_path
+) -> None:
+    await approved_month(demo, chat_as, files, tmp_path)
+    with demo.db.session() as s:
+        school = s.exec(select(School).where(School.name == SCHOOL)).one()
+        school.name = '=HYPERLINK("http://x") Pú Nhi'
+        article = s.exec(select(Submission).where(Submission.kind == "article")).one()
+        article.answers = {**article.answers, "title": "@Ngày hội đọc sách"}
+        s.add_all([school, article])
+    replies = await chat_as("officer").send("/bundle 11/2026")
+    with zipfile.ZipFile(replies[0].file_path) as archive:
+        sheet = load_workbook(io.BytesIO(archive.read("index.xlsx"))).active
+    article_row, nomination_row = sheet[2], sheet[3]
+    assert article_row[2].value == '=HYPERLINK("http://x") Pú Nhi'  # as typed: no apostrophe added
+    assert article_row[4].value == "@Ngày hội đọc sách"
+    assert nomination_row[2].value == '=HYPERLINK("http://x") Pú Nhi'
+    for cell in (article_row[2], article_row[4], nomination_row[2]):
+        assert cell.data_type == "s" and cell.quotePrefix, cell.coordinate
 
 
 async def test_a_missing_file_is_listed_and_the_bundle_still_made(demo, chat_as, files, tmp_path) -> None:

@@ -583,6 +583,20 @@ def check_widths(ws) -> None:
         assert width >= min(MAX_WIDTH, longest), (ws.title, column[0].column_letter)
 
 
+async def test_a_school_that_looks_like_a_formula_is_text_in_the_workbook(history, demo, chat_as) -> None:
+    names = ("+84 Trường thử", "-Trường thử", "@Trường thử", "=1+1 Trường thử")
+    with demo.db.session() as s:
+        district = q.office_by_code(s, "PGD-DEMO")
+        for n, name in enumerate(names):
+            add_school(s, f"TEST-F{n}", name, "TH", district.id)
+    replies = await chat_as("leader").send("/export 10/2026")
+    month = load_workbook(Path(replies[0].file_path)).worksheets[0]
+    cells = {row[1].value: row[2] for row in month.iter_rows(min_row=3)}
+    for n, name in enumerate(names):
+        cell = cells[f"TEST-F{n}"]
+        assert cell.value == name and cell.data_type == "s" and cell.quotePrefix, name
+
+
 async def test_the_excel_button_and_a_bad_month(history, chat_as) -> None:
     chat = chat_as("leader")
     await chat.send("/status")
