@@ -7,6 +7,7 @@ import struct
 import warnings
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import SupportsFloat
 
 MIN_LONG_SIDE = 1280
 VIDEO_LONG = (1280, 1920)  # 720p to 1080p, either orientation
@@ -66,7 +67,7 @@ def exif_gps(exif: object) -> tuple[float, float] | None:
         if not gps or 2 not in gps or 4 not in gps:
             return None
 
-        def degrees(values: tuple, ref: str, negative: str) -> float:
+        def degrees(values: tuple[SupportsFloat, ...], ref: str, negative: str) -> float:
             d, m, s = (float(v) for v in values)
             value = d + m / 60 + s / 3600
             return -value if ref == negative else value
@@ -156,7 +157,9 @@ def _tkhd_size(body: bytes) -> tuple[int, int]:
     return width >> 16, height >> 16
 
 
-def video_problem(width: int | None, height: int | None, seconds: float | None) -> tuple[str, dict] | None:
+def video_problem(
+    width: int | None, height: int | None, seconds: float | None
+) -> tuple[str, dict[str, int]] | None:
     """Why a video breaks the rules (a locale key and its fields), or None when it is fine."""
     if not width or not height or seconds is None:
         return ("media.video_no_metadata", {})
