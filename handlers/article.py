@@ -6,7 +6,7 @@ from typing import Any
 
 from handlers import submissions
 from handlers.calendar import Calendar, Period
-from handlers.forms import Answers, Engine, Form, Option, Step, StepKind
+from handlers.forms import Answers, DraftMode, Engine, Form, Option, Step, StepKind
 from handlers.types import Choice, Context, Incoming, Reply
 from storage import plan
 from storage import queries as q
@@ -170,7 +170,7 @@ async def start_article(msg: Incoming, ctx: Context, engine: Engine) -> list[Rep
     with ctx.db.session() as s:
         draft = q.get_draft(s, ctx.user.id, KIND)
         last = q.latest_submission(s, school_id(ctx), KIND)
-    unfinished = draft is not None and draft.mode != "sent"
+    unfinished = draft is not None and draft.mode != DraftMode.SENT
     if last is None or unfinished:
         return await engine.start(KIND, ctx)
     return [

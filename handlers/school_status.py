@@ -7,7 +7,7 @@ from datetime import datetime
 from handlers import nomination, report
 from handlers.article import KIND, calendar, school_of
 from handlers.calendar import Period
-from handlers.forms import has_content
+from handlers.forms import DraftMode, has_content
 from handlers.months import MonthState, month_state
 from handlers.types import Choice, Context, Incoming, Reply
 from storage import queries as q
@@ -68,7 +68,7 @@ async def my_status(msg: Incoming, ctx: Context) -> list[Reply]:
     by_period: dict[str, Submission] = {}
     for row in rows:
         by_period.setdefault(row.period or "", row)
-    drafting = draft is not None and draft.mode != "sent" and has_content(draft.answers)
+    drafting = draft is not None and draft.mode != DraftMode.SENT and has_content(draft.answers)
     lines = [
         ctx.t("status.title", school=school.name),
         article_line(ctx, this, by_period.get(this.key), drafting),

@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from handlers.forms import Answers, Engine, Form
-from handlers.forms.engine import REVIEW
+from handlers.forms import Answers, DraftMode, Engine, Form
 from handlers.types import Context, Incoming, Reply
 from storage import queries as q
 from storage.models import Draft, Submission
@@ -84,7 +83,7 @@ def reopen(engine: Engine, form: Form, row: Submission, ctx: Context) -> Reply:
     draft = engine.fresh(form, ctx, answers)
     with ctx.db.session() as s:
         draft = q.save_draft(
-            s, draft, step=draft.step, mode=REVIEW, answers=draft.answers, now=ctx.clock.now()
+            s, draft, step=draft.step, mode=DraftMode.REVIEW, answers=draft.answers, now=ctx.clock.now()
         )
     title = ctx.t(form.title)
     if row.review_note:

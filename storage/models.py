@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, Column, DateTime, Index, TypeDecorator, UniqueConstraint
@@ -114,6 +115,15 @@ class CodeAttempt(SQLModel, table=True):
     created_at: datetime = utc_field(index=True)
 
 
+class DraftMode(StrEnum):
+    """Where a draft stands; the value is what its `mode` column holds."""
+
+    FILL = "fill"  # answering the steps in turn
+    EDIT = "edit"  # changing one answer from the review screen
+    REVIEW = "review"  # on the review screen, before sending
+    SENT = "sent"  # sent: kept so that a second tap on send is recognised
+
+
 class Draft(SQLModel, table=True):
     """A half-filled form, written after every step."""
 
@@ -123,7 +133,7 @@ class Draft(SQLModel, table=True):
     user_id: int = Field(foreign_key="user.id", index=True)
     form: str = Field(max_length=32)
     step: str = Field(max_length=64)
-    mode: str = Field(default="fill", max_length=16)  # fill | edit | review
+    mode: str = Field(default=DraftMode.FILL, max_length=16)  # a DraftMode
     answers: dict[str, Any] = json_field()
     token: str = Field(max_length=40)  # the submit idempotency key
     version: int = Field(default=1)
@@ -205,6 +215,14 @@ class PlanTheme(SQLModel, table=True):
     notes: str = Field(default="", max_length=1000)
 
 
+class MediaNote(StrEnum):
+    """Why a file's bytes are not in the media dir; the value is what `MediaFile.note` holds."""
+
+    STORED = ""  # the bytes are there
+    KEPT_BY_REFERENCE = "kept_by_reference"  # the download failed: fetched again later
+    TOO_LARGE = "too_large"  # over the download limit: only the platform's reference is kept
+
+
 class MediaFile(SQLModel, table=True):
     """A photo, video or document: the platform reference and, when downloaded, the stored copy."""
 
@@ -221,7 +239,7 @@ class MediaFile(SQLModel, table=True):
     duration: int | None = None
     size: int | None = None
     path: str = Field(default="", max_length=500)
-    note: str = Field(default="", max_length=200)  # e.g. "too large to download: kept by reference"
+    note: str = Field(default=MediaNote.STORED, max_length=200)  # a MediaNote
     created_at: datetime = utc_field()
 
 

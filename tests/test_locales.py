@@ -102,9 +102,9 @@ def test_no_vietnamese_sentence_is_hard_coded_in_python() -> None:
 
 
 def test_callback_data_fits_in_64_bytes() -> None:
-    from handlers.forms import button
+    from handlers.forms import Action, button
     from storage.models import Draft
 
     worst = Draft(id=2**31, user_id=1, form="incident", step="x", token="t", version=99_999)
-    assert len(button(worst, "a", "yesterday").encode()) <= 64
+    assert len(button(worst, Action.ANSWER, "yesterday").encode()) <= 64
     assert len(f"k:{2**31}".encode()) <= 64

@@ -8,11 +8,14 @@ imports a feature. `engine` runs forms, `steps` holds the step kinds that read t
 
 from __future__ import annotations
 
-from handlers.forms.engine import Engine, Form, act_cancel, button, display, has_content
+from handlers.forms.engine import Action, Engine, Form, act_cancel, button, display, has_content
 from handlers.forms.steps import Answers, Option, Parsed, Step, StepKind
+from storage.models import DraftMode
 
 __all__ = [
+    "Action",
     "Answers",
+    "DraftMode",
     "Engine",
     "Form",
     "Option",

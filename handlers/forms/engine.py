@@ -11,22 +11,19 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import date
+from enum import StrEnum
 from typing import Any
 
 from handlers.forms.kinds import KINDS
-from handlers.forms.steps import COLLECTING, MEDIA_KINDS, Answers, Parsed, Step, StepKind
+from handlers.forms.steps import COLLECTING, MEDIA_KINDS, Answers, Parsed, QuickDate, Step, StepKind
 from handlers.types import Choice, Context, Incoming, Kind, Reply
 from storage import queries as q
 from storage.errors import StaleDraft
-from storage.models import Draft
+from storage.models import Draft, DraftMode
 
 SubmitHook = Callable[[Context, Draft], Awaitable[list[Reply]]]
 HomeScreen = Callable[[Context], Reply]
 
-SENT = "sent"
-REVIEW = "review"
-EDIT = "edit"
-FILL = "fill"
 PREVIEW = 160  # characters of a long answer shown on the review screen
 TYPED = frozenset(
     {
@@ -79,7 +76,22 @@ class Form:
         return {**defaults, **answers}
 
 
-def button(draft: Draft, action: str, arg: str = "") -> str:
+class Action(StrEnum):
+    """What a form button does: the fourth field of its callback data, one letter to stay short."""
+
+    ANSWER = "a"
+    USE_SUGGESTION = "u"
+    DONE = "d"
+    BACK = "b"
+    SKIP = "s"
+    CANCEL = "x"
+    EDIT = "e"
+    SEND = "g"
+    RESUME = "r"
+    RESTART = "n"
+
+
+def button(draft: Draft, action: Action, arg: str = "") -> str:
     """Callback data for a button on this draft's current screen (well under 64 bytes)."""
     return f"f:{draft.id}:{draft.version}:{action}:{arg}"
 
@@ -90,7 +102,7 @@ class Press:
 
     draft_id: int
     version: int
-    action: str
+    action: Action | None  # None: a letter no button carries
     arg: str
 
 
@@ -99,7 +111,15 @@ def decode(data: str) -> Press | None:
     parts = data.split(":", 4)
     if len(parts) != 5 or parts[0] != "f" or not parts[1].isdigit() or not parts[2].isdigit():
         return None
-    return Press(int(parts[1]), int(parts[2]), parts[3], parts[4])
+    return Press(int(parts[1]), int(parts[2]), action_of(parts[3]), parts[4])
+
+
+def action_of(letter: str) -> Action | None:
+    """The action a button's letter names, or None."""
+    try:
+        return Action(letter)
+    except ValueError:
+        return None
 
 
 def has_content(answers: Answers) -> bool:
@@ -122,7 +142,7 @@ class Engine:
         assert ctx.user is not None and ctx.user.id is not None
         with ctx.db.session() as s:
             draft = q.get_draft(s, ctx.user.id, name)
-            if draft is not None and draft.mode != SENT and has_content(draft.answers):
+            if draft is not None and draft.mode != DraftMode.SENT and has_content(draft.answers):
                 return [self.resume_offer(form, draft, ctx)]
         draft = self.fresh(form, ctx, prefill or {})
         return [Reply(ctx.t("form.started", title=ctx.t(form.title))), self.screen(form, draft, ctx)]
@@ -140,7 +160,7 @@ class Engine:
         if ctx.user is None or ctx.user.id is None:
             return None
         with ctx.db.session() as s:
-            return next((d for d in q.drafts_of(s, ctx.user.id) if d.mode != SENT), None)
+            return next((d for d in q.drafts_of(s, ctx.user.id) if d.mode != DraftMode.SENT), None)
 
     async def on_message(self, msg: Incoming, ctx: Context) -> list[Reply] | None:
         """Take a typed answer (or a file) for the active draft; None when there is no active draft."""
@@ -150,7 +170,7 @@ class Engine:
         form = self.forms.get(draft.form)
         if form is None:
             return None
-        if draft.mode == REVIEW:
+        if draft.mode == DraftMode.REVIEW:
             return [self.screen(form, draft, ctx, note=ctx.t("form.use_buttons"))]
         return await self.answer(form, draft, msg, ctx)
 
@@ -166,11 +186,11 @@ class Engine:
         form = self.forms.get(draft.form)
         if form is None:
             return [Reply(ctx.t("error.bad_button"))]
-        if draft.mode == SENT:
+        if draft.mode == DraftMode.SENT:
             return [Reply(ctx.t("form.already_sent", title=ctx.t(form.title)))]
         if press.version != draft.version:
             return [self.screen(form, draft, ctx, note=ctx.t("error.stale_button"))]
-        action = ACTIONS.get(press.action)
+        action = ACTIONS.get(press.action) if press.action is not None else None
         if action is None:
             return [Reply(ctx.t("error.bad_button"))]
         try:
@@ -184,8 +204,8 @@ class Engine:
         return Reply(
             ctx.t("form.resume", title=ctx.t(form.title), saved=saved),
             (
-                (Choice(ctx.t("btn.continue"), button(draft, "r")),),
-                (Choice(ctx.t("btn.restart"), button(draft, "n")),),
+                (Choice(ctx.t("btn.continue"), button(draft, Action.RESUME)),),
+                (Choice(ctx.t("btn.restart"), button(draft, Action.RESTART)),),
             ),
         )
 
@@ -209,27 +229,27 @@ class Engine:
                 notes.append(say(parsed, ctx))
             answers = {**draft.answers, **dict(parsed.extra), step.key: parsed.value}
             if parsed.stay:
-                draft = self._save(draft, ctx, step=step.key, mode=draft.mode, answers=answers)
+                draft = self._save(draft, ctx, step=step.key, mode=DraftMode(draft.mode), answers=answers)
                 break
             draft = self._advance(form, draft, step, answers, ctx)
             following = form.step(draft.step)
             if not parsed.rest:
                 break
-            if draft.mode != FILL or following is None or following.kind not in MEDIA_KINDS:
+            if draft.mode != DraftMode.FILL or following is None or following.kind not in MEDIA_KINDS:
                 notes.append(ctx.t("media.rest_dropped", count=len(parsed.rest)))
                 break
             msg = replace(msg, media=parsed.rest)
         return [self.screen(form, draft, ctx, note="\n".join(notes))]
 
     def _advance(self, form: Form, draft: Draft, step: Step, answers: Answers, ctx: Context) -> Draft:
-        nxt = None if draft.mode == EDIT else form.after(step.key, answers)
+        nxt = None if draft.mode == DraftMode.EDIT else form.after(step.key, answers)
         if nxt is None:
             if form.prepare is not None:
                 answers = form.prepare(ctx, answers)
-            return self._save(draft, ctx, step=step.key, mode=REVIEW, answers=answers)
-        return self._save(draft, ctx, step=nxt.key, mode=FILL, answers=answers)
+            return self._save(draft, ctx, step=step.key, mode=DraftMode.REVIEW, answers=answers)
+        return self._save(draft, ctx, step=nxt.key, mode=DraftMode.FILL, answers=answers)
 
-    def _save(self, draft: Draft, ctx: Context, *, step: str, mode: str, answers: Answers) -> Draft:
+    def _save(self, draft: Draft, ctx: Context, *, step: str, mode: DraftMode, answers: Answers) -> Draft:
         with ctx.db.session() as s:
             return q.save_draft(s, draft, step=step, mode=mode, answers=answers, now=ctx.clock.now())
 
@@ -237,7 +257,11 @@ class Engine:
 
     def screen(self, form: Form, draft: Draft, ctx: Context, note: str = "") -> Reply:
         """What the user sees now: the current step's question, or the review screen."""
-        reply = self.review(form, draft, ctx) if draft.mode == REVIEW else self.question(form, draft, ctx)
+        reply = (
+            self.review(form, draft, ctx)
+            if draft.mode == DraftMode.REVIEW
+            else self.question(form, draft, ctx)
+        )
         return replace(reply, text=f"{note}\n\n{reply.text}") if note else reply
 
     def question(self, form: Form, draft: Draft, ctx: Context) -> Reply:
@@ -255,7 +279,7 @@ class Engine:
             lines.append(ctx.t("form.suggestion", value=display(step, suggestion, ctx)))
         rows = [*option_rows(step, draft, current, ctx)]
         if suggestion is not None:
-            rows.insert(0, (Choice(ctx.t("btn.use_suggestion"), button(draft, "u")),))
+            rows.insert(0, (Choice(ctx.t("btn.use_suggestion"), button(draft, Action.USE_SUGGESTION)),))
         rows.append(nav_row(form, step, draft, ctx))
         return Reply("\n".join(lines), tuple(r for r in rows if r), expects_text=step.kind in TYPED)
 
@@ -275,11 +299,11 @@ class Engine:
                 continue
             label = ctx.t(step.prompt + "_short")
             lines.append(f"• {label}: {display(step, draft.answers.get(step.key), ctx, short=True)}")
-            edits.append((Choice(ctx.t("btn.edit", field=label), button(draft, "e", str(index))),))
+            edits.append((Choice(ctx.t("btn.edit", field=label), button(draft, Action.EDIT, str(index))),))
         choices = (
-            (Choice(ctx.t("btn.send"), button(draft, "g")),),
+            (Choice(ctx.t("btn.send"), button(draft, Action.SEND)),),
             *edits,
-            (Choice(ctx.t("btn.cancel"), button(draft, "x")),),
+            (Choice(ctx.t("btn.cancel"), button(draft, Action.CANCEL)),),
         )
         return Reply("\n".join(lines), choices)
 
@@ -294,34 +318,38 @@ def option_rows(step: Step, draft: Draft, current: Any, ctx: Context) -> list[tu
     """The buttons for a step's options (with ticks on a multiple choice), quick dates, and "Xong"."""
     options = step.options_for(ctx, draft.answers)
     if step.kind == StepKind.CHOICE:
-        return [(Choice(o.shown(ctx), button(draft, "a", o.value)),) for o in options]
+        return [(Choice(o.shown(ctx), button(draft, Action.ANSWER, o.value)),) for o in options]
     if step.kind == StepKind.MULTI:
         picked = set(current or [])
         ticks = [
-            (Choice(("✅ " if o.value in picked else "") + o.shown(ctx), button(draft, "a", o.value)),)
+            (
+                Choice(
+                    ("✅ " if o.value in picked else "") + o.shown(ctx), button(draft, Action.ANSWER, o.value)
+                ),
+            )
             for o in options
         ]
-        return [*ticks, (Choice(ctx.t("btn.done"), button(draft, "d")),)]
+        return [*ticks, (Choice(ctx.t("btn.done"), button(draft, Action.DONE)),)]
     if step.kind == StepKind.DATE:
         return [
             (
-                Choice(ctx.t("btn.today"), button(draft, "a", "today")),
-                Choice(ctx.t("btn.yesterday"), button(draft, "a", "yesterday")),
+                Choice(ctx.t("btn.today"), button(draft, Action.ANSWER, QuickDate.TODAY)),
+                Choice(ctx.t("btn.yesterday"), button(draft, Action.ANSWER, QuickDate.YESTERDAY)),
             )
         ]
     if step.kind in COLLECTING:
-        return [(Choice(ctx.t("btn.done"), button(draft, "d")),)]
+        return [(Choice(ctx.t("btn.done"), button(draft, Action.DONE)),)]
     return []
 
 
 def nav_row(form: Form, step: Step, draft: Draft, ctx: Context) -> tuple[Choice, ...]:
     """Back (unless first), skip (optional steps), cancel."""
     row = []
-    if draft.mode == EDIT or form.before(step.key, draft.answers) is not None:
-        row.append(Choice(ctx.t("btn.back"), button(draft, "b")))
+    if draft.mode == DraftMode.EDIT or form.before(step.key, draft.answers) is not None:
+        row.append(Choice(ctx.t("btn.back"), button(draft, Action.BACK)))
     if step.is_optional(draft.answers) and step.kind not in COLLECTING:  # there "Xong" skips
-        row.append(Choice(ctx.t("btn.skip"), button(draft, "s")))
-    row.append(Choice(ctx.t("btn.cancel"), button(draft, "x")))
+        row.append(Choice(ctx.t("btn.skip"), button(draft, Action.SKIP)))
+    row.append(Choice(ctx.t("btn.cancel"), button(draft, Action.CANCEL)))
     return tuple(row)
 
 
@@ -374,12 +402,12 @@ def media_summary(value: Any, ctx: Context) -> str:
 
 # ---- button actions ----------------------------------------------------------------------------
 
-Action = Callable[[Engine, Form, Draft, str, Context], Awaitable[list[Reply]]]
+ActionHandler = Callable[[Engine, Form, Draft, str, Context], Awaitable[list[Reply]]]
 
 
 async def act_answer(engine: Engine, form: Form, draft: Draft, arg: str, ctx: Context) -> list[Reply]:
     """An option button: the same as typing that option."""
-    if draft.mode == REVIEW:
+    if draft.mode == DraftMode.REVIEW:
         return [engine.screen(form, draft, ctx, note=ctx.t("error.stale_button"))]
     msg = Incoming(channel=ctx.channel, user_id="", chat_id="", kind=Kind.CHOICE, choice=arg)
     return await engine.answer(form, draft, msg, ctx)
@@ -388,7 +416,9 @@ async def act_answer(engine: Engine, form: Form, draft: Draft, arg: str, ctx: Co
 async def act_use_suggestion(engine: Engine, form: Form, draft: Draft, arg: str, ctx: Context) -> list[Reply]:
     """Take the suggested answer."""
     step = form.step(draft.step)
-    value = engine.suggestion(step, draft, ctx) if step is not None and draft.mode != REVIEW else None
+    value = (
+        engine.suggestion(step, draft, ctx) if step is not None and draft.mode != DraftMode.REVIEW else None
+    )
     if step is None or value is None:
         return [engine.screen(form, draft, ctx, note=ctx.t("error.stale_button"))]
     return [
@@ -399,7 +429,7 @@ async def act_use_suggestion(engine: Engine, form: Form, draft: Draft, arg: str,
 async def act_done(engine: Engine, form: Form, draft: Draft, arg: str, ctx: Context) -> list[Reply]:
     """Finish a step that collects (choices, photos, videos, text in several messages)."""
     step = form.step(draft.step)
-    if step is None or step.kind not in COLLECTING or draft.mode == REVIEW:
+    if step is None or step.kind not in COLLECTING or draft.mode == DraftMode.REVIEW:
         return [engine.screen(form, draft, ctx)]
     if not draft.answers.get(step.key) and not step.is_optional(draft.answers):
         return [engine.screen(form, draft, ctx, note=ctx.t("error.pick_at_least_one"))]
@@ -409,31 +439,35 @@ async def act_done(engine: Engine, form: Form, draft: Draft, arg: str, ctx: Cont
 
 async def act_back(engine: Engine, form: Form, draft: Draft, arg: str, ctx: Context) -> list[Reply]:
     """Go to the previous step (or, while editing, back to the review)."""
-    if draft.mode == REVIEW:
+    if draft.mode == DraftMode.REVIEW:
         last = form.asked(draft.answers)[-1]
         return [
             engine.screen(
-                form, engine._save(draft, ctx, step=last.key, mode=FILL, answers=draft.answers), ctx
+                form, engine._save(draft, ctx, step=last.key, mode=DraftMode.FILL, answers=draft.answers), ctx
             )
         ]
-    if draft.mode == EDIT:
+    if draft.mode == DraftMode.EDIT:
         return [
             engine.screen(
-                form, engine._save(draft, ctx, step=draft.step, mode=REVIEW, answers=draft.answers), ctx
+                form,
+                engine._save(draft, ctx, step=draft.step, mode=DraftMode.REVIEW, answers=draft.answers),
+                ctx,
             )
         ]
     prev = form.before(draft.step, draft.answers)
     if prev is None:
         return [engine.screen(form, draft, ctx)]
     return [
-        engine.screen(form, engine._save(draft, ctx, step=prev.key, mode=FILL, answers=draft.answers), ctx)
+        engine.screen(
+            form, engine._save(draft, ctx, step=prev.key, mode=DraftMode.FILL, answers=draft.answers), ctx
+        )
     ]
 
 
 async def act_skip(engine: Engine, form: Form, draft: Draft, arg: str, ctx: Context) -> list[Reply]:
     """Skip an optional step."""
     step = form.step(draft.step)
-    if step is None or not step.is_optional(draft.answers) or draft.mode == REVIEW:
+    if step is None or not step.is_optional(draft.answers) or draft.mode == DraftMode.REVIEW:
         return [engine.screen(form, draft, ctx, note=ctx.t("error.cannot_skip"))]
     return [
         engine.screen(form, engine._advance(form, draft, step, {**draft.answers, step.key: None}, ctx), ctx)
@@ -449,17 +483,19 @@ async def act_cancel(engine: Engine, form: Form, draft: Draft, arg: str, ctx: Co
 
 async def act_edit(engine: Engine, form: Form, draft: Draft, arg: str, ctx: Context) -> list[Reply]:
     """Change one answer from the review screen."""
-    if draft.mode != REVIEW or not arg.isdigit() or int(arg) >= len(form.steps):
+    if draft.mode != DraftMode.REVIEW or not arg.isdigit() or int(arg) >= len(form.steps):
         return [engine.screen(form, draft, ctx, note=ctx.t("error.bad_button"))]
     step = form.steps[int(arg)]
     return [
-        engine.screen(form, engine._save(draft, ctx, step=step.key, mode=EDIT, answers=draft.answers), ctx)
+        engine.screen(
+            form, engine._save(draft, ctx, step=step.key, mode=DraftMode.EDIT, answers=draft.answers), ctx
+        )
     ]
 
 
 async def act_send(engine: Engine, form: Form, draft: Draft, arg: str, ctx: Context) -> list[Reply]:
     """Send: the form's submit hook runs; the draft is kept as sent so a second tap is recognised."""
-    if draft.mode != REVIEW:
+    if draft.mode != DraftMode.REVIEW:
         return [engine.screen(form, draft, ctx, note=ctx.t("error.stale_button"))]
     missing = [
         s
@@ -472,13 +508,13 @@ async def act_send(engine: Engine, form: Form, draft: Draft, arg: str, ctx: Cont
         return [
             engine.screen(
                 form,
-                engine._save(draft, ctx, step=step.key, mode=EDIT, answers=draft.answers),
+                engine._save(draft, ctx, step=step.key, mode=DraftMode.EDIT, answers=draft.answers),
                 ctx,
                 note=note,
             )
         ]
     replies = await form.submit(ctx, draft)
-    engine._save(draft, ctx, step=draft.step, mode=SENT, answers=draft.answers)
+    engine._save(draft, ctx, step=draft.step, mode=DraftMode.SENT, answers=draft.answers)
     return replies
 
 
@@ -492,15 +528,15 @@ async def act_restart(engine: Engine, form: Form, draft: Draft, arg: str, ctx: C
     return [engine.screen(form, engine.fresh(form, ctx, {}), ctx)]
 
 
-ACTIONS: dict[str, Action] = {
-    "a": act_answer,
-    "u": act_use_suggestion,
-    "d": act_done,
-    "b": act_back,
-    "s": act_skip,
-    "x": act_cancel,
-    "e": act_edit,
-    "g": act_send,
-    "r": act_resume,
-    "n": act_restart,
+ACTIONS: dict[Action, ActionHandler] = {
+    Action.ANSWER: act_answer,
+    Action.USE_SUGGESTION: act_use_suggestion,
+    Action.DONE: act_done,
+    Action.BACK: act_back,
+    Action.SKIP: act_skip,
+    Action.CANCEL: act_cancel,
+    Action.EDIT: act_edit,
+    Action.SEND: act_send,
+    Action.RESUME: act_resume,
+    Action.RESTART: act_restart,
 }

@@ -12,7 +12,7 @@ from handlers.forms.media import MIN_LONG_SIDE, inspect_image, mp4_info, video_p
 from handlers.forms.steps import Answers, Parsed, Step, _clean_text, parse_url
 from handlers.types import Context, Incoming, Kind, Media
 from storage.errors import FetchError, TooLarge
-from storage.models import MediaFile
+from storage.models import MediaFile, MediaNote
 
 log = logging.getLogger("schoolbot.media")
 
@@ -75,7 +75,7 @@ async def download(media: Media, ctx: Context) -> bytes | None:
 
 
 def remember(
-    ctx: Context, media: Media, data: bytes | None, info: dict[str, Any], note: str = ""
+    ctx: Context, media: Media, data: bytes | None, info: dict[str, Any], note: MediaNote = MediaNote.STORED
 ) -> dict[str, Any]:
     """Store the bytes (by sha256) and the platform reference; the answer item for the draft."""
     digest, path = "", ""
@@ -161,7 +161,7 @@ async def accept_photo(
             Problem("media.too_small", (("width", width), ("height", height), ("min", MIN_LONG_SIDE))),
             {},
         )
-    note = "" if data is not None else "kept_by_reference"
+    note = MediaNote.STORED if data is not None else MediaNote.KEPT_BY_REFERENCE
     item = remember(ctx, media, data, {"width": width, "height": height}, note)
     if item["sha256"] and any(i.get("sha256") == item["sha256"] for i in seen):
         return None, Problem("media.duplicate"), {}
@@ -170,7 +170,7 @@ async def accept_photo(
 
 def _notes(media: Media, answers: Answers, item: dict[str, Any]) -> tuple[str, Answers]:
     """A one-time note when a photo came compressed, or a note that it is kept by reference."""
-    if item.get("note") == "kept_by_reference":
+    if item.get("note") == MediaNote.KEPT_BY_REFERENCE:
         return "media.kept_by_reference", {}
     if media.kind == "photo" and not answers.get("_noted_compressed"):
         return "media.compressed_note", {"_noted_compressed": True}
@@ -258,7 +258,8 @@ async def accept_video(
         return None, Problem("media.empty"), ""
     if media.file_unique_id and any(i.get("unique") == media.file_unique_id for i in media_items(answers)):
         return None, Problem("media.duplicate"), ""
-    width, height, seconds = media.width, media.height, media.duration
+    width, height = media.width, media.height
+    seconds: float | None = media.duration
     if width and height and seconds is not None:  # the platform's metadata: refuse before downloading
         problem = video_problem(width, height, seconds)
         if problem is not None:
@@ -283,7 +284,9 @@ async def accept_video(
         media,
         data,
         {"width": width, "height": height, "duration": round(seconds) if seconds else None},
-        "" if data is not None else ("too_large" if too_large else "kept_by_reference"),
+        MediaNote.STORED
+        if data is not None
+        else (MediaNote.TOO_LARGE if too_large else MediaNote.KEPT_BY_REFERENCE),
     )
     return item, None, note
 

@@ -37,6 +37,13 @@ class StepKind(StrEnum):
     DOCUMENT = "document"  # a PDF or DOCX, checked by its content
 
 
+class QuickDate(StrEnum):
+    """The quick answers to a date step, carried by its buttons."""
+
+    TODAY = "today"
+    YESTERDAY = "yesterday"
+
+
 # Steps that collect until the user presses "Xong".
 COLLECTING = frozenset({StepKind.MULTI, StepKind.PHOTOS, StepKind.VIDEOS, StepKind.APPEND})
 MEDIA_KINDS = frozenset({StepKind.PHOTO, StepKind.PHOTOS, StepKind.VIDEOS})
@@ -225,8 +232,8 @@ def read_date(text: str, today: date, past: bool = False) -> date | None:
 async def parse_date(step: Step, msg: Incoming, ctx: Context, answers: Answers) -> Parsed:
     """A calendar date, stored as ISO."""
     today = ctx.clock.now().date()
-    if msg.kind == Kind.CHOICE and msg.choice in ("today", "yesterday"):
-        day = today if msg.choice == "today" else today - timedelta(days=1)
+    if msg.kind == Kind.CHOICE and msg.choice in (QuickDate.TODAY, QuickDate.YESTERDAY):
+        day = today if msg.choice == QuickDate.TODAY else today - timedelta(days=1)
         return Parsed(value=day.isoformat())
     if msg.kind != Kind.TEXT:
         return Parsed(error="error.need_date")

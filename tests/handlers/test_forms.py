@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlmodel import func, select
 
 from bot.app import open_app
+from handlers.forms import Action, DraftMode
 from handlers.types import Incoming, Kind
 from storage.models import Submission
 from tests.conftest import Chat
@@ -162,3 +163,22 @@ async def test_another_users_draft_cannot_be_driven(demo, chat_as) -> None:
     replies = await demo.dispatcher.handle(press_value(leader, f"f:{draft.id}:{draft.version}:x:", "steal"))
     assert replies[0].text
     assert snapshot(demo, "principal") == before
+
+
+def test_modes_and_actions_keep_their_wire_values() -> None:
+    """Draft rows and button callback data written before the enums existed still read the same."""
+    assert [m.value for m in DraftMode] == ["fill", "edit", "review", "sent"]
+    letters = {a.name: a.value for a in Action}
+    assert letters == {
+        "ANSWER": "a",
+        "USE_SUGGESTION": "u",
+        "DONE": "d",
+        "BACK": "b",
+        "SKIP": "s",
+        "CANCEL": "x",
+        "EDIT": "e",
+        "SEND": "g",
+        "RESUME": "r",
+        "RESTART": "n",
+    }
+    assert f"{Action.SEND}" == "g" and str(DraftMode.SENT) == "sent"
