@@ -10,7 +10,7 @@ from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
 
 from storage.errors import StaleDraft
-from storage.models import Draft
+from storage.models import Draft, DraftMode
 
 
 def get_draft(s: Session, user_id: int, form: str) -> Draft | None:
@@ -33,7 +33,7 @@ def start_draft(
         user_id=user_id,
         form=form,
         step=step,
-        mode="fill",
+        mode=DraftMode.FILL,
         answers=answers,
         token=secrets.token_hex(16),
         version=1,
@@ -46,7 +46,7 @@ def start_draft(
 
 
 def save_draft(
-    s: Session, draft: Draft, *, step: str, mode: str, answers: dict[str, Any], now: datetime
+    s: Session, draft: Draft, *, step: str, mode: DraftMode, answers: dict[str, Any], now: datetime
 ) -> Draft:
     """Write the draft's next state if nobody else did since it was read; else raise StaleDraft."""
     result = s.execute(
