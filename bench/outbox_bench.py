@@ -72,19 +72,14 @@ async def run(recipients: int, rate: float, workdir: Path) -> Figures:
     from storage import queries as q
     from storage.models import User
     from tests.fakes.district import seed_wave
-    from tests.fakes.telegram_api import BOT_USERNAME, TOKEN, FakeBotAPI, FloodLimits, TgUser, text_update
+    from tests.fakes.telegram_api import FakeBotAPI, FloodLimits, TgUser, text_update
 
     api = FakeBotAPI(limits=FloodLimits()).start()  # Telegram's real limits
     settings = load_settings(
         None,
         database_url=f"sqlite:///{workdir / 'bench.db'}",
         media_dir=str(workdir / "media"),
-        telegram={
-            "token": TOKEN,
-            "username": BOT_USERNAME,
-            "base_url": api.base_url,
-            "base_file_url": api.base_file_url,
-        },
+        telegram=api.settings(),
         outbox={"rate": rate},
     )
     clock = FrozenClock(datetime(2026, 11, 10, 8, 0))  # the first reminder of November is due

@@ -22,9 +22,7 @@ from storage.models import MediaFile, School, Submission, User
 from tests.bot import test_telegram, test_zalo
 from tests.bot.test_telegram_article import document, texts
 from tests.conftest import Chat
-from tests.fakes.telegram_api import BOT_USERNAME, FakeBotAPI, TgUser, message_update
-from tests.fakes.telegram_api import TOKEN as TELEGRAM_TOKEN
-from tests.fakes.zalo_api import TOKEN as ZALO_TOKEN
+from tests.fakes.telegram_api import FakeBotAPI, TgUser, message_update
 from tests.fakes.zalo_api import FakeZaloAPI, ZaloUser
 from tests.media.samples import jpeg, write
 
@@ -171,14 +169,9 @@ def settings_fixture(tmp_path: Path, database_url: str, platform: Any) -> Settin
     """Default settings with only this run's channel pointed at its fake (overrides conftest's)."""
     extra: dict[str, Any] = {}
     if isinstance(platform, FakeBotAPI):
-        extra["telegram"] = {
-            "token": TELEGRAM_TOKEN,
-            "username": BOT_USERNAME,
-            "base_url": platform.base_url,
-            "base_file_url": platform.base_file_url,
-        }
+        extra["telegram"] = platform.settings()
     elif isinstance(platform, FakeZaloAPI):
-        extra["zalo"] = {"token": ZALO_TOKEN, "base_url": platform.base_url}
+        extra["zalo"] = platform.settings()
     return load_settings(None, database_url=database_url, media_dir=str(tmp_path / "media"), **extra)
 
 

@@ -30,7 +30,7 @@ from handlers.calendar import FrozenClock
 from handlers.types import Reply
 from storage.models import Outbox, User
 from tests.fakes.district import seed_wave
-from tests.fakes.telegram_api import BOT_USERNAME, TOKEN, FakeBotAPI, FloodLimits, TgUser, text_update
+from tests.fakes.telegram_api import FakeBotAPI, FloodLimits, TgUser, text_update
 from tests.support import sqlite_url, until
 
 WINDOW = 0.25  # the fake's limits run four times faster than Telegram's
@@ -52,12 +52,7 @@ def settings_for(root: Path, api: FakeBotAPI, database_url: str = "", **outbox: 
         None,
         database_url=database_url or sqlite_url(root / "wave.db"),
         media_dir=str(root / "media"),
-        telegram={
-            "token": TOKEN,
-            "username": BOT_USERNAME,
-            "base_url": api.base_url,
-            "base_file_url": api.base_file_url,
-        },
+        telegram=api.settings(),
         outbox={
             "rate": 25 / WINDOW,  # 100/s against 120/s, as 25/s against Telegram's 30/s
             "per_chat_seconds": WINDOW,

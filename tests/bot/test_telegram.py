@@ -68,12 +68,7 @@ def settings_fixture(tmp_path: Path, database_url: str, api: FakeBotAPI) -> Sett
         None,
         database_url=database_url,
         media_dir=str(tmp_path / "media"),
-        telegram={
-            "token": TOKEN,
-            "username": BOT_USERNAME,
-            "base_url": api.base_url,
-            "base_file_url": api.base_file_url,
-        },
+        telegram=api.settings(),
     )
 
 

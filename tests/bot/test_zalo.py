@@ -113,7 +113,7 @@ def settings_fixture(tmp_path: Path, database_url: str, api: FakeZaloAPI) -> Set
         None,
         database_url=database_url,
         media_dir=str(tmp_path / "media"),
-        zalo={"token": TOKEN, "base_url": api.base_url},
+        zalo=api.settings(),
     )
 
 

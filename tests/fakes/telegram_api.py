@@ -282,6 +282,15 @@ class FakeBotAPI(LoopbackServer):
         """For `ApplicationBuilder.base_file_url`."""
         return f"http://127.0.0.1:{self.port}/file/bot"
 
+    def settings(self) -> dict[str, str]:
+        """The [telegram] settings that point the bot at this fake."""
+        return {
+            "token": TOKEN,
+            "username": BOT_USERNAME,
+            "base_url": self.base_url,
+            "base_file_url": self.base_file_url,
+        }
+
     # ---- scripting ------------------------------------------------------------------------
 
     def push_update(self, *updates: dict[str, Any]) -> list[int]:

@@ -166,6 +166,10 @@ class FakeZaloAPI(LoopbackServer):
         """For zalo.base_url (the client appends /bot<token>/<method>)."""
         return f"http://127.0.0.1:{self.port}"
 
+    def settings(self) -> dict[str, str]:
+        """The [zalo] settings that point the bot at this fake."""
+        return {"token": TOKEN, "base_url": self.base_url}
+
     # ---- scripting ------------------------------------------------------------------------
 
     def push(self, *updates: dict[str, Any]) -> None:
