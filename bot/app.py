@@ -52,7 +52,15 @@ def open_app(settings: Settings, clock: Clock | None = None, upgrade: bool = Tru
         dispatcher = Dispatcher(db, clock, catalog, settings, router, media=MediaStore(settings.media_dir))
         # Console users with no live chat find their messages when they next open one.
         dispatcher.senders.setdefault("console", inbox_sender(db, clock))
-        clockwork = Clockwork(db, clock, settings, catalog, dispatcher.outbox)
+        clockwork = Clockwork(
+            db,
+            clock,
+            settings,
+            catalog,
+            dispatcher.outbox,
+            fetchers=dispatcher.fetchers,
+            media=dispatcher.media,
+        )
         yield App(settings, db, clock, catalog, router, dispatcher, clockwork)
     finally:
         db.dispose()

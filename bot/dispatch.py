@@ -7,7 +7,6 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
 from typing import Any
 
 from bot.outbox import Outbox
@@ -135,8 +134,3 @@ class Dispatcher:
     def source_of(msg: Incoming) -> str:
         """The update that caused a message to others (part of its outbox key)."""
         return f"{msg.channel}:{msg.update_id}" if msg.update_id else f"local:{secrets.token_hex(8)}"
-
-    def forget_old_updates(self) -> int:
-        """Drop dedupe keys older than two days (platforms redeliver for at most one)."""
-        with self.db.session() as s:
-            return q.forget_updates_before(s, self.clock.now() - timedelta(days=2))

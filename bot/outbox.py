@@ -36,7 +36,7 @@ from handlers.reminders import PRIORITY_ALERT
 from handlers.types import Reply
 from storage import queries as q
 from storage.db import Database
-from storage.errors import Blocked, RetryAfter
+from storage.errors import Blocked, Gone, Rejected, RetryAfter, TimedOut
 from storage.models import Outbox as Row
 from storage.models import User
 
@@ -65,40 +65,22 @@ class Outcome(StrEnum):
     SKIPPED = "skipped"  # no sender for the channel here: left in the queue
 
 
-GONE_WORDS = (
-    "chat not found",
-    "user not found",
-    "peer_id_invalid",
-    "chat_id is empty",
-    "user is deactivated",
-)
-
-
-def _names(exc: BaseException) -> set[str]:
-    """Class names along the exception and its causes (channels wrap platform errors)."""
-    names: set[str] = set()
-    seen: BaseException | None = exc
-    while seen is not None and len(names) < 50:
-        names |= {c.__name__ for c in type(seen).__mro__}
-        seen = seen.__cause__ or seen.__context__
-    return names
-
-
 def classify(exc: BaseException) -> Outcome:
-    """Sort a sender's exception into what the outbox does next (delivery.md §3.2, rule 6)."""
+    """Sort a sender's exception into what the outbox does next (delivery.md §3.2, rule 6).
+
+    Channels raise the typed errors of storage.errors (translated from their platform's at the edge);
+    anything else is taken as transient.
+    """
     if isinstance(exc, RetryAfter):
         return Outcome.RETRY_AFTER
     if isinstance(exc, Blocked):
         return Outcome.BLOCKED
-    names = _names(exc)
-    if names & {"TimedOut", "TimeoutException", "TimeoutError"} or getattr(exc, "timed_out", False):
+    if isinstance(exc, TimedOut):
         return Outcome.AMBIGUOUS
-    if "Forbidden" in names:
-        return Outcome.BLOCKED
-    code = getattr(exc, "code", None)
-    if "BadRequest" in names or code in (400, 404):
-        text = str(exc).lower()
-        return Outcome.GONE if any(w in text for w in GONE_WORDS) or code == 404 else Outcome.BAD
+    if isinstance(exc, Gone):
+        return Outcome.GONE
+    if isinstance(exc, Rejected):
+        return Outcome.BAD
     return Outcome.TRANSIENT
 
 

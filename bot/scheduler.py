@@ -5,6 +5,9 @@ job. What is due, and what was already made, lives in the database, so a tick lo
 down is caught up by the first sweep at start, and a sweep run twice creates nothing new. Several
 workers may each run a Clockwork: only the holder of the "scheduler" lease sweeps, and only the holder
 of the "sender" lease sends. Each sweep also brings the leaders' month rollup up to date (handlers/leaders/rollup.py).
+Two chores of every worker belong to the clock too, whatever channels run: downloading again the files
+kept by reference (every channel that has a fetcher, handlers/downloads.py) and forgetting old update
+ids (the dedupe keys).
 
     clockwork = Clockwork(db, clock, settings, catalog, outbox)
     await clockwork.start()   # catch-up sweep at once, then every schedule.sweep_minutes; the sender
@@ -19,6 +22,7 @@ import contextlib
 import logging
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,16 +33,24 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bot.outbox import Outbox
 from handlers import digest, reminders
 from handlers.calendar import Clock
+from handlers.downloads import DownloadRetries
 from handlers.i18n import Catalog
 from handlers.leaders import rollup
+from handlers.types import Fetcher
 from storage import queries as q
 from storage.db import Database
+from storage.media import MediaStore
 
 log = logging.getLogger("schoolbot.scheduler")
 
 SCHEDULER_LEASE = "scheduler"
 SWEEP_JOB = "sweep"
 PRUNE_JOB = "prune"
+DOWNLOADS_JOB = "downloads"
+FORGET_JOB = "forget-updates"
+DOWNLOADS_EVERY = timedelta(minutes=10)
+FORGET_EVERY = timedelta(hours=6)
+REMEMBER_UPDATES = timedelta(days=2)  # platforms redeliver for at most one
 
 
 class Clockwork:
@@ -54,6 +66,8 @@ class Clockwork:
         *,
         owner: str | None = None,
         send: bool = True,
+        fetchers: Mapping[str, Fetcher] | None = None,
+        media: MediaStore | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -66,6 +80,12 @@ class Clockwork:
         self.holding = False
         self._sweeping: asyncio.Future[reminders.SweepReport] | None = None
         self._one_at_a_time = asyncio.Lock()
+        # The live map of the running channels' fetchers (bot.run registers them as they start).
+        self.downloads = (
+            DownloadRetries(db, media, fetchers if fetchers is not None else {})
+            if media is not None
+            else None
+        )
 
     @property
     def lease_span(self) -> timedelta:
@@ -88,6 +108,16 @@ class Clockwork:
             next_run_time=datetime.now(tz),
         )
         scheduler.add_job(self.prune, "interval", hours=24, id=PRUNE_JOB)
+        scheduler.add_job(
+            self.retry_downloads, "interval", seconds=DOWNLOADS_EVERY.total_seconds(), id=DOWNLOADS_JOB
+        )
+        scheduler.add_job(
+            self.forget_old_updates,
+            "interval",
+            seconds=FORGET_EVERY.total_seconds(),
+            id=FORGET_JOB,
+            next_run_time=datetime.now(tz),
+        )
         scheduler.start()
         self.scheduler = scheduler
         if self.send:
@@ -145,6 +175,28 @@ class Clockwork:
     async def prune(self) -> int:
         """Forget finished outbox rows past outbox.keep_days (once a day)."""
         return self.outbox.prune()
+
+    async def retry_downloads(self) -> int:
+        """Download again the files kept by reference, on every channel that can fetch here."""
+        if self.downloads is None:
+            return 0
+        try:
+            return await self.downloads.run()
+        except Exception:
+            log.warning("retrying downloads failed", exc_info=True)
+            return 0
+
+    async def forget_old_updates(self) -> int:
+        """Drop dedupe keys older than the platforms' redelivery window (at start, then every few hours)."""
+        try:
+            with self.db.session() as s:
+                dropped = q.forget_updates_before(s, self.clock.now() - REMEMBER_UPDATES)
+        except Exception:
+            log.warning("could not forget old update ids", exc_info=True)
+            return 0
+        if dropped:
+            log.info("forgot %d old update ids", dropped)
+        return dropped
 
 
 def describe_plan(db: Database, clock: Clock, settings: Any, catalog: Catalog, at: datetime) -> list[str]:

@@ -1,4 +1,18 @@
-"""The one exception tree; a user's mistake is a reply, never one of these."""
+"""The one exception tree; a user's mistake is a reply, never one of these.
+
+It sits at the bottom of the layers so that every layer can raise and catch the same classes. Each
+channel translates its platform's exceptions into the ChannelError subclasses below at its edge
+(`raise ... from exc`), and the outbox sorts them with `isinstance` alone:
+
+    ChannelError        try again later (a network error, a 5xx, anything unknown)
+      RetryAfter        the platform asked us to wait `retry_after` seconds
+      Blocked           the user blocked the bot: never again
+      Gone              the chat no longer exists (chat or user not found, account deactivated)
+      Rejected          this message can never be sent as it is (another bad request)
+      TimedOut          no answer in time: the message may have arrived
+      FetchError        a file could not be downloaded
+        TooLarge        ... because it is larger than the bot may download
+"""
 
 from __future__ import annotations
 
@@ -37,6 +51,18 @@ class RetryAfter(ChannelError):
 
 class Blocked(ChannelError):
     """The user blocked the bot; do not send again."""
+
+
+class Gone(ChannelError):
+    """The chat no longer exists (chat not found, user deactivated); do not send again."""
+
+
+class Rejected(ChannelError):
+    """The platform refused this message for good (a bad request other than a missing chat)."""
+
+
+class TimedOut(ChannelError):
+    """The call timed out: the platform may have acted on it (a resend may duplicate)."""
 
 
 class FetchError(ChannelError):

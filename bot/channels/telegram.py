@@ -36,6 +36,7 @@ from telegram import User as TgUser
 from telegram.constants import ChatAction, ChatMemberStatus, ChatType
 from telegram.error import BadRequest, Forbidden, InvalidToken, TelegramError
 from telegram.error import RetryAfter as TgRetryAfter
+from telegram.error import TimedOut as TgTimedOut
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -49,10 +50,19 @@ from telegram.warnings import PTBDeprecationWarning
 from bot.app import App, build_app
 from bot.channels.turns import Turn, Turns
 from bot.config import Settings
-from handlers.downloads import retry_downloads
 from handlers.types import Attachment, Incoming, Kind, Media, Reply
 from storage import queries as q
-from storage.errors import Blocked, ChannelError, ConfigError, FetchError, RetryAfter, TooLarge
+from storage.errors import (
+    Blocked,
+    ChannelError,
+    ConfigError,
+    FetchError,
+    Gone,
+    Rejected,
+    RetryAfter,
+    TimedOut,
+    TooLarge,
+)
 from storage.models import User
 
 CHANNEL = "telegram"
@@ -62,8 +72,6 @@ MAX_CALLBACK_BYTES = 64  # telegram.constants.InlineKeyboardButtonLimit.MAX_CALL
 MAX_COMMAND_DESCRIPTION = 256
 LANGUAGES = ("vi", "en")
 ALLOWED_UPDATES = ("message", "callback_query", "my_chat_member")
-FORGET_EVERY = timedelta(hours=6)
-RETRY_DOWNLOADS_EVERY = timedelta(minutes=10)
 # Loggers whose records can carry the token: httpx logs request URLs (INFO), PTB's Bot logs its
 # base URLs (DEBUG). A logger's own filters see only the records made on it, hence the list.
 TOKEN_LOGGERS = (
@@ -253,6 +261,31 @@ def retry_seconds(exc: TgRetryAfter) -> float:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
+# A 400 with one of these means the chat is gone for good, not that the message was wrong.
+GONE_WORDS = (
+    "chat not found",
+    "user not found",
+    "peer_id_invalid",
+    "chat_id is empty",
+    "user is deactivated",
+)
+
+
+def channel_error(exc: TelegramError, message: str = "") -> ChannelError:
+    """PTB's exception as ours (raise it `from exc`): the outbox sorts ours with isinstance alone."""
+    text = message or f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, TgRetryAfter):
+        return RetryAfter(retry_seconds(exc))
+    if isinstance(exc, Forbidden):
+        return Blocked(text)
+    if isinstance(exc, TgTimedOut):
+        return TimedOut(text)
+    if isinstance(exc, BadRequest):
+        gone = any(word in str(exc).lower() for word in GONE_WORDS)
+        return Gone(text) if gone else Rejected(text)
+    return ChannelError(text)
+
+
 class TokenRedactor(logging.Filter):
     """Replaces the bot token in log records (httpx logs request URLs, which carry it)."""
 
@@ -291,24 +324,27 @@ class PerChat(BaseUpdateProcessor):
 
     An album's parts skip the line: they are only gathered, and the album takes its place in the line
     when its first part arrives (`TelegramChannel.gather`), ahead of whatever the chat sends next.
+
+    Only PTB's documented override points are used (`do_process_update`, `initialize`, `shutdown`).
+    PTB's own semaphore, which `process_update` takes before calling `do_process_update`, is made too
+    wide to ever wait: the shared places are `places` here, taken after the chat's turn. Neither the
+    wide semaphore nor the turn yields before the turn is taken, so turns follow the updates' order.
     """
 
-    def __init__(self, chats: int) -> None:
-        super().__init__(max_concurrent_updates=chats)
-        self.turns = Turns()
+    UNBOUNDED = 1 << 30
 
-    async def process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
-        """Take the chat's turn, then a shared place, then handle the update."""
-        chat = update.effective_chat if isinstance(update, Update) else None
-        if chat is None or album_part(update):
-            await super().process_update(update, coroutine)
-            return
-        async with self.turns.take(chat.id):
-            await super().process_update(update, coroutine)
+    def __init__(self, chats: int) -> None:
+        super().__init__(max_concurrent_updates=self.UNBOUNDED)
+        self.chats = chats
+        self.turns = Turns()
+        self.places = asyncio.Semaphore(chats)
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
-        """Handle it (the turn and the place are already taken)."""
-        await coroutine
+        """Take the chat's turn (albums and chatless updates need none), then a shared place, then handle."""
+        chat = update.effective_chat if isinstance(update, Update) else None
+        turn = self.turns.take(chat.id) if chat is not None and not album_part(update) else None
+        async with turn or contextlib.nullcontext(), self.places:
+            await coroutine
 
     async def initialize(self) -> None:
         """Nothing to set up."""
@@ -388,7 +424,6 @@ class TelegramChannel:
         for name in TOKEN_LOGGERS:
             logging.getLogger(name).addFilter(self.redactor)  # before PTB logs its URLs below
         self.handled = 0
-        self._janitor: asyncio.Task[None] | None = None
         builder = (
             ApplicationBuilder()
             .token(self.config.token.get_secret_value())
@@ -425,7 +460,6 @@ class TelegramChannel:
                 raise ConfigError("telegram.token = ***: Telegram rejected this bot token") from None
             self.announce()
             await self.set_default_commands()
-            self.forget_old_updates()
             self.app.dispatcher.senders[CHANNEL] = self.send_to_user
             self.app.dispatcher.fetchers[CHANNEL] = self.fetch
             await self.application.start()
@@ -437,7 +471,6 @@ class TelegramChannel:
                     bootstrap_retries=self.bootstrap_retries,
                     allowed_updates=list(ALLOWED_UPDATES),
                 )
-            self._janitor = asyncio.create_task(self.forget_periodically(), name="telegram:forget-updates")
         except BaseException:
             await self.stop()
             raise
@@ -470,11 +503,6 @@ class TelegramChannel:
             del self.app.dispatcher.fetchers[CHANNEL]
         if self._album_tasks:  # let gathered albums be handled before closing
             await asyncio.gather(*self._album_tasks, return_exceptions=True)
-        if self._janitor is not None:
-            self._janitor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._janitor
-            self._janitor = None
         updater = self.application.updater
         if updater is not None and updater.running:
             await updater.stop()
@@ -500,35 +528,6 @@ class TelegramChannel:
         configured = self.config.username.lstrip("@")
         if configured and configured.lower() != name.lower():
             log.warning("telegram.username is %r but the token belongs to @%s", configured, name)
-
-    def forget_old_updates(self) -> None:
-        """Drop dedupe keys older than Telegram's redelivery window."""
-        try:
-            dropped = self.app.dispatcher.forget_old_updates()
-        except Exception:
-            log.warning("could not forget old update ids", exc_info=True)
-            return
-        if dropped:
-            log.info("forgot %d old update ids", dropped)
-
-    async def forget_periodically(self) -> None:
-        """While running: retry downloads that failed (every few minutes), forget old update ids."""
-        waited = 0.0
-        while True:
-            await asyncio.sleep(RETRY_DOWNLOADS_EVERY.total_seconds())
-            waited += RETRY_DOWNLOADS_EVERY.total_seconds()
-            await self.retry_downloads()
-            if waited >= FORGET_EVERY.total_seconds():
-                waited = 0.0
-                self.forget_old_updates()
-
-    async def retry_downloads(self) -> int:
-        """Download the files kept by reference after a failed download."""
-        try:
-            return await retry_downloads(self.app.db, self.app.dispatcher.media, {CHANNEL: self.fetch})
-        except Exception:
-            log.warning("retrying downloads failed", exc_info=True)
-            return 0
 
     def redact(self, text: str) -> str:
         """`text` without the bot token."""
@@ -732,10 +731,8 @@ class TelegramChannel:
                 q.mark_blocked(s, user.id or 0)
             log.info("telegram user %s (#%s) blocked the bot", user.external_id, user.id)
             raise Blocked(f"user {user.id} blocked the bot") from exc
-        except TgRetryAfter as exc:
-            raise RetryAfter(retry_seconds(exc)) from exc
         except TelegramError as exc:
-            raise ChannelError(self.redact(f"{type(exc).__name__}: {exc}")) from exc
+            raise channel_error(exc, self.redact(f"{type(exc).__name__}: {exc}")) from exc
         finally:
             OUTBOX_SEND.reset(marked)
 

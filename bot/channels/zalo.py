@@ -28,7 +28,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import PurePosixPath
 from types import TracebackType
 from typing import Any, Protocol
@@ -38,13 +38,22 @@ import httpx
 
 from bot.app import App, build_app
 from bot.channels.console import render as render_numbered
-from bot.channels.telegram import TokenRedactor, split_text, until_signalled
+from bot.channels.telegram import GONE_WORDS, TokenRedactor, split_text, until_signalled
 from bot.channels.turns import ChatTurns
 from bot.web import WebhookServer, WebRequest, WebResponse
 from handlers.calendar import Clock
 from handlers.types import Incoming, Kind, Media, Reply
 from storage import queries as q
-from storage.errors import ChannelError, ConfigError, FetchError, RetryAfter, TooLarge
+from storage.errors import (
+    ChannelError,
+    ConfigError,
+    FetchError,
+    Gone,
+    Rejected,
+    RetryAfter,
+    TimedOut,
+    TooLarge,
+)
 from storage.models import User
 
 CHANNEL = "zalo"
@@ -63,7 +72,6 @@ EVENTS = frozenset({TEXT, IMAGE, STICKER, UNSUPPORTED, VOICE, LINK, REACTION})
 SEEN_FOR = 600.0  # seconds an update key is remembered in memory (the database keeps it two days)
 SEEN_MAX = 10_000
 KEEP_AT_MOST = 5  # replies kept for a user's next message when sending them failed
-FORGET_EVERY = timedelta(hours=6)
 TOKEN_LOGGERS = ("httpx", "schoolbot.zalo", "schoolbot.dispatch", "schoolbot.web")
 
 log = logging.getLogger("schoolbot.zalo")
@@ -100,12 +108,24 @@ class RateLimited(RetryAfter):
         self.args = (f"{method}: 429 {description}".strip(),)
 
 
-class NetworkError(ChannelError):
-    """The request did not complete (connection refused, reset, timed out)."""
+class ZaloGone(ZaloError, Gone):
+    """404, or a 400 naming a missing chat or user: the chat no longer exists."""
 
-    def __init__(self, message: str, timed_out: bool = False) -> None:
-        super().__init__(message)
-        self.timed_out = timed_out
+
+class ZaloRejected(ZaloError, Rejected):
+    """Another 400: this message can never be sent as it is."""
+
+
+class NetworkError(ChannelError):
+    """The request did not complete (connection refused, reset)."""
+
+    timed_out = False
+
+
+class NetworkTimeout(NetworkError, TimedOut):
+    """The request timed out: Zalo may have acted on it."""
+
+    timed_out = True
 
 
 class BudgetExhausted(RetryAfter):
@@ -128,6 +148,10 @@ def error_for(method: str, code: int, description: str, retry_after: float = 0.0
         return RateLimited(method, description, retry_after)
     if code in (408, 425) or code >= 500:
         return Unavailable(method, code, description)
+    if code == 404 or (code == 400 and any(word in description.lower() for word in GONE_WORDS)):
+        return ZaloGone(method, code, description)
+    if code == 400:
+        return ZaloRejected(method, code, description)
     return ZaloError(method, code, description)
 
 
@@ -160,7 +184,7 @@ class ZaloAPI:
         try:
             response = await self.client.post(url, json=params or {}, timeout=wait)
         except httpx.TimeoutException as exc:
-            raise NetworkError(f"{method}: timed out ({type(exc).__name__})", timed_out=True) from None
+            raise NetworkTimeout(f"{method}: timed out ({type(exc).__name__})") from None
         except httpx.HTTPError as exc:
             raise NetworkError(self.clean(f"{method}: {type(exc).__name__}: {exc}")) from None
         try:
@@ -579,7 +603,6 @@ class ZaloChannel:
         """
         try:
             await self.connect()
-            self.forget_old_updates()
             self.app.dispatcher.senders[CHANNEL] = self.send_to_user
             self.app.dispatcher.fetchers[CHANNEL] = self.fetch
             self._spawn("worker", self.work())
@@ -588,7 +611,6 @@ class ZaloChannel:
             else:
                 await self.cosmetic("delete a webhook left from webhook mode", self.api.call("deleteWebhook"))
                 self._spawn("poller", self.poll())
-            self._spawn("janitor", self.forget_periodically())
         except BaseException:
             await self.stop()
             raise
@@ -705,22 +727,6 @@ class ZaloChannel:
             "kept. Put the new token in zalo.token (or SCHOOLBOT_ZALO__TOKEN) and restart.",
             where,
         )
-
-    def forget_old_updates(self) -> None:
-        """Drop dedupe keys older than two days."""
-        try:
-            dropped = self.app.dispatcher.forget_old_updates()
-        except Exception:
-            log.warning("could not forget old update ids", exc_info=True)
-            return
-        if dropped:
-            log.info("forgot %d old update ids", dropped)
-
-    async def forget_periodically(self) -> None:
-        """Forget old update ids every few hours while running."""
-        while True:
-            await asyncio.sleep(FORGET_EVERY.total_seconds())
-            self.forget_old_updates()
 
     # ---- updates in ----------------------------------------------------------------------------
 

@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 from sqlmodel import col, select
-from telegram.error import BadRequest, Forbidden, NetworkError, TimedOut
+from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError, TimedOut
 
 from bot.app import App, open_app
+from bot.channels.telegram import channel_error
 from bot.config import Settings
 from bot.outbox import Outbox, OutboxSender, Outcome, Pace, classify
 from handlers.notify import ALERT, NOTICE
@@ -204,12 +205,9 @@ def test_a_429_pauses_and_halves_the_rate_which_then_climbs_back() -> None:
 # ---- outcomes ------------------------------------------------------------------------------------------
 
 
-def wrapped(exc: BaseException) -> ChannelError:
-    """As the Telegram channel raises it: a ChannelError caused by PTB's exception."""
-    try:
-        raise ChannelError(f"{type(exc).__name__}: {exc}") from exc
-    except ChannelError as err:
-        return err
+def wrapped(exc: TelegramError) -> ChannelError:
+    """As the Telegram channel raises it: PTB's exception translated into ours at the edge."""
+    return channel_error(exc)
 
 
 @pytest.mark.parametrize(
@@ -236,7 +234,7 @@ def test_zalo_errors_are_sorted_too() -> None:
     assert classify(zalo.error_for("sendMessage", 429, "quota", 2.0)) is Outcome.RETRY_AFTER
     assert classify(zalo.error_for("sendMessage", 503, "down")) is Outcome.TRANSIENT
     assert classify(zalo.error_for("sendMessage", 404, "user not found")) is Outcome.GONE
-    assert classify(zalo.NetworkError("x", timed_out=True)) is Outcome.AMBIGUOUS
+    assert classify(zalo.NetworkTimeout("x")) is Outcome.AMBIGUOUS
 
 
 # ---- the sender ----------------------------------------------------------------------------------------

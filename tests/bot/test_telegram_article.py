@@ -164,11 +164,11 @@ async def test_a_failed_download_keeps_the_reference(tg: Tg) -> None:
     assert kept.file_id == item["file_id"] and kept.path == "" and kept.note == "kept_by_reference"
 
     tg.api.clear_failures()  # Telegram answers again: the retry stores the file
-    assert await tg.channel.retry_downloads() == 1
+    assert await tg.app.clockwork.retry_downloads() == 1
     with tg.app.db.session() as s:
         kept = s.exec(select(MediaFile)).one()
     assert kept.note == "" and kept.sha256 and (Path(tg.app.settings.media_dir) / kept.path).is_file()
-    assert await tg.channel.retry_downloads() == 0
+    assert await tg.app.clockwork.retry_downloads() == 0
 
 
 async def test_a_document_that_claims_jpeg_but_is_not(tg: Tg) -> None:
