@@ -79,14 +79,9 @@ def run(
             typer.echo(f"{name}.token is empty: set it in the config file or {env}", err=True)
             raise typer.Exit(2)
     try:
-        if channel == RunChannel.TELEGRAM:
-            from bot.channels.telegram import run_telegram
+        from bot.run import run as run_bot
 
-            asyncio.run(run_telegram(settings))
-        else:
-            from bot.channels.zalo import run_zalo
-
-            asyncio.run(run_zalo(settings, with_telegram=channel == RunChannel.ALL))
+        asyncio.run(run_bot(settings, needed))
     except ConfigError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None

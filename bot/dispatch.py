@@ -38,6 +38,7 @@ class Dispatcher:
     buttonless: frozenset[str] = frozenset({"console", "zalo"})
     senders: dict[str, Sender] = field(default_factory=dict)
     fetchers: dict[str, Fetcher] = field(default_factory=dict)
+    upload_limits: dict[str, int | None] = field(default_factory=dict)  # absent or None: no limit
     media: MediaStore | None = None
     outbox: Outbox = field(init=False)
 
@@ -91,6 +92,7 @@ class Dispatcher:
             msg.channel,
             self.catalog,
             fetch=self.fetchers.get(msg.channel),
+            upload_limit=self.upload_limits.get(msg.channel),
             media=self.media,
         )
 

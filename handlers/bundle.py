@@ -22,7 +22,6 @@ from storage.models import MediaFile, School, Submission
 from storage.scope import SchoolIds
 
 PHOTO_ROLES = ("photo_wide", "photo_speaker", "photo_closeup")
-TELEGRAM_UPLOAD_LIMIT = 50 * 1024 * 1024
 Translate = Callable[..., str]
 
 
@@ -274,6 +273,6 @@ async def bundle_command(msg: Incoming, ctx: Context) -> list[Reply]:
     summary = ctx.t("bundle.ready", month=month.label, items=built.items, files=built.files)
     if built.missing:
         summary += "\n" + ctx.t("bundle.some_missing", count=len(built.missing))
-    if out.stat().st_size > TELEGRAM_UPLOAD_LIMIT:
+    if ctx.upload_limit is not None and out.stat().st_size > ctx.upload_limit:
         return [Reply(summary + "\n" + ctx.t("bundle.too_big", month=month.key))]
     return [Reply(summary, file_path=str(out))]

@@ -147,6 +147,7 @@ class Context:
     catalog: Catalog
     extras: dict[str, Any] = field(default_factory=dict)
     fetch: Fetcher | None = None  # downloads a file the user sent, on this channel
+    upload_limit: int | None = None  # bytes of a file this channel can send (None: no limit)
     media: MediaStore | None = None
     queued: list[int] = field(default_factory=list)  # outbox rows this update wrote (handlers.notify)
 

@@ -25,6 +25,7 @@ from bot.app import App, open_app
 from bot.channels.telegram import TelegramChannel
 from bot.config import Settings, load_settings
 from bot.outbox import OutboxSender
+from bot.run import attached
 from handlers import reminders
 from handlers.calendar import FrozenClock
 from handlers.types import Reply
@@ -69,7 +70,9 @@ def settings_for(root: Path, api: FakeBotAPI, database_url: str = "", **outbox: 
 @asynccontextmanager
 async def channel_up(app: App) -> AsyncIterator[TelegramChannel]:
     """The Telegram channel on the fake; PTB's own rate limiter off, so the fake sees the outbox's pace."""
-    async with TelegramChannel(app, rate_limit=False, poll_timeout=0.5, typing_after=60.0) as channel:
+    async with attached(
+        app, TelegramChannel(app, rate_limit=False, poll_timeout=0.5, typing_after=60.0)
+    ) as channel:
         yield channel
 
 
@@ -228,7 +231,7 @@ async def test_with_ptbs_own_limiter_a_429_reaches_the_outbox_and_a_reply_is_ret
     with open_app(settings, clock) as app:
         seeded = seed_wave(app.db, 1, clock.now())
         assert reminders.sweep(app.db, clock, settings, app.catalog).created == 1
-        async with TelegramChannel(app, poll_timeout=0.5, typing_after=60.0):
+        async with attached(app, TelegramChannel(app, poll_timeout=0.5, typing_after=60.0)):
             too_many = {"retry_after": 0.2}
             api.fail("sendMessage", 429, "Too Many Requests: retry after 0.2", times=1, parameters=too_many)
             app.outbox.start_sender("limited")

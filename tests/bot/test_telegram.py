@@ -19,6 +19,7 @@ from telegram import Update
 from bot.app import App
 from bot.channels.telegram import TelegramChannel, split_text, to_incoming
 from bot.config import Settings, TelegramSettings, load_settings
+from bot.run import attached
 from handlers.types import Choice, Kind, Reply
 from storage import queries as q
 from storage.errors import ConfigError
@@ -148,7 +149,7 @@ def invite(app: App, role: str, school: str = "", office: str = "") -> str:
 async def running(app: App, api: FakeBotAPI, **options: Any) -> AsyncIterator[Tg]:
     """The channel started against the fake, stopped afterwards (short polls: quick to stop)."""
     options = {"poll_timeout": 1.0, "typing_after": 60.0, **options}
-    async with TelegramChannel(app, **options) as channel:
+    async with attached(app, TelegramChannel(app, **options)) as channel:
         yield Tg(api, channel, app)
 
 

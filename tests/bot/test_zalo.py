@@ -45,6 +45,7 @@ from bot.channels.zalo import (
 )
 from bot.cli import app as cli
 from bot.config import Settings, ZaloSettings, load_settings
+from bot.run import attached
 from handlers.calendar import FrozenClock
 from handlers.types import Choice, Kind, Reply, numbered
 from storage import queries as q
@@ -193,7 +194,7 @@ class Zl:
 @asynccontextmanager
 async def running(app: App, api: FakeZaloAPI, **timing: Any) -> AsyncIterator[Zl]:
     """The channel started against the fake, stopped afterwards."""
-    async with ZaloChannel(app, timing=replace(FAST, **timing)) as channel:
+    async with attached(app, ZaloChannel(app, timing=replace(FAST, **timing))) as channel:
         yield Zl(api, channel, app)
 
 

@@ -1,77 +1,64 @@
-"""The Telegram channel: python-telegram-bot at the edge, translating updates and replies only.
-
-`to_incoming(update)` turns a PTB `Update` into an `Incoming`; `TelegramChannel` runs a PTB
-`Application` (polling or webhook) whose one handler hands each update to the dispatcher and renders
-the replies (inline keyboards, long texts split, command menus per role), and registers the sender
-that delivers alerts to other Telegram users. `run_telegram(settings)` runs it until SIGINT/SIGTERM.
+"""The Telegram channel: python-telegram-bot's `Application` (polling or webhook) whose one handler hands
+each update to the dispatcher and renders the replies (inline keyboards, long texts split, command
+menus per role); its `send_to_user` delivers the outbox's messages to Telegram users. bot/run.py starts
+it and registers its sender and fetcher.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import logging
 import os
-import signal
-import warnings
-from collections.abc import Awaitable, Coroutine, Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from telegram import (
     BotCommand,
     BotCommandScopeChat,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
     InputMediaPhoto,
     InputMediaVideo,
-    Message,
     Update,
 )
-from telegram import User as TgUser
 from telegram.constants import ChatAction, ChatMemberStatus, ChatType
 from telegram.error import BadRequest, Forbidden, InvalidToken, TelegramError
-from telegram.error import RetryAfter as TgRetryAfter
-from telegram.error import TimedOut as TgTimedOut
 from telegram.ext import (
-    AIORateLimiter,
     Application,
     ApplicationBuilder,
     BaseUpdateProcessor,
     ContextTypes,
     TypeHandler,
 )
-from telegram.warnings import PTBDeprecationWarning
 
-from bot.app import App, build_app
+from bot.app import App
+from bot.channels.base import ChannelBase, webhook_url
+from bot.channels.telegram.api import OUTBOX_SEND, Limiter, channel_error
+from bot.channels.telegram.wire import (
+    CHANNEL,
+    MAX_ALBUM,
+    album_part,
+    chat_ref,
+    keyboard,
+    split_text,
+    to_incoming,
+)
 from bot.channels.turns import Turn, Turns
-from bot.config import Settings
 from handlers.types import Attachment, Incoming, Kind, Media, Reply
 from storage import queries as q
 from storage.errors import (
     Blocked,
-    ChannelError,
     ConfigError,
     FetchError,
-    Gone,
-    Rejected,
-    RetryAfter,
-    TimedOut,
     TooLarge,
 )
 from storage.models import User
 
-CHANNEL = "telegram"
-MAX_TEXT = 4096  # telegram.constants.MessageLimit.MAX_TEXT_LENGTH
-MAX_ALBUM = 10  # telegram.constants.MediaGroupLimit.MAX_MEDIA_LENGTH
-MAX_CALLBACK_BYTES = 64  # telegram.constants.InlineKeyboardButtonLimit.MAX_CALLBACK_DATA
 MAX_COMMAND_DESCRIPTION = 256
-LANGUAGES = ("vi", "en")
 ALLOWED_UPDATES = ("message", "callback_query", "my_chat_member")
+UPLOAD_LIMIT = 50 * 1024 * 1024  # what a bot may send through the cloud Bot API
 # Loggers whose records can carry the token: httpx logs request URLs (INFO), PTB's Bot logs its
 # base URLs (DEBUG). A logger's own filters see only the records made on it, hence the list.
 TOKEN_LOGGERS = (
@@ -87,234 +74,6 @@ TOKEN_LOGGERS = (
 )
 
 log = logging.getLogger("schoolbot.telegram")
-
-
-# ---- updates in ------------------------------------------------------------------------------
-
-
-def to_incoming(update: Update) -> Incoming | None:
-    """A private chat's message or button press as an Incoming; None for anything we ignore."""
-    query = update.callback_query
-    if query is not None:
-        chat = query.message.chat if query.message is not None else None
-        if chat is not None and chat.type != ChatType.PRIVATE:
-            return None
-        chat_id = chat.id if chat is not None else query.from_user.id
-        return Incoming(**_who(update, query.from_user, chat_id), kind=Kind.CHOICE, choice=query.data or "")
-    message = update.message  # edited messages and channel posts are not answered
-    if message is None or message.from_user is None or message.chat.type != ChatType.PRIVATE:
-        return None
-    who = _who(update, message.from_user, message.chat.id)
-    if message.text is not None:
-        return _text(who, message.text)
-    return _content(who, message)
-
-
-def _who(update: Update, user: TgUser, chat_id: int) -> dict[str, Any]:
-    return {
-        "channel": CHANNEL,
-        "user_id": str(user.id),
-        "chat_id": str(chat_id),
-        "display_name": user.full_name,
-        "update_id": str(update.update_id),
-        "language": language_of(user.language_code),
-    }
-
-
-def language_of(code: str | None) -> str:
-    """Telegram's IETF language tag as one of ours ("vi", "en"), or "" for any other."""
-    lang = (code or "").split("-")[0].lower()
-    return lang if lang in LANGUAGES else ""
-
-
-def _text(who: dict[str, Any], text: str) -> Incoming:
-    """`/cmd@botname args` is a command (a deep link `/start CODE` too); anything else is text."""
-    if text.startswith("/") and len(text) > 1 and (text[1].isalnum() or text[1] == "_"):
-        head, *rest = text[1:].split(maxsplit=1)
-        command = head.split("@", 1)[0]
-        return Incoming(
-            **who, kind=Kind.COMMAND, command=command, args=rest[0].strip() if rest else "", text=text
-        )
-    return Incoming(**who, kind=Kind.TEXT, text=text)
-
-
-def _content(who: dict[str, Any], message: Message) -> Incoming:
-    """Media, stickers, places, voice, contacts; anything else is OTHER."""
-    caption = message.caption or ""
-    media = media_of(message)
-    if media is not None and media.kind in ("photo", "document", "video", "animation"):
-        return Incoming(**who, kind=Kind.MEDIA, media=(media,), text=caption)
-    if message.sticker is not None:
-        return Incoming(**who, kind=Kind.STICKER, text=message.sticker.emoji or "")
-    if message.location is not None or message.venue is not None:
-        return Incoming(**who, kind=Kind.LOCATION)
-    if media is not None:  # voice, audio, video note
-        return Incoming(**who, kind=Kind.VOICE, media=(media,), text=caption)
-    if message.contact is not None:
-        return Incoming(**who, kind=Kind.CONTACT)
-    return Incoming(**who, kind=Kind.OTHER, text=caption)
-
-
-def media_of(message: Message) -> Media | None:
-    """The file a message carries: the largest size of a photo, or the one document/video/audio."""
-    if message.photo:
-        size = max(message.photo, key=lambda p: (p.width * p.height, p.file_size or 0))
-        return Media(
-            "photo",
-            size.file_id,
-            size.file_unique_id,
-            width=size.width,
-            height=size.height,
-            size=size.file_size,
-        )
-    for kind in ("animation", "document", "video", "voice", "audio", "video_note"):
-        # an animation also fills `document`, so it is looked at first
-        item = getattr(message, kind)
-        if item is not None:
-            fields = item.to_dict()  # plain ints: reading `.duration` warns in PTB 22
-            return Media(
-                kind,
-                item.file_id,
-                item.file_unique_id,
-                mime_type=fields.get("mime_type", ""),
-                file_name=fields.get("file_name", ""),
-                width=fields.get("width", fields.get("length")),
-                height=fields.get("height", fields.get("length")),
-                duration=fields.get("duration"),
-                size=fields.get("file_size"),
-            )
-    return None
-
-
-# ---- replies out -----------------------------------------------------------------------------
-
-
-def utf16_len(text: str) -> int:
-    """Length as Telegram counts it (UTF-16 code units)."""
-    return len(text.encode("utf-16-le")) // 2
-
-
-def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
-    """Parts of at most `limit`, cut at line breaks (a line longer than that is cut at a space)."""
-    if utf16_len(text) <= limit:
-        return [text]
-    parts: list[str] = []
-    current = ""
-    for line in text.split("\n"):
-        while utf16_len(line) > limit:
-            if current:
-                parts.append(current)
-                current = ""
-            cut = _cut_at(line, limit)
-            parts.append(line[:cut])
-            line = line[cut:].lstrip(" ")
-        joined = f"{current}\n{line}" if current else line
-        if utf16_len(joined) > limit:
-            parts.append(current)
-            current = line
-        else:
-            current = joined
-    if current:
-        parts.append(current)
-    return [p for p in parts if p.strip()]
-
-
-def _cut_at(line: str, limit: int) -> int:
-    units = 0
-    end = len(line)
-    for index, ch in enumerate(line):
-        units += 2 if ord(ch) > 0xFFFF else 1
-        if units > limit:
-            end = index
-            break
-    space = line.rfind(" ", 0, end)
-    return space if space > end // 2 else end
-
-
-def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
-    """The reply's choices as inline buttons; data over 64 bytes is logged and left out."""
-    rows = []
-    for row in reply.choices:
-        buttons = []
-        for choice in row:
-            size = len(choice.value.encode("utf-8"))
-            if not 1 <= size <= MAX_CALLBACK_BYTES:
-                log.error("button %r left out: callback data is %d bytes", choice.label, size)
-                continue
-            buttons.append(InlineKeyboardButton(choice.label, callback_data=choice.value))
-        if buttons:
-            rows.append(buttons)
-    return InlineKeyboardMarkup(rows) if rows else None
-
-
-def chat_ref(chat_id: str | int) -> int | str:
-    """A numeric chat id as an int (as Telegram sends it), anything else as given."""
-    text = str(chat_id)
-    return int(text) if text.lstrip("-").isdigit() else text
-
-
-def retry_seconds(exc: TgRetryAfter) -> float:
-    """How long Telegram asked us to wait (without PTB 22's int-or-timedelta deprecation warning)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", PTBDeprecationWarning)
-        value = exc.retry_after
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
-
-
-# A 400 with one of these means the chat is gone for good, not that the message was wrong.
-GONE_WORDS = (
-    "chat not found",
-    "user not found",
-    "peer_id_invalid",
-    "chat_id is empty",
-    "user is deactivated",
-)
-
-
-def channel_error(exc: TelegramError, message: str = "") -> ChannelError:
-    """PTB's exception as ours (raise it `from exc`): the outbox sorts ours with isinstance alone."""
-    text = message or f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, TgRetryAfter):
-        return RetryAfter(retry_seconds(exc))
-    if isinstance(exc, Forbidden):
-        return Blocked(text)
-    if isinstance(exc, TgTimedOut):
-        return TimedOut(text)
-    if isinstance(exc, BadRequest):
-        gone = any(word in str(exc).lower() for word in GONE_WORDS)
-        return Gone(text) if gone else Rejected(text)
-    return ChannelError(text)
-
-
-class TokenRedactor(logging.Filter):
-    """Replaces the bot token in log records (httpx logs request URLs, which carry it)."""
-
-    def __init__(self, token: str) -> None:
-        super().__init__()
-        secret = token.partition(":")[2]
-        self.secrets = [s for s in (token, secret) if len(s) >= 8]
-
-    def redact(self, text: str) -> str:
-        """`text` with the token replaced."""
-        for secret in self.secrets:
-            text = text.replace(secret, "<token>")
-        return text
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Rewrite the record's message (and traceback text) when it contains the token."""
-        if not self.secrets:
-            return True
-        message = record.getMessage()
-        if any(s in message for s in self.secrets):
-            record.msg, record.args = self.redact(message), None
-        if record.exc_info and record.exc_info[0] is not None:
-            text = record.exc_text or logging.Formatter().formatException(record.exc_info)
-            if any(s in text for s in self.secrets):
-                record.exc_text = self.redact(text)
-        return True
-
-
-# ---- the channel -----------------------------------------------------------------------------
 
 
 class PerChat(BaseUpdateProcessor):
@@ -353,47 +112,18 @@ class PerChat(BaseUpdateProcessor):
         """Nothing to release."""
 
 
-def album_part(update: object) -> bool:
-    """Whether an update is one file of an album (several photos or videos sent together)."""
-    message = update.message if isinstance(update, Update) else None
-    if message is None or not message.media_group_id:
-        return False
-    incoming = to_incoming(update)
-    return incoming is not None and incoming.kind == Kind.MEDIA
-
-
-OUTBOX_SEND: contextvars.ContextVar[bool] = contextvars.ContextVar("outbox_send", default=False)
-
-
-class Limiter(AIORateLimiter):
-    """PTB's rate limiter (about 30 messages/s overall) for every request of the bot. A reply to the
-    person writing is retried once after a 429; a send by the outbox is not, so the 429 reaches the
-    outbox, which pauses and slows its whole pace and retries the row itself (delivery.md, rule 9)."""
-
-    def __init__(self) -> None:
-        super().__init__(max_retries=0)
-
-    async def process_request(
-        self,
-        callback: Any,
-        args: Any,
-        kwargs: dict[str, Any],
-        endpoint: str,
-        data: dict[str, Any],
-        rate_limit_args: int | None,
-    ) -> Any:
-        """PTB reads `rate_limit_args` as the number of retries (0 or None: the default, here 0)."""
-        retries = rate_limit_args if rate_limit_args is not None else (0 if OUTBOX_SEND.get() else 1)
-        return await super().process_request(callback, args, kwargs, endpoint, data, retries)
-
-
-class TelegramChannel:
+class TelegramChannel(ChannelBase):
     """The bot on Telegram. `async with TelegramChannel(app):` starts it (polling or webhook, per
-    settings.telegram.mode) and stops it; `handled` counts the updates processed so far.
+    settings.telegram.mode) and stops it (bot/run.py registers it meanwhile); `handled` counts the
+    updates processed so far.
 
     `typing_after`: seconds before "typing..." is shown on a slow reply (0: at once), repeated
     every `typing_every`. `rate_limit`: PTB's AIORateLimiter (about 30 messages/s overall).
     """
+
+    name = CHANNEL
+    upload_limit = UPLOAD_LIMIT
+    token_loggers = TOKEN_LOGGERS
 
     def __init__(
         self,
@@ -414,15 +144,12 @@ class TelegramChannel:
         self._albums: dict[tuple[str, str], list[Incoming]] = {}
         self._album_tasks: set[asyncio.Task[None]] = set()
         self.config = app.settings.telegram
-        self.typing_after = typing_after
-        self.typing_every = max(typing_every, 0.1)
         self.poll_timeout = poll_timeout
         self.bootstrap_retries = bootstrap_retries
         # PTB 22 warns inside RetryAfter's constructor on every 429 unless durations are timedeltas.
         os.environ.setdefault("PTB_TIMEDELTA", "1")
-        self.redactor = TokenRedactor(self.config.token.get_secret_value())
-        for name in TOKEN_LOGGERS:
-            logging.getLogger(name).addFilter(self.redactor)  # before PTB logs its URLs below
+        # The token filter goes on the loggers before PTB logs its URLs below.
+        super().__init__(self.config.token.get_secret_value(), typing_after, typing_every)
         self.handled = 0
         builder = (
             ApplicationBuilder()
@@ -438,15 +165,6 @@ class TelegramChannel:
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
-    async def __aenter__(self) -> TelegramChannel:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
-
     async def start(self) -> None:
         """Connect (getMe), set the command menus, and start taking updates.
 
@@ -460,8 +178,6 @@ class TelegramChannel:
                 raise ConfigError("telegram.token = ***: Telegram rejected this bot token") from None
             self.announce()
             await self.set_default_commands()
-            self.app.dispatcher.senders[CHANNEL] = self.send_to_user
-            self.app.dispatcher.fetchers[CHANNEL] = self.fetch
             await self.application.start()
             if self.config.mode == "webhook":
                 await self.start_webhook()
@@ -482,25 +198,15 @@ class TelegramChannel:
             listen=self.config.listen,
             port=self.config.port,
             url_path=self.config.url_path.strip("/"),
-            webhook_url=self.webhook_url(),
+            webhook_url=webhook_url(self.config),
             secret_token=secret or None,
             bootstrap_retries=self.bootstrap_retries,
             allowed_updates=list(ALLOWED_UPDATES),
         )
         log.info("webhook listening on %s:%s/%s", self.config.listen, self.config.port, self.config.url_path)
 
-    def webhook_url(self) -> str:
-        """The public URL Telegram calls: telegram.webhook_url, ending in /url_path."""
-        base = self.config.webhook_url.rstrip("/")
-        path = self.config.url_path.strip("/")
-        return base if not path or base.endswith("/" + path) else f"{base}/{path}"
-
     async def stop(self) -> None:
         """Stop taking updates, finish the one in hand, close the connections."""
-        if self.app.dispatcher.senders.get(CHANNEL) == self.send_to_user:
-            del self.app.dispatcher.senders[CHANNEL]
-        if self.app.dispatcher.fetchers.get(CHANNEL) == self.fetch:
-            del self.app.dispatcher.fetchers[CHANNEL]
         if self._album_tasks:  # let gathered albums be handled before closing
             await asyncio.gather(*self._album_tasks, return_exceptions=True)
         updater = self.application.updater
@@ -509,8 +215,7 @@ class TelegramChannel:
         if self.application.running:
             await self.application.stop()
         await self.application.shutdown()
-        for name in TOKEN_LOGGERS:
-            logging.getLogger(name).removeFilter(self.redactor)
+        self.release_loggers()
 
     def updater(self) -> Any:
         """PTB's Updater (always built by ApplicationBuilder)."""
@@ -528,10 +233,6 @@ class TelegramChannel:
         configured = self.config.username.lstrip("@")
         if configured and configured.lower() != name.lower():
             log.warning("telegram.username is %r but the token belongs to @%s", configured, name)
-
-    def redact(self, text: str) -> str:
-        """`text` without the bot token."""
-        return self.redactor.redact(text)
 
     # ---- command menus -----------------------------------------------------------------------
 
@@ -562,13 +263,6 @@ class TelegramChannel:
             "set the chat's commands",
             self.application.bot.set_my_commands(self.commands_for(role, language), scope=scope),
         )
-
-    async def cosmetic(self, what: str, call: Coroutine[Any, Any, Any]) -> None:
-        """Run a call whose failure must never stop the bot: log a warning instead."""
-        try:
-            await call
-        except Exception as exc:
-            log.warning("could not %s: %s", what, self.redact(f"{type(exc).__name__}: {exc}"))
 
     # ---- updates -----------------------------------------------------------------------------
 
@@ -678,20 +372,6 @@ class TelegramChannel:
                 q.mark_blocked(s, user.id)
         log.info("telegram user %s blocked the bot", external_id)
 
-    async def with_typing(self, chat_id: str, work: Awaitable[list[Reply]]) -> list[Reply]:
-        """Await `work`; show "typing..." after `typing_after` seconds and every `typing_every`."""
-        task = asyncio.ensure_future(work)
-        try:
-            if self.typing_after > 0:
-                await asyncio.wait({task}, timeout=self.typing_after)
-            while not task.done():
-                await self.typing(chat_id)
-                await asyncio.wait({task}, timeout=self.typing_every)
-        finally:
-            if not task.done():
-                task.cancel()
-        return task.result()
-
     async def typing(self, chat_id: str) -> None:
         """One "typing..." action; a failure only costs the indicator."""
         try:
@@ -796,31 +476,3 @@ class TelegramChannel:
         bot = self.application.bot
         send = {"photo": bot.send_photo, "video": bot.send_video}.get(item.kind, bot.send_document)
         await send(chat, self.source(item), caption=item.caption[:1024])
-
-
-# ---- running ---------------------------------------------------------------------------------
-
-
-async def until_signalled() -> None:
-    """Wait for SIGINT or SIGTERM."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    signals = (signal.SIGINT, signal.SIGTERM)
-    for sig in signals:
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        for sig in signals:
-            loop.remove_signal_handler(sig)
-
-
-async def run_telegram(settings: Settings) -> None:
-    """Run the bot on Telegram until SIGINT/SIGTERM."""
-    redactor = TokenRedactor(settings.telegram.token.get_secret_value())
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(redactor)  # the last line of defence for any record that reaches output
-    async with build_app(settings) as app, TelegramChannel(app):
-        log.info("running; Ctrl-C to stop")
-        await until_signalled()
-    log.info("stopped")

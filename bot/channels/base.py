@@ -1,0 +1,226 @@
+"""What every channel shares: the `Channel` protocol the composition root (bot/run.py) relies on, and
+`ChannelBase`, the lifecycle, typing indicator, webhook URL, token redaction and "cosmetic" calls that
+Telegram and Zalo would otherwise each write again. Plus the text splitting both platforms need.
+
+A channel translates at the edge and nothing more: it turns its platform's updates into `Incoming`s,
+hands them to the dispatcher, renders the replies, and raises storage.errors' ChannelError subclasses
+for its platform's failures. It never registers itself anywhere: bot/run.py starts it and puts its
+sender, fetcher and upload limit where the dispatcher and the outbox find them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from types import TracebackType
+from typing import Any, ClassVar, Protocol, Self
+
+from handlers.types import Media, Reply
+from storage.models import User
+
+log = logging.getLogger("schoolbot.channels")
+
+# A "bad request" naming one of these means the chat is gone for good, not that the message was wrong
+# (Telegram's and Zalo's descriptions).
+GONE_WORDS = (
+    "chat not found",
+    "user not found",
+    "peer_id_invalid",
+    "chat_id is empty",
+    "user is deactivated",
+)
+
+
+class Channel(Protocol):
+    """A running platform connection, as bot/run.py sees it."""
+
+    name: str
+    upload_limit: int | None  # bytes of a file the bot may send a user (None: no limit)
+    failed: asyncio.Event  # set when the channel stopped on its own (a revoked token)
+
+    async def __aenter__(self) -> Self:
+        """Start taking updates."""
+        ...
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        """Stop taking updates, finish those in hand, close the connections."""
+        ...
+
+    async def send_to_user(self, user: User, replies: list[Reply]) -> None:
+        """The outbox's sender: deliver replies to a user who is not writing; raises ChannelError."""
+        ...
+
+    async def fetch(self, media: Media) -> bytes:
+        """Download a file a user sent; raises FetchError or TooLarge."""
+        ...
+
+
+class WebhookConfig(Protocol):
+    """The two settings a webhook URL is made of."""
+
+    webhook_url: str
+    url_path: str
+
+
+def webhook_url(config: WebhookConfig) -> str:
+    """The public URL the platform calls: `webhook_url`, ending in /`url_path`."""
+    base = config.webhook_url.rstrip("/")
+    path = config.url_path.strip("/")
+    return base if not path or base.endswith("/" + path) else f"{base}/{path}"
+
+
+class ChannelBase:
+    """Lifecycle (`async with channel:` is start/stop), typing indicator, token redaction, cosmetic calls.
+
+    A subclass sets `name`, `upload_limit` and `token_loggers`, calls `__init__` with its token and
+    typing delays, and writes `start`, `stop` and `typing`.
+    """
+
+    name: ClassVar[str]
+    upload_limit: ClassVar[int | None]
+    # Loggers whose records can carry the token. A logger's own filters see only the records made
+    # on it, hence the list.
+    token_loggers: ClassVar[tuple[str, ...]]
+
+    def __init__(self, token: str, typing_after: float, typing_every: float) -> None:
+        self.typing_after = typing_after
+        self.typing_every = max(typing_every, 0.1)
+        self.failed = asyncio.Event()
+        self.redactor = TokenRedactor(token)
+        for name in self.token_loggers:
+            logging.getLogger(name).addFilter(self.redactor)
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Connect and start taking updates."""
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        """Stop taking updates and close the connections."""
+        raise NotImplementedError
+
+    async def typing(self, chat_id: str) -> None:
+        """One "typing..." action; a failure only costs the indicator."""
+        raise NotImplementedError
+
+    def release_loggers(self) -> None:
+        """Take the token filter off the loggers again (at stop)."""
+        for name in self.token_loggers:
+            logging.getLogger(name).removeFilter(self.redactor)
+
+    def redact(self, text: str) -> str:
+        """`text` without the bot token."""
+        return self.redactor.redact(text)
+
+    async def cosmetic(self, what: str, call: Awaitable[Any]) -> None:
+        """Run a call whose failure must never stop the bot: log a warning instead."""
+        try:
+            await call
+        except Exception as exc:
+            self.log.warning("could not %s: %s", what, self.redact(f"{type(exc).__name__}: {exc}"))
+
+    @property
+    def log(self) -> logging.Logger:
+        """The channel's logger."""
+        return logging.getLogger(f"schoolbot.{self.name}")
+
+    async def with_typing(self, chat_id: str, work: Awaitable[list[Reply]]) -> list[Reply]:
+        """Await `work`; show "typing..." after `typing_after` seconds and every `typing_every`."""
+        task = asyncio.ensure_future(work)
+        try:
+            if self.typing_after > 0:
+                await asyncio.wait({task}, timeout=self.typing_after)
+            while not task.done():
+                await self.typing(chat_id)
+                await asyncio.wait({task}, timeout=self.typing_every)
+        finally:
+            if not task.done():
+                task.cancel()
+        return task.result()
+
+
+# ---- text --------------------------------------------------------------------------------------
+
+
+def utf16_len(text: str) -> int:
+    """Length as Telegram counts it (UTF-16 code units)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def split_text(text: str, limit: int) -> list[str]:
+    """Parts of at most `limit`, cut at line breaks (a line longer than that is cut at a space)."""
+    if utf16_len(text) <= limit:
+        return [text]
+    parts: list[str] = []
+    current = ""
+    for line in text.split("\n"):
+        while utf16_len(line) > limit:
+            if current:
+                parts.append(current)
+                current = ""
+            cut = _cut_at(line, limit)
+            parts.append(line[:cut])
+            line = line[cut:].lstrip(" ")
+        joined = f"{current}\n{line}" if current else line
+        if utf16_len(joined) > limit:
+            parts.append(current)
+            current = line
+        else:
+            current = joined
+    if current:
+        parts.append(current)
+    return [p for p in parts if p.strip()]
+
+
+def _cut_at(line: str, limit: int) -> int:
+    units = 0
+    end = len(line)
+    for index, ch in enumerate(line):
+        units += 2 if ord(ch) > 0xFFFF else 1
+        if units > limit:
+            end = index
+            break
+    space = line.rfind(" ", 0, end)
+    return space if space > end // 2 else end
+
+
+# ---- secrets -----------------------------------------------------------------------------------
+
+
+class TokenRedactor(logging.Filter):
+    """Replaces the bot token in log records (httpx logs request URLs, which carry it)."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__()
+        secret = token.partition(":")[2]
+        self.secrets = [s for s in (token, secret) if len(s) >= 8]
+
+    def redact(self, text: str) -> str:
+        """`text` with the token replaced."""
+        for secret in self.secrets:
+            text = text.replace(secret, "<token>")
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the record's message (and traceback text) when it contains the token."""
+        if not self.secrets:
+            return True
+        message = record.getMessage()
+        if any(s in message for s in self.secrets):
+            record.msg, record.args = self.redact(message), None
+        if record.exc_info and record.exc_info[0] is not None:
+            text = record.exc_text or logging.Formatter().formatException(record.exc_info)
+            if any(s in text for s in self.secrets):
+                record.exc_text = self.redact(text)
+        return True

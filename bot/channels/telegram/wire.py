@@ -1,0 +1,157 @@
+"""Telegram's wire format <-> the bot's vocabulary: a PTB `Update` as an `Incoming`, a `Reply`'s
+choices as an inline keyboard, long texts cut under Telegram's limit."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from telegram import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    Update,
+)
+from telegram import User as TgUser
+from telegram.constants import ChatType
+
+from bot.channels.base import split_text as split_parts
+from handlers.types import Incoming, Kind, Media, Reply
+
+CHANNEL = "telegram"
+MAX_TEXT = 4096  # telegram.constants.MessageLimit.MAX_TEXT_LENGTH
+MAX_ALBUM = 10  # telegram.constants.MediaGroupLimit.MAX_MEDIA_LENGTH
+MAX_CALLBACK_BYTES = 64  # telegram.constants.InlineKeyboardButtonLimit.MAX_CALLBACK_DATA
+LANGUAGES = ("vi", "en")
+
+log = logging.getLogger("schoolbot.telegram")
+
+
+def to_incoming(update: Update) -> Incoming | None:
+    """A private chat's message or button press as an Incoming; None for anything we ignore."""
+    query = update.callback_query
+    if query is not None:
+        chat = query.message.chat if query.message is not None else None
+        if chat is not None and chat.type != ChatType.PRIVATE:
+            return None
+        chat_id = chat.id if chat is not None else query.from_user.id
+        return Incoming(**_who(update, query.from_user, chat_id), kind=Kind.CHOICE, choice=query.data or "")
+    message = update.message  # edited messages and channel posts are not answered
+    if message is None or message.from_user is None or message.chat.type != ChatType.PRIVATE:
+        return None
+    who = _who(update, message.from_user, message.chat.id)
+    if message.text is not None:
+        return _text(who, message.text)
+    return _content(who, message)
+
+
+def _who(update: Update, user: TgUser, chat_id: int) -> dict[str, Any]:
+    return {
+        "channel": CHANNEL,
+        "user_id": str(user.id),
+        "chat_id": str(chat_id),
+        "display_name": user.full_name,
+        "update_id": str(update.update_id),
+        "language": language_of(user.language_code),
+    }
+
+
+def language_of(code: str | None) -> str:
+    """Telegram's IETF language tag as one of ours ("vi", "en"), or "" for any other."""
+    lang = (code or "").split("-")[0].lower()
+    return lang if lang in LANGUAGES else ""
+
+
+def _text(who: dict[str, Any], text: str) -> Incoming:
+    """`/cmd@botname args` is a command (a deep link `/start CODE` too); anything else is text."""
+    if text.startswith("/") and len(text) > 1 and (text[1].isalnum() or text[1] == "_"):
+        head, *rest = text[1:].split(maxsplit=1)
+        command = head.split("@", 1)[0]
+        return Incoming(
+            **who, kind=Kind.COMMAND, command=command, args=rest[0].strip() if rest else "", text=text
+        )
+    return Incoming(**who, kind=Kind.TEXT, text=text)
+
+
+def _content(who: dict[str, Any], message: Message) -> Incoming:
+    """Media, stickers, places, voice, contacts; anything else is OTHER."""
+    caption = message.caption or ""
+    media = media_of(message)
+    if media is not None and media.kind in ("photo", "document", "video", "animation"):
+        return Incoming(**who, kind=Kind.MEDIA, media=(media,), text=caption)
+    if message.sticker is not None:
+        return Incoming(**who, kind=Kind.STICKER, text=message.sticker.emoji or "")
+    if message.location is not None or message.venue is not None:
+        return Incoming(**who, kind=Kind.LOCATION)
+    if media is not None:  # voice, audio, video note
+        return Incoming(**who, kind=Kind.VOICE, media=(media,), text=caption)
+    if message.contact is not None:
+        return Incoming(**who, kind=Kind.CONTACT)
+    return Incoming(**who, kind=Kind.OTHER, text=caption)
+
+
+def media_of(message: Message) -> Media | None:
+    """The file a message carries: the largest size of a photo, or the one document/video/audio."""
+    if message.photo:
+        size = max(message.photo, key=lambda p: (p.width * p.height, p.file_size or 0))
+        return Media(
+            "photo",
+            size.file_id,
+            size.file_unique_id,
+            width=size.width,
+            height=size.height,
+            size=size.file_size,
+        )
+    for kind in ("animation", "document", "video", "voice", "audio", "video_note"):
+        # an animation also fills `document`, so it is looked at first
+        item = getattr(message, kind)
+        if item is not None:
+            fields = item.to_dict()  # plain ints: reading `.duration` warns in PTB 22
+            return Media(
+                kind,
+                item.file_id,
+                item.file_unique_id,
+                mime_type=fields.get("mime_type", ""),
+                file_name=fields.get("file_name", ""),
+                width=fields.get("width", fields.get("length")),
+                height=fields.get("height", fields.get("length")),
+                duration=fields.get("duration"),
+                size=fields.get("file_size"),
+            )
+    return None
+
+
+def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
+    """Parts of at most `limit` UTF-16 units (a Telegram message by default), cut at line breaks."""
+    return split_parts(text, limit)
+
+
+def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
+    """The reply's choices as inline buttons; data over 64 bytes is logged and left out."""
+    rows = []
+    for row in reply.choices:
+        buttons = []
+        for choice in row:
+            size = len(choice.value.encode("utf-8"))
+            if not 1 <= size <= MAX_CALLBACK_BYTES:
+                log.error("button %r left out: callback data is %d bytes", choice.label, size)
+                continue
+            buttons.append(InlineKeyboardButton(choice.label, callback_data=choice.value))
+        if buttons:
+            rows.append(buttons)
+    return InlineKeyboardMarkup(rows) if rows else None
+
+
+def chat_ref(chat_id: str | int) -> int | str:
+    """A numeric chat id as an int (as Telegram sends it), anything else as given."""
+    text = str(chat_id)
+    return int(text) if text.lstrip("-").isdigit() else text
+
+
+def album_part(update: object) -> bool:
+    """Whether an update is one file of an album (several photos or videos sent together)."""
+    message = update.message if isinstance(update, Update) else None
+    if message is None or not message.media_group_id:
+        return False
+    incoming = to_incoming(update)
+    return incoming is not None and incoming.kind == Kind.MEDIA

@@ -1,0 +1,122 @@
+"""Running the bot: the one place that builds the app and the channels and knows them all.
+
+    await run(settings, ["telegram", "zalo"])    # until SIGINT/SIGTERM
+
+A channel knows its platform and nothing of the others or of how it is wired: `attached(app, channel)`
+starts it and puts its fetcher, upload limit and (once it is up) sender where the dispatcher and the
+outbox find them, takes the sender away if the channel stops on its own (a revoked token), and undoes
+it all when the channel stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+from bot.app import App, build_app
+from bot.channels.base import Channel, TokenRedactor
+from bot.channels.telegram import TelegramChannel
+from bot.channels.zalo import ZaloChannel
+from bot.config import Settings
+from bot.dispatch import Dispatcher
+from storage.errors import ConfigError
+
+log = logging.getLogger("schoolbot")
+
+# Every channel the bot can run on, by the name `schoolbot run --channel` takes.
+CHANNELS: dict[str, Callable[[App], Channel]] = {"telegram": TelegramChannel, "zalo": ZaloChannel}
+
+C = TypeVar("C", bound=Channel)
+
+
+@asynccontextmanager
+async def attached(app: App, channel: C) -> AsyncIterator[C]:
+    """`async with attached(app, channel):` the channel runs and the dispatcher and outbox use it."""
+    dispatcher = app.dispatcher
+    name = channel.name
+    dispatcher.fetchers[name] = channel.fetch
+    dispatcher.upload_limits[name] = channel.upload_limit
+    try:
+        async with channel:
+            dispatcher.senders[name] = channel.send_to_user
+            watch = asyncio.create_task(withdraw_when_failed(dispatcher, channel), name=f"{name}:watch")
+            try:
+                yield channel
+            finally:
+                watch.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watch
+                withdraw_sender(dispatcher, channel)  # before the channel stops: the outbox leaves it be
+    finally:
+        if dispatcher.fetchers.get(name) == channel.fetch:
+            del dispatcher.fetchers[name]
+        dispatcher.upload_limits.pop(name, None)
+
+
+def withdraw_sender(dispatcher: Dispatcher, channel: Channel) -> None:
+    """The outbox stops sending through `channel` (its rows wait for a process that can)."""
+    if dispatcher.senders.get(channel.name) == channel.send_to_user:
+        del dispatcher.senders[channel.name]
+
+
+async def withdraw_when_failed(dispatcher: Dispatcher, channel: Channel) -> None:
+    """A channel that stopped on its own (Zalo's token revoked) sends nothing more from here."""
+    await channel.failed.wait()
+    withdraw_sender(dispatcher, channel)
+
+
+async def run(settings: Settings, names: Sequence[str]) -> None:
+    """Run the bot on these channels until SIGINT/SIGTERM.
+
+    A single channel that stops on its own (its token revoked while running) ends the run with a
+    ConfigError; next to another channel, that one goes on and the log says why the first stopped.
+    """
+    for name in names:
+        redactor = TokenRedactor(getattr(settings, name).token.get_secret_value())
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(redactor)  # the last line of defence for any record that reaches output
+    running: list[Channel] = []
+    async with build_app(settings) as app, contextlib.AsyncExitStack() as stack:
+        for name in names:
+            running.append(await stack.enter_async_context(attached(app, CHANNELS[name](app))))
+        log.info("running; Ctrl-C to stop")
+        if len(running) == 1:
+            await first_of(until_signalled(), running[0].failed.wait())
+        else:
+            await until_signalled()
+    log.info("stopped")
+    if len(running) == 1 and running[0].failed.is_set():
+        name = running[0].name
+        raise ConfigError(
+            f"{name}.token = ***: {name.capitalize()} rejected the bot token while running (revoked or reset)"
+        )
+
+
+async def until_signalled() -> None:
+    """Wait for SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for sig in signals:
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+
+
+async def first_of(*waits: Awaitable[Any]) -> None:
+    """Wait until any of `waits` finishes; cancel the others."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
