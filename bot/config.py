@@ -1,327 +1,48 @@
-"""Settings: a TOML file plus SCHOOLBOT_* environment overrides, validated once at start."""
+"""Settings: a TOML file plus SCHOOLBOT_* environment overrides, validated once at start.
+
+The model itself (every key, type, default and rule) is handlers/settings.py.
+"""
 
 from __future__ import annotations
 
-import re
+import logging
 import tomllib
-from calendar import monthrange
-from datetime import date
 from pathlib import Path
-from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
+from pydantic import ValidationError
+
+from handlers.settings import (
+    DeliverySettings,
+    MediaSettings,
+    OutboxSettings,
+    PauseWindow,
+    PeriodicDeadline,
+    RankingSettings,
+    RegistrationSettings,
+    ScheduleSettings,
+    Settings,
+    TelegramSettings,
+    ZaloSettings,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
-
-from handlers.calendar import DAY_MINUTES, minutes_of, quiet_spans
 from storage.errors import ConfigError
 
-SECRET_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
-ZALO_SECRET_RE = re.compile(r"^[\x21-\x7e]{8,256}$")  # Zalo: 8-256 characters, sent as a header
+log = logging.getLogger("schoolbot.config")
 
-
-class TelegramSettings(BaseModel):
-    """How to reach Telegram: the cloud Bot API or a local Bot API server."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    token: SecretStr = SecretStr("")
-    username: str = ""
-    base_url: str = "https://api.telegram.org/bot"
-    base_file_url: str = "https://api.telegram.org/file/bot"
-    mode: Literal["polling", "webhook"] = "polling"
-    webhook_url: str = ""
-    listen: str = "127.0.0.1"
-    port: int = Field(default=8443, ge=1, le=65535)
-    url_path: str = "telegram"
-    secret_token: SecretStr = SecretStr("")
-    # Updates of this many chats are handled at once; each chat's own updates stay in order.
-    concurrent_chats: int = Field(default=32, ge=1, le=512)
-
-    @model_validator(mode="after")
-    def _webhook_needs(self) -> TelegramSettings:
-        if self.mode == "webhook":
-            if not self.webhook_url.startswith("https://"):
-                raise ValueError("webhook mode needs telegram.webhook_url starting with https://")
-            if not SECRET_TOKEN_RE.match(self.secret_token.get_secret_value()):
-                raise ValueError(
-                    "webhook mode needs telegram.secret_token: 1-256 characters of A-Z a-z 0-9 _ -"
-                )
-        return self
-
-
-class ZaloSettings(BaseModel):
-    """How to reach Zalo's Bot Platform (zalo-bot-api.md): token, host, polling or webhook, budget."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    token: SecretStr = SecretStr("")
-    base_url: str = "https://bot-api.zaloplatforms.com"
-    mode: Literal["polling", "webhook"] = "polling"
-    webhook_url: str = ""
-    listen: str = "127.0.0.1"
-    port: int = Field(default=8444, ge=1, le=65535)
-    url_path: str = "zalo"
-    secret_token: SecretStr = SecretStr("")
-    # Updates of this many chats are handled at once; each chat's own updates stay in order.
-    concurrent_chats: int = Field(default=32, ge=1, le=512)
-    monthly_budget: int = Field(default=3000, ge=0, le=10_000_000)
-    deliver_to: Literal["last_used", "telegram", "zalo", "both"] = "last_used"
-
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("https://", "http://")):
-            raise ValueError("must start with https:// (or http:// for a local test server)")
-        return value.rstrip("/")
-
-    @model_validator(mode="after")
-    def _webhook_needs(self) -> ZaloSettings:
-        if self.mode == "webhook":
-            if not self.webhook_url.startswith("https://"):
-                raise ValueError("webhook mode needs zalo.webhook_url starting with https://")
-            if not ZALO_SECRET_RE.match(self.secret_token.get_secret_value()):
-                raise ValueError(
-                    "webhook mode needs zalo.secret_token: 8-256 visible ASCII characters, no spaces"
-                )
-        return self
-
-
-class RegistrationSettings(BaseModel):
-    """Invite codes and the throttle on wrong ones."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    invite_days: int = Field(default=14, ge=1, le=365)
-    max_wrong_codes: int = Field(default=5, ge=1, le=100)
-    wrong_code_window_minutes: int = Field(default=15, ge=1, le=1440)
-
-
-class MediaSettings(BaseModel):
-    """Files: how large a file the bot downloads (Telegram's cloud Bot API serves at most 20 MB)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    max_download_mb: float = Field(default=20, gt=0, le=2000)
-
-
-class PeriodicDeadline(BaseModel):
-    """A named periodic report deadline, e.g. the six-month report due on 20 June."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    key: str = Field(pattern=r"^[a-z0-9_]{1,16}$")
-    name: str = Field(min_length=1, max_length=100)
-    due: str = Field(pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$", description="MM-DD")
-
-
-HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
-MMDD = r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
-
-
-class PauseWindow(BaseModel):
-    """Days with no reminders or escalations at all, e.g. the Tết holiday (both dates included)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str = Field(min_length=1, max_length=100)
-    start: date
-    end: date
-
-    @model_validator(mode="after")
-    def _ordered(self) -> PauseWindow:
-        if self.end < self.start:
-            raise ValueError(f"pause {self.name!r} ends ({self.end}) before it starts ({self.start})")
-        return self
-
-
-class ScheduleSettings(BaseModel):
-    """Deadlines, the reminder ladders, escalation, quiet hours and pauses."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    monthly_deadline_day: int = Field(default=15, ge=1, le=31)
-    periodic: tuple[PeriodicDeadline, ...] = (
-        PeriodicDeadline(key="6thang", name="Báo cáo 6 tháng", due="06-20"),
-        PeriodicDeadline(key="nam", name="Báo cáo năm", due="12-01"),
-    )
-    reminder_at: str = Field(default="08:00", pattern=HHMM)
-    article_reminders: tuple[int, ...] = (5, 2, 1, 0)
-    report_reminders: tuple[int, ...] = (14, 7, 3, 1)
-    escalate_after_days: tuple[int, ...] = (1,)
-    escalate_at: str = Field(default="08:00", pattern=HHMM)
-    quiet_hours: tuple[str, ...] = ("20:00-07:00",)
-    pauses: tuple[PauseWindow, ...] = ()
-    sweep_minutes: int = Field(default=5, ge=1, le=60)
-    # The officers' daily digest: when, and on which weekdays (0 = Monday ... 6 = Sunday).
-    digest_at: str = Field(default="16:30", pattern=HHMM)
-    digest_days: tuple[int, ...] = (0, 1, 2, 3, 4)
-    # The first day of semester II ("MM-DD"): each province sets it in its school calendar.
-    semester_two_starts: str = Field(default="01-16", pattern=MMDD)
-
-    @field_validator("periodic")
-    @classmethod
-    def _unique_keys(cls, value: tuple[PeriodicDeadline, ...]) -> tuple[PeriodicDeadline, ...]:
-        keys = [p.key for p in value]
-        if len(keys) != len(set(keys)):
-            raise ValueError("each periodic deadline needs its own key")
-        return value
-
-    @field_validator("article_reminders", "report_reminders")
-    @classmethod
-    def _ladder(cls, value: tuple[int, ...], info: ValidationInfo) -> tuple[int, ...]:
-        most = 28 if info.field_name == "article_reminders" else 120
-        if any(not 0 <= d <= most for d in value):
-            raise ValueError(f"days before the deadline must be between 0 and {most}")
-        if len(set(value)) != len(value):
-            raise ValueError("each day may appear once")
-        return tuple(sorted(value, reverse=True))
-
-    @field_validator("escalate_after_days")
-    @classmethod
-    def _escalation(cls, value: tuple[int, ...]) -> tuple[int, ...]:
-        if any(not 1 <= d <= 28 for d in value) or len(set(value)) != len(value):
-            raise ValueError("days after the deadline must be distinct, between 1 and 28")
-        return tuple(sorted(value))
-
-    @field_validator("semester_two_starts")
-    @classmethod
-    def _semester_two(cls, value: str) -> str:
-        month, day = (int(x) for x in value.split("-"))
-        if month not in (12, 1, 2, 3):
-            raise ValueError("semester II starts between December and March")
-        if day > monthrange(2023, month)[1]:
-            raise ValueError(f"{value} is not a day of the year")
-        return value
-
-    @field_validator("quiet_hours")
-    @classmethod
-    def _quiet(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for window in value:
-            parts = window.split("-")
-            if len(parts) != 2 or not all(re.match(HHMM, p) for p in parts):
-                raise ValueError(f"{window!r} is not a window like 20:00-07:00")
-            if parts[0] == parts[1]:
-                raise ValueError(f"{window!r} starts and ends at the same time")
-        # Overlapping windows are merged; together they must leave some time to send in.
-        if sum(end - start for start, end in quiet_spans(value)) >= DAY_MINUTES:
-            raise ValueError("the quiet hours cover the whole day: nothing could ever be sent")
-        return value
-
-    @model_validator(mode="after")
-    def _sendable_hours(self) -> ScheduleSettings:
-        spans = quiet_spans(self.quiet_hours)
-        for name in ("reminder_at", "escalate_at"):
-            moment = minutes_of(getattr(self, name))
-            if any(start <= moment < end for start, end in spans):
-                raise ValueError(
-                    f"{name} = {getattr(self, name)} falls in the quiet hours {self.quiet_hours}"
-                )
-        return self
-
-
-class OutboxSettings(BaseModel):
-    """How the outbox sends: rate limits per bot, retries, leases."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    rate: float = Field(default=25.0, gt=0, le=1000)
-    burst: int = Field(default=2, ge=1, le=100)
-    per_chat_seconds: float = Field(default=1.0, ge=0, le=60)
-    concurrency: int = Field(default=4, ge=1, le=64)
-    batch: int = Field(default=50, ge=1, le=1000)
-    lease_seconds: int = Field(default=60, ge=5, le=3600)
-    max_attempts: int = Field(default=8, ge=1, le=100)
-    backoff_seconds: float = Field(default=2.0, gt=0, le=600)
-    backoff_cap_seconds: float = Field(default=300.0, gt=0, le=86400)
-    poll_seconds: float = Field(default=1.0, gt=0, le=60)
-    janitor_seconds: int = Field(default=30, ge=1, le=3600)
-    keep_days: int = Field(default=90, ge=1, le=3650)
-
-
-class RankingSettings(BaseModel):
-    """The communications score of /ranking and the year's sheet: points per unit of each part."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    article_on_time: float = Field(default=2, ge=0, le=100)
-    article_approved: float = Field(default=1, ge=0, le=100)
-    article_published: float = Field(default=1, ge=0, le=100)
-    nomination: float = Field(default=2, ge=0, le=100)
-    report_on_time: float = Field(default=3, ge=0, le=100)
-
-    @model_validator(mode="after")
-    def _something_counts(self) -> RankingSettings:
-        if not any(getattr(self, name) for name in type(self).model_fields):
-            raise ValueError("at least one ranking weight must be above 0")
-        return self
-
-
-class Settings(BaseSettings):
-    """Every setting schoolbot reads; see config.example.toml for each key."""
-
-    model_config = SettingsConfigDict(
-        env_prefix="SCHOOLBOT_", env_nested_delimiter="__", extra="forbid", frozen=True
-    )
-
-    database_url: str = "sqlite:///data/schoolbot.db"
-    media_dir: Path = Path("data/media")
-    locale: Literal["vi", "en"] = "vi"
-    timezone: str = "Asia/Ho_Chi_Minh"
-    telegram: TelegramSettings = TelegramSettings()
-    zalo: ZaloSettings = ZaloSettings()
-    registration: RegistrationSettings = RegistrationSettings()
-    schedule: ScheduleSettings = ScheduleSettings()
-    media: MediaSettings = MediaSettings()
-    outbox: OutboxSettings = OutboxSettings()
-    ranking: RankingSettings = RankingSettings()
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError("must be an IANA time zone such as Asia/Ho_Chi_Minh") from exc
-        return value
-
-    @field_validator("database_url")
-    @classmethod
-    def _known_engine(cls, value: str) -> str:
-        if not value.startswith(
-            ("sqlite://", "postgresql://", "postgresql+psycopg://", "postgresql+psycopg2://")
-        ):
-            raise ValueError("must be an sqlite:/// or postgresql:// URL")
-        return value
-
-    @model_validator(mode="after")
-    def _one_port_each(self) -> Settings:
-        tg, zl = self.telegram, self.zalo
-        both_hooks = tg.mode == zl.mode == "webhook"
-        if both_hooks and tg.port == zl.port and tg.listen == zl.listen:
-            raise ValueError("zalo.port: must differ from telegram.port when both run a webhook")
-        return self
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The environment wins over the file (passed as init values); nested keys merge.
-        return (env_settings, init_settings)
+__all__ = [
+    "DeliverySettings",
+    "MediaSettings",
+    "OutboxSettings",
+    "PauseWindow",
+    "PeriodicDeadline",
+    "RankingSettings",
+    "RegistrationSettings",
+    "ScheduleSettings",
+    "Settings",
+    "TelegramSettings",
+    "ZaloSettings",
+    "load_settings",
+]
 
 
 def _is_secret(path: str) -> bool:
@@ -353,6 +74,13 @@ def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     data.update(overrides)
     try:
-        return Settings(**data)
+        settings = Settings(**data)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, data)) from None
+    if settings.zalo.deliver_to is not None:
+        log.warning(
+            "zalo.deliver_to is deprecated: write [delivery] prefer = %r instead%s",
+            settings.zalo.deliver_to,
+            " (delivery.prefer is set and wins)" if "prefer" in settings.delivery.model_fields_set else "",
+        )
+    return settings

@@ -7,12 +7,12 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from bot.outbox import Outbox
 from handlers.calendar import Clock
 from handlers.i18n import Catalog
 from handlers.router import Router
+from handlers.settings import Settings
 from handlers.types import Context, Fetcher, Incoming, Kind, Reply, numbered
 from storage import queries as q
 from storage.db import Database
@@ -33,7 +33,7 @@ class Dispatcher:
     db: Database
     clock: Clock
     catalog: Catalog
-    settings: Any
+    settings: Settings
     router: Router
     buttonless: frozenset[str] = frozenset({"console", "zalo"})
     senders: dict[str, Sender] = field(default_factory=dict)

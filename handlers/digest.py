@@ -103,7 +103,7 @@ def sweep_digests(db: Any, clock: Any, settings: Any, catalog: Any) -> int:
         officers = q.reachable_staff(s, ("officer",))
         done = {key[0] for key in q.outbox_keys(s, [DIGEST_KIND], [today])}
         last = q.last_sent(s, DIGEST_KIND)
-    prefer = str(getattr(getattr(settings, "zalo", None), "deliver_to", "last_used"))
+    prefer = settings.prefer
     rows = []
     for officer in q.one_per_person(officers, prefer):
         if officer.id in done:

@@ -15,8 +15,8 @@ SEVERITIES = ("low", "medium", "high")
 
 
 def delivery(ctx: Context) -> str:
-    """Which account of a person on several channels a message goes to (zalo.deliver_to)."""
-    return str(getattr(getattr(ctx.settings, "zalo", None), "deliver_to", "last_used"))
+    """Which account of a person on several channels a message goes to (delivery.prefer)."""
+    return ctx.settings.prefer
 
 
 async def submit(ctx: Context, draft: Draft) -> list[Reply]:

@@ -212,7 +212,7 @@ class Org:
 
 
 def read_org(db: Database, prefer: str = "last_used") -> Org:
-    """Schools, reachable principals and staff (one account per person, as zalo.deliver_to says), offices."""
+    """Schools, reachable principals and staff (one account per person, as delivery.prefer says), offices."""
     with db.session() as s:
         schools, staff = q.all_schools(s), q.reachable_staff(s)
         principals = [u for users in q.reachable_principals(s).values() for u in users]
@@ -242,7 +242,7 @@ def plan(db: Database, clock: Clock, settings: Any, catalog: Catalog, at: dateti
             due_now.append((deadline, remind, late))
     if not due_now:
         return result
-    org = read_org(db, str(getattr(getattr(settings, "zalo", None), "deliver_to", "last_used")))
+    org = read_org(db, settings.prefer)
     translators: dict[tuple[str, str], Translator] = {}
 
     def t_for(user: User) -> Translator:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from handlers.calendar import Clock
     from handlers.i18n import Catalog, Translator
+    from handlers.settings import Settings
     from storage.db import Database
     from storage.media import MediaStore
     from storage.models import User
@@ -141,7 +142,7 @@ class Context:
     db: Database
     clock: Clock
     t: Translator
-    settings: Any
+    settings: Settings
     user: User | None
     channel: str
     catalog: Catalog

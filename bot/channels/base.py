@@ -35,9 +35,17 @@ GONE_WORDS = (
 class Channel(Protocol):
     """A running platform connection, as bot/run.py sees it."""
 
-    name: str
-    upload_limit: int | None  # bytes of a file the bot may send a user (None: no limit)
     failed: asyncio.Event  # set when the channel stopped on its own (a revoked token)
+
+    @property
+    def name(self) -> str:
+        """The channel's name: users' `channel`, the dispatcher's and the outbox's key."""
+        ...
+
+    @property
+    def upload_limit(self) -> int | None:
+        """Bytes of a file the bot may send a user here (None: no limit)."""
+        ...
 
     async def __aenter__(self) -> Self:
         """Start taking updates."""

@@ -97,3 +97,26 @@ def test_the_cli_exits_with_the_message_and_no_traceback(tmp_path, caplog) -> No
     assert "telegram.port" in result.output
     assert "Traceback" not in result.output
     assert "TOPSECRET" not in result.output and "TOPSECRET" not in caplog.text
+
+
+def test_delivery_prefer_and_the_old_zalo_deliver_to(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[delivery]\nprefer = "zalo"\n')
+    assert load_settings(path).prefer == "zalo"
+    assert load_settings(None).prefer == "last_used"
+
+    caplog.set_level(logging.WARNING, logger="schoolbot.config")
+    path.write_text('[zalo]\ndeliver_to = "both"\n')
+    assert load_settings(path).prefer == "both"  # an old config file still works...
+    assert (
+        "zalo.deliver_to is deprecated" in caplog.text and "[delivery] prefer" in caplog.text
+    )  # ...and says so
+
+    path.write_text('[zalo]\ndeliver_to = "both"\n[delivery]\nprefer = "telegram"\n')
+    assert load_settings(path).prefer == "telegram"  # the new key wins
+
+    path.write_text('[delivery]\nprefer = "email"\n')
+    with pytest.raises(ConfigError, match=r"delivery\.prefer"):
+        load_settings(path)

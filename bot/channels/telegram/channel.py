@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from telegram import (
     BotCommand,
@@ -122,7 +122,7 @@ class TelegramChannel(ChannelBase):
     """
 
     name = CHANNEL
-    upload_limit = UPLOAD_LIMIT
+    upload_limit: ClassVar[int | None] = UPLOAD_LIMIT
     token_loggers = TOKEN_LOGGERS
 
     def __init__(
