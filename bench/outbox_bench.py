@@ -68,6 +68,7 @@ async def run(recipients: int, rate: float, workdir: Path) -> Figures:
     from bot.app import open_app
     from bot.channels.telegram import TelegramChannel
     from bot.config import load_settings
+    from bot.run import attached
     from handlers.calendar import FrozenClock
     from storage import queries as q
     from storage.models import User
@@ -112,7 +113,8 @@ async def run(recipients: int, rate: float, workdir: Path) -> Figures:
                     now=clock.now(),
                     period="2026-11",
                 )
-            async with TelegramChannel(app, poll_timeout=1.0, typing_after=60.0) as channel:
+            channel = TelegramChannel(app, poll_timeout=1.0, typing_after=60.0)
+            async with attached(app, channel):
                 started = time.perf_counter()
                 await app.clockwork.start()  # the catch-up sweep queues the wave; the sender drains it
                 while app.clockwork.holding is False or app.outbox.stats.sent == 0:
