@@ -122,14 +122,14 @@ def demo(
 
 def _chat(settings: Settings, user: str) -> None:
     from bot.app import open_app
-    from bot.channels.console import ConsoleChat
+    from bot.run import console_chat
 
     with open_app(settings) as built:
         display = ""
         from bot.demo import USERS
 
         display = next((d for u, d, _, _ in USERS if u == user), user)
-        session = ConsoleChat(built.dispatcher, user, display_name=display)
+        session = console_chat(built.dispatcher, user, display_name=display)
         asyncio.run(session.run(prompt=sys.stdin.isatty()))
 
 

@@ -16,10 +16,12 @@ import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 from bot.app import App, build_app
 from bot.channels.base import Channel, TokenRedactor
+from bot.channels.console import CHANNEL as CONSOLE
+from bot.channels.console import ConsoleChat, read_local_file
 from bot.channels.telegram import TelegramChannel
 from bot.channels.zalo import ZaloChannel
 from bot.config import Settings
@@ -68,6 +70,16 @@ async def withdraw_when_failed(dispatcher: Dispatcher, channel: Channel) -> None
     """A channel that stopped on its own (Zalo's token revoked) sends nothing more from here."""
     await channel.failed.wait()
     withdraw_sender(dispatcher, channel)
+
+
+def console_chat(
+    dispatcher: Dispatcher, user_id: str, out: TextIO | None = None, display_name: str = ""
+) -> ConsoleChat:
+    """A terminal chat as `user_id`, its sender (alerts to this user are printed) and fetcher registered."""
+    session = ConsoleChat(dispatcher, user_id, out=out, display_name=display_name)
+    dispatcher.senders[CONSOLE] = session.send_to_console_user
+    dispatcher.fetchers[CONSOLE] = read_local_file
+    return session
 
 
 async def run(settings: Settings, names: Sequence[str]) -> None:

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from bot.app import App, open_app
-from bot.channels.console import ConsoleChat
 from bot.config import Settings, load_settings
 from bot.demo import USERS, seed_demo
+from bot.run import console_chat
 from handlers.calendar import FrozenClock
 from handlers.types import Reply, numbered
 from storage import migrate
@@ -91,7 +91,7 @@ class Chat:
 
     def __init__(self, app: App, user_id: str, display_name: str = "") -> None:
         self.out = io.StringIO()
-        self.session = ConsoleChat(
+        self.session = console_chat(
             app.dispatcher, user_id, out=self.out, display_name=display_name or user_id
         )
         self.replies: list[Reply] = []

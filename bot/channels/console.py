@@ -119,8 +119,6 @@ class ConsoleChat:
         self.out = out or sys.stdout
         self.turn = 0
         self.session_id = secrets.token_hex(4)  # update ids must not repeat across chat sessions
-        dispatcher.senders[CHANNEL] = self.send_to_console_user
-        dispatcher.fetchers[CHANNEL] = read_local_file
 
     async def send_to_console_user(self, user: User, replies: list[Reply]) -> None:
         """Print for the user in this session; keep for any other console user."""

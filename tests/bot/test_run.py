@@ -13,7 +13,7 @@ from bot.channels.base import Channel
 from bot.channels.telegram import UPLOAD_LIMIT as TELEGRAM_LIMIT
 from bot.channels.telegram import TelegramChannel
 from bot.channels.zalo import ZaloChannel
-from bot.run import CHANNELS, attached
+from bot.run import CHANNELS, attached, console_chat
 from handlers.types import Incoming, Kind, Media, Reply
 from storage.models import User
 
@@ -97,3 +97,14 @@ async def test_a_channel_without_a_limit_lets_any_size_through(app: App) -> None
         Incoming("console", "c1", "c1", Kind.TEXT), User(channel="console", external_id="c1")
     )
     assert ctx.upload_limit is None
+
+
+def test_a_console_chat_is_registered_by_run_not_by_itself(app: App) -> None:
+    from bot.channels.console import ConsoleChat
+
+    alone = ConsoleChat(app.dispatcher, "c1")
+    assert app.dispatcher.senders["console"] != alone.send_to_console_user  # the inbox keeps for later
+
+    session = console_chat(app.dispatcher, "c2")
+    assert app.dispatcher.senders["console"] == session.send_to_console_user
+    assert "console" in app.dispatcher.fetchers
