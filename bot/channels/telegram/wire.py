@@ -150,8 +150,7 @@ def chat_ref(chat_id: str | int) -> int | str:
 
 def album_part(update: object) -> bool:
     """Whether an update is one file of an album (several photos or videos sent together)."""
-    message = update.message if isinstance(update, Update) else None
-    if message is None or not message.media_group_id:
+    if not isinstance(update, Update) or update.message is None or not update.message.media_group_id:
         return False
     incoming = to_incoming(update)
     return incoming is not None and incoming.kind == Kind.MEDIA
