@@ -1,6 +1,6 @@
 """Settings: a TOML file plus SCHOOLBOT_* environment overrides, validated once at start.
 
-The model itself (every key, type, default and rule) is handlers/settings.py.
+The model itself (every key, type, default and rule) is handlers/config.py.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from handlers.settings import (
+from handlers.config import (
     DeliverySettings,
     MediaSettings,
     OutboxSettings,

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field, replace
 
 from bot.outbox import Outbox
 from handlers.calendar import Clock
+from handlers.config import Settings
 from handlers.i18n import Catalog
 from handlers.router import Router
-from handlers.settings import Settings
 from handlers.types import Context, Fetcher, Incoming, Kind, Reply, numbered
 from storage import queries as q
 from storage.db import Database

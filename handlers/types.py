@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from handlers.calendar import Clock
+    from handlers.config import Settings
     from handlers.i18n import Catalog, Translator
-    from handlers.settings import Settings
     from storage.db import Database
     from storage.media import MediaStore
     from storage.models import User
