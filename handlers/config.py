@@ -10,7 +10,7 @@ import re
 from calendar import monthrange
 from datetime import date
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -33,51 +33,57 @@ SECRET_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 ZALO_SECRET_RE = re.compile(r"^[\x21-\x7e]{8,256}$")  # Zalo: 8-256 characters, sent as a header
 
 
-class TelegramSettings(BaseModel):
-    """How to reach Telegram: the cloud Bot API or a local Bot API server."""
+class ChannelSettings(BaseModel):
+    """What every platform connection has: a token, polling or a webhook, how many chats at once."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    section: ClassVar[str]  # the table's name in the config file
+    secret_rule: ClassVar[re.Pattern[str]]
+    secret_words: ClassVar[str]  # the rule in words, for the error message
+
     token: SecretStr = SecretStr("")
-    username: str = ""
-    base_url: str = "https://api.telegram.org/bot"
-    base_file_url: str = "https://api.telegram.org/file/bot"
     mode: Literal["polling", "webhook"] = "polling"
     webhook_url: str = ""
     listen: str = "127.0.0.1"
-    port: int = Field(default=8443, ge=1, le=65535)
-    url_path: str = "telegram"
     secret_token: SecretStr = SecretStr("")
     # Updates of this many chats are handled at once; each chat's own updates stay in order.
     concurrent_chats: int = Field(default=32, ge=1, le=512)
 
     @model_validator(mode="after")
-    def _webhook_needs(self) -> TelegramSettings:
+    def _webhook_needs(self) -> Self:
         if self.mode == "webhook":
             if not self.webhook_url.startswith("https://"):
-                raise ValueError("webhook mode needs telegram.webhook_url starting with https://")
-            if not SECRET_TOKEN_RE.match(self.secret_token.get_secret_value()):
-                raise ValueError(
-                    "webhook mode needs telegram.secret_token: 1-256 characters of A-Z a-z 0-9 _ -"
-                )
+                raise ValueError(f"webhook mode needs {self.section}.webhook_url starting with https://")
+            if not self.secret_rule.match(self.secret_token.get_secret_value()):
+                raise ValueError(f"webhook mode needs {self.section}.secret_token: {self.secret_words}")
         return self
 
 
-class ZaloSettings(BaseModel):
+class TelegramSettings(ChannelSettings):
+    """How to reach Telegram: the cloud Bot API or a local Bot API server."""
+
+    section = "telegram"
+    secret_rule = SECRET_TOKEN_RE
+    secret_words = "1-256 characters of A-Z a-z 0-9 _ -"
+
+    username: str = ""
+    base_url: str = "https://api.telegram.org/bot"
+    base_file_url: str = "https://api.telegram.org/file/bot"
+    port: int = Field(default=8443, ge=1, le=65535)
+    url_path: str = "telegram"
+
+
+class ZaloSettings(ChannelSettings):
     """How to reach Zalo's Bot Platform (zalo-bot-api.md): token, host, polling or webhook, budget."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    section = "zalo"
+    secret_rule = ZALO_SECRET_RE
+    secret_words = "8-256 visible ASCII characters, no spaces"
 
-    token: SecretStr = SecretStr("")
     base_url: str = "https://bot-api.zaloplatforms.com"
-    mode: Literal["polling", "webhook"] = "polling"
-    webhook_url: str = ""
-    listen: str = "127.0.0.1"
     port: int = Field(default=8444, ge=1, le=65535)
     url_path: str = "zalo"
-    secret_token: SecretStr = SecretStr("")
-    # Updates of this many chats are handled at once; each chat's own updates stay in order.
-    concurrent_chats: int = Field(default=32, ge=1, le=512)
     monthly_budget: int = Field(default=3000, ge=0, le=10_000_000)
     deliver_to: Prefer | None = None  # deprecated: [delivery] prefer
 
@@ -87,17 +93,6 @@ class ZaloSettings(BaseModel):
         if not value.startswith(("https://", "http://")):
             raise ValueError("must start with https:// (or http:// for a local test server)")
         return value.rstrip("/")
-
-    @model_validator(mode="after")
-    def _webhook_needs(self) -> ZaloSettings:
-        if self.mode == "webhook":
-            if not self.webhook_url.startswith("https://"):
-                raise ValueError("webhook mode needs zalo.webhook_url starting with https://")
-            if not ZALO_SECRET_RE.match(self.secret_token.get_secret_value()):
-                raise ValueError(
-                    "webhook mode needs zalo.secret_token: 8-256 visible ASCII characters, no spaces"
-                )
-        return self
 
 
 class DeliverySettings(BaseModel):
