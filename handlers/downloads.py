@@ -19,11 +19,10 @@ from handlers.types import Fetcher, Media
 from storage.db import Database
 from storage.errors import FetchError
 from storage.media import MediaStore
-from storage.models import MediaFile
+from storage.models import MediaFile, MediaNote
 
 log = logging.getLogger("schoolbot.media")
 
-KEPT_BY_REFERENCE = "kept_by_reference"
 BATCH = 50
 
 
@@ -64,7 +63,9 @@ def waiting(db: Database, channel: str, after: int, limit: int) -> list[MediaFil
         query = (
             select(MediaFile)
             .where(
-                MediaFile.note == KEPT_BY_REFERENCE, MediaFile.channel == channel, col(MediaFile.id) > after
+                MediaFile.note == MediaNote.KEPT_BY_REFERENCE,
+                MediaFile.channel == channel,
+                col(MediaFile.id) > after,
             )
             .order_by(col(MediaFile.id))
             .limit(limit)
@@ -99,7 +100,7 @@ async def store_one(db: Database, media_store: MediaStore, row: MediaFile, fetch
     with db.session() as s:
         fresh = s.get(MediaFile, row.id)
         if fresh is not None:
-            fresh.sha256, fresh.path, fresh.size, fresh.note = digest, path, len(data), ""
+            fresh.sha256, fresh.path, fresh.size, fresh.note = digest, path, len(data), MediaNote.STORED
             s.add(fresh)
     return 1
 
