@@ -32,6 +32,7 @@ from enum import StrEnum
 from typing import Any
 
 from handlers.calendar import Calendar, Clock
+from handlers.config import Settings
 from handlers.reminders import PRIORITY_ALERT
 from handlers.types import Reply
 from storage import queries as q
@@ -195,7 +196,7 @@ class Outbox:
         self,
         db: Database,
         clock: Clock,
-        settings: Any,
+        settings: Settings,
         senders: dict[str, Sender],
         *,
         monotonic: Callable[[], float] = time.monotonic,

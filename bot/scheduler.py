@@ -25,7 +25,6 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -33,6 +32,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bot.outbox import Outbox
 from handlers import digest, reminders
 from handlers.calendar import Clock
+from handlers.config import Settings
 from handlers.downloads import DownloadRetries
 from handlers.i18n import Catalog
 from handlers.leaders import rollup
@@ -60,7 +60,7 @@ class Clockwork:
         self,
         db: Database,
         clock: Clock,
-        settings: Any,
+        settings: Settings,
         catalog: Catalog,
         outbox: Outbox,
         *,
@@ -199,7 +199,9 @@ class Clockwork:
         return dropped
 
 
-def describe_plan(db: Database, clock: Clock, settings: Any, catalog: Catalog, at: datetime) -> list[str]:
+def describe_plan(
+    db: Database, clock: Clock, settings: Settings, catalog: Catalog, at: datetime
+) -> list[str]:
     """`schoolbot remind --dry-run`: who would be reminded of what at `at`, without making anything."""
     result = reminders.plan(db, clock, settings, catalog, at)
     when = result.at.strftime("%Y-%m-%d %H:%M")
