@@ -8,9 +8,11 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Select, create_engine, event, true
+from sqlalchemy import Engine, Select, Table, create_engine, event, true
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlmodel import Session
+from sqlmodel import Session, SQLModel
 
 _open: ContextVar[bool] = ContextVar("schoolbot_session_open", default=False)
 
@@ -81,27 +83,42 @@ class Database:
         self.engine.dispose()
 
 
-def _insert(session: Session) -> Any:
+def table_of(model: type[SQLModel] | Table) -> Table:
+    """The Table behind a SQLModel class (SQLModel leaves `__table__` untyped)."""
+    if isinstance(model, Table):
+        return model
+    table = sa_inspect(model).local_table
+    if not isinstance(table, Table):  # a table=True model always maps one Table
+        raise TypeError(f"{model.__name__} is not mapped to a table")
+    return table
+
+
+def _insert(session: Session, table: Table) -> sqlite.Insert | postgresql.Insert:
     """The dialect's INSERT construct, which knows ON CONFLICT (SQLite or PostgreSQL)."""
     if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
+        return postgresql.insert(table)
+    return sqlite.insert(table)
 
 
-def insert_ignore(session: Session, table: Any, values: dict[str, Any] | list[dict[str, Any]]) -> int:
+def insert_ignore(
+    session: Session, model: type[SQLModel] | Table, values: dict[str, Any] | list[dict[str, Any]]
+) -> int:
     """INSERT ... ON CONFLICT DO NOTHING on SQLite or PostgreSQL; the number of rows inserted."""
-    insert = _insert(session)
+    table = table_of(model)
     # Count RETURNING rows: drivers disagree on rowcount here (psycopg 3 reports -1).
-    stmt = insert(table).values(values).on_conflict_do_nothing().returning(*table.primary_key.columns)
+    stmt = (
+        _insert(session, table).values(values).on_conflict_do_nothing().returning(*table.primary_key.columns)
+    )
     return len(session.execute(stmt).all())
 
 
-def upsert_select(session: Session, table: Any, columns: list[str], rows: Select[Any]) -> None:
+def upsert_select(
+    session: Session, model: type[SQLModel] | Table, columns: list[str], rows: Select[Any]
+) -> None:
     """INSERT INTO table (columns) SELECT ... ON CONFLICT (primary key) DO UPDATE the other columns."""
+    table = table_of(model)
     # SQLite needs a WHERE in the SELECT of an upsert, or it may read ON CONFLICT as a join's ON.
-    stmt = _insert(session)(table).from_select(columns, rows.where(true()))
+    stmt = _insert(session, table).from_select(columns, rows.where(true()))
     keys = [c.name for c in table.primary_key.columns]
     stmt = stmt.on_conflict_do_update(
         index_elements=keys, set_={c: stmt.excluded[c] for c in columns if c not in keys}

@@ -18,7 +18,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 from openpyxl import Workbook
-from openpyxl.cell.cell import Cell
+from openpyxl.cell.cell import Cell, MergedCell
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
@@ -57,7 +57,7 @@ def width_of(values: Sequence[Value]) -> float:
     return float(min(MAX_WIDTH, max(MIN_WIDTH, longest + 2)))
 
 
-def put(cell: Cell, value: Value) -> None:
+def put(cell: Cell | MergedCell, value: Value) -> None:
     """A plain value: a date with the Vietnamese format, a text that looks like a formula kept as text."""
     if isinstance(value, datetime):
         value = value.date()

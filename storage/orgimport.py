@@ -64,6 +64,7 @@ Problems = list[tuple[int, str]]
 HeaderMap = Callable[[Sequence[str]], tuple[dict[str, int], Problems]]
 Checked = TypeVar("Checked")
 Result = TypeVar("Result")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -442,7 +443,7 @@ def check_hierarchy(plan: Plan, existing: dict[str, Office]) -> Problems:
 # ---- writing -------------------------------------------------------------------------------
 
 
-def chunks(items: Sequence[str], size: int = CHUNK) -> Iterable[Sequence[str]]:
+def chunks(items: Sequence[T], size: int = CHUNK) -> Iterable[Sequence[T]]:
     """`items` in slices of `size`."""
     for i in range(0, len(items), size):
         yield items[i : i + size]
@@ -482,18 +483,18 @@ def upsert(s: Session, plan: Plan, existing: dict[str, Office]) -> ImportResult:
 
     stored = load_schools(s, list(plan.schools))
     moved = False
-    for wanted in plan.schools.values():
-        office_id = offices[wanted.office].id
+    for school_row in plan.schools.values():
+        office_id = offices[school_row.office].id
         assert office_id is not None
-        values = (wanted.name, fold(wanted.name), wanted.level, office_id)
-        school = stored.get(wanted.code)
+        values = (school_row.name, fold(school_row.name), school_row.level, office_id)
+        school = stored.get(school_row.code)
         if school is None:
             s.add(
                 School(
-                    code=wanted.code,
-                    name=wanted.name,
+                    code=school_row.code,
+                    name=school_row.name,
                     name_folded=values[1],
-                    level=wanted.level,
+                    level=school_row.level,
                     office_id=office_id,
                 )
             )

@@ -21,11 +21,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVarTuple
 
 from sqlalchemy import (
     ColumnElement,
     Select,
+    SQLColumnExpression,
     and_,
     case,
     delete,
@@ -56,6 +57,7 @@ ARTICLE = "article"
 NOMINATION = "nomination"
 REPORT = "report"
 APPROVED = ("approved", "published")  # a published article was approved first
+Row = TypeVarTuple("Row")
 
 
 def by_level() -> Any:
@@ -64,10 +66,11 @@ def by_level() -> Any:
     An expression, not the bare column: grouped by the column, SQLite walks the level index over every
     school of the database to skip a sort, which for a district costs a thousand times what it saves.
     """
-    return func.coalesce(School.level, literal_column("''"))  # no bound parameter: GROUP BY must match it
+    # no bound parameter: GROUP BY must match it
+    return func.coalesce(col(School.level), literal_column("''"))
 
 
-def flag(condition: ColumnElement[bool]) -> Any:
+def flag(condition: SQLColumnExpression[bool]) -> Any:
     """1 when `condition` holds, else 0 (portable: PostgreSQL has no MAX over booleans)."""
     return case((condition, 1), else_=0)
 
@@ -79,14 +82,16 @@ def only(scope: Scope, column: Any) -> list[ColumnElement[bool]]:
 
 def joined() -> Any:
     """When an account joined: its registration (a code redeemed), else its creation (older rows)."""
-    return func.coalesce(User.registered_at, User.created_at)
+    return func.coalesce(col(User.registered_at), col(User.created_at))
 
 
 def principals(scope: Scope) -> Any:
     """Per school, when it joined: its first principal's registration."""
     return (
         select(col(User.school_id).label("school_id"), func.min(joined()).label("reg"))
-        .where(User.role == "principal", col(User.school_id).is_not(None), *only(scope, User.school_id))
+        .where(
+            col(User.role) == "principal", col(User.school_id).is_not(None), *only(scope, col(User.school_id))
+        )
         .group_by(col(User.school_id))
         .subquery("principals")
     )
@@ -101,17 +106,23 @@ def month_articles(scope: Scope, period: str, with_dates: bool = False) -> Any:
         col(Submission.school_id).label("school_id"),
         func.min(flag(col(Submission.late))).label("late"),  # 0: at least one was on time
         func.max(flag(col(Submission.status).in_(APPROVED))).label("approved"),
-        func.max(flag(Submission.status == "published")).label("published"),
-        func.max(flag(Submission.status == "submitted")).label("waiting"),
+        func.max(flag(col(Submission.status) == "published")).label("published"),
+        func.max(flag(col(Submission.status) == "submitted")).label("waiting"),
         func.count().label("articles"),
     ]
     if with_dates:
         columns.append(
-            func.min(func.coalesce(Submission.submitted_at, Submission.created_at)).label("first_at")
+            func.min(func.coalesce(col(Submission.submitted_at), col(Submission.created_at))).label(
+                "first_at"
+            )
         )
     return (
         select(*columns)
-        .where(Submission.kind == ARTICLE, Submission.period == period, *only(scope, Submission.school_id))
+        .where(
+            col(Submission.kind) == ARTICLE,
+            col(Submission.period) == period,
+            *only(scope, col(Submission.school_id)),
+        )
         .group_by(col(Submission.school_id))
         .subquery("month")
     )
@@ -189,8 +200,8 @@ def month_by_level(s: Session, scope: Scope, period: str, until: datetime) -> di
     stmt = (
         select(by_level(), func.count(), func.count(reg.c.reg), *month_counts(month, reg, until))
         .select_from(School)
-        .outerjoin(reg, reg.c.school_id == School.id)
-        .outerjoin(month, month.c.school_id == School.id)
+        .outerjoin(reg, reg.c.school_id == col(School.id))
+        .outerjoin(month, month.c.school_id == col(School.id))
         .where(*in_scope(scope))
         .group_by(by_level())
     )
@@ -209,7 +220,7 @@ def rollup_rows(period: str, until: datetime, computed_at: datetime) -> Select[A
     reg = principals(EVERY_SCHOOL)
     # An expression, as in `by_level`: grouped by the bare column, SQLite walks the office index and
     # fetches every school from there (1.7 times the cost of a scan and a sort at national scale).
-    office = func.coalesce(School.office_id, literal_column("0"))
+    office = func.coalesce(col(School.office_id), literal_column("0"))
     return (
         select(
             literal(period),
@@ -219,8 +230,8 @@ def rollup_rows(period: str, until: datetime, computed_at: datetime) -> Select[A
             literal(computed_at, UTCDateTime()),
         )
         .select_from(School)
-        .outerjoin(reg, reg.c.school_id == School.id)
-        .outerjoin(month, month.c.school_id == School.id)
+        .outerjoin(reg, reg.c.school_id == col(School.id))
+        .outerjoin(month, month.c.school_id == col(School.id))
         .group_by(office, by_level())
     )
 
@@ -229,12 +240,14 @@ def store_month(s: Session, period: str, until: datetime, now: datetime) -> None
     """(Re)compute a month's rollup from the submissions, in one statement; rows of groups gone are dropped."""
     s.execute(delete(MonthRollup).where(col(MonthRollup.period) == period))
     columns = ["period", "office_id", "level", *ROLLUP_COUNTS, "computed_at"]
-    upsert_select(s, MonthRollup.__table__, columns, rollup_rows(period, until, now))
+    upsert_select(s, MonthRollup, columns, rollup_rows(period, until, now))
 
 
 def stored_months(s: Session, periods: Sequence[str] | None = None) -> dict[str, datetime]:
     """The months the rollup holds (among `periods` when given), each with when it was computed."""
-    stmt = select(MonthRollup.period, func.min(MonthRollup.computed_at)).group_by(col(MonthRollup.period))
+    stmt = select(col(MonthRollup.period), func.min(col(MonthRollup.computed_at))).group_by(
+        col(MonthRollup.period)
+    )
     if periods is not None:
         stmt = stmt.where(col(MonthRollup.period).in_(periods))
     return {period: utc(at) for period, at in s.execute(stmt)}
@@ -247,10 +260,10 @@ def changed_months(s: Session, since: datetime) -> dict[str, datetime]:
     Grouped by an expression, as in `by_level`: grouped by the bare column, SQLite walks the whole month
     index in period order to skip a sort of the few rows that changed.
     """
-    period = func.coalesce(Submission.period, literal_column("''"))
+    period = func.coalesce(col(Submission.period), literal_column("''"))
     stmt = (
-        select(period, func.max(Submission.updated_at))
-        .where(Submission.kind == ARTICLE, col(Submission.updated_at) > since)
+        select(period, func.max(col(Submission.updated_at)))
+        .where(col(Submission.kind) == ARTICLE, col(Submission.updated_at) > since)
         .group_by(period)
     )
     return {key: utc(at) for key, at in s.execute(stmt) if key}
@@ -272,9 +285,9 @@ def rollup_by_level(s: Session, scope: Scope, periods: Sequence[str]) -> dict[st
     if not scope.everything:
         conditions.append(col(r.office_id).in_(offices_under(scope.office_id)))
         if scope.levels:
-            conditions.append(level_filter(scope.levels, r.level))
+            conditions.append(level_filter(scope.levels, col(r.level)))
     sums = [func.sum(getattr(r, name)) for name in ROLLUP_COUNTS]
-    stmt = select(r.level, r.period, *sums).where(*conditions).group_by(col(r.level), col(r.period))
+    stmt = select(col(r.level), col(r.period), *sums).where(*conditions).group_by(col(r.level), col(r.period))
     index = {period: i for i, period in enumerate(periods)}
     out: dict[str, list[Figures]] = {}
     for level, period, *counts in s.execute(stmt):
@@ -288,7 +301,7 @@ def first_registration(s: Session, scope: Scope) -> datetime | None:
     scoped = (
         col(User.school_id).is_not(None) if scope.everything else col(User.school_id).in_(school_ids(scope))
     )
-    stmt = select(func.min(joined())).where(User.role == "principal", scoped)
+    stmt = select(func.min(joined())).where(col(User.role) == "principal", scoped)
     return as_utc(s.execute(stmt).scalar_one_or_none())
 
 
@@ -300,13 +313,15 @@ def missing_schools(
     Walked in name order, so the first few are found without looking at every school.
     """
     sent = exists().where(
-        Submission.kind == ARTICLE, Submission.period == period, col(Submission.school_id) == col(School.id)
+        col(Submission.kind) == ARTICLE,
+        col(Submission.period) == period,
+        col(Submission.school_id) == col(School.id),
     )
     registered = exists().where(
-        col(User.school_id) == col(School.id), User.role == "principal", joined() < until
+        col(User.school_id) == col(School.id), col(User.role) == "principal", joined() < until
     )
     stmt = (
-        select(School, Office.name)
+        select(School, col(Office.name))
         .join(Office, col(Office.id) == col(School.office_id))
         .where(*in_scope(scope), registered, ~sent)
         .order_by(col(School.name_folded), col(School.id))
@@ -327,7 +342,7 @@ class NominationFigures:
     waiting: int
 
 
-def with_school(scope: Scope, stmt: Select[Any]) -> Select[Any]:
+def with_school(scope: Scope, stmt: Select[*Row]) -> Select[*Row]:
     """`stmt` over Submission restricted to the scope's schools (no join when the scope is everything)."""
     if scope.everything:
         return stmt
@@ -338,17 +353,17 @@ def nomination_figures(s: Session, scope: Scope, periods: Sequence[str]) -> Nomi
     """How many nominations, from how many schools, how many awaiting review."""
     stmt = select(
         func.count(),
-        func.count(func.distinct(Submission.school_id)),
-        func.coalesce(func.sum(flag(Submission.status == "submitted")), 0),
-    ).where(Submission.kind == NOMINATION, col(Submission.period).in_(periods))
+        func.count(func.distinct(col(Submission.school_id))),
+        func.coalesce(func.sum(flag(col(Submission.status) == "submitted")), 0),
+    ).where(col(Submission.kind) == NOMINATION, col(Submission.period).in_(periods))
     count, schools, waiting = s.execute(with_school(scope, stmt.select_from(Submission))).one()
     return NominationFigures(int(count), int(schools), int(waiting))
 
 
 def reports_in(s: Session, scope: Scope, period: str) -> int:
     """How many of the scope's schools sent the periodic report `period` ("nam-2026")."""
-    stmt = select(func.count(func.distinct(Submission.school_id))).where(
-        Submission.kind == REPORT, Submission.period == period
+    stmt = select(func.count(func.distinct(col(Submission.school_id)))).where(
+        col(Submission.kind) == REPORT, col(Submission.period) == period
     )
     return int(s.execute(with_school(scope, stmt.select_from(Submission))).scalar_one())
 
@@ -372,9 +387,15 @@ def incidents_between(s: Session, scope: Scope, start: datetime, end: datetime) 
         .subquery("acks")
     )
     stmt = (
-        select(Incident.id, School.name, Incident.severity, Incident.created_at, func.coalesce(acks.c.n, 0))
+        select(
+            col(Incident.id),
+            col(School.name),
+            col(Incident.severity),
+            col(Incident.created_at),
+            func.coalesce(acks.c.n, 0),
+        )
         .join(School, col(School.id) == col(Incident.school_id))
-        .outerjoin(acks, acks.c.incident_id == Incident.id)
+        .outerjoin(acks, acks.c.incident_id == col(Incident.id))
         .where(col(Incident.created_at) >= start, col(Incident.created_at) < end, *in_scope(scope))
         .order_by(col(Incident.created_at), col(Incident.id))
     )
@@ -393,7 +414,7 @@ def find_in_scope(s: Session, scope: Scope, query: str, limit: int) -> tuple[lis
     if not needle:
         return [], 0
     escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    exact = func.lower(School.code) == needle
+    exact = func.lower(col(School.code)) == needle
     match = or_(col(School.name_folded).like(f"%{escaped}%", escape="\\"), exact)
     total = int(
         s.execute(select(func.count()).select_from(School).where(*in_scope(scope), match)).scalar_one()
@@ -409,12 +430,12 @@ def find_in_scope(s: Session, scope: Scope, query: str, limit: int) -> tuple[lis
 
 def school_in_scope(s: Session, scope: Scope, school_id: int) -> School | None:
     """The school, if it is in the scope (nothing crosses into another office's schools)."""
-    return s.scalars(select(School).where(School.id == school_id, *in_scope(scope))).first()
+    return s.scalars(select(School).where(col(School.id) == school_id, *in_scope(scope))).first()
 
 
 def school_registered(s: Session, school_id: int) -> datetime | None:
     """When the school's first principal registered."""
-    stmt = select(func.min(joined())).where(User.school_id == school_id, User.role == "principal")
+    stmt = select(func.min(joined())).where(col(User.school_id) == school_id, col(User.role) == "principal")
     return as_utc(s.execute(stmt).scalar_one_or_none())
 
 
@@ -434,16 +455,18 @@ def school_months(s: Session, school_id: int, periods: Sequence[str]) -> dict[st
     """The school's article months among `periods`."""
     stmt = (
         select(
-            Submission.period,
+            col(Submission.period),
             func.min(flag(col(Submission.late))),
             func.max(flag(col(Submission.status).in_(APPROVED))),
-            func.max(flag(Submission.status == "published")),
-            func.max(flag(Submission.status == "submitted")),
+            func.max(flag(col(Submission.status) == "published")),
+            func.max(flag(col(Submission.status) == "submitted")),
             func.count(),
-            func.min(func.coalesce(Submission.submitted_at, Submission.created_at)),
+            func.min(func.coalesce(col(Submission.submitted_at), col(Submission.created_at))),
         )
         .where(
-            Submission.school_id == school_id, Submission.kind == ARTICLE, col(Submission.period).in_(periods)
+            col(Submission.school_id) == school_id,
+            col(Submission.kind) == ARTICLE,
+            col(Submission.period).in_(periods),
         )
         .group_by(col(Submission.period))
     )
@@ -461,21 +484,21 @@ def schools_months(
     sent = (
         select(
             col(Submission.school_id).label("school_id"),
-            Submission.period,
+            col(Submission.period),
             func.min(flag(col(Submission.late))).label("late"),
         )
         .where(
-            Submission.kind == ARTICLE,
+            col(Submission.kind) == ARTICLE,
             col(Submission.period).in_(periods),
-            *only(scope, Submission.school_id),
+            *only(scope, col(Submission.school_id)),
         )
         .group_by(col(Submission.school_id), col(Submission.period))
         .subquery("sent")
     )
     stmt = (
         select(School, reg.c.reg, sent.c.period, sent.c.late)
-        .outerjoin(reg, reg.c.school_id == School.id)
-        .outerjoin(sent, sent.c.school_id == School.id)
+        .outerjoin(reg, reg.c.school_id == col(School.id))
+        .outerjoin(sent, sent.c.school_id == col(School.id))
         .where(*in_scope(scope))
         .order_by(col(School.name_folded), col(School.id))
     )
@@ -491,7 +514,7 @@ def school_submissions(
     s: Session, school_id: int, kind: str, periods: Sequence[str] | None = None
 ) -> list[Submission]:
     """The school's submissions of a kind, newest first (only of `periods` when given)."""
-    stmt = select(Submission).where(Submission.school_id == school_id, Submission.kind == kind)
+    stmt = select(Submission).where(col(Submission.school_id) == school_id, col(Submission.kind) == kind)
     if periods is not None:
         stmt = stmt.where(col(Submission.period).in_(periods))
     return list(s.scalars(stmt.order_by(col(Submission.id).desc())))
@@ -518,10 +541,10 @@ def month_sheet(s: Session, scope: Scope, period: str) -> list[SchoolMonth]:
     reg = principals(scope)
     stmt = (
         select(
-            School.code,
-            School.name,
-            School.level,
-            Office.name,
+            col(School.code),
+            col(School.name),
+            col(School.level),
+            col(Office.name),
             reg.c.reg,
             month.c.late,
             month.c.approved,
@@ -531,8 +554,8 @@ def month_sheet(s: Session, scope: Scope, period: str) -> list[SchoolMonth]:
             month.c.first_at,
         )
         .join(Office, col(Office.id) == col(School.office_id))
-        .outerjoin(reg, reg.c.school_id == School.id)
-        .outerjoin(month, month.c.school_id == School.id)
+        .outerjoin(reg, reg.c.school_id == col(School.id))
+        .outerjoin(month, month.c.school_id == col(School.id))
         .where(*in_scope(scope))
         .order_by(col(Office.name), col(School.name_folded), col(School.id))
     )
@@ -603,25 +626,25 @@ def year_records(
     """
     a = Submission
     counted = or_(
-        and_(a.kind == ARTICLE, col(a.period).in_(year.months)),
-        and_(a.kind == NOMINATION, col(a.period).in_(year.semesters)),
-        and_(a.kind == REPORT, col(a.period).in_(year.reports)),
+        and_(col(a.kind) == ARTICLE, col(a.period).in_(year.months)),
+        and_(col(a.kind) == NOMINATION, col(a.period).in_(year.semesters)),
+        and_(col(a.kind) == REPORT, col(a.period).in_(year.reports)),
     )
-    is_article = a.kind == ARTICLE
+    is_article = col(a.kind) == ARTICLE
     per_school = (
         select(
             col(a.school_id).label("school_id"),
-            func.count(func.distinct(case((and_(is_article, ~col(a.late)), a.period)))).label("on_time"),
-            func.count(func.distinct(case((is_article, a.period)))).label("sent"),
+            func.count(func.distinct(case((and_(is_article, ~col(a.late)), col(a.period))))).label("on_time"),
+            func.count(func.distinct(case((is_article, col(a.period))))).label("sent"),
             func.count(
-                func.distinct(case((and_(is_article, col(a.period).in_(year.due or ("",))), a.period)))
+                func.distinct(case((and_(is_article, col(a.period).in_(year.due or ("",))), col(a.period))))
             ).label("sent_due"),
             func.sum(flag(and_(is_article, col(a.status).in_(APPROVED)))).label("approved"),
-            func.sum(flag(and_(is_article, a.status == "published"))).label("published"),
-            func.sum(flag(a.kind == NOMINATION)).label("nominations"),
-            func.sum(flag(and_(a.kind == REPORT, ~col(a.late)))).label("reports"),
+            func.sum(flag(and_(is_article, col(a.status) == "published"))).label("published"),
+            func.sum(flag(col(a.kind) == NOMINATION)).label("nominations"),
+            func.sum(flag(and_(col(a.kind) == REPORT, ~col(a.late)))).label("reports"),
         )
-        .where(counted, *only(scope, a.school_id))
+        .where(counted, *only(scope, col(a.school_id)))
         .group_by(col(a.school_id))
         .subquery("per_school")
     )
@@ -639,10 +662,12 @@ def year_records(
     ).label("score")
     reg = principals(scope)
     stmt = (
-        select(School.code, School.name, School.level, Office.name, reg.c.reg, *counts, score)
+        select(
+            col(School.code), col(School.name), col(School.level), col(Office.name), reg.c.reg, *counts, score
+        )
         .join(Office, col(Office.id) == col(School.office_id))
-        .outerjoin(reg, reg.c.school_id == School.id)
-        .outerjoin(per_school, p.school_id == School.id)
+        .outerjoin(reg, reg.c.school_id == col(School.id))
+        .outerjoin(per_school, p.school_id == col(School.id))
         .where(*in_scope(scope))
         .order_by(score.desc(), col(School.name_folded), col(School.id))
     )
@@ -680,7 +705,7 @@ def nominations_of(s: Session, scope: Scope, periods: Sequence[str]) -> list[tup
     stmt = (
         select(Submission, School)
         .join(School, col(School.id) == col(Submission.school_id))
-        .where(Submission.kind == NOMINATION, col(Submission.period).in_(periods), *in_scope(scope))
+        .where(col(Submission.kind) == NOMINATION, col(Submission.period).in_(periods), *in_scope(scope))
         .order_by(col(Submission.created_at), col(Submission.id))
     )
     return [(row, school) for row, school in s.execute(stmt)]
@@ -690,9 +715,8 @@ def as_utc(value: Any) -> datetime | None:
     """A datetime from an aggregate (SQLite may give MIN() of a column back as text): aware, in UTC."""
     if value is None:
         return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    when: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def utc(value: Any) -> datetime:

@@ -14,7 +14,7 @@ from storage.queries.invites import new_code
 
 def add_usage(s: Session, channel: str, month: str, count: int) -> int:
     """Count `count` more messages sent on `channel` in `month`; the month's new total."""
-    insert_ignore(s, ChannelUsage.__table__, {"channel": channel, "month": month, "sent": 0})
+    insert_ignore(s, ChannelUsage, {"channel": channel, "month": month, "sent": 0})
     s.execute(
         update(ChannelUsage)
         .where(col(ChannelUsage.channel) == channel, col(ChannelUsage.month) == month)
@@ -67,7 +67,7 @@ def accounts_of(s: Session, user: User) -> list[User]:
     """Every account of the same person (at least the user's own)."""
     if user.person_id is None:
         return [user]
-    return list(s.exec(select(User).where(User.person_id == user.person_id).order_by(col(User.id))))
+    return list(s.exec(select(User).where(col(User.person_id) == user.person_id).order_by(col(User.id))))
 
 
 def one_per_person(users: list[User], prefer: str = "last_used") -> list[User]:

@@ -15,12 +15,12 @@ from storage.models import Draft, DraftMode
 
 def get_draft(s: Session, user_id: int, form: str) -> Draft | None:
     """The user's draft of `form`, if any."""
-    return s.exec(select(Draft).where(Draft.user_id == user_id, Draft.form == form)).first()
+    return s.exec(select(Draft).where(col(Draft.user_id) == user_id, col(Draft.form) == form)).first()
 
 
 def drafts_of(s: Session, user_id: int) -> list[Draft]:
     """Every draft the user has, most recent first."""
-    stmt = select(Draft).where(Draft.user_id == user_id).order_by(col(Draft.updated_at).desc())
+    stmt = select(Draft).where(col(Draft.user_id) == user_id).order_by(col(Draft.updated_at).desc())
     return list(s.exec(stmt))
 
 

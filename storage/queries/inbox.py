@@ -20,7 +20,7 @@ def take_kept(s: Session, user_id: int, now: datetime) -> list[dict[str, Any]]:
     rows = list(
         s.exec(
             select(Inbox)
-            .where(Inbox.user_id == user_id, col(Inbox.delivered_at).is_(None))
+            .where(col(Inbox.user_id) == user_id, col(Inbox.delivered_at).is_(None))
             .order_by(col(Inbox.id))
         )
     )

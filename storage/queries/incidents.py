@@ -15,7 +15,7 @@ def create_incident(s: Session, submission: Submission, severity: str, now: date
     """The incident record of a submission, created once."""
     insert_ignore(
         s,
-        Incident.__table__,
+        Incident,
         {
             "submission_id": submission.id,
             "school_id": submission.school_id,
@@ -23,16 +23,14 @@ def create_incident(s: Session, submission: Submission, severity: str, now: date
             "created_at": now,
         },
     )
-    row = s.exec(select(Incident).where(Incident.submission_id == submission.id)).one()
+    row = s.exec(select(Incident).where(col(Incident.submission_id) == submission.id)).one()
     return row
 
 
 def acknowledge(s: Session, incident_id: int, user_id: int, now: datetime) -> bool:
     """Record that a user saw an incident; False when they had already."""
     return (
-        insert_ignore(
-            s, IncidentAck.__table__, {"incident_id": incident_id, "user_id": user_id, "created_at": now}
-        )
+        insert_ignore(s, IncidentAck, {"incident_id": incident_id, "user_id": user_id, "created_at": now})
         == 1
     )
 
@@ -42,8 +40,8 @@ def acks_of(s: Session, incident_id: int) -> list[User]:
     stmt = (
         select(User)
         .join(IncidentAck, col(IncidentAck.user_id) == col(User.id))
-        .where(IncidentAck.incident_id == incident_id)
-        .order_by(IncidentAck.created_at)
+        .where(col(IncidentAck.incident_id) == incident_id)
+        .order_by(col(IncidentAck.created_at))
     )
     return list(s.exec(stmt))
 

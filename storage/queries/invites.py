@@ -66,7 +66,7 @@ def recent_wrong_codes(s: Session, user_id: int, since: datetime) -> int:
     stmt = (
         select(func.count())
         .select_from(CodeAttempt)
-        .where(CodeAttempt.user_id == user_id, col(CodeAttempt.created_at) >= since)
+        .where(col(CodeAttempt.user_id) == user_id, col(CodeAttempt.created_at) >= since)
     )
     return int(s.exec(stmt).one())
 
@@ -77,7 +77,7 @@ def redeem_invite(
     """Bind `user` to the invite's school or office; every failure is counted for the throttle."""
     if recent_wrong_codes(s, user.id or 0, now - window) >= max_wrong:
         return Redeem.THROTTLED
-    invite = s.exec(select(Invite).where(Invite.code == code.strip().upper())).first()
+    invite = s.exec(select(Invite).where(col(Invite.code) == code.strip().upper())).first()
     outcome = Redeem.OK
     if invite is None:
         outcome = Redeem.UNKNOWN

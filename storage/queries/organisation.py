@@ -11,12 +11,12 @@ from storage.text import fold
 
 def office_by_code(s: Session, code: str) -> Office | None:
     """The office with this code."""
-    return s.exec(select(Office).where(Office.code == code)).first()
+    return s.exec(select(Office).where(col(Office.code) == code)).first()
 
 
 def school_by_code(s: Session, code: str) -> School | None:
     """The school with this code."""
-    return s.exec(select(School).where(School.code == code)).first()
+    return s.exec(select(School).where(col(School.code) == code)).first()
 
 
 def find_schools(s: Session, query: str, limit: int = 20) -> list[School]:
@@ -27,7 +27,7 @@ def find_schools(s: Session, query: str, limit: int = 20) -> list[School]:
     stmt = (
         select(School)
         .where(or_(col(School.name_folded).contains(needle), func.lower(School.code) == needle))
-        .order_by(School.name_folded)
+        .order_by(col(School.name_folded))
         .limit(limit)
     )
     return list(s.exec(stmt))
@@ -56,12 +56,16 @@ def staff_over_school(
     stmt = (
         select(User)
         .where(col(User.office_id).in_(office_ids), col(User.role).in_(roles), col(User.blocked).is_(False))
-        .order_by(User.id)
+        .order_by(col(User.id))
     )
     return list(s.exec(stmt))
 
 
 def school_users(s: Session, school_id: int) -> list[User]:
     """The registered principal-role users of a school."""
-    stmt = select(User).where(User.school_id == school_id, User.role == "principal").order_by(User.id)
+    stmt = (
+        select(User)
+        .where(col(User.school_id) == school_id, col(User.role) == "principal")
+        .order_by(col(User.id))
+    )
     return list(s.exec(stmt))

@@ -18,19 +18,18 @@ OUTBOX_CHUNK = 500  # rows per INSERT: keeps SQLite under its bound-parameter li
 def enqueue(s: Session, rows: list[dict[str, Any]]) -> int:
     """Insert outbox rows, skipping any whose key exists; how many were new."""
     return sum(
-        insert_ignore(s, Outbox.__table__, rows[i : i + OUTBOX_CHUNK])
-        for i in range(0, len(rows), OUTBOX_CHUNK)
+        insert_ignore(s, Outbox, rows[i : i + OUTBOX_CHUNK]) for i in range(0, len(rows), OUTBOX_CHUNK)
     )
 
 
 def outbox_row(s: Session, channel: str, user_id: int, kind: str, period: str, step: str) -> Outbox | None:
     """The row with this key, if any."""
     stmt = select(Outbox).where(
-        Outbox.channel == channel,
-        Outbox.user_id == user_id,
-        Outbox.kind == kind,
-        Outbox.period == period,
-        Outbox.step == step,
+        col(Outbox.channel) == channel,
+        col(Outbox.user_id) == user_id,
+        col(Outbox.kind) == kind,
+        col(Outbox.period) == period,
+        col(Outbox.step) == step,
     )
     return s.exec(stmt).first()
 
@@ -63,12 +62,12 @@ def claim_outbox(
     if not channels or limit <= 0:
         return []
     pick = select(Outbox.id).where(
-        Outbox.status == "pending", col(Outbox.not_before) <= now, col(Outbox.channel).in_(channels)
+        col(Outbox.status) == "pending", col(Outbox.not_before) <= now, col(Outbox.channel).in_(channels)
     )
     if not bulk:
         pick = pick.where(col(Outbox.quiet).is_(False))
     if priority_only:
-        pick = pick.where(Outbox.priority == 0)
+        pick = pick.where(col(Outbox.priority) == 0)
     if skip_chats:
         pick = pick.where(col(Outbox.chat_id).not_in(skip_chats))
     if ids is not None:
@@ -121,7 +120,7 @@ def outbox_failed(
         values["not_before"] = not_before
     result = s.execute(
         update(Outbox)
-        .where(col(Outbox.id) == row_id, Outbox.status == "claimed", Outbox.lease_owner == owner)
+        .where(col(Outbox.id) == row_id, col(Outbox.status) == "claimed", col(Outbox.lease_owner) == owner)
         .values(**values)
     )
     return bool(getattr(result, "rowcount", 0))
@@ -133,7 +132,7 @@ def release_outbox(s: Session, ids: list[int], owner: str, now: datetime) -> int
         return 0
     result = s.execute(
         update(Outbox)
-        .where(col(Outbox.id).in_(ids), Outbox.status == "claimed", Outbox.lease_owner == owner)
+        .where(col(Outbox.id).in_(ids), col(Outbox.status) == "claimed", col(Outbox.lease_owner) == owner)
         .values(status="pending", lease_owner="", lease_until=None, updated_at=now)
     )
     return int(getattr(result, "rowcount", 0) or 0)
@@ -145,7 +144,7 @@ def renew_outbox_leases(s: Session, ids: list[int], owner: str, until: datetime)
         return 0
     result = s.execute(
         update(Outbox)
-        .where(col(Outbox.id).in_(ids), Outbox.status == "claimed", Outbox.lease_owner == owner)
+        .where(col(Outbox.id).in_(ids), col(Outbox.status) == "claimed", col(Outbox.lease_owner) == owner)
         .values(lease_until=until)
     )
     return int(getattr(result, "rowcount", 0) or 0)
@@ -158,7 +157,11 @@ def requeue_expired(s: Session, now: datetime, not_owner: str = "") -> int:
     """
     result = s.execute(
         update(Outbox)
-        .where(Outbox.status == "claimed", col(Outbox.lease_until) < now, Outbox.lease_owner != not_owner)
+        .where(
+            col(Outbox.status) == "claimed",
+            col(Outbox.lease_until) < now,
+            col(Outbox.lease_owner) != not_owner,
+        )
         .values(status="pending", lease_owner="", lease_until=None, updated_at=now, last_error="reclaimed")
     )
     return int(getattr(result, "rowcount", 0) or 0)
@@ -168,7 +171,7 @@ def stop_sending_to(s: Session, user_id: int, status: str, now: datetime, error:
     """Every row still waiting for a user who cannot be reached gets `status`."""
     result = s.execute(
         update(Outbox)
-        .where(col(Outbox.user_id) == user_id, Outbox.status == "pending")
+        .where(col(Outbox.user_id) == user_id, col(Outbox.status) == "pending")
         .values(status=status, updated_at=now, last_error=error[:500])
     )
     return int(getattr(result, "rowcount", 0) or 0)
@@ -185,14 +188,14 @@ def cancel_fulfilled_reminders(s: Session, now: datetime, kinds: dict[str, str])
             select(Submission.id)
             .where(
                 col(Submission.school_id) == col(Outbox.school_id),
-                Submission.kind == submission_kind,
+                col(Submission.kind) == submission_kind,
                 col(Submission.period) == col(Outbox.period),
             )
             .exists()
         )
         result = s.execute(
             update(Outbox)
-            .where(Outbox.status == "pending", Outbox.kind == outbox_kind, fulfilled)
+            .where(col(Outbox.status) == "pending", col(Outbox.kind) == outbox_kind, fulfilled)
             .values(status="cancelled", updated_at=now, last_error="fulfilled")
             .execution_options(synchronize_session=False)
         )
@@ -216,7 +219,7 @@ def cancel_superseded(s: Session, now: datetime) -> int:
     )
     result = s.execute(
         update(Outbox)
-        .where(Outbox.status == "pending", col(Outbox.quiet).is_(True), exists_newer)
+        .where(col(Outbox.status) == "pending", col(Outbox.quiet).is_(True), exists_newer)
         .values(status="cancelled", updated_at=now, last_error="superseded by a later step")
         .execution_options(synchronize_session=False)
     )
@@ -237,7 +240,7 @@ def outbox_errors(s: Session, limit: int = 10) -> list[Outbox]:
     """The latest rows that recorded an error."""
     stmt = (
         select(Outbox)
-        .where(Outbox.last_error != "", col(Outbox.status).not_in(["cancelled"]))
+        .where(col(Outbox.last_error) != "", col(Outbox.status).not_in(["cancelled"]))
         .order_by(col(Outbox.updated_at).desc(), col(Outbox.id).desc())
         .limit(limit)
     )
@@ -248,7 +251,7 @@ def requeue_dead(s: Session, now: datetime) -> int:
     """An operator's retry: dead rows go back to the queue with a fresh attempt count."""
     result = s.execute(
         update(Outbox)
-        .where(Outbox.status == "dead")
+        .where(col(Outbox.status) == "dead")
         .values(status="pending", attempts=0, not_before=now, updated_at=now)
     )
     return int(getattr(result, "rowcount", 0) or 0)
@@ -266,7 +269,7 @@ def prune_outbox(s: Session, before: datetime) -> int:
 
 def take_lease(s: Session, name: str, owner: str, now: datetime, until: datetime) -> bool:
     """Hold the lease `name` until `until` if it is free, expired or already ours."""
-    insert_ignore(s, Lease.__table__, {"name": name, "owner": owner, "until": until})
+    insert_ignore(s, Lease, {"name": name, "owner": owner, "until": until})
     result = s.execute(
         update(Lease)
         .where(col(Lease.name) == name, or_(col(Lease.owner) == owner, col(Lease.until) < now))
@@ -299,7 +302,7 @@ def cancel_pending(s: Session, kind: str, period: str, now: datetime, reason: st
     """Cancel every waiting row of one kind and period."""
     result = s.execute(
         update(Outbox)
-        .where(Outbox.kind == kind, Outbox.period == period, Outbox.status == "pending")
+        .where(col(Outbox.kind) == kind, col(Outbox.period) == period, col(Outbox.status) == "pending")
         .values(status="cancelled", updated_at=now, last_error=reason[:500])
     )
     return int(getattr(result, "rowcount", 0) or 0)
@@ -309,7 +312,7 @@ def last_sent(s: Session, kind: str) -> dict[int, datetime]:
     """For each recipient, when the latest outbox row of `kind` was made (its digest's "since")."""
     stmt = (
         select(Outbox.user_id, func.max(Outbox.created_at))
-        .where(Outbox.kind == kind)
-        .group_by(Outbox.user_id)
+        .where(col(Outbox.kind) == kind)
+        .group_by(col(Outbox.user_id))
     )
     return {user_id: when for user_id, when in s.exec(stmt)}

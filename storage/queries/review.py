@@ -19,7 +19,7 @@ def awaiting_review(s: Session, school_ids: scope.SchoolIds, limit: int = 20) ->
     waiting = (
         col(Submission.school_id).in_(school_ids),
         col(Submission.kind).in_(("article", "nomination", "report")),
-        Submission.status == "submitted",
+        col(Submission.status) == "submitted",
     )
     rows = list(s.exec(select(Submission).where(*waiting).order_by(col(Submission.updated_at)).limit(limit)))
     total = (
@@ -70,7 +70,7 @@ def review(
 
 def review_actions(s: Session, submission_id: int) -> list[ReviewAction]:
     """Everything officers did to a submission, oldest first."""
-    stmt = select(ReviewAction).where(ReviewAction.submission_id == submission_id)
+    stmt = select(ReviewAction).where(col(ReviewAction.submission_id) == submission_id)
     return list(s.exec(stmt.order_by(col(ReviewAction.id))))
 
 
@@ -102,7 +102,7 @@ def bundle_rows(
                 & (col(Submission.created_at) < end.replace(tzinfo=UTC)),
             )
         )
-        .order_by(School.name_folded, col(Submission.kind), col(Submission.id))
+        .order_by(col(School.name_folded), col(Submission.kind), col(Submission.id))
     )
     return list(s.exec(stmt))
 
@@ -113,6 +113,6 @@ def submissions_since(s: Session, school_ids: scope.SchoolIds, since: datetime) 
         col(Submission.school_id).in_(school_ids),
         col(Submission.kind).in_(("article", "nomination", "report")),
         col(Submission.updated_at) > since,
-        Submission.status == "submitted",
+        col(Submission.status) == "submitted",
     )
     return list(s.exec(stmt.order_by(col(Submission.updated_at))))

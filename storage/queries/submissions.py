@@ -15,7 +15,7 @@ from storage.models import School, Submission, SubmissionVersion, User
 
 def submission_by_token(s: Session, token: str) -> Submission | None:
     """The submission made from the draft with this token, if it was sent already."""
-    return s.exec(select(Submission).where(Submission.token == token)).first()
+    return s.exec(select(Submission).where(col(Submission.token) == token)).first()
 
 
 def create_submission(
@@ -34,7 +34,7 @@ def create_submission(
     created = (
         insert_ignore(
             s,
-            Submission.__table__,
+            Submission,
             {
                 "kind": kind,
                 "school_id": school_id,
@@ -62,7 +62,7 @@ def submissions_of(
     s: Session, school_id: int, kind: str, periods: list[str] | None = None
 ) -> list[Submission]:
     """A school's submissions of one kind, oldest first (optionally only for these periods)."""
-    stmt = select(Submission).where(Submission.school_id == school_id, Submission.kind == kind)
+    stmt = select(Submission).where(col(Submission.school_id) == school_id, col(Submission.kind) == kind)
     if periods is not None:
         stmt = stmt.where(col(Submission.period).in_(periods))
     return list(s.exec(stmt.order_by(col(Submission.id))))
@@ -71,14 +71,16 @@ def submissions_of(
 def fulfilled_periods(s: Session, school_id: int, kind: str = "article") -> set[str]:
     """The periods for which the school has sent something (the first one sent fulfils the month)."""
     stmt = (
-        select(Submission.period).where(Submission.school_id == school_id, Submission.kind == kind).distinct()
+        select(Submission.period)
+        .where(col(Submission.school_id) == school_id, col(Submission.kind) == kind)
+        .distinct()
     )
     return {p for p in s.exec(stmt) if p}
 
 
 def latest_submission(s: Session, school_id: int, kind: str) -> Submission | None:
     """The school's most recent submission of a kind."""
-    stmt = select(Submission).where(Submission.school_id == school_id, Submission.kind == kind)
+    stmt = select(Submission).where(col(Submission.school_id) == school_id, col(Submission.kind) == kind)
     return s.exec(stmt.order_by(col(Submission.id).desc()).limit(1)).first()
 
 
@@ -86,7 +88,7 @@ def add_version(s: Session, submission: Submission, now: datetime) -> None:
     """Keep the submission's current answers as a numbered version."""
     insert_ignore(
         s,
-        SubmissionVersion.__table__,
+        SubmissionVersion,
         {
             "submission_id": submission.id,
             "version": submission.version,
@@ -133,7 +135,7 @@ def resubmit(
 
 def versions_of(s: Session, submission_id: int) -> list[SubmissionVersion]:
     """Every version of a submission, oldest first."""
-    stmt = select(SubmissionVersion).where(SubmissionVersion.submission_id == submission_id)
+    stmt = select(SubmissionVersion).where(col(SubmissionVersion.submission_id) == submission_id)
     return list(s.exec(stmt.order_by(col(SubmissionVersion.version))))
 
 
@@ -142,6 +144,6 @@ def nominations_in_scope(s: Session, user: User, limit: int = 15) -> list[tuple[
     stmt = (
         select(Submission, School)
         .join(School, col(School.id) == col(Submission.school_id))
-        .where(Submission.kind == "nomination", *scope.seen_by(user, by_level=False))
+        .where(col(Submission.kind) == "nomination", *scope.seen_by(user, by_level=False))
     )
     return list(s.exec(stmt.order_by(col(Submission.id).desc()).limit(limit)))

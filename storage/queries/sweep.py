@@ -13,7 +13,7 @@ def reachable_principals(s: Session) -> dict[int, list[User]]:
     """Registered principal-role users who have not blocked the bot, by school."""
     stmt = (
         select(User)
-        .where(User.role == "principal", col(User.school_id).is_not(None), col(User.blocked).is_(False))
+        .where(col(User.role) == "principal", col(User.school_id).is_not(None), col(User.blocked).is_(False))
         .order_by(col(User.id))
     )
     out: dict[int, list[User]] = {}
@@ -34,7 +34,11 @@ def reachable_staff(s: Session, roles: tuple[str, ...] = ("officer", "leader")) 
 
 def schools_that_sent(s: Session, kind: str, period: str) -> set[int]:
     """Ids of the schools with a submission of `kind` for `period`."""
-    stmt = select(Submission.school_id).where(Submission.kind == kind, Submission.period == period).distinct()
+    stmt = (
+        select(Submission.school_id)
+        .where(col(Submission.kind) == kind, col(Submission.period) == period)
+        .distinct()
+    )
     return set(s.exec(stmt))
 
 
@@ -46,7 +50,7 @@ def all_schools(s: Session) -> list[School]:
 def submissions_between(s: Session, school_id: int, after: datetime, until: datetime) -> list[Submission]:
     """A school's submissions first sent in (after, until]."""
     stmt = select(Submission).where(
-        Submission.school_id == school_id,
+        col(Submission.school_id) == school_id,
         col(Submission.created_at) > after,
         col(Submission.created_at) <= until,
     )

@@ -13,7 +13,7 @@ from storage.models import ProcessedUpdate
 
 def first_time_seen(s: Session, key: str, now: datetime) -> bool:
     """Record an update key; False when it was recorded before (a redelivery)."""
-    return insert_ignore(s, ProcessedUpdate.__table__, {"key": key, "created_at": now}) == 1
+    return insert_ignore(s, ProcessedUpdate, {"key": key, "created_at": now}) == 1
 
 
 def forget_updates_before(s: Session, cutoff: datetime) -> int:

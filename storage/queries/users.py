@@ -14,7 +14,9 @@ from storage.models import User
 
 def get_user(s: Session, channel: str, external_id: str) -> User | None:
     """The account for (channel, external id), if it has written before."""
-    return s.exec(select(User).where(User.channel == channel, User.external_id == external_id)).first()
+    return s.exec(
+        select(User).where(col(User.channel) == channel, col(User.external_id) == external_id)
+    ).first()
 
 
 def touch_user(
@@ -35,7 +37,7 @@ def touch_user(
     if user is None:
         insert_ignore(
             s,
-            User.__table__,
+            User,
             {
                 "channel": channel,
                 "external_id": external_id,
