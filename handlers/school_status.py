@@ -84,10 +84,11 @@ async def my_status(msg: Incoming, ctx: Context) -> list[Reply]:
     editable = [r for r in rows if r.status in q.EDITABLE]
     if editable:
         last = editable[-1]
+        period = Period.parse(last.period or "")
         buttons.append(
             (
                 Choice(
-                    ctx.t("status.edit", period=Period.parse(last.period or "").label if last.period else ""),
+                    ctx.t("status.edit", period=period.label if last.period and period else ""),
                     f"se:{last.id}",
                 ),
             )
