@@ -234,7 +234,7 @@ class Outbox:
         now = self.clock.now()
         with self.db.session() as s:
             users = {u.id: u for u in (s.get(User, uid) for uid in by_user) if u is not None}
-            rows = [
+            rows: list[dict[str, Any]] = [
                 {
                     "channel": users[uid].channel,
                     "user_id": uid,
@@ -623,7 +623,7 @@ class OutboxSender:
             self._wake.set()
             task = asyncio.current_task()
             if task is not None:
-                self.inflight.pop(task, None)  # type: ignore[arg-type]
+                self.inflight.pop(task, None)
 
     async def idle(self, timeout: float) -> None:
         """Wait until poked, a send finishes, or `timeout` seconds pass."""

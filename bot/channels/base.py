@@ -67,10 +67,17 @@ class Channel(Protocol):
 
 
 class WebhookConfig(Protocol):
-    """The two settings a webhook URL is made of."""
+    """The two settings a webhook URL is made of (read-only: the settings are frozen)."""
 
-    webhook_url: str
-    url_path: str
+    @property
+    def webhook_url(self) -> str:
+        """The public base URL."""
+        ...
+
+    @property
+    def url_path(self) -> str:
+        """The path the platform posts to."""
+        ...
 
 
 def webhook_url(config: WebhookConfig) -> str:

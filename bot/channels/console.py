@@ -10,7 +10,7 @@ import sys
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import replace
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, TypedDict
 
 from bot.dispatch import Dispatcher
 from handlers.types import Incoming, Kind, Media, Reply, numbered
@@ -19,6 +19,16 @@ from storage.errors import FetchError
 from storage.models import User
 
 CHANNEL = "console"
+
+
+class Sender(TypedDict):
+    """The fields every Incoming of one typed line shares."""
+
+    channel: str
+    user_id: str
+    chat_id: str
+    display_name: str
+    update_id: str
 
 
 def file_incoming(path: Path, user_id: str, n: int) -> Incoming:
@@ -58,7 +68,7 @@ def dropped_path(line: str) -> Path | None:
 
 def to_incoming(line: str, user_id: str, n: int, display_name: str = "") -> Incoming:
     """One typed line as an Incoming: a command, a file, or text."""
-    base = {
+    base: Sender = {
         "channel": CHANNEL,
         "user_id": user_id,
         "chat_id": user_id,

@@ -26,6 +26,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import httpx
@@ -318,7 +319,7 @@ class ZaloChannel(ChannelBase):
         """Hand queued updates out: different chats side by side, each chat's in the order they came."""
         while True:
             update = await self._queue.get()
-            self._turns.run(chat_of(update), lambda update=update: self.handle_one(update))
+            self._turns.run(chat_of(update), partial(self.handle_one, update))
 
     async def handle_one(self, update: dict[str, Any]) -> None:
         """One update, whatever happens to it (counted, and marked done for the drain at stop)."""
