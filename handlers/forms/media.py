@@ -7,7 +7,10 @@ import struct
 import warnings
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import SupportsFloat
+from typing import TYPE_CHECKING, SupportsFloat
+
+if TYPE_CHECKING:
+    from PIL.Image import Exif
 
 MIN_LONG_SIDE = 1280
 VIDEO_LONG = (1280, 1920)  # 720p to 1080p, either orientation
@@ -50,20 +53,20 @@ def inspect_image(data: bytes) -> ImageInfo | None:
     return ImageInfo(width, height, fmt, exif_date(exif), exif_gps(exif))
 
 
-def exif_date(exif: object) -> date | None:
+def exif_date(exif: Exif) -> date | None:
     """DateTimeOriginal (or DateTime), when the camera set it."""
     try:
-        sub = exif.get_ifd(0x8769)  # type: ignore[attr-defined]
-        raw = sub.get(0x9003) or exif.get(0x0132)  # type: ignore[attr-defined]
+        sub = exif.get_ifd(0x8769)
+        raw = sub.get(0x9003) or exif.get(0x0132)
         return datetime.strptime(str(raw).strip("\x00 "), "%Y:%m:%d %H:%M:%S").date() if raw else None
     except (ValueError, KeyError, AttributeError, TypeError):
         return None
 
 
-def exif_gps(exif: object) -> tuple[float, float] | None:
+def exif_gps(exif: Exif) -> tuple[float, float] | None:
     """Latitude and longitude in degrees, when the camera recorded them."""
     try:
-        gps = exif.get_ifd(0x8825)  # type: ignore[attr-defined]
+        gps = exif.get_ifd(0x8825)
         if not gps or 2 not in gps or 4 not in gps:
             return None
 
