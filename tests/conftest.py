@@ -1,6 +1,7 @@
 """Shared fixtures: a real SQLite file per test, a frozen clock, the real app and console chats.
 
-The schema is migrated once per session into a template file (`migrated`); each test gets a copy.
+The schema is migrated once per session into a template file (`migrated`), and the demo district
+seeded once into another (`demo_templates`); each test gets a copy of the one it needs.
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 import io
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -53,10 +54,39 @@ def pg_template_fixture() -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(name="demo_templates", scope="session")
+def demo_templates_fixture(
+    tmp_path_factory: pytest.TempPathFactory, migrated: Path
+) -> Callable[[datetime], Path]:
+    """demo_templates(now): a migrated SQLite file with the demo district seeded at `now`, made once."""
+    made: dict[datetime, Path] = {}
+
+    def template(now: datetime) -> Path:
+        if now not in made:
+            path = tmp_path_factory.mktemp("demo") / "schoolbot.db"
+            db = Database(migrated_copy(migrated, path))
+            try:
+                with db.session() as s:
+                    seed_demo(s, now)
+            finally:
+                db.dispose()
+            made[now] = path
+        return made[now]
+
+    return template
+
+
 @pytest.fixture(name="database_url")
-def database_url_fixture(tmp_path: Path, migrated: Path) -> str:
-    """The URL of the test's own migrated SQLite file (a copy of the session's template)."""
-    return migrated_copy(migrated, tmp_path / "schoolbot.db")
+def database_url_fixture(request: pytest.FixtureRequest, tmp_path: Path, migrated: Path) -> str:
+    """The URL of the test's own migrated SQLite file (a copy of the session's template).
+
+    A test that uses `demo` gets the template with the demo district already seeded at its clock's time.
+    """
+    template = migrated
+    if "demo" in request.fixturenames:
+        now = request.getfixturevalue("clock").now()
+        template = request.getfixturevalue("demo_templates")(now)
+    return migrated_copy(template, tmp_path / "schoolbot.db")
 
 
 @pytest.fixture(name="settings")
@@ -79,10 +109,11 @@ def app_fixture(settings: Settings, clock: FrozenClock) -> Iterator[App]:
 
 
 @pytest.fixture(name="demo")
-def demo_fixture(app: App) -> App:
+def demo_fixture(app: App, database_url: str) -> App:
     """The app with the demo district seeded (console users principal, officer, leader)."""
-    with app.db.session() as s:
-        seed_demo(s, app.clock.now())
+    if app.settings.database_url != database_url:  # a module's own settings: its database is not a copy
+        with app.db.session() as s:
+            seed_demo(s, app.clock.now())
     return app
 
 
