@@ -8,11 +8,11 @@ from typing import Any
 
 from handlers.calendar import Calendar, Period
 from handlers.months import MonthState, month_state
-from handlers.review import headline, kind_title
-from handlers.types import Choice, Context, Incoming, Reply
+from handlers.review import queue_entry
+from handlers.types import Context, Incoming, Reply
 from storage import queries as q
 from storage import scope
-from storage.models import School, User
+from storage.models import User
 
 ON_DEMAND_WINDOW = timedelta(days=1)
 MISSING_SHOWN = 15
@@ -39,17 +39,9 @@ def build_digest(ctx: Context, officer: User, since: datetime) -> Reply | None:
     for level in sorted(by_level):
         lines.append(ctx.t("digest.level", level=level))
         for row in by_level[level]:
-            school: School = schools[row.school_id]
-            lines.append(
-                ctx.t(
-                    "digest.item",
-                    number=row.id,
-                    kind=kind_title(ctx, row.kind),
-                    school=school.name,
-                    what=headline(ctx, row),
-                )
-            )
-            buttons.append((Choice(ctx.t("review.open", number=row.id), f"o:{row.id}"),))
+            line, button = queue_entry(ctx, "digest.item", row, schools[row.school_id])
+            lines.append(line)
+            buttons.append(button)
     lines.append(ctx.t("digest.waiting", count=waiting))
     missing = sorted(
         (sc for i, sc in schools.items() if not state_of(cal, period, i in sent).sent),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from handlers.forms import Form, Option, Step, StepKind, display
+from handlers.forms import Form, Step, StepKind, display, options_from
 from handlers.notify import ALERT, NOTICE, tell
 from handlers.types import Choice, Context, Incoming, Reply
 from storage import queries as q
@@ -129,14 +129,14 @@ INCIDENT_FORM = Form(
             StepKind.MULTI,
             other=True,
             max_len=100,
-            options=tuple(Option(n, f"incident.network.{n}") for n in NETWORKS),
+            options=options_from("incident.network", NETWORKS),
         ),
         Step("actions", "incident.actions", StepKind.LONGTEXT, optional=True),
         Step(
             "severity",
             "incident.severity",
             StepKind.CHOICE,
-            options=tuple(Option(v, f"incident.level.{v}") for v in SEVERITIES),
+            options=options_from("incident.level", SEVERITIES),
         ),
     ),
 )

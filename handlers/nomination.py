@@ -6,7 +6,7 @@ from typing import Any
 
 from handlers import submissions
 from handlers.calendar import Calendar
-from handlers.forms import Answers, Form, Option, Step, StepKind
+from handlers.forms import Answers, Form, Step, StepKind, options_from
 from handlers.types import Choice, Context, Incoming, Reply
 from storage import queries as q
 from storage.models import Draft, School, Submission
@@ -43,10 +43,7 @@ NOMINATION_STEPS = (
         "kind",
         "nomination.kind",
         StepKind.CHOICE,
-        options=(
-            Option("individual", "nomination.kinds.individual"),
-            Option("collective", "nomination.kinds.collective"),
-        ),
+        options=options_from("nomination.kinds", ("individual", "collective")),
     ),
     Step("name", "nomination.name", StepKind.NAME, max_len=150),
     Step(
@@ -54,14 +51,14 @@ NOMINATION_STEPS = (
         "nomination.role",
         StepKind.CHOICE,
         when=lambda a: a.get("kind") == "individual",
-        options=tuple(Option(r, f"nomination.roles.{r}") for r in ROLES),
+        options=options_from("nomination.roles", ROLES),
     ),
     Step(
         "consent",
         "nomination.consent",
         StepKind.CHOICE,
         when=is_student,
-        options=(Option("yes", "nomination.consents.yes"), Option("no", "nomination.consents.no")),
+        options=options_from("nomination.consents", ("yes", "no")),
     ),
     Step("deeds", "nomination.deeds", StepKind.LONGTEXT),
     Step("photos", "nomination.photos", StepKind.PHOTOS, optional=True, max_items=10),
@@ -70,7 +67,7 @@ NOMINATION_STEPS = (
         "purpose",
         "nomination.purpose",
         StepKind.CHOICE,
-        options=tuple(Option(p, f"nomination.purposes.{p}") for p in PURPOSES),
+        options=options_from("nomination.purposes", PURPOSES),
     ),
     Step("contact_name", "nomination.contact_name", StepKind.NAME, max_len=150),
     Step("contact_phone", "nomination.contact_phone", StepKind.PHONE),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from handlers.forms import Answers, Engine, Form, Option, Step, StepKind, display
+from handlers.forms import Answers, Engine, Form, Step, StepKind, display, options_from
 from handlers.incident import delivery
 from handlers.nomination import public_view
 from handlers.notify import NOTICE, tell
@@ -31,6 +31,14 @@ def headline(ctx: Context, row: Submission) -> str:
     answers = public_view(row.answers) if row.kind == "nomination" else row.answers
     text = answers.get("title") or answers.get("name") or row.period or ""
     return str(text)[:80]
+
+
+def queue_entry(ctx: Context, key: str, row: Submission, school: School) -> tuple[str, tuple[Choice]]:
+    """A submission's line in an officer's list (`key`: the locale line) and the button that opens it."""
+    line = ctx.t(
+        key, number=row.id, kind=kind_title(ctx, row.kind), school=school.name, what=headline(ctx, row)
+    )
+    return line, (Choice(ctx.t("review.open", number=row.id), f"o:{row.id}"),)
 
 
 def reviewable(ctx: Context, number: str) -> tuple[Submission, School] | None:
@@ -61,16 +69,9 @@ async def queue(msg: Incoming, ctx: Context) -> list[Reply]:
     for row in rows:
         school = schools[row.school_id]
         assert school is not None
-        lines.append(
-            ctx.t(
-                "review.line",
-                number=row.id,
-                kind=kind_title(ctx, row.kind),
-                school=school.name,
-                what=headline(ctx, row),
-            )
-        )
-        buttons.append((Choice(ctx.t("review.open", number=row.id), f"o:{row.id}"),))
+        line, button = queue_entry(ctx, "review.line", row, school)
+        lines.append(line)
+        buttons.append(button)
     if more:
         lines.append(ctx.t("review.queue_rest", rest=total - len(rows)))
     return [Reply("\n".join(lines), tuple(buttons))]
@@ -296,7 +297,7 @@ RETURN_FORM = Form(
             StepKind.CHOICE,
             other=True,
             max_len=500,
-            options=tuple(Option(r, f"review.reasons.{r}") for r in REASONS),
+            options=options_from("review.reasons", REASONS),
         ),
     ),
 )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
 from handlers import (
@@ -39,12 +39,22 @@ class ButtonRoute:
     roles: frozenset[str] | None
 
 
+FormStart = Callable[[Incoming, Context, Engine], Awaitable[list[Reply]]]
+
+
 def form_command(
-    name: str, form: Form, engine_ref: Callable[[], Engine], menu: str, describe: str
+    name: str,
+    form: Form,
+    engine_ref: Callable[[], Engine],
+    menu: str,
+    describe: str,
+    start: FormStart | None = None,
 ) -> Command:
-    """A command that opens a form."""
+    """A command that opens a form, through the feature's own `start` when it has one."""
 
     async def open_form(msg: Incoming, ctx: Context) -> list[Reply]:
+        if start is not None:
+            return await start(msg, ctx, engine_ref())
         return await engine_ref().start(form.name, ctx)
 
     return Command(name, open_form, form.roles, menu=menu, describe=describe)
@@ -139,21 +149,11 @@ def build_router() -> Router:
     commands = [
         Command("start", registration.start, None, describe="cmd.start"),
         Command("menu", menu, EVERYONE_REGISTERED, describe="cmd.menu"),
-        Command(
-            "article",
-            lambda msg, ctx: article.start_article(msg, ctx, engine()),
-            PRINCIPAL,
-            menu="menu.article",
-            describe="cmd.article",
+        form_command(
+            "article", article.ARTICLE_FORM, engine, "menu.article", "cmd.article", article.start_article
         ),
         form_command("nominate", nomination.NOMINATION_FORM, engine, "menu.nominate", "cmd.nominate"),
-        Command(
-            "report",
-            lambda msg, ctx: report.start_report(msg, ctx, engine()),
-            PRINCIPAL,
-            menu="menu.report",
-            describe="cmd.report",
-        ),
+        form_command("report", report.REPORT_FORM, engine, "menu.report", "cmd.report", report.start_report),
         Command(
             "mystatus", school_status.my_status, PRINCIPAL, menu="menu.mystatus", describe="cmd.mystatus"
         ),

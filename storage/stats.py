@@ -510,16 +510,6 @@ def schools_months(
     return list(out.values())
 
 
-def school_submissions(
-    s: Session, school_id: int, kind: str, periods: Sequence[str] | None = None
-) -> list[Submission]:
-    """The school's submissions of a kind, newest first (only of `periods` when given)."""
-    stmt = select(Submission).where(col(Submission.school_id) == school_id, col(Submission.kind) == kind)
-    if periods is not None:
-        stmt = stmt.where(col(Submission.period).in_(periods))
-    return list(s.scalars(stmt.order_by(col(Submission.id).desc())))
-
-
 # ---- the month's sheet, the year's record, nominations ---------------------------------------------
 
 

@@ -9,7 +9,7 @@ imports a feature. `engine` runs forms, `steps` holds the step kinds that read t
 from __future__ import annotations
 
 from handlers.forms.engine import Action, Engine, Form, act_cancel, button, display, has_content
-from handlers.forms.steps import Answers, Option, Parsed, Step, StepKind
+from handlers.forms.steps import Answers, Option, Parsed, Step, StepKind, options_from
 from storage.models import DraftMode
 
 __all__ = [
@@ -26,4 +26,5 @@ __all__ = [
     "button",
     "display",
     "has_content",
+    "options_from",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import struct
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, SupportsFloat
@@ -96,19 +97,10 @@ def mp4_info(data: bytes) -> VideoInfo | None:
     moov = _find_box(data, 0, len(data), b"moov")
     if moov is None:
         return None
-    start, end = moov
     seconds = None
     width = height = 0
-    offset = start
-    while offset + 8 <= end:
-        size, kind = struct.unpack(">I4s", data[offset : offset + 8])
-        header = 8
-        if size == 1 and offset + 16 <= end:
-            size = struct.unpack(">Q", data[offset + 8 : offset + 16])[0]
-            header = 16
-        if size < header or offset + size > end:
-            break
-        body = data[offset + header : offset + size]
+    for kind, body_start, box_end in _boxes(data, *moov, open_ended=False):
+        body = data[body_start:box_end]
         if kind == b"mvhd" and body:
             seconds = _mvhd_seconds(body)
         elif kind == b"trak":
@@ -117,13 +109,17 @@ def mp4_info(data: bytes) -> VideoInfo | None:
                 w, h = _tkhd_size(body[tkhd[0] : tkhd[1]])
                 if w and h and w * h > width * height:
                     width, height = w, h
-        offset += size
     if seconds is None or not width:
         return None
     return VideoInfo(width, height, seconds)
 
 
-def _find_box(data: bytes, start: int, end: int, wanted: bytes) -> tuple[int, int] | None:
+def _boxes(data: bytes, start: int, end: int, *, open_ended: bool) -> Iterator[tuple[bytes, int, int]]:
+    """The boxes between `start` and `end`: kind, where the body starts, where the box ends.
+
+    Stops at the first box that does not fit. A size of 0 (the box runs to `end`) is read as such only
+    when `open_ended`; otherwise it does not fit.
+    """
     offset = start
     while offset + 8 <= end:
         size, kind = struct.unpack(">I4s", data[offset : offset + 8])
@@ -131,13 +127,18 @@ def _find_box(data: bytes, start: int, end: int, wanted: bytes) -> tuple[int, in
         if size == 1 and offset + 16 <= end:
             size = struct.unpack(">Q", data[offset + 8 : offset + 16])[0]
             header = 16
-        elif size == 0:
+        elif size == 0 and open_ended:
             size = end - offset
         if size < header or offset + size > end:
-            return None
-        if kind == wanted:
-            return offset + header, offset + size
+            return
+        yield kind, offset + header, offset + size
         offset += size
+
+
+def _find_box(data: bytes, start: int, end: int, wanted: bytes) -> tuple[int, int] | None:
+    for kind, body_start, box_end in _boxes(data, start, end, open_ended=True):
+        if kind == wanted:
+            return body_start, box_end
     return None
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
@@ -60,6 +60,11 @@ class Option:
     def shown(self, ctx: Context) -> str:
         """The label in the reader's language."""
         return self.text or ctx.t(self.label)
+
+
+def options_from(prefix: str, values: Iterable[str]) -> tuple[Option, ...]:
+    """A choice's options, each value labelled by the locale key `prefix.value`."""
+    return tuple(Option(value, f"{prefix}.{value}") for value in values)
 
 
 Answers = dict[str, Any]

@@ -11,6 +11,7 @@ from handlers.leaders.reader import PREFIX, Where, day, level_label
 from handlers.months import MonthState, month_state
 from handlers.nomination import ROLES, public_view
 from handlers.types import Choice, Context, Reply
+from storage import queries as q
 from storage import stats
 from storage.models import Office, School, Submission
 
@@ -44,10 +45,10 @@ def school_card(ctx: Context, where: Where, school: School) -> Reply:
     with ctx.db.session() as s:
         marks = stats.school_months(s, school.id or 0, [p.key for p in months])
         registered = stats.school_registered(s, school.id or 0)
-        nominations = stats.school_submissions(
-            s, school.id or 0, "nomination", [f"{year}-HK1", f"{year}-HK2"]
+        nominations = q.submissions_of(
+            s, school.id or 0, "nomination", [f"{year}-HK1", f"{year}-HK2"], newest_first=True
         )
-        reports = {r.period: r for r in reversed(stats.school_submissions(s, school.id or 0, "report"))}
+        reports = {r.period: r for r in q.submissions_of(s, school.id or 0, "report")}
         office = s.get(Office, school.office_id)
     t = ctx.t
     lines = [

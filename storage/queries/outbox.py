@@ -126,28 +126,26 @@ def outbox_failed(
     return bool(getattr(result, "rowcount", 0))
 
 
-def release_outbox(s: Session, ids: list[int], owner: str, now: datetime) -> int:
-    """Hand claimed rows back to the queue unchanged (a 429, a graceful stop)."""
+def _update_held(s: Session, ids: list[int], owner: str, **values: object) -> int:
+    """Set `values` on those of `ids` that `owner` still holds claimed; how many."""
     if not ids:
         return 0
     result = s.execute(
         update(Outbox)
         .where(col(Outbox.id).in_(ids), col(Outbox.status) == "claimed", col(Outbox.lease_owner) == owner)
-        .values(status="pending", lease_owner="", lease_until=None, updated_at=now)
+        .values(**values)
     )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def release_outbox(s: Session, ids: list[int], owner: str, now: datetime) -> int:
+    """Hand claimed rows back to the queue unchanged (a 429, a graceful stop)."""
+    return _update_held(s, ids, owner, status="pending", lease_owner="", lease_until=None, updated_at=now)
 
 
 def renew_outbox_leases(s: Session, ids: list[int], owner: str, until: datetime) -> int:
     """Extend the lease on rows `owner` still holds."""
-    if not ids:
-        return 0
-    result = s.execute(
-        update(Outbox)
-        .where(col(Outbox.id).in_(ids), col(Outbox.status) == "claimed", col(Outbox.lease_owner) == owner)
-        .values(lease_until=until)
-    )
-    return int(getattr(result, "rowcount", 0) or 0)
+    return _update_held(s, ids, owner, lease_until=until)
 
 
 def requeue_expired(s: Session, now: datetime, not_owner: str = "") -> int:

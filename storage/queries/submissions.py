@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -59,13 +60,14 @@ EDITABLE = ("submitted", "returned")
 
 
 def submissions_of(
-    s: Session, school_id: int, kind: str, periods: list[str] | None = None
+    s: Session, school_id: int, kind: str, periods: Sequence[str] | None = None, *, newest_first: bool = False
 ) -> list[Submission]:
-    """A school's submissions of one kind, oldest first (optionally only for these periods)."""
+    """A school's submissions of one kind, oldest first unless `newest_first` (only of `periods` when given)."""
     stmt = select(Submission).where(col(Submission.school_id) == school_id, col(Submission.kind) == kind)
     if periods is not None:
         stmt = stmt.where(col(Submission.period).in_(periods))
-    return list(s.exec(stmt.order_by(col(Submission.id))))
+    order = col(Submission.id).desc() if newest_first else col(Submission.id)
+    return list(s.exec(stmt.order_by(order)))
 
 
 def fulfilled_periods(s: Session, school_id: int, kind: str = "article") -> set[str]:
