@@ -18,7 +18,9 @@ keep the same keys, overrides included.
 from __future__ import annotations
 
 import tomllib
+from functools import lru_cache
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
@@ -35,6 +37,18 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
+@lru_cache(maxsize=32)
+def _parsed(path: Path, mtime_ns: int, size: int) -> MappingProxyType[str, str]:
+    """One locale file's sentences, read-only; parsed once per version of the file (tests open many apps)."""
+    return MappingProxyType(_flatten(tomllib.loads(path.read_text(encoding="utf-8"))))
+
+
+def load_locale(path: Path) -> MappingProxyType[str, str]:
+    """The sentences of `path`, parsed again only when the file changed."""
+    stat = path.stat()
+    return _parsed(path, stat.st_mtime_ns, stat.st_size)
+
+
 def override_key(channel: str, key: str) -> str:
     """The key of `key`'s sentence on `channel`: "channel.zalo.article.photo_wide"."""
     return f"{OVERRIDES}.{channel}.{key}"
@@ -45,10 +59,7 @@ class Catalog:
 
     def __init__(self, directory: Path = LOCALES_DIR, default: str = "vi") -> None:
         self.default = default
-        self.messages = {
-            p.stem: _flatten(tomllib.loads(p.read_text(encoding="utf-8")))
-            for p in sorted(directory.glob("*.toml"))
-        }
+        self.messages = {p.stem: load_locale(p) for p in sorted(directory.glob("*.toml"))}
         if default not in self.messages:
             raise ValueError(f"no locale file for the default locale {default!r} in {directory}")
 
