@@ -1,0 +1,885 @@
+"""Principals chatting with the real `schoolbot run`, next to a bare python-telegram-bot echo bot.
+
+    .venv/bin/python -m bench.interactive_bench                          # the whole matrix, writes RESULTS.md
+    .venv/bin/python -m bench.interactive_bench --db sqlite --mode polling --scenario quiet --no-write
+
+Each run starts `schoolbot run` as a subprocess (polling, or webhook on 127.0.0.1 with the secret
+header) against a loopback fake Bot API in this process (tests/fakes/telegram_api.py: no limits of
+its own, except in the burst scenario, which has Telegram's), on a fresh SQLite file or a fresh
+PostgreSQL database seeded beforehand with the project's own seeding code, and then the bare echo bot
+(bench/echo_bot.py) as a subprocess on the same fake with the same load. Simulated principals:
+
+- quiet: N principals each walk the whole incident form, `/incident` to **Gửi** (10 updates), closed
+  loop: each sends its next update only once the bot has answered the previous one in full;
+- wave: the same while the bot's own catch-up sweep sends a reminder wave to 3,000 schools;
+- rate: the same walk, each principal offering its next update 2 s after the previous one (or when its
+  answer is complete, if later): about 100 updates/s offered by 200 principals;
+- burst: 150 principals send `/mystatus` within 0.5 s, against a fake that enforces Telegram's flood
+  limits (30 messages/s, 1/s per chat) with 429 and retry_after.
+
+Figures: updates/s, p50/p95/p99 from the update offered (queued at the fake, or POSTed to the
+webhook) to the first reply reaching the fake, replies missing, 429s, CPU per update and peak RSS of
+the subprocess (/proc), and start to first reply. Every wait has a deadline; the subprocesses are
+stopped at the end of each run and killed on any error or Ctrl-C. Only 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import atexit
+import contextlib
+import os
+import platform
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from handlers.calendar import Period
+from handlers.i18n import Catalog
+from storage import migrate
+from storage import queries as q
+from storage.db import Database
+from storage.models import Office, User
+from storage.text import fold
+from tests.fakes.district import FIRST_CHAT, seed_wave
+from tests.fakes.telegram_api import (
+    BOT_USERNAME,
+    TOKEN,
+    FakeBotAPI,
+    FloodLimits,
+    TgUser,
+    callback_update,
+    text_update,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+SECTION = "## Interactive: principals walking a form through `schoolbot run`, beside an echo bot"
+SCENARIOS = ("quiet", "wave", "rate", "burst")
+SECRET = "bench-Secret_token-0123456789"
+PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+WAVE_SCHOOLS = 3000
+BURST_PRINCIPALS = 150
+BURST_SECONDS = 0.5
+RATE_PAUSE = 2.0  # seconds between one principal's updates in the rate scenario
+STEP_TIMEOUT = 60.0  # an update with no answer after this is a reply missing
+START_TIMEOUT = 60.0
+RUN_TIMEOUT = 900.0  # the whole load phase of one run
+SETTLE = 1.0  # calibration: the answer to an update is complete after this long without a new message
+# Bot API calls that put something in a chat: what counts as a reply.
+REPLY_METHODS = frozenset(
+    {
+        "sendmessage",
+        "editmessagetext",
+        "editmessagereplymarkup",
+        "sendphoto",
+        "senddocument",
+        "sendvideo",
+        "sendmediagroup",
+    }
+)
+
+
+# ---- the fake, recording replies as they arrive ----------------------------------------------------
+
+
+Listener = Callable[[float, str, dict[str, Any], Any], None]
+
+
+class RecordingAPI(FakeBotAPI):
+    """FakeBotAPI that tells each principal's listener of every message to its chat as it arrives."""
+
+    def __init__(self, limits: FloodLimits | None = None, principals: set[str] | None = None) -> None:
+        super().__init__(limits=limits)
+        self.listeners: dict[str, Listener] = {}
+        self.principals = principals or set()
+        self.count_lock = threading.Lock()
+        self.too_many = 0
+        self.others = 0  # messages to chats that are not chatting principals: the wave, alerts
+
+    def handle(self, token: str, method: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """Answer as the fake does, then record the reply with the moment it arrived."""
+        status, body = super().handle(token, method, params)
+        name = method.lower()
+        if status == 429:
+            with self.count_lock:
+                self.too_many += 1
+        elif status == 200 and name in REPLY_METHODS:
+            now = time.monotonic()
+            chat = str(params.get("chat_id"))
+            listener = self.listeners.get(chat)
+            if listener is not None:
+                listener(now, name, params, body.get("result"))
+            elif chat not in self.principals:
+                with self.count_lock:
+                    self.others += 1
+        return status, body
+
+
+@dataclass
+class Chat:
+    """One simulated principal: what the bot sent them, and the latest keyboard."""
+
+    user: TgUser
+    loop: asyncio.AbstractEventLoop
+    times: list[float] = field(default_factory=list)
+    keyboard: list[list[dict[str, Any]]] = field(default_factory=list)
+    keyboard_message: int = 1
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def listen(self, at: float, method: str, params: dict[str, Any], result: Any) -> None:
+        """Called in the fake's thread: hand the message to the event loop."""
+        self.loop.call_soon_threadsafe(self.receive, at, params, result)
+
+    def receive(self, at: float, params: dict[str, Any], result: Any) -> None:
+        """A message arrived (on the loop)."""
+        self.times.append(at)
+        markup = params.get("reply_markup")
+        if isinstance(markup, dict) and "inline_keyboard" in markup:
+            self.keyboard = markup["inline_keyboard"]
+            if isinstance(result, dict) and isinstance(result.get("message_id"), int):
+                self.keyboard_message = result["message_id"]
+        self.changed.set()
+
+    async def wait_for(self, count: int, deadline: float) -> bool:
+        """Until `count` messages have arrived (False at the deadline)."""
+        while len(self.times) < count:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self.changed.clear()
+            if len(self.times) >= count:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.changed.wait(), remaining)
+        return True
+
+    async def settle(self, quiet: float, deadline: float) -> None:
+        """Until no message has arrived for `quiet` seconds."""
+        while time.monotonic() < deadline:
+            seen = len(self.times)
+            await asyncio.sleep(quiet)
+            if len(self.times) == seen:
+                return
+
+    def button(self, label: str) -> str:
+        """The callback data of the button with this label in the latest keyboard."""
+        for row in self.keyboard:
+            for button in row:
+                if fold(label) in fold(str(button.get("text", ""))):
+                    return str(button["callback_data"])
+        raise LookupError(f"no button {label!r} in the latest keyboard")
+
+
+# ---- the walk -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Step:
+    """One update of a walk: a text, or a press on the button with this label."""
+
+    kind: str  # "text" | "press"
+    value: str
+
+
+def incident_walk() -> list[Step]:
+    """`/incident` to **Gửi**, as tests/bot/test_telegram.py's fill_incident walks it (10 updates)."""
+    t = Catalog(default="vi").translator("vi")
+    return [
+        Step("text", "/incident"),
+        Step("text", "Một tài khoản Facebook đăng tin sai sự thật về bữa ăn bán trú của trường."),
+        Step("press", t("btn.today")),
+        Step("text", "Nhóm Facebook của xã"),
+        Step("press", t("incident.network.facebook")),
+        Step("press", t("incident.network.zalo")),
+        Step("press", t("btn.done")),
+        Step("text", "Đã gặp phụ huynh đăng tin và đề nghị gỡ bài; đã báo chính quyền xã."),
+        Step("press", t("incident.level.high")),
+        Step("press", t("btn.send")),
+    ]
+
+
+def echo_walk(walk: list[Step]) -> list[Step]:
+    """The same number of updates for the echo bot, which has no buttons: each press is its label as text."""
+    return [Step("text", s.value) for s in walk]
+
+
+# ---- offering updates -----------------------------------------------------------------------------
+
+
+class Offer:
+    """Puts an update before the bot: queued at the fake (polling) or POSTed to the webhook."""
+
+    def __init__(self, api: RecordingAPI, hook: str = "") -> None:
+        self.api = api
+        self.hook = hook
+        self.client = (
+            httpx.AsyncClient(
+                timeout=30.0,
+                trust_env=False,
+                limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+            )
+            if hook
+            else None
+        )
+
+    async def __call__(self, update: dict[str, Any]) -> float:
+        """Offer it; the moment it was offered."""
+        if self.client is None:
+            offered = time.monotonic()
+            self.api.push_update(update)
+            return offered
+        update = {"update_id": self.api.next_update_id(), **update}
+        headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
+        offered = time.monotonic()
+        answer = await self.client.post(self.hook, json=update, headers=headers)
+        answer.raise_for_status()
+        return offered
+
+    async def first(self, update: dict[str, Any], started: float) -> None:
+        """The start probe: POSTed as soon as the webhook's port accepts (queued at once when polling)."""
+        if self.client is None:
+            self.api.push_update(update)
+            return
+        while True:
+            try:
+                await self(update)
+                return
+            except (httpx.TransportError, httpx.HTTPStatusError):
+                if time.monotonic() - started > START_TIMEOUT:
+                    raise
+                await asyncio.sleep(0.02)
+
+    async def close(self) -> None:
+        """Close the webhook client."""
+        if self.client is not None:
+            await self.client.aclose()
+
+
+def make_update(chat: Chat, step: Step) -> dict[str, Any]:
+    """The Telegram update for a step of the walk."""
+    if step.kind == "press":
+        return callback_update(chat.user, chat.button(step.value), chat.keyboard_message)
+    return text_update(chat.user, step.value)
+
+
+# ---- the subprocess -------------------------------------------------------------------------------
+
+LIVE: set[subprocess.Popen[bytes]] = set()
+
+
+def kill_all() -> None:
+    """Kill every subprocess still running (at exit, after Ctrl-C or an error)."""
+    for proc in list(LIVE):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        LIVE.discard(proc)
+
+
+atexit.register(kill_all)
+
+
+class Proc:
+    """A bot in its own process group, its output in a log file; CPU and memory read from /proc."""
+
+    def __init__(self, argv: list[str], log: Path) -> None:
+        env = {
+            k: v for k, v in os.environ.items() if k.lower() not in {"http_proxy", "https_proxy", "all_proxy"}
+        }
+        env["PTB_TIMEDELTA"] = "1"
+        env["PYTHONPATH"] = str(ROOT)
+        self.log = log
+        self.started = time.monotonic()
+        with log.open("wb") as out:
+            self.popen = subprocess.Popen(
+                argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        LIVE.add(self.popen)
+
+    def cpu_seconds(self) -> float:
+        """User and system CPU time so far."""
+        fields = Path(f"/proc/{self.popen.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def peak_rss_mb(self) -> float:
+        """The most resident memory so far (VmHWM), in MB."""
+        for line in Path(f"/proc/{self.popen.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def alive(self) -> bool:
+        """Still running."""
+        return self.popen.poll() is None
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after 15 s."""
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(15)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait(5)
+        LIVE.discard(self.popen)
+
+    def tail(self, lines: int = 15) -> str:
+        """The end of its output."""
+        text = self.log.read_text(encoding="utf-8", errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# ---- the database ---------------------------------------------------------------------------------
+
+
+def reminder_zone(now: datetime) -> str:
+    """The fixed-offset zone (Etc/GMT±N) in which it is now between 08:00 and 09:00.
+
+    `schoolbot run` has no setting that pins its clock, so the bench picks the office's time zone
+    instead: the run happens at the reminder hour, on a day the bench makes the deadline day.
+    """
+    offset = (8 - now.astimezone(UTC).hour) % 24
+    if offset > 14:
+        offset -= 24
+    return "Etc/GMT" + (f"{-offset:+d}" if offset else "")
+
+
+def local_now(zone: str) -> datetime:
+    """Now in that zone."""
+    from zoneinfo import ZoneInfo
+
+    return datetime.now(ZoneInfo(zone))
+
+
+def seed(url: str, principals: int, wave: int, now: datetime) -> None:
+    """Migrate, then: N + 1 principals (each school's article of the month already sent, so no reminder
+    goes to them), one officer per district (the incident alerts), and `wave` schools that owe it."""
+    db = Database(url)
+    try:
+        migrate.upgrade(db)
+        seeded = seed_wave(db, principals + 1 + wave, now)
+        period = Period.of(now).key
+        with db.session() as s:
+            ids = dict(s.execute(select(User.external_id, User.id).where(User.role == "principal")).all())
+            for i in range(principals + 1):
+                q.create_submission(
+                    s,
+                    kind="article",
+                    school_id=seeded.school_ids[i],
+                    user_id=ids[str(FIRST_CHAT + i)],
+                    token=f"bench-{i}",
+                    answers={},
+                    status="submitted",
+                    now=now,
+                    period=period,
+                )
+            for n, office_id in enumerate(seeded.district_ids):
+                office = s.get(Office, office_id)
+                assert office is not None
+                s.add(
+                    User(
+                        channel="telegram",
+                        external_id=str(4_000_000 + n),
+                        chat_id=str(4_000_000 + n),
+                        display_name=f"Cán bộ {n}",
+                        role="officer",
+                        office_id=office_id,
+                        locale="vi",
+                        created_at=now,
+                    )
+                )
+    finally:
+        db.dispose()
+
+
+@contextlib.contextmanager
+def fresh_database(kind: str, workdir: Path, pg_url: str, tag: str) -> Iterator[str]:
+    """A fresh SQLite file, or a fresh PostgreSQL database dropped afterwards."""
+    if kind == "sqlite":
+        yield f"sqlite:///{workdir / f'{tag}.db'}"
+        return
+    import psycopg
+
+    admin = pg_url.replace("postgresql+psycopg://", "postgresql://")
+    name = f"schoolbot_bench_{os.getpid()}_{tag}".replace("-", "_")
+    with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield pg_url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def postgres_reason(pg_url: str) -> str:
+    """Empty when PostgreSQL answers at `pg_url`; otherwise why it is skipped."""
+    try:
+        import psycopg
+    except ImportError:
+        return "psycopg is not installed (pip install -e '.[postgres]')"
+    try:
+        with psycopg.connect(
+            pg_url.replace("postgresql+psycopg://", "postgresql://"), connect_timeout=3
+        ) as conn:
+            conn.execute("SELECT 1")
+    except Exception as exc:
+        return f"no PostgreSQL at {pg_url.split('@')[-1]}: {str(exc).splitlines()[0]}"
+    return ""
+
+
+def config_toml(url: str, workdir: Path, api: FakeBotAPI, zone: str, day: int, mode: str, port: int) -> str:
+    """The bot's settings: the fake's URLs, the office zone, today the deadline day, no periodic report."""
+
+    def s(value: str) -> str:
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    hook = (
+        f'mode = "webhook"\nwebhook_url = {s(f"https://127.0.0.1:{port}/telegram")}\n'
+        if mode == "webhook"
+        else ""
+    )
+    return (
+        f"database_url = {s(url)}\nmedia_dir = {s(str(workdir / 'media'))}\ntimezone = {s(zone)}\n\n"
+        f"[telegram]\ntoken = {s(TOKEN)}\nusername = {s(BOT_USERNAME)}\nbase_url = {s(api.base_url)}\n"
+        f'base_file_url = {s(api.base_file_url)}\n{hook}listen = "127.0.0.1"\nport = {port}\n'
+        f'url_path = "telegram"\nsecret_token = {s(SECRET)}\n\n'
+        f"[schedule]\nmonthly_deadline_day = {day}\nperiodic = []\ndigest_days = []\n"
+    )
+
+
+# ---- one run --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Figures:
+    """What one run of one bot measured."""
+
+    offered: int = 0
+    latencies: list[float] = field(default_factory=list)
+    missing: int = 0
+    unfinished: int = 0  # walks cut short by a reply missing
+    too_many: int = 0
+    seconds: float = float("nan")  # first offer to last reply
+    cpu_ms: float = float("nan")
+    rss_mb: float = float("nan")
+    start: float = float("nan")
+    offered_rate: float = float("nan")
+    wave_sent: int = 0  # messages to other chats (the wave, incident alerts) during the load
+    failed: str = ""
+
+    @property
+    def rate(self) -> float:
+        """Updates answered per second."""
+        return len(self.latencies) / self.seconds if self.seconds > 0 else float("nan")
+
+    def pct(self, p: float) -> float:
+        """A percentile of the reply times (nearest rank)."""
+        ordered = sorted(self.latencies)
+        return ordered[max(0, round(p / 100 * len(ordered)) - 1)] if ordered else float("nan")
+
+
+@dataclass(frozen=True)
+class Run:
+    """What to run: which bot, scenario, database and mode."""
+
+    bot: str  # "schoolbot" | "echo"
+    scenario: str
+    mode: str
+    db: str = ""  # "sqlite" | "postgres" (schoolbot only)
+
+
+class Bench:
+    """The matrix's shared state: the principal count, the work folder, the calibrated walk."""
+
+    def __init__(self, principals: int, workdir: Path, pg_url: str) -> None:
+        self.principals = principals
+        self.workdir = workdir
+        self.pg_url = pg_url
+        self.walk = incident_walk()
+        self.counts: dict[str, list[int]] = {}  # messages each step of the walk is answered with, per bot
+
+    async def run(self, r: Run) -> Figures:
+        """One bot, one scenario; its subprocess is gone when this returns."""
+        tag = f"{r.bot}-{r.scenario}-{r.db or 'none'}-{r.mode}"
+        zone = reminder_zone(datetime.now(UTC))
+        now = local_now(zone)
+        wave = WAVE_SCHOOLS if r.scenario == "wave" else 0
+        users = [TgUser(FIRST_CHAT + i, "Hiệu trưởng", str(i)) for i in range(self.principals + 1)]
+        limits = FloodLimits() if r.scenario == "burst" else None
+        api = RecordingAPI(limits=limits, principals={str(u.id) for u in users}).start()
+        port = free_port()
+        try:
+            if r.bot == "schoolbot":
+                with fresh_database(r.db, self.workdir, self.pg_url, tag) as url:
+                    await asyncio.to_thread(seed, url, self.principals, wave, now)
+                    config = self.workdir / f"{tag}.toml"
+                    config.write_text(config_toml(url, self.workdir, api, zone, now.day, r.mode, port))
+                    argv = [str(Path(sys.executable).parent / "schoolbot"), "run", "--config", str(config)]
+                    return await self.drive(r, api, argv, users, port)
+            argv = [sys.executable, "-m", "bench.echo_bot", "--base-url", api.base_url, "--token", TOKEN]
+            if r.mode == "webhook":
+                argv += ["--webhook-port", str(port), "--secret", SECRET]
+            return await self.drive(r, api, argv, users, port)
+        finally:
+            api.stop()
+
+    async def drive(
+        self, r: Run, api: RecordingAPI, argv: list[str], users: list[TgUser], port: int
+    ) -> Figures:
+        """Start the bot, probe it, calibrate the walk, run the scenario, read /proc, stop the bot."""
+        loop = asyncio.get_running_loop()
+        chats = [Chat(u, loop) for u in users]
+        for chat in chats:
+            api.listeners[str(chat.user.id)] = chat.listen
+        hook = f"http://127.0.0.1:{port}/telegram" if r.mode == "webhook" else ""
+        offer = Offer(api, hook)
+        walk = self.walk if r.bot == "schoolbot" else echo_walk(self.walk)
+        figures = Figures()
+        proc = Proc(argv, self.workdir / f"{r.bot}-{r.scenario}-{r.db or 'none'}-{r.mode}.log")
+        try:
+            probe = chats[0]
+            first = walk[0] if r.scenario != "burst" else Step("text", "/mystatus")
+            await offer.first(make_update(probe, first), proc.started)
+            if not await probe.wait_for(1, proc.started + START_TIMEOUT) or not proc.alive():
+                raise RuntimeError(f"{r.bot} never answered:\n{proc.tail()}")
+            figures.start = probe.times[0] - proc.started
+            if r.scenario != "burst" and r.bot not in self.counts:
+                self.counts[r.bot] = await calibrate(probe, walk, offer)
+                print(f"  messages answering each step of the walk: {self.counts[r.bot]}", flush=True)
+            elif r.scenario != "burst":
+                await probe.settle(SETTLE, time.monotonic() + STEP_TIMEOUT)
+            cpu_before = proc.cpu_seconds()
+            others_before = api.others
+            too_many_before = api.too_many
+            load = chats[1:]
+            if r.scenario == "burst":
+                await burst(load[:BURST_PRINCIPALS], offer, figures)
+            else:
+                pause = RATE_PAUSE if r.scenario == "rate" else 0.0
+                await walks(load, walk, self.counts[r.bot], offer, figures, pause)
+            if not proc.alive():
+                figures.failed = f"the bot died:\n{proc.tail()}"
+            else:
+                figures.cpu_ms = 1000 * (proc.cpu_seconds() - cpu_before) / max(figures.offered, 1)
+                figures.rss_mb = proc.peak_rss_mb()
+            figures.wave_sent = api.others - others_before
+            figures.too_many = api.too_many - too_many_before
+        finally:
+            await offer.close()
+            await asyncio.to_thread(proc.stop)
+        return figures
+
+
+async def calibrate(chat: Chat, walk: list[Step], offer: Offer) -> list[int]:
+    """Walk once slowly (the probe's first step already offered): how many messages answer each step."""
+    counts: list[int] = []
+    seen = 0
+    for index, step in enumerate(walk):
+        if index:
+            await offer(make_update(chat, step))
+        deadline = time.monotonic() + STEP_TIMEOUT
+        if not await chat.wait_for(seen + 1, deadline):
+            raise RuntimeError(f"calibration: no answer to step {index + 1} ({step.value!r})")
+        await chat.settle(SETTLE, deadline)
+        counts.append(len(chat.times) - seen)
+        seen = len(chat.times)
+    return counts
+
+
+async def walks(
+    chats: list[Chat], walk: list[Step], counts: list[int], offer: Offer, figures: Figures, pause: float
+) -> None:
+    """Every principal walks the form, closed loop (with `pause`: each update `pause` s after the last)."""
+    began = time.monotonic()
+    deadline = began + RUN_TIMEOUT
+    last_reply = [began]
+
+    async def principal(i: int, chat: Chat) -> None:
+        if pause:
+            await asyncio.sleep(i * pause / len(chats))  # spread out evenly
+        seen = 0
+        for step, count in zip(walk, counts, strict=True):
+            offered = await offer(make_update(chat, step))
+            figures.offered += 1
+            complete = await chat.wait_for(seen + count, min(deadline, offered + STEP_TIMEOUT))
+            if len(chat.times) > seen:
+                figures.latencies.append(chat.times[seen] - offered)
+                last_reply[0] = max(last_reply[0], chat.times[seen])
+            else:
+                figures.missing += 1
+            if not complete:
+                figures.unfinished += 1
+                return
+            seen += count
+            if pause:
+                await asyncio.sleep(max(0.0, offered + pause - time.monotonic()))
+
+    await asyncio.gather(*(principal(i, c) for i, c in enumerate(chats)))
+    figures.seconds = last_reply[0] - began
+    figures.offered_rate = figures.offered / (time.monotonic() - began)
+
+
+async def burst(chats: list[Chat], offer: Offer, figures: Figures) -> None:
+    """Each principal sends /mystatus once, all within BURST_SECONDS; wait for every first reply."""
+    began = time.monotonic()
+
+    async def principal(i: int, chat: Chat) -> None:
+        await asyncio.sleep(i * BURST_SECONDS / len(chats))
+        seen = len(chat.times)
+        offered = await offer(text_update(chat.user, "/mystatus"))
+        figures.offered += 1
+        if await chat.wait_for(seen + 1, offered + STEP_TIMEOUT):
+            figures.latencies.append(chat.times[seen] - offered)
+        else:
+            figures.missing += 1
+
+    await asyncio.gather(*(principal(i, c) for i, c in enumerate(chats)))
+    replied = [t for c in chats for t in c.times]
+    figures.seconds = (max(replied) if replied else time.monotonic()) - began
+    figures.offered_rate = figures.offered / BURST_SECONDS
+
+
+# ---- the report -----------------------------------------------------------------------------------
+
+
+def machine() -> str:
+    """CPU, core count, load average, OS, versions."""
+    try:
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
+    except (OSError, StopIteration):
+        cpu = platform.processor() or "unknown CPU"
+    import telegram
+
+    return (
+        f"{cpu}, nproc {os.cpu_count()}; {platform.platform()}; Python {platform.python_version()}; "
+        f"SQLite {sqlite3.sqlite_version}; python-telegram-bot {telegram.__version__}"
+    )
+
+
+def load_average() -> str:
+    """The 1-, 5- and 15-minute load averages."""
+    return " / ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def fmt(value: float, unit: str = "", digits: int = 2) -> str:
+    """A figure, or a dash when there is none."""
+    if value != value:  # NaN
+        return "–"
+    return f"{value:.{digits}f}{unit}"
+
+
+def ratio(a: float, b: float) -> str:
+    """a ÷ b, or a dash."""
+    if a != a or b != b or b == 0:
+        return "–"
+    return f"{a / b:.2f}×"
+
+
+def rows(f: Figures) -> list[tuple[str, float, str, int]]:
+    """(figure, value, unit, digits) for the table."""
+    return [
+        ("updates answered per second", f.rate, "", 1),
+        ("reply time p50", f.pct(50), " s", 3),
+        ("reply time p95", f.pct(95), " s", 3),
+        ("reply time p99", f.pct(99), " s", 3),
+        ("replies missing (of updates offered)", float(f.missing), "", 0),
+        ("HTTP 429 answers", float(f.too_many), "", 0),
+        ("CPU per update", f.cpu_ms, " ms", 1),
+        ("peak RSS (VmHWM)", f.rss_mb, " MB", 0),
+        ("start to first reply", f.start, " s", 2),
+    ]
+
+
+def table(title: str, mine: Figures, echo: Figures | None) -> str:
+    """One run beside the echo bot's."""
+    out = [f"**{title}**", ""]
+    if mine.failed:
+        out += [f"Failed: {mine.failed.splitlines()[0]}", ""]
+    out += ["| | schoolbot | echo bot | schoolbot ÷ echo |", "|---|---:|---:|---:|"]
+    theirs = rows(echo) if echo is not None else None
+    for index, (name, value, unit, digits) in enumerate(rows(mine)):
+        shown = fmt(value, unit, digits)
+        if name.startswith("replies missing"):
+            shown = f"{mine.missing} of {mine.offered}"
+        if theirs is None or echo is None:
+            out.append(f"| {name} | {shown} | – | – |")
+            continue
+        other = theirs[index][1]
+        other_shown = fmt(other, unit, digits)
+        if name.startswith("replies missing"):
+            other_shown = f"{echo.missing} of {echo.offered}"
+        out.append(f"| {name} | {shown} | {other_shown} | {ratio(value, other)} |")
+    notes = [
+        f"offered {mine.offered_rate:.0f} updates/s" + (f" (echo {echo.offered_rate:.0f})" if echo else "")
+    ]
+    if mine.unfinished:
+        notes.append(f"{mine.unfinished} walks cut short by a missing reply")
+    if mine.wave_sent:
+        notes.append(f"{mine.wave_sent} messages to other chats (the wave, incident alerts) during the load")
+    out += ["", "; ".join(notes) + ".", ""]
+    return "\n".join(out)
+
+
+def report(
+    results: list[tuple[Run, Figures]],
+    principals: int,
+    command: str,
+    skipped: list[str],
+    loads: tuple[str, str],
+) -> str:
+    """This benchmark's section of RESULTS.md."""
+    echo = {(r.scenario, r.mode): f for r, f in results if r.bot == "echo"}
+    parts = [
+        SECTION,
+        "",
+        "`python -m bench.interactive_bench` (the venv's Python). The figures of issue #13's \"before\".",
+        "",
+        f"- **Date:** {datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}",
+        f"- **Machine:** {machine()}",
+        f"- **Load average (1/5/15 min):** {loads[0]} before the runs, {loads[1]} after",
+        f"- **Command:** `{command}`",
+        f"- **Principals:** {principals} (plus one for the start probe and calibration); the walk is "
+        "`/incident` to **Gửi**, 10 updates; burst: "
+        f"{BURST_PRINCIPALS} × `/mystatus` within {BURST_SECONDS} s against Telegram's flood limits; "
+        f"wave: {WAVE_SCHOOLS:,} schools owing the month's article, reminded by the bot's catch-up sweep",
+        "",
+    ]
+    if skipped:
+        parts += [f"Skipped: {'; '.join(skipped)}.", ""]
+    for r, f in results:
+        if r.bot != "schoolbot":
+            continue
+        title = f"{r.scenario} · {r.db} · {r.mode}"
+        parts.append(table(title, f, echo.get((r.scenario, r.mode))))
+    return "\n".join(parts)
+
+
+def write_section(path: Path, section: str) -> None:
+    """Put this benchmark's section in RESULTS.md, replacing its previous one and keeping the others'."""
+    old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
+    start = old.find(SECTION)
+    if start < 0:
+        new = old.rstrip("\n") + "\n\n" + section
+    else:
+        end = old.find("\n## ", start + len(SECTION))
+        new = old[:start] + section.rstrip("\n") + ("\n" + old[end:] if end >= 0 else "\n")
+    path.write_text(new.rstrip("\n") + "\n", encoding="utf-8")
+
+
+def choices(value: str, allowed: tuple[str, ...]) -> list[str]:
+    """`both`/`all` or a comma-separated list, checked."""
+    if value in ("both", "all"):
+        return list(allowed)
+    picked = [v.strip() for v in value.split(",") if v.strip()]
+    for v in picked:
+        if v not in allowed:
+            raise SystemExit(f"unknown choice {v!r}: pick from {', '.join(allowed)}")
+    return picked
+
+
+async def matrix(args: argparse.Namespace, workdir: Path) -> tuple[list[tuple[Run, Figures]], list[str]]:
+    """Every run asked for, one after the other; the echo bot once per scenario and mode."""
+    dbs = choices(args.db, ("sqlite", "postgres"))
+    modes = choices(args.mode, ("polling", "webhook"))
+    scenarios = choices(args.scenario, SCENARIOS)
+    skipped: list[str] = []
+    if "postgres" in dbs:
+        reason = postgres_reason(args.pg_url)
+        if reason:
+            print(f"PostgreSQL skipped: {reason}", flush=True)
+            skipped.append(f"PostgreSQL ({reason})")
+            dbs.remove("postgres")
+    bench = Bench(args.principals, workdir, args.pg_url)
+    runs = [Run("schoolbot", s, m, d) for s in scenarios for m in modes for d in dbs]
+    runs += [Run("echo", s, m) for s in scenarios if s != "wave" for m in modes]
+    # schoolbot's quiet runs first (they calibrate the walk), each scenario's echo run beside it
+    order = sorted(runs, key=lambda r: (SCENARIOS.index(r.scenario), r.mode, r.bot != "schoolbot", r.db))
+    results: list[tuple[Run, Figures]] = []
+    for r in order:
+        label = f"{r.bot} · {r.scenario} · {r.db or '-'} · {r.mode}"
+        print(f"{datetime.now():%H:%M:%S} {label} ...", flush=True)
+        try:
+            figures = await bench.run(r)
+        except Exception as exc:  # one failed run does not lose the others
+            figures = Figures(failed=f"{type(exc).__name__}: {exc}")
+        results.append((r, figures))
+        summary = (
+            f"  {figures.rate:.1f} updates/s, p50 {fmt(figures.pct(50), ' s', 3)}, "
+            f"p95 {fmt(figures.pct(95), ' s', 3)}, missing {figures.missing}/{figures.offered}, "
+            f"429s {figures.too_many}, start {fmt(figures.start, ' s')}"
+        )
+        print(figures.failed or summary, flush=True)
+    return results, skipped
+
+
+def main() -> None:
+    """Parse the flags, run the matrix, print the tables, write RESULTS.md unless --no-write."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--principals", type=int, default=200)
+    parser.add_argument("--db", default="both", help="sqlite, postgres or both")
+    parser.add_argument("--mode", default="both", help="polling, webhook or both")
+    parser.add_argument("--scenario", default="all", help="quiet, wave, rate, burst (comma-separated) or all")
+    parser.add_argument("--pg-url", default=PG_DEFAULT, help="a PostgreSQL server's admin database URL")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    parser.add_argument(
+        "--keep", type=Path, help="work in this folder and keep it (logs, configs, SQLite files)"
+    )
+    args = parser.parse_args()
+    if args.principals < 1:
+        raise SystemExit("--principals must be at least 1")
+    command = "python -m bench.interactive_bench" + "".join(
+        f" --{name} {value}"
+        for name, value, default in (
+            ("principals", args.principals, 200),
+            ("db", args.db, "both"),
+            ("mode", args.mode, "both"),
+            ("scenario", args.scenario, "all"),
+        )
+        if value != default
+    )
+    before = load_average()
+    try:
+        if args.keep:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            results, skipped = asyncio.run(matrix(args, args.keep.resolve()))
+        else:
+            with tempfile.TemporaryDirectory(prefix="schoolbot-ibench-") as tmp:
+                results, skipped = asyncio.run(matrix(args, Path(tmp)))
+    finally:
+        kill_all()
+    text = report(results, args.principals, command, skipped, (before, load_average()))
+    print(text)
+    if not args.no_write:
+        write_section(args.out, text)
+        print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
