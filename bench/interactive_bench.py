@@ -74,10 +74,12 @@ PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 WAVE_SCHOOLS = 3000
 BURST_PRINCIPALS = 150
 BURST_SECONDS = 0.5
+BURST_TIMEOUT = 30.0  # a /mystatus of the burst with no answer after this is a reply missing
 RATE_PAUSE = 2.0  # seconds between one principal's updates in the rate scenario
 STEP_TIMEOUT = 60.0  # an update with no answer after this is a reply missing
 START_TIMEOUT = 60.0
 RUN_TIMEOUT = 900.0  # the whole load phase of one run
+WAVE_TIMEOUT = 600.0  # after the chats, for the rest of the wave
 SETTLE = 1.0  # calibration: the answer to an update is complete after this long without a new message
 # Bot API calls that put something in a chat: what counts as a reply.
 REPLY_METHODS = frozenset(
@@ -109,6 +111,7 @@ class RecordingAPI(FakeBotAPI):
         self.count_lock = threading.Lock()
         self.too_many = 0
         self.others = 0  # messages to chats that are not chatting principals: the wave, alerts
+        self.wave: list[float] = []  # when each message to a school owing its article arrived
 
     def handle(self, token: str, method: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """Answer as the fake does, then record the reply with the moment it arrived."""
@@ -126,6 +129,8 @@ class RecordingAPI(FakeBotAPI):
             elif chat not in self.principals:
                 with self.count_lock:
                     self.others += 1
+                    if chat.isdigit() and int(chat) >= FIRST_CHAT:
+                        self.wave.append(now)
         return status, body
 
 
@@ -487,6 +492,8 @@ class Figures:
     start: float = float("nan")
     offered_rate: float = float("nan")
     wave_sent: int = 0  # messages to other chats (the wave, incident alerts) during the load
+    wave_total: int = 0  # reminders delivered in all
+    wave_seconds: float = float("nan")  # first reminder to last
     failed: str = ""
 
     @property
@@ -526,14 +533,15 @@ class Bench:
         zone = reminder_zone(datetime.now(UTC))
         now = local_now(zone)
         wave = WAVE_SCHOOLS if r.scenario == "wave" else 0
-        users = [TgUser(FIRST_CHAT + i, "Hiệu trưởng", str(i)) for i in range(self.principals + 1)]
+        chatting = max(self.principals, BURST_PRINCIPALS) if r.scenario == "burst" else self.principals
+        users = [TgUser(FIRST_CHAT + i, "Hiệu trưởng", str(i)) for i in range(chatting + 1)]
         limits = FloodLimits() if r.scenario == "burst" else None
         api = RecordingAPI(limits=limits, principals={str(u.id) for u in users}).start()
         port = free_port()
         try:
             if r.bot == "schoolbot":
                 with fresh_database(r.db, self.workdir, self.pg_url, tag) as url:
-                    await asyncio.to_thread(seed, url, self.principals, wave, now)
+                    await asyncio.to_thread(seed, url, chatting, wave, now)
                     config = self.workdir / f"{tag}.toml"
                     config.write_text(config_toml(url, self.workdir, api, zone, now.day, r.mode, port))
                     argv = [str(Path(sys.executable).parent / "schoolbot"), "run", "--config", str(config)]
@@ -579,13 +587,20 @@ class Bench:
             else:
                 pause = RATE_PAUSE if r.scenario == "rate" else 0.0
                 await walks(load, walk, self.counts[r.bot], offer, figures, pause)
-            if not proc.alive():
-                figures.failed = f"the bot died:\n{proc.tail()}"
-            else:
-                figures.cpu_ms = 1000 * (proc.cpu_seconds() - cpu_before) / max(figures.offered, 1)
-                figures.rss_mb = proc.peak_rss_mb()
             figures.wave_sent = api.others - others_before
             figures.too_many = api.too_many - too_many_before
+            if proc.alive():
+                figures.cpu_ms = 1000 * (proc.cpu_seconds() - cpu_before) / max(figures.offered, 1)
+                figures.rss_mb = proc.peak_rss_mb()
+            if r.scenario == "wave":  # the wave must still finish
+                deadline = time.monotonic() + WAVE_TIMEOUT
+                while len(api.wave) < WAVE_SCHOOLS and time.monotonic() < deadline and proc.alive():
+                    await asyncio.sleep(0.5)
+                figures.wave_total = len(api.wave)
+                if len(api.wave) > 1:
+                    figures.wave_seconds = api.wave[-1] - api.wave[0]
+            if not proc.alive():
+                figures.failed = f"the bot died:\n{proc.tail()}"
         finally:
             await offer.close()
             await asyncio.to_thread(proc.stop)
@@ -650,7 +665,7 @@ async def burst(chats: list[Chat], offer: Offer, figures: Figures) -> None:
         seen = len(chat.times)
         offered = await offer(text_update(chat.user, "/mystatus"))
         figures.offered += 1
-        if await chat.wait_for(seen + 1, offered + STEP_TIMEOUT):
+        if await chat.wait_for(seen + 1, offered + BURST_TIMEOUT):
             figures.latencies.append(chat.times[seen] - offered)
         else:
             figures.missing += 1
@@ -742,6 +757,11 @@ def table(title: str, mine: Figures, echo: Figures | None) -> str:
         notes.append(f"{mine.unfinished} walks cut short by a missing reply")
     if mine.wave_sent:
         notes.append(f"{mine.wave_sent} messages to other chats (the wave, incident alerts) during the load")
+    if mine.wave_total:
+        notes.append(
+            f"the wave: {mine.wave_total:,} of {WAVE_SCHOOLS:,} reminders delivered, first to last "
+            f"{fmt(mine.wave_seconds, ' s', 0)} ({fmt(mine.wave_total / mine.wave_seconds, '/s', 1)})"
+        )
     out += ["", "; ".join(notes) + ".", ""]
     return "\n".join(out)
 
@@ -768,6 +788,24 @@ def report(
         "`/incident` to **Gửi**, 10 updates; burst: "
         f"{BURST_PRINCIPALS} × `/mystatus` within {BURST_SECONDS} s against Telegram's flood limits; "
         f"wave: {WAVE_SCHOOLS:,} schools owing the month's article, reminded by the bot's catch-up sweep",
+        "",
+    ]
+    parts += [
+        "How: each run starts the bot as a subprocess against the loopback fake Bot API of the tests (in",
+        "the bench's process; no limits of its own except in the burst, which has Telegram's 30/s overall",
+        "and 1/s per chat with 429 and retry_after), on a fresh database seeded beforehand. A reply time runs",
+        "from the update offered (queued at the fake for getUpdates, or the start of the webhook POST) to",
+        "the first message of the answer reaching the fake; a principal sends the next update once the whole",
+        "answer is in (the rate scenario: 2 s after the previous update, or then). Updates per second:",
+        "updates answered ÷ (last first-reply − start of the load). CPU per update: the subprocess's user +",
+        "system time over the load ÷ updates offered (in the wave, the wave's work is in it). RSS: VmHWM at",
+        "the end of the load. Start: from spawning the process to the first reply to an update waiting",
+        "for it. The echo bot is python-telegram-bot alone (bench/echo_bot.py: one MessageHandler that",
+        "replies, concurrent_updates(32), no rate limiter) on its own fake with the same load; it has no",
+        "buttons, so each press of the walk is sent to it as a text. `schoolbot run` cannot pin its clock,",
+        "so the office's time zone is set to the Etc/GMT zone in which it is just past 08:00 and today is",
+        "made the deadline day (its `d0` reminder is due; no periodic report, no digest). The chatting",
+        "principals' schools have sent their article, so no reminder reaches them.",
         "",
     ]
     if skipped:
