@@ -30,10 +30,8 @@ import asyncio
 import atexit
 import contextlib
 import os
-import platform
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -48,6 +46,7 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
+from bench.outbox_bench import machine, write_section
 from handlers.calendar import Period
 from handlers.i18n import Catalog
 from storage import migrate
@@ -679,24 +678,6 @@ async def burst(chats: list[Chat], offer: Offer, figures: Figures) -> None:
 # ---- the report -----------------------------------------------------------------------------------
 
 
-def machine() -> str:
-    """CPU, core count, load average, OS, versions."""
-    try:
-        cpu = next(
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        )
-    except (OSError, StopIteration):
-        cpu = platform.processor() or "unknown CPU"
-    import telegram
-
-    return (
-        f"{cpu}, nproc {os.cpu_count()}; {platform.platform()}; Python {platform.python_version()}; "
-        f"SQLite {sqlite3.sqlite_version}; python-telegram-bot {telegram.__version__}"
-    )
-
-
 def load_average() -> str:
     """The 1-, 5- and 15-minute load averages."""
     return " / ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -781,7 +762,7 @@ def report(
         "`python -m bench.interactive_bench` (the venv's Python). The figures of issue #13's \"before\".",
         "",
         f"- **Date:** {datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}",
-        f"- **Machine:** {machine()}",
+        f"- **Machine:** {machine()}; nproc {len(os.sched_getaffinity(0))}",
         f"- **Load average (1/5/15 min):** {loads[0]} before the runs, {loads[1]} after",
         f"- **Command:** `{command}`",
         f"- **Principals:** {principals} (plus one for the start probe and calibration); the walk is "
@@ -816,18 +797,6 @@ def report(
         title = f"{r.scenario} · {r.db} · {r.mode}"
         parts.append(table(title, f, echo.get((r.scenario, r.mode))))
     return "\n".join(parts)
-
-
-def write_section(path: Path, section: str) -> None:
-    """Put this benchmark's section in RESULTS.md, replacing its previous one and keeping the others'."""
-    old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
-    start = old.find(SECTION)
-    if start < 0:
-        new = old.rstrip("\n") + "\n\n" + section
-    else:
-        end = old.find("\n## ", start + len(SECTION))
-        new = old[:start] + section.rstrip("\n") + ("\n" + old[end:] if end >= 0 else "\n")
-    path.write_text(new.rstrip("\n") + "\n", encoding="utf-8")
 
 
 def choices(value: str, allowed: tuple[str, ...]) -> list[str]:
@@ -915,7 +884,7 @@ def main() -> None:
     text = report(results, args.principals, command, skipped, (before, load_average()))
     print(text)
     if not args.no_write:
-        write_section(args.out, text)
+        write_section(args.out, text, SECTION)
         print(f"written to {args.out}")
 
 

@@ -246,14 +246,15 @@ def main() -> None:
         print(f"written to {args.out}")
 
 
-def write_section(path: Path, section: str) -> None:
-    """Put this benchmark's section in RESULTS.md, replacing its previous one and keeping the others'."""
+def write_section(path: Path, section: str, heading: str = SECTION) -> None:
+    """Put a benchmark's section (this one's by default) in RESULTS.md, replacing its previous one and
+    keeping the others'."""
     old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
-    start = old.find(SECTION)
+    start = old.find(heading)
     if start < 0:
         new = old.rstrip("\n") + "\n\n" + section
     else:
-        end = old.find("\n## ", start + len(SECTION))
+        end = old.find("\n## ", start + len(heading))
         new = old[:start] + section.rstrip("\n") + ("\n" + old[end:] if end >= 0 else "\n")
     path.write_text(new, encoding="utf-8")
 
