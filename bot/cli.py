@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -16,6 +16,8 @@ from bot.config import Settings, load_settings
 from storage.errors import ConfigError, ImportRejected
 
 if TYPE_CHECKING:
+    from bot.app import App
+    from handlers.calendar import Period
     from storage.db import Database
 
 app = typer.Typer(
@@ -31,6 +33,14 @@ export_app = typer.Typer(no_args_is_help=True, help="Files for offices: the stat
 app.add_typer(export_app, name="export")
 
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="TOML settings file.")]
+OfficeOption = Annotated[str, typer.Option("--office", help="Office code: its schools and those below it.")]
+MonthOption = Annotated[str | None, typer.Option("--month", help="YYYY-MM; this month if left out.")]
+
+
+def refuse(message: str, code: int = 1) -> NoReturn:
+    """Say why on stderr and exit with `code` (never a traceback)."""
+    typer.echo(message, err=True)
+    raise typer.Exit(code)
 
 
 def settings_from(config: Path) -> Settings:
@@ -38,8 +48,7 @@ def settings_from(config: Path) -> Settings:
     try:
         return load_settings(config)
     except ConfigError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
+        refuse(str(exc), 2)
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -76,15 +85,13 @@ def run(
     for name in needed:
         if not getattr(settings, name).token.get_secret_value():
             env = f"SCHOOLBOT_{name.upper()}__TOKEN"
-            typer.echo(f"{name}.token is empty: set it in the config file or {env}", err=True)
-            raise typer.Exit(2)
+            refuse(f"{name}.token is empty: set it in the config file or {env}", 2)
     try:
         from bot.run import run as run_bot
 
         asyncio.run(run_bot(settings, needed))
     except ConfigError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
+        refuse(str(exc), 2)
 
 
 @app.command()
@@ -171,8 +178,7 @@ def import_or_exit(importer: Callable[[Database, Path], str], file: Path, config
         except ImportRejected as exc:
             for row, reason in exc.problems:
                 typer.echo(f"row {row}: {reason}" if row else f"{file.name}: {reason}", err=True)
-            typer.echo(f"{len(exc.problems)} problem(s); nothing was imported.", err=True)
-            raise typer.Exit(1) from None
+            refuse(f"{len(exc.problems)} problem(s); nothing was imported.")
     typer.echo(report)
 
 
@@ -242,13 +248,11 @@ def remind(
 
     settings = settings_from(config)
     if at is not None and not dry_run:
-        typer.echo("--at only goes with --dry-run (a real sweep always runs at the present time)", err=True)
-        raise typer.Exit(2)
+        refuse("--at only goes with --dry-run (a real sweep always runs at the present time)", 2)
     try:
         moment = datetime.fromisoformat(at) if at is not None else None
     except ValueError:
-        typer.echo(f"--at {at!r}: not an ISO time such as 2026-11-10T08:00", err=True)
-        raise typer.Exit(2) from None
+        refuse(f"--at {at!r}: not an ISO time such as 2026-11-10T08:00", 2)
     clock = FrozenClock(moment, settings.timezone) if moment is not None else None
     with open_app(settings, clock) as built:
         if dry_run:
@@ -263,37 +267,40 @@ def remind(
     )
 
 
+def month_asked(built: App, month: str | None, *, example: bool) -> tuple[Period, Period]:
+    """This month and the one `--month` names (this month when left out); exit 2 when it names none."""
+    from handlers.calendar import Calendar
+    from handlers.months import month_or_current
+
+    current = Calendar(built.clock, built.settings.schedule).current()
+    period = month_or_current(month or "", current).period
+    if period is None:
+        refuse(f"--month {month!r}: expected YYYY-MM" + (f", such as {current.key}" if example else ""), 2)
+    return current, period
+
+
 @export_app.command("status")
 def export_status(
-    office: Annotated[str, typer.Option("--office", help="Office code: its schools and those below it.")],
+    office: OfficeOption,
     out: Annotated[Path, typer.Option("--out", help="The .xlsx file to write.")],
-    month: Annotated[str | None, typer.Option("--month", help="YYYY-MM; this month if left out.")] = None,
+    month: MonthOption = None,
     config: ConfigOption = Path("config.toml"),
 ) -> None:
     """Write an office's status workbook for a month: by school, the school year, nominations."""
     from bot.app import open_app
-    from handlers.calendar import Calendar
     from handlers.leaders.reader import office_where
     from handlers.leaders.workbook import build_workbook
-    from handlers.months import month_or_current
 
     settings = settings_from(config)
     with open_app(settings) as built:
-        current = Calendar(built.clock, settings.schedule).current()
-        period = month_or_current(month or "", current).period
-        if period is None:
-            typer.echo(f"--month {month!r}: expected YYYY-MM, such as {current.key}", err=True)
-            raise typer.Exit(2)
+        current, period = month_asked(built, month, example=True)
         if period > current:
-            typer.echo(f"--month {period.key} has not come yet (this month is {current.key})", err=True)
-            raise typer.Exit(1)
+            refuse(f"--month {period.key} has not come yet (this month is {current.key})")
         where = office_where(built.db, office)
         if where is None:
-            typer.echo(f"--office {office!r}: no office has this code", err=True)
-            raise typer.Exit(1)
+            refuse(f"--office {office!r}: no office has this code")
         if where.scope.schools == 0:
-            typer.echo(f"{office} has no schools yet (schoolbot schools import)", err=True)
-            raise typer.Exit(1)
+            refuse(f"{office} has no schools yet (schoolbot schools import)")
         t = built.catalog.translator(settings.locale)
         count = build_workbook(built.db, built.clock, settings, t, where, period, out)
     typer.echo(f"{out}: {period.key}, {count} schools (3 sheets)")
@@ -306,9 +313,9 @@ def main() -> None:
 
 @export_app.command("bundle")
 def export_bundle(
-    office: Annotated[str, typer.Option("--office", help="Office code: its schools and those below it.")],
+    office: OfficeOption,
     out: Annotated[Path, typer.Option("--out", help="The .zip file to write.")],
-    month: Annotated[str | None, typer.Option("--month", help="YYYY-MM; this month if left out.")] = None,
+    month: MonthOption = None,
     everything: Annotated[
         bool, typer.Option("--all", help="Every sent item, not only approved ones.")
     ] = False,
@@ -317,23 +324,16 @@ def export_bundle(
     """Write the month's press bundle: a folder per item, photos named by role, an index sheet."""
     from bot.app import open_app
     from handlers.bundle import build_bundle
-    from handlers.calendar import Calendar
-    from handlers.months import month_or_current
     from storage import queries as q
     from storage import scope
 
     settings = settings_from(config)
     with open_app(settings) as built:
-        current = Calendar(built.clock, settings.schedule).current()
-        period = month_or_current(month or "", current).period
-        if period is None:
-            typer.echo(f"--month {month!r}: expected YYYY-MM", err=True)
-            raise typer.Exit(2)
+        _, period = month_asked(built, month, example=False)
         with built.db.session() as s:
             found = q.office_by_code(s, office) or q.office_by_code(s, office.upper())
             if found is None:
-                typer.echo(f"--office {office!r}: no office has this code", err=True)
-                raise typer.Exit(1)
+                refuse(f"--office {office!r}: no office has this code")
             schools = scope.school_ids(scope.Scope(found.id or 0))
         t = built.catalog.translator(settings.locale)
         made = build_bundle(
@@ -347,8 +347,7 @@ def export_bundle(
             everything,
         )
     if made is None:
-        typer.echo(t("bundle.empty", month=period.label), err=True)
-        raise typer.Exit(1)
+        refuse(t("bundle.empty", month=period.label))
     typer.echo(
         f"{out}: {made.items} item(s), {made.files} file(s)"
         + (f", {len(made.missing)} missing" if made.missing else "")

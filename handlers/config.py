@@ -33,10 +33,14 @@ SECRET_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 ZALO_SECRET_RE = re.compile(r"^[\x21-\x7e]{8,256}$")  # Zalo: 8-256 characters, sent as a header
 
 
-class ChannelSettings(BaseModel):
-    """What every platform connection has: a token, polling or a webhook, how many chats at once."""
+class Section(BaseModel):
+    """A part of the settings: unknown keys are refused and nothing changes once loaded."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ChannelSettings(Section):
+    """What every platform connection has: a token, polling or a webhook, how many chats at once."""
 
     section: ClassVar[str]  # the table's name in the config file
     secret_rule: ClassVar[re.Pattern[str]]
@@ -95,36 +99,28 @@ class ZaloSettings(ChannelSettings):
         return value.rstrip("/")
 
 
-class DeliverySettings(BaseModel):
+class DeliverySettings(Section):
     """Where messages to a person with accounts on several channels go."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     prefer: Prefer = "last_used"
 
 
-class RegistrationSettings(BaseModel):
+class RegistrationSettings(Section):
     """Invite codes and the throttle on wrong ones."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     invite_days: int = Field(default=14, ge=1, le=365)
     max_wrong_codes: int = Field(default=5, ge=1, le=100)
     wrong_code_window_minutes: int = Field(default=15, ge=1, le=1440)
 
 
-class MediaSettings(BaseModel):
+class MediaSettings(Section):
     """Files: how large a file the bot downloads (Telegram's cloud Bot API serves at most 20 MB)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     max_download_mb: float = Field(default=20, gt=0, le=2000)
 
 
-class PeriodicDeadline(BaseModel):
+class PeriodicDeadline(Section):
     """A named periodic report deadline, e.g. the six-month report due on 20 June."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     key: str = Field(pattern=r"^[a-z0-9_]{1,16}$")
     name: str = Field(min_length=1, max_length=100)
@@ -135,10 +131,8 @@ HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 MMDD = r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
 
 
-class PauseWindow(BaseModel):
+class PauseWindow(Section):
     """Days with no reminders or escalations at all, e.g. the Tết holiday (both dates included)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(min_length=1, max_length=100)
     start: date
@@ -151,10 +145,8 @@ class PauseWindow(BaseModel):
         return self
 
 
-class ScheduleSettings(BaseModel):
+class ScheduleSettings(Section):
     """Deadlines, the reminder ladders, escalation, quiet hours and pauses."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     monthly_deadline_day: int = Field(default=15, ge=1, le=31)
     periodic: tuple[PeriodicDeadline, ...] = (
@@ -236,10 +228,8 @@ class ScheduleSettings(BaseModel):
         return self
 
 
-class OutboxSettings(BaseModel):
+class OutboxSettings(Section):
     """How the outbox sends: rate limits per bot, retries, leases."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     rate: float = Field(default=25.0, gt=0, le=1000)
     burst: int = Field(default=2, ge=1, le=100)
@@ -255,10 +245,8 @@ class OutboxSettings(BaseModel):
     keep_days: int = Field(default=90, ge=1, le=3650)
 
 
-class RankingSettings(BaseModel):
+class RankingSettings(Section):
     """The communications score of /ranking and the year's sheet: points per unit of each part."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     article_on_time: float = Field(default=2, ge=0, le=100)
     article_approved: float = Field(default=1, ge=0, le=100)
