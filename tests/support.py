@@ -5,14 +5,20 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from sqlmodel import col, select
 
 from storage import migrate
 from storage.db import Database
+from storage.models import Outbox, User
+
+if TYPE_CHECKING:
+    from bot.app import App
 
 
 def migrate_template(path: Path) -> Path:
@@ -66,3 +72,46 @@ async def until(condition: Callable[[], bool], what: str, timeout: float = 10.0)
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.005)
+
+
+def at_once(*calls: Callable[[], object]) -> None:
+    """Run every call in its own thread, all started before any is waited for."""
+    threads = [threading.Thread(target=call) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def outbox_rows(app: App, **where: object) -> list[Outbox]:
+    """The outbox rows whose columns equal `where`, oldest first."""
+    with app.db.session() as s:
+        stmt = select(Outbox).order_by(col(Outbox.id))
+        for name, value in where.items():
+            stmt = stmt.where(getattr(Outbox, name) == value)
+        return list(s.exec(stmt))
+
+
+def add_principals(
+    app: App, n: int, places: Sequence[tuple[int | None, int | None]], first: int, channel: str = "telegram"
+) -> list[User]:
+    """`n` principals on `channel` (ids from `first`), in turn at each (school id, office id) of `places`."""
+    with app.db.session() as s:
+        users = [
+            User(
+                channel=channel,
+                external_id=str(first + i),
+                chat_id=str(first + i),
+                role="principal",
+                school_id=places[i % len(places)][0],
+                office_id=places[i % len(places)][1],
+                created_at=app.clock.now(),
+            )
+            for i in range(n)
+        ]
+        s.add_all(users)
+        s.flush()
+        for u in users:
+            s.refresh(u)
+            s.expunge(u)
+    return users

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import pytest
-from sqlmodel import col, select
+from sqlmodel import select
 from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError, TimedOut
 
 from bot.app import App, open_app
@@ -28,8 +28,8 @@ from handlers.types import Incoming, Kind, Reply
 from storage import queries as q
 from storage.errors import Blocked, ChannelError, RetryAfter
 from storage.models import Inbox, Incident, User
-from storage.models import Outbox as Row
-from tests.support import until
+from tests.support import add_principals, at_once, until
+from tests.support import outbox_rows as rows
 
 FAST = {
     "rate": 2000.0,
@@ -93,25 +93,7 @@ def channel(app: App) -> FakeChannel:
 
 
 def tg_users(app: App, n: int, first: int = 700) -> list[User]:
-    with app.db.session() as s:
-        users = [
-            User(
-                channel="telegram",
-                external_id=str(first + i),
-                chat_id=str(first + i),
-                role="principal",
-                school_id=3,
-                office_id=2,
-                created_at=app.clock.now(),
-            )
-            for i in range(n)
-        ]
-        s.add_all(users)
-        s.flush()
-        for u in users:
-            s.refresh(u)
-            s.expunge(u)
-    return users
+    return add_principals(app, n, [(3, 2)], first)
 
 
 def enqueue(app: App, users: list[User], step: str = "d5", **extra: Any) -> int:
@@ -123,14 +105,6 @@ def enqueue(app: App, users: list[User], step: str = "d5", **extra: Any) -> int:
     ]
     with app.db.session() as s:
         return q.enqueue(s, rows)
-
-
-def rows(app: App, **where: Any) -> list[Row]:
-    with app.db.session() as s:
-        stmt = select(Row).order_by(col(Row.id))
-        for k, v in where.items():
-            stmt = stmt.where(getattr(Row, k) == v)
-        return list(s.exec(stmt))
 
 
 def statuses(app: App) -> dict[str, int]:
@@ -591,10 +565,6 @@ def test_concurrent_claims_take_disjoint_rows_on_sqlite(fast: App) -> None:
             got += [r.id or 0 for r in batch]
         claimed.append(got)
 
-    threads = [threading.Thread(target=claimer, args=(f"w{i}",)) for i in range(4)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
+    at_once(*(partial(claimer, f"w{i}") for i in range(4)))
     every = [i for got in claimed for i in got]
     assert len(every) == len(set(every)) == 200

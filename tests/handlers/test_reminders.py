@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -18,6 +17,8 @@ from handlers.types import Incoming, Kind
 from storage import queries as q
 from storage.models import Outbox, User
 from tests.handlers.helpers import add_district, add_principal, add_school, add_user
+from tests.support import at_once
+from tests.support import outbox_rows as outbox
 
 # The demo district: five schools; "principal" is the principal of THCS-PUNHI.
 PUNHI = "THCS-PUNHI"
@@ -78,14 +79,6 @@ def submit(app: App, school_code: str, period: str, kind: str = "article") -> No
 def sweep_at(app: App, moment: datetime) -> reminders.SweepReport:
     app.clock.set(moment)  # type: ignore[attr-defined]
     return reminders.sweep(app.db, app.clock, app.settings, app.catalog)
-
-
-def outbox(app: App, **where: Any) -> list[Outbox]:
-    with app.db.session() as s:
-        stmt = select(Outbox).order_by(col(Outbox.id))
-        for name, value in where.items():
-            stmt = stmt.where(getattr(Outbox, name) == value)
-        return list(s.exec(stmt))
 
 
 def claim(app: App) -> list[Outbox]:
@@ -272,11 +265,7 @@ def test_sweeping_twice_or_concurrently_creates_nothing_new(demo: App) -> None:
     def run() -> None:
         results.append(reminders.sweep(demo.db, demo.clock, demo.settings, demo.catalog).created)
 
-    threads = [threading.Thread(target=run) for _ in range(4)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
+    at_once(*[run] * 4)
     assert sum(results) == 41
     assert len(outbox(demo)) == 41
     assert reminders.sweep(demo.db, demo.clock, demo.settings, demo.catalog).created == 0

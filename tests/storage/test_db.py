@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime, timedelta, timezone
+from functools import partial
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -14,6 +14,7 @@ from storage import migrate
 from storage import queries as q
 from storage.db import Database, insert_ignore
 from storage.models import Office, ProcessedUpdate
+from tests.support import at_once
 
 
 def test_migrations_build_exactly_the_models(tmp_path) -> None:
@@ -68,11 +69,7 @@ def test_concurrent_writers_never_hit_database_is_locked(tmp_path) -> None:
         finally:
             db.dispose()
 
-    threads = [threading.Thread(target=writer, args=(name,)) for name in ("a", "b", "c")]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    at_once(*(partial(writer, name) for name in ("a", "b", "c")))
     assert errors == []
     db = Database(url)
     with db.session() as s:

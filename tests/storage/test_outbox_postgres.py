@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from datetime import datetime, timedelta
+from functools import partial
 
 from sqlmodel import Session, col, select
 
@@ -16,30 +17,15 @@ from handlers import reminders
 from handlers.types import Reply
 from storage import queries as q
 from storage.models import Outbox, School, User
+from tests import support
 from tests.storage.test_postgres import pg_app_fixture, pg_url_fixture  # noqa: F401  (fixtures)
+from tests.support import at_once
 
 
 def add_principals(app: App, n: int, channel: str = "telegram") -> list[User]:
     with app.db.session() as s:
-        schools = list(s.exec(select(School).order_by(col(School.id))))
-        users = [
-            User(
-                channel=channel,
-                external_id=str(600 + i),
-                chat_id=str(600 + i),
-                role="principal",
-                school_id=schools[i % len(schools)].id,
-                office_id=schools[i % len(schools)].office_id,
-                created_at=app.clock.now(),
-            )
-            for i in range(n)
-        ]
-        s.add_all(users)
-        s.flush()
-        for u in users:
-            s.refresh(u)
-            s.expunge(u)
-    return users
+        places = [(sc.id, sc.office_id) for sc in s.exec(select(School).order_by(col(School.id)))]
+    return support.add_principals(app, n, places, 600, channel)
 
 
 def test_concurrent_sweeps_on_postgres_create_each_row_once(pg_app: App) -> None:
@@ -50,11 +36,7 @@ def test_concurrent_sweeps_on_postgres_create_each_row_once(pg_app: App) -> None
     def run() -> None:
         created.append(reminders.sweep(pg_app.db, pg_app.clock, pg_app.settings, pg_app.catalog).created)
 
-    threads = [threading.Thread(target=run) for _ in range(4)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
+    at_once(*[run] * 4)
     with pg_app.db.session() as s:
         rows = s.exec(select(Outbox)).all()
     assert sum(created) == len(rows) == 31  # the 30 and the demo principal
@@ -99,11 +81,7 @@ def test_many_claimers_on_postgres_take_disjoint_rows(pg_app: App) -> None:
             with lock:
                 taken.extend(r.id or 0 for r in batch)
 
-    threads = [threading.Thread(target=claimer, args=(f"w{i}",)) for i in range(5)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
+    at_once(*(partial(claimer, f"w{i}") for i in range(5)))
     assert len(taken) == len(set(taken)) == 121
 
 
