@@ -161,25 +161,18 @@ class Planned:
 
     def row(self, now: datetime) -> dict[str, Any]:
         """The values of its outbox row."""
-        return {
-            "channel": self.user.channel,
-            "user_id": self.user.id,
-            "chat_id": self.user.chat_id,
-            "kind": self.kind,
-            "period": self.period,
-            "step": self.step,
-            "school_id": self.school_id,
-            "payload": self.reply.to_payload(),
-            "priority": self.priority,
-            "quiet": self.quiet,
-            "status": "pending",
-            "attempts": 0,
-            "not_before": self.not_before or now,
-            "lease_owner": "",
-            "last_error": "",
-            "created_at": now,
-            "updated_at": now,
-        }
+        return q.pending_row(
+            self.user,
+            self.kind,
+            self.period,
+            self.step,
+            self.reply.to_payload(),
+            now,
+            school_id=self.school_id,
+            priority=self.priority,
+            quiet=self.quiet,
+            not_before=self.not_before,
+        )
 
     @property
     def key(self) -> tuple[int, str, str, str]:

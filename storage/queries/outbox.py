@@ -10,7 +10,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from storage.db import insert_ignore
-from storage.models import Lease, Outbox, Submission
+from storage.models import Lease, Outbox, Submission, User
 
 OUTBOX_CHUNK = 500  # rows per INSERT: keeps SQLite under its bound-parameter limit
 
@@ -20,6 +20,41 @@ def enqueue(s: Session, rows: list[dict[str, Any]]) -> int:
     return sum(
         insert_ignore(s, Outbox, rows[i : i + OUTBOX_CHUNK]) for i in range(0, len(rows), OUTBOX_CHUNK)
     )
+
+
+def pending_row(
+    user: User,
+    kind: str,
+    period: str,
+    step: str,
+    payload: dict[str, Any],
+    now: datetime,
+    *,
+    school_id: int | None,
+    priority: int,
+    quiet: bool,
+    not_before: datetime | None = None,
+) -> dict[str, Any]:
+    """The values of a new outbox row for `user`, waiting to be sent (from `not_before`, or now)."""
+    return {
+        "channel": user.channel,
+        "user_id": user.id,
+        "chat_id": user.chat_id,
+        "kind": kind,
+        "period": period,
+        "step": step,
+        "school_id": school_id,
+        "payload": payload,
+        "priority": priority,
+        "quiet": quiet,
+        "status": "pending",
+        "attempts": 0,
+        "not_before": not_before or now,
+        "lease_owner": "",
+        "last_error": "",
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 def outbox_row(s: Session, channel: str, user_id: int, kind: str, period: str, step: str) -> Outbox | None:

@@ -790,25 +790,17 @@ async def test_a_reminder_wave_stops_at_the_monthly_budget_and_the_rest_wait(
         s.add_all(users)
         s.flush()
         rows = [
-            {
-                "channel": CHANNEL,
-                "user_id": u.id,
-                "chat_id": u.chat_id,
-                "kind": "article-remind",
-                "period": "2026-11",
-                "step": "d5",
-                "school_id": school.id,
-                "payload": Reply(f"Nhắc nộp Bài viết tháng ({n})").to_payload(),
-                "priority": 10,
-                "quiet": True,
-                "status": "pending",
-                "attempts": 0,
-                "not_before": now,
-                "lease_owner": "",
-                "last_error": "",
-                "created_at": now,
-                "updated_at": now,
-            }
+            q.pending_row(
+                u,
+                "article-remind",
+                "2026-11",
+                "d5",
+                Reply(f"Nhắc nộp Bài viết tháng ({n})").to_payload(),
+                now,
+                school_id=school.id,
+                priority=10,
+                quiet=True,
+            )
             for n, u in enumerate(users, 1)
         ]
         q.enqueue(s, rows)
