@@ -6,10 +6,15 @@ bucket overall, a gap per chat), sends them through the channel's `Sender`, and 
 the row. The janitor puts claims whose lease ran out (a dead sender) back in the queue, so nothing is
 lost; a duplicate is possible only for a send that was in flight when its sender died.
 
+After a crash nobody waits long: the sender lease is short (outbox.sender_lease_seconds, renewed three
+times as often), and a holder on this machine whose process is gone (`storage.holders`) loses its
+lease and its claims at once. An alert goes out at once whether or not this process holds the lease:
+the holder here is woken, and a process that does not hold it claims and sends the alert itself.
+
     outbox = Outbox(db, clock, settings, senders)
     sender = outbox.start_sender()      # in the running bot
     ids = outbox.enqueue_direct(...)     # a message to another user: a row on the priority lane
-    await outbox.deliver_now(ids)        # wakes the sender, or sends at once when none runs here
+    await outbox.deliver_now(ids)        # wakes the sender holding the lease here, or sends at once
     await outbox.stop_sender()
 
 Handlers write an alert in the transaction of the change it reports (`handlers.notify.tell`), and the
@@ -21,9 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import random
-import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -35,6 +38,7 @@ from handlers.calendar import Calendar, Clock
 from handlers.config import Settings
 from handlers.reminders import PRIORITY_ALERT
 from handlers.types import Reply
+from storage import holders
 from storage import queries as q
 from storage.db import Database
 from storage.errors import Blocked, Gone, Rejected, RetryAfter, TimedOut
@@ -272,13 +276,18 @@ class Outbox:
             self.sender.poke()
 
     async def deliver_now(self, ids: list[int]) -> None:
-        """Alerts just enqueued: the running sender takes them first; with none here, send them now."""
+        """Alerts just enqueued: the sender holding the lease here takes them first; else send them now.
+
+        A process that does not hold the lease (another worker does, or a dead one still seems to) claims
+        the rows itself, so the alert does not wait for the holder; a claim is taken once, so two
+        processes never both send a row.
+        """
         if not ids:
             return
-        if self.sender is not None and self.sender.running:
+        if self.sender is not None and self.sender.running and self.sender.holding:
             self.sender.poke(priority=True)
             return
-        owner = f"inline-{os.getpid()}-{secrets.token_hex(3)}"
+        owner = holders.new_owner()
         with self.db.session() as s:
             rows = q.claim_outbox(
                 s,
@@ -401,9 +410,11 @@ class Outbox:
     # ---- housekeeping -----------------------------------------------------------------------
 
     def janitor(self, spare: str = "") -> int:
-        """Claims whose lease ran out go back to the queue (except those `spare` still holds)."""
+        """Claims whose lease ran out, or whose process is gone, go back to the queue (not `spare`'s)."""
         with self.db.session() as s:
-            back = q.requeue_expired(s, self.clock.now(), not_owner=spare)
+            dead = [owner for owner in q.claim_owners(s) if owner != spare and holders.gone(owner)]
+            back = q.requeue_owned(s, dead, self.clock.now())
+            back += q.requeue_expired(s, self.clock.now(), not_owner=spare)
         if back:
             self.stats.reclaimed += back
             log.warning("requeued %d outbox rows whose sender stopped answering", back)
@@ -441,7 +452,7 @@ class OutboxSender:
     holding: bool = False
 
     def __post_init__(self) -> None:
-        self.owner = self.owner or f"{os.uname().nodename[:30]}-{os.getpid()}-{secrets.token_hex(3)}"
+        self.owner = self.owner or holders.new_owner()
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._stopping = False
@@ -524,7 +535,7 @@ class OutboxSender:
         if mono >= self._next_lease:
             self.keep_lease()  # a holder renews well before expiry; a waiting sender asks often
             self._next_lease = mono + (
-                ob.config.lease_seconds / 3 if self.holding else ob.config.poll_seconds
+                ob.config.sender_lease_seconds / 3 if self.holding else ob.config.poll_seconds
             )
         if not self.holding:
             await self.idle(ob.config.poll_seconds)
@@ -547,12 +558,13 @@ class OutboxSender:
         self.inflight[task] = row
 
     def keep_lease(self) -> None:
-        """Take or renew the sender lease; renew the leases of the rows held in memory."""
+        """Take or renew the sender lease (a dead holder's at once); renew the rows held in memory."""
         ob = self.outbox
         now = ob.clock.now()
         until = ob.lease_until()
+        mine_until = now + timedelta(seconds=ob.config.sender_lease_seconds)
         with ob.db.session() as s:
-            held = q.take_lease(s, SENDER_LEASE, self.name, now, until)
+            held = q.take_lease(s, SENDER_LEASE, self.name, now, mine_until, gone=holders.gone)
             if held:
                 q.renew_outbox_leases(
                     s, [r.id or 0 for r in [*self.buffer, *self.inflight.values()]], self.name, until
@@ -562,6 +574,7 @@ class OutboxSender:
                 self.buffer.clear()
         if held != self.holding:
             log.info("outbox sender %s %s the sender lease", self.name, "holds" if held else "lost")
+            self._next_janitor = 0.0  # a new holder takes back a dead one's claims first
         self.holding = held
 
     def claim(self) -> None:

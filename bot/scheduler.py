@@ -20,8 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import secrets
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -37,6 +35,7 @@ from handlers.downloads import DownloadRetries
 from handlers.i18n import Catalog
 from handlers.leaders import rollup
 from handlers.types import Fetcher
+from storage import holders
 from storage import queries as q
 from storage.db import Database
 from storage.media import MediaStore
@@ -74,7 +73,7 @@ class Clockwork:
         self.settings = settings
         self.catalog = catalog
         self.outbox = outbox
-        self.owner = owner or f"{os.uname().nodename[:30]}-{os.getpid()}-{secrets.token_hex(3)}"
+        self.owner = owner or holders.new_owner()
         self.send = send
         self.scheduler: AsyncIOScheduler | None = None
         self.holding = False
@@ -140,10 +139,10 @@ class Clockwork:
             self.holding = False
 
     def hold_lease(self) -> bool:
-        """Take or renew the scheduler lease; False when another worker sweeps."""
+        """Take or renew the scheduler lease (a dead holder's at once); False when another worker sweeps."""
         now = self.clock.now()
         with self.db.session() as s:
-            held = q.take_lease(s, SCHEDULER_LEASE, self.owner, now, now + self.lease_span)
+            held = q.take_lease(s, SCHEDULER_LEASE, self.owner, now, now + self.lease_span, gone=holders.gone)
         if held != self.holding:
             log.info("%s %s the scheduler lease", self.owner, "holds" if held else "does not hold")
         self.holding = held

@@ -237,12 +237,22 @@ class OutboxSettings(Section):
     concurrency: int = Field(default=4, ge=1, le=64)
     batch: int = Field(default=50, ge=1, le=1000)
     lease_seconds: int = Field(default=60, ge=5, le=3600)
+    sender_lease_seconds: int = Field(default=10, ge=3, le=3600)
     max_attempts: int = Field(default=8, ge=1, le=100)
     backoff_seconds: float = Field(default=2.0, gt=0, le=600)
     backoff_cap_seconds: float = Field(default=300.0, gt=0, le=86400)
     poll_seconds: float = Field(default=1.0, gt=0, le=60)
     janitor_seconds: int = Field(default=30, ge=1, le=3600)
     keep_days: int = Field(default=90, ge=1, le=3650)
+
+    @model_validator(mode="after")
+    def _claims_outlive_the_sender(self) -> OutboxSettings:
+        if self.sender_lease_seconds > self.lease_seconds:
+            raise ValueError(
+                f"sender_lease_seconds = {self.sender_lease_seconds} must not exceed lease_seconds = "
+                f"{self.lease_seconds}: the sender renews its claims as often as its own lease"
+            )
+        return self
 
 
 class RankingSettings(Section):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -200,6 +201,24 @@ def requeue_expired(s: Session, now: datetime, not_owner: str = "") -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+def claim_owners(s: Session) -> list[str]:
+    """Everyone holding a claim on a row now (the janitor asks which of them are gone)."""
+    stmt = select(Outbox.lease_owner).where(col(Outbox.status) == "claimed").distinct()
+    return sorted(s.exec(stmt))
+
+
+def requeue_owned(s: Session, owners: list[str], now: datetime) -> int:
+    """Claims of these owners (processes known to be dead) go back to the queue, lease or not."""
+    if not owners:
+        return 0
+    result = s.execute(
+        update(Outbox)
+        .where(col(Outbox.status) == "claimed", col(Outbox.lease_owner).in_(owners))
+        .values(status="pending", lease_owner="", lease_until=None, updated_at=now, last_error="reclaimed")
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def stop_sending_to(s: Session, user_id: int, status: str, now: datetime, error: str) -> int:
     """Every row still waiting for a user who cannot be reached gets `status`."""
     result = s.execute(
@@ -300,12 +319,33 @@ def prune_outbox(s: Session, before: datetime) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def take_lease(s: Session, name: str, owner: str, now: datetime, until: datetime) -> bool:
-    """Hold the lease `name` until `until` if it is free, expired or already ours."""
+def take_lease(
+    s: Session,
+    name: str,
+    owner: str,
+    now: datetime,
+    until: datetime,
+    gone: Callable[[str], bool] | None = None,
+) -> bool:
+    """Hold the lease `name` until `until` if it is free, expired or already ours.
+
+    `gone` tells a holder that is known to be dead (`storage.holders.gone`): its lease is taken at once,
+    still only if nobody else took it meanwhile.
+    """
     insert_ignore(s, Lease, {"name": name, "owner": owner, "until": until})
     result = s.execute(
         update(Lease)
         .where(col(Lease.name) == name, or_(col(Lease.owner) == owner, col(Lease.until) < now))
+        .values(owner=owner, until=until)
+    )
+    if getattr(result, "rowcount", 0) or gone is None:
+        return bool(getattr(result, "rowcount", 0))
+    holder = s.exec(select(Lease.owner).where(col(Lease.name) == name)).first()
+    if holder is None or not gone(holder):
+        return False
+    result = s.execute(
+        update(Lease)
+        .where(col(Lease.name) == name, col(Lease.owner) == holder)
         .values(owner=owner, until=until)
     )
     return bool(getattr(result, "rowcount", 0))

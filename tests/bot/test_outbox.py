@@ -10,7 +10,7 @@ import asyncio
 import itertools
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -28,6 +28,7 @@ from handlers.types import Incoming, Kind, Reply
 from storage import queries as q
 from storage.errors import Blocked, ChannelError, RetryAfter
 from storage.models import Inbox, Incident, User
+from tests.storage.test_holders import dead_owner
 from tests.support import add_principals, at_once, until
 from tests.support import outbox_rows as rows
 
@@ -440,6 +441,105 @@ async def test_only_the_holder_of_the_sender_lease_sends(fast: App) -> None:
     enqueue(fast, tg_users(fast, 5, first=800), step="d2")
     await until(lambda: len(other.senders["telegram"].got) == 5, "the second sender to take over")  # type: ignore[attr-defined]
     await other.stop_sender()
+
+
+def hold_sender_lease(app: App, owner: str, seconds: float) -> None:
+    """As another process would: `owner` holds the sender lease for `seconds` from now."""
+    now = app.clock.now()
+    with app.db.session() as s:
+        assert q.take_lease(s, "sender", owner, now, now + timedelta(seconds=seconds))
+
+
+def sender_lease_owner(app: App) -> str:
+    with app.db.session() as s:
+        lease = q.lease_holder(s, "sender")
+        return lease.owner if lease is not None else ""
+
+
+async def test_a_restarted_process_takes_a_dead_holders_lease_and_claims_at_once(fast: App) -> None:
+    """kill -9: the dead process held the lease for a minute more and had claimed an alert; its
+    successor on the same machine sees it is gone and sends the alert first, with no time passing."""
+    dead = dead_owner()
+    hold_sender_lease(fast, dead, 60)
+    enqueue(fast, tg_users(fast, 5))
+    [officer] = tg_users(fast, 1, first=9000)
+    ids = fast.outbox.enqueue_direct("telegram:42", {officer.id or 0: [Reply("SỰ CỐ #1")]})
+    with fast.db.session() as s:  # the dead sender had claimed the alert, and never sent it
+        q.claim_outbox(
+            s,
+            owner=dead,
+            now=fast.clock.now(),
+            lease_until=fast.clock.now() + timedelta(seconds=60),
+            limit=1,
+            channels=["telegram"],
+            bulk=True,
+            ids=ids,
+        )
+    frozen = fast.clock.now()
+    sender = fast.outbox.start_sender()
+    await until(lambda: len(channel(fast).got) == 6, "the alert and the wave")
+    await fast.outbox.stop_sender()
+    assert fast.clock.now() == frozen  # no lease ran out: the dead holder was seen to be gone
+    assert sender.holding is False and sender_lease_owner(fast) == ""  # held, then given up at the stop
+    assert channel(fast).got[0][:2] == (officer.chat_id, "SỰ CỐ #1")  # the alert went first
+    assert statuses(fast) == {"sent": 6} and fast.outbox.stats.reclaimed == 1
+
+
+async def test_an_alert_goes_at_once_from_a_process_that_does_not_hold_the_lease(fast: App) -> None:
+    """Another worker holds the lease (alive, or dead on another machine): this one sends its alert
+    itself; the bulk waits for the holder, or for the short sender lease to run out."""
+    hold_sender_lease(fast, "web-2-elsewhere", fast.outbox.config.sender_lease_seconds)
+    users = tg_users(fast, 3)
+    enqueue(fast, users)
+    sender = fast.outbox.start_sender()
+    [officer] = tg_users(fast, 1, first=9000)
+    await until(lambda: sender._next_lease > 0, "the sender to ask for the lease")
+    assert not sender.holding
+    ids = fast.outbox.enqueue_direct("telegram:43", {officer.id or 0: [Reply("SỰ CỐ #2")]})
+    await fast.outbox.deliver_now(ids)
+    assert channel(fast).texts_to(officer.chat_id) == ["SỰ CỐ #2"]  # sent before deliver_now returned
+    assert statuses(fast) == {"pending": 3, "sent": 1} and sender_lease_owner(fast) == "web-2-elsewhere"
+    fast.clock.advance(seconds=fast.outbox.config.sender_lease_seconds - 1)
+    await asyncio.sleep(0.1)
+    assert not sender.holding and statuses(fast)["pending"] == 3  # the holder's lease still runs
+    fast.clock.advance(seconds=2)
+    await until(lambda: statuses(fast) == {"sent": 4}, "the wave, once the short lease ran out")
+    assert sender_lease_owner(fast) == sender.name
+    await fast.outbox.stop_sender()
+
+
+async def test_two_processes_never_both_send_a_row(fast: App) -> None:
+    other = Outbox(fast.db, fast.clock, fast.settings, {"telegram": FakeChannel()})
+    users = tg_users(fast, 30)
+    enqueue(fast, users)
+    officers = tg_users(fast, 6, first=9000)
+    fast.outbox.start_sender()
+    other.start_sender()
+    for n, officer in enumerate(officers):  # each alert offered by both at once
+        ids = fast.outbox.enqueue_direct(f"telegram:{n}", {officer.id or 0: [Reply(f"SỰ CỐ {n}")]})
+        await asyncio.gather(fast.outbox.deliver_now(ids), other.deliver_now(ids))
+    await until(lambda: statuses(fast) == {"sent": 36}, "every row")
+    await fast.outbox.stop_sender()
+    await other.stop_sender()
+    got = [c for c, _, _ in channel(fast).got] + [c for c, _, _ in other.senders["telegram"].got]  # type: ignore[attr-defined]
+    assert sorted(got) == sorted(u.chat_id for u in [*users, *officers])  # each exactly once
+
+
+async def test_the_incident_alert_goes_at_once_while_another_worker_holds_the_lease(
+    demo: App, chat_as: Any
+) -> None:
+    from tests.handlers.helpers import fill_incident, inbox_texts
+
+    hold_sender_lease(demo, "web-2-elsewhere", 60)
+    sender = demo.outbox.start_sender()
+    await until(lambda: sender._next_lease > 0, "the sender to ask for the lease")
+    principal = chat_as("principal")
+    await fill_incident(principal)
+    await principal.press("Gửi")
+    assert {r.status for r in rows(demo, kind=ALERT)} == {"sent"}  # when Gửi is answered, both are sent
+    assert any("SỰ CỐ TRUYỀN THÔNG #1" in t for t in inbox_texts(demo, "officer"))
+    assert not sender.holding
+    await demo.outbox.stop_sender()
 
 
 async def test_rows_for_a_channel_with_no_sender_wait_for_it(fast: App) -> None:

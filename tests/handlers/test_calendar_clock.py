@@ -87,6 +87,13 @@ def test_bad_outbox_settings_are_refused_at_start() -> None:
             load_settings(None, outbox=bad)
 
 
+def test_the_sender_lease_is_short_and_never_outlives_the_claims() -> None:
+    assert load_settings(None).outbox.sender_lease_seconds == 10
+    for bad in ({"sender_lease_seconds": 2}, {"lease_seconds": 30, "sender_lease_seconds": 31}):
+        with pytest.raises(ConfigError, match="sender_lease_seconds"):
+            load_settings(None, outbox=bad)
+
+
 def test_ladders_are_kept_latest_first_whatever_order_they_are_written_in() -> None:
     settings = load_settings(None, schedule={"article_reminders": [0, 5, 1], "escalate_after_days": [7, 1]})
     assert settings.schedule.article_reminders == (5, 1, 0)
