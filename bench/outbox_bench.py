@@ -5,8 +5,8 @@
 
 It runs the production pieces: the SQLite database, the Clockwork (its catch-up sweep queues the
 wave, the outbox sender drains it at [outbox] rate), and the Telegram channel on python-telegram-bot
-(with its AIORateLimiter, as `schoolbot run` has it: outbox sends are not retried inside it, so a 429
-reaches the outbox), all against the loopback fake Bot API of the tests, which enforces 30 messages/s overall and 1/s per chat with 429 and retry_after. Meanwhile a
+(with its two lanes, as `schoolbot run` has it: replies go at once and take their share of the
+ceiling first; outbox sends are not retried inside PTB, so a 429 reaches the outbox), all against the loopback fake Bot API of the tests, which enforces 30 messages/s overall and 1/s per chat with 429 and retry_after. Meanwhile a
 principal sends /mystatus 1.5 s after each answer; the time from the update to the bot's answer reaching the fake
 is the reply time.
 """
@@ -203,7 +203,7 @@ def report(f: Figures, command: str) -> str:
 - **Command:** `{command}`
 - **Set-up:** {f.recipients:,} principals of {f.recipients:,} schools on Telegram, SQLite (WAL) in a temporary folder,
   the Clockwork's catch-up sweep queueing the wave and the outbox sender at `[outbox] rate = {f.configured_rate:g}`
-  (burst 2, 1 s per chat, 4 in flight), python-telegram-bot with its AIORateLimiter (outbox sends not retried inside it), the loopback fake Bot API
+  (burst 2, 1 s per chat, 4 in flight), python-telegram-bot with its two lanes (replies first; outbox sends not retried inside it), the loopback fake Bot API
   enforcing **30 msg/s overall and 1/s per chat** (HTTP 429 with `retry_after`), and a principal sending
   `/mystatus` 1.5 s after each answer during the wave.
 

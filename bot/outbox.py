@@ -54,6 +54,7 @@ Sender = Callable[[User, list[Reply]], Awaitable[None]]
 UNMETERED = frozenset({"console"})  # printing or keeping for later needs no rate limit
 SENDER_LEASE = "sender"
 DIRECT = "direct"  # the kind of a message to another user caused by an update (an incident alert)
+REPLY = "reply"  # the kind of a reply to the writer that could not go at once (Outbox.take_over)
 AIMD_STEP_SECONDS = 10.0  # after a 429 the rate halves, then climbs back one message/s this often
 
 
@@ -148,6 +149,13 @@ class Pace:
         if len(self.chat_free) > 10_000:  # forget chats that are long free
             self.chat_free = {c: f for c, f in self.chat_free.items() if f > t}
 
+    def spend(self) -> None:
+        """A reply to someone writing went out on this bot: it takes its token first, and the outbox
+        waits for the next one (never more than one second's worth behind: a long chat cannot starve
+        the wave for longer than that once it ends)."""
+        self._refill(self.now())
+        self.tokens = max(self.tokens - 1, -self.rate)
+
     def touch(self, chat: str) -> None:
         """The bot just answered `chat` itself (an interactive reply): the chat's gap starts again."""
         self.chat_free[chat] = max(self.chat_free.get(chat, 0.0), self.now() + self.per_chat)
@@ -230,10 +238,11 @@ class Outbox:
 
     # ---- enqueueing ------------------------------------------------------------------------
 
-    def enqueue_direct(self, source: str, by_user: dict[int, list[Reply]]) -> list[int]:
+    def enqueue_direct(self, source: str, by_user: dict[int, list[Reply]], kind: str = DIRECT) -> list[int]:
         """Messages for other users caused by one update (`source`): rows on the priority lane.
 
-        Their key holds the update, so a redelivered update creates nothing new.
+        Their key holds the update, so a redelivered update creates nothing new. `kind`: REPLY for
+        the writer's own replies that could not go at once (`take_over`).
         """
         now = self.clock.now()
         with self.db.session() as s:
@@ -243,7 +252,7 @@ class Outbox:
                     "channel": users[uid].channel,
                     "user_id": uid,
                     "chat_id": users[uid].chat_id,
-                    "kind": DIRECT,
+                    "kind": kind,
                     "period": source[:100],
                     "step": str(index),
                     "school_id": None,
@@ -265,15 +274,40 @@ class Outbox:
             q.enqueue(s, rows)
             keys = {(r["user_id"], r["step"]) for r in rows}
             found = [
-                q.outbox_row(s, users[uid].channel, uid, DIRECT, source[:100], step)
+                q.outbox_row(s, users[uid].channel, uid, kind, source[:100], step)
                 for uid, step in sorted(keys)
             ]
         return [r.id for r in found if r is not None and r.id is not None]
 
-    def poke(self) -> None:
-        """Something new is waiting: wake the sender running here, if any."""
+    def poke(self, priority: bool = False) -> None:
+        """Something new is waiting: wake the sender running here, if any (`priority`: claim alerts now)."""
         if self.sender is not None:
-            self.sender.poke()
+            self.sender.poke(priority)
+
+    def take_over(
+        self, channel: str, external_id: str, update_id: str, replies: list[Reply], why: str
+    ) -> list[int]:
+        """Replies to the writer that could not go at once (a 429 that outlasted the wait, a failing
+        platform, a chat that blocked the bot): rows on the priority lane, so the sender delivers them
+        later or records why it cannot; one log line says so (`why` must carry no token). The update
+        is in the rows' key, so a redelivered update adds nothing."""
+        source = f"reply:{channel}:{update_id or secrets.token_hex(8)}"
+        with self.db.session() as s:
+            user = q.get_user(s, channel, external_id)
+            user_id = user.id if user is not None else None
+        if user_id is None:
+            log.error("a reply to %s user %s is lost (%s): they have no account", channel, external_id, why)
+            return []
+        ids = self.enqueue_direct(source, {user_id: replies}, kind=REPLY)
+        self.poke(priority=True)
+        log.warning(
+            "a reply to %s user %s could not go (%s); %d message(s) handed to the outbox",
+            channel,
+            external_id,
+            why,
+            len(replies),
+        )
+        return ids
 
     async def deliver_now(self, ids: list[int]) -> None:
         """Alerts just enqueued: the sender holding the lease here takes them first; else send them now.

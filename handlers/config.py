@@ -234,6 +234,8 @@ class OutboxSettings(Section):
     rate: float = Field(default=25.0, gt=0, le=1000)
     burst: int = Field(default=2, ge=1, le=100)
     per_chat_seconds: float = Field(default=1.0, ge=0, le=60)
+    reply_burst: int = Field(default=3, ge=1, le=20)
+    reply_wait_seconds: float = Field(default=30.0, ge=0, le=600)
     concurrency: int = Field(default=4, ge=1, le=64)
     batch: int = Field(default=50, ge=1, le=1000)
     lease_seconds: int = Field(default=60, ge=5, le=3600)

@@ -69,7 +69,7 @@ def settings_for(root: Path, api: FakeBotAPI, database_url: str = "", **outbox: 
 
 @asynccontextmanager
 async def channel_up(app: App) -> AsyncIterator[TelegramChannel]:
-    """The Telegram channel on the fake; PTB's own rate limiter off, so the fake sees the outbox's pace."""
+    """The Telegram channel on the fake; its rate limiter (the lanes) off, so the fake sees the outbox's pace."""
     async with attached(
         app, TelegramChannel(app, rate_limit=False, poll_timeout=0.5, typing_after=60.0)
     ) as channel:
@@ -223,9 +223,9 @@ async def test_platform_faults_over_the_wire(tmp_path: Path, database_url: str, 
 async def test_with_ptbs_own_limiter_a_429_reaches_the_outbox_and_a_reply_is_retried(
     tmp_path: Path, database_url: str, api: FakeBotAPI
 ) -> None:
-    """The production set-up (PTB's AIORateLimiter on): an outbox send that meets a 429 is not retried
-    inside PTB, so the outbox learns of it, pauses and sends the row again itself; a reply to someone
-    writing is retried once by PTB, so they still get their answer."""
+    """The production set-up (the lanes on): an outbox send that meets a 429 is not retried inside
+    PTB, so the outbox learns of it, pauses and sends the row again itself; a reply to someone writing
+    waits the 429 out and goes again, so they still get their answer."""
     settings = settings_for(tmp_path, api, database_url)
     clock = FrozenClock(datetime(2026, 11, 10, 8, 0))
     with open_app(settings, clock) as app:

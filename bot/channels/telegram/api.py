@@ -1,19 +1,22 @@
 """Telegram's API as PTB gives it, at the edge: its errors translated into ours, and the rate limiter
-that lets the outbox own the retry after a 429."""
+with two lanes (replies at once, the outbox's wave under the overall ceiling)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
+import logging
+import random
+import time
 import warnings
+from collections.abc import Callable, Coroutine
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.error import RetryAfter as TgRetryAfter
 from telegram.error import TimedOut as TgTimedOut
-from telegram.ext import (
-    AIORateLimiter,
-)
+from telegram.ext import BaseRateLimiter
 from telegram.warnings import PTBDeprecationWarning
 
 from bot.channels.base import GONE_WORDS
@@ -25,6 +28,8 @@ from storage.errors import (
     RetryAfter,
     TimedOut,
 )
+
+log = logging.getLogger("schoolbot.telegram")
 
 
 def retry_seconds(exc: TgRetryAfter) -> float:
@@ -52,24 +57,123 @@ def channel_error(exc: TelegramError, message: str = "") -> ChannelError:
 
 OUTBOX_SEND: contextvars.ContextVar[bool] = contextvars.ContextVar("outbox_send", default=False)
 
+# Requests that put a message in a chat: the ones Telegram counts against its flood limits.
+MESSAGE_ENDPOINTS = frozenset(
+    {
+        "sendMessage",
+        "sendPhoto",
+        "sendDocument",
+        "sendVideo",
+        "sendAudio",
+        "sendVoice",
+        "sendAnimation",
+        "sendMediaGroup",
+        "sendSticker",
+        "sendLocation",
+        "sendContact",
+        "copyMessage",
+        "forwardMessage",
+    }
+)
+NOT_RETRIED = frozenset({"sendChatAction"})  # a late "typing..." is worth nothing
 
-class Limiter(AIORateLimiter):
-    """PTB's rate limiter (about 30 messages/s overall) for every request of the bot. A reply to the
-    person writing is retried once after a 429; a send by the outbox is not, so the 429 reaches the
-    outbox, which pauses and slows its whole pace and retries the row itself (delivery.md, rule 9)."""
 
-    def __init__(self) -> None:
-        super().__init__(max_retries=0)
+class Budget(Protocol):
+    """The bot's overall ceiling, shared with the outbox (bot.outbox.Pace)."""
+
+    def spend(self) -> None:
+        """A reply went out: take its token first."""
+        ...
+
+    def pause(self, seconds: float, slow_down: bool = False) -> None:
+        """Telegram asked the bot to wait."""
+        ...
+
+
+class ChatBuckets:
+    """One token bucket per chat: `burst` messages at once, then one every `seconds`."""
+
+    def __init__(self, seconds: float, burst: int, now: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self.burst = float(burst)
+        self.now = now
+        self.level: dict[str, tuple[float, float]] = {}  # chat -> (tokens, when counted)
+
+    def wait(self, chat: str) -> float:
+        """Take a token for `chat`; the seconds to wait before sending (0: now)."""
+        t = self.now()
+        if self.seconds <= 0:
+            return 0.0
+        tokens, stamp = self.level.get(chat, (self.burst, t))
+        tokens = min(self.burst, tokens + (t - stamp) / self.seconds) - 1
+        self.level[chat] = (tokens, t)
+        if len(self.level) > 10_000:  # forget chats whose bucket is full again
+            full = self.burst * self.seconds
+            self.level = {c: v for c, v in self.level.items() if t - v[1] < full}
+        return max(-tokens * self.seconds, 0.0)
+
+
+class Lanes(BaseRateLimiter[int]):
+    """Two lanes on one bot token (PTB's rate-limiter extension point; delivery.md, rule 7).
+
+    Replies to the person writing go at once, limited only by the per-chat rule (`ChatBuckets`);
+    each takes its token from the overall `budget` first, which the outbox paces its wave under, so
+    the wave yields to chats. A reply Telegram answers with 429 waits `retry_after` and goes again,
+    until `max_wait` seconds in all would be passed; then the 429 is raised (the channel hands the
+    reply to the outbox). The outbox's own sends (OUTBOX_SEND set) go straight through: the outbox
+    has paced them and owns their retry.
+    """
+
+    def __init__(
+        self,
+        budget: Budget,
+        per_chat_seconds: float,
+        burst: int,
+        max_wait: float,
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.budget = budget
+        self.chats = ChatBuckets(per_chat_seconds, burst, now)
+        self.max_wait = max_wait
+        self.now = now
+        self.retried = 0  # 429s waited out, for tests and the benchmark
+
+    async def initialize(self) -> None:
+        """Nothing to set up."""
+
+    async def shutdown(self) -> None:
+        """Nothing to release."""
 
     async def process_request(
         self,
-        callback: Any,
+        callback: Callable[..., Coroutine[Any, Any, bool | dict[str, Any] | list[dict[str, Any]]]],
         args: Any,
         kwargs: dict[str, Any],
         endpoint: str,
         data: dict[str, Any],
         rate_limit_args: int | None,
-    ) -> Any:
-        """PTB reads `rate_limit_args` as the number of retries (0 or None: the default, here 0)."""
-        retries = rate_limit_args if rate_limit_args is not None else (0 if OUTBOX_SEND.get() else 1)
-        return await super().process_request(callback, args, kwargs, endpoint, data, retries)
+    ) -> bool | dict[str, Any] | list[dict[str, Any]]:
+        """Send a reply in its chat's turn, waiting out 429s; an outbox send as it comes."""
+        if OUTBOX_SEND.get():
+            return await callback(*args, **kwargs)
+        chat = data.get("chat_id")
+        message = endpoint in MESSAGE_ENDPOINTS and chat is not None
+        deadline = self.now() + self.max_wait
+        while True:
+            if message:
+                wait = self.chats.wait(str(chat))
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                self.budget.spend()
+            try:
+                return await callback(*args, **kwargs)
+            except TgRetryAfter as exc:
+                seconds = retry_seconds(exc)
+                self.budget.pause(seconds)  # the wave waits too
+                if endpoint in NOT_RETRIED or self.now() + seconds > deadline:
+                    raise
+                self.retried += 1
+                log.info(
+                    "telegram asked to wait %.1f s before %s to chat %s; waiting", seconds, endpoint, chat
+                )
+                await asyncio.sleep(seconds + random.uniform(0.0, min(0.1, seconds / 4)))

@@ -35,7 +35,7 @@ from telegram.ext import (
 
 from bot.app import App
 from bot.channels.base import ChannelBase, webhook_url
-from bot.channels.telegram.api import OUTBOX_SEND, Limiter, channel_error
+from bot.channels.telegram.api import OUTBOX_SEND, Lanes, channel_error
 from bot.channels.telegram.wire import (
     CHANNEL,
     MAX_ALBUM,
@@ -118,7 +118,8 @@ class TelegramChannel(ChannelBase):
     updates processed so far.
 
     `typing_after`: seconds before "typing..." is shown on a slow reply (0: at once), repeated
-    every `typing_every`. `rate_limit`: PTB's AIORateLimiter (about 30 messages/s overall).
+    every `typing_every`. `rate_limit`: the two lanes (`Lanes`: replies at once, the outbox under
+    the overall ceiling); off, every request goes as it comes and a 429 is not waited out.
     """
 
     name = CHANNEL
@@ -158,7 +159,11 @@ class TelegramChannel(ChannelBase):
             .base_file_url(self.config.base_file_url)
         )
         builder = builder.concurrent_updates(PerChat(self.config.concurrent_chats))
-        limited = builder.rate_limiter(Limiter()) if rate_limit else builder
+        outbox = app.settings.outbox
+        self.lanes = Lanes(
+            app.outbox.pace(CHANNEL), outbox.per_chat_seconds, outbox.reply_burst, outbox.reply_wait_seconds
+        )
+        limited = builder.rate_limiter(self.lanes) if rate_limit else builder
         self.application: Application[Any, Any, Any, Any, Any, Any] = limited.build()
         self.application.add_handler(TypeHandler(Update, self.on_update))
         self.application.add_error_handler(self.on_error)
@@ -380,16 +385,25 @@ class TelegramChannel(ChannelBase):
             log.debug("typing indicator failed: %s", self.redact(str(exc)))
 
     async def reply(self, msg: Incoming, replies: list[Reply]) -> None:
-        """Render the writer's replies; a user who blocked the bot is marked."""
+        """Render the writer's replies in order (429s are waited out in `Lanes`). What cannot go (a
+        429 past the wait, a failing platform, a chat that blocked the bot) is handed to the outbox
+        from that reply on; only a reply Telegram calls malformed is dropped, with a line in the log."""
         if not replies:
             return
         language = self.language(msg) if any(r.commands_for for r in replies) else ""
         try:
-            await self.render(msg.chat_id, replies, language)
-        except Forbidden:
-            self.mark_blocked(msg.user_id)
-        except TelegramError as exc:
-            log.warning("could not reply to telegram user %s: %s", msg.user_id, self.redact(str(exc)))
+            for index, reply in enumerate(replies):
+                try:
+                    await self.render(msg.chat_id, [reply], language)
+                except BadRequest as exc:
+                    log.warning("could not reply to telegram user %s: %s", msg.user_id, self.redact(str(exc)))
+                    return
+                except TelegramError as exc:
+                    if isinstance(exc, Forbidden):
+                        self.mark_blocked(msg.user_id)
+                    why = self.redact(f"{type(exc).__name__}: {exc}")
+                    self.app.outbox.take_over(CHANNEL, msg.user_id, msg.update_id, replies[index:], why)
+                    return
         finally:  # the outbox leaves this chat its per-chat gap before a reminder follows
             self.app.outbox.pace(CHANNEL).touch(str(msg.chat_id))
 

@@ -36,6 +36,7 @@ from bot.channels.base import ChannelBase, webhook_url
 from bot.channels.turns import ChatTurns
 from bot.channels.zalo.api import (
     PhotoTooLarge,
+    RateLimited,
     TokenRejected,
     ZaloAPI,
     download,
@@ -65,7 +66,6 @@ from storage.models import User
 
 SEEN_FOR = 600.0  # seconds an update key is remembered in memory (the database keeps it two days)
 SEEN_MAX = 10_000
-KEEP_AT_MOST = 5  # replies kept for a user's next message when sending them failed
 TOKEN_LOGGERS = ("httpx", "schoolbot.zalo", "schoolbot.dispatch", "schoolbot.web")
 
 log = logging.getLogger("schoolbot.zalo")
@@ -388,19 +388,16 @@ class ZaloChannel(ChannelBase):
     # ---- replies out ---------------------------------------------------------------------------
 
     async def reply(self, msg: Incoming, replies: list[Reply]) -> None:
-        """Send the writer's replies; when that fails they are kept for the writer's next message."""
+        """Send the writer's replies (408/429/5xx resent, a 429's wait waited out, in `send_message`);
+        when they still cannot go they become outbox rows, delivered later or reported. A long text
+        cut short is handed over whole: a part sent twice beats a part lost."""
         if not replies:
             return
         user = self.account(msg.user_id)
         try:
             await self.send_text(msg.chat_id, render_parts(self.present(user, replies)))
         except ChannelError as exc:
-            log.warning(
-                "could not reply to Zalo user %s (%s); the replies are kept for their next message",
-                msg.user_id,
-                self.redact(str(exc)),
-            )
-            self.keep(user, replies)
+            self.app.outbox.take_over(CHANNEL, msg.user_id, msg.update_id, replies, self.redact(str(exc)))
 
     async def send_to_user(self, user: User, replies: list[Reply]) -> None:
         """The outbox's sender for Zalo users (alerts, reminders): one try, the outbox retries.
@@ -425,24 +422,35 @@ class ZaloChannel(ChannelBase):
             await self.send_message(chat_id, part, retry)
 
     async def send_message(self, chat_id: str, text: str, retry: bool = True) -> Any:
-        """sendMessage, resent (`retry`) after 408/429/5xx or a network error; counted in the budget."""
+        """sendMessage, resent (`retry`: a reply to the writer) after 408/429/5xx or a network error;
+        counted in the budget. A 429 that says how long to wait is waited out and resent for up to
+        outbox.reply_wait_seconds in all (the outbox pauses meanwhile), without using up the retries."""
         waits = self.timing.send_retries if retry else ()
-        for attempt in range(len(waits) + 1):
+        deadline = time.monotonic() + self.app.settings.outbox.reply_wait_seconds
+        attempt = 0
+        while True:
             try:
                 result = await self.api.call("sendMessage", {"chat_id": chat_id, "text": text})
             except TokenRejected:
                 self.token_revoked("sendMessage")
                 raise
             except ChannelError as exc:
+                asked = exc.retry_after if isinstance(exc, RateLimited) else 0.0
+                if asked > 0:
+                    self.app.outbox.pace(CHANNEL).pause(asked)
+                if retry and asked > 0 and time.monotonic() + asked <= deadline:
+                    log.info("Zalo asked to wait %.1f s before sendMessage; waiting", asked)
+                    await asyncio.sleep(asked)
+                    continue
                 if not transient(exc) or attempt == len(waits):
                     raise
-                wait = max(waits[attempt], min(getattr(exc, "retry_after", 0.0) or 0.0, 30.0))
+                wait = max(waits[attempt], min(asked, 30.0))
+                attempt += 1
                 log.info("Zalo sendMessage failed (%s); resending in %.1f s", self.redact(str(exc)), wait)
                 await asyncio.sleep(wait)
                 continue
             self.budget.spend()
             return result
-        raise AssertionError("unreachable")
 
     def account(self, external_id: str) -> User | None:
         """The stored account of a Zalo user."""
@@ -451,14 +459,6 @@ class ZaloChannel(ChannelBase):
             if user is not None:
                 s.expunge(user)
         return user
-
-    def keep(self, user: User | None, replies: list[Reply]) -> None:
-        """Keep the last few replies for the user's next message (as the dispatcher does for alerts)."""
-        if user is None or user.id is None:
-            return
-        with self.app.db.session() as s:
-            for reply in replies[-KEEP_AT_MOST:]:
-                q.keep_for_later(s, user.id, reply.to_payload(), self.app.clock.now())
 
     def present(self, user: User | None, replies: list[Reply]) -> list[Reply]:
         """The replies in Zalo's terms: files Zalo cannot send are named, with a note, and dropped.
