@@ -284,29 +284,20 @@ class Outbox:
         if self.sender is not None:
             self.sender.poke(priority)
 
-    def take_over(
-        self, channel: str, external_id: str, update_id: str, replies: list[Reply], why: str
-    ) -> list[int]:
+    def take_over(self, channel: str, external_id: str, update_id: str, replies: list[Reply]) -> list[int]:
         """Replies to the writer that could not go at once (a 429 that outlasted the wait, a failing
         platform, a chat that blocked the bot): rows on the priority lane, so the sender delivers them
-        later or records why it cannot; one log line says so (`why` must carry no token). The update
-        is in the rows' key, so a redelivered update adds nothing."""
+        later or records why it cannot. The update is in the rows' key, so a redelivered update adds
+        nothing. [] (and an error in the log) when the writer has no account to hold them."""
         source = f"reply:{channel}:{update_id or secrets.token_hex(8)}"
         with self.db.session() as s:
             user = q.get_user(s, channel, external_id)
             user_id = user.id if user is not None else None
         if user_id is None:
-            log.error("a reply to %s user %s is lost (%s): they have no account", channel, external_id, why)
+            log.error("a reply to %s user %s is lost: they have no account", channel, external_id)
             return []
         ids = self.enqueue_direct(source, {user_id: replies}, kind=REPLY)
         self.poke(priority=True)
-        log.warning(
-            "a reply to %s user %s could not go (%s); %d message(s) handed to the outbox",
-            channel,
-            external_id,
-            why,
-            len(replies),
-        )
         return ids
 
     async def deliver_now(self, ids: list[int]) -> None:

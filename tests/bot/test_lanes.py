@@ -178,7 +178,8 @@ async def test_the_token_never_appears_when_the_platform_echoes_urls(
     caplog.set_level(logging.DEBUG)
     person = TgUser(7400, "Minh", "Nguyễn Văn")
     echoed = f"Internal Server Error at {api.base_url}{TOKEN}/sendMessage"
-    with open_app(settings_for(tmp_path, api, database_url), FrozenClock(CLOCK)) as app:
+    settings = settings_for(tmp_path, api, database_url, reply_wait_seconds=1.0)
+    with open_app(settings, FrozenClock(CLOCK)) as app:
         async with running(app) as channel:
             api.fail("sendMessage", 500, echoed)
             api.push_update(text_update(person, "/help"))

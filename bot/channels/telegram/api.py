@@ -14,6 +14,8 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.error import InvalidToken as TgInvalidToken
+from telegram.error import NetworkError as TgNetworkError
 from telegram.error import RetryAfter as TgRetryAfter
 from telegram.error import TimedOut as TgTimedOut
 from telegram.ext import BaseRateLimiter
@@ -76,6 +78,8 @@ MESSAGE_ENDPOINTS = frozenset(
     }
 )
 NOT_RETRIED = frozenset({"sendChatAction"})  # a late "typing..." is worth nothing
+BACKOFF = 0.25  # a reply that met a 5xx or a network error goes again after 0.25, 0.5, 1... seconds
+BACKOFF_CAP = 5.0
 
 
 class Budget(Protocol):
@@ -118,10 +122,13 @@ class Lanes(BaseRateLimiter[int]):
 
     Replies to the person writing go at once, limited only by the per-chat rule (`ChatBuckets`);
     each takes its token from the overall `budget` first, which the outbox paces its wave under, so
-    the wave yields to chats. A reply Telegram answers with 429 waits `retry_after` and goes again,
-    until `max_wait` seconds in all would be passed; then the 429 is raised (the channel hands the
-    reply to the outbox). The outbox's own sends (OUTBOX_SEND set) go straight through: the outbox
-    has paced them and owns their retry.
+    the wave yields to chats. A reply Telegram answers with 429 waits `retry_after` and goes again
+    (any request but "typing..."); a message that meets a 5xx or a network error goes again after
+    a short backoff. Both stop once `max_wait` seconds in all would be passed, and the error is
+    raised (the channel hands the reply to the outbox). PTB's guide leaves errors other than 429 to
+    the caller; the message lane retries them here so that each request, not each reply, is resent
+    (a long text's parts already sent are not sent twice). The outbox's own sends (OUTBOX_SEND set)
+    go straight through: the outbox has paced them and owns their retry.
     """
 
     def __init__(
@@ -159,6 +166,7 @@ class Lanes(BaseRateLimiter[int]):
         chat = data.get("chat_id")
         message = endpoint in MESSAGE_ENDPOINTS and chat is not None
         deadline = self.now() + self.max_wait
+        failures = 0
         while True:
             if message:
                 wait = self.chats.wait(str(chat))
@@ -167,6 +175,21 @@ class Lanes(BaseRateLimiter[int]):
                 self.budget.spend()
             try:
                 return await callback(*args, **kwargs)
+            except (BadRequest, TgInvalidToken):
+                raise  # never better the second time
+            except TgNetworkError as exc:  # a 5xx, a reset, a time-out (it may have arrived: resent)
+                pause = min(BACKOFF * 2**failures, BACKOFF_CAP)
+                failures += 1
+                if not message or self.now() + pause > deadline:
+                    raise
+                log.info(
+                    "telegram %s to chat %s failed (%s); sending again in %.2f s",
+                    endpoint,
+                    chat,
+                    type(exc).__name__,
+                    pause,
+                )
+                await asyncio.sleep(pause)
             except TgRetryAfter as exc:
                 seconds = retry_seconds(exc)
                 self.budget.pause(seconds)  # the wave waits too

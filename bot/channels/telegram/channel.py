@@ -401,8 +401,14 @@ class TelegramChannel(ChannelBase):
                 except TelegramError as exc:
                     if isinstance(exc, Forbidden):
                         self.mark_blocked(msg.user_id)
-                    why = self.redact(f"{type(exc).__name__}: {exc}")
-                    self.app.outbox.take_over(CHANNEL, msg.user_id, msg.update_id, replies[index:], why)
+                    rest = replies[index:]
+                    self.app.outbox.take_over(CHANNEL, msg.user_id, msg.update_id, rest)
+                    log.warning(
+                        "could not reply to telegram user %s (%s); %d message(s) handed to the outbox",
+                        msg.user_id,
+                        self.redact(f"{type(exc).__name__}: {exc}"),
+                        len(rest),
+                    )
                     return
         finally:  # the outbox leaves this chat its per-chat gap before a reminder follows
             self.app.outbox.pace(CHANNEL).touch(str(msg.chat_id))

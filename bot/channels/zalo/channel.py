@@ -397,7 +397,13 @@ class ZaloChannel(ChannelBase):
         try:
             await self.send_text(msg.chat_id, render_parts(self.present(user, replies)))
         except ChannelError as exc:
-            self.app.outbox.take_over(CHANNEL, msg.user_id, msg.update_id, replies, self.redact(str(exc)))
+            self.app.outbox.take_over(CHANNEL, msg.user_id, msg.update_id, replies)
+            log.warning(
+                "could not reply to Zalo user %s (%s); %d message(s) handed to the outbox",
+                msg.user_id,
+                self.redact(str(exc)),
+                len(replies),
+            )
 
     async def send_to_user(self, user: User, replies: list[Reply]) -> None:
         """The outbox's sender for Zalo users (alerts, reminders): one try, the outbox retries.
