@@ -26,13 +26,13 @@ from bot.outbox import REPLY
 from bot.run import attached
 from handlers import reminders
 from handlers.calendar import FrozenClock
-from storage.models import Inbox, Outbox, User
+from storage.models import Inbox, User
 from tests.bot.test_outbox_telegram import WINDOW
 from tests.bot.test_outbox_telegram import _loopback_only as _loopback_only  # nothing leaves 127.0.0.1
 from tests.bot.test_outbox_telegram import settings_for as wave_settings
 from tests.fakes.district import seed_wave
 from tests.fakes.telegram_api import TOKEN, FakeBotAPI, FloodLimits, TgUser, text_update
-from tests.support import until
+from tests.support import outbox_rows, until
 
 WAIT = 60.0
 CLOCK = datetime(2026, 11, 10, 8, 0)
@@ -54,16 +54,8 @@ def texts_to(api: FakeBotAPI, user: TgUser) -> list[str]:
     return [str(m["text"]) for m in api.sent_to(user.id)]
 
 
-def rows(app: App, kind: str | None = None) -> list[Outbox]:
-    with app.db.session() as s:
-        found = s.exec(select(Outbox)).all()
-        for row in found:
-            s.expunge(row)
-    return [r for r in found if kind is None or r.kind == kind]
-
-
 def statuses(app: App) -> collections.Counter[str]:
-    return collections.Counter(r.status for r in rows(app))
+    return collections.Counter(r.status for r in outbox_rows(app))
 
 
 @pytest.fixture(name="api")
@@ -86,7 +78,7 @@ async def test_a_burst_of_replies_meeting_429s_all_arrive_in_order(
             api.push_update(*[text_update(p, text) for p in people for text in ("/help", "/whoami", "/help")])
             await until(lambda: channel.handled >= 90, "90 updates handled", WAIT)
             await until(lambda: all(len(api.sent_to(p.id)) >= 3 for p in people), "every reply", WAIT)
-        assert rows(app) == []
+        assert outbox_rows(app) == []
         assert channel.lanes.retried > 0
     assert api.flood is not None and api.flood.refused > 0  # the 429s were met...
     for person in people:  # ...and waited out: all arrived, once each, in order
@@ -108,9 +100,9 @@ async def test_a_reply_that_cannot_go_becomes_an_outbox_row_and_is_sent_later(
             api.fail("sendMessage", 429, "Too Many Requests: retry after 0.2", parameters=too_many)
             api.push_update(text_update(person, "/help"))
             await until(lambda: channel.handled >= 1, "the update handled", WAIT)
-            await until(lambda: bool(rows(app, REPLY)), "the reply handed to the outbox", WAIT)
+            await until(lambda: bool(outbox_rows(app, kind=REPLY)), "the reply handed to the outbox", WAIT)
             assert texts_to(api, person) == []
-            [row] = rows(app, REPLY)
+            [row] = outbox_rows(app, kind=REPLY)
             assert (row.status, row.payload["text"]) == ("pending", t("help.guest"))
             api.clear_failures()
             app.outbox.start_sender("lanes")
@@ -133,7 +125,7 @@ async def test_a_reply_to_a_chat_that_blocked_the_bot_is_reported_not_dropped(
             api.block(person.id)
             api.push_update(text_update(person, "/help"))
             await until(lambda: channel.handled >= 1, "the update handled", WAIT)
-            await until(lambda: bool(rows(app, REPLY)), "the reply handed to the outbox", WAIT)
+            await until(lambda: bool(outbox_rows(app, kind=REPLY)), "the reply handed to the outbox", WAIT)
             app.outbox.start_sender("lanes")
             await until(lambda: statuses(app)["blocked"] == 1, "the outbox's verdict", WAIT)
             await app.outbox.stop_sender()
@@ -163,7 +155,7 @@ async def test_replies_overtake_a_wave(tmp_path: Path, database_url: str, api: F
             await until(lambda: statuses(app)["sent"] == schools, "the wave finished", WAIT)
             await app.outbox.stop_sender()
         assert during["sent"] < schools // 2  # the chats were answered early in the wave
-        assert rows(app, REPLY) == []
+        assert outbox_rows(app, kind=REPLY) == []
 
 
 async def test_the_token_never_appears_when_the_platform_echoes_urls(
@@ -184,11 +176,11 @@ async def test_the_token_never_appears_when_the_platform_echoes_urls(
             api.fail("sendMessage", 500, echoed)
             api.push_update(text_update(person, "/help"))
             await until(lambda: channel.handled >= 1, "the update handled", WAIT)
-            await until(lambda: bool(rows(app, REPLY)), "the reply handed to the outbox", WAIT)
+            await until(lambda: bool(outbox_rows(app, kind=REPLY)), "the reply handed to the outbox", WAIT)
             app.outbox.start_sender("lanes")
-            await until(lambda: rows(app, REPLY)[0].attempts >= 1, "the outbox's attempt", WAIT)
+            await until(lambda: outbox_rows(app, kind=REPLY)[0].attempts >= 1, "the outbox's attempt", WAIT)
             await app.outbox.stop_sender()
-        [row] = rows(app, REPLY)
+        [row] = outbox_rows(app, kind=REPLY)
     secret = TOKEN.partition(":")[2]
     out = capsys.readouterr()
     for text in (caplog.text, out.out, out.err, row.last_error):

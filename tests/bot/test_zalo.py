@@ -72,7 +72,7 @@ from tests.fakes.zalo_api import (
 )
 from tests.handlers.article_helpers import photo_files, write_article
 from tests.media.samples import jpeg
-from tests.support import until
+from tests.support import outbox_rows, until
 
 PRINCIPAL = ZaloUser("a1b2c3d4e5f600000001", "Lò Thị Lan")
 OFFICER = ZaloUser("a1b2c3d4e5f600000002", "Nguyễn Văn Minh")
@@ -631,13 +631,14 @@ async def test_updates_zalo_hands_out_again_are_handled_once(zl: Zl) -> None:
     assert zl.channel.handled == 1
 
 
-def reply_rows(app: App) -> list[OutboxRow]:
-    """The outbox rows holding replies that could not go at once."""
-    with app.db.session() as s:
-        rows = s.exec(select(OutboxRow).where(OutboxRow.kind == REPLY)).all()
-        for row in rows:
-            s.expunge(row)
-    return list(rows)
+async def sent_later(zl: Zl) -> None:
+    """Zalo works again: the outbox's sender delivers the reply that was handed to it."""
+    zl.api.clear_failures()
+    zl.app.outbox.start_sender()
+    try:
+        await until(lambda: outbox_rows(zl.app, kind=REPLY)[0].status == "sent", "the reply sent later")
+    finally:
+        await zl.app.outbox.stop_sender()
 
 
 async def test_a_failed_send_is_retried_and_then_handed_to_the_outbox(zl: Zl) -> None:
@@ -649,14 +650,9 @@ async def test_a_failed_send_is_retried_and_then_handed_to_the_outbox(zl: Zl) ->
 
     zl.api.fail("sendMessage", 500)  # down for longer than the retries
     assert await zl.send(PRINCIPAL, "/whoami") == ""
-    [row] = reply_rows(zl.app)  # not dropped: an outbox row, which the sender delivers later
+    [row] = outbox_rows(zl.app, kind=REPLY)  # not dropped: an outbox row, which the sender delivers later
     assert (row.status, row.payload["text"]) == ("pending", zl.t("whoami.none"))
-    zl.api.clear_failures()
-    zl.app.outbox.start_sender()
-    try:
-        await until(lambda: reply_rows(zl.app)[0].status == "sent", "the reply sent by the outbox")
-    finally:
-        await zl.app.outbox.stop_sender()
+    await sent_later(zl)
     assert zl.api.texts_to(PRINCIPAL.id)[-1] == zl.t("whoami.none")
     assert await zl.send(PRINCIPAL, "/help") == zl.t("help.guest")
 
@@ -667,19 +663,14 @@ async def test_a_429_that_says_how_long_is_waited_out(zl: Zl) -> None:
     zl.api.fail("sendMessage", 429, "slow", times=4, body=too_many)
     assert await zl.send(PRINCIPAL, "/help") == zl.t("help.guest")
     assert zl.api.statuses("sendMessage") == [429, 429, 429, 429, 200]
-    assert reply_rows(zl.app) == []
+    assert outbox_rows(zl.app, kind=REPLY) == []
 
 
 async def test_numbers_on_replies_sent_later_answer_what_they_show(zl: Zl) -> None:
     await zl.register(PRINCIPAL, "principal", school="THCS-PUNHI")
     zl.api.fail("sendMessage", 502)
     assert await zl.send(PRINCIPAL, "/menu") == ""  # the menu could not be sent: an outbox row
-    zl.api.clear_failures()
-    zl.app.outbox.start_sender()
-    try:
-        await until(lambda: reply_rows(zl.app)[0].status == "sent", "the menu sent by the outbox")
-    finally:
-        await zl.app.outbox.stop_sender()
+    await sent_later(zl)
 
     assert zl.api.texts_to(PRINCIPAL.id)[-1].startswith(zl.t("menu.title", binding="|").split("|")[0])
     assert zl.number(PRINCIPAL, "Bài viết tháng") == "1"
