@@ -45,7 +45,7 @@ def open_app(settings: Settings, clock: Clock | None = None, upgrade: bool = Tru
     db = Database(settings.database_url)
     try:
         if upgrade and db.is_sqlite:
-            migrate.upgrade(db)
+            migrate.upgrade_if_behind(db)
         clock = clock or SystemClock(settings.timezone)
         catalog = Catalog(default=settings.locale)
         router = build_router()

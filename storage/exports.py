@@ -4,7 +4,8 @@ The one writer of every workbook the bot makes (the status workbook, the bundle'
 brings every word (titles, headers, cell texts) already translated; this module only lays them out.
 Nothing in a workbook is a formula: a text that starts with "=" (or "+", "-", "@", which some
 spreadsheets also read as a formula) is stored as a text cell with the quote-prefix style, so it is
-shown as typed, with no apostrophe added to its value.
+shown as typed, with no apostrophe added to its value. openpyxl is imported when the first workbook
+is made, not with this module, so a start that makes none does not pay for it.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from openpyxl import Workbook
-from openpyxl.cell.cell import Cell, MergedCell
-from openpyxl.styles import Alignment, Font, PatternFill
-from openpyxl.utils import get_column_letter
-from openpyxl.worksheet.worksheet import Worksheet
+if TYPE_CHECKING:
+    from openpyxl import Workbook
+    from openpyxl.cell.cell import Cell, MergedCell
+    from openpyxl.worksheet.worksheet import Worksheet
 
 Value = str | int | float | date | None
 DATE_FORMAT = "DD/MM/YYYY"
@@ -75,6 +76,9 @@ def put(cell: Cell | MergedCell, value: Value) -> None:
 
 def fill(ws: Worksheet, sheet: Sheet) -> None:
     """Title, header (bold, frozen, filterable), rows, column widths."""
+    from openpyxl.styles import Alignment, Font, PatternFill
+    from openpyxl.utils import get_column_letter
+
     header_row = TITLE_ROW
     if sheet.title is not None:
         put(ws.cell(TITLE_ROW, 1), sheet.title)
@@ -104,6 +108,8 @@ def fill(ws: Worksheet, sheet: Sheet) -> None:
 
 def workbook(sheets: Sequence[Sheet]) -> Workbook:
     """A workbook with these sheets, in order."""
+    from openpyxl import Workbook
+
     book = Workbook()
     first = book.active
     assert first is not None

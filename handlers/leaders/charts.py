@@ -2,7 +2,8 @@
 
 No pyplot and no global backend switch: each chart is its own Figure on its own Agg canvas, so charts
 can be drawn in worker threads. The font is matplotlib's own DejaVu Sans, which has every Vietnamese
-letter (tests fail on any missing-glyph warning).
+letter (tests fail on any missing-glyph warning). matplotlib is imported by the first chart drawn,
+not with this module: most processes never draw one, and it costs half a second and tens of MB.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 FONT = "DejaVu Sans"
 DPI = 100
@@ -36,10 +38,19 @@ def text(value: str) -> str:
     return unicodedata.normalize("NFC", value)
 
 
+def new_figure(width: float, height: float) -> Figure:
+    """An empty figure of this size in inches, on its own Agg canvas (matplotlib loads on first use)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(figure)  # attaches the Agg canvas to this figure only
+    return figure
+
+
 def save(figure: Figure, path: Path) -> Path:
     """Render to PNG and write it atomically (a reader never sees half a file)."""
     buffer = io.BytesIO()
-    FigureCanvasAgg(figure)  # attaches the Agg canvas to this figure only
     figure.savefig(buffer, format="png")
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.{os.getpid()}.part")
@@ -50,7 +61,7 @@ def save(figure: Figure, path: Path) -> Path:
 
 def rate_chart(path: Path, title: str, axis: str, months: Sequence[str], series: Sequence[Series]) -> Path:
     """Per cent by month, one line per series (the submission rate by level)."""
-    figure = Figure(figsize=(8, 4.5), dpi=DPI, layout="constrained")
+    figure = new_figure(8, 4.5)
     ax = figure.add_subplot()
     positions = list(range(len(months)))
     for n, line in enumerate(series):
@@ -87,7 +98,7 @@ def school_chart(
 ) -> Path:
     """Per school, its months stacked: on time, late, missing, not yet due (a small office)."""
     height = max(3.0, 0.45 * len(schools) + 1.6)
-    figure = Figure(figsize=(8, height), dpi=DPI, layout="constrained")
+    figure = new_figure(8, height)
     ax = figure.add_subplot()
     rows = list(range(len(schools)))
     left = [0] * len(schools)

@@ -1,0 +1,57 @@
+"""A fast start: the heavy libraries load when first used, and a migrated database is only checked."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from alembic.script import ScriptDirectory
+
+from bot.config import Settings
+from storage import migrate
+from storage.db import Database
+from tests.support import sqlite_url
+
+ROOT = Path(__file__).resolve().parents[2]
+HEAVY = ("matplotlib", "openpyxl", "docx", "alembic")
+START = """
+import sys
+from bot.app import open_app
+from bot.config import load_settings
+import bot.run
+with open_app(load_settings(None, database_url=sys.argv[1], media_dir=sys.argv[2])) as app:
+    assert app.dispatcher.outbox is not None
+print(" ".join(sorted({name.split(".")[0] for name in sys.modules} & set(sys.argv[3:]))))
+"""
+
+
+def test_importing_the_bot_and_opening_a_migrated_database_loads_no_heavy_library(
+    settings: Settings,
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", START, settings.database_url, str(settings.media_dir), *HEAVY],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    )
+    assert done.stdout.strip() == ""  # charts, workbooks, documents and Alembic wait to be needed
+
+
+def test_the_head_read_from_the_file_names_is_alembics_head() -> None:
+    assert migrate.head() == ScriptDirectory(str(migrate.MIGRATIONS)).get_current_head()
+
+
+def test_a_database_behind_the_head_is_upgraded_and_one_at_the_head_only_checked(tmp_path: Path) -> None:
+    db = Database(sqlite_url(tmp_path / "new.db"))
+    try:
+        assert not migrate.at_head(db)  # no schema at all
+        assert migrate.upgrade_if_behind(db)
+        assert migrate.at_head(db) and migrate.current(db) == migrate.head()
+        assert not migrate.upgrade_if_behind(db)  # nothing to do
+        migrate.downgrade(db, "-1")
+        assert not migrate.at_head(db)
+        assert migrate.upgrade_if_behind(db) and migrate.current(db) == migrate.head()
+    finally:
+        db.dispose()
