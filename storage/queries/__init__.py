@@ -11,6 +11,7 @@ from storage.queries.channels import (
     create_link_code,
     link_accounts,
     one_per_person,
+    reserve_usage,
     usage,
 )
 from storage.queries.drafts import delete_draft, drafts_of, get_draft, save_draft, start_draft
@@ -159,6 +160,7 @@ __all__ = [
     "requeue_dead",
     "requeue_expired",
     "requeue_owned",
+    "reserve_usage",
     "resubmit",
     "review",
     "review_actions",

@@ -13,14 +13,27 @@ from storage.queries.invites import new_code
 
 
 def add_usage(s: Session, channel: str, month: str, count: int) -> int:
-    """Count `count` more messages sent on `channel` in `month`; the month's new total."""
-    insert_ignore(s, ChannelUsage, {"channel": channel, "month": month, "sent": 0})
-    s.execute(
-        update(ChannelUsage)
-        .where(col(ChannelUsage.channel) == channel, col(ChannelUsage.month) == month)
-        .values(sent=col(ChannelUsage.sent) + count)
-    )
+    """Count `count` more messages sent on `channel` in `month` (negative: give back); the month's new total."""
+    _count(s, channel, month, count, limit=None)
     return usage(s, channel, month)
+
+
+def reserve_usage(s: Session, channel: str, month: str, count: int, limit: int) -> bool:
+    """Count `count` messages on `channel` in `month` only if the total stays within `limit`; whether it did.
+
+    One conditional UPDATE: two senders (tasks or processes) cannot both take the month's last messages.
+    """
+    return _count(s, channel, month, count, limit)
+
+
+def _count(s: Session, channel: str, month: str, count: int, limit: int | None) -> bool:
+    """Add `count` to the month's row (made at 0 if missing), unless that passes `limit`; whether it did."""
+    insert_ignore(s, ChannelUsage, {"channel": channel, "month": month, "sent": 0})
+    stmt = update(ChannelUsage).where(col(ChannelUsage.channel) == channel, col(ChannelUsage.month) == month)
+    if limit is not None:
+        stmt = stmt.where(col(ChannelUsage.sent) + count <= limit)
+    result = s.execute(stmt.values(sent=col(ChannelUsage.sent) + count))
+    return bool(getattr(result, "rowcount", 0))
 
 
 def usage(s: Session, channel: str, month: str) -> int:
