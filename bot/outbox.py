@@ -24,6 +24,7 @@ dispatcher then calls `deliver_now` with those rows; sweeps write reminders and 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import random
@@ -97,11 +98,21 @@ class Pace:
     """One bot's limits: a token bucket overall (rate, small burst), a gap per chat, and pauses.
 
     A chat is free again `per_chat` seconds after its last send *finished*, so two messages to one
-    chat never reach the platform closer than that, whatever the network does in between.
+    chat never reach the platform closer than that, whatever the network does in between. The same
+    holds overall: a send counts against the platform's window (`window`, by default the per-chat
+    gap: Telegram counts both limits per second) from its start until `window` seconds after it
+    finished, and at most rate x window + burst count at once. The token bucket alone would let sends
+    held up on the way (a stalled server, a loaded machine) reach the platform together with the
+    next ones, up to `concurrency` over that.
     """
 
     def __init__(
-        self, rate: float, burst: int, per_chat: float, now: Callable[[], float] = time.monotonic
+        self,
+        rate: float,
+        burst: int,
+        per_chat: float,
+        now: Callable[[], float] = time.monotonic,
+        window: float | None = None,
     ) -> None:
         self.configured = rate
         self.rate = rate
@@ -112,6 +123,8 @@ class Pace:
         self.stamp = now()
         self.chat_free: dict[str, float] = {}
         self.busy: set[str] = set()
+        self.window = per_chat if window is None else window
+        self.finished: collections.deque[float] = collections.deque()  # within the last window
         self.paused_until = 0.0
         self.slowed_at = 0.0
 
@@ -127,7 +140,20 @@ class Pace:
         t = self.now()
         self._refill(t)
         token = 0.0 if self.tokens >= 1 - 1e-9 else (1 - self.tokens) / self.rate
-        return max(token, self.paused_until - t, 0.0)
+        return max(token, self.paused_until - t, self.window_wait(t), 0.0)
+
+    def window_wait(self, t: float) -> float:
+        """Seconds until one more send fits the window: those in flight or finished within it stay under the cap."""
+        if self.window <= 0:
+            return 0.0
+        while self.finished and self.finished[0] <= t - self.window:
+            self.finished.popleft()
+        over = len(self.busy) + len(self.finished) - max(1, int(self.rate * self.window + self.burst))
+        if over < 0:
+            return 0.0
+        if over >= len(self.finished):
+            return float("inf")  # every counted send is still in flight: wait for one to finish
+        return self.finished[over] + self.window - t
 
     def chat_wait(self, chat: str) -> float:
         """Seconds until `chat` may get its next message (inf while one is in flight)."""
@@ -146,6 +172,8 @@ class Pace:
         t = self.now()
         self.busy.discard(chat)
         self.chat_free[chat] = t + self.per_chat
+        if self.window > 0:
+            self.finished.append(t)
         if len(self.chat_free) > 10_000:  # forget chats that are long free
             self.chat_free = {c: f for c, f in self.chat_free.items() if f > t}
 

@@ -126,19 +126,47 @@ class Tick:
         return self.t
 
 
+def start_when_free(pace: Pace, tick: Tick, chat: str) -> None:
+    """Move the fake clock on until the pace lets a send start, and start it to `chat`."""
+    while (wait := pace.wait()) > 0:
+        tick.t += wait
+    pace.take(chat)
+
+
 def test_the_pace_spaces_sends_evenly_after_a_small_burst() -> None:
     tick = Tick()
     pace = Pace(rate=25, burst=3, per_chat=1.0, now=tick)
     starts = []
     for n in range(60):
-        while (wait := pace.wait()) > 0:
-            tick.t += wait
-        pace.take(f"chat{n}")
+        start_when_free(pace, tick, f"chat{n}")
         pace.done(f"chat{n}")
         starts.append(tick.t)
     # In any one-second window: at most the burst plus the rate (28 < Telegram's 30).
     assert max(sum(1 for s in starts if t <= s < t + 1.0) for t in starts) <= 28
     assert starts[-1] - starts[0] == pytest.approx((60 - 3) / 25, abs=0.01)
+
+
+def test_sends_held_up_on_the_way_cannot_bunch_up_over_the_platforms_window() -> None:
+    """The platform counts a send when it arrives, somewhere between its start and its end."""
+    tick = Tick()
+    pace = Pace(rate=100, burst=2, per_chat=0.25, now=tick)  # the restart test's pace: window 0.25 s
+    arrivals = []
+    for n in range(4):  # four sends leave and hang on the way (a stalled server) ...
+        start_when_free(pace, tick, f"slow{n}")
+    tick.t += 0.1  # ... while the bucket fills up again
+    for n in range(4):
+        pace.done(f"slow{n}")  # the platform counts all four only now, together
+        arrivals.append(tick.t)
+    for n in range(60):  # then every send arrives the moment it leaves
+        start_when_free(pace, tick, f"chat{n}")
+        pace.done(f"chat{n}")
+        arrivals.append(tick.t)
+
+    # The platform's sliding window (a send is forgotten once it is a whole window old): at most
+    # rate x window + burst, under the fake's 30. The bucket alone lets 4 + 2 + 24 = 30 through: the
+    # fake's limit, so one more arrival the pace did not count (a request cut off by a crash) is a 429.
+    assert max(sum(1 for a in arrivals if t <= a < t + 0.25) for t in arrivals) <= 27
+    assert arrivals[-1] - arrivals[4] == pytest.approx(60 / 100, abs=0.3)  # still at about the rate
 
 
 def test_one_chat_waits_its_gap_after_the_last_send_finished() -> None:
