@@ -840,6 +840,40 @@ async def test_a_reminder_wave_stops_at_the_monthly_budget_and_the_rest_wait(
     assert states == [("pending", 0), ("pending", 0), ("sent", None), ("sent", None), ("sent", None)]
 
 
+async def test_two_alerts_in_flight_together_cannot_both_take_the_last_message_of_the_budget(zl: Zl) -> None:
+    await zl.register(PRINCIPAL, "principal", school="THCS-PUNHI")
+    await zl.register(OFFICER, "officer", office="PGD-DEMO")
+    principal, officer = zl.user(PRINCIPAL), zl.user(OFFICER)
+    assert principal is not None and officer is not None
+    zl.channel.budget = MonthlyBudget(1, zl.app.clock)
+    before = len(zl.api.calls_to("sendMessage"))
+
+    results = await asyncio.gather(  # the outbox's concurrent sends: both start before either is answered
+        zl.channel.send_to_user(principal, [Reply("Nhắc nộp (1)")]),
+        zl.channel.send_to_user(officer, [Reply("Nhắc nộp (2)")]),
+        return_exceptions=True,
+    )
+
+    assert results[0] is None and isinstance(results[1], BudgetExhausted)
+    assert len(zl.api.calls_to("sendMessage")) == before + 1
+    assert (zl.channel.budget.used, zl.channel.budget.remaining) == (1, 0)
+
+
+async def test_an_alert_that_fails_to_go_gives_its_message_back_to_the_budget(zl: Zl) -> None:
+    await zl.register(OFFICER, "officer", office="PGD-DEMO")
+    officer = zl.user(OFFICER)
+    assert officer is not None
+    zl.channel.budget = MonthlyBudget(1, zl.app.clock)
+    zl.api.fail("sendMessage", 500, times=1)
+
+    with pytest.raises(ZaloError):
+        await zl.channel.send_to_user(officer, [Reply("Cảnh báo")])
+
+    assert zl.channel.budget.used == 0  # not sent, not counted
+    await zl.channel.send_to_user(officer, [Reply("Cảnh báo")])
+    assert zl.channel.budget.used == 1 and zl.api.texts_to(OFFICER.id)[-1] == "Cảnh báo"
+
+
 def test_the_budget_counts_by_month_in_the_office_time_zone() -> None:
     clock = FrozenClock(datetime(2026, 11, 30, 23, 0))
     budget = MonthlyBudget(3, clock)

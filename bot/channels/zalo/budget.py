@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -29,7 +27,11 @@ class BudgetStore(Protocol):
         ...
 
     def add(self, month: str, count: int) -> int:
-        """Count `count` more for `month`; the new total."""
+        """Count `count` more for `month` (negative: give back); the new total."""
+        ...
+
+    def reserve(self, month: str, count: int, limit: int) -> int | None:
+        """Count `count` more for `month` in one step if the total stays within `limit`; the new total, or None."""
         ...
 
 
@@ -47,6 +49,12 @@ class MemoryBudgetStore:
         """Count more for `month`; the new total."""
         self.counts[month] = self.used(month) + count
         return self.counts[month]
+
+    def reserve(self, month: str, count: int, limit: int) -> int | None:
+        """Count more for `month` if it fits `limit` (no await in between: one step for the event loop)."""
+        if self.used(month) + count > limit:
+            return None
+        return self.add(month, count)
 
 
 class DbBudgetStore:
@@ -66,13 +74,22 @@ class DbBudgetStore:
         with self.db.session() as s:
             return q.add_usage(s, self.channel, month, count)
 
+    def reserve(self, month: str, count: int, limit: int) -> int | None:
+        """Count more for `month` if it fits `limit` (one conditional UPDATE); the new total, or None."""
+        with self.db.session() as s:
+            if not q.reserve_usage(s, self.channel, month, count, limit):
+                return None
+            return q.usage(s, self.channel, month)
+
 
 class MonthlyBudget:
     """Messages the bot may send in a calendar month (office time zone); `limit` None: no limit.
 
     Counted as messages are sent, in `store`: this process's memory unless a durable store (a
-    database table, shared with `schoolbot outbox`) is given. Sends in flight hold their share
-    (`holding`), so sends side by side cannot all pass the check before any of them is counted.
+    database table, shared with `schoolbot outbox`) is given. The outbox's sends `reserve` their
+    messages before they go, checked and counted in one step of the store, so sends side by side
+    (concurrent tasks, other processes on the same database) cannot all pass the check before any
+    of them is counted.
     """
 
     def __init__(
@@ -82,7 +99,6 @@ class MonthlyBudget:
         self.clock = clock
         self.store: BudgetStore = store or MemoryBudgetStore()
         self._warned = ""
-        self.held = 0  # messages of sends in flight, not counted yet
         if used:
             self.store.add(self.month(), used)
 
@@ -101,23 +117,34 @@ class MonthlyBudget:
         return None if self.limit is None else max(0, self.limit - self.used)
 
     def allows(self, count: int = 1) -> bool:
-        """Whether `count` more messages fit in this month's budget, besides those in flight."""
+        """Whether `count` more messages fit in this month's budget."""
         remaining = self.remaining
-        return remaining is None or remaining - self.held >= count
+        return remaining is None or remaining >= count
 
-    @contextlib.contextmanager
-    def holding(self, count: int) -> Iterator[None]:
-        """Hold `count` messages of the budget while they are being sent (each is `spend`-ed as sent)."""
-        self.held += count
-        try:
-            yield
-        finally:
-            self.held -= count
+    def reserve(self, count: int = 1) -> bool:
+        """Take `count` messages of this month's budget before sending them; False (nothing taken) if they do not fit."""
+        month = self.month()
+        if self.limit is None:
+            self.store.add(month, count)
+            return True
+        total = self.store.reserve(month, count, self.limit)
+        if total is None:
+            return False
+        self._warn_when_spent(month, total)
+        return True
+
+    def refund(self, count: int) -> None:
+        """Give back reserved messages that were not sent."""
+        if count > 0:
+            self.store.add(self.month(), -count)
 
     def spend(self, count: int = 1) -> None:
         """Count messages sent; warn once a month when the budget runs out."""
         month = self.month()
-        total = self.store.add(month, count)
+        self._warn_when_spent(month, self.store.add(month, count))
+
+    def _warn_when_spent(self, month: str, total: int) -> None:
+        """Warn once a month when `total` reaches the limit."""
         if self.limit is not None and total >= self.limit and self._warned != month:
             self._warned = month
             log.warning(

@@ -416,10 +416,15 @@ class ZaloChannel(ChannelBase):
         if not user.chat_id:
             raise ChannelError(f"Zalo user #{user.id} has no chat id")
         parts = render_parts(self.present(user, replies))
-        if not self.budget.allows(len(parts)):
+        if not self.budget.reserve(len(parts)):  # taken before sending: concurrent sends cannot overspend
             raise BudgetExhausted(self.budget.seconds_until_reset())
-        with self.budget.holding(len(parts)):
-            await self.send_text(user.chat_id, parts, retry=False)
+        sent = 0
+        try:
+            for part in parts:
+                await self.send_message(user.chat_id, part, retry=False, charge=False)
+                sent += 1
+        finally:
+            self.budget.refund(len(parts) - sent)  # what did not go out is not spent
         self.app.dispatcher.remember_menu(user, replies, CHANNEL)  # numbers only once they are seen
 
     async def send_text(self, chat_id: str, parts: list[str], retry: bool = True) -> None:
@@ -427,10 +432,11 @@ class ZaloChannel(ChannelBase):
         for part in parts:
             await self.send_message(chat_id, part, retry)
 
-    async def send_message(self, chat_id: str, text: str, retry: bool = True) -> Any:
+    async def send_message(self, chat_id: str, text: str, retry: bool = True, charge: bool = True) -> Any:
         """sendMessage, resent (`retry`: a reply to the writer) after 408/429/5xx or a network error;
-        counted in the budget. A 429 that says how long to wait is waited out and resent for up to
-        outbox.reply_wait_seconds in all (the outbox pauses meanwhile), without using up the retries."""
+        counted in the budget unless the caller reserved it already (`charge` False). A 429 that says
+        how long to wait is waited out and resent for up to outbox.reply_wait_seconds in all (the
+        outbox pauses meanwhile), without using up the retries."""
         waits = self.timing.send_retries if retry else ()
         deadline = time.monotonic() + self.app.settings.outbox.reply_wait_seconds
         attempt = 0
@@ -455,7 +461,8 @@ class ZaloChannel(ChannelBase):
                 log.info("Zalo sendMessage failed (%s); resending in %.1f s", self.redact(str(exc)), wait)
                 await asyncio.sleep(wait)
                 continue
-            self.budget.spend()
+            if charge:
+                self.budget.spend()
             return result
 
     def account(self, external_id: str) -> User | None:
