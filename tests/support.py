@@ -6,7 +6,7 @@ import asyncio
 import os
 import shutil
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -115,3 +115,13 @@ def add_principals(
             s.refresh(u)
             s.expunge(u)
     return users
+
+
+async def answer_steps(
+    steps: Sequence[str], answers: Mapping[str, Callable[[], Awaitable[object]]], stop_before: str | None
+) -> None:
+    """Give each step's answer in order; with `stop_before`, stop when that step is being asked."""
+    for step in steps:
+        if step == stop_before:
+            return
+        await answers[step]()

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from tests.conftest import Chat
 from tests.media.samples import jpeg, mp4, write
+from tests.support import answer_steps
 
 ARTICLE_STEPS = (
     "theme",
@@ -68,10 +69,7 @@ async def write_article(
     await chat.send("/article")
     if "Bài mới" in chat.last.text or any("Bài mới" in c.label for c in chat.last.flat_choices()):
         await chat.press("Bài mới")
-    for step in ARTICLE_STEPS:
-        if step == stop_before:
-            return
-        await answers[step]()
+    await answer_steps(ARTICLE_STEPS, answers, stop_before)
 
 
 async def _body(chat: Chat) -> None:

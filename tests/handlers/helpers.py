@@ -12,6 +12,7 @@ from storage import queries as q
 from storage.models import Draft, Inbox, Office, School, User
 from storage.text import fold
 from tests.conftest import Chat
+from tests.support import answer_steps
 
 Row = TypeVar("Row")
 WHAT = "Phụ huynh đăng bài sai sự thật về bữa ăn bán trú"
@@ -38,10 +39,7 @@ async def fill_incident(chat: Chat, stop_before: str | None = None, skip_actions
         "severity": lambda: chat.press("Nghiêm trọng"),
     }
     await chat.send("/incident")
-    for step in STEPS:
-        if step == stop_before:
-            return
-        await answers[step]()
+    await answer_steps(STEPS, answers, stop_before)
 
 
 async def _networks(chat: Chat) -> None:
