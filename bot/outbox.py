@@ -276,26 +276,18 @@ class Outbox:
         now = self.clock.now()
         with self.db.session() as s:
             users = {u.id: u for u in (s.get(User, uid) for uid in by_user) if u is not None}
-            rows: list[dict[str, Any]] = [
-                {
-                    "channel": users[uid].channel,
-                    "user_id": uid,
-                    "chat_id": users[uid].chat_id,
-                    "kind": kind,
-                    "period": source[:100],
-                    "step": str(index),
-                    "school_id": None,
-                    "payload": reply.to_payload(),
-                    "priority": PRIORITY_ALERT,
-                    "quiet": False,
-                    "status": "pending",
-                    "attempts": 0,
-                    "not_before": now,
-                    "lease_owner": "",
-                    "last_error": "",
-                    "created_at": now,
-                    "updated_at": now,
-                }
+            rows = [
+                q.pending_row(
+                    users[uid],
+                    kind,
+                    source[:100],
+                    str(index),
+                    reply.to_payload(),
+                    now,
+                    school_id=None,
+                    priority=PRIORITY_ALERT,
+                    quiet=False,
+                )
                 for uid, replies in by_user.items()
                 if uid in users
                 for index, reply in enumerate(replies)
