@@ -181,9 +181,12 @@ class Pace:
     def spend(self) -> None:
         """A reply to someone writing went out on this bot: it takes its token first, and the outbox
         waits for the next one (never more than one second's worth behind: a long chat cannot starve
-        the wave for longer than that once it ends)."""
-        self._refill(self.now())
+        the wave for longer than that once it ends). It counts against the platform's window too."""
+        t = self.now()
+        self._refill(t)
         self.tokens = max(self.tokens - 1, -self.rate)
+        if self.window > 0:
+            self.finished.append(t)
 
     def touch(self, chat: str) -> None:
         """The bot just answered `chat` itself (an interactive reply): the chat's gap starts again."""
