@@ -170,6 +170,7 @@ def settings_fixture(tmp_path: Path, database_url: str, platform: Any) -> Settin
     extra: dict[str, Any] = {}
     if isinstance(platform, FakeBotAPI):
         extra["telegram"] = platform.settings()
+        extra["outbox"] = test_telegram.UNPACED
     elif isinstance(platform, FakeZaloAPI):
         extra["zalo"] = platform.settings()
     return load_settings(None, database_url=database_url, media_dir=str(tmp_path / "media"), **extra)

@@ -62,6 +62,12 @@ def api_fixture() -> Iterator[FakeBotAPI]:
         yield api
 
 
+# The fake answers at once and limits nothing; a scripted user answers faster than any person, so the
+# per-chat pace of replies (1 s apart after a burst, tests/bot/test_lanes.py) would only make these
+# walks wait. The tests of pacing set their own.
+UNPACED = {"per_chat_seconds": 0}
+
+
 @pytest.fixture(name="settings")
 def settings_fixture(tmp_path: Path, database_url: str, api: FakeBotAPI) -> Settings:
     """Default settings whose Telegram endpoints are the fake (overrides conftest's)."""
@@ -70,6 +76,7 @@ def settings_fixture(tmp_path: Path, database_url: str, api: FakeBotAPI) -> Sett
         database_url=database_url,
         media_dir=str(tmp_path / "media"),
         telegram=api.settings(),
+        outbox=UNPACED,
     )
 
 
