@@ -753,8 +753,9 @@ def report(
     command: str,
     skipped: list[str],
     loads: tuple[str, str],
+    runs: int = 0,
 ) -> str:
-    """This benchmark's section of RESULTS.md."""
+    """This benchmark's section of RESULTS.md (`runs`: how many the matrix has, when not all are done)."""
     echo = {(r.scenario, r.mode): f for r, f in results if r.bot == "echo"}
     parts = [
         SECTION,
@@ -791,6 +792,8 @@ def report(
     ]
     if skipped:
         parts += [f"Skipped: {'; '.join(skipped)}.", ""]
+    if runs > len(results):
+        parts += [f"**Partial: {len(results)} of {runs} runs done so far.**", ""]
     for r, f in results:
         if r.bot != "schoolbot":
             continue
@@ -810,7 +813,12 @@ def choices(value: str, allowed: tuple[str, ...]) -> list[str]:
     return picked
 
 
-async def matrix(args: argparse.Namespace, workdir: Path) -> tuple[list[tuple[Run, Figures]], list[str]]:
+Progress = Callable[[list[tuple["Run", "Figures"]], list[str], int], None]
+
+
+async def matrix(
+    args: argparse.Namespace, workdir: Path, progress: Progress
+) -> tuple[list[tuple[Run, Figures]], list[str]]:
     """Every run asked for, one after the other; the echo bot once per scenario and mode."""
     dbs = choices(args.db, ("sqlite", "postgres"))
     modes = choices(args.mode, ("polling", "webhook"))
@@ -836,6 +844,7 @@ async def matrix(args: argparse.Namespace, workdir: Path) -> tuple[list[tuple[Ru
         except Exception as exc:  # one failed run does not lose the others
             figures = Figures(failed=f"{type(exc).__name__}: {exc}")
         results.append((r, figures))
+        progress(results, skipped, len(order))
         summary = (
             f"  {figures.rate:.1f} updates/s, p50 {fmt(figures.pct(50), ' s', 3)}, "
             f"p95 {fmt(figures.pct(95), ' s', 3)}, missing {figures.missing}/{figures.offered}, "
@@ -872,19 +881,24 @@ def main() -> None:
         if value != default
     )
     before = load_average()
+
+    def save(results: list[tuple[Run, Figures]], skipped: list[str], runs: int) -> None:
+        """After each run: RESULTS.md holds what is done so far (a stop loses only the run in hand)."""
+        if not args.no_write:
+            loads = (before, load_average())
+            write_section(args.out, report(results, args.principals, command, skipped, loads, runs), SECTION)
+
     try:
         if args.keep:
             args.keep.mkdir(parents=True, exist_ok=True)
-            results, skipped = asyncio.run(matrix(args, args.keep.resolve()))
+            results, skipped = asyncio.run(matrix(args, args.keep.resolve(), save))
         else:
             with tempfile.TemporaryDirectory(prefix="schoolbot-ibench-") as tmp:
-                results, skipped = asyncio.run(matrix(args, Path(tmp)))
+                results, skipped = asyncio.run(matrix(args, Path(tmp), save))
     finally:
         kill_all()
-    text = report(results, args.principals, command, skipped, (before, load_average()))
-    print(text)
+    print(report(results, args.principals, command, skipped, (before, load_average())))
     if not args.no_write:
-        write_section(args.out, text, SECTION)
         print(f"written to {args.out}")
 
 
