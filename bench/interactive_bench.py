@@ -695,6 +695,28 @@ async def burst(chats: list[Chat], offer: Offer, figures: Figures) -> None:
 # ---- the report -----------------------------------------------------------------------------------
 
 
+def commit() -> str:
+    """The last commit that changed the bot's code (and whether the tree differs from it)."""
+    try:
+        head = subprocess.run(
+            ["git", "log", "-1", "--format=%h %s", "--", "bot", "handlers", "storage"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "bot", "handlers", "storage"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (no git)"
+    return f"`{head[:90]}`" + (" with uncommitted changes" if dirty else "")
+
+
 def load_average() -> str:
     """The 1-, 5- and 15-minute load averages."""
     return " / ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -783,6 +805,7 @@ def report(
         f"- **Machine:** {machine()}; nproc {len(os.sched_getaffinity(0))}",
         f"- **Load average (1/5/15 min):** {loads[0]} before the runs, {loads[1]} after",
         f"- **Command:** `{command}`",
+        f"- **Code measured:** {commit()}",
         f"- **Principals:** {principals} (plus one for the start probe and calibration); the walk is "
         "`/incident` to **Gửi**, 10 updates; burst: "
         f"{BURST_PRINCIPALS} × `/mystatus` within {BURST_SECONDS} s against Telegram's flood limits; "
