@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable
 from types import TracebackType
 from typing import Any, ClassVar, Protocol, Self
@@ -87,7 +88,7 @@ def webhook_url(config: WebhookConfig) -> str:
     return base if not path or base.endswith("/" + path) else f"{base}/{path}"
 
 
-class ChannelBase:
+class ChannelBase(ABC):
     """Lifecycle (`async with channel:` is start/stop), typing indicator, token redaction, cosmetic calls.
 
     A subclass sets `name`, `upload_limit` and `token_loggers`, calls `__init__` with its token and
@@ -117,17 +118,17 @@ class ChannelBase:
     ) -> None:
         await self.stop()
 
+    @abstractmethod
     async def start(self) -> None:
         """Connect and start taking updates."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def stop(self) -> None:
         """Stop taking updates and close the connections."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def typing(self, chat_id: str) -> None:
         """One "typing..." action; a failure only costs the indicator."""
-        raise NotImplementedError
 
     def release_loggers(self) -> None:
         """Take the token filter off the loggers again (at stop)."""
