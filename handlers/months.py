@@ -32,6 +32,16 @@ NUMBER_WORDS = {
     "chin": 9,
 }
 MONTH_NAMES = {"gieng": 1, "chap": 12}
+_NUMBER = "(?:" + "|".join(NUMBER_WORDS) + ")"
+# A month inside other words ("pu nhi tháng 11", folded): what `month_in` hands to `read_month`.
+MONTH_IN_TEXT = re.compile(
+    r"\b(?:"
+    r"(?:thang|month|t)\s*\d{1,2}(?:\s*[/.\-]\s*\d{4}|\s+(?:nam|year)\s+\d{4})?"
+    r"|\d{1,2}\s*[/.\-]\s*\d{4}"
+    r"|\d{4}\s*[/.\-]\s*\d{1,2}"
+    rf"|(?:thang|month)\s+(?:(?:muoi|moi)(?:\s+{_NUMBER})?|gieng|chap|{_NUMBER})"
+    r")\b"
+)
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,19 @@ def read_month(text: str, current: Period) -> MonthArg:
     if re.fullmatch(r"[\d\s/.\-]+", folded) and folded.strip():
         return MonthArg(True)
     return MonthArg(False)
+
+
+def month_in(text: str, current: Period) -> tuple[MonthArg, str]:
+    """The month named somewhere in free text ("pu nhi tháng 11"), and the other words, folded.
+
+    No month: MonthArg(False) and all the words.
+    """
+    folded = fold(text)
+    found = MONTH_IN_TEXT.search(folded)
+    if found is None:
+        return MonthArg(False), folded
+    rest = " ".join(f"{folded[: found.start()]} {folded[found.end() :]}".split())
+    return read_month(found[0], current), rest
 
 
 def month_in_words(words: list[str]) -> int:

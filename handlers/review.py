@@ -5,20 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from handlers.forms import Answers, Engine, Form, Step, StepKind, display, options_from
+from handlers import dossier
+from handlers.forms import Answers, Engine, Form, Step, StepKind, options_from
 from handlers.incident import delivery
 from handlers.nomination import public_view
 from handlers.notify import NOTICE, tell
 from handlers.types import Attachment, Choice, Context, Incoming, Reply
 from storage import queries as q
 from storage import scope
-from storage.models import Draft, School, Submission, User
+from storage.models import Draft, School, Submission
 
 REVIEWERS = frozenset({"officer", "admin"})
 VIEWERS = frozenset({"officer", "leader", "admin"})
 REASONS = ("facts", "photos", "accuracy", "length")
 QUEUE_SHOWN = 20  # the oldest waiting items listed (and given a button) by /review
 TARGET = "_target"
+PUBLISHED_PREFIX = "pb"  # buttons of /published: "pb:<offset>" lists approved articles not yet published
 
 
 def kind_title(ctx: Context, kind: str) -> str:
@@ -47,7 +49,7 @@ def reviewable(ctx: Context, number: str) -> tuple[Submission, School] | None:
         return None
     with ctx.db.session() as s:
         row = s.get(Submission, int(number))
-        if row is None or row.kind not in ("article", "nomination", "report"):
+        if row is None or row.kind not in q.REVIEWED_KINDS:
             return None
         if not scope.sees(s, ctx.user, row.school_id):
             return None
@@ -101,18 +103,9 @@ def attachments(ctx: Context, form: Form, answers: Answers, root: Path) -> tuple
     return tuple(found)
 
 
-def changes(ctx: Context, form: Form, row: Submission, returned: Answers | None) -> str:
-    """The answers changed since the version the officer returned."""
-    if returned is None:
-        return ""
-    changed = [
-        ctx.t(s.prompt + "_short") for s in form.steps if returned.get(s.key) != row.answers.get(s.key)
-    ]
-    return ctx.t("review.changed", fields=", ".join(changed) or ctx.t("review.unchanged"))
-
-
 async def open_submission(msg: Incoming, ctx: Context, engine: Engine) -> list[Reply]:
-    """A submission's fields in order, what changed since it was returned, its files, and the actions."""
+    """A submission whole: what changed since it was returned, every answer, its files; then its life and
+    the actions, in a last message that the officer reads after the photos."""
     found = reviewable(ctx, msg.choice.partition(":")[2])
     if found is None:
         return [Reply(ctx.t("review.not_found"))]
@@ -120,7 +113,7 @@ async def open_submission(msg: Incoming, ctx: Context, engine: Engine) -> list[R
     form = engine.forms[row.kind]
     with ctx.db.session() as s:
         actions = q.review_actions(s, row.id or 0)
-        versions = {v.version: v.answers for v in q.versions_of(s, row.id or 0)}
+        versions = q.versions_of(s, row.id or 0)
     returned = next((a for a in reversed(actions) if a.action == "return"), None)
     answers = public_view(row.answers) if row.kind == "nomination" else row.answers
     lines = [
@@ -135,35 +128,21 @@ async def open_submission(msg: Incoming, ctx: Context, engine: Engine) -> list[R
     ]
     if row.late:
         lines.append(ctx.t("review.late"))
-    if returned is not None and row.version > returned.version:
-        lines.append(changes(ctx, form, row, versions.get(returned.version)))
-    for step in form.steps:
-        if step.applies(answers) and step.key in answers:
-            lines.append(f"• {ctx.t(step.prompt + '_short')}: {shown(ctx, step, answers)}")
+    before = next((v.answers for v in versions if returned and v.version == returned.version), None)
+    if returned is not None and row.version > returned.version and before is not None:
+        old = public_view(before) if row.kind == "nomination" else before
+        lines += dossier.change_lines(ctx, form, old, answers)
+    lines += dossier.fact_lines(ctx, form, answers)
     if answers.get("withheld"):
         lines.append(ctx.t("nomination.withheld"))
-    for action in actions:
-        lines.append(history_line(ctx, action))
     files = (
         () if answers.get("withheld") else attachments(ctx, form, row.answers, Path(ctx.settings.media_dir))
     )
-    return [Reply("\n".join(lines), action_buttons(ctx, row), attachments=files)]
-
-
-def shown(ctx: Context, step: Step, answers: Answers) -> str:
-    """An answer as the officer reads it; a choice made from the school's own options by its saved label."""
-    if step.choices is not None:
-        return str(answers.get(f"{step.key}_text") or answers.get(step.key) or ctx.t("form.skipped"))
-    return display(step, answers.get(step.key), ctx, short=True)
-
-
-def history_line(ctx: Context, action: Any) -> str:
-    """ "Trả lại bởi Anh Minh lúc 09:30 10/11: <lý do>"."""
-    with ctx.db.session() as s:
-        who = s.get(User, action.user_id)
-    when = action.created_at.astimezone(ctx.clock.tz).strftime("%H:%M %d/%m")
-    name = who.display_name if who else "?"
-    return ctx.t(f"review.did.{action.action}", name=name, when=when, note=action.note)
+    life = dossier.history_lines(ctx, row, versions, actions)
+    return [
+        Reply("\n".join(lines), attachments=files),
+        Reply("\n".join(life), action_buttons(ctx, row)),
+    ]
 
 
 def action_buttons(ctx: Context, row: Submission) -> tuple[tuple[Choice, ...], ...]:
@@ -176,9 +155,34 @@ def action_buttons(ctx: Context, row: Submission) -> tuple[tuple[Choice, ...], .
             (Choice(ctx.t("review.approve"), f"rv:a:{ref}"),),
             (Choice(ctx.t("review.return"), f"rv:r:{ref}"),),
         )
-    if row.status == "approved" and row.kind == "article":
+    if row.status == "approved" and row.kind in q.PUBLISHED_KINDS:
         return ((Choice(ctx.t("review.publish"), f"rv:p:{ref}"),),)
     return ()
+
+
+def publish_button(ctx: Context, row: Submission) -> Choice:
+    """ "🌐 Đã đăng #12": asks for the link of an approved article."""
+    return Choice(ctx.t("vetting.publish_number", number=row.id), f"rv:p:{row.id}:{row.version}")
+
+
+def next_buttons(ctx: Context, row: Submission) -> tuple[tuple[Choice, ...], ...]:
+    """What an officer does next after a review: mark this article published (once approved), the
+    approved articles not yet published, the items still waiting."""
+    first = (publish_button(ctx, row),) if row.kind in q.PUBLISHED_KINDS and row.status == "approved" else ()
+    return (
+        *((first,) if first else ()),
+        (Choice(ctx.t("vetting.to_publish"), f"{PUBLISHED_PREFIX}:0"),),
+        (Choice(ctx.t("vetting.to_review"), "m:review"),),
+    )
+
+
+def already_published(ctx: Context, row: Submission) -> list[Reply]:
+    """Marking published again: said so, with the link, who and when."""
+    with ctx.db.session() as s:
+        done = next((a for a in reversed(q.review_actions(s, row.id or 0)) if a.action == "publish"), None)
+    link = done.note if done else ""
+    again = (Choice(ctx.t("review.open", number=row.id), f"o:{row.id}"),)
+    return [Reply(ctx.t("vetting.already_published", number=row.id, link=link), (again,))]
 
 
 def parse_ref(data: str) -> tuple[str, str, int] | None:
@@ -207,6 +211,8 @@ async def act(msg: Incoming, ctx: Context, engine: Engine) -> list[Reply]:
         return [Reply(ctx.t("review.not_found"))]
     action, _, version = ref
     row, _school = found
+    if action == "p" and row.status == "published":
+        return already_published(ctx, row)
     if (
         row.version != version
         or (action in ("a", "r") and row.status != "submitted")
@@ -233,7 +239,8 @@ def approve(ctx: Context, row: Submission) -> list[Reply]:
             tell_principals(s, ctx, row, "approve", "review.told_approved")
     if not done:
         return [Reply(ctx.t("review.already_someone"))]
-    return [Reply(ctx.t("review.approved", number=row.id))]
+    row.status = "approved"
+    return [Reply(ctx.t("review.approved", number=row.id), next_buttons(ctx, row))]
 
 
 def reason_text(ctx: Context, answers: Answers) -> str:
@@ -250,8 +257,20 @@ async def submit_return(ctx: Context, draft: Draft) -> list[Reply]:
 
 
 async def submit_publish(ctx: Context, draft: Draft) -> list[Reply]:
-    """Đã đăng: the link on the office website is recorded and the school told."""
-    return finish(ctx, draft, "publish", ("approved",), "published", str(draft.answers.get("link") or ""))
+    """Đã đăng: the link on the office website is recorded and the school told; a link already given
+    for another article is refused (pasted twice by mistake), with a button to give the right one."""
+    link = str(draft.answers.get("link") or "")
+    target = draft.answers.get(TARGET) or {}
+    with ctx.db.session() as s:
+        other = q.published_with(s, link)
+    if other is not None and other.submission_id != target.get("id"):
+        again = Choice(
+            ctx.t("vetting.link_again", number=target.get("id")),
+            f"rv:p:{target.get('id')}:{target.get('version')}",
+        )
+        taken = ctx.t("vetting.link_taken", other=other.submission_id, number=target.get("id"))
+        return [Reply(taken, ((again,),))]
+    return finish(ctx, draft, "publish", ("approved",), "published", link)
 
 
 def finish(
@@ -279,10 +298,23 @@ def finish(
         )
         if done:
             tell_principals(s, ctx, row, action, key, note=note)
+    if not done and action == "publish" and current_status(ctx, row) == "published":
+        return already_published(ctx, row)
     if not done:
         return [Reply(ctx.t("review.already_someone"))]
-    mine = ctx.t("review.returned" if action == "return" else "review.published", number=row.id)
-    return [Reply(mine)]
+    if action == "return":
+        following = (Choice(ctx.t("vetting.to_review"), "m:review"),)
+        return [Reply(ctx.t("review.returned", number=row.id), (following,))]
+    seen = (Choice(ctx.t("review.open", number=row.id), f"o:{row.id}"),)
+    waiting = (Choice(ctx.t("vetting.to_publish"), f"{PUBLISHED_PREFIX}:0"),)
+    return [Reply(ctx.t("review.published", number=row.id), (seen, waiting))]
+
+
+def current_status(ctx: Context, row: Submission) -> str:
+    """The submission's status as stored now."""
+    with ctx.db.session() as s:
+        fresh = s.get(Submission, row.id)
+    return fresh.status if fresh else ""
 
 
 RETURN_FORM = Form(

@@ -40,7 +40,9 @@ def save(
     edit_of = answers.pop(EDIT_KEY, None)
     with ctx.db.session() as s:
         if edit_of:
-            row = q.resubmit(s, int(edit_of["id"]), int(edit_of["version"]), answers, now)
+            row = q.resubmit(
+                s, int(edit_of["id"]), int(edit_of["version"]), answers, now, user.id, draft.created_at
+            )
             return Saved(row, resubmitted=row is not None)
         row, created = q.create_submission(
             s,
@@ -59,7 +61,7 @@ def save(
         row.submitted_at = now
         s.add(row)
         s.flush()
-        q.add_version(s, row, now)
+        q.add_version(s, row, now, user.id, draft.created_at)
     return Saved(row, created=True)
 
 

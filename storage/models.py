@@ -165,6 +165,8 @@ class Submission(SQLModel, table=True):
     review_note: str = Field(default="", max_length=2000)
     reviewed_by_id: int | None = Field(default=None, foreign_key="user.id")
     reviewed_at: datetime | None = utc_field(nullable=True)
+    # What /find matches: title, theme, report name, a nominee's name when it may be shown; folded.
+    search: str = Field(default="", max_length=1000)
     created_at: datetime = utc_field()
     updated_at: datetime = utc_field()
 
@@ -200,7 +202,9 @@ class SubmissionVersion(SQLModel, table=True):
     submission_id: int = Field(foreign_key="submission.id", index=True)
     version: int
     answers: dict[str, Any] = json_field()
-    created_at: datetime = utc_field()
+    created_at: datetime = utc_field()  # when this version was sent
+    user_id: int | None = Field(default=None, foreign_key="user.id")  # who sent it (None: before 0009)
+    drafted_at: datetime | None = utc_field(nullable=True)  # when its draft was begun
 
 
 class PlanTheme(SQLModel, table=True):

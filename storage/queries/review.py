@@ -5,12 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, or_
+from sqlalchemy import ColumnElement, and_, func, literal, or_
 from sqlmodel import Session, col, select
 
 from storage import scope
 from storage.models import MediaFile, ReviewAction, School, Submission
 from storage.queries.submissions import move_submission
+
+REVIEWED_KINDS = ("article", "nomination", "report")  # what officers vet (incidents are acknowledged)
+PUBLISHED_KINDS = ("article",)  # what the office publishes on its website
 
 
 def awaiting_review(s: Session, school_ids: scope.SchoolIds, limit: int = 20) -> tuple[list[Submission], int]:
@@ -18,7 +21,7 @@ def awaiting_review(s: Session, school_ids: scope.SchoolIds, limit: int = 20) ->
     oldest `limit` of them, and how many there are in all."""
     waiting = (
         col(Submission.school_id).in_(school_ids),
-        col(Submission.kind).in_(("article", "nomination", "report")),
+        col(Submission.kind).in_(REVIEWED_KINDS),
         col(Submission.status) == "submitted",
     )
     rows = list(s.exec(select(Submission).where(*waiting).order_by(col(Submission.updated_at)).limit(limit)))
@@ -116,3 +119,83 @@ def submissions_since(s: Session, school_ids: scope.SchoolIds, since: datetime) 
         col(Submission.status) == "submitted",
     )
     return list(s.exec(stmt.order_by(col(Submission.updated_at))))
+
+
+def awaiting_publication(
+    s: Session, school_ids: scope.SchoolIds, limit: int, offset: int = 0
+) -> tuple[list[tuple[Submission, School]], int]:
+    """Approved articles of these schools not yet marked published, approved longest ago first; and how
+    many there are in all."""
+    waiting = (
+        col(Submission.school_id).in_(school_ids),
+        col(Submission.kind).in_(PUBLISHED_KINDS),
+        col(Submission.status) == "approved",
+    )
+    stmt = (
+        select(Submission, School)
+        .join(School, col(School.id) == col(Submission.school_id))
+        .where(*waiting)
+        .order_by(col(Submission.reviewed_at), col(Submission.id))
+    )
+    rows = [(row, school) for row, school in s.exec(stmt.offset(offset).limit(limit))]
+    total = s.exec(select(func.count()).select_from(Submission).where(*waiting)).one()
+    return rows, int(total)
+
+
+def published_with(s: Session, link: str) -> ReviewAction | None:
+    """The latest "published" record that gave this link, if any."""
+    stmt = select(ReviewAction).where(col(ReviewAction.action) == "publish", col(ReviewAction.note) == link)
+    return s.exec(stmt.order_by(col(ReviewAction.id).desc()).limit(1)).first()
+
+
+def find_submissions(
+    s: Session,
+    school_ids: scope.SchoolIds,
+    words: list[str],
+    *,
+    month: tuple[str, datetime, datetime] | None = None,
+    statuses: tuple[str, ...] = (),
+    limit: int = 10,
+    offset: int = 0,
+) -> tuple[list[tuple[Submission, School]], int]:
+    """Articles, nominations and reports of these schools matching every folded word at the start of a
+    word of their title, theme, report, nominee, school name or code; of a month (an article by its
+    period, the others by when they were sent: (key, start, end)) and of `statuses` when given. Newest
+    first, `limit` from `offset`, and how many match in all."""
+    haystack = (
+        literal(" ")
+        + col(Submission.search)
+        + literal(" ")
+        + col(School.name_folded)
+        + literal(" ")
+        + func.lower(col(School.code))
+    )
+    where: list[ColumnElement[bool]] = [
+        col(Submission.school_id).in_(school_ids),
+        col(Submission.kind).in_(REVIEWED_KINDS),
+        *(haystack.like(f"% {word}%") for word in words),
+    ]
+    if statuses:
+        where.append(col(Submission.status).in_(statuses))
+    if month is not None:
+        key, start, end = month
+        where.append(
+            or_(
+                and_(col(Submission.kind) == "article", col(Submission.period) == key),
+                and_(
+                    col(Submission.kind) != "article",
+                    col(Submission.created_at) >= start,
+                    col(Submission.created_at) < end,
+                ),
+            )
+        )
+    joined = select(Submission, School).join(School, col(School.id) == col(Submission.school_id))
+    stmt = joined.where(*where).order_by(col(Submission.created_at).desc(), col(Submission.id).desc())
+    rows = [(row, school) for row, school in s.exec(stmt.offset(offset).limit(limit))]
+    counted = (
+        select(func.count())
+        .select_from(Submission)
+        .join(School, col(School.id) == col(Submission.school_id))
+        .where(*where)
+    )
+    return rows, int(s.exec(counted).one())

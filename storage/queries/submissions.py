@@ -12,6 +12,16 @@ from sqlmodel import Session, col, select
 from storage import scope
 from storage.db import insert_ignore
 from storage.models import School, Submission, SubmissionVersion, User
+from storage.text import fold
+
+SEARCHED = ("title", "theme_text", "which_text", "name")  # the answers /find matches, besides the school
+
+
+def search_text(kind: str, answers: dict[str, Any]) -> str:
+    """The folded words /find matches a submission by; a nominee's name only when it may be shown."""
+    shown = kind != "nomination" or answers.get("publishable") is True
+    parts = [str(answers.get(key) or "") for key in SEARCHED if key != "name" or shown]
+    return fold(" ".join(parts))[:1000]
 
 
 def submission_by_token(s: Session, token: str) -> Submission | None:
@@ -44,6 +54,7 @@ def create_submission(
                 "status": status,
                 "answers": answers,
                 "token": token,
+                "search": search_text(kind, answers),
                 "version": 1,
                 "created_at": now,
                 "updated_at": now,
@@ -86,8 +97,10 @@ def latest_submission(s: Session, school_id: int, kind: str) -> Submission | Non
     return s.exec(stmt.order_by(col(Submission.id).desc()).limit(1)).first()
 
 
-def add_version(s: Session, submission: Submission, now: datetime) -> None:
-    """Keep the submission's current answers as a numbered version."""
+def add_version(
+    s: Session, submission: Submission, now: datetime, user_id: int | None, drafted_at: datetime | None
+) -> None:
+    """Keep the submission's current answers as a numbered version: who sent it, when its draft began."""
     insert_ignore(
         s,
         SubmissionVersion,
@@ -96,6 +109,8 @@ def add_version(s: Session, submission: Submission, now: datetime) -> None:
             "version": submission.version,
             "answers": submission.answers,
             "created_at": now,
+            "user_id": user_id,
+            "drafted_at": drafted_at,
         },
     )
 
@@ -117,11 +132,19 @@ def move_submission(
 
 
 def resubmit(
-    s: Session, submission_id: int, expected_version: int, answers: dict[str, Any], now: datetime
+    s: Session,
+    submission_id: int,
+    expected_version: int,
+    answers: dict[str, Any],
+    now: datetime,
+    user_id: int,
+    drafted_at: datetime | None,
 ) -> Submission | None:
     """Replace an editable submission's answers as a new version; None when it changed or was reviewed."""
+    current = s.get(Submission, submission_id)
     values = {
         "answers": answers,
+        "search": search_text(current.kind if current else "", answers),
         "version": expected_version + 1,
         "status": "submitted",
         "review_note": "",
@@ -131,7 +154,7 @@ def resubmit(
         return None
     row = s.get(Submission, submission_id, populate_existing=True)
     assert row is not None
-    add_version(s, row, now)
+    add_version(s, row, now, user_id, drafted_at)
     return row
 
 

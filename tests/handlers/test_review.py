@@ -97,7 +97,13 @@ async def test_return_needs_a_reason_and_the_school_can_resubmit(demo, chat_as, 
     await officer.send("/review")
     reopened = await officer.press("Mở #1")
     assert "Đã sửa so với bản bị trả lại: Tiêu đề" in reopened[0].text
-    assert "Trả lại bởi Anh Nguyễn Văn Minh" in reopened[0].text
+    assert "Tiêu đề (bỏ 0 từ, thêm 4 từ): Ngày hội đọc sách [+– có ảnh mới+]" in reopened[0].text
+    life = reopened[1].text
+    assert (
+        life.index("Gửi, chờ duyệt")
+        < life.index("Trả lại bởi Anh Nguyễn Văn Minh")
+        < life.index("Gửi lại (bản 2)")
+    )
 
 
 async def test_two_officers_at_once_cannot_both_win(demo, chat_as, files) -> None:
