@@ -40,9 +40,8 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import httpx
 from sqlalchemy import select
@@ -101,14 +100,6 @@ REPLY_METHODS = frozenset(
 Listener = Callable[[float, str, dict[str, Any], Any], None]
 
 
-class WideServer(ThreadingHTTPServer):
-    """The stdlib server with a listen backlog of 1,024 instead of 5: 200 principals' replies connect at
-    once, and the fake must not refuse or reset what Telegram would take."""
-
-    request_queue_size = 1024
-    daemon_threads = True
-
-
 class RecordingAPI(FakeBotAPI):
     """FakeBotAPI that tells each principal's listener of every message to its chat as it arrives."""
 
@@ -120,14 +111,6 @@ class RecordingAPI(FakeBotAPI):
         self.too_many = 0
         self.others = 0  # messages to chats that are not chatting principals: the wave, alerts
         self.wave: list[float] = []  # when each message to a school owing its article arrived
-
-    def start(self) -> Self:
-        """Serve on a free 127.0.0.1 port, in a thread, with the wide backlog."""
-        self._server = WideServer(("127.0.0.1", 0), self.handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05})
-        self._thread.daemon = True
-        self._thread.start()
-        return self
 
     def handle(self, token: str, method: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """Answer as the fake does, then record the reply with the moment it arrived."""

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 from bot.config import Settings, load_settings
-from storage.errors import ConfigError, ImportRejected
+from storage.errors import ConfigError, ImportRejected, StartFailed
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -92,6 +92,8 @@ def run(
         asyncio.run(run_bot(settings, needed))
     except ConfigError as exc:
         refuse(str(exc), 2)
+    except StartFailed as exc:
+        refuse(str(exc), 1)
 
 
 @app.command()

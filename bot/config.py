@@ -61,6 +61,8 @@ def _describe(exc: ValidationError, values: dict[str, Any]) -> str:
         else:
             shown = f" = {given!r}"
         lines.append(f"{path}{shown}: {err['msg']}")
+    if len(lines) == 1:
+        return f"invalid configuration: {lines[0]}"
     return "invalid configuration:\n  " + "\n  ".join(lines)
 
 

@@ -18,6 +18,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TextIO, TypeVar
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
 from bot.app import App, build_app
 from bot.channels.base import Channel, TokenRedactor
 from bot.channels.console import CHANNEL as CONSOLE
@@ -26,7 +29,8 @@ from bot.channels.telegram import TelegramChannel
 from bot.channels.zalo import ZaloChannel
 from bot.config import Settings
 from bot.dispatch import Dispatcher
-from storage.errors import ConfigError
+from storage.errors import ChannelError, ConfigError, StartFailed
+from storage.media import MediaStore
 
 log = logging.getLogger("schoolbot")
 
@@ -85,6 +89,15 @@ def console_chat(
 async def run(settings: Settings, names: Sequence[str]) -> None:
     """Run the bot on these channels until SIGINT/SIGTERM.
 
+    The channels connect first, then the clock and the outbox sender start. A start that fails (a
+    platform or the database cannot be reached, a folder cannot be written) raises StartFailed, and
+    a rejected token or a bad setting ConfigError, each with one plain line to print.
+
+    On SIGINT/SIGTERM the channels stop taking updates (those in hand are finished), then the clock
+    and the outbox sender stop (the sends in flight finish, the claimed rows and the sender lease are
+    handed back, so a next process takes over at once), and only then do the channels close their
+    connections: nothing is sent through a closed client.
+
     A single channel that stops on its own (its token revoked while running) ends the run with a
     ConfigError; next to another channel, that one goes on and the log says why the first stopped.
     """
@@ -93,20 +106,48 @@ async def run(settings: Settings, names: Sequence[str]) -> None:
         for handler in logging.getLogger().handlers:
             handler.addFilter(redactor)  # the last line of defence for any record that reaches output
     running: list[Channel] = []
-    async with build_app(settings) as app, contextlib.AsyncExitStack() as stack:
-        for name in names:
-            running.append(await stack.enter_async_context(attached(app, CHANNELS[name](app))))
-        log.info("running; Ctrl-C to stop")
-        if len(running) == 1:
-            await first_of(until_signalled(), running[0].failed.wait())
-        else:
-            await until_signalled()
+    async with contextlib.AsyncExitStack() as stack:
+        async with start_failures(settings):
+            app = await stack.enter_async_context(build_app(settings, clockwork=False))
+            MediaStore(settings.media_dir).check()
+            for name in names:
+                running.append(await stack.enter_async_context(attached(app, CHANNELS[name](app))))
+            await app.clockwork.start()
+        try:
+            log.info("running; Ctrl-C to stop")
+            if len(running) == 1:
+                await first_of(until_signalled(), running[0].failed.wait())
+            else:
+                await until_signalled()
+            log.info("stopping: no more updates; the outbox hands back what it has not sent")
+            for channel in running:
+                await channel.stop_taking()
+        finally:
+            await app.clockwork.stop()
     log.info("stopped")
     if len(running) == 1 and running[0].failed.is_set():
         name = running[0].name
         raise ConfigError(
             f"{name}.token = ***: {name.capitalize()} rejected the bot token while running (revoked or reset)"
         )
+
+
+@asynccontextmanager
+async def start_failures(settings: Settings) -> AsyncIterator[None]:
+    """What goes wrong while starting, as one plain line (StartFailed): no traceback, never a secret."""
+    try:
+        yield
+    except (ConfigError, StartFailed):
+        raise
+    except ChannelError as exc:
+        raise StartFailed(f"could not start: {exc}") from None
+    except SQLAlchemyError as exc:
+        where = make_url(settings.database_url).render_as_string(hide_password=True)
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise StartFailed(f"database_url = {where}: cannot open the database: {reason}") from None
+    except OSError as exc:
+        what = f"cannot write {exc.filename}: " if exc.filename else ""
+        raise StartFailed(f"could not start: {what}{exc.strerror or exc}") from None
 
 
 async def until_signalled() -> None:

@@ -25,6 +25,11 @@ class ConfigError(SchoolbotError):
     """A setting is wrong; the message names the key, the value and the rule."""
 
 
+class StartFailed(SchoolbotError):
+    """The bot could not start: a platform or the database cannot be reached, a folder cannot be written.
+    The message is one plain line that names what to fix, never a secret."""
+
+
 class StaleDraft(SchoolbotError):
     """A draft changed under us (another worker, a double tap); the caller re-reads it."""
 

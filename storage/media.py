@@ -31,6 +31,13 @@ class MediaStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
 
+    def check(self) -> None:
+        """Make the folder and write a file in it (at start); OSError when it cannot be written."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        probe = self.root / f".write-check.{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+
     def save(self, data: bytes, suffix: str = "") -> tuple[str, str]:
         """Store `data`; (sha256, path relative to the root). Written atomically, once."""
         digest = sha256_of(data)

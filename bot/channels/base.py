@@ -58,6 +58,11 @@ class Channel(Protocol):
         """Stop taking updates, finish those in hand, close the connections."""
         ...
 
+    async def stop_taking(self) -> None:
+        """Stop taking updates and finish those in hand; the connections stay open (the outbox's last
+        sends go through them) until `__aexit__`."""
+        ...
+
     async def send_to_user(self, user: User, replies: list[Reply]) -> None:
         """The outbox's sender: deliver replies to a user who is not writing; raises ChannelError."""
         ...
@@ -92,7 +97,7 @@ class ChannelBase(ABC):
     """Lifecycle (`async with channel:` is start/stop), typing indicator, token redaction, cosmetic calls.
 
     A subclass sets `name`, `upload_limit` and `token_loggers`, calls `__init__` with its token and
-    typing delays, and writes `start`, `stop` and `typing`.
+    typing delays, and writes `start`, `stop_taking`, `stop` and `typing`.
     """
 
     name: ClassVar[str]
@@ -123,8 +128,12 @@ class ChannelBase(ABC):
         """Connect and start taking updates."""
 
     @abstractmethod
+    async def stop_taking(self) -> None:
+        """Stop taking updates and finish those in hand; the connections stay open for the outbox."""
+
+    @abstractmethod
     async def stop(self) -> None:
-        """Stop taking updates and close the connections."""
+        """Stop taking updates (`stop_taking`) and close the connections."""
 
     @abstractmethod
     async def typing(self, chat_id: str) -> None:

@@ -239,6 +239,7 @@ class _State:
     blocked: set[str] = field(default_factory=set)
     gone: set[str] = field(default_factory=set)
     files: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    delays: dict[str, float] = field(default_factory=dict)
     closing: bool = False
 
 
@@ -321,6 +322,11 @@ class FakeBotAPI(LoopbackServer):
         with self._cond:
             self._state.failures[method.lower()] = Failure(status, description, times, parameters)
 
+    def slow(self, method: str, seconds: float) -> None:
+        """`method` answers only after `seconds` (a slow platform: calls stay in flight that long)."""
+        with self._cond:
+            self._state.delays[method.lower()] = seconds
+
     def clear_failures(self) -> None:
         """Every method works again."""
         with self._cond:
@@ -386,6 +392,10 @@ class FakeBotAPI(LoopbackServer):
 
     def handle(self, token: str, method: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """Answer one Bot API call: (HTTP status, JSON body)."""
+        with self._cond:
+            delay = self._state.delays.get(method.lower(), 0.0)
+        if delay:
+            time.sleep(delay)
         status, body = self._answer(token, method, params)
         with self._cond:
             self._state.calls.append(Call(method, params, status))

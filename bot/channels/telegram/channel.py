@@ -50,6 +50,7 @@ from handlers.types import Attachment, Incoming, Kind, Media, Reply
 from storage import queries as q
 from storage.errors import (
     Blocked,
+    ChannelError,
     ConfigError,
     FetchError,
     TooLarge,
@@ -173,25 +174,31 @@ class TelegramChannel(ChannelBase):
     async def start(self) -> None:
         """Connect (getMe), set the command menus, and start taking updates.
 
-        Raises ConfigError when Telegram rejects the token (the message never quotes it).
+        Raises ConfigError when Telegram rejects the token, ChannelError when it cannot be reached
+        (neither message quotes the token).
         """
         try:
             try:
                 await self.application.initialize()
+                self.announce()
+                await self.set_default_commands()
+                await self.application.start()
+                if self.config.mode == "webhook":
+                    await self.start_webhook()
+                else:
+                    await self.updater().start_polling(
+                        timeout=timedelta(seconds=self.poll_timeout),
+                        bootstrap_retries=self.bootstrap_retries,
+                        allowed_updates=list(ALLOWED_UPDATES),
+                    )
             except InvalidToken:
                 # PTB's message quotes the token; this one names the setting instead.
                 raise ConfigError("telegram.token = ***: Telegram rejected this bot token") from None
-            self.announce()
-            await self.set_default_commands()
-            await self.application.start()
-            if self.config.mode == "webhook":
-                await self.start_webhook()
-            else:
-                await self.updater().start_polling(
-                    timeout=timedelta(seconds=self.poll_timeout),
-                    bootstrap_retries=self.bootstrap_retries,
-                    allowed_updates=list(ALLOWED_UPDATES),
-                )
+            except TelegramError as exc:
+                raise ChannelError(
+                    f"Telegram cannot be reached at telegram.base_url = {self.config.base_url}: "
+                    + self.redact(f"{type(exc).__name__}: {exc}")
+                ) from None
         except BaseException:
             await self.stop()
             raise
@@ -210,15 +217,19 @@ class TelegramChannel(ChannelBase):
         )
         log.info("webhook listening on %s:%s/%s", self.config.listen, self.config.port, self.config.url_path)
 
-    async def stop(self) -> None:
-        """Stop taking updates, finish the one in hand, close the connections."""
-        if self._album_tasks:  # let gathered albums be handled before closing
+    async def stop_taking(self) -> None:
+        """Stop taking updates and finish those in hand; the connection stays open for the outbox."""
+        if self._album_tasks:  # let gathered albums be handled
             await asyncio.gather(*self._album_tasks, return_exceptions=True)
         updater = self.application.updater
         if updater is not None and updater.running:
             await updater.stop()
         if self.application.running:
             await self.application.stop()
+
+    async def stop(self) -> None:
+        """Stop taking updates, finish those in hand, close the connections."""
+        await self.stop_taking()
         await self.application.shutdown()
         self.release_loggers()
 

@@ -209,11 +209,8 @@ class ZaloChannel(ChannelBase):
         )
         log.info("Zalo webhook set to %s", url)
 
-    async def stop(self) -> None:
-        """Stop taking updates, handle those already received, close the connections."""
-        if self._closed:
-            return
-        self._closed = True
+    async def stop_taking(self) -> None:
+        """Stop taking updates and handle those already received; the connections stay open."""
         await self._cancel("poller")
         if self.server is not None:
             await self.server.stop()
@@ -222,6 +219,13 @@ class ZaloChannel(ChannelBase):
                 await asyncio.wait_for(self._queue.join(), self.timing.drain_timeout)
             except TimeoutError:
                 log.warning("%d Zalo update(s) were not handled before stopping", self._queue.qsize())
+
+    async def stop(self) -> None:
+        """Stop taking updates, handle those already received, close the connections."""
+        if self._closed:
+            return
+        self._closed = True
+        await self.stop_taking()
         for name in list(self._tasks):
             await self._cancel(name)
         await self._turns.cancel()
