@@ -152,7 +152,8 @@ async def test_replies_overtake_a_wave(tmp_path: Path, database_url: str, api: F
             await until(lambda: channel.handled >= 20, "the chats handled", WAIT)
             await until(lambda: all(len(api.sent_to(p.id)) == 2 for p in people), "every reply", WAIT)
             during = statuses(app)
-            await until(lambda: statuses(app)["sent"] == schools, "the wave finished", WAIT)
+            # A 429 the jitter of a loaded machine causes halves the wave's pace: it may take minutes.
+            await until(lambda: statuses(app)["sent"] == schools, "the wave finished", 3 * WAIT)
             await app.outbox.stop_sender()
         assert during["sent"] < schools // 2  # the chats were answered early in the wave
         assert outbox_rows(app, kind=REPLY) == []
