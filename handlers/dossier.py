@@ -100,7 +100,11 @@ def change_lines(ctx: Context, form: Form, returned: Answers, now: Answers) -> l
         diff = word_diff(shown(ctx, step, returned), shown(ctx, step, now), marks(ctx))
         if diff.same:
             continue
-        counts = ctx.t("vetting.diff.counts", removed=diff.removed, added=diff.added)
+        counts = ", ".join(
+            ctx.t(f"vetting.diff.{key}_count", count=count)
+            for key, count in (("removed", diff.removed), ("added", diff.added))
+            if count
+        )
         lines.append(ctx.t("vetting.diff.field", field=label(ctx, step), counts=counts, diff=diff.text))
     if any(files):
         lines.append(ctx.t("vetting.diff.files", fields=", ".join(f for f in files if f)))

@@ -102,6 +102,8 @@ def results(ctx: Context, text: str, offset: int) -> Reply:
             limit=PAGE,
             offset=offset,
         )
+    if not rows and offset:
+        return results(ctx, text, 0)  # fewer items than when the button was shown
     if not rows:
         key = "vetting.find.none" if query.shown(ctx) else "vetting.find.empty"
         return Reply(ctx.t(key, query=query.shown(ctx)))

@@ -66,7 +66,7 @@ async def test_from_draft_to_published_by_buttons_on_telegram(tg: Tg, tmp_path: 
     assert LINK in text_of(await principal.send("/menu"))  # the school was told, with the link
     life = await tg.press(me, tg.button(me, "Mở #1"))
     history = texts(life)
-    assert "Tiêu đề (bỏ 0 từ, thêm 1 từ): Ngày hội đọc sách [+2026+]" in history
+    assert "Tiêu đề (thêm 1 từ): Ngày hội đọc sách [+2026+]" in history
     order = ["Gửi, chờ duyệt", "Trả lại bởi", "Gửi lại (bản 2)", "Duyệt bởi", "Đăng bởi Minh Nguyễn Văn"]
     assert [history.index(x) for x in order] == sorted(history.index(x) for x in order)
 

@@ -97,7 +97,7 @@ async def test_return_needs_a_reason_and_the_school_can_resubmit(demo, chat_as, 
     await officer.send("/review")
     reopened = await officer.press("Mở #1")
     assert "Đã sửa so với bản bị trả lại: Tiêu đề" in reopened[0].text
-    assert "Tiêu đề (bỏ 0 từ, thêm 4 từ): Ngày hội đọc sách [+– có ảnh mới+]" in reopened[0].text
+    assert "Tiêu đề (thêm 4 từ): Ngày hội đọc sách [+– có ảnh mới+]" in reopened[0].text
     life = reopened[1].text
     assert (
         life.index("Gửi, chờ duyệt")

@@ -73,3 +73,15 @@ async def test_redelivery_is_dropped_on_postgres(pg_app: App) -> None:
     msg = Incoming("console", "principal", "principal", Kind.COMMAND, command="help", update_id="77")
     assert await pg_app.dispatcher.handle(msg)
     assert await pg_app.dispatcher.handle(msg) == []
+
+
+async def test_find_and_published_on_postgres(pg_app: App) -> None:
+    from tests.handlers.test_vetting import seed_articles
+
+    seed_articles(pg_app, 3, status="approved")
+    officer = Chat(pg_app, "officer")
+    found = await officer.send("/find PU NHI bai so thang 11")
+    assert "“pu nhi bai so” · tháng 11/2026: 3 mục" in found[0].text
+    assert "Không tìm thấy" in (await officer.send("/find pu nhi tháng 10"))[0].text
+    waiting = await officer.send("/published")
+    assert "3 bài đã duyệt, chưa ghi nhận đăng" in waiting[0].text
