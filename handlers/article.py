@@ -6,7 +6,7 @@ from typing import Any
 
 from handlers import submissions
 from handlers.calendar import Calendar, Period
-from handlers.forms import Answers, DraftMode, Engine, Form, Option, Step, StepKind
+from handlers.forms import Answers, Engine, Form, Option, Step, StepKind, display
 from handlers.types import Choice, Context, Incoming, Reply
 from storage import plan
 from storage import queries as q
@@ -73,10 +73,29 @@ def theme_options(ctx: Context, answers: Answers) -> tuple[Option, ...]:
 
 
 def previous(ctx: Context, field: str) -> Any:
-    """A fixed part of the school's previous article (author, contact), offered as a suggestion."""
+    """A fixed part of the school's previous article (author, contact, theme)."""
     with ctx.db.session() as s:
         last = q.latest_submission(s, school_id(ctx), KIND)
     return last.answers.get(field) if last else None
+
+
+def known_author(ctx: Context, answers: Answers) -> str | None:
+    """Who writes: the previous article's author, else the writer's own name from the profile."""
+    found = previous(ctx, "author")
+    return str(found) if found else (ctx.user.display_name.strip() if ctx.user is not None else None) or None
+
+
+def previous_theme(ctx: Context, answers: Answers) -> str | None:
+    """The previous article's theme, offered again: as chosen when this month offers it, else as its words."""
+    with ctx.db.session() as s:
+        last = q.latest_submission(s, school_id(ctx), KIND)
+    if last is None or not last.answers.get("theme"):
+        return None
+    theme = str(last.answers["theme"])
+    if theme.startswith("other:") or any(o.value == theme for o in theme_options(ctx, answers)):
+        return theme
+    words = str(last.answers.get("theme_text") or "")
+    return f"other:{words}" if words else None
 
 
 def photo_date(ctx: Context, answers: Answers) -> str | None:
@@ -93,33 +112,85 @@ def photo_place(ctx: Context, answers: Answers) -> str | None:
     return ctx.t("article.gps_place", lat=f"{lat:.5f}", lon=f"{lon:.5f}")
 
 
+def photo_when_where(ctx: Context, answers: Answers) -> dict[str, str | None]:
+    """The photos' date and place, offered for the when-and-where step."""
+    return {"when": photo_date(ctx, answers), "where": photo_place(ctx, answers)}
+
+
+TOPIC, PHOTOS, FACTS, TEXT, WRITER = (
+    f"article.steps.sec_{name}" for name in ("topic", "photos", "facts", "text", "writer")
+)
+# Asked in turn: theme, title, the three photos, when and where (the photos' EXIF offered), what and
+# who, how, the text (or its link), last: a long text's later parts arrive on the review screen and
+# join it. Extra photos, videos and the link are offered on the review screen; the author and the
+# contact are known (previous article, profile) and asked only when the bot has never had them.
 ARTICLE_STEPS = (
     Step(
-        "period", "article.period", StepKind.CHOICE, ask=False, default=default_period, choices=period_options
+        "period",
+        "article.period",
+        StepKind.CHOICE,
+        ask=False,
+        default=default_period,
+        choices=period_options,
+        section=TOPIC,
     ),
-    Step("theme", "article.theme", StepKind.CHOICE, choices=theme_options, other=True, max_len=300),
-    Step("title", "article.title", StepKind.TEXT, max_len=200),
-    Step("photo_wide", "article.photo_wide", StepKind.PHOTO),
-    Step("photo_speaker", "article.photo_speaker", StepKind.PHOTO),
-    Step("photo_closeup", "article.photo_closeup", StepKind.PHOTO),
-    Step("photos_extra", "article.photos_extra", StepKind.PHOTOS, optional=True, max_items=10),
-    Step("what", "article.what", StepKind.TEXT, max_len=500),
-    Step("where", "article.where", StepKind.TEXT, max_len=300, default=photo_place),
-    Step("when", "article.when", StepKind.DATE, past_only=True, max_age_days=366, default=photo_date),
-    Step("who", "article.who", StepKind.TEXT, max_len=500),
-    Step("how", "article.how", StepKind.TEXT, max_len=500),
-    Step("body", "article.body", StepKind.APPEND, optional=True),
-    Step("link", "article.link", StepKind.URL, optional=lambda a: bool(a.get("body"))),
-    Step("videos", "article.videos", StepKind.VIDEOS, optional=True, max_items=5),
     Step(
-        "author", "article.author", StepKind.TEXT, max_len=200, default=lambda ctx, a: previous(ctx, "author")
+        "theme",
+        "article.theme",
+        StepKind.CHOICE,
+        choices=theme_options,
+        other=True,
+        max_len=300,
+        default=previous_theme,
+        section=TOPIC,
     ),
+    Step("title", "article.title", StepKind.TEXT, max_len=200, section=TOPIC),
+    Step("photo_wide", "article.photo_wide", StepKind.PHOTO, section=PHOTOS),
+    Step("photo_speaker", "article.photo_speaker", StepKind.PHOTO, section=PHOTOS),
+    Step("photo_closeup", "article.photo_closeup", StepKind.PHOTO, section=PHOTOS),
+    Step(
+        "photos_extra",
+        "article.photos_extra",
+        StepKind.PHOTOS,
+        optional=True,
+        max_items=10,
+        ask=False,
+        section=PHOTOS,
+    ),
+    Step("videos", "article.videos", StepKind.VIDEOS, optional=True, max_items=5, ask=False, section=PHOTOS),
+    Step(
+        "when",
+        "article.steps.when_where",
+        StepKind.WHEN_WHERE,
+        past_only=True,
+        max_age_days=366,
+        max_len=300,
+        also=("where",),
+        default=photo_when_where,
+        section=FACTS,
+    ),
+    Step("where", "article.where", StepKind.TEXT, max_len=300, ask=False, section=FACTS),
+    Step("what", "article.steps.what_who", StepKind.TEXT, max_len=800, section=FACTS),
+    Step("how", "article.how", StepKind.TEXT, max_len=500, section=FACTS),
+    Step("author", "article.author", StepKind.TEXT, max_len=200, known=known_author, section=WRITER),
     Step(
         "contact",
         "article.contact",
         StepKind.TEXT,
         max_len=200,
-        default=lambda ctx, a: previous(ctx, "contact"),
+        known=lambda ctx, a: previous(ctx, "contact"),
+        section=WRITER,
+    ),
+    Step(
+        "body",
+        "article.steps.body",
+        StepKind.APPEND,
+        optional=lambda a: bool(a.get("link")),
+        link_key="link",
+        section=TEXT,
+    ),
+    Step(
+        "link", "article.link", StepKind.URL, optional=lambda a: bool(a.get("body")), ask=False, section=TEXT
     ),
 )
 
@@ -155,42 +226,68 @@ async def submit(ctx: Context, draft: Draft) -> list[Reply]:
     return [Reply(ctx.t(key, period=period.label, due=due.strftime("%d/%m/%Y")), status)]
 
 
+BODY_PREVIEW = 1200  # characters of the text shown on the review screen
+
+
+def preview(ctx: Context, answers: Answers) -> str:
+    """The article as it will read: title, topic, when and where, what happened, the text, the
+    photos, who wrote it; each part changed under its section's edit button."""
+
+    def part(key: str) -> str:
+        step = ARTICLE_FORM.step(key)
+        assert step is not None
+        return display(step, answers.get(key), ctx, short=True)
+
+    def labelled(*keys: str) -> str:
+        return " · ".join(
+            f"{ctx.t(step.prompt + '_short')}: {part(step.key)}"
+            for step in (ARTICLE_FORM.step(k) for k in keys)
+            if step is not None
+        )
+
+    title = str(answers.get("title") or ctx.t("form.skipped"))
+    place = ", ".join(
+        x for x in (part("when") if answers.get("when") else "", str(answers.get("where") or "")) if x
+    )
+    facts = "\n".join(str(answers[k]) for k in ("what", "who", "how") if answers.get(k))
+    body = str(answers.get("body") or "")
+    if len(body) > BODY_PREVIEW:
+        body = ctx.t("form.preview", start=body[:BODY_PREVIEW].rstrip(), chars=len(body))
+    blocks = [
+        f"📰 {title.upper()}\n{labelled('theme')}\n{labelled('period')}",
+        "\n".join(x for x in (place, facts) if x),
+        "\n".join(x for x in (body, labelled("link") if answers.get("link") else "") if x),
+        f"{labelled('photo_wide', 'photo_speaker', 'photo_closeup')}\n{labelled('photos_extra', 'videos')}",
+        labelled("author", "contact"),
+    ]
+    return "\n\n".join(b for b in blocks if b)
+
+
 ARTICLE_FORM = Form(
     name=KIND,
     title="article.title_form",
     roles=frozenset({"principal"}),
     submit=submit,
     steps=ARTICLE_STEPS,
+    preview=preview,
 )
 
 
 async def start_article(msg: Incoming, ctx: Context, engine: Engine) -> list[Reply]:
-    """/article: offer to reuse last month's fixed parts when there is a previous article."""
-    assert ctx.user is not None and ctx.user.id is not None
-    with ctx.db.session() as s:
-        draft = q.get_draft(s, ctx.user.id, KIND)
-        last = q.latest_submission(s, school_id(ctx), KIND)
-    unfinished = draft is not None and draft.mode != DraftMode.SENT
-    if last is None or unfinished:
-        return await engine.start(KIND, ctx)
-    return [
-        Reply(
-            ctx.t("article.start_how"),
-            (
-                (Choice(ctx.t("article.start_new"), "as:new"),),
-                (Choice(ctx.t("article.start_copy"), "as:copy"),),
-            ),
-        )
-    ]
+    """/article: the form at once; what is known of the last article is offered or filled in."""
+    return await engine.start(KIND, ctx)
 
 
 async def start_choice(msg: Incoming, ctx: Context, engine: Engine) -> list[Reply]:
-    """ "New" or "from last month's": the copy keeps theme, author and contact, never photos or facts."""
+    """A "Bài mới" / "Dùng lại" button from before the form offered these itself: the copy keeps
+    theme, author and contact (not asked again), never photos or facts."""
     if msg.choice.endswith(":copy"):
         with ctx.db.session() as s:
             last = q.latest_submission(s, school_id(ctx), KIND)
         if last is not None:
-            prefill = {k: last.answers.get(k) for k in ("theme", "author", "contact") if last.answers.get(k)}
-            replies = await engine.start(KIND, ctx, prefill=prefill)
+            kept = ("theme", "author", "contact")
+            prefill = {k: last.answers.get(k) for k in kept if last.answers.get(k)}
+            prefill["theme"] = previous_theme(ctx, {})
+            replies = await engine.start(KIND, ctx, prefill=prefill, skip=kept)
             return [Reply(ctx.t("article.copied")), *replies]
     return await engine.start(KIND, ctx)

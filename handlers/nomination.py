@@ -6,7 +6,7 @@ from typing import Any
 
 from handlers import submissions
 from handlers.calendar import Calendar
-from handlers.forms import Answers, Form, Step, StepKind, options_from
+from handlers.forms import Answers, Form, Option, Step, StepKind, options_from
 from handlers.types import Choice, Context, Incoming, Reply
 from storage import queries as q
 from storage.models import Draft, School, Submission
@@ -38,39 +38,37 @@ def public_view(answers: Answers) -> Answers:
     return {**answers, "name": initials(str(answers.get("name", ""))), "photos": None, "withheld": True}
 
 
+def nominee(value: str, kind: str, role: str, consent: str | None = None) -> Option:
+    """One answer to "who is nominated": it gives the nominee's kind, role and (a pupil's) consent."""
+    sets = (("kind", kind), ("role", role), ("consent", consent))
+    return Option(value, f"nomination.nominees.{value}", sets=sets)
+
+
+# Who is nominated, in one choice: a pupil's consent is part of the answer, so the form has no
+# branch and its progress mark counts the same steps for everyone.
+NOMINEES = (
+    *(nominee(role, "individual", role) for role in ("manager", "teacher", "staff")),
+    nominee("student_yes", "individual", "student", "yes"),
+    nominee("student_no", "individual", "student", "no"),
+    *(nominee(role, "individual", role) for role in ("parent", "community")),
+    nominee("collective", "collective", "collective"),
+)
+WHO, DEEDS, CONTACT = (f"nomination.steps.sec_{name}" for name in ("who", "deeds", "contact"))
+
 NOMINATION_STEPS = (
-    Step(
-        "kind",
-        "nomination.kind",
-        StepKind.CHOICE,
-        options=options_from("nomination.kinds", ("individual", "collective")),
-    ),
-    Step("name", "nomination.name", StepKind.NAME, max_len=150),
-    Step(
-        "role",
-        "nomination.role",
-        StepKind.CHOICE,
-        when=lambda a: a.get("kind") == "individual",
-        options=options_from("nomination.roles", ROLES),
-    ),
-    Step(
-        "consent",
-        "nomination.consent",
-        StepKind.CHOICE,
-        when=is_student,
-        options=options_from("nomination.consents", ("yes", "no")),
-    ),
-    Step("deeds", "nomination.deeds", StepKind.LONGTEXT),
-    Step("photos", "nomination.photos", StepKind.PHOTOS, optional=True, max_items=10),
-    Step("link", "nomination.link", StepKind.URL, optional=True),
+    Step("nominee", "nomination.steps.nominee", StepKind.CHOICE, options=NOMINEES, section=WHO),
+    Step("name", "nomination.name", StepKind.NAME, max_len=150, section=WHO),
+    Step("deeds", "nomination.deeds", StepKind.LONGTEXT, section=DEEDS),
+    Step("photos", "nomination.photos", StepKind.PHOTOS, optional=True, max_items=10, section=DEEDS),
+    Step("link", "nomination.link", StepKind.URL, optional=True, section=DEEDS),
     Step(
         "purpose",
         "nomination.purpose",
         StepKind.CHOICE,
         options=options_from("nomination.purposes", PURPOSES),
     ),
-    Step("contact_name", "nomination.contact_name", StepKind.NAME, max_len=150),
-    Step("contact_phone", "nomination.contact_phone", StepKind.PHONE),
+    Step("contact_name", "nomination.contact_name", StepKind.NAME, max_len=150, section=CONTACT),
+    Step("contact_phone", "nomination.contact_phone", StepKind.PHONE, section=CONTACT),
 )
 
 

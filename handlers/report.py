@@ -139,12 +139,13 @@ def prepare(ctx: Context, answers: Answers) -> Answers:
     return {**answers, **figures(ctx, o), "_figures_for": which}
 
 
+FIGURES_SECTION, WORDS_SECTION = "report.steps.sec_figures", "report.steps.sec_words"
 REPORT_STEPS = (
     Step("which", "report.which", StepKind.CHOICE, choices=which_options, default=next_due),
-    *(Step(key, f"report.fig.{key}", StepKind.NUMBER, ask=False) for key in FIGURES),
-    Step("press_coverage", "report.press_coverage", StepKind.NUMBER, optional=True),
-    Step("highlights", "report.highlights", StepKind.LONGTEXT),
-    Step("difficulties", "report.difficulties", StepKind.LONGTEXT, optional=True),
+    *(Step(key, f"report.fig.{key}", StepKind.NUMBER, ask=False, section=FIGURES_SECTION) for key in FIGURES),
+    Step("press_coverage", "report.press_coverage", StepKind.NUMBER, optional=True, section=FIGURES_SECTION),
+    Step("highlights", "report.highlights", StepKind.LONGTEXT, section=WORDS_SECTION),
+    Step("difficulties", "report.difficulties", StepKind.LONGTEXT, optional=True, section=WORDS_SECTION),
     Step("document", "report.document", StepKind.DOCUMENT, optional=True),
 )
 

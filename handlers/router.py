@@ -10,6 +10,7 @@ from handlers import (
     bundle,
     common,
     digest,
+    drafts,
     find,
     incident,
     linking,
@@ -23,7 +24,7 @@ from handlers import (
     submissions,
 )
 from handlers.common import Command
-from handlers.forms import Engine, Form, act_cancel, has_content
+from handlers.forms import Engine, Form, has_content
 from handlers.leaders import buttons, ranking, reader, summary, workbook
 from handlers.types import Context, Handler, Incoming, Kind, Reply
 
@@ -82,6 +83,8 @@ class Router:
             return await self.command(msg, ctx)
         if msg.kind == Kind.CHOICE:
             return await self.button(msg, ctx)
+        if msg.kind == Kind.EDITED:  # a sent message changed: the answer it gave, if any, follows
+            return await self.engine.on_edit(msg, ctx) if ctx.user is not None and ctx.user.role else []
         if ctx.user is None or ctx.user.role is None:
             return await registration.on_text(msg, ctx)
         replies = await self.engine.on_message(msg, ctx)
@@ -135,9 +138,10 @@ def build_router() -> Router:
 
     async def cancel(msg: Incoming, ctx: Context) -> list[Reply]:
         draft = engine().active(ctx)
-        if draft is None:
+        form = engine().forms.get(draft.form) if draft is not None else None
+        if draft is None or form is None:
             return [Reply(ctx.t("form.nothing_to_cancel"))]
-        return await act_cancel(engine(), engine().forms[draft.form], draft, "", ctx)
+        return [engine().cancel_question(form, draft, ctx)]
 
     async def menu(msg: Incoming, ctx: Context) -> list[Reply]:
         return [ctx.extras["home"](ctx), *resume_offers(ctx)]
@@ -189,6 +193,12 @@ def build_router() -> Router:
         Command("bundle", bundle.bundle_command, review.VIEWERS, menu="menu.bundle", describe="cmd.bundle"),
         Command("digest", digest.digest_command, review.VIEWERS, menu="menu.digest", describe="cmd.digest"),
         Command("cancel", cancel, EVERYONE_REGISTERED, describe="cmd.cancel"),
+        Command(
+            "drafts",
+            lambda msg, ctx: drafts.list_drafts(msg, ctx, engine()),
+            EVERYONE_REGISTERED,
+            describe="cmd.drafts",
+        ),
         Command("whoami", common.whoami, None, describe="cmd.whoami"),
         Command("link", linking.link, None, describe="cmd.link"),
         Command("language", common.choose_language, None, menu="menu.language", describe="cmd.language"),
@@ -208,6 +218,9 @@ def build_router() -> Router:
             ButtonRoute("f", lambda msg, ctx: engine().on_button(msg, ctx), EVERYONE_REGISTERED),
             ButtonRoute("k", incident.acknowledge, STAFF),
             ButtonRoute("as", lambda msg, ctx: article.start_choice(msg, ctx, engine()), PRINCIPAL),
+            ButtonRoute(
+                drafts.PREFIX, lambda msg, ctx: drafts.restore(msg, ctx, engine()), EVERYONE_REGISTERED
+            ),
             ButtonRoute("se", lambda msg, ctx: submissions.edit(msg, ctx, engine()), PRINCIPAL),
             ButtonRoute(reminders.SNOOZE_PREFIX, reminders.snooze, PRINCIPAL),
             ButtonRoute("o", lambda msg, ctx: review.open_submission(msg, ctx, engine()), review.VIEWERS),

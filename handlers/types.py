@@ -27,6 +27,7 @@ class Kind(StrEnum):
     LOCATION = "location"
     VOICE = "voice"
     CONTACT = "contact"
+    EDITED = "edited"  # a text message the user changed after sending it (Telegram's edited_message)
     OTHER = "other"
 
 
@@ -62,6 +63,7 @@ class Incoming:
     media: tuple[Media, ...] = ()
     update_id: str = ""
     language: str = ""
+    message_id: str = ""  # the platform's id of the message (an edit names the message it changes)
 
 
 @dataclass(frozen=True)

@@ -141,6 +141,20 @@ class Draft(SQLModel, table=True):
     updated_at: datetime = utc_field()
 
 
+class CancelledDraft(SQLModel, table=True):
+    """A draft its writer cancelled, kept for a day so that /drafts can bring it back."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    form: str = Field(max_length=32)
+    step: str = Field(max_length=64)
+    mode: str = Field(max_length=16)  # the DraftMode it was in
+    answers: dict[str, Any] = json_field()
+    steps: dict[str, Any] = json_field()  # {"keys": [...]}: the form's step keys when it was cancelled
+    created_at: datetime = utc_field()
+    cancelled_at: datetime = utc_field(index=True)
+
+
 class Submission(SQLModel, table=True):
     """Something a school sent: an article, a nomination, a report, an incident."""
 

@@ -360,9 +360,24 @@ async def typed_link(step: Step, msg: Incoming, ctx: Context, answers: Answers, 
     return link
 
 
+WRITE = (
+    "_write"  # answers[WRITE][step key]: "replace" after the rewrite button, "append" after add-a-paragraph
+)
+
+
 async def parse_append(step: Step, msg: Incoming, ctx: Context, answers: Answers) -> Parsed:
-    """A long text in as many messages as it takes; each one is added until "Xong"."""
-    so_far = str(answers.get(step.key) or "")
+    """A long text: one message answers the step; later messages add paragraphs or, after the
+    rewrite button, replace it. A bare link answers the step's `link_key` instead."""
+    if step.link_key and msg.kind == Kind.TEXT and link_shaped(msg.text):  # one word: no article text
+        link = await parse_url(step, msg, ctx, answers)
+        if link.error:
+            return link
+        return Parsed(
+            value=answers.get(step.key), extra=((step.link_key, link.value),), note="media.link_added"
+        )
+    modes = dict(answers.get(WRITE) or {})
+    mode = modes.pop(step.key, "append")
+    so_far = "" if mode == "replace" else str(answers.get(step.key) or "")
     cleaned = _clean_text(step, msg, MAX_APPEND)
     if cleaned.error:
         return cleaned
@@ -370,6 +385,10 @@ async def parse_append(step: Step, msg: Incoming, ctx: Context, answers: Answers
     if len(joined) > MAX_APPEND:
         return Parsed(error="error.too_long", fields=(("limit", MAX_APPEND), ("length", len(joined))))
     parts = joined.count("\n\n") + 1
+    note = "flow.appended" if so_far else ""
     return Parsed(
-        value=joined, stay=True, note="form.appended", note_fields=(("parts", parts), ("chars", len(joined)))
+        value=joined,
+        note=note,
+        note_fields=(("parts", parts), ("chars", len(joined))),
+        extra=((WRITE, modes),),
     )

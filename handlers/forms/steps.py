@@ -35,6 +35,7 @@ class StepKind(StrEnum):
     PHONE = "phone"  # a Vietnamese phone number, stored as 0xxxxxxxxx
     NAME = "name"  # a person's or a collective's name: words, not digits or symbols
     DOCUMENT = "document"  # a PDF or DOCX, checked by its content
+    WHEN_WHERE = "when_where"  # a date and a place in one answer ("05/11/2026, the school yard")
 
 
 class QuickDate(StrEnum):
@@ -45,7 +46,7 @@ class QuickDate(StrEnum):
 
 
 # Steps that collect until the user presses "Xong".
-COLLECTING = frozenset({StepKind.MULTI, StepKind.PHOTOS, StepKind.VIDEOS, StepKind.APPEND})
+COLLECTING = frozenset({StepKind.MULTI, StepKind.PHOTOS, StepKind.VIDEOS})
 MEDIA_KINDS = frozenset({StepKind.PHOTO, StepKind.PHOTOS, StepKind.VIDEOS})
 
 
@@ -56,6 +57,7 @@ class Option:
     value: str
     label: str = ""
     text: str = ""
+    sets: tuple[tuple[str, Any], ...] = ()  # more answers this option gives (a nominee's kind and role)
 
     def shown(self, ctx: Context) -> str:
         """The label in the reader's language."""
@@ -77,7 +79,11 @@ class Step:
     `optional` may depend on other answers (a link is required only without an article text);
     `choices` gives options computed at the moment (this month's themes); `ask=False` steps take
     their `default` when the draft starts and are changed only from the review screen; other
-    steps with a `default` offer it as a suggestion.
+    steps with a `default` offer it as a suggestion. `known` is what the bot already knows (the
+    writer's name): when it gives a value at the draft's start, the step is filled and not asked in
+    turn (shown on the review screen, editable). Steps sharing a `section` are changed from the
+    review screen under one edit button. `also` names the further answers a grouped step fills (a date's
+    place); `link_key` takes a bare link typed at a long-text step as the answer to that step.
     """
 
     key: str
@@ -94,6 +100,15 @@ class Step:
     ask: bool = True
     default: Callable[[Context, Answers], Any] | None = None
     when: Callable[[Answers], bool] | None = None
+    known: Callable[[Context, Answers], Any] | None = None
+    section: str = ""
+    also: tuple[str, ...] = ()
+    link_key: str = ""
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The answers this step fills: its own, and a grouped step's others."""
+        return (self.key, *self.also)
 
     def applies(self, answers: Answers) -> bool:
         """Whether this step is asked, given the answers so far."""
@@ -170,7 +185,7 @@ async def parse_choice(step: Step, msg: Incoming, ctx: Context, answers: Answers
     """One option, or free text when the step allows "other"."""
     option = option_for(step, msg, ctx, answers)
     if option is not None:
-        return Parsed(value=option.value)
+        return Parsed(value=option.value, extra=option.sets)
     if step.other and msg.kind == Kind.TEXT:
         cleaned = _clean_text(step, msg, step.max_len)
         return cleaned if cleaned.error else Parsed(value=f"other:{cleaned.value}")
@@ -245,16 +260,68 @@ async def parse_date(step: Step, msg: Incoming, ctx: Context, answers: Answers) 
     day_or_none = read_date(msg.text, today, past=step.past_only)
     if day_or_none is None:
         return Parsed(error="error.bad_date")
-    if step.past_only and day_or_none > today:
+    return checked_date(step, day_or_none, today)
+
+
+def checked_date(step: Step, day: date, today: date) -> Parsed:
+    """A read date held to the step's rules: not in the future (past_only), not too old."""
+    if step.past_only and day > today:
         return Parsed(error="error.future_date")
-    too_old = (
-        (today - day_or_none).days > step.max_age_days
-        if step.max_age_days
-        else day_or_none.year < today.year - 5
-    )
+    too_old = (today - day).days > step.max_age_days if step.max_age_days else day.year < today.year - 5
     if too_old:
         return Parsed(error="error.old_date")
-    return Parsed(value=day_or_none.isoformat())
+    return Parsed(value=day.isoformat())
+
+
+DATE_LIKE = re.compile(r"^\s*\d{1,2}\s*[/.\-]\s*\d{1,2}")
+# Separators and the words for "at" ("tai", "o" with and without their diacritics) before a place.
+PLACE_LEAD = re.compile("^[\\s,;:.\\-\u2013\u2014]*(?:(?:t\u1ea1i|\u1edf|tai|o)\\s+)?", re.IGNORECASE)
+
+
+def split_when_where(text: str, today: date, past: bool) -> tuple[date | None, str]:
+    """ "05/11/2026, sân trường" -> (the date, "sân trường"); a text with no leading date is a place."""
+    words = text.split()
+    for count in (2, 1):  # today and yesterday are two words in Vietnamese; a date is one
+        head = " ".join(words[:count]).rstrip(",;:.-–—")
+        day = read_date(head, today, past=past) if len(words) >= count else None
+        if day is not None:
+            return day, PLACE_LEAD.sub("", " ".join(words[count:])).strip()
+    return None, PLACE_LEAD.sub("", text).strip()
+
+
+async def parse_when_where(step: Step, msg: Incoming, ctx: Context, answers: Answers) -> Parsed:
+    """When and where in one answer; either half alone changes that half and keeps the other.
+
+    The date is the step's value and the place its `also` answer; while one of them is missing the
+    step stays and asks for it (a tap on the today button gives the date alone).
+    """
+    today = ctx.clock.now().date()
+    where_key = step.also[0]
+    when, where = answers.get(step.key), answers.get(where_key)
+    if msg.kind == Kind.CHOICE and msg.choice in (QuickDate.TODAY, QuickDate.YESTERDAY):
+        when = (today if msg.choice == QuickDate.TODAY else today - timedelta(days=1)).isoformat()
+    elif msg.kind == Kind.TEXT:
+        cleaned = _clean_text(step, msg, step.max_len)
+        if cleaned.error:
+            return cleaned
+        day, place = split_when_where(cleaned.value, today, step.past_only)
+        if day is None and DATE_LIKE.match(cleaned.value):  # "31/02/2026, ...": a date meant, but none
+            return Parsed(error="error.bad_date")
+        if day is not None:
+            checked = checked_date(step, day, today)
+            if checked.error:
+                return checked
+            when = checked.value
+        if place:
+            where = place
+    else:
+        return Parsed(error="flow.need_when_where")
+    extra = ((where_key, where),)
+    if not when:
+        return Parsed(value=None, extra=extra, stay=True, note="flow.need_date")
+    if not where:
+        return Parsed(value=when, extra=extra, stay=True, note="flow.need_place")
+    return Parsed(value=when, extra=extra)
 
 
 async def parse_url(step: Step, msg: Incoming, ctx: Context, answers: Answers) -> Parsed:
@@ -333,4 +400,5 @@ BASIC_KINDS: dict[StepKind, Parser] = {
     StepKind.NUMBER: parse_number,
     StepKind.PHONE: parse_phone,
     StepKind.NAME: parse_name,
+    StepKind.WHEN_WHERE: parse_when_where,
 }

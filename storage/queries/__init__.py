@@ -14,7 +14,18 @@ from storage.queries.channels import (
     reserve_usage,
     usage,
 )
-from storage.queries.drafts import delete_draft, drafts_of, get_draft, save_draft, start_draft
+from storage.queries.drafts import (
+    KEEP_CANCELLED,
+    cancel_draft,
+    cancelled_of,
+    delete_draft,
+    drafts_of,
+    forget_cancelled,
+    get_draft,
+    save_draft,
+    start_draft,
+    take_cancelled,
+)
 from storage.queries.inbox import keep_for_later, take_kept
 from storage.queries.incidents import acknowledge, acks_of, create_incident, incidents_in_scope
 from storage.queries.invites import (
@@ -104,6 +115,7 @@ __all__ = [
     "CODE_ALPHABET",
     "CODE_LENGTH",
     "EDITABLE",
+    "KEEP_CANCELLED",
     "OUTBOX_CHUNK",
     "PUBLISHED_KINDS",
     "REVIEWED_KINDS",
@@ -118,9 +130,11 @@ __all__ = [
     "awaiting_publication",
     "awaiting_review",
     "bundle_rows",
+    "cancel_draft",
     "cancel_fulfilled_reminders",
     "cancel_pending",
     "cancel_superseded",
+    "cancelled_of",
     "claim_outbox",
     "claim_owners",
     "create_incident",
@@ -134,6 +148,7 @@ __all__ = [
     "find_schools",
     "find_submissions",
     "first_time_seen",
+    "forget_cancelled",
     "forget_updates_before",
     "fulfilled_periods",
     "get_draft",
@@ -189,6 +204,7 @@ __all__ = [
     "submissions_between",
     "submissions_of",
     "submissions_since",
+    "take_cancelled",
     "take_kept",
     "take_lease",
     "touch_user",

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
 
 from storage.errors import StaleDraft
-from storage.models import Draft, DraftMode
+from storage.models import CancelledDraft, Draft, DraftMode
 
 
 def get_draft(s: Session, user_id: int, form: str) -> Draft | None:
@@ -64,3 +64,52 @@ def save_draft(
 def delete_draft(s: Session, draft_id: int) -> None:
     """Forget a draft (sent or cancelled)."""
     s.execute(delete(Draft).where(col(Draft.id) == draft_id))
+
+
+KEEP_CANCELLED = timedelta(hours=24)  # how long /drafts can bring a cancelled draft back
+
+
+def cancel_draft(s: Session, draft: Draft, keys: list[str], now: datetime) -> CancelledDraft:
+    """Move a draft to the cancelled ones (kept for KEEP_CANCELLED) and forget older cancelled ones."""
+    forget_cancelled(s, now)
+    kept = CancelledDraft(
+        user_id=draft.user_id,
+        form=draft.form,
+        step=draft.step,
+        mode=draft.mode,
+        answers=dict(draft.answers),
+        steps={"keys": keys},
+        created_at=draft.created_at,
+        cancelled_at=now,
+    )
+    s.add(kept)
+    s.execute(delete(Draft).where(col(Draft.id) == draft.id))
+    s.flush()
+    return kept
+
+
+def cancelled_of(s: Session, user_id: int, now: datetime) -> list[CancelledDraft]:
+    """The user's drafts cancelled within KEEP_CANCELLED, most recent first."""
+    stmt = (
+        select(CancelledDraft)
+        .where(
+            col(CancelledDraft.user_id) == user_id, col(CancelledDraft.cancelled_at) > now - KEEP_CANCELLED
+        )
+        .order_by(col(CancelledDraft.cancelled_at).desc(), col(CancelledDraft.id).desc())
+    )
+    return list(s.exec(stmt))
+
+
+def take_cancelled(s: Session, kept_id: int, user_id: int, now: datetime) -> CancelledDraft | None:
+    """A cancelled draft of this user still within KEEP_CANCELLED, removed from the kept ones."""
+    kept = s.get(CancelledDraft, kept_id)
+    if kept is None or kept.user_id != user_id or kept.cancelled_at <= now - KEEP_CANCELLED:
+        return None
+    s.delete(kept)
+    s.flush()
+    return kept
+
+
+def forget_cancelled(s: Session, now: datetime) -> None:
+    """Drop the cancelled drafts older than KEEP_CANCELLED."""
+    s.execute(delete(CancelledDraft).where(col(CancelledDraft.cancelled_at) <= now - KEEP_CANCELLED))

@@ -283,7 +283,7 @@ async def fill_incident(tg: Tg) -> list[dict[str, Any]]:
     """The principal files an incident, pressing buttons wherever the form offers them."""
     p = PRINCIPAL
     started = await tg.send(p, "/incident")
-    assert started[0]["text"] == tg.t("form.started", title=tg.t("incident.title"))
+    assert started[0]["text"] == tg.t("flow.started", title=tg.t("incident.title"))
     await tg.send(p, "Một tài khoản Facebook đăng tin sai sự thật về bữa ăn bán trú của trường.")
     await tg.press(p, tg.button(p, tg.t("btn.today")))
     await tg.send(p, "Nhóm Facebook của xã Pú Nhi")
@@ -659,12 +659,28 @@ def test_other_message_kinds(fields: dict[str, Any], kind: Kind) -> None:
     assert got is not None and got.kind == kind
 
 
-def test_edited_messages_and_groups_are_ignored() -> None:
-    edited = {"edited_message": text_update(PRINCIPAL, "sửa")["message"] | {"edit_date": 2}}
+def test_an_edited_text_names_its_message_and_groups_are_ignored() -> None:
+    sent = text_update(PRINCIPAL, "sưa")["message"]
+    edited = {"edited_message": sent | {"text": "sửa", "edit_date": 2}}
+    photo = {"file_id": "P1", "file_unique_id": "PU1", "width": 90, "height": 60}
+    caption = {
+        "edited_message": {k: v for k, v in sent.items() if k != "text"}
+        | {"photo": [photo], "caption": "ảnh"}
+    }
     group = message_update(PRINCIPAL, chat={"id": -100, "type": "group", "title": "Tổ"}, text="chào")
+    group_edit = {"edited_message": group["message"] | {"edit_date": 2}}
 
-    assert to_incoming(parse(edited)) is None
+    got = to_incoming(parse(edited))
+    assert got is not None and (got.kind, got.text, got.message_id) == (
+        Kind.EDITED,
+        "sửa",
+        str(sent["message_id"]),
+    )
+    first = to_incoming(parse({"message": sent}))
+    assert first is not None and first.message_id == str(sent["message_id"])  # answers keep their ids
+    assert to_incoming(parse(caption)) is None  # an edited caption answers nothing
     assert to_incoming(parse(group)) is None
+    assert to_incoming(parse(group_edit)) is None
 
 
 def test_split_text_keeps_short_text_whole_and_cuts_a_very_long_line() -> None:

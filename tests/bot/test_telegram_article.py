@@ -17,7 +17,7 @@ from tests.bot.test_telegram import (  # noqa: F401
     settings_fixture,
     tg_fixture,
 )
-from tests.fakes.telegram_api import callback_update, message_update, text_update
+from tests.fakes.telegram_api import callback_update, edited_update, message_update, text_update
 from tests.media.samples import jpeg
 from tests.support import until
 
@@ -86,7 +86,7 @@ async def test_a_whole_article_over_telegram(tg: Tg, tmp_path: Path) -> None:
     got = await tg.push_for(
         PRINCIPAL, message_update(PRINCIPAL, document=document(api, jpeg(1600, 1200, "green"), "c.jpg"))
     )
-    assert "Ảnh thêm" in texts(got)
+    assert "ngày nào, ở đâu" in texts(got)
 
     album = [
         message_update(
@@ -102,13 +102,14 @@ async def test_a_whole_article_over_telegram(tg: Tg, tmp_path: Path) -> None:
     await until(lambda: not tg.channel._album_tasks, "the album handled")
     answers = api.sent_to(PRINCIPAL.id)[before:]
     assert len(answers) == 1 and "Đã nhận 3 ảnh (tổng 3/10)" in answers[0]["text"]
+    assert "Đã lưu vào Ảnh thêm" in answers[0]["text"]  # extra photos, sent after the three roles
 
-    await tg.press(PRINCIPAL, tg.button(PRINCIPAL, "Xong"))
-    for text in ("Học sinh thi kể chuyện", "Sân trường", "05/11/2026", "320 học sinh", "Sôi nổi"):
+    for text in ("05/11/2026, Sân trường", "Học sinh thi kể chuyện, 320 học sinh", "Sôi nổi", "0912345678"):
         await tg.send(PRINCIPAL, text)
-    await tg.send(PRINCIPAL, "Sáng 5/11, trường tổ chức ngày hội đọc sách.")
-    await tg.press(PRINCIPAL, tg.button(PRINCIPAL, "Xong"))
-    await tg.press(PRINCIPAL, tg.button(PRINCIPAL, "Bỏ qua"))
+    got = await tg.send(PRINCIPAL, "Sáng 5/11, trường tổ chức ngày hội đọc sách.")
+    assert "Xem lại Bài viết tháng" in texts(got)
+    await tg.press(PRINCIPAL, tg.button(PRINCIPAL, "Ảnh, video"))
+    await tg.press(PRINCIPAL, tg.button(PRINCIPAL, "Sửa: Video"))
 
     long_clip = {
         "file_id": "V1",
@@ -132,9 +133,7 @@ async def test_a_whole_article_over_telegram(tg: Tg, tmp_path: Path) -> None:
     }
     got = await tg.push_for(PRINCIPAL, message_update(PRINCIPAL, video=huge))
     assert "giữ theo tham chiếu Telegram" in texts(got)
-    await tg.press(PRINCIPAL, tg.button(PRINCIPAL, "Xong"))
-    await tg.send(PRINCIPAL, "Cô Lò Thị Lan")
-    got = await tg.send(PRINCIPAL, "0912345678")
+    got = await tg.press(PRINCIPAL, tg.button(PRINCIPAL, "Xong"))
     assert "Xem lại Bài viết tháng" in texts(got)
     sent = await tg.press(PRINCIPAL, tg.button(PRINCIPAL, "Gửi"))
     assert "Đã gửi Bài viết tháng 11/2026 – đúng hạn" in texts(sent)
@@ -202,15 +201,15 @@ async def test_a_slow_download_holds_up_only_its_own_chat(tg: Tg) -> None:
 
 
 async def test_an_album_then_xong_at_once_keeps_the_album(tg: Tg) -> None:
-    """Xong tapped while an album is still being gathered waits for it: the photos are kept first. The
-    tap came from the screen before the album, so it is answered as an old button with the current
-    step (nothing is lost; one more tap moves on)."""
+    """A tap while an album is still being gathered waits for it: the photos are kept first (as extra
+    photos, the three roles being filled). The tap came from the screen before the album, so it is
+    answered as an old button with the current step (nothing is lost; one more tap moves on)."""
     api = tg.api
     await to_photos(tg)
     for colour, (w, h) in (("red", (2000, 1500)), ("blue", (1600, 1200)), ("green", (1280, 960))):
         photo = document(api, jpeg(w, h, colour), f"{colour}.jpg")
         await tg.push_for(PRINCIPAL, message_update(PRINCIPAL, document=photo))
-    done = tg.button(PRINCIPAL, "Xong")
+    done = tg.button(PRINCIPAL, "Hôm qua")
     album = [
         message_update(
             PRINCIPAL,
@@ -221,12 +220,12 @@ async def test_an_album_then_xong_at_once_keeps_the_album(tg: Tg) -> None:
     ]
     before, handled = len(api.sent_to(PRINCIPAL.id)), tg.channel.handled
     api.push_update(*album, callback_update(PRINCIPAL, done))
-    await until(lambda: tg.channel.handled >= handled + 4, "the album's parts and Xong handled")
+    await until(lambda: tg.channel.handled >= handled + 4, "the album's parts and the tap handled")
     answers = texts(api.sent_to(PRINCIPAL.id)[before:])
     assert answers.index("Đã nhận 3 ảnh (tổng 3/10)") < answers.index("Nút này đã cũ")
     assert len(article_answers(tg)["photos_extra"]) == 3
-    moved = await tg.press(PRINCIPAL, tg.button(PRINCIPAL, "Xong"))
-    assert "Bước" in texts(moved) and len(article_answers(tg)["photos_extra"]) == 3
+    moved = await tg.press(PRINCIPAL, tg.button(PRINCIPAL, "Hôm qua"))
+    assert "Đã ghi ngày" in texts(moved) and len(article_answers(tg)["photos_extra"]) == 3
 
 
 def article_answers(tg: Tg) -> dict[str, Any]:
@@ -237,3 +236,50 @@ def article_answers(tg: Tg) -> dict[str, Any]:
         draft = q.get_draft(s, user.id, "article")
     assert draft is not None
     return dict(draft.answers)
+
+
+async def test_editing_a_sent_answer_changes_the_draft(tg: Tg) -> None:
+    """Telegram's edited_message: the answer the message gave is changed (a grouped one in part, a
+    paragraph of the text in place); a wrong edit keeps the answer; after sending, it is said plainly."""
+    api = tg.api
+    await tg.register(PRINCIPAL, "principal", school="THCS-PUNHI")
+    command = text_update(PRINCIPAL, "/article")
+    await tg.push_for(PRINCIPAL, command)
+    await tg.press(PRINCIPAL, tg.button(PRINCIPAL, "Hoạt động tiêu biểu"))
+    title = text_update(PRINCIPAL, "Ngày hội đọc sácj")
+    await tg.push_for(PRINCIPAL, title)
+    for colour, (w, h) in (("red", (2000, 1500)), ("blue", (1600, 1200)), ("green", (1280, 960))):
+        photo = document(api, jpeg(w, h, colour), f"{colour}.jpg")
+        await tg.push_for(PRINCIPAL, message_update(PRINCIPAL, document=photo))
+    when = text_update(PRINCIPAL, "05/11/2026, Sân trường")
+    await tg.push_for(PRINCIPAL, when)
+
+    got = await tg.push_for(PRINCIPAL, edited_update(title, "Ngày hội đọc sách"))
+    assert "Đã cập nhật Tiêu đề theo tin nhắn thầy/cô vừa sửa." in texts(got)
+    assert "Hoạt động gì, những ai tham gia?" in texts(got)  # still on the step it was on
+    assert article_answers(tg)["title"] == "Ngày hội đọc sách"
+    bad = await tg.push_for(PRINCIPAL, edited_update(when, "20/12/2026, Sân trường"))
+    assert "chưa tới" in texts(bad) and "vẫn giữ câu trả lời trước của Thời gian, địa điểm" in texts(bad)
+    assert article_answers(tg)["when"] == "2026-11-05"
+    await tg.push_for(PRINCIPAL, edited_update(when, "06/11/2026"))  # the date alone: the place is kept
+    assert (article_answers(tg)["when"], article_answers(tg)["where"]) == ("2026-11-06", "Sân trường")
+
+    for text in ("Học sinh thi kể chuyện; 320 học sinh", "Sôi nổi", "0912345678"):
+        await tg.send(PRINCIPAL, text)
+    first = text_update(PRINCIPAL, "Đoạn một có lỗi chíng tả.")
+    await tg.push_for(PRINCIPAL, first)
+    await tg.send(PRINCIPAL, "Đoạn hai.")  # the rest of a long text, on the review screen
+    got = await tg.push_for(PRINCIPAL, edited_update(first, "Đoạn một đã sửa chính tả."))
+    assert "Đã cập nhật Nội dung" in texts(got) and "Xem lại Bài viết tháng" in texts(got)
+    assert article_answers(tg)["body"] == "Đoạn một đã sửa chính tả.\n\nĐoạn hai."
+
+    before = len(api.sent_to(PRINCIPAL.id))
+    await tg.push(edited_update(command, "/articles"))  # a message that answered no step: let be
+    assert len(api.sent_to(PRINCIPAL.id)) == before
+
+    await tg.press(PRINCIPAL, tg.button(PRINCIPAL, "Gửi"))
+    late = await tg.push_for(PRINCIPAL, edited_update(title, "Ngày hội đọc sách 2026"))
+    assert "Bài viết tháng đã được gửi, nên việc sửa tin nhắn không thay đổi bài đã gửi" in texts(late)
+    with tg.app.db.session() as s:
+        row = s.exec(select(Submission).where(Submission.kind == "article")).one()
+    assert row.answers["title"] == "Ngày hội đọc sách" and row.answers["when"] == "2026-11-06"

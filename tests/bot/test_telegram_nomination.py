@@ -18,9 +18,8 @@ from tests.media.samples import jpeg
 async def test_a_teacher_nominated_with_photos_over_telegram(tg: Tg) -> None:
     await tg.register(PRINCIPAL, "principal", school="THCS-PUNHI")
     await tg.send(PRINCIPAL, "/nominate")
-    await tg.press(PRINCIPAL, tg.button(PRINCIPAL, "Cá nhân"))
-    await tg.send(PRINCIPAL, "Nguyễn Thị Hoa")
     await tg.press(PRINCIPAL, tg.button(PRINCIPAL, "Giáo viên"))
+    await tg.send(PRINCIPAL, "Nguyễn Thị Hoa")
     await tg.send(PRINCIPAL, "Mười năm dạy học ở điểm trường bản Pú Nhi.")
     got = await tg.push_for(
         PRINCIPAL, message_update(PRINCIPAL, photo=photo_sizes(tg.api, jpeg(1600, 1200), 1600, 1200))

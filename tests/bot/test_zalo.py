@@ -256,7 +256,7 @@ async def test_a_whole_monthly_article_with_three_photos_by_url_and_a_video_link
     p = PRINCIPAL
     await zl.register(p, "principal", school="THCS-PUNHI")
     started = await zl.send(p, "/article")
-    assert zl.t("form.started", title=zl.t("article.title_form")) in started
+    assert zl.t("flow.started", title=zl.t("article.title_form")) in started
     await zl.pick(p, "Hoạt động tiêu biểu của nhà trường")
     asked = await zl.send(p, "Ngày hội đọc sách")
     assert zl.t("article.photo_wide") in asked and "dạng Tệp" not in asked  # no Telegram advice
@@ -268,16 +268,15 @@ async def test_a_whole_monthly_article_with_three_photos_by_url_and_a_video_link
     got = await zl.photo(p, "phat-bieu.jpg", jpeg(1600, 1200, "blue"), field_name="photo")  # the docs' field
     assert "Ảnh 3/3" in got
     got = await zl.photo(p, "can-canh.jpg", jpeg(1280, 960, "green"))
-    assert "Ảnh thêm" in got
-    await zl.pick(p, "Xong")
-    await zl.send(p, "Học sinh thi kể chuyện theo sách")
-    await zl.send(p, "Sân trường PTDTBT THCS Pú Nhi")
-    await zl.pick(p, "Dùng gợi ý")  # the date the wide shot was taken
-    await zl.send(p, "Toàn trường, 320 học sinh")
+    assert zl.t("article.steps.when_where") in got
+    await zl.pick(p, "Dùng gợi ý")  # the date and the place the wide shot was taken
+    await zl.send(p, "Học sinh thi kể chuyện theo sách; toàn trường, 320 học sinh")
     await zl.send(p, "Sôi nổi, 12 giải thưởng")
-    await zl.send(p, "Sáng 5/11, trường tổ chức ngày hội đọc sách cho toàn thể học sinh.")
-    await zl.send(p, "Xong")  # a typed-answer step: its choices are answered by their words
-    at_videos = await zl.send(p, "Bỏ qua")
+    await zl.send(p, "0912 345 678")  # the contact: asked once, the school's first article
+    review = await zl.send(p, "Sáng 5/11, trường tổ chức ngày hội đọc sách cho toàn thể học sinh.")
+    assert review.startswith(zl.t("form.review", title=zl.t("article.title_form")))
+    await zl.pick(p, "Sửa: Ảnh, video")  # videos are offered on the review screen
+    at_videos = await zl.pick(p, "Sửa: Video")
     assert zl.t("article.videos") in at_videos and "Google Drive" in at_videos
     assert zl.t("article.videos", channel="") not in at_videos  # "send an mp4" is Telegram's advice
 
@@ -285,9 +284,7 @@ async def test_a_whole_monthly_article_with_three_photos_by_url_and_a_video_link
     assert video.startswith(zl.t("media.need_video_or_link")) and zl.t("article.videos") in video
     linked = await zl.send(p, DRIVE)
     assert zl.t("media.link_added") in linked
-    await zl.send(p, "Xong")
-    await zl.send(p, "Cô Lò Thị Lan")
-    review = await zl.send(p, "0912 345 678")
+    review = await zl.send(p, "Xong")  # a typed-answer step: its choices are answered by their words
     assert review.startswith(zl.t("form.review", title=zl.t("article.title_form")))
     sent = await zl.pick(p, "Gửi")
 
@@ -675,7 +672,7 @@ async def test_numbers_on_replies_sent_later_answer_what_they_show(zl: Zl) -> No
     assert zl.api.texts_to(PRINCIPAL.id)[-1].startswith(zl.t("menu.title", binding="|").split("|")[0])
     assert zl.number(PRINCIPAL, "Bài viết tháng") == "1"
     started = await zl.send(PRINCIPAL, "1")
-    assert zl.t("form.started", title=zl.t("article.title_form")) in started
+    assert zl.t("flow.started", title=zl.t("article.title_form")) in started
 
 
 async def test_a_revoked_token_stops_the_channel_and_says_so(
@@ -1251,9 +1248,8 @@ async def test_a_nomination_over_zalo_with_a_photo_by_url(zl: Zl) -> None:
     p = PRINCIPAL
     await zl.register(p, "principal", school="THCS-PUNHI")
     await zl.send(p, "/nominate")
-    await zl.pick(p, "Cá nhân")
-    await zl.send(p, "Nguyễn Thị Hoa")
     await zl.pick(p, "Giáo viên")
+    await zl.send(p, "Nguyễn Thị Hoa")
     await zl.send(p, "Mười năm dạy học ở điểm trường bản Pú Nhi.")
     got = await zl.photo(p, "minh-chung.jpg", jpeg(1600, 1200, "orange"))
     assert "Đã nhận 1 ảnh (tổng 1/10)" in got

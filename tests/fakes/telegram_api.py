@@ -143,6 +143,12 @@ def text_update(user: TgUser, text: str) -> dict[str, Any]:
     return message_update(user, **fields)
 
 
+def edited_update(update: dict[str, Any], text: str) -> dict[str, Any]:
+    """The update Telegram sends when the user edits the text of the message `update` carried."""
+    message = update["message"]
+    return {"edited_message": {**message, "text": text, "edit_date": message["date"] + 60}}
+
+
 def callback_update(user: TgUser, data: str, message_id: int = 1) -> dict[str, Any]:
     """A press on an inline button under one of the bot's messages."""
     return {

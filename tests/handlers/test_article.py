@@ -90,21 +90,33 @@ async def test_the_same_photo_twice_is_refused(demo, chat_as, files, tmp_path) -
     assert "đã gửi rồi" in replies[0].text and snapshot(demo) == before
 
 
-async def test_exif_date_and_place_are_offered(demo, chat_as, files) -> None:
+async def test_exif_date_and_place_are_offered_in_one_step(demo, chat_as, files) -> None:
     chat = chat_as("principal")
-    await write_article(chat, files, stop_before="what")
-    replies = await chat.send("Học sinh thi kể chuyện")
-    assert "Gợi ý: Vị trí chụp ảnh: https://maps.google.com/?q=21.39167,103.02000" in replies[-1].text
-    await chat.press("Dùng gợi ý")
-    assert "Gợi ý: 05/11/2026" in chat.last.text
-    await chat.press("Dùng gợi ý")
+    await write_article(chat, files, stop_before="when")
+    offer = chat.last.text
+    assert "Hoạt động diễn ra ngày nào, ở đâu?" in offer
+    assert "Gợi ý: 05/11/2026 · Vị trí chụp ảnh: https://maps.google.com/?q=21.39167,103.02000" in offer
+    replies = await chat.press("Dùng gợi ý")  # one tap: both answers
+    assert "Hoạt động gì, những ai tham gia?" in replies[-1].text
     answers = article_draft(demo).answers
     assert answers["when"] == "2026-11-05" and "21.39167" in answers["where"]
 
 
+async def test_when_and_where_typed_in_parts(demo, chat_as, files) -> None:
+    chat = chat_as("principal")
+    await write_article(chat, files, stop_before="when")
+    replies = await chat.press("Hôm qua")  # the date alone: the place is asked, on the same step
+    assert "Đã ghi ngày" in replies[-1].text and "Hoạt động diễn ra ngày nào" in replies[-1].text
+    assert article_draft(demo).step == "when"
+    replies = await chat.send("tại nhà văn hoá bản Pú Nhi")
+    assert "Hoạt động gì" in replies[-1].text
+    answers = article_draft(demo).answers
+    assert (answers["when"], answers["where"]) == ("2026-11-09", "nhà văn hoá bản Pú Nhi")
+
+
 async def test_extra_photos_album_and_limit(demo, chat_as, files, tmp_path) -> None:
     chat = chat_as("principal")
-    await write_article(chat, files, stop_before="photos_extra")
+    await write_article(chat, files, stop_before="when")  # extra photos sent after the three roles
     good = [_file_media(write(tmp_path, f"album{i}.jpg", jpeg(1300 + i, 1000, "white"))) for i in range(3)]
     album = (*good, _file_media(files["small"]))
     replies = await demo.dispatcher.handle(
@@ -112,6 +124,8 @@ async def test_extra_photos_album_and_limit(demo, chat_as, files, tmp_path) -> N
     )
     assert len(replies) == 1  # one reply for the whole album
     assert "Đã nhận 3 ảnh (tổng 3/10); 1 tệp không đạt." in replies[0].text
+    assert "Đã lưu vào Ảnh thêm." in replies[0].text and "ngày nào, ở đâu" in replies[0].text
+    assert article_draft(demo).step == "when"  # still asked: the photos did not answer it
     many = tuple(_file_media(write(tmp_path, f"m{i}.jpg", jpeg(1300, 1000 + i, "black"))) for i in range(9))
     replies = await demo.dispatcher.handle(
         Incoming("console", "principal", "principal", Kind.MEDIA, media=many, update_id="many")
@@ -130,12 +144,14 @@ async def test_photos_sent_together_fill_the_roles_in_order(demo, chat_as, files
     answers = article_draft(demo).answers
     assert answers["photo_wide"]["width"] == 2000 and answers["photo_speaker"]["width"] == 1600
     assert answers["photo_closeup"]["width"] == 1280 and len(answers["photos_extra"]) == 1
-    assert "Ảnh thêm" in replies[-1].text
+    assert "Đã lưu vào Ảnh thêm" in replies[-1].text and article_draft(demo).step == "when"
 
 
 async def test_videos_by_metadata_and_a_link(demo, chat_as, files, tmp_path) -> None:
     chat = chat_as("principal")
-    await write_article(chat, files, stop_before="videos")
+    await write_article(chat, files)  # videos are offered on the review screen
+    await chat.press("Sửa: Ảnh, video")
+    await chat.press("Sửa: Video")
     before = snapshot(demo)
     replies = await chat.send(f"/file {files['long']}")
     assert "Video dài 2 phút 10 giây; mỗi cảnh quay 30 giây – 1 phút." in replies[0].text
@@ -165,24 +181,28 @@ async def test_videos_by_metadata_and_a_link(demo, chat_as, files, tmp_path) -> 
 async def test_text_in_several_messages_or_a_link_at_least_one(demo, chat_as, files) -> None:
     chat = chat_as("principal")
     await write_article(chat, files, stop_before="body")
-    long_part = "Đoạn dài. " * 500  # beyond one Telegram message
+    assert not any("Xong" in c.label for c in chat.last.flat_choices())  # one message answers it
+    long_part = "Đoạn dài. " * 500  # beyond one Telegram message: the phone sends it in parts
     await chat.send(long_part)
-    await chat.send("Đoạn cuối.")
-    await chat.press("Xong")
+    replies = await chat.send("Đoạn cuối.")  # a part arriving on the review screen joins the text
+    assert "Đã thêm đoạn vừa gửi vào Nội dung" in replies[-1].text
     body = article_draft(demo).answers["body"]
     assert body.startswith("Đoạn dài.") and body.endswith("Đoạn cuối.") and len(body) > 4096
-    assert any("Bỏ qua" in c.label for c in chat.last.flat_choices())  # the link is optional now
 
     other = Chat(demo, "principal")
     await other.send("/cancel")
+    await other.press("Có, huỷ")
     await write_article(other, files, stop_before="body")
-    await other.press("Xong")  # no text: the link becomes required
-    assert not any("Bỏ qua" in c.label for c in other.last.flat_choices())
+    assert not any("Bỏ qua" in c.label for c in other.last.flat_choices())  # text or link required
     before = snapshot(demo)
-    replies = await other.send("thcspunhi.edu.vn bài viết")
+    replies = await other.send("ftp://thcspunhi.edu.vn/bai-viet")  # a link no phone opens
     assert "Đường link chưa đúng" in replies[0].text and snapshot(demo) == before
-    await other.send("https://thcspunhi.edu.vn/bai-viet")
-    assert article_draft(demo).answers["link"] == "https://thcspunhi.edu.vn/bai-viet"
+    await other.send("https://thcspunhi.edu.vn/bai-viet")  # a link instead of the text
+    answers = article_draft(demo).answers
+    assert answers["link"] == "https://thcspunhi.edu.vn/bai-viet" and answers["body"] is None
+    assert (
+        "Xem lại" in other.last.text and "Link bài viết: https://thcspunhi.edu.vn/bai-viet" in other.last.text
+    )
 
 
 async def test_dates_in_the_future_or_over_a_year_old_are_refused(demo, chat_as, files) -> None:
@@ -222,6 +242,7 @@ async def test_late_after_the_15th_and_the_second_article_of_a_month(demo, chat_
     assert "Nộp muộn" in replies[0].text
     await write_article(chat, files)  # November is fulfilled: the next one counts for December
     assert "Tính cho: Tháng 12/2026 (hạn 15/12) – đúng hạn" in chat.last.text
+    await chat.press("Sửa: Chủ đề, tiêu đề")
     await chat.press("Sửa: Tính cho")
     await chat.press("Tháng 11/2026")
     assert "Tính cho: Tháng 11/2026" in chat.last.text
@@ -239,6 +260,7 @@ async def test_edit_until_reviewed_and_after_return_keeping_versions(demo, chat_
     assert "Đã nộp 10/11, đúng hạn · Chờ duyệt" in status[0].text
     await chat.press("Sửa bài tháng 11/2026")
     assert "Sửa Bài viết tháng đã gửi" in chat.last.text
+    await chat.press("Sửa: Chủ đề, tiêu đề")
     await chat.press("Sửa: Tiêu đề")
     await chat.send("Ngày hội đọc sách 2026")
     replies = await chat.press("Gửi")
@@ -296,17 +318,35 @@ async def test_another_schools_article_cannot_be_edited(demo, chat_as, files) ->
     assert "Không tìm thấy" in replies[0].text
 
 
-async def test_start_from_last_months_copies_only_the_fixed_parts(demo, chat_as, files, clock) -> None:
+async def test_the_next_article_knows_author_contact_and_offers_the_theme(
+    demo, chat_as, files, clock
+) -> None:
     chat = chat_as("principal")
     await write_article(chat, files)
     await chat.press("Gửi")
     clock.advance(days=30)
-    await chat.send("/article")
-    await chat.press("Dùng lại")
+    replies = await chat.send("/article")
+    assert "Bước 1/9" in replies[-1].text  # author and contact are known: not asked
+    assert "Gợi ý: Hoạt động tiêu biểu của nhà trường" in replies[-1].text
+    await chat.press("Dùng gợi ý")
     answers = article_draft(demo).answers
     assert answers["theme"] == "s:activity" and answers["author"] == "Cô Lò Thị Lan"
+    assert answers["contact"] == "0912 345 678" and sorted(answers["_known"]) == ["author", "contact"]
     assert "title" not in answers and "photo_wide" not in answers
     assert answers["period"] == "2026-12"
+
+
+async def test_an_old_copy_button_does_not_ask_the_theme_again(demo, chat_as, files, clock) -> None:
+    chat = chat_as("principal")
+    await write_article(chat, files)
+    await chat.press("Gửi")
+    clock.advance(days=30)
+    replies = await demo.dispatcher.handle(
+        Incoming("console", "principal", "principal", Kind.CHOICE, choice="as:copy", update_id="copy")
+    )
+    assert "Đã lấy chủ đề" in replies[0].text
+    assert "Bước 1/8" in replies[-1].text and "Tiêu đề bài viết?" in replies[-1].text
+    assert article_draft(demo).answers["theme"] == "s:activity"
 
 
 async def test_the_offices_themes_are_offered(demo, chat_as, tmp_path) -> None:
@@ -389,3 +429,126 @@ def test_export_names_never_leave_their_folder(tmp_path) -> None:
         == "Trường THCS Thị Trấn Điện Biên Đông_Khai giảng"
     )
     assert export_name("THCS A/B", "Lễ: 20/11") == "THCS A B_Lễ 20 11"
+
+
+class Counted:
+    """A console chat that counts what the principal sends: each message and each tap is one answer
+    (a photo is one message, as it is on every channel when sent one by one)."""
+
+    def __init__(self, chat: Chat) -> None:
+        self.chat, self.answers = chat, 0
+
+    async def send(self, line: str):
+        self.answers += 1
+        return await self.chat.send(line)
+
+    async def press(self, label: str):
+        self.answers += 1
+        return await self.chat.press(label)
+
+
+async def accept_suggestions(walk: Counted, files) -> list:
+    """An article with every suggestion taken: theme (last article's), when and where (the photo's)."""
+    if "Gợi ý" in walk.chat.last.text:
+        await walk.press("Dùng gợi ý")  # the theme of the previous article
+    else:
+        await walk.press("Hoạt động tiêu biểu")
+    await walk.send("Ngày hội đọc sách")
+    for role in ("wide", "speaker", "closeup"):
+        await walk.send(f"/file {files[role]}")
+    await walk.press("Dùng gợi ý")  # the date and the place the wide shot was taken
+    await walk.send("Học sinh thi kể chuyện theo sách; toàn trường, 320 học sinh")
+    await walk.send("Sôi nổi, 12 giải thưởng")
+    if "Số điện thoại hoặc email" in walk.chat.last.text:
+        await walk.send("0912 345 678")  # only until the bot has it
+    await walk.send("Sáng 5/11, trường tổ chức ngày hội đọc sách cho toàn thể học sinh.")
+    return await walk.press("Gửi")
+
+
+async def test_a_complete_article_in_ten_answers(demo, chat_as, files, clock) -> None:
+    """Counted after /article (the command that opens the form) up to and including "Gửi"."""
+    first = Counted(chat_as("principal"))
+    await first.chat.send("/article")
+    sent = await accept_suggestions(first, files)
+    assert "Đã gửi Bài viết tháng 11/2026" in sent[0].text
+    assert first.answers == 11  # the school's first article: the contact is typed once
+
+    clock.advance(days=30)
+    later = Counted(Chat(demo, "principal"))
+    await later.chat.send("/article")
+    sent = await accept_suggestions(later, files)
+    assert "Đã gửi Bài viết tháng 12/2026" in sent[0].text
+    assert later.answers == 10
+    with demo.db.session() as s:
+        rows = s.exec(select(Submission).where(Submission.kind == "article").order_by(Submission.id)).all()
+    assert [r.answers["contact"] for r in rows] == ["0912 345 678"] * 2
+    assert [r.answers["author"] for r in rows] == ["Cô Lò Thị Lan"] * 2  # the profile's name
+    for row in rows:  # every rule still held: three photos by role, the 5W1H, a text
+        assert all(row.answers[k]["width"] >= 1280 for k in ("photo_wide", "photo_speaker", "photo_closeup"))
+        assert row.answers["when"] == "2026-11-05" and "21.39167" in row.answers["where"]
+        assert row.answers["what"] and row.answers["how"] and row.answers["body"]
+
+
+async def test_the_review_screen_reads_as_the_article_with_one_edit_per_section(demo, chat_as, files) -> None:
+    chat = chat_as("principal")
+    await write_article(chat, files)
+    review = chat.last
+    assert review.text.index("📰 NGÀY HỘI ĐỌC SÁCH") < review.text.index("05/11/2026, Sân trường")
+    assert review.text.index("Sôi nổi, 12 giải thưởng") < review.text.index("Sáng 5/11, trường tổ chức")
+    assert "Người viết: Cô Lò Thị Lan · Liên hệ: 0912 345 678" in review.text
+    labels = [c.label for c in review.flat_choices()]
+    assert labels == [
+        "📤 Gửi",
+        "✏️ Sửa: Chủ đề, tiêu đề",
+        "✏️ Sửa: Ảnh, video",
+        "✏️ Sửa: Thời gian, địa điểm, sự việc",
+        "✏️ Sửa: Người viết, liên hệ",
+        "✏️ Sửa: Nội dung, link",
+        "✖️ Huỷ",
+    ]
+
+
+async def test_a_grouped_answer_changed_from_the_review_keeps_the_others(demo, chat_as, files) -> None:
+    chat = chat_as("principal")
+    await write_article(chat, files)
+    before = article_draft(demo).answers
+    await chat.press("Sửa: Thời gian, địa điểm, sự việc")
+    await chat.press("Sửa: Thời gian, địa điểm")
+    assert "Đã có: 05/11/2026 · Sân trường PTDTBT THCS Pú Nhi" in chat.last.text
+    refused = await chat.send("31/02/2026, sân vận động")  # no such date: nothing changes
+    assert "Ngày chưa đúng" in refused[0].text and article_draft(demo).answers == before
+    review = await chat.send("06/11/2026")  # the date alone
+    assert "06/11/2026, Sân trường PTDTBT THCS Pú Nhi" in review[-1].text
+    await chat.press("Sửa: Thời gian, địa điểm, sự việc")
+    await chat.press("Sửa: Thời gian, địa điểm")
+    await chat.send("Nhà văn hoá bản Pú Nhi")  # the place alone
+    after = article_draft(demo).answers
+    assert (after["when"], after["where"]) == ("2026-11-06", "Nhà văn hoá bản Pú Nhi")
+    assert {k: after[k] for k in ("what", "how", "title", "body")} == {
+        k: before[k] for k in ("what", "how", "title", "body")
+    }
+    await chat.press("Sửa: Thời gian, địa điểm, sự việc")
+    back = await chat.press("Quay lại")  # the section's back: the review again, nothing changed
+    assert "Xem lại" in back[-1].text and article_draft(demo).answers == after
+
+
+async def test_the_text_can_be_rewritten_or_added_to(demo, chat_as, files) -> None:
+    chat = chat_as("principal")
+    await write_article(chat, files)
+    await chat.press("Sửa: Nội dung, link")
+    screen = await chat.press("Sửa: Nội dung")
+    assert "Đã có: Sáng 5/11" in screen[-1].text
+    await chat.press("Viết lại")
+    assert "nội dung cũ sẽ được thay toàn bộ" in chat.last.text
+    await chat.send("Bài viết mới hoàn toàn.")
+    assert article_draft(demo).answers["body"] == "Bài viết mới hoàn toàn."
+    await chat.press("Sửa: Nội dung, link")
+    await chat.press("Sửa: Nội dung")
+    await chat.press("Thêm đoạn")
+    review = await chat.send("Đoạn thứ hai.")
+    assert "Đã thêm đoạn: nội dung gồm 2 đoạn" in review[-1].text
+    assert article_draft(demo).answers["body"] == "Bài viết mới hoàn toàn.\n\nĐoạn thứ hai."
+    await chat.press("Sửa: Nội dung, link")
+    await chat.press("Sửa: Nội dung")
+    await chat.send("Đoạn thứ ba.")  # typed without choosing: added, nothing lost
+    assert article_draft(demo).answers["body"].endswith("Đoạn thứ hai.\n\nĐoạn thứ ba.")

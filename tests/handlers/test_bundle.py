@@ -25,12 +25,12 @@ def files_fixture(tmp_path: Path) -> dict[str, Path]:
 
 async def approved_month(demo, chat_as, files, tmp_path) -> None:
     principal = chat_as("principal")
-    await write_article(principal, files, stop_before="videos")
+    await write_article(principal, files)
+    await principal.press("Sửa: Ảnh, video")  # videos are added from the review screen
+    await principal.press("Sửa: Video")
     await principal.send(f"/file {files['clip']}")
     await principal.send("https://drive.google.com/drive/folders/xyz")
     await principal.press("Xong")
-    await principal.send("Cô Lò Thị Lan")
-    await principal.send("0912345678")
     await principal.press("Gửi")
     await nominate(principal, tmp_path, role="Học sinh", name="Nguyễn Văn An", consent="Chưa có", photos=1)
     await principal.press("Gửi")

@@ -12,6 +12,14 @@ from tests.conftest import Chat
 from tests.handlers.helpers import WHAT, draft_of, fill_incident, snapshot
 
 
+async def fill_incident_rest(chat: Chat) -> None:
+    """From the networks step on, as fill_incident answers them."""
+    await chat.press("Facebook")
+    await chat.press("Xong")
+    await chat.press("Bỏ qua")
+    await chat.press("Nghiêm trọng")
+
+
 def press_value(chat: Chat, value: str, update_id: str) -> Incoming:
     """A button press replayed by its callback value (as Telegram would redeliver it)."""
     user = chat.session.user_id
@@ -25,7 +33,7 @@ async def test_progress_mark_and_first_question(chat_as) -> None:
     assert "Chuyện gì đã xảy ra?" in replies[-1].text
     labels = [c.label for c in replies[-1].flat_choices()]
     assert not any("Quay lại" in label for label in labels)  # nothing before the first step
-    assert any("Huỷ" in label for label in labels)
+    assert not any("Huỷ" in label for label in labels)  # cancel is on the review screen and /cancel
 
 
 async def test_back_returns_to_the_previous_step_keeping_answers(demo, chat_as) -> None:
@@ -81,19 +89,38 @@ async def test_back_while_editing_returns_to_review_unchanged(demo, chat_as) -> 
     assert draft_of(demo, "principal").answers == before
 
 
-async def test_cancel_by_button_and_by_command(demo, chat_as) -> None:
+async def test_cancel_by_button_and_by_command_asks_first(demo, chat_as) -> None:
     chat = chat_as("principal")
-    await chat.send("/incident")
-    await chat.send(WHAT)
+    await fill_incident(chat)
     replies = await chat.press("Huỷ")
-    assert "Đã huỷ" in replies[0].text
+    assert "có chắc chắn muốn huỷ bản nháp Báo cáo nhanh sự cố" in replies[0].text
+    assert draft_of(demo, "principal") is not None  # nothing happens before the answer
+    replies = await chat.press("Có, huỷ")
+    assert "Đã huỷ bản nháp" in replies[0].text and "/drafts" in replies[0].text
     assert draft_of(demo, "principal") is None
     await chat.send("/incident")
     await chat.send(WHAT)
     replies = await chat.send("/cancel")
+    assert "có chắc chắn" in replies[0].text
+    replies = await chat.press("Có, huỷ")
     assert "Đã huỷ" in replies[0].text and draft_of(demo, "principal") is None
     replies = await chat.send("/cancel")
     assert "Không có việc gì" in replies[0].text
+
+
+async def test_no_to_the_cancel_question_keeps_everything(demo, chat_as) -> None:
+    chat = chat_as("principal")
+    await fill_incident(chat, stop_before="networks")
+    before = snapshot(demo, "principal")
+    await chat.send("/cancel")
+    replies = await chat.press("Không")
+    assert "Bước 4/6" in replies[-1].text  # the same step, asked again
+    assert snapshot(demo, "principal") == before
+    await fill_incident_rest(chat)
+    review = await chat.press("Huỷ")
+    replies = await chat.press("Không")
+    assert "Xem lại" in replies[-1].text and review[0].text != replies[-1].text
+    assert draft_of(demo, "principal").mode == "review"
 
 
 async def test_resume_after_the_app_is_rebuilt_on_the_same_database(settings, clock, demo, chat_as) -> None:
@@ -133,19 +160,21 @@ async def test_send_twice_makes_one_submission(demo, chat_as) -> None:
 async def test_a_button_from_an_older_screen_changes_nothing(demo, chat_as) -> None:
     chat = chat_as("principal")
     await chat.send("/incident")
-    old_cancel = chat.value_of("Huỷ")
     await chat.send(WHAT)
+    old_back = chat.value_of("Quay lại")
+    await chat.press("Hôm qua")
     before = snapshot(demo, "principal")
-    replies = await demo.dispatcher.handle(press_value(chat, old_cancel, "old"))
-    assert "đã cũ" in replies[0].text and "Bước 2/6" in replies[0].text
+    replies = await demo.dispatcher.handle(press_value(chat, old_back, "old"))
+    assert "đã cũ" in replies[0].text and "Bước 3/6" in replies[0].text
     assert snapshot(demo, "principal") == before
 
 
 async def test_forged_and_deleted_draft_buttons(demo, chat_as) -> None:
     chat = chat_as("principal")
-    await chat.send("/incident")
-    stale = chat.value_of("Huỷ")
+    await fill_incident(chat)
+    stale = chat.value_of("Gửi")
     await chat.press("Huỷ")
+    await chat.press("Có, huỷ")
     gone = await demo.dispatcher.handle(press_value(chat, stale, "gone"))
     assert "không còn" in gone[0].text.lower() or "đã cũ" in gone[0].text
     for n, forged in enumerate(["f:999:1:g:", "f:x:y:z:", "zzz", "f:1:1:q:", "", "m:nonexistent", "k:abc"]):
@@ -180,5 +209,9 @@ def test_modes_and_actions_keep_their_wire_values() -> None:
         "SEND": "g",
         "RESUME": "r",
         "RESTART": "n",
+        "SECTION": "c",
+        "SHOW": "v",
+        "DISCARD": "y",
+        "WRITE": "w",
     }
     assert f"{Action.SEND}" == "g" and str(DraftMode.SENT) == "sent"

@@ -30,11 +30,12 @@ async def nominate(
     stop_before: str | None = None,
 ) -> None:
     """Walk the nomination form; ends on the review screen."""
+    nominee = {None: role, "Đã có đồng ý": f"{role} – cha mẹ đã đồng ý", "Chưa có": f"{role} – chưa có"}[
+        consent
+    ]
     steps = [
-        ("kind", lambda: chat.press("Cá nhân")),
+        ("nominee", lambda: chat.press(nominee)),  # who, and a pupil's consent, in one choice
         ("name", lambda: chat.send(name)),
-        ("role", lambda: chat.press(role)),
-        ("consent", lambda: chat.press(consent) if consent else None),
         ("deeds", lambda: chat.send("Mười năm dạy chữ cho học sinh vùng cao, 30 em đỗ vào trường chuyên.")),
         ("photos", lambda: _photos(chat, tmp_path, photos)),
         ("link", lambda: chat.press("Bỏ qua")),
@@ -76,7 +77,7 @@ async def test_a_teacher_with_photos(demo, chat_as, tmp_path) -> None:
 async def test_a_student_without_consent_is_shown_by_initials(demo, chat_as, tmp_path) -> None:
     chat = chat_as("principal")
     await nominate(chat, tmp_path, role="Học sinh", name="Nguyễn Văn An", consent="Chưa có")
-    assert "Đồng ý của cha mẹ: Chưa có" in chat.last.text
+    assert "Đối tượng: Học sinh – chưa có đồng ý của cha mẹ" in chat.last.text
     replies = await chat.press("Gửi")
     assert "không được công bố" in replies[0].text
     with demo.db.session() as s:
@@ -135,6 +136,7 @@ async def test_edit_until_reviewed_and_counted_per_semester(demo, chat_as, tmp_p
     assert "Đề xuất điển hình: 1 trong học kỳ này, 1 trong năm học." in status[0].text
     await chat.send("/nominations")
     await chat.press("Sửa đề xuất")
+    await chat.press("Sửa: Người được đề xuất")
     await chat.press("Sửa: Tên")
     await chat.send("Nguyễn Thị Hồng Hoa")
     replies = await chat.press("Gửi")

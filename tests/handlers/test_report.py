@@ -96,6 +96,7 @@ async def test_figures_are_prefilled_from_the_rows_and_can_be_corrected(
         "Tệp báo cáo: Tệp bao-cao.pdf",
     ):
         assert line in text, line
+    await chat.press("Sửa: Số liệu")  # the figures are one section of the review screen
     await chat.press("Sửa: Bài đã đăng")
     before = draft_of(demo, "principal", "report").answers
     bad = await chat.send("-2")

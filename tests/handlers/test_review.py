@@ -90,6 +90,7 @@ async def test_return_needs_a_reason_and_the_school_can_resubmit(demo, chat_as, 
     assert "bị trả lại" in opened[0].text
     await principal.press("Sửa ngay")
     assert "Lý do: Ảnh chưa đạt yêu cầu" in principal.last.text
+    await principal.press("Sửa: Chủ đề, tiêu đề")
     await principal.press("Sửa: Tiêu đề")
     await principal.send("Ngày hội đọc sách – có ảnh mới")
     await principal.press("Gửi")

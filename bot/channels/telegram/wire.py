@@ -36,10 +36,16 @@ def to_incoming(update: Update) -> Incoming | None:
             return None
         chat_id = chat.id if chat is not None else query.from_user.id
         return Incoming(**_who(update, query.from_user, chat_id), kind=Kind.CHOICE, choice=query.data or "")
-    message = update.message  # edited messages and channel posts are not answered
+    edited = update.edited_message  # a text the user changed: the answer it gave follows
+    if edited is not None and edited.from_user is not None and edited.chat.type == ChatType.PRIVATE:
+        if edited.text is None:
+            return None  # an edited caption changes no answer
+        who = _who(update, edited.from_user, edited.chat.id)
+        return Incoming(**who, kind=Kind.EDITED, text=edited.text, message_id=str(edited.message_id))
+    message = update.message  # channel posts are not answered
     if message is None or message.from_user is None or message.chat.type != ChatType.PRIVATE:
         return None
-    who = _who(update, message.from_user, message.chat.id)
+    who = {**_who(update, message.from_user, message.chat.id), "message_id": str(message.message_id)}
     if message.text is not None:
         return _text(who, message.text)
     return _content(who, message)
