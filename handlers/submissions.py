@@ -12,6 +12,7 @@ from storage.models import Draft, Submission
 
 EDIT_KEY = "_edit_of"  # a draft made from a sent submission carries its id and version
 DERIVED = ("theme_text", "period_text", "which_text")  # answers computed at sending, not typed
+DRAFT_ONLY = ("_msgs", "_write")  # the draft's own bookkeeping (which message answered what): not sent
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ def save(
     user = ctx.user
     assert user is not None and user.id is not None and user.school_id is not None
     now = ctx.clock.now()
-    answers = dict(answers)
+    answers = {k: v for k, v in answers.items() if k not in DRAFT_ONLY}
     edit_of = answers.pop(EDIT_KEY, None)
     with ctx.db.session() as s:
         if edit_of:

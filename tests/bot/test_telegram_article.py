@@ -283,3 +283,4 @@ async def test_editing_a_sent_answer_changes_the_draft(tg: Tg) -> None:
     with tg.app.db.session() as s:
         row = s.exec(select(Submission).where(Submission.kind == "article")).one()
     assert row.answers["title"] == "Ngày hội đọc sách" and row.answers["when"] == "2026-11-06"
+    assert "_msgs" not in row.answers  # which message answered what stays with the draft
