@@ -53,6 +53,7 @@ async def test_from_draft_to_published_by_buttons_on_telegram(tg: Tg, tmp_path: 
     assert "Đã trả lại #1" in texts(answer)
     await principal.send("/menu")  # the kept notice comes first, with its edit button
     await principal.press("Sửa ngay")
+    await principal.press("Sửa: Chủ đề, tiêu đề")
     await principal.press("Sửa: Tiêu đề")
     await principal.send("Ngày hội đọc sách 2026")
     await principal.press("Gửi")

@@ -36,13 +36,8 @@ def paragraphs(count: int, size: int = 1000) -> list[str]:
 async def send_article(principal: Chat, files: dict[str, Path], body: list[str]) -> None:
     """The whole article with `body` as its paragraphs, sent."""
     await write_article(principal, files, stop_before="body")
-    for paragraph in body:
+    for paragraph in body:  # the first answers the step; the others join it on the review screen
         await principal.send(paragraph)
-    await principal.press("Xong")
-    await principal.press("Bỏ qua")  # the link: there is a text
-    await principal.press("Xong")  # no videos
-    await principal.send("Cô Lò Thị Lan")
-    await principal.send("0912 345 678")
     await principal.press("Gửi")
 
 
@@ -69,7 +64,9 @@ async def test_a_long_article_is_read_whole_and_in_order(demo, chat_as, files) -
     text = opened[0].text
     places = [text.index(p) for p in body]  # every paragraph whole…
     assert places == sorted(places)  # …and in order
-    assert text.index("Sự việc: Học sinh thi kể chuyện") < places[0]  # the 5W1H facts come first
+    assert (
+        text.index("Sự việc, người tham gia: Học sinh thi kể chuyện") < places[0]
+    )  # the 5W1H facts come first
     assert "ký tự)" not in text  # no preview of the body any more
     assert [a.caption for a in opened[0].attachments] == [
         "Ảnh toàn cảnh",
@@ -90,21 +87,26 @@ async def test_the_diff_after_a_return_names_the_words_changed(demo, chat_as, fi
 
     await principal.send("/menu")  # the kept notice comes first, with its edit button
     await principal.press("Sửa ngay")
+    await principal.press("Sửa: Thời gian, địa điểm, sự việc")
     await principal.press("Sửa: Sự việc")
-    await principal.send("Học sinh thi đọc diễn cảm theo sách")
+    await principal.send("Học sinh thi đọc diễn cảm theo sách; toàn trường, 320 học sinh")
+    await principal.press("Sửa: Ảnh, video")
     await principal.press("Sửa: Ảnh toàn cảnh")
     await principal.send(f"/file {files['extra']}")
-    await principal.press("Sửa: Nội dung")
-    await principal.send("Có 12 giải thưởng.")
-    await principal.press("Xong")
+    await principal.press("Sửa: Nội dung")  # the section
+    await principal.press("Sửa: Nội dung")  # the text in it
+    await principal.send("Có 12 giải thưởng.")  # added as a paragraph
     await principal.press("Gửi")
     assert the_article(demo).version == 2
 
     await officer.send("/review")
     opened = await officer.press("Mở #1")
     text = opened[0].text
-    assert "Đã sửa so với bản bị trả lại: Ảnh toàn cảnh, Sự việc, Nội dung" in text
-    assert "Sự việc (bỏ 2 từ, thêm 3 từ): Học sinh thi [-kể chuyện-] [+đọc diễn cảm+] theo sách" in text
+    assert "Đã sửa so với bản bị trả lại: Ảnh toàn cảnh, Sự việc, người tham gia, Nội dung" in text
+    assert (
+        "Sự việc, người tham gia (bỏ 2 từ, thêm 3 từ): Học sinh thi [-kể chuyện-] [+đọc diễn cảm+] theo sách"
+        in text
+    )
     assert "Nội dung (thêm 4 từ): … đọc sách cho học sinh. [+Có 12 giải thưởng.+]" in text
     assert "Ảnh, tệp đã thay: Ảnh toàn cảnh" in text
     assert "[-…-] là chữ đã bỏ" in text
@@ -121,10 +123,10 @@ async def test_a_text_grown_from_50_to_5000_words_gives_a_bounded_diff(demo, cha
     await officer.press("Gửi")
     await principal.send("/menu")
     await principal.press("Sửa ngay")
-    await principal.press("Sửa: Nội dung")
-    for _ in range(5):  # 4,950 more words, in five messages
+    await principal.press("Sửa: Nội dung")  # the section
+    await principal.press("Sửa: Nội dung")  # the text in it
+    for _ in range(5):  # 4,950 more words, in five messages, each added
         await principal.send(" ".join(("em", "đọc", "sách", "hay")[n % 4] for n in range(990)))
-    await principal.press("Xong")
     await principal.press("Gửi")
 
     await officer.send("/review")
@@ -164,6 +166,7 @@ async def test_from_draft_to_published_by_buttons(demo, chat_as, files) -> None:
 
     await principal.send("/menu")
     await principal.press("Sửa ngay")
+    await principal.press("Sửa: Chủ đề, tiêu đề")
     await principal.press("Sửa: Tiêu đề")
     await principal.send("Ngày hội đọc sách 2026")
     await principal.press("Gửi")
