@@ -20,7 +20,11 @@ def get_draft(s: Session, user_id: int, form: str) -> Draft | None:
 
 def drafts_of(s: Session, user_id: int) -> list[Draft]:
     """Every draft the user has, most recent first."""
-    stmt = select(Draft).where(col(Draft.user_id) == user_id).order_by(col(Draft.updated_at).desc())
+    stmt = (
+        select(Draft)
+        .where(col(Draft.user_id) == user_id)
+        .order_by(col(Draft.updated_at).desc(), col(Draft.id).desc())
+    )
     return list(s.exec(stmt))
 
 

@@ -180,3 +180,21 @@ async def test_the_incident_and_the_report_count_honestly(demo, chat_as) -> None
     await report.press("Bỏ qua")
     assert "Xem lại" in report.last.text
     assert assert_counts_honestly(report) == 5
+
+
+async def test_continue_from_drafts_makes_that_draft_the_one_answered(demo, chat_as, files, clock) -> None:
+    chat = chat_as("principal")
+    await write_article(chat, files, stop_before="photo_wide")
+    clock.advance(minutes=5)
+    await fill_incident(chat, stop_before="when")  # a second draft, more recent
+    clock.advance(minutes=5)
+    listing = await chat.send("/drafts")
+    assert (
+        "Bài viết tháng – đang soạn" in listing[0].text
+        and "Báo cáo nhanh sự cố – đang soạn" in listing[0].text
+    )
+    await chat.press("Tiếp tục: Bài viết tháng")
+    assert "Ảnh 1/3" in chat.last.text
+    await chat.send(f"/file {files['wide']}")  # goes to the article, not to the incident
+    assert article(demo).answers["photo_wide"]["width"] == 2000
+    assert "when" not in draft_of(demo, "principal", "incident").answers
