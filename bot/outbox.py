@@ -233,6 +233,35 @@ class Stats:
     reclaimed: int = 0
 
 
+class Faults:
+    """One log line per fault of a platform, however many calls it fails: the first failure on a
+    channel opens the fault with a warning saying what failed and what becomes of the messages; the
+    failures while it lasts are only counted (debug); the first call that goes through again closes it
+    with one line more. The channels' replies and the outbox's sends report here (`Outbox.faults`)."""
+
+    def __init__(self) -> None:
+        self.failing: dict[str, int] = {}  # channel -> calls failed since the fault began
+
+    def failed(self, channel: str, what: str) -> None:
+        """A call to `channel` failed (`what`: already without the token)."""
+        if channel in self.failing:
+            self.failing[channel] += 1
+            log.debug("%s still failing: %s", channel, what)
+            return
+        self.failing[channel] = 1
+        log.warning(
+            "%s is failing (%s); what cannot go waits in the outbox and goes when %s answers again",
+            channel,
+            what,
+            channel,
+        )
+
+    def ok(self, channel: str) -> None:
+        """A call to `channel` went through: an open fault is over."""
+        if channel in self.failing:
+            log.info("%s answers again (%d call(s) had failed)", channel, self.failing.pop(channel))
+
+
 class Outbox:
     """The outbox as the app sees it: enqueue, deliver now or wake the sender, run the sender."""
 
@@ -254,6 +283,7 @@ class Outbox:
         self.calendar = Calendar(clock, settings.schedule)
         self.paces: dict[str, Pace] = {}
         self.stats = Stats()
+        self.faults = Faults()
         self.sender: OutboxSender | None = None
         self.failures = 0  # consecutive transient failures: the whole sender backs off
 
@@ -308,10 +338,14 @@ class Outbox:
         if self.sender is not None:
             self.sender.poke(priority)
 
-    def take_over(self, channel: str, external_id: str, update_id: str, replies: list[Reply]) -> list[int]:
+    def take_over(
+        self, channel: str, external_id: str, update_id: str, replies: list[Reply], blocked: str = ""
+    ) -> list[int]:
         """Replies to the writer that could not go at once (a 429 that outlasted the wait, a failing
-        platform, a chat that blocked the bot): rows on the priority lane, so the sender delivers them
-        later or records why it cannot. The update is in the rows' key, so a redelivered update adds
+        platform): rows on the priority lane, so the sender delivers them later or records why it
+        cannot. `blocked` (why, without the token): the chat blocked the bot, so the rows are recorded
+        as blocked at once, with every other message waiting for them, and kept for when they write
+        again; one line in the log. The update is in the rows' key, so a redelivered update adds
         nothing. [] (and an error in the log) when the writer has no account to hold them."""
         source = f"reply:{channel}:{update_id or secrets.token_hex(8)}"
         with self.db.session() as s:
@@ -321,8 +355,30 @@ class Outbox:
             log.error("a reply to %s user %s is lost: they have no account", channel, external_id)
             return []
         ids = self.enqueue_direct(source, {user_id: replies}, kind=REPLY)
+        if blocked:
+            with self.db.session() as s:
+                stopped = self.unreachable(s, user_id, "blocked", blocked)
+            log.info(
+                "%s user %s (#%s) blocked the bot: %d waiting message(s) stopped, the alerts and replies "
+                "among them kept for when they write again",
+                channel,
+                external_id,
+                user_id,
+                stopped,
+            )
+            return ids
         self.poke(priority=True)
         return ids
+
+    def unreachable(self, s: Any, user_id: int, status: str, error: str) -> int:
+        """A recipient who cannot be reached (blocked the bot, chat gone): marked, every message still
+        waiting for them stopped with `status` and the reason, the alerts and replies among them kept
+        for when they write again (quiet ones, reminders, are not worth it by then). How many stopped."""
+        now = self.clock.now()
+        q.mark_blocked(s, user_id)
+        for payload in q.waiting_alerts(s, user_id):
+            q.keep_for_later(s, user_id, payload, now)
+        return q.stop_sending_to(s, user_id, status, now, f"recipient unreachable: {error}")
 
     async def deliver_now(self, ids: list[int]) -> None:
         """Alerts just enqueued: the sender holding the lease here takes them first; else send them now.
@@ -399,22 +455,28 @@ class Outbox:
                 q.outbox_sent(s, rid, now)
                 self.stats.sent += 1
                 self.failures = 0
+                self.faults.ok(row.channel)
             elif outcome is Outcome.RETRY_AFTER:
                 seconds = float(getattr(exc, "retry_after", 1.0) or 1.0)
                 pace.pause(seconds + random.uniform(0.05, 0.25), slow_down=True)
                 q.release_outbox(s, [rid], owner, now)  # a 429 is not an attempt
                 self.stats.retry_after += 1
-                log.warning("%s asked to wait %.1f s; sender paused", row.channel, seconds)
+                self.faults.failed(row.channel, f"asked to wait {seconds:.1f} s; the sender paused")
             elif outcome in (Outcome.BLOCKED, Outcome.GONE):
                 status = "blocked" if outcome is Outcome.BLOCKED else "dead"
-                q.outbox_failed(s, rid, owner, status=status, now=now, error=error)
-                q.mark_blocked(s, row.user_id)
-                q.stop_sending_to(s, row.user_id, status, now, f"recipient unreachable: {error}")
                 if not row.quiet:  # an alert waits in the inbox for when they write again
                     q.keep_for_later(s, row.user_id, row.payload, now)
+                q.outbox_failed(s, rid, owner, status=status, now=now, error=error)
+                stopped = self.unreachable(s, row.user_id, status, error)
                 self.stats.blocked += outcome is Outcome.BLOCKED
                 self.stats.dead += outcome is Outcome.GONE
-                log.info("user %s unreachable on %s: %s", row.user_id, row.channel, error)
+                log.info(
+                    "user %s unreachable on %s (%s): %d more waiting message(s) stopped",
+                    row.user_id,
+                    row.channel,
+                    error,
+                    stopped,
+                )
             elif outcome is Outcome.BAD:
                 q.outbox_failed(s, rid, owner, status="dead", now=now, error=error)
                 self.stats.dead += 1
@@ -452,7 +514,8 @@ class Outbox:
             attempts=attempts,
             not_before=now + timedelta(seconds=delay),
         )
-        log.warning(
+        self.faults.failed(row.channel, error)
+        log.debug(
             "outbox row %s failed (attempt %d), retrying in %.0f s: %s", row.key, attempts, delay, error
         )
 

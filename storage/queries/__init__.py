@@ -73,6 +73,7 @@ from storage.queries.outbox import (
     requeue_owned,
     stop_sending_to,
     take_lease,
+    waiting_alerts,
 )
 from storage.queries.review import (
     PUBLISHED_KINDS,
@@ -210,4 +211,5 @@ __all__ = [
     "touch_user",
     "usage",
     "versions_of",
+    "waiting_alerts",
 ]

@@ -229,6 +229,16 @@ def stop_sending_to(s: Session, user_id: int, status: str, now: datetime, error:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+def waiting_alerts(s: Session, user_id: int) -> list[dict[str, Any]]:
+    """The payloads of a user's rows still waiting that quiet hours do not hold (alerts, replies), oldest first."""
+    stmt = (
+        select(Outbox.payload)
+        .where(col(Outbox.user_id) == user_id, col(Outbox.status) == "pending", col(Outbox.quiet).is_(False))
+        .order_by(col(Outbox.id))
+    )
+    return [dict(p) for p in s.exec(stmt)]
+
+
 def cancel_fulfilled_reminders(s: Session, now: datetime, kinds: dict[str, str]) -> int:
     """Waiting reminders for a period the school has fulfilled since are cancelled.
 

@@ -339,7 +339,8 @@ async def test_a_user_who_blocked_the_bot_is_marked_and_never_tried_again(fast: 
     with fast.db.session() as s:
         assert s.get(User, blocked.id).blocked
         kept = s.exec(select(Inbox).where(Inbox.user_id == blocked.id)).all()
-    assert kept == []  # a reminder is not kept for later (only alerts are)
+    # The reminder that met 403 is not kept for later; the alert stopped behind it is (nothing lost).
+    assert [k.payload["text"] for k in kept] == ["SỰ CỐ"]
     assert fast.outbox.stats.blocked == 1
 
 

@@ -182,7 +182,7 @@ class Lanes(BaseRateLimiter[int]):
                 failures += 1
                 if not message or self.now() + pause > deadline:
                     raise
-                log.info(
+                log.debug(
                     "telegram %s to chat %s failed (%s); sending again in %.2f s",
                     endpoint,
                     chat,
@@ -196,7 +196,7 @@ class Lanes(BaseRateLimiter[int]):
                 if endpoint in NOT_RETRIED or self.now() + seconds > deadline:
                     raise
                 self.retried += 1
-                log.info(
+                log.debug(
                     "telegram asked to wait %.1f s before %s to chat %s; waiting", seconds, endpoint, chat
                 )
                 await asyncio.sleep(seconds + random.uniform(0.0, min(0.1, seconds / 4)))

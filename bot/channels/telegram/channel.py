@@ -402,6 +402,7 @@ class TelegramChannel(ChannelBase):
         if not replies:
             return
         language = self.language(msg) if any(r.commands_for for r in replies) else ""
+        outbox = self.app.outbox
         try:
             for index, reply in enumerate(replies):
                 try:
@@ -410,17 +411,18 @@ class TelegramChannel(ChannelBase):
                     log.warning("could not reply to telegram user %s: %s", msg.user_id, self.redact(str(exc)))
                     return
                 except TelegramError as exc:
-                    if isinstance(exc, Forbidden):
-                        self.mark_blocked(msg.user_id)
                     rest = replies[index:]
-                    self.app.outbox.take_over(CHANNEL, msg.user_id, msg.update_id, rest)
-                    log.warning(
-                        "could not reply to telegram user %s (%s); %d message(s) handed to the outbox",
-                        msg.user_id,
-                        self.redact(f"{type(exc).__name__}: {exc}"),
-                        len(rest),
+                    why = self.redact(f"{type(exc).__name__}: {exc}")
+                    if isinstance(exc, Forbidden):  # recorded at once, one line in the log
+                        outbox.take_over(CHANNEL, msg.user_id, msg.update_id, rest, blocked=why)
+                        return
+                    outbox.take_over(CHANNEL, msg.user_id, msg.update_id, rest)
+                    outbox.faults.failed(CHANNEL, f"{why}; replies handed to the outbox")
+                    log.debug(
+                        "%d message(s) to telegram user %s handed to the outbox", len(rest), msg.user_id
                     )
                     return
+            outbox.faults.ok(CHANNEL)
         finally:  # the outbox leaves this chat its per-chat gap before a reminder follows
             self.app.outbox.pace(CHANNEL).touch(str(msg.chat_id))
 
@@ -437,10 +439,7 @@ class TelegramChannel(ChannelBase):
         marked = OUTBOX_SEND.set(True)  # these requests only (a context variable, reset below)
         try:
             await self.render(user.chat_id, replies, user.locale or self.app.settings.locale)
-        except Forbidden as exc:
-            with self.app.db.session() as s:
-                q.mark_blocked(s, user.id or 0)
-            log.info("telegram user %s (#%s) blocked the bot", user.external_id, user.id)
+        except Forbidden as exc:  # the outbox records it, stops their other messages, and logs it
             raise Blocked(f"user {user.id} blocked the bot") from exc
         except TelegramError as exc:
             raise channel_error(exc, self.redact(f"{type(exc).__name__}: {exc}")) from exc

@@ -398,16 +398,15 @@ class ZaloChannel(ChannelBase):
         if not replies:
             return
         user = self.account(msg.user_id)
+        outbox = self.app.outbox
         try:
             await self.send_text(msg.chat_id, render_parts(self.present(user, replies)))
         except ChannelError as exc:
-            self.app.outbox.take_over(CHANNEL, msg.user_id, msg.update_id, replies)
-            log.warning(
-                "could not reply to Zalo user %s (%s); %d message(s) handed to the outbox",
-                msg.user_id,
-                self.redact(str(exc)),
-                len(replies),
-            )
+            outbox.take_over(CHANNEL, msg.user_id, msg.update_id, replies)
+            outbox.faults.failed(CHANNEL, f"{self.redact(str(exc))}; replies handed to the outbox")
+            log.debug("%d message(s) to Zalo user %s handed to the outbox", len(replies), msg.user_id)
+            return
+        outbox.faults.ok(CHANNEL)
 
     async def send_to_user(self, user: User, replies: list[Reply]) -> None:
         """The outbox's sender for Zalo users (alerts, reminders): one try, the outbox retries.
@@ -455,14 +454,14 @@ class ZaloChannel(ChannelBase):
                 if asked > 0:
                     self.app.outbox.pace(CHANNEL).pause(asked)
                 if retry and asked > 0 and time.monotonic() + asked <= deadline:
-                    log.info("Zalo asked to wait %.1f s before sendMessage; waiting", asked)
+                    log.debug("Zalo asked to wait %.1f s before sendMessage; waiting", asked)
                     await asyncio.sleep(asked)
                     continue
                 if not transient(exc) or attempt == len(waits):
                     raise
                 wait = max(waits[attempt], min(asked, 30.0))
                 attempt += 1
-                log.info("Zalo sendMessage failed (%s); resending in %.1f s", self.redact(str(exc)), wait)
+                log.debug("Zalo sendMessage failed (%s); resending in %.1f s", self.redact(str(exc)), wait)
                 await asyncio.sleep(wait)
                 continue
             if charge:
