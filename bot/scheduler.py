@@ -213,10 +213,12 @@ def describe_plan(
         names = {sc.id: sc.name for sc in q.all_schools(s)}
     fresh = [i for i in result.items if i.key not in done]
     for item in fresh:
-        first = item.reply.text.splitlines()[0] if item.reply.text else ""
+        text = item.reply.text.splitlines() or [""]
         school = f", {names.get(item.school_id, '?')}" if item.school_id else ""
         who = f"{item.user.display_name or '?'} ({item.user.channel}:{item.user.external_id}){school}"
-        lines.append(f"  {item.kind} {item.period} {item.step} -> {who}: {first}")
+        lines.append(f"  {item.kind} {item.period} {item.step} -> {who}: {text[0]}")
+        if item.kind.endswith(reminders.LATE):  # an escalation: the schools it names, as it names them
+            lines += [f"      {line}" for line in text[1:]]
     lines.append(
         f"{len(fresh)} message(s) would be queued; {len(result.items) - len(fresh)} already in the outbox."
     )

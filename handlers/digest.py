@@ -1,4 +1,12 @@
-"""The officer's daily digest: what came in, what waits for review, who still owes this month's article."""
+"""The digest: what is new since the last one, and the standing picture, for officers (and leaders, read-only).
+
+What is new: the articles, nominations and reports sent or resent since the last digest (a day, when
+there was none), by level, each with a button that opens it, and the incidents raised since then. The
+standing picture, every time: who has not sent this month's article and the periodic reports due
+(grouped by level, not sent and not registered apart, counted by storage/stats.py as /status counts
+them), and the incidents nobody has acknowledged yet. The clock's daily digest goes only when something
+is new; `/digest` on demand always answers with the picture.
+"""
 
 from __future__ import annotations
 
@@ -6,75 +14,162 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from handlers.calendar import Calendar, Period
-from handlers.months import MonthState, month_state
+from sqlmodel import Session
+
+from handlers.calendar import Calendar, Period, month_end, periodic_key
+from handlers.leaders.reader import day, level_label, level_sort
+from handlers.months import days_phrase, days_to, period_name
 from handlers.review import queue_entry
-from handlers.types import Context, Incoming, Reply
+from handlers.types import Choice, Context, Incoming, Reply
 from storage import queries as q
-from storage import scope
-from storage.models import User
+from storage import scope, stats
+from storage.models import School, User
 
 ON_DEMAND_WINDOW = timedelta(days=1)
-MISSING_SHOWN = 15
+NAMES_SHOWN = 15  # schools named per level and group; the rest are counted
+NAMES_READ = 300  # schools read per group to share out among the levels
+REPORTS_AHEAD = timedelta(days=30)  # a periodic report is "due" from this long before its deadline
+REPORTS_AFTER = timedelta(days=30)  # ... until this long after it
+OPEN_INCIDENTS = timedelta(days=30)  # an unacknowledged incident stays in the picture this long
+BUTTONS = 20
+DIGEST_KIND = "digest"
 
 
-def build_digest(ctx: Context, officer: User, since: datetime) -> Reply | None:
-    """The digest for one officer, or None when nothing is new (never an empty digest)."""
+def build_digest(ctx: Context, reader: User, since: datetime, always: bool = False) -> Reply | None:
+    """The digest for one officer or leader; None when nothing is new and `always` is not asked."""
     cal = Calendar(ctx.clock, ctx.settings.schedule)
-    period = cal.current()
+    now = cal.now()
+    office = scope.of_user(reader)
     with ctx.db.session() as s:
-        schools = {sc.id: sc for sc in scope.schools_seen_by(s, officer) if sc.id is not None}
-        new = q.submissions_since(s, scope.ids_seen_by(officer), since)
-        _, waiting = q.awaiting_review(s, scope.ids_seen_by(officer), limit=0)
-        sent = q.schools_that_sent(s, "article", period.key)
-    if not new:
+        new = q.submissions_since(s, scope.ids_seen_by(reader), since)
+        found = {row.school_id: s.get(School, row.school_id) for row in new}
+        schools = {i: school for i, school in found.items() if school is not None}
+        _, waiting = q.awaiting_review(s, scope.ids_seen_by(reader), limit=0)
+        every = scope.of_user(reader, by_level=False)  # incidents reach officers of every level
+        incidents = stats.incidents_between(s, every, now - OPEN_INCIDENTS, now) if every else []
+        standing = standing_lines(ctx, s, office, cal) if office is not None else []
+    raised = [i for i in incidents if i.created_at >= since]
+    if not new and not raised and not always:
         return None
+    t = ctx.t
+    when = since.astimezone(ctx.clock.tz).strftime("%H:%M %d/%m")
+    count = len(new) + len(raised)
     lines = [
-        ctx.t("digest.title", since=since.astimezone(ctx.clock.tz).strftime("%H:%M %d/%m"), count=len(new))
+        t("digest.title", since=when, count=count) if count else t("digest.standing.nothing_new", since=when)
     ]
-    buttons = []
+    if reader.role == "leader":
+        lines.append(t("digest.standing.read_only"))
+    buttons: list[tuple[Choice, ...]] = []
     by_level: dict[str, list[Any]] = defaultdict(list)
     for row in new:
         by_level[schools[row.school_id].level].append(row)
-    for level in sorted(by_level):
-        lines.append(ctx.t("digest.level", level=level))
+    for level in sorted(by_level, key=level_sort):
+        lines.append(t("digest.level", level=level_label(t, t.has, level)))
         for row in by_level[level]:
             line, button = queue_entry(ctx, "digest.item", row, schools[row.school_id])
             lines.append(line)
             buttons.append(button)
-    lines.append(ctx.t("digest.waiting", count=waiting))
-    missing = sorted(
-        (sc for i, sc in schools.items() if not state_of(cal, period, i in sent).sent),
-        key=lambda sc: sc.name_folded,
+    if raised:
+        lines.append(t("digest.standing.raised", items=incident_items(ctx, raised)))
+    lines.append(t("digest.waiting", count=waiting))
+    lines += standing
+    unacked = [i for i in incidents if not i.acks]
+    if unacked:
+        lines.append(t("digest.standing.unacked", count=len(unacked), items=incident_items(ctx, unacked)))
+    elif every is not None:
+        lines.append(t("digest.standing.no_incidents"))
+    return Reply("\n".join(lines), tuple(buttons[:BUTTONS]))
+
+
+def incident_items(ctx: Context, incidents: list[stats.IncidentLine]) -> str:
+    """ "#3 Trường … (Rất nghiêm trọng); …" """
+    return "; ".join(
+        ctx.t(
+            "status_leader.unacked_item",
+            number=i.id,
+            school=i.school,
+            severity=ctx.t(f"incident.level.{i.severity}"),
+        )
+        for i in incidents
     )
-    if missing:
-        left = cal.days_left(period)
-        names = ", ".join(sc.name for sc in missing[:MISSING_SHOWN])
-        more = (
-            ctx.t("digest.and_more", count=len(missing) - MISSING_SHOWN)
-            if len(missing) > MISSING_SHOWN
-            else ""
-        )
+
+
+def standing_lines(ctx: Context, s: Session, office: scope.Scope, cal: Calendar) -> list[str]:
+    """This month's article and the periodic reports due: how many of the scope's schools sent each,
+    and by level the ones that did not, registered (not sent) or not (not registered)."""
+    now = cal.now()
+    period = cal.current()
+    due = cal.deadline(period)
+    lines = [ctx.t("digest.standing.title")]
+    lines += deadline_lines(ctx, s, office, period.key, stats.ARTICLE, due, month_end(period, ctx.clock))
+    for item, moment in cal.periodic_deadlines(now):
+        if now - REPORTS_AFTER <= moment <= now + REPORTS_AHEAD:
+            key = periodic_key(item, moment)
+            lines += deadline_lines(ctx, s, office, key, stats.REPORT, moment, moment)
+    return lines
+
+
+def deadline_lines(
+    ctx: Context, s: Session, office: scope.Scope, key: str, kind: str, due: datetime, until: datetime
+) -> list[str]:
+    """One deadline's standing: the total, then per level the schools that have not sent it."""
+    t = ctx.t
+    by_level = stats.month_by_level(s, office, key, until, kind=kind)
+    total = sum(by_level.values(), stats.Figures())
+    month = Period.parse(key) if kind == stats.ARTICLE else None
+    what = t("reminder.article", period=month.label) if month else period_name(t, ctx.settings.schedule, key)
+    head = t(
+        "digest.standing.deadline",
+        what=what,
+        due=day(due, ctx.clock),
+        left=days_phrase(t, days_to(due, ctx.clock.now())),
+        sent=total.sent,
+        schools=total.schools,
+        missing=total.missing,
+        unregistered=total.unregistered,
+    )
+    names = {
+        group: by_school_level(stats.missing_schools(s, office, key, until, NAMES_READ, kind, group))
+        for group in (False, True)
+    }
+    lines = [head]
+    for level in sorted(by_level, key=level_sort):
+        f = by_level[level]
+        if not f.not_sent:
+            continue
+        parts = []
+        for group, count in ((False, f.missing), (True, f.unregistered)):
+            if count:
+                listed = names[group].get(level, [])[:NAMES_SHOWN]
+                more = t("digest.and_more", count=count - len(listed)) if count > len(listed) else ""
+                key_name = "digest.standing.unregistered" if group else "digest.standing.missing"
+                parts.append(t(key_name, count=count, names=", ".join(listed) + more))
         lines.append(
-            ctx.t("digest.missing", period=period.label, count=len(missing), days=left, names=names) + more
+            t("digest.standing.level", level=level_label(t, t.has, level), sent=f.sent, schools=f.schools)
+            + " "
+            + "; ".join(parts)
         )
-    return Reply("\n".join(lines), tuple(buttons[:20]))
+    return lines
 
 
-def state_of(cal: Calendar, period: Period, sent: bool) -> MonthState:
-    """A school's month as the digest knows it: sent or not (it names every school that has not sent)."""
-    # The digest reads neither lateness nor registration: only `.sent` of the state is used.
-    return month_state(cal, period, True if sent else None, None, cal.now())
+def by_school_level(rows: list[tuple[School, str]]) -> dict[str, list[str]]:
+    """School names by level."""
+    out: dict[str, list[str]] = defaultdict(list)
+    for school, _ in rows:
+        out[school.level or ""].append(school.name)
+    return out
 
 
 async def digest_command(msg: Incoming, ctx: Context) -> list[Reply]:
-    """/digest: the same digest on demand, for the last 24 hours."""
+    """/digest: what is new since the last digest (a day, when none), and always the standing picture."""
     assert ctx.user is not None
-    reply = build_digest(ctx, ctx.user, ctx.clock.now() - ON_DEMAND_WINDOW)
-    return [reply] if reply is not None else [Reply(ctx.t("digest.nothing"))]
-
-
-DIGEST_KIND = "digest"
+    now = ctx.clock.now()
+    with ctx.db.session() as s:
+        last = q.last_sent(s, DIGEST_KIND).get(ctx.user.id or 0)
+    since = max(last, now - ON_DEMAND_WINDOW) if last is not None else now - ON_DEMAND_WINDOW
+    reply = build_digest(ctx, ctx.user, since, always=True)
+    assert reply is not None
+    return [reply]
 
 
 def digest_due(now: datetime, schedule: Any) -> bool:

@@ -4,14 +4,18 @@
 the command line): 11/2026, 2026-11, T11/2026, tháng 11, tháng mười một, tháng chạp.
 `month_state` is the one rule for a school's month (on time, late, missing, not yet due, before it
 joined), used by /mystatus, the school card, the chart, the workbook and the digest.
+`period_name` and `days_phrase` are the one way a period and a deadline's distance are put in words
+(never a stored key such as "nam-2026", never "còn -15 ngày").
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from handlers.calendar import Calendar, Period, month_end
 from storage.text import fold
@@ -167,8 +171,67 @@ def month_state(
 
     A school owes a month when it registered before the month's end (storage/stats.py counts the same way).
     """
+    return deadline_state(on_time, registered, month_end(period, cal.clock), cal.deadline(period), now)
+
+
+def deadline_state(
+    on_time: bool | None, registered: datetime | None, until: datetime, due: datetime, now: datetime
+) -> MonthState:
+    """A school's state for any deadline (a month's article, a periodic report): sent on time or late;
+    else not registered before `until` (not owed); else missing once `due` has passed, pending before."""
     if on_time is not None:
         return MonthState.ON_TIME if on_time else MonthState.LATE
-    if registered is None or registered >= month_end(period, cal.clock):
+    if registered is None or registered >= until:
         return MonthState.NOT_JOINED
-    return MonthState.MISSING if cal.is_late(period, now) else MonthState.PENDING
+    return MonthState.MISSING if now > due else MonthState.PENDING
+
+
+# ---- periods and deadlines by their names ----------------------------------------------------------
+# The one place a stored period key ("2026-11", "nam-2026", "2026-2027-HK1") becomes words a person reads,
+# and a number of days before or after a deadline becomes "còn 3 ngày", "hôm nay là hạn", "quá hạn 15 ngày".
+
+
+def report_name(schedule: Any, key: str) -> tuple[str, int] | None:
+    """ "nam-2026" -> ("Báo cáo năm", 2026): a periodic report's configured name and its deadline's year."""
+    item_key, _, year = key.rpartition("-")
+    if not (year.isdigit() and len(year) == 4):
+        return None
+    item = next((i for i in getattr(schedule, "periodic", ()) if i.key == item_key), None)
+    return (item.name, int(year)) if item is not None else None
+
+
+def period_name(t: Callable[..., str], schedule: Any, key: str | None) -> str:
+    """A stored period in words: "tháng 11/2026", "Báo cáo năm 2026", "học kỳ I năm học 2026-2027".
+
+    A key it cannot read (a report since removed from the configuration) is named as a periodic report of
+    its year, never shown as it is stored.
+    """
+    key = key or ""
+    month = Period.parse(key)
+    if month is not None:
+        return t("period.month", month=month.label)
+    semester = re.fullmatch(r"(\d{4}-\d{4})-HK([12])", key)
+    if semester:
+        return t("period.semester", number="II" if semester[2] == "2" else "I", year=semester[1])
+    named = report_name(schedule, key)
+    if named is not None:
+        return report_label(t, *named)
+    year = key.rpartition("-")[2]
+    return t("period.report_other", year=year) if year.isdigit() else t("period.unknown")
+
+
+def report_label(t: Callable[..., str], name: str, year: int) -> str:
+    """A periodic report by its configured name and its deadline's year: "Báo cáo năm 2026"."""
+    return t("period.report", name=name, year=year)
+
+
+def days_phrase(t: Callable[..., str], days: int) -> str:
+    """Days to a deadline (negative: since it passed): "còn 3 ngày", "hôm nay là hạn", "quá hạn 15 ngày"."""
+    if days > 0:
+        return t("period.days_ahead", days=days)
+    return t("period.days_today") if days == 0 else t("period.days_past", days=-days)
+
+
+def days_to(due: datetime, now: datetime) -> int:
+    """Whole days from `now`'s day to the deadline's day, in the deadline's zone (negative after it)."""
+    return (due.date() - now.astimezone(due.tzinfo).date()).days

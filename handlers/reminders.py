@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from handlers.calendar import Calendar, Clock, Period, periodic_key
+from handlers.calendar import Calendar, Clock, Period, month_end, periodic_key
 from handlers.i18n import Catalog, Translator
+from handlers.months import report_label
 from handlers.types import Choice, Context, Incoming, Reply
 from storage import queries as q
-from storage import scope
+from storage import scope, stats
 from storage.db import Database
 from storage.models import School, User
 
@@ -58,11 +59,17 @@ class Deadline:
     name: str = ""  # a periodic report's configured name
 
     def what(self, t: Translator) -> str:
-        """ "Bài viết tháng 11/2026" or the report's name."""
+        """ "Bài viết tháng 11/2026" or the report's name with its year ("Báo cáo năm 2026")."""
         if self.subject == ARTICLE:
             period = Period.parse(self.period)
-            return t("reminder.article", period=period.label if period else self.period)
-        return self.name
+            return t("reminder.article", period=period.label if period else "")
+        return report_label(t, self.name, self.due.year)
+
+    def registered_by(self, clock: Clock) -> datetime:
+        """A school owes it when registered before this: a month's end (as stats counts a month), or the
+        report's deadline (a school that joined after it does not owe it)."""
+        month = Period.parse(self.period) if self.subject == ARTICLE else None
+        return month_end(month, clock) if month is not None else self.due
 
 
 @dataclass(frozen=True)
@@ -198,6 +205,7 @@ class Org:
     principals: dict[int, list[User]]
     staff: list[User]
     seen: dict[tuple[str, ...], dict[int, set[int]]]  # levels -> office -> ids of the schools under it
+    registered: dict[int, datetime] = field(default_factory=dict)  # school id -> when it joined
 
     def school_ids_seen_by(self, user: User) -> set[int]:
         """The ids of the schools an officer or leader sees (their offices, their levels)."""
@@ -210,12 +218,13 @@ def read_org(db: Database, prefer: str = "last_used") -> Org:
         schools, staff = q.all_schools(s), q.reachable_staff(s)
         principals = [u for users in q.reachable_principals(s).values() for u in users]
         seen = {levels: scope.schools_under_each(s, levels) for levels in {scope.levels_of(u) for u in staff}}
+        registered = stats.registrations(s)
         for row in [*schools, *staff, *principals]:
             s.expunge(row)
     by_school: dict[int, list[User]] = {}
     for user in q.one_per_person(principals, prefer):
         by_school.setdefault(user.school_id or 0, []).append(user)
-    return Org(schools, by_school, q.one_per_person(staff, prefer), seen)
+    return Org(schools, by_school, q.one_per_person(staff, prefer), seen, registered)
 
 
 def plan(db: Database, clock: Clock, settings: Any, catalog: Catalog, at: datetime | None = None) -> Plan:
@@ -253,7 +262,7 @@ def plan(db: Database, clock: Clock, settings: Any, catalog: Catalog, at: dateti
             if missing:
                 result.unreachable[f"{deadline.subject}:{deadline.period}"] = len(missing)
         if late is not None:
-            result.items += escalations(deadline, late, org, sent, t_for)
+            result.items += escalations(deadline, late, org, sent, t_for, cal)
     return result
 
 
@@ -296,9 +305,13 @@ def reminder_reply(t: Translator, deadline: Deadline, school: str, today: date, 
     return Reply(text, tuple(buttons))
 
 
-def escalations(deadline: Deadline, step: Step, org: Org, sent: set[int], t_for: Any) -> list[Planned]:
-    """Each officer: the schools in scope (their offices, their levels) that missed it; each leader: how many."""
+def escalations(
+    deadline: Deadline, step: Step, org: Org, sent: set[int], t_for: Any, cal: Calendar
+) -> list[Planned]:
+    """Each officer and leader: of the schools in scope (their offices, their levels), how many sent it,
+    and by name those that did not: registered (not sent) and not registered."""
     by_id = {sc.id: sc for sc in org.schools}
+    until = deadline.registered_by(cal.clock)
     out = []
     for user in org.staff:
         visible = [by_id[i] for i in org.school_ids_seen_by(user) if i in by_id]
@@ -307,15 +320,27 @@ def escalations(deadline: Deadline, step: Step, org: Org, sent: set[int], t_for:
         )
         if not missed:
             continue
+        joined = org.registered
+        missing = [sc for sc in missed if sc.id in joined and joined[sc.id] < until]
+        unregistered = [sc for sc in missed if not (sc.id in joined and joined[sc.id] < until)]
         t = t_for(user)
-        fields = {"what": deadline.what(t), "due": deadline.due.strftime("%d/%m/%Y"), "count": len(missed)}
-        if user.role == "leader":
-            text = t("escalation.leader", total=len(visible), **fields)
-        else:
-            lines = [t("escalation.officer", **fields), *(f"• {sc.name}" for sc in missed[:MAX_LISTED])]
-            if len(missed) > MAX_LISTED:
-                lines.append(t("escalation.more", count=len(missed) - MAX_LISTED))
-            text = "\n".join(lines)
+        lines = [
+            t(
+                "escalation.head",
+                what=deadline.what(t),
+                due=deadline.due.strftime("%d/%m/%Y"),
+                sent=len(visible) - len(missed),
+                total=len(visible),
+                missing=len(missing),
+                unregistered=len(unregistered),
+            )
+        ]
+        for key, group in (("escalation.missing", missing), ("escalation.unregistered", unregistered)):
+            if group:
+                lines += [t(key, count=len(group)), *(f"• {sc.name}" for sc in group[:MAX_LISTED])]
+                if len(group) > MAX_LISTED:
+                    lines.append(t("escalation.more", count=len(group) - MAX_LISTED))
+        text = "\n".join(lines)
         out.append(
             Planned(
                 user,

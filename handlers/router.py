@@ -181,7 +181,8 @@ def build_router() -> Router:
             menu="menu.incidents",
             describe="cmd.incidents",
         ),
-        Command("review", review.queue, review.VIEWERS, menu="menu.review", describe="cmd.review"),
+        # Leaders read items (from the digest, /find) but do not vet them: no review queue in their menus.
+        Command("review", review.queue, review.REVIEWERS, menu="menu.review", describe="cmd.review"),
         Command(
             "published",
             published.waiting,

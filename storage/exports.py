@@ -4,7 +4,7 @@ The one writer of every workbook the bot makes (the status workbook, the bundle'
 brings every word (titles, headers, cell texts) already translated; this module only lays them out.
 Nothing in a workbook is a formula: a text that starts with "=" (or "+", "-", "@", which some
 spreadsheets also read as a formula) is stored as a text cell with the quote-prefix style, so it is
-shown as typed, with no apostrophe added to its value. openpyxl is imported when the first workbook
+shown as typed, with no apostrophe added to its value. A text that is one http(s) link is also a link. openpyxl is imported when the first workbook
 is made, not with this module, so a start that makes none does not pay for it.
 """
 
@@ -29,6 +29,8 @@ DATE_FORMAT = "DD/MM/YYYY"
 MIN_WIDTH = 6
 MAX_WIDTH = 60  # longer texts wrap
 FORMULA_STARTS = ("=", "+", "-", "@")
+LINK_STARTS = ("http://", "https://")
+MAX_LINK = 2000
 TITLE_ROW = 1
 HEADER_ROW = 2
 
@@ -68,6 +70,8 @@ def put(cell: Cell | MergedCell, value: Value) -> None:
         if value.startswith(FORMULA_STARTS):
             cell.data_type = "s"  # openpyxl would otherwise write "=..." as a formula
             cell.quotePrefix = True
+        elif value.startswith(LINK_STARTS) and len(value) <= MAX_LINK and not any(c.isspace() for c in value):
+            cell.hyperlink = value  # a web link (a signed report's) opens from the cell
         return
     cell.value = value
     if isinstance(value, date):

@@ -9,6 +9,10 @@ the database they are built whole, which is cheaper than checking each row's sch
 
 A school owes a month once registered (its first principal redeemed a code before the month ended;
 `joined()`: older accounts count from their creation), or if it sent an article for that month anyway.
+Every figure's denominator is every school of the scope: a school that owed nothing (no account by the
+month's end, nothing sent) is not submitted and is counted as its own group, not registered
+(`Figures.unregistered`), so /status, the chart, /export, /digest, the escalation and the ranking give
+the same numbers.
 
 Closed months are also kept in the month rollup (`MonthRollup`): per month, one row per office and level
 with the counts that add up over schools (`month_counts`), so the chart's earlier months for any scope are
@@ -97,8 +101,8 @@ def principals(scope: Scope) -> Any:
     )
 
 
-def month_articles(scope: Scope, period: str, with_dates: bool = False) -> Any:
-    """Per school, its articles for `period`: any on time, any approved, any published, how many.
+def month_articles(scope: Scope, period: str, with_dates: bool = False, kind: str = ARTICLE) -> Any:
+    """Per school, its articles (or `kind`) for `period`: any on time, any approved, any published, how many.
 
     Without dates it reads only the (kind, period, school_id, late, status) index.
     """
@@ -119,7 +123,7 @@ def month_articles(scope: Scope, period: str, with_dates: bool = False) -> Any:
     return (
         select(*columns)
         .where(
-            col(Submission.kind) == ARTICLE,
+            col(Submission.kind) == kind,
             col(Submission.period) == period,
             *only(scope, col(Submission.school_id)),
         )
@@ -151,13 +155,23 @@ class Figures:
 
     @property
     def missing(self) -> int:
-        """Schools that owe the month and sent nothing for it."""
+        """Schools that owe the month (registered by its end) and sent nothing for it: "chưa nộp"."""
         return self.expected - self.sent
 
     @property
+    def unregistered(self) -> int:
+        """Schools with no account by the month's end that sent nothing: "chưa đăng ký" (not submitted)."""
+        return self.schools - self.expected
+
+    @property
+    def not_sent(self) -> int:
+        """Every school of the scope that did not send the month: missing and unregistered."""
+        return self.schools - self.sent
+
+    @property
     def rate(self) -> int:
-        """Per cent of the schools owing the month that sent it."""
-        return round(100 * self.sent / self.expected) if self.expected else 0
+        """Per cent of the scope's schools (every one, registered or not) that sent the month."""
+        return round(100 * self.sent / self.schools) if self.schools else 0
 
     def __add__(self, other: Figures) -> Figures:
         return Figures(*(a + b for a, b in zip(self.values(), other.values(), strict=True)))
@@ -193,9 +207,15 @@ def month_counts(month: Any, reg: Any, until: datetime) -> list[Any]:
     ]
 
 
-def month_by_level(s: Session, scope: Scope, period: str, until: datetime) -> dict[str, Figures]:
-    """The month's figures per level (registered means: before `until`, the month's end)."""
-    month = month_articles(scope, period)
+def month_by_level(
+    s: Session, scope: Scope, period: str, until: datetime, kind: str = ARTICLE
+) -> dict[str, Figures]:
+    """The month's figures per level (registered means: before `until`, the month's end).
+
+    With `kind` REPORT and a periodic report's period, the same figures for that report (`until`: its
+    deadline, as a school that joined after it does not owe it).
+    """
+    month = month_articles(scope, period, kind=kind)
     reg = principals(scope)
     stmt = (
         select(by_level(), func.count(), func.count(reg.c.reg), *month_counts(month, reg, until))
@@ -306,14 +326,21 @@ def first_registration(s: Session, scope: Scope) -> datetime | None:
 
 
 def missing_schools(
-    s: Session, scope: Scope, period: str, until: datetime, limit: int
+    s: Session,
+    scope: Scope,
+    period: str,
+    until: datetime,
+    limit: int,
+    kind: str = ARTICLE,
+    unregistered: bool = False,
 ) -> list[tuple[School, str]]:
-    """Schools registered before `until` with no article for `period`, by name, with their office's name.
+    """Schools registered before `until` with no article (or `kind`) for `period`, by name, with their
+    office's name; with `unregistered`, those with no account by `until` that sent nothing (not registered).
 
     Walked in name order, so the first few are found without looking at every school.
     """
     sent = exists().where(
-        col(Submission.kind) == ARTICLE,
+        col(Submission.kind) == kind,
         col(Submission.period) == period,
         col(Submission.school_id) == col(School.id),
     )
@@ -323,7 +350,7 @@ def missing_schools(
     stmt = (
         select(School, col(Office.name))
         .join(Office, col(Office.id) == col(School.office_id))
-        .where(*in_scope(scope), registered, ~sent)
+        .where(*in_scope(scope), ~registered if unregistered else registered, ~sent)
         .order_by(col(School.name_folded), col(School.id))
         .limit(limit)
     )
@@ -431,6 +458,25 @@ def find_in_scope(s: Session, scope: Scope, query: str, limit: int) -> tuple[lis
 def school_in_scope(s: Session, scope: Scope, school_id: int) -> School | None:
     """The school, if it is in the scope (nothing crosses into another office's schools)."""
     return s.scalars(select(School).where(col(School.id) == school_id, *in_scope(scope))).first()
+
+
+def unregistered_count(s: Session, scope: Scope, until: datetime) -> int:
+    """How many of the scope's schools had no principal's account before `until` ("chưa đăng ký")."""
+    registered = exists().where(
+        col(User.school_id) == col(School.id), col(User.role) == "principal", joined() < until
+    )
+    stmt = select(func.count()).select_from(School).where(*in_scope(scope), ~registered)
+    return int(s.execute(stmt).scalar_one())
+
+
+def registrations(s: Session) -> dict[int, datetime]:
+    """Every registered school's id with when it joined (its first principal), for a sweep over all."""
+    stmt = (
+        select(col(User.school_id), func.min(joined()))
+        .where(col(User.role) == "principal", col(User.school_id).is_not(None))
+        .group_by(col(User.school_id))
+    )
+    return {int(school_id): utc(at) for school_id, at in s.execute(stmt)}
 
 
 def school_registered(s: Session, school_id: int) -> datetime | None:
@@ -558,6 +604,43 @@ def month_sheet(s: Session, scope: Scope, period: str) -> list[SchoolMonth]:
         )
         out.append(SchoolMonth(code, name, level, office, as_utc(registered), mark))
     return out
+
+
+@dataclass(frozen=True)
+class SchoolReport:
+    """One school's line of a periodic report's sheet: the school, and its report (None: not sent)."""
+
+    code: str
+    name: str
+    level: str
+    office: str
+    registered: datetime | None
+    report: Submission | None
+
+
+def report_sheet(s: Session, scope: Scope, period: str) -> list[SchoolReport]:
+    """Every school of the scope with its periodic report `period` ("nam-2026"; None: not sent), by office
+    then name. A school that sent it twice is shown with the latest."""
+    reg = principals(scope)
+    sent = (
+        select(col(Submission.school_id).label("school_id"), func.max(col(Submission.id)).label("id"))
+        .where(col(Submission.kind) == REPORT, col(Submission.period) == period)
+        .group_by(col(Submission.school_id))
+        .subquery("sent")
+    )
+    stmt = (
+        select(col(School.code), col(School.name), col(School.level), col(Office.name), reg.c.reg, Submission)
+        .join(Office, col(Office.id) == col(School.office_id))
+        .outerjoin(reg, reg.c.school_id == col(School.id))
+        .outerjoin(sent, sent.c.school_id == col(School.id))
+        .outerjoin(Submission, col(Submission.id) == sent.c.id)
+        .where(*in_scope(scope))
+        .order_by(col(Office.name), col(School.name_folded), col(School.id))
+    )
+    return [
+        SchoolReport(code, name, level, office, as_utc(registered), row)
+        for code, name, level, office, registered, row in s.execute(stmt)
+    ]
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 FONT = "DejaVu Sans"
 DPI = 100
 COLOURS = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666")
-STATE_COLOURS = ("#2e7d32", "#f9a825", "#c62828", "#9e9e9e")  # on time, late, missing, not yet due
+# on time, late, missing, not yet due, not registered ("chưa đăng ký": its own colour, in the legend)
+STATE_COLOURS = ("#2e7d32", "#f9a825", "#c62828", "#9e9e9e", "#90caf9")
 
 
 @dataclass(frozen=True)
@@ -92,11 +93,14 @@ def school_chart(
     title: str,
     axis: str,
     schools: Sequence[str],
-    counts: Sequence[tuple[int, int, int, int]],
-    states: tuple[str, str, str, str],
+    counts: Sequence[Sequence[int]],
+    states: Sequence[str],
     months: int,
 ) -> Path:
-    """Per school, its months stacked: on time, late, missing, not yet due (a small office)."""
+    """Per school, its months stacked: on time, late, missing, not yet due, not registered (a small office).
+
+    Every state has its colour and its legend entry, counted or not, so the legend always reads the same.
+    """
     height = max(3.0, 0.45 * len(schools) + 1.6)
     figure = new_figure(8, height)
     ax = figure.add_subplot()
@@ -112,5 +116,5 @@ def school_chart(
     ax.set_xticks(range(months + 1))
     ax.set_xlabel(text(axis), fontfamily=FONT)
     ax.set_title(text(title), fontfamily=FONT, fontsize=12)
-    figure.legend(loc="outside lower center", ncols=4, prop={"family": FONT, "size": 9})
+    figure.legend(loc="outside lower center", ncols=len(states), prop={"family": FONT, "size": 9})
     return save(figure, path)

@@ -37,6 +37,8 @@ def ranking_reply(ctx: Context, where: Where, start: int) -> Reply:
     with ctx.db.session() as s:
         first = stats.first_registration(s, where.scope)
         records = stats.year_records(s, where.scope, spec, w, limit=RANKED_SHOWN)
+        # Every school of the scope is ranked; one with no account yet ("chưa đăng ký") scores nothing.
+        unregistered = stats.unregistered_count(s, where.scope, ctx.clock.now())
     if first is None or first >= month_start(Period(start + 1, 9), ctx.clock):
         return Reply(ctx.t("ranking.before_registration", year=year_label(start)))
     as_of = (
@@ -57,7 +59,10 @@ def ranking_reply(ctx: Context, where: Where, start: int) -> Reply:
             nominations=r.nominations,
             reports=r.reports_on_time,
         )
-        lines.append(ctx.t("ranking.line", rank=r.rank, school=r.name, score=f"{r.score:g}", details=details))
+        school = r.name if r.registered is not None else ctx.t("ranking.unregistered_school", school=r.name)
+        lines.append(ctx.t("ranking.line", rank=r.rank, school=school, score=f"{r.score:g}", details=details))
     if where.scope.schools > len(records):
         lines.append(ctx.t("ranking.more", count=where.scope.schools - len(records)))
+    if unregistered:
+        lines.append(ctx.t("ranking.unregistered", count=unregistered, schools=where.scope.schools))
     return Reply("\n".join(lines))

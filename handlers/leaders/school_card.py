@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from handlers import report
 from handlers.calendar import Calendar
 from handlers.leaders.reader import PREFIX, Where, day, level_label
-from handlers.months import MonthState, month_state
+from handlers.months import MonthState, days_phrase, days_to, month_state, report_label
 from handlers.nomination import ROLES, public_view
 from handlers.types import Choice, Context, Reply
 from storage import queries as q
@@ -120,15 +120,14 @@ def report_block(ctx: Context, reports: dict[str | None, Submission], registered
             row = reports.get(f"{item.key}-{year}")
             owed = row is not None or (registered is not None and registered <= due)
             if due <= now and now - due <= timedelta(days=366) and owed:
-                past.append((due, sent_line(ctx, item.name, due, row)))
+                past.append((due, sent_line(ctx, report_label(ctx.t, item.name, due.year), due, row)))
             elif due > now:
                 state = ctx.t("report.state.done") if row else ctx.t("report.state.open")
-                days = (due.date() - now.date()).days
                 line = ctx.t(
                     "status_leader.report_next",
-                    name=item.name,
+                    name=report_label(ctx.t, item.name, due.year),
                     due=day(due, ctx.clock),
-                    days=days,
+                    left=days_phrase(ctx.t, days_to(due, now)),
                     state=state,
                 )
                 future.append((due, line))

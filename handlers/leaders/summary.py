@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from handlers.calendar import Calendar, Period, month_end, month_start
+from sqlmodel import Session
+
+from handlers.calendar import Calendar, Period, month_end, month_start, periodic_key
 from handlers.leaders import charts, rollup
 from handlers.leaders.reader import (
     PREFIX,
@@ -20,23 +22,26 @@ from handlers.leaders.reader import (
     month_asked,
 )
 from handlers.leaders.school_card import search
-from handlers.months import MonthState, month_state
+from handlers.months import MonthState, days_phrase, days_to, month_state, period_name
 from handlers.school_year import school_year
 from handlers.types import Choice, Context, Incoming, Reply
 from storage import stats
 from storage.models import School
+from storage.scope import Scope
 
 MISSING_SHOWN = 10
 MISSING_LISTED = 300
 SMALL_OFFICE = 12  # up to this many schools, the chart is by school
 MONTHS_CHARTED = rollup.EARLIER + 1
 UNACKED_SHOWN = 5
-# The small office's chart: each school's months stacked in this order (months before it joined: none).
+# The small office's chart: each school's months stacked in this order (charts.STATE_COLOURS' order);
+# a month the school had not registered by is "chưa đăng ký", its own colour in the legend.
 CHARTED = (
     MonthState.ON_TIME,
     MonthState.LATE,
     MonthState.MISSING,
     MonthState.PENDING,
+    MonthState.NOT_JOINED,
 )
 
 
@@ -47,10 +52,11 @@ class Facts:
     by_level: dict[str, stats.Figures]
     history: dict[str, list[stats.Figures]]
     missing: list[tuple[School, str]]
+    unregistered: list[tuple[School, str]]
     nominations: stats.NominationFigures
     semester: str
     incidents: list[stats.IncidentLine]
-    report: tuple[str, datetime, int] | None
+    report: tuple[str, datetime, stats.Figures] | None
     per_school: list[tuple[School, datetime | None, dict[str, bool]]] = field(default_factory=list)
 
     @property
@@ -104,14 +110,22 @@ def gather(ctx: Context, where: Where, period: Period) -> Facts:
         by_level = stats.month_by_level(s, scope, period.key, until)
         history = {} if small else rollup.closed_by_level(s, ctx.clock, scope, charted)
         missing = stats.missing_schools(s, scope, period.key, until, MISSING_SHOWN)
+        unregistered = stats.missing_schools(s, scope, period.key, until, MISSING_SHOWN, unregistered=True)
         nominations = stats.nomination_figures(s, scope, [semester])
         incidents = stats.incidents_between(s, scope, month_start(period, ctx.clock), until)
         report = None
         if upcoming is not None:
-            item, due = upcoming
-            report = (item.name, due, stats.reports_in(s, scope, f"{item.key}-{due.year}"))
+            key, due = periodic_key(*upcoming), upcoming[1]
+            report = (key, due, report_figures(s, scope, key, due))
         per_school = stats.schools_months(s, scope, [p.key for p in [*charted, period]]) if small else []
-    return Facts(by_level, history, missing, nominations, semester, incidents, report, per_school)
+    return Facts(
+        by_level, history, missing, unregistered, nominations, semester, incidents, report, per_school
+    )
+
+
+def report_figures(s: Session, scope: Scope, key: str, due: datetime) -> stats.Figures:
+    """A periodic report's figures over every school of the scope (registered by its deadline or not)."""
+    return sum(stats.month_by_level(s, scope, key, due, kind=stats.REPORT).values(), stats.Figures())
 
 
 def month_refusal(ctx: Context, where: Where, period: Period) -> Reply | None:
@@ -148,13 +162,10 @@ def compose(
     ]
     if len(facts.by_level) > 1:
         blocks.append("\n".join([t("status_leader.by_level"), *level_lines(ctx, facts.by_level)]))
-    blocks.append(missing_line(ctx, total, facts.missing))
+    blocks.append(missing_line(ctx, total, facts.missing, facts.unregistered))
     blocks.append(nominations_line(ctx, facts))
     blocks.append(incidents_line(ctx, facts.incidents))
-    blocks.append(report_line(ctx, facts.report, total.registered))
-    notes = not_counted(ctx, total)
-    if notes:
-        blocks.append(notes)
+    blocks.append(report_line(ctx, facts.report))
     buttons: list[tuple[Choice, ...]] = []
     if total.missing > MISSING_SHOWN:
         buttons.append((Choice(t("status_leader.see_all", count=total.missing), f"{PREFIX}:m:{period.key}"),))
@@ -174,7 +185,7 @@ def due_line(ctx: Context, period: Period) -> str:
     due = day(cal.deadline(period), ctx.clock)
     left = cal.days_left(period)
     if left > 0:
-        return ctx.t("status_leader.due_ahead", due=due, days=left)
+        return ctx.t("status_leader.due_ahead", due=due, left=days_phrase(ctx.t, left))
     return ctx.t("status_leader.due_today" if left == 0 else "status_leader.due_past", due=due)
 
 
@@ -183,7 +194,7 @@ def level_lines(ctx: Context, by_level: dict[str, stats.Figures]) -> list[str]:
     lines = []
     for level in sorted(by_level, key=level_sort):
         f = by_level[level]
-        if not f.expected:
+        if not f.schools:
             continue
         lines.append(
             ctx.t("status_leader.level_line", level=level_label(ctx.t, ctx.t.has, level), **figure_fields(f))
@@ -192,27 +203,41 @@ def level_lines(ctx: Context, by_level: dict[str, stats.Figures]) -> list[str]:
 
 
 def figure_fields(f: stats.Figures) -> dict[str, int]:
-    """The counts a summary line shows, by the names the sentences use."""
+    """The counts a summary line shows, by the names the sentences use (out of every school in scope)."""
     return {
         "sent": f.sent,
-        "expected": f.expected,
+        "schools": f.schools,
         "on_time": f.on_time,
         "late": f.late,
         "missing": f.missing,
+        "unregistered": f.unregistered,
         "approved": f.approved,
         "published": f.published,
     }
 
 
-def missing_line(ctx: Context, total: stats.Figures, missing: list[tuple[School, str]]) -> str:
-    """The first few schools that have not sent the month, or that all have."""
-    if total.missing <= 0:
+def missing_line(
+    ctx: Context,
+    total: stats.Figures,
+    missing: list[tuple[School, str]],
+    unregistered: list[tuple[School, str]],
+) -> str:
+    """The first few schools that have not sent the month, then those not registered; or that all have."""
+    if total.not_sent <= 0:
         return ctx.t("status_leader.missing_none")
-    names = "; ".join(school.name for school, _ in missing[:MISSING_SHOWN])
-    line = ctx.t("status_leader.missing", count=total.missing, names=names)
-    if total.missing > MISSING_SHOWN:
-        line += "\n" + ctx.t("status_leader.missing_more", count=total.missing - MISSING_SHOWN)
-    return line
+    lines = []
+    for key, count, rows in (
+        ("status_leader.missing", total.missing, missing),
+        ("status_leader.unregistered", total.unregistered, unregistered),
+    ):
+        if count <= 0:
+            continue
+        lines.append(
+            ctx.t(key, count=count, names="; ".join(school.name for school, _ in rows[:MISSING_SHOWN]))
+        )
+        if count > MISSING_SHOWN:
+            lines.append(ctx.t("status_leader.missing_more", count=count - MISSING_SHOWN))
+    return "\n".join(lines)
 
 
 def semester_label(ctx: Context, key: str) -> str:
@@ -253,27 +278,21 @@ def severity(ctx: Context, incident: stats.IncidentLine) -> str:
     return ctx.t(f"incident.level.{incident.severity}")
 
 
-def report_line(ctx: Context, report: tuple[str, datetime, int] | None, expected: int) -> str:
-    """The next periodic deadline and how many reports are in."""
+def report_line(ctx: Context, report: tuple[str, datetime, stats.Figures] | None) -> str:
+    """The next periodic deadline and how many of the scope's schools sent it."""
     if report is None:
         return ctx.t("status_leader.report_none")
-    name, due, done = report
-    days = (due.date() - ctx.clock.now().date()).days
+    key, due, f = report
     return ctx.t(
-        "status_leader.report", name=name, due=day(due, ctx.clock), days=days, done=done, expected=expected
+        "status_leader.report",
+        name=period_name(ctx.t, ctx.settings.schedule, key),
+        due=day(due, ctx.clock),
+        left=days_phrase(ctx.t, days_to(due, ctx.clock.now())),
+        sent=f.sent,
+        schools=f.schools,
+        missing=f.missing,
+        unregistered=f.unregistered,
     )
-
-
-def not_counted(ctx: Context, total: stats.Figures) -> str:
-    """Schools left out of the figures: not registered, or registered after the month."""
-    unregistered = total.schools - total.registered
-    late_joiners = max(0, total.schools - total.expected - unregistered)
-    lines = []
-    if late_joiners:
-        lines.append(ctx.t("status_leader.late_joiners", count=late_joiners))
-    if unregistered:
-        lines.append(ctx.t("status_leader.unregistered", count=unregistered))
-    return "\n".join(lines)
 
 
 def missing_reply(ctx: Context, where: Where, period: Period) -> Reply:
@@ -302,15 +321,10 @@ def draw(ctx: Context, where: Where, period: Period, facts: Facts, path: Path) -
     months = [period.shift(-n) for n in range(MONTHS_CHARTED - 1, -1, -1)]
     if where.scope.schools <= SMALL_OFFICE:
         return draw_schools(ctx, months, facts, path)
-    levels = sorted(set(facts.by_level) | set(facts.history), key=level_sort)
-    series = []
-    for level in levels:
-        figures = [
-            *facts.history.get(level, [stats.Figures()] * (len(months) - 1)),
-            facts.by_level.get(level),
-        ]
-        values = tuple(None if f is None or not f.expected else 100 * f.sent / f.expected for f in figures)
-        series.append(charts.Series(level_label(ctx.t, ctx.t.has, level), values))
+    series = [
+        charts.Series(level_label(ctx.t, ctx.t.has, level), values)
+        for level, values in level_rates(facts, len(months)).items()
+    ]
     return charts.rate_chart(
         path,
         ctx.t("status_leader.chart.by_level"),
@@ -320,24 +334,39 @@ def draw(ctx: Context, where: Where, period: Period, facts: Facts, path: Path) -
     )
 
 
-def draw_schools(ctx: Context, months: list[Period], facts: Facts, path: Path) -> Path:
-    """Each school's six months: on time, late, not sent, not yet due (months before it joined: none)."""
+def level_rates(facts: Facts, months: int) -> dict[str, tuple[float | None, ...]]:
+    """The by-level chart's data: per level, the per cent of its schools (every one in scope, registered
+    or not: today's count, as the rollup keeps no school count) that sent each month, oldest first."""
+    out = {}
+    for level in sorted(set(facts.by_level) | set(facts.history), key=level_sort):
+        schools = facts.by_level.get(level, stats.Figures()).schools
+        sent = [f.sent for f in facts.history.get(level, [stats.Figures()] * (months - 1))]
+        now = facts.by_level.get(level)
+        sent.append(now.sent if now is not None else 0)
+        out[level] = tuple(100 * n / schools if schools else None for n in sent)
+    return out
+
+
+def school_states(ctx: Context, months: list[Period], facts: Facts) -> list[tuple[str, list[MonthState]]]:
+    """The small office's chart data: each school with its state for each of `months` (month_state)."""
     cal = Calendar(ctx.clock, ctx.settings.schedule)
     now = cal.now()
-    names, counts = [], []
-    for school, registered, sent in facts.per_school:
-        tally = dict.fromkeys(MonthState, 0)
-        for p in months:
-            tally[month_state(cal, p, sent.get(p.key), registered, now)] += 1
-        names.append(school.name)
-        counts.append((tally[CHARTED[0]], tally[CHARTED[1]], tally[CHARTED[2]], tally[CHARTED[3]]))
-    states = tuple(ctx.t(f"status_leader.chart.{state}") for state in CHARTED)
+    return [
+        (school.name, [month_state(cal, p, sent.get(p.key), registered, now) for p in months])
+        for school, registered, sent in facts.per_school
+    ]
+
+
+def draw_schools(ctx: Context, months: list[Period], facts: Facts, path: Path) -> Path:
+    """Each school's six months: on time, late, not sent, not yet due, not registered (own colours)."""
+    rows = school_states(ctx, months, facts)
+    counts = [tuple(states.count(state) for state in CHARTED) for _, states in rows]
     return charts.school_chart(
         path,
         ctx.t("status_leader.chart.by_school", first=months[0].label, last=months[-1].label),
         ctx.t("status_leader.chart.by_school_axis"),
-        names,
+        [name for name, _ in rows],
         counts,
-        (states[0], states[1], states[2], states[3]),
+        tuple(ctx.t(f"status_leader.chart.{state}") for state in CHARTED),
         len(months),
     )

@@ -1,4 +1,8 @@
-"""/export [month] and `schoolbot export status`: the month by school, the school year, the nominations."""
+"""/export [month] and `schoolbot export status`: the month by school, the school year, the nominations, and
+a sheet per periodic report deadline of the school year (each school's report, its figures and its file).
+
+Every sheet has every school of the scope; one with no account by the deadline is "chưa đăng ký" (its
+own state), as /status counts it."""
 
 from __future__ import annotations
 
@@ -10,9 +14,11 @@ from typing import Any
 from handlers.calendar import Calendar, Clock, Period, month_start
 from handlers.leaders.reader import Translate, Where, bad_month, day, generated, month_asked
 from handlers.leaders.summary import month_refusal
-from handlers.leaders.years import formula, semesters, weights, year_label, year_spec
-from handlers.months import MonthState, month_state
+from handlers.leaders.years import formula, report_keys, semesters, weights, year_label, year_spec
+from handlers.months import MonthState, deadline_state, month_state, period_name
 from handlers.nomination import ROLES, public_view, publishable
+from handlers.reminders import REPORT, find_deadline
+from handlers.report import FIGURES
 from handlers.school_year import school_year
 from handlers.types import Context, Incoming, Reply
 from storage import stats
@@ -61,16 +67,22 @@ def build_workbook(
         spec = year_spec(cal, settings, start)
         year = stats.year_records(s, where.scope, spec, w)
         nominations = stats.nominations_of(s, where.scope, semesters(start))
+        reports = [(key, stats.report_sheet(s, where.scope, key)) for key in report_keys(settings, start)]
     sheets = [
         month_sheet(t, cal, where, period, month),
         year_sheet(t, cal, where, start, year, spec, w),
         nominations_sheet(t, clock, where, start, nominations),
     ]
+    dues = {key: report_due(cal, key) for key, _ in reports}
+    for key, rows in sorted(reports, key=lambda pair: dues[pair[0]] or cal.now()):
+        due = dues[key]
+        if due is not None:
+            sheets.append(report_sheet(t, cal, where, key, due, rows))
     write_workbook(path, sheets)
     return len(month)
 
 
-def school_cells(r: stats.SchoolMonth | stats.YearRecord, clock: Clock) -> list[Value]:
+def school_cells(r: stats.SchoolMonth | stats.YearRecord | stats.SchoolReport, clock: Clock) -> list[Value]:
     """The cells naming a school, under SCHOOL_COLUMNS: code, name, level, office, the day it registered."""
     return [r.code, r.name, r.level, r.office, local_date(r.registered, clock)]
 
@@ -184,6 +196,69 @@ def year_sheet(
         "score",
     )
     return Sheet(t("export.sheet_year", year=year_label(start)), title, headers, out)
+
+
+def report_due(cal: Calendar, key: str) -> datetime | None:
+    """The deadline of a periodic report's period ("nam-2026": 1 Dec 2026 at 23:59:59), from the settings."""
+    deadline = find_deadline(cal, REPORT, key)
+    return deadline.due if deadline is not None else None
+
+
+def report_sheet(
+    t: Translate, cal: Calendar, where: Where, key: str, due: datetime, rows: list[stats.SchoolReport]
+) -> Sheet:
+    """One line per school for a periodic report deadline: on time, late, missing, not yet due or not
+    registered; the figures the school gave, its highlights and difficulties, and its signed file."""
+    clock = cal.clock
+    now = cal.now()
+    out: list[list[Value]] = []
+    for n, r in enumerate(rows, start=1):
+        row = r.report
+        state = deadline_state(None if row is None else not row.late, r.registered, due, due, now)
+        cells: list[Value] = [t(f"export.state.{state}")]
+        if row is None:
+            cells += [None, *([None] * len(FIGURES)), None, None, None, None]
+        else:
+            answers = row.answers or {}
+            cells += [
+                local_date(row.submitted_at or row.created_at, clock),
+                *(figure(answers.get(k)) for k in FIGURES),
+                str(answers.get("highlights") or ""),
+                str(answers.get("difficulties") or ""),
+                signed_file(t, answers.get("document")),
+                t(f"status.review.{row.status}"),
+            ]
+        out.append([n, *school_cells(r, clock), *cells])
+    name = period_name(t, cal.schedule, key)
+    title = t(
+        "export.report.title", name=name, office=where.office.name, due=day(due, clock), today=day(now, clock)
+    )
+    headers = (
+        *columns(t, "number", *SCHOOL_COLUMNS, "state", "sent_on"),
+        *(t(f"report.fig.{k}_short") for k in FIGURES),
+        t("report.highlights_short"),
+        t("report.difficulties_short"),
+        t("export.report.file"),
+        t("export.col.review"),
+    )
+    return Sheet(name, title, headers, out)
+
+
+def figure(value: Any) -> int | None:
+    """A figure the school gave, as a number (None when it gave none)."""
+    try:
+        return int(value) if value is not None and str(value).strip() != "" else None
+    except (TypeError, ValueError):
+        return None
+
+
+def signed_file(t: Translate, document: Any) -> str:
+    """The signed report: the link the school gave, or the name of the file it sent."""
+    if not isinstance(document, dict):
+        return ""
+    if document.get("link"):
+        return str(document["link"])
+    return t("export.report.sent_file", name=str(document.get("name") or ""))
 
 
 def nominations_sheet(

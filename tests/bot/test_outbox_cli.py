@@ -57,6 +57,18 @@ def test_remind_dry_run_shows_escalations_and_quiet_hours(env: Env) -> None:
     morning = env.cli("remind", "--dry-run", "--at", "2026-11-16T08:30:00+07:00")
     assert "article-late 2026-11 e1 -> Anh Nguyễn Văn Minh (console:officer)" in morning.stdout
     assert "article-late 2026-11 e1 -> Ông Trần Văn Hùng (console:leader)" in morning.stdout
+    # The escalation names the schools, as the officer will read them.
+    lines = morning.stdout.splitlines()
+    start = next(
+        n for n, line in enumerate(lines) if "article-late 2026-11 e1 -> Anh Nguyễn Văn Minh" in line
+    )
+    assert "0/5 trường đã nộp; chưa nộp 1, chưa đăng ký 4." in lines[start]
+    assert lines[start + 1 : start + 4] == [
+        "      Chưa nộp (1):",
+        "      • Trường PTDTBT THCS Pú Nhi",
+        "      Chưa đăng ký dùng bot (4):",
+    ]
+    assert "      • Trường TH&THCS Na Mai" in lines[start + 4 : start + 8]
     night = env.cli("remind", "--dry-run", "--at", "2026-11-10T22:00")
     assert night.exit_code == 0
     assert "nothing: quiet hours" in night.stdout

@@ -1,4 +1,5 @@
-"""The officer's digest: new items by level, counts, missing schools; nothing new means no digest."""
+"""The digest: new items by level, and always the standing picture (who has not sent, open incidents);
+the clock's daily digest goes only when something is new."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.handlers.article_helpers import photo_files, write_article
-from tests.handlers.helpers import add_district, add_user
+from tests.handlers.helpers import add_district, add_user, fill_incident
 
 
 @pytest.fixture(name="files")
@@ -17,8 +18,18 @@ def files_fixture(tmp_path: Path) -> dict[str, Path]:
 
 async def test_the_digest_lists_what_is_new_in_scope(demo, chat_as, files) -> None:
     officer = chat_as("officer")
-    empty = await officer.send("/digest")
-    assert "Không có gì mới" in empty[0].text
+    empty = (await officer.send("/digest"))[0].text
+    assert "không có mục mới" in empty
+    # The standing picture even so: every school of the district, by level, registered or not.
+    assert (
+        "📝 Bài viết tháng 11/2026 (hạn 15/11/2026, còn 5 ngày): 0/5 trường đã nộp; chưa nộp 1, chưa đăng ký 4."
+        in empty
+    )
+    assert (
+        "• THCS: 0/2 – chưa nộp (1): Trường PTDTBT THCS Pú Nhi; chưa đăng ký (1): Trường THCS Thị Trấn"
+        in empty
+    )
+    assert "🚨 Không có sự cố nào chờ xác nhận." in empty
     principal = chat_as("principal")
     await write_article(principal, files)
     await principal.press("Gửi")
@@ -27,8 +38,13 @@ async def test_the_digest_lists_what_is_new_in_scope(demo, chat_as, files) -> No
     assert "1 mục mới" in text and "Cấp THCS:" in text
     assert "#1 · Bài viết tháng · Trường PTDTBT THCS Pú Nhi · Ngày hội đọc sách" in text
     assert "Đang chờ thẩm định: 1 mục." in text
-    assert "Chưa nộp Bài viết tháng 11/2026: 4 trường (còn 5 ngày)" in text
-    assert "Trường Mầm non Hoa Ban" in text and "Pú Nhi," not in text.split("Chưa nộp")[1]
+    assert "1/5 trường đã nộp; chưa nộp 0, chưa đăng ký 4." in text
+    article = text.split("Tình hình hiện tại")[1].split("Báo cáo năm 2026")[0]
+    assert "Trường Mầm non Hoa Ban" in article and "Pú Nhi" not in article
+    assert (
+        "📝 Báo cáo năm 2026 (hạn 01/12/2026, còn 21 ngày): 0/5 trường đã nộp; chưa nộp 1, chưa đăng ký 4."
+        in text
+    )
     assert any(c.value == "o:1" for c in digest[0].flat_choices())
 
 
@@ -39,7 +55,8 @@ async def test_the_digest_shows_nothing_out_of_scope(demo, chat_as, files) -> No
     await write_article(principal, files)
     await principal.press("Gửi")
     digest = await chat_as("other_officer").send("/digest")
-    assert "Không có gì mới" in digest[0].text
+    assert "không có mục mới" in digest[0].text and "Pú Nhi" not in digest[0].text
+    assert "Trường" not in digest[0].text  # a district with no school: nobody else's schools
 
 
 async def test_an_old_submission_is_not_new(demo, chat_as, files, clock) -> None:
@@ -48,7 +65,8 @@ async def test_an_old_submission_is_not_new(demo, chat_as, files, clock) -> None
     await principal.press("Gửi")
     clock.advance(days=2)
     digest = await chat_as("officer").send("/digest")
-    assert "Không có gì mới" in digest[0].text
+    assert "không có mục mới" in digest[0].text and "#1 ·" not in digest[0].text
+    assert "1/5 trường đã nộp" in digest[0].text  # but the standing picture still counts it
 
 
 async def test_the_daily_digest_goes_through_the_outbox_once_a_day(demo, chat_as, files, clock) -> None:
@@ -83,3 +101,35 @@ async def test_the_daily_digest_goes_through_the_outbox_once_a_day(demo, chat_as
     clock.set(datetime(2026, 11, 16, 16, 31))  # Monday: the weekend's article
     assert sweep() == 1
     assert "1 mục mới" in digests()[-1].payload["text"]
+
+
+async def test_an_incident_raised_minutes_earlier_is_in_the_province_officers_digest(
+    demo, chat_as, clock
+) -> None:
+    add_user(demo, "prov_officer", "officer", "SGD-DEMO", "Chị Sở Một")
+    principal = chat_as("principal")
+    await fill_incident(principal)
+    await principal.press("Gửi")
+    clock.advance(minutes=3)
+    replies = await chat_as("prov_officer").send("/digest")  # the alert kept for them comes first
+    text = next(r.text for r in replies if r.text.startswith("📰"))
+    assert "1 mục mới" in text
+    assert "🚨 Sự cố mới: #1 Trường PTDTBT THCS Pú Nhi (Nghiêm trọng)" in text
+    assert "🚨 Sự cố chưa ai xác nhận (1): #1 Trường PTDTBT THCS Pú Nhi (Nghiêm trọng)" in text
+
+
+async def test_a_leader_gets_the_digest_read_only_and_no_review_entry_in_the_menu(
+    demo, chat_as, files
+) -> None:
+    principal = chat_as("principal")
+    await write_article(principal, files)
+    await principal.press("Gửi")
+    leader = chat_as("leader")
+    text = (await leader.send("/digest"))[0].text
+    assert text.splitlines()[1].startswith("👁 Chế độ chỉ xem")
+    assert "#1 · Bài viết tháng" in text
+    menu = await leader.send("/menu")
+    values = [c.value for c in menu[0].flat_choices()]
+    assert "m:review" not in values and "m:digest" in values and "m:status" in values
+    officer_menu = await chat_as("officer").send("/menu")
+    assert "m:review" in [c.value for c in officer_menu[0].flat_choices()]

@@ -183,19 +183,20 @@ async def test_the_current_month_summary_has_every_figure(history, chat_as) -> N
         "📊 Tình hình nộp – Tháng 11/2026\n"
         "Phòng GD&ĐT huyện Điện Biên Đông (demo)\n"
         "Hạn nộp bài viết: 15/11/2026 (còn 5 ngày).\n\n"
-        "📝 Bài viết tháng: 1/4 trường đã nộp (25%)\n"
-        "• Đúng hạn: 1 · Nộp muộn: 0 · Chưa nộp: 3\n"
+        "📝 Bài viết tháng: 1/5 trường đã nộp (20%)\n"
+        "• Đúng hạn: 1 · Nộp muộn: 0 · Chưa nộp: 3 · Chưa đăng ký: 1\n"
         "• Đã duyệt: 0 · Đã đăng: 0\n\n"
         "Theo cấp học:\n"
-        "• Mầm non: 1/1 – đúng hạn 1, muộn 0, chưa nộp 0, đã duyệt 0, đã đăng 0\n"
-        "• Tiểu học: 0/1 – đúng hạn 0, muộn 0, chưa nộp 1, đã duyệt 0, đã đăng 0\n"
-        "• THCS: 0/2 – đúng hạn 0, muộn 0, chưa nộp 2, đã duyệt 0, đã đăng 0\n\n"
-        "Chưa nộp (3): Trường PTDTBT THCS Pú Nhi; Trường THCS Thị Trấn Điện Biên Đông; Trường Tiểu học Thị Trấn\n\n"
+        "• Mầm non: 1/1 – đúng hạn 1, muộn 0, chưa nộp 0, chưa đăng ký 0, đã duyệt 0, đã đăng 0\n"
+        "• Tiểu học: 0/1 – đúng hạn 0, muộn 0, chưa nộp 1, chưa đăng ký 0, đã duyệt 0, đã đăng 0\n"
+        "• THCS: 0/2 – đúng hạn 0, muộn 0, chưa nộp 2, chưa đăng ký 0, đã duyệt 0, đã đăng 0\n"
+        "• TH&THCS: 0/1 – đúng hạn 0, muộn 0, chưa nộp 0, chưa đăng ký 1, đã duyệt 0, đã đăng 0\n\n"
+        "Chưa nộp (3): Trường PTDTBT THCS Pú Nhi; Trường THCS Thị Trấn Điện Biên Đông; Trường Tiểu học Thị Trấn\n"
+        "Chưa đăng ký (1): Trường TH&THCS Na Mai\n\n"
         "🏅 Đề xuất điển hình học kỳ I năm học 2026-2027: 2 đề xuất từ 2 trường (1 chờ duyệt).\n\n"
         "🚨 Sự cố truyền thông trong tháng: 2, đã có người xác nhận 1/2.\n"
         f"Chưa ai xác nhận: #{punhi} Trường PTDTBT THCS Pú Nhi (Rất nghiêm trọng)\n\n"
-        "📊 Báo cáo năm (hạn 01/12/2026, còn 21 ngày): 1/4 trường đã nộp.\n\n"
-        "ℹ️ 1 trường chưa đăng ký dùng bot, không tính ở trên."
+        "📊 Báo cáo năm 2026 (hạn 01/12/2026, còn 21 ngày): 1/5 trường đã nộp; chưa nộp 3, chưa đăng ký 1."
     )
     assert [c.label for c in replies[0].flat_choices()] == ["📥 Tải Excel", "🏆 Xếp hạng năm học"]
 
@@ -207,22 +208,25 @@ async def test_a_past_month_counts_late_approved_and_published_once_per_school(h
         "Hạn nộp bài viết: 15/10/2026 (đã qua)."
     )
     assert (
-        "📝 Bài viết tháng: 3/4 trường đã nộp (75%)\n"
-        "• Đúng hạn: 2 · Nộp muộn: 1 · Chưa nộp: 1\n"
+        "📝 Bài viết tháng: 3/5 trường đã nộp (60%)\n"
+        "• Đúng hạn: 2 · Nộp muộn: 1 · Chưa nộp: 1 · Chưa đăng ký: 1\n"
         "• Đã duyệt: 3 · Đã đăng: 1"
     ) in text
-    assert "• Mầm non: 1/1 – đúng hạn 1, muộn 0, chưa nộp 0, đã duyệt 1, đã đăng 1" in text
-    assert "• Tiểu học: 1/1 – đúng hạn 0, muộn 1, chưa nộp 0, đã duyệt 1, đã đăng 0" in text
-    assert "• THCS: 1/2 – đúng hạn 1, muộn 0, chưa nộp 1, đã duyệt 1, đã đăng 0" in text
+    assert "• Mầm non: 1/1 – đúng hạn 1, muộn 0, chưa nộp 0, chưa đăng ký 0, đã duyệt 1, đã đăng 1" in text
+    assert "• Tiểu học: 1/1 – đúng hạn 0, muộn 1, chưa nộp 0, chưa đăng ký 0, đã duyệt 1, đã đăng 0" in text
+    assert "• THCS: 1/2 – đúng hạn 1, muộn 0, chưa nộp 1, chưa đăng ký 0, đã duyệt 1, đã đăng 0" in text
     assert "Chưa nộp (1): Trường THCS Thị Trấn Điện Biên Đông" in text
     assert "🚨 Sự cố truyền thông trong tháng: 1, đã có người xác nhận 1/1." in text
     assert "Chưa ai xác nhận" not in text and "Bản Phủ" not in text
 
 
-async def test_a_school_that_joined_later_is_not_counted_before(history, chat_as) -> None:
+async def test_a_school_that_joined_later_counts_as_not_registered_before(history, chat_as) -> None:
     text = text_of(await chat_as("leader").send("/status tháng 8/2026"))
-    assert "📝 Bài viết tháng: 0/3 trường đã nộp (0%)" in text
-    assert "ℹ️ 1 trường đăng ký sau tháng này, không tính ở trên.\nℹ️ 1 trường chưa đăng ký dùng bot" in text
+    assert (
+        "📝 Bài viết tháng: 0/5 trường đã nộp (0%)\n• Đúng hạn: 0 · Nộp muộn: 0 · Chưa nộp: 3 · Chưa đăng ký: 2"
+        in text
+    )
+    assert "Chưa đăng ký (2): Trường TH&THCS Na Mai; Trường THCS Thị Trấn Điện Biên Đông" in text
 
 
 @pytest.mark.parametrize(
@@ -254,9 +258,10 @@ async def test_see_all_lists_every_missing_school_of_a_large_scope(history, demo
     chat = chat_as("leader")
     replies = await chat.send("/status")
     text = text_of(replies)
-    assert "📝 Bài viết tháng: 1/16 trường đã nộp (6%)" in text
-    assert "• Mầm non: 1/13 – đúng hạn 1, muộn 0, chưa nộp 12" in text
-    assert "Chưa nộp (15): Trường Mầm non Bản Số 00; " in text and "\n… và 5 trường khác." in text
+    assert "📝 Bài viết tháng: 1/17 trường đã nộp (6%)" in text
+    assert "• Mầm non: 1/13 – đúng hạn 1, muộn 0, chưa nộp 12, chưa đăng ký 0" in text
+    assert "Chưa nộp (15): Trường Mầm non Bản Số 00; " in text
+    assert "\n… và 5 trường khác.\nChưa đăng ký (1): Trường TH&THCS Na Mai" in text
     assert replies[0].flat_choices()[0].label == "📋 Xem tất cả 15 trường chưa nộp"
     with Image.open(replies[0].photo_path) as image:  # 16 schools: by level, not by school
         assert (image.width, image.height) == (800, 450)
@@ -288,7 +293,7 @@ async def test_a_province_leader_sees_both_districts(history, demo) -> None:
     add_user(demo, "director", "leader", "SGD-DEMO", "Giám đốc", joined=JOINED)
     text = text_of(await Chat(demo, "director").send("/status 10/2026"))
     assert text.startswith("📊 Tình hình nộp – Tháng 10/2026\nSở GD&ĐT Điện Biên (demo)")
-    assert "📝 Bài viết tháng: 4/5 trường đã nộp (80%)" in text
+    assert "📝 Bài viết tháng: 4/6 trường đã nộp (67%)" in text
 
 
 async def test_principals_may_not_and_officers_may(history, chat_as) -> None:
@@ -314,7 +319,7 @@ async def test_an_officer_for_one_level_sees_only_that_level(history, demo) -> N
     add_user(demo, "officer_thcs", "officer", "PGD-DEMO", "Chị Mai", joined=JOINED, levels="THCS")
     chat = Chat(demo, "officer_thcs")
     text = text_of(await chat.send("/status 10/2026"))
-    assert "📝 Bài viết tháng: 1/2 trường đã nộp (50%)" in text and "Hoa Ban" not in text
+    assert "📝 Bài viết tháng: 1/3 trường đã nộp (33%)" in text and "Hoa Ban" not in text
     assert "Có 3 trường khớp “thcs”" in text_of(await chat.send("/status thcs"))  # TH&THCS counts as THCS
     assert "Không tìm thấy" in text_of(await chat.send("/status hoa ban"))
 
@@ -393,9 +398,9 @@ async def test_one_school_by_name_without_accents(history, chat_as) -> None:
         "🏅 Đề xuất điển hình: 1 trong học kỳ này, 1 trong năm học.\n"
         f"• #{history.nominations['THCS-PUNHI']} N.V.A. (Học sinh) – Giới thiệu với báo chí – Chờ duyệt\n\n"
         "📊 Báo cáo định kỳ:\n"
-        "• Báo cáo năm (hạn 01/12/2025): chưa nộp\n"
-        "• Báo cáo 6 tháng (hạn 20/06/2026): nộp ngày 25/06/2026, muộn – Đã duyệt\n"
-        "• Báo cáo năm (hạn 01/12/2026, còn 21 ngày): chưa nộp"
+        "• Báo cáo năm 2025 (hạn 01/12/2025): chưa nộp\n"
+        "• Báo cáo 6 tháng 2026 (hạn 20/06/2026): nộp ngày 25/06/2026, muộn – Đã duyệt\n"
+        "• Báo cáo năm 2026 (hạn 01/12/2026, còn 21 ngày): chưa nộp"
     )
 
 
@@ -444,10 +449,11 @@ async def test_the_ranking_follows_the_stated_formula(history, chat_as) -> None:
         " 0 báo cáo đúng hạn)\n"
         "3. Trường Tiểu học Thị Trấn – 3 điểm (đúng hạn 1 tháng, 1 bài được duyệt, 0 bài được đăng, 0 đề xuất,"
         " 0 báo cáo đúng hạn)\n"
-        "4. Trường TH&THCS Na Mai – 0 điểm (đúng hạn 0 tháng, 0 bài được duyệt, 0 bài được đăng, 0 đề xuất,"
+        "4. Trường TH&THCS Na Mai (chưa đăng ký) – 0 điểm (đúng hạn 0 tháng, 0 bài được duyệt, 0 bài được đăng, 0 đề xuất,"
         " 0 báo cáo đúng hạn)\n"
         "4. Trường THCS Thị Trấn Điện Biên Đông – 0 điểm (đúng hạn 0 tháng, 0 bài được duyệt, 0 bài được đăng,"
-        " 0 đề xuất, 0 báo cáo đúng hạn)"
+        " 0 đề xuất, 0 báo cáo đúng hạn)\n"
+        "Chưa đăng ký dùng bot: 1/5 trường (tính là chưa nộp, 0 điểm)."
     )
 
 
@@ -503,14 +509,20 @@ async def test_the_workbook_has_three_sheets_with_every_cell(history, demo, chat
         add_school(s, "TEST-EQ", '=HYPERLINK("http://x") Trường thử', "TH", district.id)
     replies = await chat_as("leader").send("/export 10/2026")
     assert replies[0].text == (
-        "📥 Tệp Excel tình hình nộp tháng 10/2026, 6 trường: trang theo trường, trang năm học 2026-2027 "
-        "và trang đề xuất điển hình."
+        "📥 Tệp Excel tình hình nộp tháng 10/2026, 6 trường: trang theo trường, trang năm học 2026-2027, "
+        "trang đề xuất điển hình và một trang cho mỗi kỳ báo cáo định kỳ."
     )
     path = Path(replies[0].file_path)
     assert path.name == "TinhHinhNop_PGD-DEMO_2026-10.xlsx"
     book = load_workbook(path)
-    assert book.sheetnames == ["Tháng 10-2026", "Năm học 2026-2027", "Đề xuất điển hình"]
-    month, year, nominations = (book[n] for n in book.sheetnames)
+    assert book.sheetnames == [
+        "Tháng 10-2026",
+        "Năm học 2026-2027",
+        "Đề xuất điển hình",
+        "Báo cáo năm 2026",
+        "Báo cáo 6 tháng 2027",
+    ]
+    month, year, nominations = (book[n] for n in book.sheetnames[:3])
     for ws in book.worksheets:
         assert ws.freeze_panes == "A3"
         for row in ws.iter_rows():
@@ -569,6 +581,82 @@ async def test_the_workbook_has_three_sheets_with_every_cell(history, demo, chat
         ("Trường Mầm non Hoa Ban", "Trần Thị Bích", "Có", "Cô Bích dạy chữ cho trẻ vùng cao"),
     ]
     assert noms[0][1] == datetime(2026, 10, 2) and noms[0][2] == "I"
+
+
+async def test_the_workbook_has_a_sheet_per_report_deadline_with_every_school(history, demo, chat_as) -> None:
+    answers = {
+        "which": "6thang-2026",
+        "articles_sent": 4,
+        "articles_on_time": 3,
+        "articles_approved": 2,
+        "articles_published": 1,
+        "nominations_press": 1,
+        "nominations_commendation": 0,
+        "incidents": 0,
+        "highlights": "Ngày hội đọc sách được báo tỉnh đưa tin",
+        "difficulties": "Thiếu máy ảnh",
+        "document": {"link": "https://drive.example.vn/bao-cao-6-thang.pdf"},
+    }
+    with demo.db.session() as s:
+        row = s.get(Submission, next(iter(submissions_of(s, history.schools["MN-HOABAN"], "6thang-2026"))))
+        row.answers = answers
+        s.add(row)
+    replies = await chat_as("leader").send("/export 06/2026")
+    book = load_workbook(Path(replies[0].file_path))
+    assert book.sheetnames[3:] == ["Báo cáo năm 2025", "Báo cáo 6 tháng 2026"]
+    sheet = book["Báo cáo 6 tháng 2026"]
+    assert sheet["A1"].value.startswith(
+        "Báo cáo 6 tháng 2026 – Phòng GD&ĐT huyện Điện Biên Đông (demo) (hạn 20/06/2026"
+    )
+    assert [c.value for c in sheet[2]][6:] == [
+        "Tình trạng",
+        "Ngày nộp",
+        "Bài viết đã gửi",
+        "Bài đúng hạn",
+        "Bài đã duyệt",
+        "Bài đã đăng",
+        "Đề xuất giới thiệu báo chí",
+        "Đề xuất khen thưởng",
+        "Sự cố đã báo",
+        "Điểm nổi bật",
+        "Khó khăn, đề xuất",
+        "Báo cáo có chữ ký",
+        "Thẩm định",
+    ]
+    rows = {r[1]: r for r in sheet.iter_rows(min_row=3, values_only=True)}
+    assert set(rows) == {"MN-HOABAN", "TH-THITRAN", "THCS-PUNHI", "THCS-TTDBD", "THTHCS-NAMAI"}
+    assert rows["MN-HOABAN"][6:] == (
+        "Đúng hạn",
+        datetime(2026, 6, 10),
+        4,
+        3,
+        2,
+        1,
+        1,
+        0,
+        0,
+        "Ngày hội đọc sách được báo tỉnh đưa tin",
+        "Thiếu máy ảnh",
+        "https://drive.example.vn/bao-cao-6-thang.pdf",
+        "Chờ duyệt",
+    )
+    link = next(c for c in sheet["R"] if c.value == "https://drive.example.vn/bao-cao-6-thang.pdf")
+    assert link.hyperlink.target == "https://drive.example.vn/bao-cao-6-thang.pdf"
+    assert rows["TH-THITRAN"][6:8] == ("Nộp muộn", datetime(2026, 6, 28))
+    assert rows["THCS-PUNHI"][6] == "Nộp muộn" and rows["THCS-PUNHI"][-1] == "Đã duyệt"
+    # Pú Nhi had joined by the yearly report's deadline of 2025 and sent nothing: missing.
+    yearly = {r[1]: r for r in book["Báo cáo năm 2025"].iter_rows(min_row=3, values_only=True)}
+    assert yearly["THCS-PUNHI"][6:8] == ("Chưa nộp", None)
+    # Thị Trấn Điện Biên Đông joined in September 2026, after June's deadline; Na Mai never did.
+    assert rows["THCS-TTDBD"][6:8] == ("Chưa đăng ký", None)
+    assert rows["THTHCS-NAMAI"][6:] == ("Chưa đăng ký", *([None] * 12))
+
+
+def submissions_of(s, school_id: int, period: str) -> list[int]:
+    from sqlmodel import select
+
+    stmt = select(Submission.id).where(Submission.school_id == school_id, Submission.period == period)
+    return list(s.exec(stmt))
 
 
 def check_widths(ws) -> None:
@@ -634,8 +722,8 @@ def test_every_vietnamese_letter_renders_without_a_missing_glyph(tmp_path) -> No
             "Bài viết tháng, theo trường",
             "Số tháng",
             [letters[:50], "Trường PTDTBT THCS Pú Nhi"],
-            [(1, 2, 3, 0), (6, 0, 0, 0)],
-            ("Đúng hạn", "Nộp muộn", "Chưa nộp", "Chưa đến hạn"),
+            [(1, 2, 2, 0, 1), (6, 0, 0, 0, 0)],
+            ("Đúng hạn", "Nộp muộn", "Chưa nộp", "Chưa đến hạn", "Chưa đăng ký"),
             6,
         )
     assert [str(w.message) for w in caught] == []
@@ -669,11 +757,14 @@ async def test_the_same_figures_on_postgresql(pg_url, clock, tmp_path) -> None:
         history = seed_history(app)
         chat = Chat(app, "leader")
         text = text_of(await chat.send("/status 10/2026"))
-        assert "📝 Bài viết tháng: 3/4 trường đã nộp (75%)\n• Đúng hạn: 2 · Nộp muộn: 1 · Chưa nộp: 1" in text
-        assert "• THCS: 1/2 – đúng hạn 1, muộn 0, chưa nộp 1, đã duyệt 1, đã đăng 0" in text
+        assert (
+            "📝 Bài viết tháng: 3/5 trường đã nộp (60%)\n• Đúng hạn: 2 · Nộp muộn: 1 · Chưa nộp: 1 · Chưa đăng ký: 1"
+            in text
+        )
+        assert "• THCS: 1/2 – đúng hạn 1, muộn 0, chưa nộp 1, chưa đăng ký 0, đã duyệt 1, đã đăng 0" in text
         now = await chat.send("/status")
         assert (
-            "📝 Bài viết tháng: 1/4 trường đã nộp (25%)" in text_of(now) and Path(now[0].photo_path).is_file()
+            "📝 Bài viết tháng: 1/5 trường đã nộp (20%)" in text_of(now) and Path(now[0].photo_path).is_file()
         )
         assert "2 đúng hạn, 1 muộn, 8 chưa nộp" in text_of(await chat.send("/status Pú Nhi"))
         ranking = text_of(await chat.send("/ranking"))
