@@ -304,8 +304,8 @@ def export_status(
         if where.scope.schools == 0:
             refuse(f"{office} has no schools yet (schoolbot schools import)")
         t = built.catalog.translator(settings.locale)
-        count = build_workbook(built.db, built.clock, settings, t, where, period, out)
-    typer.echo(f"{out}: {period.key}, {count} schools (3 sheets)")
+        count, sheets = build_workbook(built.db, built.clock, settings, t, where, period, out)
+    typer.echo(f"{out}: {period.key}, {count} schools ({sheets} sheets)")
 
 
 def main() -> None:

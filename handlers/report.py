@@ -8,6 +8,7 @@ from datetime import datetime
 
 from handlers import submissions
 from handlers.forms import Answers, Engine, Form, Option, Step, StepKind
+from handlers.months import days_phrase, days_to
 from handlers.types import Choice, Context, Incoming, Reply
 from storage import queries as q
 from storage import stats
@@ -208,9 +209,9 @@ def status_lines(ctx: Context) -> list[str]:
     upcoming = [o for o in occurrences(ctx) if not o.late]
     if upcoming:
         o = upcoming[0]
-        days = (o.due.date() - ctx.clock.now().date()).days
+        left = days_phrase(ctx.t, days_to(o.due, ctx.clock.now()))
         state = ctx.t("report.state.done") if o.done else ctx.t("report.state.open")
         lines.append(
-            ctx.t("report.status", name=o.name, due=o.due.strftime("%d/%m/%Y"), days=days, state=state)
+            ctx.t("report.status", name=o.name, due=o.due.strftime("%d/%m/%Y"), left=left, state=state)
         )
     return lines

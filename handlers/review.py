@@ -8,6 +8,7 @@ from typing import Any
 from handlers import dossier
 from handlers.forms import Answers, Engine, Form, Step, StepKind, options_from
 from handlers.incident import delivery
+from handlers.months import period_name
 from handlers.nomination import public_view
 from handlers.notify import NOTICE, tell
 from handlers.types import Attachment, Choice, Context, Incoming, Reply
@@ -31,7 +32,9 @@ def kind_title(ctx: Context, kind: str) -> str:
 def headline(ctx: Context, row: Submission) -> str:
     """What the submission is about, in a few words (a nominee without consent by initials)."""
     answers = public_view(row.answers) if row.kind == "nomination" else row.answers
-    text = answers.get("title") or answers.get("name") or row.period or ""
+    text = (
+        answers.get("title") or answers.get("name") or period_name(ctx.t, ctx.settings.schedule, row.period)
+    )
     return str(text)[:80]
 
 

@@ -24,7 +24,17 @@ from handlers.calendar import FrozenClock
 from handlers.types import Reply, numbered
 from storage import migrate
 from storage.db import Database
-from tests.support import migrate_template, migrated_copy, pg_admin, pg_database_url, sqlite_url
+from tests.support import (
+    SHOWN,
+    keys_shown,
+    migrate_template,
+    migrated_copy,
+    outbox_rows,
+    pg_admin,
+    pg_database_url,
+    shown,
+    sqlite_url,
+)
 
 # A Tuesday in the first half of a month, mid-morning in Vietnam.
 START = datetime(2026, 11, 10, 9, 0)
@@ -106,6 +116,7 @@ def app_fixture(settings: Settings, clock: FrozenClock) -> Iterator[App]:
     """The real app (migrated database, router, dispatcher)."""
     with open_app(settings, clock) as built:
         yield built
+        shown(*(row.payload.get("text") for row in outbox_rows(built)))  # what the outbox holds for people
 
 
 @pytest.fixture(name="demo")
@@ -132,6 +143,7 @@ class Chat:
         """Send one line; return (and keep) what came back."""
         got = await self.session.send(line)
         self.replies.extend(got)
+        shown(*(r.text for r in got), *(c.label for r in got for c in r.flat_choices()))
         self.batch = got
         return got
 
@@ -167,6 +179,18 @@ def chat_as_fixture(demo: App):
         return Chat(demo, user_id, display)
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _words_not_keys() -> Iterator[None]:
+    """Issue 14: every period is shown by its name, every deadline in words. Whatever a test's chats,
+    outbox and fake platforms showed a person holds no internal key ("nam-2026", "2026-11",
+    "2026-2027-HK1") and no negative number of days ("còn -15 ngày")."""
+    SHOWN.clear()
+    yield
+    found = keys_shown(SHOWN)
+    SHOWN.clear()
+    assert not found, "shown to a person: " + "; ".join(found[:5])
 
 
 @pytest.fixture(autouse=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -125,3 +126,33 @@ async def answer_steps(
         if step == stop_before:
             return
         await answers[step]()
+
+
+# ---- words, not keys: every text a person is shown during a test -----------------------------------
+
+SHOWN: list[str] = []
+"""Every text a person was shown in the running test: console replies and their buttons, the outbox's
+messages, and what the fake Telegram and Zalo servers were asked to send. tests/conftest.py scans them."""
+
+URL = re.compile(r"\S+://\S+")
+KEYS = (
+    re.compile(r"(?<![\w/.:@-])(?=[a-z0-9_]*[a-z])[a-z0-9_]+-20\d\d(?![\w-])"),  # "nam-2026", "6thang-2026"
+    re.compile(r"(?<![\w/.:@-])20\d\d-(?:0[1-9]|1[0-2])(?![\w-])"),  # a month's key, "2026-11"
+    re.compile(r"\b20\d\d-20\d\d-HK[12]\b"),  # a semester's key
+)
+NEGATIVE_DAYS = re.compile(r"(?<![\w/])-\s?\d+\s*(?:ngày|days?\b|day\(s\))")
+
+
+def shown(*texts: object) -> None:
+    """Keep texts a person was shown, for the scan at the end of the test."""
+    SHOWN.extend(t for t in texts if isinstance(t, str) and t)
+
+
+def keys_shown(texts: Sequence[str]) -> list[str]:
+    """The internal keys ("nam-2026", "2026-11") and negative numbers of days ("còn -15 ngày") in `texts`."""
+    found = []
+    for text in texts:
+        words = URL.sub(" ", text)
+        for pattern in (*KEYS, NEGATIVE_DAYS):
+            found += [f"{m.group(0)!r} in {text[:300]!r}" for m in pattern.finditer(words)]
+    return found

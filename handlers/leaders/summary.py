@@ -240,16 +240,10 @@ def missing_line(
     return "\n".join(lines)
 
 
-def semester_label(ctx: Context, key: str) -> str:
-    """ "2026-2027-HK1" -> "học kỳ I năm học 2026-2027"."""
-    year, _, half = key.rpartition("-")
-    return ctx.t("status_leader.semester", number="II" if half == "HK2" else "I", year=year)
-
-
 def nominations_line(ctx: Context, facts: Facts) -> str:
     """This semester's nominations in the scope."""
     n = facts.nominations
-    semester = semester_label(ctx, facts.semester)
+    semester = period_name(ctx.t, ctx.settings.schedule, facts.semester)
     if not n.count:
         return ctx.t("status_leader.nominations_none", semester=semester)
     return ctx.t(

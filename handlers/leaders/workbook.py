@@ -1,7 +1,7 @@
 """/export [month] and `schoolbot export status`: the month by school, the school year, the nominations, and
 a sheet per periodic report deadline of the school year (each school's report, its figures and its file).
 
-Every sheet has every school of the scope; one with no account by the deadline is "chưa đăng ký" (its
+Every sheet has every school of the scope; one with no account by the deadline is not registered (its
 own state), as /status counts it."""
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ async def export_reply(ctx: Context, where: Where, period: Period) -> list[Reply
         return [refusal]
     name = safe_filename(ctx.t("export.file_name", office=where.office.code, month=period.key))
     path = generated(ctx.settings, "exports", f"u{ctx.user.id if ctx.user else 0}", name)
-    count = await asyncio.to_thread(
+    count, _ = await asyncio.to_thread(
         build_workbook, ctx.db, ctx.clock, ctx.settings, ctx.t, where, period, path
     )
     year = year_label(school_year(month_start(period, ctx.clock)))
@@ -57,8 +57,9 @@ async def export(msg: Incoming, ctx: Context) -> list[Reply]:
 
 def build_workbook(
     db: Database, clock: Clock, settings: Any, t: Translate, where: Where, period: Period, path: Path
-) -> int:
-    """Write the workbook (the month by school, the school year, nominations); how many schools it has."""
+) -> tuple[int, int]:
+    """Write the workbook (the month by school, the school year, nominations, the periodic reports); how
+    many schools and how many sheets it has."""
     cal = Calendar(clock, settings.schedule)
     start = school_year(month_start(period, clock))
     w = weights(settings)
@@ -79,7 +80,7 @@ def build_workbook(
         if due is not None:
             sheets.append(report_sheet(t, cal, where, key, due, rows))
     write_workbook(path, sheets)
-    return len(month)
+    return len(month), len(sheets)
 
 
 def school_cells(r: stats.SchoolMonth | stats.YearRecord | stats.SchoolReport, clock: Clock) -> list[Value]:

@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from tests.fakes.loopback import LoopbackServer, QuietHandler
+from tests.support import shown
 
 TOKEN = "123456:TEST-fake-token-do-not-log"
 BOT_ID = 123456
@@ -403,6 +404,8 @@ class FakeBotAPI(LoopbackServer):
         if delay:
             time.sleep(delay)
         status, body = self._answer(token, method, params)
+        if status == 200 and method.lower().startswith("send"):
+            shown(params.get("text"), params.get("caption"))  # scanned by tests/conftest.py
         with self._cond:
             self._state.calls.append(Call(method, params, status))
             self._cond.notify_all()

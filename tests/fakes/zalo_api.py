@@ -28,6 +28,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 import httpx
 
 from tests.fakes.loopback import LoopbackServer, QuietHandler
+from tests.support import shown
 
 TOKEN = "3141592653589793238:zalo-TEST-secret-do-not-log"
 BOT_ID = "7d1e2c3b4a5968778695"
@@ -280,6 +281,8 @@ class FakeZaloAPI(LoopbackServer):
     def handle(self, token: str, method: str, params: dict[str, Any]) -> tuple[int, Any]:
         """Answer one call: (HTTP status, JSON body)."""
         status, body = self._answer(token, method, params)
+        if status == 200 and method.lower().startswith("send"):
+            shown(params.get("text"), params.get("caption"))  # scanned by tests/conftest.py
         with self._cond:
             self._state.calls.append(Call(method, params, status))
             self._cond.notify_all()
