@@ -19,7 +19,7 @@ from sqlmodel import Session
 from handlers.calendar import Calendar, Period, month_end, periodic_key
 from handlers.leaders.reader import day, level_label, level_sort
 from handlers.months import days_phrase, days_to, period_name
-from handlers.review import queue_entry
+from handlers.review import PUBLISHED_PREFIX, REVIEWERS, queue_entry
 from handlers.types import Choice, Context, Incoming, Reply
 from storage import queries as q
 from storage import scope, stats
@@ -45,6 +45,7 @@ def build_digest(ctx: Context, reader: User, since: datetime, always: bool = Fal
         found = {row.school_id: s.get(School, row.school_id) for row in new}
         schools = {i: school for i, school in found.items() if school is not None}
         _, waiting = q.awaiting_review(s, scope.ids_seen_by(reader), limit=0)
+        _, unpublished = q.awaiting_publication(s, scope.ids_seen_by(reader), limit=0)
         every = scope.of_user(reader, by_level=False)  # incidents reach officers of every level
         incidents = stats.incidents_between(s, every, now - OPEN_INCIDENTS, now) if every else []
         standing = standing_lines(ctx, s, office, cal) if office is not None else []
@@ -72,12 +73,16 @@ def build_digest(ctx: Context, reader: User, since: datetime, always: bool = Fal
     if raised:
         lines.append(t("digest.standing.raised", items=incident_items(ctx, raised)))
     lines.append(t("digest.waiting", count=waiting))
+    if unpublished:
+        lines.append(t("digest.standing.unpublished", count=unpublished))
     lines += standing
     unacked = [i for i in incidents if not i.acks]
     if unacked:
         lines.append(t("digest.standing.unacked", count=len(unacked), items=incident_items(ctx, unacked)))
     elif every is not None:
         lines.append(t("digest.standing.no_incidents"))
+    if unpublished and reader.role in REVIEWERS:  # "Đã đăng": /published, the approved not yet marked
+        buttons = [*buttons[: BUTTONS - 1], (Choice(t("vetting.to_publish"), f"{PUBLISHED_PREFIX}:0"),)]
     return Reply("\n".join(lines), tuple(buttons[:BUTTONS]))
 
 

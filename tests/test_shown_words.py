@@ -11,7 +11,7 @@ from tests.support import keys_shown
     "text",
     [
         "#3 · Báo cáo định kỳ · Trường PTDTBT THCS Pú Nhi · nam-2026",  # the officer's queue before issue 14
-        "Đã duyệt Báo cáo định kỳ \"6thang-2026\"",
+        'Đã duyệt Báo cáo định kỳ "6thang-2026"',
         "Chưa nộp Bài viết tháng 11/2026: 4 trường (còn -15 ngày)",
         "Số liệu tháng 2026-11",
         "Đề xuất 2026-2027-HK1",

@@ -133,3 +133,23 @@ async def test_a_leader_gets_the_digest_read_only_and_no_review_entry_in_the_men
     assert "m:review" not in values and "m:digest" in values and "m:status" in values
     officer_menu = await chat_as("officer").send("/menu")
     assert "m:review" in [c.value for c in officer_menu[0].flat_choices()]
+
+
+async def test_approved_articles_not_yet_published_are_one_button_away(demo, chat_as, files) -> None:
+    from sqlalchemy import update
+
+    from storage.models import Submission
+
+    principal = chat_as("principal")
+    await write_article(principal, files)
+    await principal.press("Gửi")
+    with demo.db.session() as s:
+        s.execute(update(Submission).where(Submission.id == 1).values(status="approved"))
+    officer = chat_as("officer")
+    digest = await officer.send("/digest")
+    assert "🌐 Đã duyệt, chưa ghi nhận đăng: 1 bài." in digest[0].text
+    listed = await officer.press("Bài đã duyệt, chờ ghi nhận đăng")
+    assert any(c.label == "🌐 Đã đăng #1" for c in listed[0].flat_choices())
+    leader = await chat_as("leader").send("/digest")  # leaders read; marking is the officers' work
+    assert "chưa ghi nhận đăng: 1 bài" in leader[0].text
+    assert all(not c.value.startswith("pb:") for c in leader[0].flat_choices())
