@@ -59,7 +59,7 @@ def build_digest(ctx: Context, reader: User, since: datetime, always: bool = Fal
         t("digest.title", since=when, count=count) if count else t("digest.standing.nothing_new", since=when)
     ]
     if reader.role == "leader":
-        lines.append(t("digest.standing.read_only"))
+        lines.append(t("read_only.note"))
     buttons: list[tuple[Choice, ...]] = []
     by_level: dict[str, list[Any]] = defaultdict(list)
     for row in new:
@@ -81,7 +81,7 @@ def build_digest(ctx: Context, reader: User, since: datetime, always: bool = Fal
         lines.append(t("digest.standing.unacked", count=len(unacked), items=incident_items(ctx, unacked)))
     elif every is not None:
         lines.append(t("digest.standing.no_incidents"))
-    if unpublished and reader.role in REVIEWERS:  # "Đã đăng": /published, the approved not yet marked
+    if unpublished and reader.role in REVIEWERS:  # the way to /published: approved, not yet marked
         buttons = [*buttons[: BUTTONS - 1], (Choice(t("vetting.to_publish"), f"{PUBLISHED_PREFIX}:0"),)]
     return Reply("\n".join(lines), tuple(buttons[:BUTTONS]))
 

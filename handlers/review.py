@@ -142,6 +142,8 @@ async def open_submission(msg: Incoming, ctx: Context, engine: Engine) -> list[R
         () if answers.get("withheld") else attachments(ctx, form, row.answers, Path(ctx.settings.media_dir))
     )
     life = dossier.history_lines(ctx, row, versions, actions)
+    if ctx.user is None or ctx.user.role not in REVIEWERS:
+        life.append(ctx.t("read_only.note"))  # a leader reads; no buttons, and the word why
     return [
         Reply("\n".join(lines), attachments=files),
         Reply("\n".join(life), action_buttons(ctx, row)),

@@ -387,14 +387,6 @@ def nomination_figures(s: Session, scope: Scope, periods: Sequence[str]) -> Nomi
     return NominationFigures(int(count), int(schools), int(waiting))
 
 
-def reports_in(s: Session, scope: Scope, period: str) -> int:
-    """How many of the scope's schools sent the periodic report `period` ("nam-2026")."""
-    stmt = select(func.count(func.distinct(col(Submission.school_id)))).where(
-        col(Submission.kind) == REPORT, col(Submission.period) == period
-    )
-    return int(s.execute(with_school(scope, stmt.select_from(Submission))).scalar_one())
-
-
 @dataclass(frozen=True)
 class IncidentLine:
     """An incident and how many officers or leaders acknowledged it."""

@@ -153,6 +153,9 @@ async def test_nothing_outside_scope_is_shown(demo, chat_as, files) -> None:
     province = chat_as("leader")  # the district's leader may look, not act
     opened = await demo.dispatcher.handle(press("leader", "o:1", "lo"))
     assert "Bài viết tháng" in opened[0].text and not opened[0].choices
+    assert not opened[-1].choices and opened[-1].text.endswith(  # no buttons, and the word why
+        "👁 Chế độ chỉ xem: lãnh đạo xem bài và số liệu; việc duyệt, trả lại, ghi nhận đã đăng do cán bộ phụ trách thực hiện."
+    )
     refused = await demo.dispatcher.handle(press("leader", "rv:a:1:1", "la"))
     assert "không dành cho" in refused[0].text
     assert province
