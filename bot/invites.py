@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import csv
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -38,19 +38,15 @@ class InviteError(Exception):
 
 @dataclass(frozen=True)
 class Target:
-    """The school or office the codes bind to."""
+    """The school or office the codes bind to: what the codes store, and how the CSV names it."""
 
-    role: str
-    code: str
-    name: str
-    school_id: int | None = None
-    office_id: int | None = None
-    levels: str = ""
+    bound: q.InviteTarget
+    label: str  # "THCS-PUNHI – Trường PTDTBT THCS Pú Nhi"
 
-    @property
-    def label(self) -> str:
-        """ "THCS-PUNHI – Trường PTDTBT THCS Pú Nhi"."""
-        return f"{self.code} – {self.name}"
+
+def labelled(code: str, name: str) -> str:
+    """ "CODE – Name" of a school or an office."""
+    return f"{code} – {name}"
 
 
 def check_usage(school: str | None, office: str | None, role: str | None) -> str:
@@ -84,7 +80,7 @@ def check_levels(levels: str | None, role: str) -> str:
     return ",".join(dict.fromkeys(wanted))
 
 
-def find_target(db: Database, school: str | None, office: str | None, role: str) -> Target:
+def find_target(db: Database, school: str | None, office: str | None, role: str, levels: str) -> Target:
     """Look the school or office up by code (exact, else upper-cased)."""
     with db.session() as s:
         if school:
@@ -94,12 +90,17 @@ def find_target(db: Database, school: str | None, office: str | None, role: str)
                 near = [f"{x.code} ({x.name})" for x in q.find_schools(s, given, limit=3)]
                 hint = f"; did you mean {', '.join(near)}?" if near else ""
                 raise InviteError(f"no school has the code {given!r}{hint}")
-            return Target(role, found.code, found.name, school_id=found.id)
+            return Target(
+                q.InviteTarget(role, school_id=found.id, levels=levels), labelled(found.code, found.name)
+            )
         given = (office or "").strip()
         office_row = q.office_by_code(s, given) or q.office_by_code(s, given.upper())
         if office_row is None:
             raise InviteError(f"no office has the code {given!r}")
-        return Target(role, office_row.code, office_row.name, office_id=office_row.id)
+        return Target(
+            q.InviteTarget(role, office_id=office_row.id, levels=levels),
+            labelled(office_row.code, office_row.name),
+        )
 
 
 def bot_username(settings: Settings) -> tuple[str, str]:
@@ -190,15 +191,7 @@ def create(
 ) -> list[Invite]:
     """Create the codes and write the CSV in one transaction: a CSV that cannot be written keeps no codes."""
     with db.session() as s:
-        invites = q.create_invites(
-            s,
-            q.InviteTarget(
-                target.role, school_id=target.school_id, office_id=target.office_id, levels=target.levels
-            ),
-            count,
-            now,
-            days,
-        )
+        invites = q.create_invites(s, target.bound, count, now, days)
         if out is not None:
             try:
                 write_csv(out, invites, target, username, zone)
@@ -229,7 +222,7 @@ def make_invites(
         limited = check_levels(levels, wanted_role)
         days = check_numbers(settings, count, expires, out)
         with open_app(settings) as built:
-            target = replace(find_target(built.db, school, office, wanted_role), levels=limited)
+            target = find_target(built.db, school, office, wanted_role, limited)
             username, note = bot_username(settings)  # no transaction is open during the network call
             invites = create(built.db, built.clock.now(), target, count, days, username, out, zone)
     except InviteError as exc:

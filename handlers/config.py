@@ -10,7 +10,7 @@ import re
 from calendar import monthrange
 from datetime import date
 from pathlib import Path
-from typing import ClassVar, Literal, Self
+from typing import Annotated, ClassVar, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -31,6 +31,9 @@ Prefer = Literal["last_used", "telegram", "zalo", "both"]
 
 SECRET_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 ZALO_SECRET_RE = re.compile(r"^[\x21-\x7e]{8,256}$")  # Zalo: 8-256 characters, sent as a header
+
+# A ranking weight: points per unit of one part of the communications score.
+Weight = Annotated[float, Field(ge=0, le=100)]
 
 
 class Section(BaseModel):
@@ -260,11 +263,11 @@ class OutboxSettings(Section):
 class RankingSettings(Section):
     """The communications score of /ranking and the year's sheet: points per unit of each part."""
 
-    article_on_time: float = Field(default=2, ge=0, le=100)
-    article_approved: float = Field(default=1, ge=0, le=100)
-    article_published: float = Field(default=1, ge=0, le=100)
-    nomination: float = Field(default=2, ge=0, le=100)
-    report_on_time: float = Field(default=3, ge=0, le=100)
+    article_on_time: Weight = 2
+    article_approved: Weight = 1
+    article_published: Weight = 1
+    nomination: Weight = 2
+    report_on_time: Weight = 3
 
     @model_validator(mode="after")
     def _something_counts(self) -> RankingSettings:
