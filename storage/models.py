@@ -185,25 +185,33 @@ class Submission(SQLModel, table=True):
     updated_at: datetime = utc_field()
 
 
-class MonthRollup(SQLModel, table=True):
-    """A closed month's article figures for the schools one office holds directly, of one level.
+class MonthCounts(SQLModel):
+    """A month's article counts for some schools; every one a sum over schools.
 
-    Every count is a sum over schools, so a scope's month is the sum of the rows of the offices in its
-    tree (and of its levels). `expected`: schools that owed the month (a principal before its end, or an
-    article for it anyway); `sent`: of those, the ones with an article; `on_time`: with one on time;
-    `approved`, `published`: with one approved, published; `articles`: how many articles. The clock's
-    sweep keeps the rows fresh (handlers/rollup.py); `computed_at` is when they were read.
+    `expected`: schools that owed the month (a principal before its end, or an article for it anyway);
+    `sent`: of those, the ones with an article; `on_time`: with one on time; `approved`, `published`:
+    with one approved, published; `articles`: how many articles. The rollup stores them
+    (`MonthRollup`), the leaders' figures add to them (`storage.stats.Figures`).
     """
 
-    period: str = Field(primary_key=True, max_length=7)
-    office_id: int = Field(primary_key=True, foreign_key="office.id")
-    level: str = Field(primary_key=True, max_length=32)
     expected: int = 0
     sent: int = 0
     on_time: int = 0
     approved: int = 0
     published: int = 0
     articles: int = 0
+
+
+class MonthRollup(MonthCounts, table=True):
+    """A closed month's article counts for the schools one office holds directly, of one level.
+
+    A scope's month is the sum of the rows of the offices in its tree (and of its levels). The clock's
+    sweep keeps the rows fresh (handlers/leaders/rollup.py); `computed_at` is when they were read.
+    """
+
+    period: str = Field(primary_key=True, max_length=7)
+    office_id: int = Field(primary_key=True, foreign_key="office.id")
+    level: str = Field(primary_key=True, max_length=32)
     computed_at: datetime = utc_field()
 
 

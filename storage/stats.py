@@ -17,7 +17,7 @@ the same numbers.
 Closed months are also kept in the month rollup (`MonthRollup`): per month, one row per office and level
 with the counts that add up over schools (`month_counts`), so the chart's earlier months for any scope are
 a sum over the rows of its offices. `store_month` computes a month's rows in one INSERT ... SELECT;
-handlers/rollup.py decides when.
+handlers/leaders/rollup.py decides when.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ from storage.db import upsert_select
 from storage.models import (
     Incident,
     IncidentAck,
+    MonthCounts,
     MonthRollup,
     Office,
     School,
@@ -135,18 +136,15 @@ def month_articles(scope: Scope, period: str, with_dates: bool = False, kind: st
 # ---- the month, by level -------------------------------------------------------------------------
 
 
-@dataclass
-class Figures:
-    """A month's article figures for some schools; `expected` counts the schools that owe the month."""
+class Figures(MonthCounts):
+    """A month's article figures for some schools: the month's counts, and the schools' own.
+
+    `schools`, `registered`: how many schools, and with a principal; the facts of today, left at 0 for
+    a month read from the rollup.
+    """
 
     schools: int = 0
     registered: int = 0
-    expected: int = 0
-    sent: int = 0
-    on_time: int = 0
-    approved: int = 0
-    published: int = 0
-    articles: int = 0
 
     @property
     def late(self) -> int:
@@ -174,24 +172,15 @@ class Figures:
         return round(100 * self.sent / self.schools) if self.schools else 0
 
     def __add__(self, other: Figures) -> Figures:
-        return Figures(*(a + b for a, b in zip(self.values(), other.values(), strict=True)))
+        return Figures(**{name: getattr(self, name) + getattr(other, name) for name in FIGURES})
 
-    def values(self) -> tuple[int, ...]:
-        """The counts in field order."""
-        return (
-            self.schools,
-            self.registered,
-            self.expected,
-            self.sent,
-            self.on_time,
-            self.approved,
-            self.published,
-            self.articles,
-        )
+
+MONTH_COUNTS = tuple(MonthCounts.model_fields)  # expected, sent, on_time, approved, published, articles
+FIGURES = tuple(Figures.model_fields)
 
 
 def month_counts(month: Any, reg: Any, until: datetime) -> list[Any]:
-    """The month's counts that add up over schools: expected, sent, on_time, approved, published, articles.
+    """The month's counts that add up over schools, in MONTH_COUNTS' order.
 
     Per school each is a fact of the month alone: it owed the month (a principal before `until`, the
     month's end, or an article for it anyway), it sent, one was on time, approved, published, how many.
@@ -225,13 +214,16 @@ def month_by_level(
         .where(*in_scope(scope))
         .group_by(by_level())
     )
-    return {row[0]: Figures(*(int(v or 0) for v in row[1:])) for row in s.execute(stmt)}
+    names = ("schools", "registered", *MONTH_COUNTS)
+    return {
+        row[0]: Figures(**dict(zip(names, (int(v or 0) for v in row[1:]), strict=True)))
+        for row in s.execute(stmt)
+    }
 
 
 # ---- closed months: the month rollup ---------------------------------------------------------------
 
 EVERY_SCHOOL = Scope(0, broad=True, everything=True)
-ROLLUP_COUNTS = ("expected", "sent", "on_time", "approved", "published", "articles")
 
 
 def rollup_rows(period: str, until: datetime, computed_at: datetime) -> Select[Any]:
@@ -259,7 +251,7 @@ def rollup_rows(period: str, until: datetime, computed_at: datetime) -> Select[A
 def store_month(s: Session, period: str, until: datetime, now: datetime) -> None:
     """(Re)compute a month's rollup from the submissions, in one statement; rows of groups gone are dropped."""
     s.execute(delete(MonthRollup).where(col(MonthRollup.period) == period))
-    columns = ["period", "office_id", "level", *ROLLUP_COUNTS, "computed_at"]
+    columns = ["period", "office_id", "level", *MONTH_COUNTS, "computed_at"]
     upsert_select(s, MonthRollup, columns, rollup_rows(period, until, now))
 
 
@@ -306,12 +298,12 @@ def rollup_by_level(s: Session, scope: Scope, periods: Sequence[str]) -> dict[st
         conditions.append(col(r.office_id).in_(offices_under(scope.office_id)))
         if scope.levels:
             conditions.append(level_filter(scope.levels, col(r.level)))
-    sums = [func.sum(getattr(r, name)) for name in ROLLUP_COUNTS]
+    sums = [func.sum(getattr(r, name)) for name in MONTH_COUNTS]
     stmt = select(col(r.level), col(r.period), *sums).where(*conditions).group_by(col(r.level), col(r.period))
     index = {period: i for i, period in enumerate(periods)}
     out: dict[str, list[Figures]] = {}
     for level, period, *counts in s.execute(stmt):
-        figures = dict(zip(ROLLUP_COUNTS, (int(c or 0) for c in counts), strict=True))
+        figures = dict(zip(MONTH_COUNTS, (int(c or 0) for c in counts), strict=True))
         out.setdefault(level, [Figures() for _ in periods])[index[period]] = Figures(**figures)
     return out
 
