@@ -170,7 +170,7 @@ async def test_the_token_never_appears_when_the_platform_echoes_urls(
     and neither the logs, the output nor the stored error carries the token."""
     caplog.set_level(logging.DEBUG)
     person = TgUser(7400, "Minh", "Nguyễn Văn")
-    echoed = f"Internal Server Error at {api.base_url}{TOKEN}/sendMessage"
+    echoed = f"Internal Server Error at {api.url('/bot')}{TOKEN}/sendMessage"
     settings = settings_for(tmp_path, api, database_url, reply_wait_seconds=1.0)
     with open_app(settings, FrozenClock(CLOCK)) as app:
         async with running(app) as channel:

@@ -397,9 +397,7 @@ def sticker() -> dict[str, Any]:
 async def test_webhook_needs_the_secret_header(demo: App, api: FakeBotAPI) -> None:
     port = free_port()
     config = TelegramSettings(
-        token=SecretStr(TOKEN),
-        base_url=api.base_url,
-        base_file_url=api.base_file_url,
+        **api.settings(),
         mode="webhook",
         webhook_url="https://bot.example.test",
         listen="127.0.0.1",

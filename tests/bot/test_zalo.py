@@ -57,8 +57,8 @@ from storage.text import label_key
 from tests.bot.test_telegram import free_port, invite
 from tests.bot.test_telegram import running as running_telegram
 from tests.conftest import Chat
-from tests.fakes.telegram_api import BOT_USERNAME, FakeBotAPI, TgUser
 from tests.fakes.telegram_api import TOKEN as TELEGRAM_TOKEN
+from tests.fakes.telegram_api import FakeBotAPI, TgUser
 from tests.fakes.zalo_api import (
     TOKEN,
     FakeZaloAPI,
@@ -315,12 +315,7 @@ async def test_the_first_photo_step_gives_zalo_advice_on_zalo_and_telegram_advic
     on_telegram = TgUser(1001, "Hoa", "Lò Thị")
     with FakeBotAPI() as tg_api:
         telegram = demo.settings.telegram.model_copy(
-            update={
-                "token": SecretStr(TELEGRAM_TOKEN),
-                "username": BOT_USERNAME,
-                "base_url": tg_api.base_url,
-                "base_file_url": tg_api.base_file_url,
-            }
+            update={**tg_api.settings(), "token": SecretStr(TELEGRAM_TOKEN)}
         )
         settings = demo.settings.model_copy(update={"telegram": telegram})
         app = replace(demo, settings=settings, dispatcher=replace(demo.dispatcher, settings=settings))

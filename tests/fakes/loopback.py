@@ -84,3 +84,7 @@ class LoopbackServer:
         """The port it listens on."""
         assert self._server is not None, "not started"
         return int(self._server.server_address[1])
+
+    def url(self, path: str = "") -> str:
+        """The fake's address, with `path` after it."""
+        return f"http://127.0.0.1:{self.port}{path}"

@@ -280,23 +280,13 @@ class FakeBotAPI(LoopbackServer):
         """The request handler serving this fake's routes."""
         return _make_handler(self)
 
-    @property
-    def base_url(self) -> str:
-        """For `ApplicationBuilder.base_url` (the token is appended by PTB)."""
-        return f"http://127.0.0.1:{self.port}/bot"
-
-    @property
-    def base_file_url(self) -> str:
-        """For `ApplicationBuilder.base_file_url`."""
-        return f"http://127.0.0.1:{self.port}/file/bot"
-
     def settings(self) -> dict[str, str]:
-        """The [telegram] settings that point the bot at this fake."""
+        """The [telegram] settings that point the bot at this fake (PTB appends the token to the URLs)."""
         return {
             "token": TOKEN,
             "username": BOT_USERNAME,
-            "base_url": self.base_url,
-            "base_file_url": self.base_file_url,
+            "base_url": self.url("/bot"),
+            "base_file_url": self.url("/file/bot"),
         }
 
     # ---- scripting ------------------------------------------------------------------------

@@ -165,7 +165,7 @@ class FakeZaloAPI(LoopbackServer):
     @property
     def base_url(self) -> str:
         """For zalo.base_url (the client appends /bot<token>/<method>)."""
-        return f"http://127.0.0.1:{self.port}"
+        return self.url()
 
     def settings(self) -> dict[str, str]:
         """The [zalo] settings that point the bot at this fake."""
