@@ -35,6 +35,10 @@ app.add_typer(export_app, name="export")
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="TOML settings file.")]
 OfficeOption = Annotated[str, typer.Option("--office", help="Office code: its schools and those below it.")]
 MonthOption = Annotated[str | None, typer.Option("--month", help="YYYY-MM; this month if left out.")]
+UserOption = Annotated[
+    str,
+    typer.Option("--user", help="The console user to chat as (in the demo: principal, officer or leader)."),
+]
 
 
 def refuse(message: str, code: int = 1) -> NoReturn:
@@ -97,46 +101,36 @@ def run(
 
 
 @app.command()
-def chat(
-    config: ConfigOption = Path("config.toml"),
-    user: Annotated[str, typer.Option("--user", help="The console user to chat as.")] = "console",
-) -> None:
+def chat(config: ConfigOption = Path("config.toml"), user: UserOption = "console") -> None:
     """Chat with the bot in the terminal, one message per line."""
-    setup_logging(False)
-    logging.getLogger().setLevel(logging.WARNING)
-    _chat(settings_from(config), user)
+    _chat(config, user, demo=False)
 
 
 @app.command()
-def demo(
-    config: ConfigOption = Path("config.toml"),
-    user: Annotated[str, typer.Option("--user", help="principal, officer or leader")] = "principal",
-) -> None:
+def demo(config: ConfigOption = Path("config.toml"), user: UserOption = "principal") -> None:
     """Seed a demo district and chat as one of its users."""
+    _chat(config, user, demo=True)
+
+
+def _chat(config: Path, user: str, demo: bool) -> None:
+    """The console chat as `user`, logging only warnings; `demo` seeds the demo district first."""
     setup_logging(False)
     logging.getLogger().setLevel(logging.WARNING)
     settings = settings_from(config)
     from bot.app import open_app
     from bot.demo import USERS, seed_demo
-
-    with open_app(settings) as built, built.db.session() as s:
-        seed_demo(s, built.clock.now())
-    if sys.stdin.isatty():
-        names = ", ".join(u[0] for u in USERS)
-        typer.echo(
-            f"Demo: you are '{user}'. Other users: {names} (schoolbot demo --user NAME). Ctrl-D to leave.\n"
-        )
-    _chat(settings, user)
-
-
-def _chat(settings: Settings, user: str) -> None:
-    from bot.app import open_app
     from bot.run import console_chat
 
     with open_app(settings) as built:
-        display = ""
-        from bot.demo import USERS
-
+        if demo:
+            with built.db.session() as s:
+                seed_demo(s, built.clock.now())
+            if sys.stdin.isatty():
+                names = ", ".join(u[0] for u in USERS)
+                typer.echo(
+                    f"Demo: you are '{user}'. Other users: {names} (schoolbot demo --user NAME). "
+                    "Ctrl-D to leave.\n"
+                )
         display = next((d for u, d, _, _ in USERS if u == user), user)
         session = console_chat(built.dispatcher, user, display_name=display)
         asyncio.run(session.run(prompt=sys.stdin.isatty()))
@@ -186,6 +180,7 @@ def import_or_exit(importer: Callable[[Database, Path], str], file: Path, config
 
 @app.command()
 def invites(
+    ctx: typer.Context,
     config: ConfigOption = Path("config.toml"),
     school: Annotated[str | None, typer.Option(help="School code (role principal).")] = None,
     office: Annotated[str | None, typer.Option(help="Office code (role officer or leader).")] = None,
@@ -200,16 +195,8 @@ def invites(
     """Create single-use registration codes with their Telegram links."""
     from bot.invites import make_invites
 
-    make_invites(
-        settings_from(config),
-        school=school,
-        office=office,
-        role=role,
-        count=count,
-        expires=expires,
-        out=out,
-        levels=levels,
-    )
+    asked = {name: value for name, value in ctx.params.items() if name != "config"}
+    make_invites(settings_from(config), **asked)  # every option above, by its name
 
 
 @app.command()

@@ -6,7 +6,7 @@ from typing import Any
 
 from handlers import submissions
 from handlers.calendar import Calendar
-from handlers.forms import Answers, Form, Option, Step, StepKind, options_from
+from handlers.forms import Answers, Option, Step, StepKind, options_from
 from handlers.types import Choice, Context, Incoming, Reply
 from storage import queries as q
 from storage.models import Draft, School, Submission
@@ -91,13 +91,7 @@ async def submit(ctx: Context, draft: Draft) -> list[Reply]:
     return [Reply(ctx.t(key, name=answers.get("name", "")))]
 
 
-NOMINATION_FORM = Form(
-    name=KIND,
-    title="nomination.title",
-    roles=frozenset({"principal"}),
-    submit=submit,
-    steps=NOMINATION_STEPS,
-)
+NOMINATION_FORM = submissions.submission_form(KIND, "nomination.title", NOMINATION_STEPS, submit)
 
 
 def describe(ctx: Context, row: Submission, school: School) -> str:

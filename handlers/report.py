@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from handlers import submissions
-from handlers.forms import Answers, Engine, Form, Option, Step, StepKind
+from handlers.forms import Answers, Engine, Option, Step, StepKind
 from handlers.months import days_phrase, days_to
 from handlers.types import Choice, Context, Incoming, Reply
 from storage import queries as q
@@ -183,14 +183,7 @@ def already_in(ctx: Context, o: Occurrence) -> Reply:
     return Reply(ctx.t("report.already_in", name=o.name, due=o.due.strftime("%d/%m/%Y")), buttons)
 
 
-REPORT_FORM = Form(
-    name=KIND,
-    title="report.title",
-    roles=frozenset({"principal"}),
-    submit=submit,
-    steps=REPORT_STEPS,
-    prepare=prepare,
-)
+REPORT_FORM = submissions.submission_form(KIND, "report.title", REPORT_STEPS, submit, prepare)
 
 
 async def start_report(msg: Incoming, ctx: Context, engine: Engine) -> list[Reply]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from handlers.forms import Answers, DraftMode, Engine, Form
+from handlers.forms import Answers, DraftMode, Engine, Form, Step
+from handlers.forms.engine import SubmitHook
 from handlers.types import Context, Incoming, Reply
 from storage import queries as q
 from storage.models import Draft, Submission
@@ -13,6 +15,21 @@ from storage.models import Draft, Submission
 EDIT_KEY = "_edit_of"  # a draft made from a sent submission carries its id and version
 DERIVED = ("theme_text", "period_text", "which_text")  # answers computed at sending, not typed
 DRAFT_ONLY = ("_msgs", "_write")  # the draft's own bookkeeping (which message answered what): not sent
+SENDERS = frozenset({"principal"})  # who sends a school's submissions
+
+
+def submission_form(
+    kind: str,
+    title: str,
+    steps: tuple[Step, ...],
+    submit: SubmitHook,
+    prepare: Callable[[Context, Answers], Answers] | None = None,
+) -> Form:
+    """The form a school's principal fills to send a submission of `kind` (article, nomination, report).
+
+    It is named by the kind: that is how `edit` finds it again for a sent submission.
+    """
+    return Form(name=kind, title=title, steps=steps, roles=SENDERS, submit=submit, prepare=prepare)
 
 
 @dataclass(frozen=True)

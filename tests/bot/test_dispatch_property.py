@@ -36,26 +36,18 @@ choices = st.one_of(
     st.builds(lambda p, r: f"{p}:{r}", st.sampled_from(["m", "k", "l", "f", "x"]), st.text(max_size=20)),
 )
 updates = st.builds(
-    lambda kind, text, command, args, choice, files, name: Incoming(
-        "console",
-        "principal",
-        "principal",
-        kind,
-        display_name=name,
-        text=text,
-        command=command,
-        args=args,
-        choice=choice,
-        media=files,
-        update_id=f"h-{next(counter)}",
-    ),
-    kind=st.sampled_from(list(Kind)),
+    Incoming,
+    st.just("console"),
+    st.just("principal"),
+    st.just("principal"),
+    st.sampled_from(list(Kind)),
+    display_name=st.text(max_size=300),
     text=st.text(max_size=MAX_TEXT + 50),
     command=st.text(max_size=40),
     args=st.text(max_size=40),
     choice=choices,
-    files=st.lists(media, max_size=3).map(tuple),
-    name=st.text(max_size=300),
+    media=st.lists(media, max_size=3).map(tuple),
+    update_id=st.builds(lambda: f"h-{next(counter)}"),  # a new update each time
 )
 
 
