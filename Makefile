@@ -17,11 +17,13 @@ $(STAMP): pyproject.toml | $(BIN)/python
 demo: $(STAMP)
 	$(BIN)/schoolbot demo
 
+# The suite on every core (pytest-xdist): each worker migrates its own template database and
+# PostgreSQL template; a targeted run (`.venv/bin/python -m pytest tests/x.py -x -q`) stays serial.
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

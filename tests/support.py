@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import os
 import re
 import shutil
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from sqlalchemy import func
 from sqlmodel import col, select
 
 from storage import migrate
@@ -82,6 +84,13 @@ def at_once(*calls: Callable[[], object]) -> None:
         thread.start()
     for thread in threads:
         thread.join()
+
+
+def outbox_statuses(app: App) -> collections.Counter[str]:
+    """How many outbox rows stand at each status: one grouped count, cheap enough to poll."""
+    with app.db.session() as s:
+        stmt = select(col(Outbox.status), func.count()).group_by(col(Outbox.status))
+        return collections.Counter({status: int(n) for status, n in s.exec(stmt)})
 
 
 def outbox_rows(app: App, **where: object) -> list[Outbox]:

@@ -8,7 +8,6 @@ test_outbox_telegram.py.
 
 from __future__ import annotations
 
-import collections
 import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -32,7 +31,7 @@ from tests.bot.test_outbox_telegram import _loopback_only as _loopback_only  # n
 from tests.bot.test_outbox_telegram import settings_for as wave_settings
 from tests.fakes.district import seed_wave
 from tests.fakes.telegram_api import TOKEN, FakeBotAPI, FloodLimits, TgUser, text_update
-from tests.support import outbox_rows, until
+from tests.support import outbox_rows, outbox_statuses, until
 
 WAIT = 60.0
 CLOCK = datetime(2026, 11, 10, 8, 0)
@@ -52,10 +51,6 @@ async def running(app: App) -> AsyncIterator[TelegramChannel]:
 
 def texts_to(api: FakeBotAPI, user: TgUser) -> list[str]:
     return [str(m["text"]) for m in api.sent_to(user.id)]
-
-
-def statuses(app: App) -> collections.Counter[str]:
-    return collections.Counter(r.status for r in outbox_rows(app))
 
 
 @pytest.fixture(name="api")
@@ -106,7 +101,7 @@ async def test_a_reply_that_cannot_go_becomes_an_outbox_row_and_is_sent_later(
             assert (row.status, row.payload["text"]) == ("pending", t("help.guest"))
             api.clear_failures()
             app.outbox.start_sender("lanes")
-            await until(lambda: statuses(app)["sent"] == 1, "the reply sent by the outbox", WAIT)
+            await until(lambda: outbox_statuses(app)["sent"] == 1, "the reply sent by the outbox", WAIT)
             await app.outbox.stop_sender()
         assert texts_to(api, person) == [t("help.guest")]
     handed = [r for r in caplog.records if "handed to the outbox" in r.getMessage()]
@@ -127,7 +122,7 @@ async def test_a_reply_to_a_chat_that_blocked_the_bot_is_reported_not_dropped(
             await until(lambda: channel.handled >= 1, "the update handled", WAIT)
             await until(lambda: bool(outbox_rows(app, kind=REPLY)), "the reply handed to the outbox", WAIT)
             app.outbox.start_sender("lanes")
-            await until(lambda: statuses(app)["blocked"] == 1, "the outbox's verdict", WAIT)
+            await until(lambda: outbox_statuses(app)["blocked"] == 1, "the outbox's verdict", WAIT)
             await app.outbox.stop_sender()
         with app.db.session() as s:
             user = s.exec(select(User).where(User.external_id == str(person.id))).one()
@@ -147,13 +142,13 @@ async def test_replies_overtake_a_wave(tmp_path: Path, database_url: str, api: F
         assert reminders.sweep(app.db, clock, app.settings, app.catalog).created == schools
         async with running(app) as channel:
             app.outbox.start_sender("wave")
-            await until(lambda: statuses(app)["sent"] >= 20, "the wave under way", WAIT)
+            await until(lambda: outbox_statuses(app)["sent"] >= 20, "the wave under way", WAIT)
             api.push_update(*[text_update(p, text) for p in people for text in ("/help", "/whoami")])
             await until(lambda: channel.handled >= 20, "the chats handled", WAIT)
             await until(lambda: all(len(api.sent_to(p.id)) == 2 for p in people), "every reply", WAIT)
-            during = statuses(app)
+            during = outbox_statuses(app)
             # A 429 the jitter of a loaded machine causes halves the wave's pace: it may take minutes.
-            await until(lambda: statuses(app)["sent"] == schools, "the wave finished", 3 * WAIT)
+            await until(lambda: outbox_statuses(app)["sent"] == schools, "the wave finished", 3 * WAIT)
             await app.outbox.stop_sender()
         assert during["sent"] < schools // 2  # the chats were answered early in the wave
         assert outbox_rows(app, kind=REPLY) == []

@@ -29,7 +29,7 @@ from storage import queries as q
 from storage.errors import Blocked, ChannelError, RetryAfter
 from storage.models import Inbox, Incident, User
 from tests.storage.test_holders import dead_owner
-from tests.support import add_principals, at_once, until
+from tests.support import add_principals, at_once, outbox_statuses, until
 from tests.support import outbox_rows as rows
 
 FAST = {
@@ -106,13 +106,6 @@ def enqueue(app: App, users: list[User], step: str = "d5", **extra: Any) -> int:
     ]
     with app.db.session() as s:
         return q.enqueue(s, rows)
-
-
-def statuses(app: App) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for r in rows(app):
-        out[r.status] = out.get(r.status, 0) + 1
-    return out
 
 
 # ---- pacing (a fake monotonic clock) --------------------------------------------------------------
@@ -255,7 +248,7 @@ async def test_every_row_is_sent_once_and_recorded(fast: App) -> None:
     await until(lambda: len(channel(fast).got) == 50, "50 sends")
     await fast.outbox.stop_sender()
     assert sorted(c for c, _, _ in channel(fast).got) == sorted(u.chat_id for u in users)
-    assert statuses(fast) == {"sent": 50}
+    assert outbox_statuses(fast) == {"sent": 50}
     assert all(r.sent_at is not None and r.attempts == 0 and r.lease_owner == "" for r in rows(fast))
 
 
@@ -287,7 +280,7 @@ async def test_an_alert_never_waits_behind_a_bulk_wave(fast: App) -> None:
     assert position - before <= fast.outbox.config.concurrency + 2  # only sends already in flight went first
     [alert] = rows(fast, kind="direct")
     assert alert.priority == PRIORITY_ALERT and not alert.quiet and alert.status == "sent"
-    assert statuses(fast)["pending"] > 100  # the wave was still far from done
+    assert outbox_statuses(fast)["pending"] > 100  # the wave was still far from done
 
 
 async def test_a_429_pauses_everything_for_retry_after_and_the_row_goes_again_unchanged(fast: App) -> None:
@@ -361,7 +354,7 @@ async def test_a_chat_that_no_longer_exists_is_dead_and_the_others_still_go(fast
     channel(fast).script[users[1].chat_id] = [wrapped(BadRequest("Bad Request: message is too long"))]
     enqueue(fast, users)
     await run_sender(fast)
-    await until(lambda: statuses(fast) == {"dead": 2, "sent": 2}, "outcomes")
+    await until(lambda: outbox_statuses(fast) == {"dead": 2, "sent": 2}, "outcomes")
     await fast.outbox.stop_sender()
     gone, bad = rows(fast, chat_id=users[0].chat_id)[0], rows(fast, chat_id=users[1].chat_id)[0]
     assert "chat not found" in gone.last_error.lower() and "too long" in bad.last_error.lower()
@@ -382,12 +375,12 @@ async def test_5xx_and_time_outs_for_a_while_lose_nothing(fast: App) -> None:
     waiting = rows(fast)
     assert all(r.status == "pending" and r.not_before > fast.clock.now() and r.attempts == 1 for r in waiting)
     for _ in range(40):  # time passes; the backoff ends
-        if statuses(fast).get("sent") == 6:
+        if outbox_statuses(fast).get("sent") == 6:
             break
         fast.clock.advance(minutes=10)
         fast.outbox.poke()
         await asyncio.sleep(0.05)
-    await until(lambda: statuses(fast) == {"sent": 6}, "every row sent")
+    await until(lambda: outbox_statuses(fast) == {"sent": 6}, "every row sent")
     await fast.outbox.stop_sender()
     assert sorted(c for c, _, _ in channel(fast).got) == sorted(u.chat_id for u in users)
     assert fast.outbox.stats.transient == 5 and fast.outbox.stats.ambiguous == 3
@@ -450,7 +443,7 @@ async def test_a_killed_sender_loses_nothing_and_duplicates_at_most_what_was_in_
     fast.clock.advance(seconds=2)
     assert fast.outbox.janitor() >= 2
     fast.outbox.start_sender("second")
-    await until(lambda: statuses(fast) == {"sent": 40}, "every row sent")
+    await until(lambda: outbox_statuses(fast) == {"sent": 40}, "every row sent")
     await fast.outbox.stop_sender()
     chats = [c for c, _, _ in channel(fast).got]
     assert set(chats) == {u.chat_id for u in users}  # nothing lost
@@ -511,7 +504,7 @@ async def test_a_restarted_process_takes_a_dead_holders_lease_and_claims_at_once
     assert fast.clock.now() == frozen  # no lease ran out: the dead holder was seen to be gone
     assert sender.holding is False and sender_lease_owner(fast) == ""  # held, then given up at the stop
     assert channel(fast).got[0][:2] == (officer.chat_id, "SỰ CỐ #1")  # the alert went first
-    assert statuses(fast) == {"sent": 6} and fast.outbox.stats.reclaimed == 1
+    assert outbox_statuses(fast) == {"sent": 6} and fast.outbox.stats.reclaimed == 1
 
 
 async def test_an_alert_goes_at_once_from_a_process_that_does_not_hold_the_lease(fast: App) -> None:
@@ -527,12 +520,14 @@ async def test_an_alert_goes_at_once_from_a_process_that_does_not_hold_the_lease
     ids = fast.outbox.enqueue_direct("telegram:43", {officer.id or 0: [Reply("SỰ CỐ #2")]})
     await fast.outbox.deliver_now(ids)
     assert channel(fast).texts_to(officer.chat_id) == ["SỰ CỐ #2"]  # sent before deliver_now returned
-    assert statuses(fast) == {"pending": 3, "sent": 1} and sender_lease_owner(fast) == "web-2-elsewhere"
+    assert (
+        outbox_statuses(fast) == {"pending": 3, "sent": 1} and sender_lease_owner(fast) == "web-2-elsewhere"
+    )
     fast.clock.advance(seconds=fast.outbox.config.sender_lease_seconds - 1)
     await asyncio.sleep(0.1)
-    assert not sender.holding and statuses(fast)["pending"] == 3  # the holder's lease still runs
+    assert not sender.holding and outbox_statuses(fast)["pending"] == 3  # the holder's lease still runs
     fast.clock.advance(seconds=2)
-    await until(lambda: statuses(fast) == {"sent": 4}, "the wave, once the short lease ran out")
+    await until(lambda: outbox_statuses(fast) == {"sent": 4}, "the wave, once the short lease ran out")
     assert sender_lease_owner(fast) == sender.name
     await fast.outbox.stop_sender()
 
@@ -547,7 +542,7 @@ async def test_two_processes_never_both_send_a_row(fast: App) -> None:
     for n, officer in enumerate(officers):  # each alert offered by both at once
         ids = fast.outbox.enqueue_direct(f"telegram:{n}", {officer.id or 0: [Reply(f"SỰ CỐ {n}")]})
         await asyncio.gather(fast.outbox.deliver_now(ids), other.deliver_now(ids))
-    await until(lambda: statuses(fast) == {"sent": 36}, "every row")
+    await until(lambda: outbox_statuses(fast) == {"sent": 36}, "every row")
     await fast.outbox.stop_sender()
     await other.stop_sender()
     got = [c for c, _, _ in channel(fast).got] + [c for c, _, _ in other.senders["telegram"].got]  # type: ignore[attr-defined]
@@ -577,9 +572,9 @@ async def test_rows_for_a_channel_with_no_sender_wait_for_it(fast: App) -> None:
     fake = fast.dispatcher.senders.pop("telegram")
     await run_sender(fast)
     await asyncio.sleep(0.1)
-    assert statuses(fast) == {"pending": 2}
+    assert outbox_statuses(fast) == {"pending": 2}
     fast.dispatcher.senders["telegram"] = fake
-    await until(lambda: statuses(fast) == {"sent": 2}, "the channel to come up")
+    await until(lambda: outbox_statuses(fast) == {"sent": 2}, "the channel to come up")
     await fast.outbox.stop_sender()
 
 
@@ -589,7 +584,7 @@ async def test_a_clean_stop_hands_back_what_it_had_not_sent(fast: App) -> None:
     await run_sender(fast)
     await until(lambda: len(channel(fast).got) >= 5, "a few sends")
     await fast.outbox.stop_sender()
-    counts = statuses(fast)
+    counts = outbox_statuses(fast)
     assert "claimed" not in counts and counts["sent"] == len(channel(fast).got)
     assert counts["pending"] == 60 - counts["sent"]
 

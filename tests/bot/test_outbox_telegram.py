@@ -32,7 +32,7 @@ from handlers.types import Reply
 from storage.models import Outbox, User
 from tests.fakes.district import seed_wave
 from tests.fakes.telegram_api import FakeBotAPI, FloodLimits, TgUser, text_update
-from tests.support import sqlite_url, until
+from tests.support import outbox_statuses, sqlite_url, until
 
 WINDOW = 0.25  # the fake's limits run four times faster than Telegram's
 SCHOOLS = 200  # the benchmark runs 2,000
@@ -74,11 +74,6 @@ async def channel_up(app: App) -> AsyncIterator[TelegramChannel]:
         app, TelegramChannel(app, rate_limit=False, poll_timeout=0.5, typing_after=60.0)
     ) as channel:
         yield channel
-
-
-def statuses(app: App) -> collections.Counter[str]:
-    with app.db.session() as s:
-        return collections.Counter(s.exec(select(Outbox.status)))
 
 
 @pytest.fixture(name="api")
@@ -162,9 +157,9 @@ async def restart_wave(settings: Settings, api: FakeBotAPI, schools: int) -> int
         async with channel_up(app):
             app.outbox.start_sender("process-2")
             await alerts(app, "c")
-            await until(lambda: statuses(app)["sent"] == schools + 18, "every message sent", 2 * WAIT)
+            await until(lambda: outbox_statuses(app)["sent"] == schools + 18, "every message sent", 2 * WAIT)
             await app.outbox.stop_sender()
-        assert statuses(app) == {"sent": schools + 18}
+        assert outbox_statuses(app) == {"sent": schools + 18}
 
     got = collections.Counter(chat for _, chat in api.flood.accepted)
     assert api.flood.refused == 0  # not one 429 at the configured rate, across the restarts
@@ -198,14 +193,14 @@ async def test_platform_faults_over_the_wire(tmp_path: Path, database_url: str, 
             await until(lambda: app.outbox.stats.retry_after == 1, "the 429", WAIT)
             api.fail("sendMessage", 500, "Internal Server Error", times=6)
             for _ in range(200):
-                counts = statuses(app)
+                counts = outbox_statuses(app)
                 if counts["sent"] == 38 and counts["blocked"] == 1 and counts["dead"] == 1:
                     break
                 clock.advance(seconds=30)  # the backoff passes
                 sender.poke()
                 await asyncio.sleep(0.02)
             await app.outbox.stop_sender()
-        assert statuses(app) == {"sent": 38, "blocked": 1, "dead": 1}
+        assert outbox_statuses(app) == {"sent": 38, "blocked": 1, "dead": 1}
         with app.db.session() as s:
             users = {u.chat_id: u for u in s.exec(select(User).where(User.channel == "telegram"))}
             retried = s.exec(select(Outbox).where(col(Outbox.attempts) > 0)).all()
@@ -235,7 +230,7 @@ async def test_with_ptbs_own_limiter_a_429_reaches_the_outbox_and_a_reply_is_ret
             too_many = {"retry_after": 0.2}
             api.fail("sendMessage", 429, "Too Many Requests: retry after 0.2", times=1, parameters=too_many)
             app.outbox.start_sender("limited")
-            await until(lambda: statuses(app)["sent"] == 1, "the reminder sent", WAIT)
+            await until(lambda: outbox_statuses(app)["sent"] == 1, "the reminder sent", WAIT)
             await app.outbox.stop_sender()
             assert app.outbox.stats.retry_after == 1  # the outbox saw the 429 and owned the retry
             api.fail("sendMessage", 429, "Too Many Requests: retry after 0.2", times=1, parameters=too_many)
