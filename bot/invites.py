@@ -41,7 +41,7 @@ class Target:
     """The school or office the codes bind to: what the codes store, and how the CSV names it."""
 
     bound: q.InviteTarget
-    label: str  # "THCS-PUNHI – Trường PTDTBT THCS Pú Nhi"
+    label: str  # "CODE – Name", see labelled()
 
 
 def labelled(code: str, name: str) -> str:
