@@ -44,9 +44,13 @@ def settings_for(root: Path, api: FakeBotAPI, database_url: str = "", **outbox: 
 
 @asynccontextmanager
 async def running(app: App) -> AsyncIterator[TelegramChannel]:
-    """The Telegram channel with its two lanes, as `schoolbot run` has it."""
+    """The Telegram channel with its two lanes, as `schoolbot run` has it; the sender stops with it
+    (also when a test fails, so that no send outlives the test's event loop)."""
     async with attached(app, TelegramChannel(app, poll_timeout=0.5, typing_after=60.0)) as channel:
-        yield channel
+        try:
+            yield channel
+        finally:
+            await app.outbox.stop_sender()
 
 
 def texts_to(api: FakeBotAPI, user: TgUser) -> list[str]:
