@@ -24,7 +24,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from tests.fakes.loopback import LoopbackServer, QuietHandler
@@ -280,13 +280,20 @@ class FakeBotAPI(LoopbackServer):
         """The request handler serving this fake's routes."""
         return _make_handler(self)
 
+    def start(self) -> Self:
+        """Serve; then `base_url` and `base_file_url` are the bot's URLs here (PTB appends the token)."""
+        super().start()
+        self.base_url = self.url("/bot")
+        self.base_file_url = self.url("/file/bot")
+        return self
+
     def settings(self) -> dict[str, str]:
-        """The [telegram] settings that point the bot at this fake (PTB appends the token to the URLs)."""
+        """The [telegram] settings that point the bot at this fake."""
         return {
             "token": TOKEN,
             "username": BOT_USERNAME,
-            "base_url": self.url("/bot"),
-            "base_file_url": self.url("/file/bot"),
+            "base_url": self.base_url,
+            "base_file_url": self.base_file_url,
         }
 
     # ---- scripting ------------------------------------------------------------------------
