@@ -220,17 +220,15 @@ class Unmetered(Pace):
 # ---- the outbox --------------------------------------------------------------------------------
 
 
-@dataclass
-class Stats:
-    """Counters since start, for logs, tests and the benchmark."""
+class Stats(collections.Counter[str]):
+    """Counters since start, for logs, tests and the benchmark, read as `stats.sent`: each attempt's
+    `Outcome` by its name (sent, retry_after, blocked, gone, bad, transient, ambiguous), and the rows
+    that died (`dead`: gone, bad or out of attempts) and claims taken back (`reclaimed`)."""
 
-    sent: int = 0
-    retry_after: int = 0
-    blocked: int = 0
-    dead: int = 0
-    transient: int = 0
-    ambiguous: int = 0
-    reclaimed: int = 0
+    def __getattr__(self, name: str) -> int:
+        if name.startswith("_"):  # copy, pickle and friends look for dunders: not counters
+            raise AttributeError(name)
+        return self[name]
 
 
 class Faults:
@@ -450,17 +448,16 @@ class Outbox:
         now = self.clock.now()
         rid = row.id or 0
         pace = self.pace(row.channel)
+        self.stats[outcome.value] += 1
         with self.db.session() as s:
             if outcome is Outcome.SENT:
                 q.outbox_sent(s, rid, now)
-                self.stats.sent += 1
                 self.failures = 0
                 self.faults.ok(row.channel)
             elif outcome is Outcome.RETRY_AFTER:
                 seconds = float(getattr(exc, "retry_after", 1.0) or 1.0)
                 pace.pause(seconds + random.uniform(0.05, 0.25), slow_down=True)
                 q.release_outbox(s, [rid], owner, now)  # a 429 is not an attempt
-                self.stats.retry_after += 1
                 self.faults.failed(row.channel, f"asked to wait {seconds:.1f} s; the sender paused")
             elif outcome in (Outcome.BLOCKED, Outcome.GONE):
                 status = "blocked" if outcome is Outcome.BLOCKED else "dead"
@@ -468,8 +465,7 @@ class Outbox:
                     q.keep_for_later(s, row.user_id, row.payload, now)
                 q.outbox_failed(s, rid, owner, status=status, now=now, error=error)
                 stopped = self.unreachable(s, row.user_id, status, error)
-                self.stats.blocked += outcome is Outcome.BLOCKED
-                self.stats.dead += outcome is Outcome.GONE
+                self.stats["dead"] += outcome is Outcome.GONE
                 log.info(
                     "user %s unreachable on %s (%s): %d more waiting message(s) stopped",
                     row.user_id,
@@ -479,7 +475,7 @@ class Outbox:
                 )
             elif outcome is Outcome.BAD:
                 q.outbox_failed(s, rid, owner, status="dead", now=now, error=error)
-                self.stats.dead += 1
+                self.stats["dead"] += 1
                 log.error("outbox row %s can never be sent: %s", row.key, error)
             else:
                 self.retry_later(s, row, owner, outcome, error, now)
@@ -490,17 +486,14 @@ class Outbox:
         attempts = row.attempts + 1
         self.failures += 1
         if outcome is Outcome.AMBIGUOUS:
-            self.stats.ambiguous += 1
             error = f"ambiguous (may have arrived; resending): {error}"
-        else:
-            self.stats.transient += 1
         # The whole sender slows down while the platform is failing, so rows do not burn attempts.
         self.pace(row.channel).pause(
             min(c.backoff_cap_seconds, c.backoff_seconds * 2 ** min(self.failures - 1, 30))
         )
         if attempts >= c.max_attempts:
             q.outbox_failed(s, row.id or 0, owner, status="dead", now=now, error=error, attempts=attempts)
-            self.stats.dead += 1
+            self.stats["dead"] += 1
             log.error("outbox row %s dead after %d attempts: %s", row.key, attempts, error)
             return
         delay = min(c.backoff_cap_seconds, c.backoff_seconds * 2 ** (attempts - 1)) * random.uniform(0.8, 1.2)
@@ -528,7 +521,7 @@ class Outbox:
             back = q.requeue_owned(s, dead, self.clock.now())
             back += q.requeue_expired(s, self.clock.now(), not_owner=spare)
         if back:
-            self.stats.reclaimed += back
+            self.stats["reclaimed"] += back
             log.warning("requeued %d outbox rows whose sender stopped answering", back)
         return back
 
