@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from handlers.forms import Form, Step, StepKind, display, options_from
+from handlers.forms import Form, Step, StepKind, display
+from handlers.forms.steps import offering
 from handlers.notify import ALERT, NOTICE, tell
 from handlers.types import Choice, Context, Incoming, Reply
 from storage import queries as q
@@ -123,20 +124,16 @@ INCIDENT_FORM = Form(
         Step("what", "incident.what", StepKind.LONGTEXT),
         Step("when", "incident.when", StepKind.DATE, past_only=True),
         Step("where", "incident.where", StepKind.TEXT, max_len=300),
-        Step(
+        offering(
             "networks",
             "incident.networks",
+            "incident.network",
+            NETWORKS,
             StepKind.MULTI,
             other=True,
             max_len=100,
-            options=options_from("incident.network", NETWORKS),
         ),
         Step("actions", "incident.actions", StepKind.LONGTEXT, optional=True),
-        Step(
-            "severity",
-            "incident.severity",
-            StepKind.CHOICE,
-            options=options_from("incident.level", SEVERITIES),
-        ),
+        offering("severity", "incident.severity", "incident.level", SEVERITIES),
     ),
 )

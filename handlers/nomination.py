@@ -6,7 +6,8 @@ from typing import Any
 
 from handlers import submissions
 from handlers.calendar import Calendar
-from handlers.forms import Answers, Option, Step, StepKind, options_from
+from handlers.forms import Answers, Option, Step, StepKind
+from handlers.forms.steps import offering
 from handlers.types import Choice, Context, Incoming, Reply
 from storage import queries as q
 from storage.models import Draft, School, Submission
@@ -61,12 +62,7 @@ NOMINATION_STEPS = (
     Step("deeds", "nomination.deeds", StepKind.LONGTEXT, section=DEEDS),
     Step("photos", "nomination.photos", StepKind.PHOTOS, optional=True, max_items=10, section=DEEDS),
     Step("link", "nomination.link", StepKind.URL, optional=True, section=DEEDS),
-    Step(
-        "purpose",
-        "nomination.purpose",
-        StepKind.CHOICE,
-        options=options_from("nomination.purposes", PURPOSES),
-    ),
+    offering("purpose", "nomination.purpose", "nomination.purposes", PURPOSES),
     Step("contact_name", "nomination.contact_name", StepKind.NAME, max_len=150, section=CONTACT),
     Step("contact_phone", "nomination.contact_phone", StepKind.PHONE, section=CONTACT),
 )

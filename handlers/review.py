@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from handlers import dossier
-from handlers.forms import Answers, Engine, Form, Step, StepKind, options_from
+from handlers.forms import Answers, Engine, Form, Step, StepKind
+from handlers.forms.steps import offering
 from handlers.incident import delivery
 from handlers.months import period_name
 from handlers.nomination import public_view
@@ -327,16 +328,7 @@ RETURN_FORM = Form(
     title="review.return_title",
     roles=REVIEWERS,
     submit=submit_return,
-    steps=(
-        Step(
-            "reason",
-            "review.reason",
-            StepKind.CHOICE,
-            other=True,
-            max_len=500,
-            options=options_from("review.reasons", REASONS),
-        ),
-    ),
+    steps=(offering("reason", "review.reason", "review.reasons", REASONS, other=True, max_len=500),),
 )
 
 PUBLISH_FORM = Form(

@@ -123,6 +123,14 @@ class Step:
         return self.choices(ctx, answers) if self.choices else self.options
 
 
+def offering(
+    key: str, prompt: str, labels: str, values: Iterable[str], kind: StepKind = StepKind.CHOICE, **more: Any
+) -> Step:
+    """A step offering fixed `values` (one, or several for MULTI), each labelled by the locale key
+    `labels.value`; `more` are the Step's other fields."""
+    return Step(key, prompt, kind, options=options_from(labels, values), **more)
+
+
 @dataclass(frozen=True)
 class Parsed:
     """The outcome of reading an answer: a value, or the locale key of what is wrong.
