@@ -19,6 +19,9 @@ demo: $(STAMP)
 
 # The suite on every core (pytest-xdist): each worker migrates its own template database and
 # PostgreSQL template; a targeted run (`.venv/bin/python -m pytest tests/x.py -x -q`) stays serial.
+# Byte-code caches even where the environment turns them off (PYTHONDONTWRITEBYTECODE): without them
+# each worker, and each `schoolbot` the tests start, compiles the whole tree again (3 s of CPU apiece).
+test: export PYTHONDONTWRITEBYTECODE :=
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
