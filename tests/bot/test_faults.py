@@ -20,7 +20,7 @@ from handlers.calendar import FrozenClock
 from handlers.types import Reply
 from storage import queries as q
 from storage.models import Inbox, User
-from tests.bot.test_lanes import running, settings_for, statuses, texts_to
+from tests.bot.test_lanes import running, settings_for, texts_to
 from tests.bot.test_outbox_telegram import WINDOW
 from tests.bot.test_outbox_telegram import _loopback_only as _loopback_only  # nothing leaves 127.0.0.1
 from tests.bot.test_zalo import running as running_zalo
@@ -28,7 +28,7 @@ from tests.fakes.district import seed_wave
 from tests.fakes.telegram_api import TOKEN, FakeBotAPI, FloodLimits, TgUser, text_update
 from tests.fakes.zalo_api import TOKEN as ZALO_TOKEN
 from tests.fakes.zalo_api import FakeZaloAPI, ZaloUser
-from tests.support import add_principals, outbox_rows, until
+from tests.support import add_principals, outbox_rows, outbox_statuses, until
 
 WAIT = 60.0
 CLOCK = datetime(2026, 11, 10, 8, 0)
@@ -121,7 +121,7 @@ async def test_a_platform_answering_5xx_for_a_minute_loses_nothing_and_logs_one_
             api.clear_failures()
             clock.advance(seconds=10)
             app.outbox.poke()
-            await until(lambda: statuses(app)["sent"] == len(people), "every reply delivered", WAIT)
+            await until(lambda: outbox_statuses(app)["sent"] == len(people), "every reply delivered", WAIT)
             await app.outbox.stop_sender()
         rows = outbox_rows(app, kind=REPLY)
     for person in people:
@@ -164,7 +164,7 @@ async def test_a_chat_that_blocked_the_bot_mid_conversation_stops_its_messages_w
             users = [TgUser(int(u.chat_id), f"Hiệu trưởng {u.chat_id}") for u in (blocker, *others)]
             api.push_update(*[text_update(u, "/help") for u in users])
             await until(lambda: channel.handled >= len(users), "every update handled", WAIT)
-            await until(lambda: statuses(app)["blocked"] == 3, "the blocker's messages stopped", WAIT)
+            await until(lambda: outbox_statuses(app)["blocked"] == 3, "the blocker's messages stopped", WAIT)
         rows = outbox_rows(app, user_id=blocker.id)
         with app.db.session() as s:
             kept = [k.payload["text"] for k in s.exec(select(Inbox).where(Inbox.user_id == blocker.id))]
@@ -207,7 +207,9 @@ async def test_zalo_answering_5xx_that_echo_the_url_loses_nothing_and_logs_one_l
                 assert len(outbox_rows(app, kind=REPLY)) == len(people)  # every reply kept
                 zalo.clear_failures()
                 app.outbox.start_sender("zalo-outage")
-                await until(lambda: statuses(app)["sent"] == len(people), "every reply delivered", WAIT)
+                await until(
+                    lambda: outbox_statuses(app)["sent"] == len(people), "every reply delivered", WAIT
+                )
                 await app.outbox.stop_sender()
             rows = outbox_rows(app, kind=REPLY)
         for person in people:
