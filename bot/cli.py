@@ -1,4 +1,4 @@
-"""`schoolbot run | chat | demo | db | schools | plan | invites | export`."""
+"""`schoolbot run | chat | demo | db | schools | plan | invites | export | calendar`."""
 
 from __future__ import annotations
 
@@ -293,6 +293,42 @@ def export_status(
         t = built.catalog.translator(settings.locale)
         count, sheets = build_workbook(built.db, built.clock, settings, t, where, period, out)
     typer.echo(f"{out}: {period.key}, {count} schools ({sheets} sheets)")
+
+
+@app.command()
+def calendar(
+    office: OfficeOption,
+    out: Annotated[Path, typer.Option("--out", help="The .ics file to write.")],
+    year: Annotated[
+        str | None, typer.Option("--year", help="School year, e.g. 2026-2027; this one if left out.")
+    ] = None,
+    config: ConfigOption = Path("config.toml"),
+) -> None:
+    """Write an office's school-year deadlines as an .ics file (alarms included) for phones' calendars."""
+    from bot.app import open_app
+    from handlers.deadlines_ics import write_ics
+    from handlers.leaders.years import read_school_year, year_label
+    from handlers.school_year import school_year
+    from storage import queries as q
+
+    settings = settings_from(config)
+    if out.suffix.lower() != ".ics":
+        refuse(f"--out must name an .ics file (got {out.name})", 2)
+    with open_app(settings) as built:
+        start = read_school_year(year) if year is not None else school_year(built.clock.now())
+        if start is None:
+            refuse(f"--year {year!r}: expected a school year such as 2026-2027", 2)
+        with built.db.session() as s:
+            found = q.office_by_code(s, office) or q.office_by_code(s, office.upper())
+            if found is None:
+                refuse(f"--office {office!r}: no office has this code")
+            code, name = found.code, found.name
+        t = built.catalog.translator(settings.locale)
+        try:
+            count = write_ics(out, built.clock, settings, t, start, code, name)
+        except OSError as exc:
+            refuse(f"cannot write {out}: {exc.strerror or exc}")
+    typer.echo(f"{out}: {year_label(start)}, {count} deadline(s) with alarms")
 
 
 def main() -> None:
