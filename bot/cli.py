@@ -189,13 +189,44 @@ def invites(
     expires: Annotated[int | None, typer.Option(help="Days the codes stay valid.")] = None,
     out: Annotated[Path | None, typer.Option(help="Write a CSV for mail-merge.")] = None,
     levels: Annotated[
-        str | None, typer.Option(help='An officer for some levels only, e.g. "MN" or "TH,THCS".')
+        str | None,
+        typer.Option(
+            help='An officer for some levels only, e.g. "MN" or "TH,THCS"; with --all-schools: those schools.'
+        ),
     ] = None,
+    all_schools: Annotated[
+        bool, typer.Option("--all-schools", help="A principal's code for every school of --office.")
+    ] = False,
+    letters: Annotated[
+        Path | None, typer.Option(help="With --all-schools: a .docx with one letter (QR code) per school.")
+    ] = None,
+    include_registered: Annotated[
+        bool, typer.Option("--include-registered", help="Also schools that have a registered principal.")
+    ] = False,
 ) -> None:
-    """Create single-use registration codes with their Telegram links."""
+    """Create single-use registration codes with their Telegram links (or letters for every school)."""
     from bot.invites import make_invites
 
     asked = {name: value for name, value in ctx.params.items() if name != "config"}
+    if all_schools or letters is not None or include_registered:
+        from bot.letters import make_letters
+
+        if not (all_schools and letters is not None and office) or school or role or count != 1:
+            refuse(
+                "letters: schoolbot invites --office CODE --all-schools --letters FILE.docx [--levels ...]", 2
+            )
+        make_letters(
+            settings_from(config),
+            office=office,
+            levels=levels,
+            letters=letters,
+            out=out,
+            expires=expires,
+            include_registered=include_registered,
+        )
+        return
+    for name in ("all_schools", "letters", "include_registered"):
+        asked.pop(name)
     make_invites(settings_from(config), **asked)  # every option above, by its name
 
 

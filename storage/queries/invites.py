@@ -6,6 +6,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import func, update
 from sqlmodel import Session, col, select
@@ -106,3 +107,45 @@ def redeem_invite(
         user.office_id = school.office_id if school else None
     s.add(user)
     return Redeem.OK
+
+
+@dataclass(frozen=True)
+class LetterSchool:
+    """A school a principal's invitation letter goes to."""
+
+    id: int
+    code: str
+    name: str
+    level: str
+
+
+def schools_to_invite(s: Session, conditions: list[Any], include_registered: bool) -> list[LetterSchool]:
+    """The schools matching `conditions` (a scope's, storage.scope.in_scope), by code.
+
+    Schools that already have a registered principal are left out unless `include_registered`.
+    """
+    stmt = select(School.id, School.code, School.name, School.level).where(*conditions)
+    if not include_registered:
+        registered = select(col(User.school_id)).where(
+            col(User.role) == "principal", col(User.school_id).is_not(None)
+        )
+        stmt = stmt.where(col(School.id).not_in(registered))
+    rows = s.execute(stmt.order_by(col(School.code))).all()
+    return [LetterSchool(int(r[0]), r[1], r[2], r[3]) for r in rows]
+
+
+def create_codes(s: Session, codes: list[tuple[int, str]], now: datetime, days: int) -> list[Invite]:
+    """One principal's code per (school id, code) pair, made beforehand (the letters already hold them)."""
+    invites = [
+        Invite(
+            code=code,
+            role="principal",
+            school_id=school_id,
+            created_at=now,
+            expires_at=now + timedelta(days=days),
+        )
+        for school_id, code in codes
+    ]
+    s.add_all(invites)
+    s.flush()
+    return invites
