@@ -43,6 +43,7 @@ class App:
 def open_app(settings: Settings, clock: Clock | None = None, upgrade: bool = True) -> Iterator[App]:
     """Build the app; SQLite is upgraded to the latest schema automatically."""
     db = Database(settings.database_url)
+    dispatcher: Dispatcher | None = None
     try:
         if upgrade and db.is_sqlite:
             migrate.upgrade_if_behind(db)
@@ -63,6 +64,8 @@ def open_app(settings: Settings, clock: Clock | None = None, upgrade: bool = Tru
         )
         yield App(settings, db, clock, catalog, router, dispatcher, clockwork)
     finally:
+        if dispatcher is not None:
+            dispatcher.close()
         db.dispose()
 
 

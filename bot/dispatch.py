@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
+from typing import Any
+
+from sqlmodel import Session
 
 from bot.outbox import Outbox
+from bot.workers import Workers
 from handlers.calendar import Clock
 from handlers.config import Settings
 from handlers.i18n import Catalog
 from handlers.router import Router
-from handlers.types import Context, Fetcher, Incoming, Kind, Reply, numbered
+from handlers.types import Context, Fetcher, Incoming, Kind, Media, Reply, numbered
 from storage import queries as q
-from storage.db import Database
+from storage.db import UNIT_THREADS, Database
+from storage.errors import FetchError, Redelivered, TooLarge
 from storage.media import MediaStore
 from storage.models import User
 from storage.text import label_key
@@ -24,6 +31,19 @@ log = logging.getLogger("schoolbot.dispatch")
 
 # Delivers replies to a user who is not the one writing; raises on failure.
 Sender = Callable[[User, list[Reply]], Awaitable[None]]
+FETCH_TRIES = 3  # downloads of a file before the update is handled without it (kept by reference)
+
+
+def prefetched(files: dict[str, bytes | Exception]) -> Fetcher:
+    """The fetcher an update's handler gets: the files downloaded before its transaction began."""
+
+    async def fetch(media: Media) -> bytes:
+        found = files.get(media.file_id)
+        if isinstance(found, bytes):
+            return found
+        raise found if found is not None else FetchError(f"{media.kind} was not downloaded")
+
+    return fetch
 
 
 @dataclass
@@ -44,44 +64,131 @@ class Dispatcher:
 
     def __post_init__(self) -> None:
         self.outbox = Outbox(self.db, self.clock, self.settings, self.senders)
+        self.workers = Workers(UNIT_THREADS)
 
-    async def handle(self, msg: Incoming) -> list[Reply]:
-        """Everything the writer should see now, in order. Never raises."""
+    def close(self) -> None:
+        """Let the worker threads go (after the update in hand)."""
+        self.workers.close()
+
+    async def handle(self, msg: Incoming, received: Sequence[int] = ()) -> list[Reply]:
+        """Everything the writer should see now, in order. Never raises.
+
+        The update's files are downloaded first (on the event loop); then everything the update
+        does in the database, handler included, is one transaction on a worker thread (`unit`).
+        `received`: the update's rows in the durable inbox, deleted in that same transaction.
+        """
         started = time.perf_counter()
         t = self.catalog.translator(msg.language or self.settings.locale, msg.channel)
         try:
-            user, kept, fresh = self.enter(msg)
-            if not fresh:
+            done = await self.transact(msg, received)
+            if done is None:
                 log.info("dropped redelivered update %s", msg.update_id)
                 return []
-            t = self.catalog.translator(user.locale or msg.language or self.settings.locale, msg.channel)
-            ctx = self.context(msg, user)
-            replies = await self.router.route(self.resolve_number(msg, user), ctx)
-            await self.outbox.deliver_now(ctx.queued)  # what the handler told others, in its transaction
-            mine = await self.deliver_others(user, replies, source=self.source_of(msg))
-            self.remember_menu(user, kept + mine, msg.channel)
-            return kept + mine
+            replies, queued = done
+            await self.outbox.deliver_now(queued)  # what the update told others, in its transaction
+            return replies
         except Exception:
             log.exception("update %s from %s:%s failed", msg.update_id, msg.channel, msg.user_id)
+            with contextlib.suppress(Exception):  # a failed update is not taken again after a restart
+                await self.workers.run(partial(self.close_failed, msg, received))
             return [Reply(t("error.generic"))]
         finally:
             log.debug("update %s took %.1f ms", msg.update_id, (time.perf_counter() - started) * 1000)
 
-    def enter(self, msg: Incoming) -> tuple[User, list[Reply], bool]:
-        """Record the update (False if seen before), resolve the user, take their kept messages."""
-        now = self.clock.now()
-        with self.db.session() as s:
-            if msg.update_id and not q.first_time_seen(s, f"{msg.channel}:{msg.update_id}", now):
-                return User(channel=msg.channel, external_id=msg.user_id, chat_id=msg.chat_id), [], False
-            user = q.touch_user(s, msg.channel, msg.user_id, msg.chat_id, msg.display_name, now, msg.language)
-            kept = [Reply.from_payload(p) for p in q.take_kept(s, user.id or 0, now)]
-            s.flush()
-            s.refresh(user)
-            s.expunge(user)
-        return user, kept, True
+    async def transact(
+        self, msg: Incoming, received: Sequence[int] = ()
+    ) -> tuple[list[Reply], list[int]] | None:
+        """The update handled and committed, nothing sent yet: the writer's replies and the outbox rows
+        to deliver (None: handled before). Its files are downloaded first, on this event loop."""
+        files = await self.prefetch(msg)
+        return await self.workers.run(partial(self.db.in_unit, partial(self.unit, msg, files, received)))
 
-    def context(self, msg: Incoming, user: User) -> Context:
-        """What the handlers of one update may touch."""
+    async def receive(self, channel: str, arrivals: Sequence[q.Arrival]) -> dict[str, int]:
+        """Updates stored in the durable inbox as they came (off the event loop); the new rows by key."""
+
+        def store() -> dict[str, int]:
+            with self.db.session() as s:
+                return q.store_received(s, channel, arrivals, self.clock.now())
+
+        return await self.workers.run(store)
+
+    async def waiting(self, channel: str) -> list[tuple[int, dict[str, Any]]]:
+        """The channel's stored updates not handled yet, oldest first: (row, the platform's update)."""
+
+        def read() -> list[tuple[int, dict[str, Any]]]:
+            with self.db.session() as s:
+                return [(r.id or 0, r.payload) for r in q.waiting(s, channel)]
+
+        return await self.workers.run(read)
+
+    async def forget(self, rows: Sequence[int]) -> None:
+        """Stored updates that needed no handling (a membership change, an update with no message)."""
+        if not rows:
+            return
+
+        def drop() -> None:
+            with self.db.session() as s:
+                q.forget_received(s, rows)
+
+        await self.workers.run(drop)
+
+    def unit(
+        self, msg: Incoming, files: dict[str, bytes | Exception], received: Sequence[int], s: Session
+    ) -> tuple[list[Reply], list[int]] | None:
+        """On a worker thread, in the update's one transaction: dedupe, user, kept messages, route,
+        messages to others, the numbers shown. None when the update was handled before.
+
+        Reads come first and writes as late as they can (SQLite takes its write lock at the first
+        write); the update is marked handled last, so a second worker handling the same update at
+        once (PostgreSQL) finds the mark taken and rolls its whole unit back.
+        """
+        now = self.clock.now()
+        key = f"{msg.channel}:{msg.update_id}" if msg.update_id else ""
+        if key and q.seen_before(s, key):
+            q.forget_received(s, received)
+            return None
+        user = q.touch_user(s, msg.channel, msg.user_id, msg.chat_id, msg.display_name, now, msg.language)
+        kept = [Reply.from_payload(p) for p in q.take_kept(s, user.id or 0, now)]
+        s.flush()
+        s.expunge(user)
+        ctx = self.context(msg, user, fetch=prefetched(files))
+        replies = self.workers.loop_run(self.router.route(self.resolve_number(msg, user), ctx))
+        mine, others = self.deliver_others(user, replies, source=self.source_of(msg))
+        self.remember_menu(user, kept + mine, msg.channel)
+        q.forget_received(s, received)
+        if key and not q.first_time_seen(s, key, now):
+            raise Redelivered(key)  # handled meanwhile elsewhere: undo all of this one
+        return kept + mine, ctx.queued + others
+
+    def close_failed(self, msg: Incoming, received: Sequence[int]) -> None:
+        """An update whose handling failed is marked handled and leaves the inbox (it is not retried)."""
+        with self.db.session() as s:
+            if msg.update_id:
+                q.first_time_seen(s, f"{msg.channel}:{msg.update_id}", self.clock.now())
+            q.forget_received(s, received)
+
+    async def prefetch(self, msg: Incoming) -> dict[str, bytes | Exception]:
+        """The files of a media message, downloaded before the update's transaction (which must not
+        wait on the network): each one's bytes, or the error its download met after a few tries.
+        The handler's `ctx.fetch` then answers from these at once."""
+        fetch = self.fetchers.get(msg.channel)
+        files: dict[str, bytes | Exception] = {}
+        if fetch is None or not msg.media:
+            return files
+        for media in msg.media:
+            for _ in range(FETCH_TRIES):  # at once: a retry later is the download chore's (scheduler)
+                try:
+                    files[media.file_id] = await fetch(media)
+                    break
+                except TooLarge as exc:
+                    files[media.file_id] = exc
+                    break
+                except FetchError as exc:
+                    files[media.file_id] = exc
+        return files
+
+    def context(self, msg: Incoming, user: User, fetch: Fetcher | None = None) -> Context:
+        """What the handlers of one update may touch (`fetch`: its files, downloaded already)."""
         t = self.catalog.translator(user.locale or msg.language or self.settings.locale, msg.channel)
         return Context(
             self.db,
@@ -91,7 +198,7 @@ class Dispatcher:
             user,
             msg.channel,
             self.catalog,
-            fetch=self.fetchers.get(msg.channel),
+            fetch=fetch or self.fetchers.get(msg.channel),
             upload_limit=self.upload_limits.get(msg.channel),
             media=self.media,
         )
@@ -110,11 +217,17 @@ class Dispatcher:
         if channel not in self.buttonless:
             return
         labels = {label_key(c.label): c.value for r in replies for c in r.flat_choices()}
+        menu = {"numbers": numbered(replies), "labels": labels}
+        if menu == user.menu:
+            return  # the same choices as last time: nothing to write
         with self.db.session() as s:
-            q.set_menu(s, user.id or 0, {"numbers": numbered(replies), "labels": labels})
+            q.set_menu(s, user.id or 0, menu)
 
-    async def deliver_others(self, writer: User, replies: list[Reply], source: str = "") -> list[Reply]:
-        """Replies meant for other users go through the outbox's priority lane; return the writer's own.
+    def deliver_others(
+        self, writer: User, replies: list[Reply], source: str = ""
+    ) -> tuple[list[Reply], list[int]]:
+        """Replies meant for other users become rows on the outbox's priority lane; the writer's own
+        replies, and the rows to deliver once the update's transaction is committed.
 
         They are rows before anything is sent, keyed by the update that caused them (a redelivery adds
         none); the running sender takes them ahead of any bulk wave, and with no sender in this process
@@ -127,10 +240,9 @@ class Dispatcher:
         for reply in replies:
             if reply.to is not None and reply.to != writer.id:
                 by_user.setdefault(reply.to, []).append(replace(reply, to=None))
-        if by_user:
-            ids = self.outbox.enqueue_direct(source or f"local:{secrets.token_hex(8)}", by_user)
-            await self.outbox.deliver_now(ids)
-        return mine
+        if not by_user:
+            return mine, []
+        return mine, self.outbox.enqueue_direct(source or f"local:{secrets.token_hex(8)}", by_user)
 
     @staticmethod
     def source_of(msg: Incoming) -> str:

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, Select, Table, create_engine, event, true
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, SQLModel
 
 _open: ContextVar[bool] = ContextVar("schoolbot_session_open", default=False)
+# The transaction of the update being handled (`Database.unit`): sessions opened inside it join it.
+_unit: ContextVar[Session | None] = ContextVar("schoolbot_unit", default=None)
+# How SQLite transactions begin: IMMEDIATE (the write lock up front) unless a unit reads first.
+_begin: ContextVar[str] = ContextVar("schoolbot_begin", default="BEGIN IMMEDIATE")
+LOCK_WAIT = 15.0  # seconds a SQLite transaction waits for this process's other one (as busy_timeout)
+T = TypeVar("T")
 
 
 def _sqlite_hooks(engine: Engine) -> None:
@@ -34,8 +42,9 @@ def _sqlite_hooks(engine: Engine) -> None:
     def on_begin(conn: Any) -> None:
         # A deferred transaction that later writes can fail at once with "database is locked"
         # when another connection wrote in between; IMMEDIATE takes the write lock up front,
-        # and busy_timeout makes a second writer wait for it.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # and busy_timeout makes a second writer wait for it. An update's unit begins deferred
+        # (its reads take no lock) and is run again IMMEDIATE if that happens (`Database.in_unit`).
+        conn.exec_driver_sql(_begin.get())
 
 
 def make_engine(url: str) -> Engine:
@@ -47,15 +56,31 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 15})
         _sqlite_hooks(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    # A connection for each worker thread running updates, and some for the event loop's own work.
+    return create_engine(url, pool_pre_ping=True, pool_size=UNIT_THREADS + 4, max_overflow=8)
+
+
+UNIT_THREADS = 16  # threads running updates' units side by side (bot/dispatch.py `Workers`)
+
+
+def busy(exc: BaseException) -> bool:
+    """SQLite's "database is locked": a write lock taken elsewhere, or a snapshot gone stale."""
+    return isinstance(exc, OperationalError) and "locked" in str(exc.orig).lower()
 
 
 class Database:
-    """Owns the engine; hands out short transactions."""
+    """Owns the engine; hands out short transactions, and one transaction per update (`unit`).
+
+    On SQLite, this process runs one transaction at a time (`serial`, a lock it takes before
+    BEGIN): threads wait for each other on a Python lock rather than in SQLite's busy handler
+    (which sleeps in steps of up to 100 ms), and a unit's deferred snapshot cannot be made stale
+    by this process's own writes. PostgreSQL runs them side by side (row locks only).
+    """
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
+        self.writer = threading.Lock() if self.is_sqlite else None
 
     @property
     def is_sqlite(self) -> bool:
@@ -68,19 +93,94 @@ class Database:
 
         Sessions never nest: a second one opened inside the first would wait on the first's write
         lock (SQLite BEGIN IMMEDIATE) until the busy timeout; it fails at once instead.
+
+        Inside an update's unit (`unit`) it joins the unit's transaction instead: a savepoint that
+        is released on success and rolled back on error, and the rows read are let go at the end
+        (as a closed session's would be), so the update's blocks stay independent of each other.
         """
         if _open.get():
             raise RuntimeError("a database session was opened inside another; pass the open session down")
         token = _open.set(True)
         try:
-            with Session(self.engine, expire_on_commit=False) as s, s.begin():
-                yield s
+            unit = _unit.get()
+            if unit is not None:
+                with joined(unit) as s:
+                    yield s
+            else:
+                with self.serial(), Session(self.engine, expire_on_commit=False) as s, s.begin():
+                    yield s
         finally:
             _open.reset(token)
+
+    @contextmanager
+    def serial(self) -> Iterator[None]:
+        """On SQLite, this process's one transaction at a time; elsewhere nothing."""
+        if self.writer is None:
+            yield
+            return
+        if not self.writer.acquire(timeout=LOCK_WAIT):
+            raise OperationalError("BEGIN", None, Exception("database is locked (this process)"))
+        try:
+            yield
+        finally:
+            self.writer.release()
+
+    @contextmanager
+    def unit(self, immediate: bool = False) -> Iterator[Session]:
+        """One transaction for everything an update does; `session()` inside it joins it.
+
+        On SQLite it begins deferred: its reads take no lock, the write lock is taken at its first
+        write. Use `in_unit`, which runs the work again when that upgrade meets another writer.
+        """
+        if _open.get() or _unit.get() is not None:
+            raise RuntimeError("a unit was opened inside a session or another unit")
+        begin = _begin.set("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        try:
+            with self.serial(), Session(self.engine, expire_on_commit=False) as s, s.begin():
+                token = _unit.set(s)
+                try:
+                    yield s
+                finally:
+                    _unit.reset(token)
+        finally:
+            _begin.reset(begin)
+
+    def in_unit(self, work: Callable[[Session], T]) -> T:
+        """`work` in one unit, committed; on SQLite, run once more with the write lock taken up front
+        when its first write met another process's write ("database is locked", which never reaches
+        a user). `work` must do nothing outside the database that it cannot do twice."""
+        try:
+            with self.unit() as s:
+                return work(s)
+        except OperationalError as exc:
+            if not (self.is_sqlite and busy(exc)):
+                raise
+        with self.unit(immediate=True) as s:
+            return work(s)
 
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+
+
+@contextmanager
+def joined(unit: Session) -> Iterator[Session]:
+    """A block of an update's unit: a savepoint, and the rows it read let go at the end."""
+    nested = unit.begin_nested()
+    try:
+        yield unit
+    except BaseException:
+        if nested.is_active:
+            nested.rollback()
+        unit.expunge_all()
+        raise
+    nested.commit()
+    unit.expunge_all()
+
+
+def in_unit_now() -> bool:
+    """Whether an update's unit is open here (its sessions join it)."""
+    return _unit.get() is not None
 
 
 def table_of(model: type[SQLModel] | Table) -> Table:
@@ -104,12 +204,22 @@ def insert_ignore(
     session: Session, model: type[SQLModel] | Table, values: dict[str, Any] | list[dict[str, Any]]
 ) -> int:
     """INSERT ... ON CONFLICT DO NOTHING on SQLite or PostgreSQL; the number of rows inserted."""
+    return len(insert_new(session, model, values))
+
+
+def insert_new(
+    session: Session,
+    model: type[SQLModel] | Table,
+    values: dict[str, Any] | list[dict[str, Any]],
+    returning: tuple[str, ...] = (),
+) -> list[tuple[Any, ...]]:
+    """INSERT ... ON CONFLICT DO NOTHING; the `returning` columns (default: the primary key) of the
+    rows actually inserted."""
     table = table_of(model)
     # Count RETURNING rows: drivers disagree on rowcount here (psycopg 3 reports -1).
-    stmt = (
-        _insert(session, table).values(values).on_conflict_do_nothing().returning(*table.primary_key.columns)
-    )
-    return len(session.execute(stmt).all())
+    columns = [table.c[name] for name in returning] or list(table.primary_key.columns)
+    stmt = _insert(session, table).values(values).on_conflict_do_nothing().returning(*columns)
+    return [tuple(row) for row in session.execute(stmt).all()]
 
 
 def upsert_select(

@@ -34,6 +34,10 @@ class StaleDraft(SchoolbotError):
     """A draft changed under us (another worker, a double tap); the caller re-reads it."""
 
 
+class Redelivered(SchoolbotError):
+    """An update was handled meanwhile by another worker; this handling of it is undone."""
+
+
 class ImportRejected(SchoolbotError):
     """An import file (organisation, plan) has bad rows; nothing was imported."""
 

@@ -276,6 +276,20 @@ class ProcessedUpdate(SQLModel, table=True):
     created_at: datetime = utc_field(index=True)
 
 
+class Received(SQLModel, table=True):
+    """A platform update as it came (the durable inbox), stored before the platform is told it
+    arrived; deleted in the transaction that handles it. Drained per chat in `id` order."""
+
+    __table_args__ = (Index("ix_received_channel_chat", "channel", "chat", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=16)
+    key: str = Field(max_length=96, unique=True)  # "telegram:<update_id>", as ProcessedUpdate's
+    chat: str = Field(max_length=64)  # whose turn it takes; "" for an update without a chat
+    payload: dict[str, Any] = json_field()
+    received_at: datetime = utc_field()
+
+
 class Incident(SQLModel, table=True):
     """A communications incident raised by a school."""
 

@@ -11,6 +11,7 @@ sender, fetcher and upload limit where the dispatcher and the outbox find them.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable
@@ -84,6 +85,11 @@ class WebhookConfig(Protocol):
     def url_path(self) -> str:
         """The path the platform posts to."""
         ...
+
+
+def verify_secret(given: str, expected: str) -> bool:
+    """A webhook's secret header, compared in constant time; never true for an empty secret."""
+    return bool(expected) and hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
 
 
 def webhook_url(config: WebhookConfig) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import mimetypes
 from dataclasses import dataclass
@@ -17,7 +16,6 @@ from storage.models import MediaFile, MediaNote
 log = logging.getLogger("schoolbot.media")
 
 MAX_APPEND = 30_000
-FETCH_TRIES = 3
 
 
 @dataclass(frozen=True)
@@ -60,17 +58,17 @@ def max_bytes(ctx: Context) -> int:
 
 
 async def download(media: Media, ctx: Context) -> bytes | None:
-    """The file's bytes, retried a few times; None when it cannot be had now (kept by reference)."""
+    """The file's bytes; None when it cannot be had now (kept by reference, and the download chore
+    tries again later). The runtime downloaded it, with its retries, before the update's transaction
+    began: `ctx.fetch` answers from that."""
     if ctx.fetch is None:
         return None
-    for attempt in range(FETCH_TRIES):
-        try:
-            return await ctx.fetch(media)
-        except TooLarge:
-            return None
-        except FetchError:
-            log.warning("download of a %s failed (attempt %d)", media.kind, attempt + 1)
-            await asyncio.sleep(0.2 * (attempt + 1))
+    try:
+        return await ctx.fetch(media)
+    except TooLarge:
+        return None
+    except FetchError as exc:
+        log.warning("download of a %s failed: %s", media.kind, exc)
     return None
 
 

@@ -78,6 +78,7 @@ from storage.queries.outbox import (
     take_lease,
     waiting_alerts,
 )
+from storage.queries.received import Arrival, forget_received, store_received, waiting
 from storage.queries.review import (
     PUBLISHED_KINDS,
     REVIEWED_KINDS,
@@ -112,7 +113,7 @@ from storage.queries.sweep import (
     schools_that_sent,
     submissions_between,
 )
-from storage.queries.updates import first_time_seen, forget_updates_before
+from storage.queries.updates import first_time_seen, forget_updates_before, seen_before
 from storage.queries.users import get_user, mark_blocked, set_locale, set_menu, touch_user
 
 __all__ = [
@@ -123,6 +124,7 @@ __all__ = [
     "OUTBOX_CHUNK",
     "PUBLISHED_KINDS",
     "REVIEWED_KINDS",
+    "Arrival",
     "InviteTarget",
     "LetterSchool",
     "Redeem",
@@ -155,6 +157,7 @@ __all__ = [
     "find_submissions",
     "first_time_seen",
     "forget_cancelled",
+    "forget_received",
     "forget_updates_before",
     "fulfilled_periods",
     "get_draft",
@@ -202,11 +205,13 @@ __all__ = [
     "schools_that_sent",
     "schools_to_invite",
     "search_text",
+    "seen_before",
     "set_locale",
     "set_menu",
     "staff_over_school",
     "start_draft",
     "stop_sending_to",
+    "store_received",
     "submission_by_token",
     "submissions_between",
     "submissions_of",
@@ -217,5 +222,6 @@ __all__ = [
     "touch_user",
     "usage",
     "versions_of",
+    "waiting",
     "waiting_alerts",
 ]

@@ -16,6 +16,11 @@ def first_time_seen(s: Session, key: str, now: datetime) -> bool:
     return insert_ignore(s, ProcessedUpdate, {"key": key, "created_at": now}) == 1
 
 
+def seen_before(s: Session, key: str) -> bool:
+    """Whether an update with this key was handled already (a read: it takes no lock)."""
+    return s.get(ProcessedUpdate, key) is not None
+
+
 def forget_updates_before(s: Session, cutoff: datetime) -> int:
     """Drop update keys older than `cutoff` (platforms redeliver for a day at most)."""
     result = s.execute(delete(ProcessedUpdate).where(col(ProcessedUpdate.created_at) < cutoff))

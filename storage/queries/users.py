@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import update
@@ -10,6 +10,9 @@ from sqlmodel import Session, col, select
 
 from storage.db import insert_ignore
 from storage.models import User
+
+# How stale `last_seen_at` may get before a message rewrites it (it only orders a person's accounts).
+SEEN_EVERY = timedelta(hours=1)
 
 
 def get_user(s: Session, channel: str, external_id: str) -> User | None:
@@ -28,7 +31,8 @@ def touch_user(
     now: datetime,
     language: str = "",
 ) -> User:
-    """The account for this chat user, created on first contact; last seen now.
+    """The account for this chat user, created on first contact; written only when something changed
+    (chat, name, language, blocked), or when it was last seen over `SEEN_EVERY` ago.
 
     The platform's language is kept until the user picks one with /language, so that alerts sent
     to them later come in the language they read.
@@ -45,20 +49,27 @@ def touch_user(
                 "display_name": display_name[:200],
                 "menu": {},
                 "created_at": now,
+                "last_seen_at": now,
                 "blocked": False,
-                "locale": "",
+                "locale": language,
             },
         )
         user = get_user(s, channel, external_id)
         assert user is not None
-    user.last_seen_at = now
-    user.chat_id = chat_id or user.chat_id
-    if display_name:
-        user.display_name = display_name[:200]
-    user.blocked = False
-    if language and not user.locale:
-        user.locale = language
-    s.add(user)
+    fresh = {
+        "chat_id": chat_id or user.chat_id,
+        "display_name": display_name[:200] if display_name else user.display_name,
+        "blocked": False,
+        "locale": user.locale or language,
+    }
+    seen = user.last_seen_at
+    if seen is None or now - seen >= SEEN_EVERY:
+        fresh["last_seen_at"] = now
+    changed = {key: value for key, value in fresh.items() if getattr(user, key) != value}
+    if changed:  # an unchanged writer costs no write (no UPDATE, no write lock)
+        for key, value in changed.items():
+            setattr(user, key, value)
+        s.add(user)
     return user
 
 

@@ -616,10 +616,10 @@ async def test_an_incident_stored_is_an_incident_alerted_even_if_the_bot_dies_at
     press = Incoming(
         "console", "principal", "principal", Kind.CHOICE, choice=principal.value_of("Gửi"), update_id="9001"
     )
-    user, _, fresh = demo.dispatcher.enter(press)
-    assert fresh
-    replies = await demo.dispatcher.router.route(press, demo.dispatcher.context(press, user))
-    assert "#1" in replies[0].text  # the principal was told it is sent ...
+    done = await demo.dispatcher.transact(press)  # handled and committed; nothing delivered yet
+    assert done is not None
+    replies, queued = done
+    assert "#1" in replies[0].text and len(queued) == 2  # the principal was told it is sent ...
     # ... and here the process dies: nothing was sent, but both alerts are already rows.
     alerts = rows(demo, kind=ALERT)
     assert len(alerts) == 2 and {r.status for r in alerts} == {"pending"}

@@ -51,7 +51,16 @@ from handlers.calendar import FrozenClock
 from handlers.types import Choice, Kind, Reply, numbered
 from storage import queries as q
 from storage.errors import ConfigError, FetchError
-from storage.models import Inbox, Incident, IncidentAck, MediaFile, ProcessedUpdate, Submission, User
+from storage.models import (
+    Inbox,
+    Incident,
+    IncidentAck,
+    MediaFile,
+    ProcessedUpdate,
+    Received,
+    Submission,
+    User,
+)
 from storage.models import Outbox as OutboxRow
 from storage.text import label_key
 from tests.bot.test_telegram import free_port, invite
@@ -439,6 +448,24 @@ async def test_an_incident_alert_reaches_an_officer_on_zalo_who_acknowledges_by_
     )
     with zl.app.db.session() as s:
         assert len(s.exec(select(IncidentAck)).all()) == 1
+
+
+async def test_an_update_stored_before_a_crash_is_handled_once_at_the_next_start(
+    demo: App, api: FakeZaloAPI
+) -> None:
+    """An update stored (the `received` table) by a process that died before handling it: the next
+    start handles it first, once; Zalo giving it back later is dropped."""
+    help_ = text_event(PRINCIPAL, "/help")
+    key = f"zalo:{update_key(help_)}"
+    with demo.db.session() as s:
+        q.store_received(s, "zalo", [q.Arrival(key, PRINCIPAL.id, help_)], demo.clock.now())
+    async with running(demo, api) as zl:
+        await until(lambda: len(api.texts_to(PRINCIPAL.id)) == 1, "the stored update answered")
+        api.push(help_)  # nothing is acknowledged on Zalo: it may come back
+        await zl.send(PRINCIPAL, "/whoami")
+    assert api.texts_to(PRINCIPAL.id) == [zl.t("help.guest"), zl.t("whoami.none")]
+    with demo.db.session() as s:
+        assert s.exec(select(Received)).all() == [] and s.get(ProcessedUpdate, key) is not None
 
 
 # ---- webhook mode -------------------------------------------------------------------------------------

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -34,7 +35,7 @@ from telegram.ext import (
 )
 
 from bot.app import App
-from bot.channels.base import ChannelBase, webhook_url
+from bot.channels.base import ChannelBase, verify_secret, webhook_url
 from bot.channels.telegram.api import OUTBOX_SEND, Lanes, channel_error
 from bot.channels.telegram.wire import (
     CHANNEL,
@@ -46,6 +47,7 @@ from bot.channels.telegram.wire import (
     to_incoming,
 )
 from bot.channels.turns import Turn, Turns
+from bot.web import WebhookServer, WebRequest, WebResponse
 from handlers.types import Attachment, Incoming, Kind, Media, Reply
 from storage import queries as q
 from storage.errors import (
@@ -58,6 +60,7 @@ from storage.errors import (
 from storage.models import User
 
 MAX_COMMAND_DESCRIPTION = 256
+SECRET_HEADER = "x-telegram-bot-api-secret-token"
 ALLOWED_UPDATES = ("message", "edited_message", "callback_query", "my_chat_member")
 UPLOAD_LIMIT = 50 * 1024 * 1024  # what a bot may send through the cloud Bot API
 # Loggers whose records can carry the token: httpx logs request URLs (INFO), PTB's Bot logs its
@@ -144,6 +147,7 @@ class TelegramChannel(ChannelBase):
         # updates, for under a second; an album cut by a crash is simply sent again.
         self.album_wait = album_wait
         self._albums: dict[tuple[str, str], list[Incoming]] = {}
+        self._album_rows: dict[tuple[str, str], list[int]] = {}
         self._album_tasks: set[asyncio.Task[None]] = set()
         self.config = app.settings.telegram
         self.poll_timeout = poll_timeout
@@ -153,6 +157,9 @@ class TelegramChannel(ChannelBase):
         # The token filter goes on the loggers before PTB logs its URLs below.
         super().__init__(self.config.token.get_secret_value(), typing_after, typing_every)
         self.handled = 0
+        self.server: WebhookServer | None = None
+        self.poller: asyncio.Task[None] | None = None
+        self._rows: dict[int, int] = {}  # update id -> its row in the durable inbox (`received`)
         builder = (
             ApplicationBuilder()
             .token(self.config.token.get_secret_value())
@@ -183,14 +190,12 @@ class TelegramChannel(ChannelBase):
                 self.announce()
                 await self.set_default_commands()
                 await self.application.start()
+                await self.resume()
                 if self.config.mode == "webhook":
                     await self.start_webhook()
                 else:
-                    await self.updater().start_polling(
-                        timeout=timedelta(seconds=self.poll_timeout),
-                        bootstrap_retries=self.bootstrap_retries,
-                        allowed_updates=list(ALLOWED_UPDATES),
-                    )
+                    await self.bootstrap("delete the webhook", self.application.bot.delete_webhook)
+                    self.poller = asyncio.create_task(self.poll(), name="telegram:poll")
             except InvalidToken:
                 # PTB's message quotes the token; this one names the setting instead.
                 raise ConfigError("telegram.token = ***: Telegram rejected this bot token") from None
@@ -204,21 +209,47 @@ class TelegramChannel(ChannelBase):
             raise
 
     async def start_webhook(self) -> None:
-        """Listen for Telegram's POSTs; a request without the secret header gets 403 from PTB."""
+        """Listen for Telegram's POSTs (bot/web.py), then tell Telegram where they go (setWebhook)."""
         secret = self.config.secret_token.get_secret_value()
-        await self.updater().start_webhook(
-            listen=self.config.listen,
-            port=self.config.port,
-            url_path=self.config.url_path.strip("/"),
-            webhook_url=webhook_url(self.config),
-            secret_token=secret or None,
-            bootstrap_retries=self.bootstrap_retries,
-            allowed_updates=list(ALLOWED_UPDATES),
+        self.server = WebhookServer(
+            self.config.listen, self.config.port, {self.config.url_path: self.on_webhook}
+        )
+        await self.server.start()
+        await self.bootstrap(
+            "set the webhook",
+            lambda: self.application.bot.set_webhook(
+                webhook_url(self.config), secret_token=secret or None, allowed_updates=list(ALLOWED_UPDATES)
+            ),
         )
         log.info("webhook listening on %s:%s/%s", self.config.listen, self.config.port, self.config.url_path)
 
+    async def bootstrap(self, what: str, call: Callable[[], Awaitable[Any]]) -> None:
+        """A call the start needs, tried `bootstrap_retries` more times (a second apart) before it fails."""
+        for attempt in range(self.bootstrap_retries + 1):
+            try:
+                await call()
+                return
+            except InvalidToken:
+                raise
+            except TelegramError as exc:
+                if attempt == self.bootstrap_retries:
+                    raise
+                log.warning(
+                    "could not %s (%s); trying again", what, self.redact(f"{type(exc).__name__}: {exc}")
+                )
+                await asyncio.sleep(1.0)
+
     async def stop_taking(self) -> None:
-        """Stop taking updates and finish those in hand; the connection stays open for the outbox."""
+        """Stop taking updates and finish those in hand; the connection stays open for the outbox.
+        Updates stored and not handled yet stay stored: the next start handles them."""
+        if self.poller is not None:
+            self.poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.poller
+            self.poller = None
+        if self.server is not None:
+            await self.server.stop()
+            self.server = None
         if self._album_tasks:  # let gathered albums be handled
             await asyncio.gather(*self._album_tasks, return_exceptions=True)
         updater = self.application.updater
@@ -232,11 +263,6 @@ class TelegramChannel(ChannelBase):
         await self.stop_taking()
         await self.application.shutdown()
         self.release_loggers()
-
-    def updater(self) -> Any:
-        """PTB's Updater (always built by ApplicationBuilder)."""
-        assert self.application.updater is not None
-        return self.application.updater
 
     def announce(self) -> None:
         """Log who we are; warn when telegram.username (used in invite links) is not this bot."""
@@ -280,41 +306,125 @@ class TelegramChannel(ChannelBase):
             self.application.bot.set_my_commands(self.commands_for(role, language), scope=scope),
         )
 
+    # ---- updates in: stored first (the durable inbox), then handled ------------------------------
+
+    async def on_webhook(self, request: WebRequest) -> WebResponse:
+        """Telegram's POST: the secret checked (403), the body parsed (400), the update stored, and
+        only then 200. An update that cannot be stored gets 500, so Telegram sends it again."""
+        secret = self.config.secret_token.get_secret_value()
+        if not verify_secret(request.headers.get(SECRET_HEADER, ""), secret):
+            log.warning("refused a Telegram webhook call without the right secret (403)")
+            return WebResponse(403, {"description": "Forbidden"})
+        try:
+            payload = json.loads(request.body)
+            if not isinstance(payload, dict) or not isinstance(payload.get("update_id"), int):
+                raise ValueError("not an update")
+        except ValueError:
+            return WebResponse(400, {"description": "Bad Request: not an update"})
+        await self.receive([payload])
+        return WebResponse(200, {})
+
+    async def poll(self) -> None:
+        """Long-poll getUpdates. The offset that confirms updates to Telegram moves past a batch only
+        once the batch is stored: a crash before that and Telegram sends them again."""
+        offset: int | None = None
+        failures = 0
+        while True:
+            try:
+                updates = await self.application.bot.get_updates(
+                    offset=offset,
+                    timeout=timedelta(seconds=self.poll_timeout),
+                    allowed_updates=list(ALLOWED_UPDATES),
+                )
+                if updates:
+                    await self.receive([u.to_dict() for u in updates])
+                    offset = updates[-1].update_id + 1
+                failures = 0
+            except InvalidToken:
+                log.error("Telegram rejected the bot token while polling (revoked or reset)")
+                self.failed.set()
+                return
+            except Exception as exc:
+                failures += 1
+                wait = min(30.0, 0.5 * 2 ** min(failures, 6))
+                log.warning(
+                    "getUpdates or storing its updates failed (%s); polling again in %.1f s",
+                    self.redact(f"{type(exc).__name__}: {getattr(exc, 'orig', None) or exc}"),
+                    wait,
+                )
+                await asyncio.sleep(wait)
+
+    async def receive(self, payloads: list[dict[str, Any]]) -> None:
+        """Store updates as they came (one transaction), then queue the new ones for handling."""
+        bot = self.application.bot
+        updates = [Update.de_json(p, bot) for p in payloads]
+        arrivals = [
+            q.Arrival(f"{CHANNEL}:{u.update_id}", str(u.effective_chat.id) if u.effective_chat else "", p)
+            for u, p in zip(updates, payloads, strict=True)
+        ]
+        stored = await self.app.dispatcher.receive(CHANNEL, arrivals)
+        for update, arrival in zip(updates, arrivals, strict=True):
+            row = stored.get(arrival.key)
+            if row is not None:  # a redelivery of an update still waiting is not queued twice
+                await self.enqueue(row, update)
+
+    async def resume(self) -> None:
+        """At start: the updates stored and not handled (a crash, a stop), first, in their order."""
+        waiting = await self.app.dispatcher.waiting(CHANNEL)
+        if waiting:
+            log.info("%d Telegram update(s) stored before the start are handled now", len(waiting))
+        for row, payload in waiting:
+            await self.enqueue(row, Update.de_json(payload, self.application.bot))
+
+    async def enqueue(self, row: int, update: Update) -> None:
+        """Into python-telegram-bot's queue (each chat in order, chats side by side: `PerChat`)."""
+        self._rows[update.update_id] = row
+        await self.application.update_queue.put(update)
+
+    def rows_of(self, update: Update) -> list[int]:
+        """The update's row in the durable inbox (taken: it is deleted with the update's handling)."""
+        row = self._rows.pop(update.update_id, None)
+        return [row] if row is not None else []
+
     # ---- updates -----------------------------------------------------------------------------
 
     async def on_update(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         """PTB's one handler: every update comes through here, in order."""
         try:
             if isinstance(update, Update):
+                if self.config.hold_seconds:  # tests only: time to kill the process before handling
+                    await asyncio.sleep(self.config.hold_seconds)
                 await self.handle_update(update)
         finally:
             self.handled += 1
 
     async def handle_update(self, update: Update) -> None:
         """Convert, dispatch (with a typing indicator when slow), render the writer's replies."""
+        rows = self.rows_of(update)
         if update.callback_query is not None:
             await self.cosmetic("answer a button press", update.callback_query.answer())
-        if update.my_chat_member is not None:
-            self.note_membership(update)
-            return
-        incoming = to_incoming(update)
+        incoming = None if update.my_chat_member is not None else to_incoming(update)
         if incoming is None:
+            if update.my_chat_member is not None:
+                self.note_membership(update)
+            await self.app.dispatcher.forget(rows)  # nothing for the dispatcher: done with it
             return
         group = update.message.media_group_id if update.message is not None else None
         if group and incoming.kind == Kind.MEDIA:
-            self.gather(incoming, group)
+            self.gather(incoming, group, rows)
             return
-        await self.dispatch(incoming)
+        await self.dispatch(incoming, rows)
 
-    async def dispatch(self, incoming: Incoming) -> None:
+    async def dispatch(self, incoming: Incoming, rows: Sequence[int] = ()) -> None:
         """Hand one message to the dispatcher and send the writer's replies."""
-        replies = await self.with_typing(incoming.chat_id, self.app.dispatcher.handle(incoming))
+        replies = await self.with_typing(incoming.chat_id, self.app.dispatcher.handle(incoming, rows))
         await self.reply(incoming, replies)
 
-    def gather(self, incoming: Incoming, group: str) -> None:
+    def gather(self, incoming: Incoming, group: str, rows: Sequence[int] = ()) -> None:
         """Keep an album's part; the first part takes the chat's turn now and starts the short wait for
         the rest, so a message sent right after the album is handled after it."""
         key = (incoming.chat_id, group)
+        self._album_rows.setdefault(key, []).extend(rows)
         if key in self._albums:
             self._albums[key].append(incoming)
             return
@@ -330,8 +440,10 @@ class TelegramChannel(ChannelBase):
             await asyncio.sleep(self.album_wait)
             async with turn or contextlib.nullcontext():
                 parts = self._albums.pop(key, [])
+                rows = self._album_rows.pop(key, [])
                 if parts:
-                    await self.dispatch(replace(parts[0], media=tuple(m for p in parts for m in p.media)))
+                    media = tuple(m for p in parts for m in p.media)
+                    await self.dispatch(replace(parts[0], media=media), rows)
         except Exception:
             log.exception("an album could not be handled")
         finally:

@@ -3,6 +3,7 @@ terms), `budget` (the monthly message budget), `channel` (the running bot)."""
 
 from __future__ import annotations
 
+from bot.channels.base import verify_secret
 from bot.channels.zalo.api import (
     NetworkError,
     NetworkTimeout,
@@ -27,7 +28,6 @@ from bot.channels.zalo.wire import (
     to_incoming,
     unwrap,
     update_key,
-    verify_secret,
 )
 
 __all__ = [

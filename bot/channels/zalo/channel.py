@@ -32,7 +32,7 @@ from typing import Any
 import httpx
 
 from bot.app import App
-from bot.channels.base import ChannelBase, webhook_url
+from bot.channels.base import ChannelBase, verify_secret, webhook_url
 from bot.channels.turns import ChatTurns
 from bot.channels.zalo.api import (
     PhotoTooLarge,
@@ -52,7 +52,6 @@ from bot.channels.zalo.wire import (
     to_incoming,
     unwrap,
     update_key,
-    verify_secret,
 )
 from bot.web import WebhookServer, WebRequest, WebResponse
 from handlers.types import Incoming, Kind, Media, Reply
@@ -61,6 +60,7 @@ from storage.errors import (
     ChannelError,
     ConfigError,
     FetchError,
+    TooLarge,
 )
 from storage.models import User
 
@@ -78,6 +78,10 @@ class RecentKeys:
         self.ttl = ttl
         self.cap = cap
         self._keys: OrderedDict[str, float] = OrderedDict()
+
+    def __contains__(self, key: object) -> bool:
+        expires = self._keys.get(key) if isinstance(key, str) else None
+        return expires is not None and expires >= time.monotonic()
 
     def add(self, key: str) -> bool:
         """Remember `key`; False when it was seen recently."""
@@ -141,7 +145,8 @@ class ZaloChannel(ChannelBase):
         self.me: dict[str, Any] = {}
         self.handled = 0
         self.server: WebhookServer | None = None
-        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        # (its row in the durable inbox, the update): stored before it is queued
+        self._queue: asyncio.Queue[tuple[int, dict[str, Any]]] = asyncio.Queue()
         self._seen = RecentKeys()
         self._prefetched: dict[str, bytes] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -157,6 +162,7 @@ class ZaloChannel(ChannelBase):
         """
         try:
             await self.connect()
+            await self.resume()
             self._spawn("worker", self.work())
             if self.config.mode == "webhook":
                 await self.start_webhook()
@@ -279,29 +285,59 @@ class ZaloChannel(ChannelBase):
                 await asyncio.sleep(wait)
                 continue
             failures = 0
-            fresh = sum(self.accept(update) for update in updates)
+            try:
+                fresh = await self.accept(updates)
+            except Exception as exc:  # not stored: Zalo gives unacknowledged updates back
+                log.warning("could not store Zalo updates (%s); polling again", type(exc).__name__)
+                await asyncio.sleep(self.backoff(0))
+                continue
             if updates and not fresh and self.timing.replay_gap:
                 await asyncio.sleep(self.timing.replay_gap)  # Zalo replaying what we already have
 
-    def accept(self, update: dict[str, Any]) -> bool:
-        """Queue an update unless it is unknown, empty or a duplicate; True when queued."""
+    def known(self, update: dict[str, Any]) -> dict[str, Any] | None:
+        """The update unwrapped, unless it is unknown or empty (logged and dropped)."""
         found = unwrap(update)
         if found is None:
             log.info("ignored a Zalo update without event_name")
-            return False
+            return None
         event = found["event_name"]
         if event not in EVENTS:
             log.info("ignored an unknown Zalo event %r", event[:64])
-            return False
+            return None
         if not isinstance(found.get("message"), dict):
             log.info("ignored a Zalo %s without a message", event)
-            return False
-        key = update_key(found)
-        if not self._seen.add(key):
-            log.debug("dropped a repeated Zalo update %s", key)
-            return False
-        self._queue.put_nowait(found)
-        return True
+            return None
+        return found
+
+    async def accept(self, updates: list[dict[str, Any]]) -> int:
+        """Store the updates that are known and not seen lately (one transaction), then queue the new
+        ones; how many were queued. Raises when they could not be stored (nothing is remembered then,
+        so they are taken when Zalo sends them again)."""
+        found = [f for f in (self.known(u) for u in updates) if f is not None]
+        fresh = [f for f in found if update_key(f) not in self._seen]
+        if not fresh:
+            for f in found:
+                log.debug("dropped a repeated Zalo update %s", update_key(f))
+            return 0
+        arrivals = [q.Arrival(f"{CHANNEL}:{update_key(f)}", chat_of(f), f) for f in fresh]
+        stored = await self.app.dispatcher.receive(CHANNEL, arrivals)
+        queued = 0
+        for update, arrival in zip(fresh, arrivals, strict=True):
+            self._seen.add(update_key(update))
+            row = stored.get(arrival.key)
+            if row is not None:  # one still waiting, sent again, is not queued twice
+                self._queue.put_nowait((row, update))
+                queued += 1
+        return queued
+
+    async def resume(self) -> None:
+        """At start: the updates stored and not handled (a crash, a stop), first, in their order."""
+        waiting = await self.app.dispatcher.waiting(CHANNEL)
+        if waiting:
+            log.info("%d Zalo update(s) stored before the start are handled now", len(waiting))
+        for row, update in waiting:
+            self._seen.add(update_key(update))
+            self._queue.put_nowait((row, update))
 
     async def on_webhook(self, request: WebRequest) -> WebResponse:
         """Zalo's POST: secret checked in constant time (403), body parsed (400), queued (200)."""
@@ -316,33 +352,38 @@ class ZaloChannel(ChannelBase):
         update = unwrap(body)
         if update is None:
             return WebResponse(400, {"message": "Bad Request: no event_name"})
-        self.accept(update)  # unknown events and repeats are answered 200 too, and dropped
+        await self.accept([update])  # stored before the 200; unknown events and repeats: 200, dropped
         return WebResponse(200, {"message": "Success"})
 
     async def work(self) -> None:
         """Hand queued updates out: different chats side by side, each chat's in the order they came."""
         while True:
-            update = await self._queue.get()
-            self._turns.run(chat_of(update), partial(self.handle_one, update))
+            row, update = await self._queue.get()
+            self._turns.run(chat_of(update), partial(self.handle_one, update, row))
 
-    async def handle_one(self, update: dict[str, Any]) -> None:
+    async def handle_one(self, update: dict[str, Any], row: int | None = None) -> None:
         """One update, whatever happens to it (counted, and marked done for the drain at stop)."""
         try:
-            await self.handle_update(update)
+            if self.config.hold_seconds:  # tests only: time to kill the process before handling
+                await asyncio.sleep(self.config.hold_seconds)
+            await self.handle_update(update, [row] if row is not None else [])
         except Exception:
             log.exception("a Zalo update failed")
         finally:
             self.handled += 1
             self._queue.task_done()
 
-    async def handle_update(self, update: dict[str, Any]) -> None:
-        """Convert, download a photo at once (its URL can expire), dispatch, send the replies."""
+    async def handle_update(self, update: dict[str, Any], rows: list[int] | None = None) -> None:
+        """Convert, download a photo at once (its URL can expire), dispatch, send the replies. `rows`:
+        the update's row in the durable inbox, deleted with its handling."""
         incoming = to_incoming(update)
         if incoming is None:
+            await self.app.dispatcher.forget(rows or [])
             return
         incoming = await self.prefetch(incoming)
         try:
-            replies = await self.with_typing(incoming.chat_id, self.app.dispatcher.handle(incoming))
+            handling = self.app.dispatcher.handle(incoming, rows or [])
+            replies = await self.with_typing(incoming.chat_id, handling)
         finally:
             for media in incoming.media:
                 self._prefetched.pop(media.file_id, None)
@@ -373,10 +414,14 @@ class ZaloChannel(ChannelBase):
         return await download(self.files, url, limit, self.timing.fetch_timeout)
 
     async def fetch(self, media: Media) -> bytes:
-        """The dispatcher's fetcher: the bytes downloaded on arrival, else a fresh download."""
+        """The dispatcher's fetcher: the bytes downloaded on arrival, else a fresh download (not for a
+        photo found too large on arrival: TooLarge at once)."""
         data = self._prefetched.pop(media.file_id, None)
         if data is not None:
             return data
+        limit = int(self.app.settings.media.max_download_mb * 1_048_576)
+        if media.size and media.size > limit:
+            raise TooLarge(f"photo of {media.size} bytes")
         data, _ = await self.download(media.file_id)
         return data
 

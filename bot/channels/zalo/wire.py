@@ -4,7 +4,6 @@ as numbered plain texts under 2,000 characters. Details and uncertainties: docs/
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 from collections.abc import Sequence
 from pathlib import PurePosixPath
@@ -36,11 +35,6 @@ def unwrap(body: Any) -> dict[str, Any] | None:
     if isinstance(body, dict) and isinstance(body.get("event_name"), str) and body["event_name"]:
         return body
     return None
-
-
-def verify_secret(given: str, expected: str) -> bool:
-    """The webhook's secret header, compared in constant time; never true for an empty secret."""
-    return bool(expected) and hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
 
 
 def update_key(update: dict[str, Any]) -> str:

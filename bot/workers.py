@@ -1,0 +1,52 @@
+"""Threads that run each update's database work off the event loop, each thread with its own loop.
+
+    workers = Workers(16)
+    replies = await workers.run(work)    # work() -> T runs on a worker thread; the loop goes on
+    workers.close()
+
+A handler is `async` (a few await a download or a thread), but its database work is synchronous
+(SQLModel sessions). Running the whole update on a worker thread keeps handlers as they are: the
+thread runs it on an event loop of its own (`loop_run`), so the handler's awaits work there, while
+the bot's event loop keeps taking updates, sending replies and showing "typing...". On PostgreSQL
+the threads' round trips overlap; on SQLite they take turns (storage/db.py `Database.serial`), off
+the loop all the same. Each chat's order is kept by the caller (bot/channels/turns.py): one chat's
+next update starts after its previous one returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class Workers:
+    """A bounded pool of threads; each thread keeps one asyncio runner for the coroutines it runs."""
+
+    def __init__(self, size: int) -> None:
+        self.pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="schoolbot-unit")
+
+    async def run(self, work: Callable[[], T]) -> T:
+        """`work()` on a worker thread; the caller's event loop is free meanwhile."""
+        return await asyncio.get_running_loop().run_in_executor(self.pool, work)
+
+    @staticmethod
+    def loop_run(coroutine: Coroutine[Any, Any, T]) -> T:
+        """On a worker thread: run `coroutine` to its end on an event loop of its own (made for it and
+        closed after: a few tens of microseconds). Its task starts in a copy of the thread's current
+        context, so what the caller set (the open unit) is seen."""
+        loop = asyncio.new_event_loop()
+        try:
+            return loop.run_until_complete(coroutine)
+        finally:
+            try:
+                loop.run_until_complete(loop.shutdown_default_executor())  # asyncio.to_thread's threads
+            finally:
+                loop.close()
+
+    def close(self) -> None:
+        """Wait for the work in hand, then let the threads go."""
+        self.pool.shutdown(wait=True)

@@ -1,0 +1,52 @@
+"""The durable inbox: platform updates stored as they came, before the platform hears they arrived.
+
+A channel stores each update (`store_received`) and only then answers the webhook's POST or moves its
+polling offset past it; the update's handling deletes its row in the handling's own transaction
+(`forget_received`), so a crash at any moment leaves each update either stored (handled after the
+restart) or handled (its key is in ProcessedUpdate), never lost and never handled twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete
+from sqlmodel import Session, col, select
+
+from storage.db import insert_new
+from storage.models import Received
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """One update as a channel stores it: its dedupe key, its chat, the platform's JSON."""
+
+    key: str
+    chat: str
+    payload: dict[str, Any]
+
+
+def store_received(s: Session, channel: str, arrivals: Sequence[Arrival], now: datetime) -> dict[str, int]:
+    """Store updates not stored yet (a redelivery of one still waiting adds nothing); the new rows' ids
+    by key."""
+    if not arrivals:
+        return {}
+    values = [
+        {"channel": channel, "key": a.key[:96], "chat": a.chat[:64], "payload": a.payload, "received_at": now}
+        for a in arrivals
+    ]
+    return {key: row_id for key, row_id in insert_new(s, Received, values, ("key", "id"))}
+
+
+def waiting(s: Session, channel: str) -> list[Received]:
+    """The channel's updates not handled yet, in the order they came (after a crash or a stop)."""
+    return list(s.exec(select(Received).where(col(Received.channel) == channel).order_by(col(Received.id))))
+
+
+def forget_received(s: Session, ids: Sequence[int]) -> None:
+    """The updates are handled: their rows go (in the handling's transaction)."""
+    if ids:
+        s.execute(delete(Received).where(col(Received.id).in_(list(ids))))

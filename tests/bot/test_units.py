@@ -1,0 +1,162 @@
+"""One transaction per update, on a worker thread: dedupe, user, kept messages, the handler's reads and
+writes together; reads take no SQLite lock; the event loop never waits on the database."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import event, text
+
+from bot.app import App, open_app
+from bot.config import load_settings
+from bot.demo import seed_demo
+from handlers.types import Incoming, Kind, Reply
+from storage.db import Database
+from tests.storage.test_postgres import pg_url_fixture  # noqa: F401  (fixture)
+
+GENERIC = "error.generic"
+
+
+class Statements:
+    """Every SQL statement the app's engine runs (BEGIN included), in order."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.seen: list[str] = []
+        self.lock = threading.Lock()
+
+    def __enter__(self) -> Statements:
+        event.listen(self.db.engine, "before_cursor_execute", self.note)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        event.remove(self.db.engine, "before_cursor_execute", self.note)
+
+    def note(self, conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        with self.lock:
+            self.seen.append(" ".join(statement.split()))
+
+    def starting(self, word: str) -> list[str]:
+        return [s for s in self.seen if s.upper().startswith(word.upper())]
+
+
+def text_from(who: str, line: str, update_id: str) -> Incoming:
+    command = line[1:] if line.startswith("/") else ""
+    kind = Kind.COMMAND if command else Kind.TEXT
+    return Incoming(
+        "console", who, who, kind, display_name=who, text=line, command=command, update_id=update_id
+    )
+
+
+def apology(app: App, replies: list[Reply]) -> bool:
+    generic = app.catalog.translator(app.settings.locale, "console")(GENERIC)
+    return any(r.text == generic for r in replies)
+
+
+async def test_an_update_is_one_transaction_from_dedupe_to_the_handlers_writes(demo: App) -> None:
+    await demo.dispatcher.handle(text_from("principal", "/mystatus", "u1"))  # the account is up to date
+    with Statements(demo.db) as sql:
+        replies = await demo.dispatcher.handle(text_from("principal", "/incident", "u2"))
+    assert replies and not apology(demo, replies)
+    begins = sql.starting("BEGIN")
+    assert begins == ["BEGIN"]  # one transaction, begun deferred: its reads took no write lock
+    assert sql.starting("INSERT INTO draft") and sql.starting("INSERT INTO processedupdate")
+    # the update is marked handled last, in the same transaction as the draft the handler wrote
+    writes = [s for s in sql.seen if s.upper().startswith(("INSERT", "UPDATE", "DELETE"))]
+    assert writes[-1].startswith("INSERT INTO processedupdate")
+
+
+async def test_an_unchanged_writer_costs_no_update_of_their_account(demo: App) -> None:
+    await demo.dispatcher.handle(text_from("principal", "/mystatus", "u1"))
+    with Statements(demo.db) as sql:
+        await demo.dispatcher.handle(text_from("principal", "/mystatus", "u2"))
+    assert not sql.starting("UPDATE user")  # nothing changed: not even the menu shown
+
+    renamed = Incoming("console", "principal", "principal", Kind.COMMAND, "Cô Lan", "/mystatus", "mystatus")
+    with Statements(demo.db) as sql:
+        await demo.dispatcher.handle(renamed)
+    assert [s for s in sql.starting("UPDATE user") if "display_name" in s]
+
+
+async def test_a_redelivered_update_is_handled_once_and_writes_nothing(demo: App) -> None:
+    first = await demo.dispatcher.handle(text_from("principal", "/incident", "same"))
+    with Statements(demo.db) as sql:
+        again = await demo.dispatcher.handle(text_from("principal", "/incident", "same"))
+    assert first and again == []
+    assert not [s for s in sql.seen if s.upper().startswith(("INSERT", "UPDATE", "DELETE"))]
+
+
+async def test_busy_sqlite_reaches_no_user_and_the_loop_goes_on(demo: App) -> None:
+    """Another process writes while many chats are handled at once: a unit whose first write meets
+    that writer is run again (never "database is locked" to a user), and the event loop keeps
+    turning while the database is held."""
+    other = Database(demo.settings.database_url)  # another process's connection to the same file
+    release = threading.Event()
+    holding = threading.Event()
+
+    def hold_the_write_lock() -> None:
+        with other.engine.connect() as conn:  # its hook begins IMMEDIATE: the write lock, held
+            conn.exec_driver_sql("UPDATE school SET name = name WHERE id = 1")
+            holding.set()
+            release.wait(10)
+            conn.commit()
+
+    thread = threading.Thread(target=hold_the_write_lock)
+    thread.start()
+    try:
+        holding.wait(5)
+        ticks = 0
+        chats = [f"p{i}" for i in range(12)]
+        work = asyncio.gather(
+            *(demo.dispatcher.handle(text_from(c, "/start", f"{c}:1")) for c in chats),
+            demo.dispatcher.handle(text_from("principal", "/incident", "x1")),
+        )
+        task = asyncio.ensure_future(work)
+        while ticks < 20:  # the loop runs while every update waits on the other process's lock
+            await asyncio.sleep(0.005)
+            ticks += 1
+        assert not task.done()
+        release.set()
+        results = await task
+    finally:
+        release.set()
+        thread.join()
+        other.dispose()
+    assert all(replies and not apology(demo, replies) for replies in results)
+
+
+@pytest.fixture(name="pg_demo")
+def pg_demo_fixture(pg_url: str, clock: Any) -> Iterator[App]:
+    with open_app(load_settings(None, database_url=pg_url), clock, upgrade=False) as app:
+        with app.db.session() as s:
+            seed_demo(s, clock.now())
+        yield app
+
+
+async def test_on_postgresql_a_chat_waiting_on_the_database_holds_up_no_other(pg_demo: App) -> None:
+    """One chat's update waits on a row lock another connection holds; the other chats' updates run
+    and finish meanwhile (each update on its own thread and connection)."""
+    other = Database(pg_demo.settings.database_url)
+    try:
+        with other.engine.connect() as conn:
+            conn.execute(text("BEGIN"))
+            conn.execute(
+                text("INSERT INTO processedupdate (key, created_at) VALUES ('console:held', now())")
+            )  # the held update's unit will wait on this key at its end
+            held = asyncio.ensure_future(
+                pg_demo.dispatcher.handle(text_from("principal", "/incident", "held"))
+            )
+            others = await asyncio.gather(
+                *(pg_demo.dispatcher.handle(text_from(f"q{i}", "/start", f"q{i}")) for i in range(6))
+            )
+            assert all(r and not apology(pg_demo, r) for r in others)
+            assert not held.done()
+            conn.execute(text("ROLLBACK"))
+        replies = await held
+        assert replies and not apology(pg_demo, replies)
+    finally:
+        other.dispose()
