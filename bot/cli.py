@@ -125,12 +125,9 @@ def _chat(config: Path, user: str, demo: bool) -> None:
         if demo:
             with built.db.session() as s:
                 seed_demo(s, built.clock.now())
-            if sys.stdin.isatty():
-                names = ", ".join(u[0] for u in USERS)
-                typer.echo(
-                    f"Demo: you are '{user}'. Other users: {names} (schoolbot demo --user NAME). "
-                    "Ctrl-D to leave.\n"
-                )
+            t = built.catalog.translator(None)
+            others = ", ".join(u[0] for u in USERS if u[0] != user)
+            typer.echo(t("demo.banner", user=user, others=others) + "\n")  # the first words on screen
         display = next((d for u, d, _, _ in USERS if u == user), user)
         session = console_chat(built.dispatcher, user, display_name=display)
         asyncio.run(session.run(prompt=sys.stdin.isatty()))

@@ -26,6 +26,8 @@ def test_demo_alert_reaches_the_officer_when_they_next_open_the_chat(tmp_path) -
     ]
     principal = run(["demo", "--config", str(tmp_path / "none.toml")], lines, env)
     assert principal.exit_code == 0, principal.output
+    first = principal.output.splitlines()[0]  # the demo's first words are Vietnamese, from the locale
+    assert first.startswith("Bản dùng thử: đang dùng tài khoản principal.") and "you are" not in first
     assert "Bước 1/6" in principal.output and "Đã gửi báo cáo sự cố #1" in principal.output
 
     officer = run(["demo", "--user", "officer", "--config", str(tmp_path / "none.toml")], ["1"], env)

@@ -74,7 +74,7 @@ async def test_a_whole_article_over_telegram(tg: Tg, tmp_path: Path) -> None:
     small = await tg.push_for(
         PRINCIPAL, message_update(PRINCIPAL, document=document(api, jpeg(900, 600), "nho.jpg"))
     )
-    assert "Ảnh nhỏ quá (900×600)" in texts(small)
+    assert "Ảnh quá nhỏ (900×600)" in texts(small)
     got = await tg.push_for(
         PRINCIPAL, message_update(PRINCIPAL, document=document(api, jpeg(2000, 1500, "red")))
     )
@@ -195,7 +195,7 @@ async def test_a_slow_download_holds_up_only_its_own_chat(tg: Tg) -> None:
         api.release_files()
     await until(lambda: len(api.sent_to(PRINCIPAL.id)) >= before + 2, "the principal's two answers")
     answers = texts(api.sent_to(PRINCIPAL.id)[before:])
-    assert "Ảnh 2/3" in answers and answers.index("Ảnh 2/3") < answers.index("Bạn là: Hiệu trưởng")
+    assert "Ảnh 2/3" in answers and answers.index("Ảnh 2/3") < answers.index("Tài khoản: Hiệu trưởng")
     turns = tg.channel.turns
     await until(lambda: turns is not None and not turns.last, "no chat's line kept once it is idle")
 

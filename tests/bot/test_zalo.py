@@ -340,7 +340,7 @@ async def test_the_first_photo_step_gives_zalo_advice_on_zalo_and_telegram_advic
             asked = await tg.send(on_telegram, "Ngày hội đọc sách")
 
     zalo_words, telegram_words = zl.t("article.photo_wide"), zl.t("article.photo_wide", channel="")
-    assert zalo_words != telegram_words and "dạng Tệp (File)" in telegram_words
+    assert zalo_words != telegram_words and "dạng Tệp" in telegram_words
     assert zalo_words in on_zalo and telegram_words not in on_zalo
     on_telegram_text = "\n".join(m.get("text", "") for m in asked)
     assert telegram_words in on_telegram_text and zalo_words not in on_telegram_text
@@ -368,7 +368,7 @@ async def test_a_report_finished_on_zalo_with_a_link_that_the_officer_sees_in_re
 
     review = await zl.send(p, link)
     assert review.startswith(zl.t("media.link_added"))
-    assert f"Tệp báo cáo: link {link}" in review
+    assert f"Tệp báo cáo: đường link {link}" in review
     sent = await zl.pick(p, "Gửi")
     assert sent.startswith(zl.t("report.sent", name="Báo cáo năm", due="01/12/2026"))
     with zl.app.db.session() as s:
@@ -379,7 +379,7 @@ async def test_a_report_finished_on_zalo_with_a_link_that_the_officer_sees_in_re
     queue = await officer.send("/review")
     assert "Báo cáo định kỳ" in queue[0].text
     opened = await officer.press(f"Mở #{row.id}")
-    assert f"• Tệp báo cáo: link {link}" in opened[0].text and opened[0].attachments == ()
+    assert f"• Tệp báo cáo: đường link {link}" in opened[0].text and opened[0].attachments == ()
 
 
 async def test_an_officer_on_zalo_reads_which_files_a_submission_has_never_where_they_are(
@@ -555,10 +555,10 @@ async def test_a_slow_photo_holds_up_only_its_own_chat(demo: App, api: FakeZaloA
         url = api.add_file("cham.jpg", jpeg(2000, 1500, "red"), delay=1.5)
         api.push(image_event(PRINCIPAL, url), text_event(PRINCIPAL, "/whoami"))
         asked = await zl.send(OFFICER, "/whoami")
-        assert asked.startswith("Bạn là: Chuyên viên") and len(api.texts_to(PRINCIPAL.id)) == before
+        assert asked.startswith("Tài khoản: Chuyên viên") and len(api.texts_to(PRINCIPAL.id)) == before
         await until(lambda: len(api.texts_to(PRINCIPAL.id)) >= before + 2, "the principal's answers")
         answers = "\n".join(api.texts_to(PRINCIPAL.id)[before:])
-        assert "Ảnh 2/3" in answers and answers.index("Ảnh 2/3") < answers.index("Bạn là: Hiệu trưởng")
+        assert "Ảnh 2/3" in answers and answers.index("Ảnh 2/3") < answers.index("Tài khoản: Hiệu trưởng")
         await until(lambda: not zl.channel._turns.last, "no chat's turn kept once it is idle")
 
 
@@ -594,7 +594,7 @@ async def test_photo_urls_that_are_no_image_too_large_or_too_slow(demo: App, api
         chunked = await zl.photo(PRINCIPAL, "huge2.jpg", b"\xff\xd8" + bytes(1_500_000), declare_length=False)
         assert zl.t("media.too_large", mb=1, limit=1) in chunked
         small = await zl.photo(PRINCIPAL, "small.jpg", jpeg(800, 600))
-        assert "Ảnh nhỏ quá (800×600)" in small
+        assert "Ảnh quá nhỏ (800×600)" in small
         assert draft_state(app, PRINCIPAL, "article") == at_photo
 
         slow = await zl.photo(PRINCIPAL, "slow.jpg", jpeg(2000, 1500), delay=1.0)

@@ -63,7 +63,7 @@ async def test_photo_rules_refuse_with_the_reason_and_keep_the_draft(demo, chat_
     await write_article(chat, files, stop_before="photo_wide")
     before = snapshot(demo)
     cases = [
-        (f"/file {files['small']}", "Ảnh nhỏ quá (800×600)"),
+        (f"/file {files['small']}", "Ảnh quá nhỏ (800×600)"),
         (f"/file {files['fake']}", "không phải là ảnh"),
         (f"/file {write(tmp_path, 'rong.jpg', b'')}", "trống"),
         (f"/file {write(tmp_path, 'ghi-chu.txt', 'văn bản'.encode())}", "không phải là ảnh"),
@@ -87,7 +87,7 @@ async def test_the_same_photo_twice_is_refused(demo, chat_as, files, tmp_path) -
     copy = write(tmp_path, "ban-sao.jpg", files["wide"].read_bytes())
     before = snapshot(demo)
     replies = await chat.send(f"/file {copy}")
-    assert "đã gửi rồi" in replies[0].text and snapshot(demo) == before
+    assert "Ảnh này đã được gửi" in replies[0].text and snapshot(demo) == before
 
 
 async def test_exif_date_and_place_are_offered_in_one_step(demo, chat_as, files) -> None:
@@ -295,7 +295,7 @@ async def test_edit_until_reviewed_and_after_return_keeping_versions(demo, chat_
             "console", "principal", "principal", Kind.CHOICE, choice=f"se:{row.id}", update_id="edit-approved"
         )
     )
-    assert "không sửa được" in replies[0].text
+    assert "không thể sửa" in replies[0].text
 
 
 async def test_another_schools_article_cannot_be_edited(demo, chat_as, files) -> None:
@@ -503,7 +503,7 @@ async def test_the_review_screen_reads_as_the_article_with_one_edit_per_section(
         "✏️ Sửa: Ảnh, video",
         "✏️ Sửa: Thời gian, địa điểm, sự việc",
         "✏️ Sửa: Người viết, liên hệ",
-        "✏️ Sửa: Nội dung, link",
+        "✏️ Sửa: Nội dung, đường link",
         "✖️ Huỷ",
     ]
 
@@ -535,20 +535,20 @@ async def test_a_grouped_answer_changed_from_the_review_keeps_the_others(demo, c
 async def test_the_text_can_be_rewritten_or_added_to(demo, chat_as, files) -> None:
     chat = chat_as("principal")
     await write_article(chat, files)
-    await chat.press("Sửa: Nội dung, link")
+    await chat.press("Sửa: Nội dung, đường link")
     screen = await chat.press("Sửa: Nội dung")
     assert "Đã có: Sáng 5/11" in screen[-1].text
     await chat.press("Viết lại")
     assert "nội dung cũ sẽ được thay toàn bộ" in chat.last.text
     await chat.send("Bài viết mới hoàn toàn.")
     assert article_draft(demo).answers["body"] == "Bài viết mới hoàn toàn."
-    await chat.press("Sửa: Nội dung, link")
+    await chat.press("Sửa: Nội dung, đường link")
     await chat.press("Sửa: Nội dung")
     await chat.press("Thêm đoạn")
     review = await chat.send("Đoạn thứ hai.")
     assert "Đã thêm đoạn: nội dung gồm 2 đoạn" in review[-1].text
     assert article_draft(demo).answers["body"] == "Bài viết mới hoàn toàn.\n\nĐoạn thứ hai."
-    await chat.press("Sửa: Nội dung, link")
+    await chat.press("Sửa: Nội dung, đường link")
     await chat.press("Sửa: Nội dung")
     await chat.send("Đoạn thứ ba.")  # typed without choosing: added, nothing lost
     assert article_draft(demo).answers["body"].endswith("Đoạn thứ hai.\n\nĐoạn thứ ba.")

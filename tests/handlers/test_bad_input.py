@@ -18,17 +18,17 @@ BAD_AT_TEXT_STEP = [
     (dict(text=""), "trống"),
     (dict(text="   \n  "), "trống"),
     (dict(text="x" * 4097), "quá dài"),
-    (dict(text="abc\x00\x01\x02def"), "ký tự lạ"),
+    (dict(text="abc\x00\x01\x02def"), "ký tự không hợp lệ"),
     (dict(text="😀😀🎉"), "bằng chữ"),
     (dict(text="!!! ??? ..."), "bằng chữ"),
-    (dict(kind=Kind.STICKER), "gõ chữ"),
-    (dict(kind=Kind.LOCATION), "gõ chữ"),
-    (dict(kind=Kind.VOICE), "gõ chữ"),
-    (dict(kind=Kind.CONTACT), "gõ chữ"),
-    (dict(kind=Kind.OTHER), "gõ chữ"),
+    (dict(kind=Kind.STICKER), "trả lời bằng chữ"),
+    (dict(kind=Kind.LOCATION), "trả lời bằng chữ"),
+    (dict(kind=Kind.VOICE), "trả lời bằng chữ"),
+    (dict(kind=Kind.CONTACT), "trả lời bằng chữ"),
+    (dict(kind=Kind.OTHER), "trả lời bằng chữ"),
     (
         dict(kind=Kind.MEDIA, media=(Media(kind="document", file_id="abc", mime_type="application/pdf"),)),
-        "gõ chữ",
+        "trả lời bằng chữ",
     ),
 ]
 
@@ -52,9 +52,9 @@ async def test_a_file_sent_from_the_console_at_a_text_step(demo, chat_as, tmp_pa
     await chat.send("/incident")
     before = snapshot(demo, "principal")
     replies = await chat.send(f"/file {photo}")
-    assert "gõ chữ" in replies[0].text
+    assert "trả lời bằng chữ" in replies[0].text
     replies = await chat.send(f"'{photo}'")  # dragged into the terminal
-    assert "gõ chữ" in replies[0].text
+    assert "trả lời bằng chữ" in replies[0].text
     assert snapshot(demo, "principal") == before
 
 
@@ -108,9 +108,9 @@ async def test_typing_at_a_choice_step_asks_to_pick(demo, chat_as) -> None:
     await fill_incident(chat, stop_before="severity", skip_actions=True)
     before = snapshot(demo, "principal")
     replies = await chat.send("rất rất nặng")
-    assert "Hãy chọn" in replies[0].text and snapshot(demo, "principal") == before
+    assert "Vui lòng chọn" in replies[0].text and snapshot(demo, "principal") == before
     replies = await demo.dispatcher.handle(incoming("principal", 7, kind=Kind.STICKER))
-    assert "Hãy chọn" in replies[0].text and snapshot(demo, "principal") == before
+    assert "Vui lòng chọn" in replies[0].text and snapshot(demo, "principal") == before
 
 
 async def test_done_with_nothing_chosen_is_refused(demo, chat_as) -> None:
@@ -127,7 +127,7 @@ async def test_text_at_the_review_screen_changes_nothing(demo, chat_as) -> None:
     await fill_incident(chat)
     before = snapshot(demo, "principal")
     replies = await chat.send("gửi luôn đi")
-    assert "Hãy chọn Gửi, Sửa hoặc Huỷ" in replies[0].text
+    assert "Vui lòng chọn Gửi, Sửa hoặc Huỷ" in replies[0].text
     assert snapshot(demo, "principal") == before
 
 

@@ -122,7 +122,7 @@ async def test_a_missing_file_is_listed_and_the_bundle_still_made(demo, chat_as,
         wide = s.exec(select(MediaFile).where(MediaFile.width == 2000)).first()
     (Path(demo.settings.media_dir) / wide.path).unlink()
     replies = await chat_as("officer").send("/bundle 11/2026")
-    assert "1 tệp bị thiếu" in replies[0].text
+    assert "Thiếu 1 tệp" in replies[0].text
     with zipfile.ZipFile(replies[0].file_path) as archive:
         rows = list(load_workbook(io.BytesIO(archive.read("index.xlsx"))).active.iter_rows(values_only=True))
         assert "thiếu tệp Ảnh toàn cảnh" in rows[1][10]

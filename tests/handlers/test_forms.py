@@ -30,7 +30,7 @@ async def test_progress_mark_and_first_question(chat_as) -> None:
     chat = chat_as("principal")
     replies = await chat.send("/incident")
     assert "Bước 1/6" in replies[-1].text
-    assert "Chuyện gì đã xảy ra?" in replies[-1].text
+    assert "Vui lòng mô tả ngắn gọn sự việc đã xảy ra." in replies[-1].text
     labels = [c.label for c in replies[-1].flat_choices()]
     assert not any("Quay lại" in label for label in labels)  # nothing before the first step
     assert not any("Huỷ" in label for label in labels)  # cancel is on the review screen and /cancel
@@ -53,7 +53,7 @@ async def test_skip_an_optional_step_and_review_shows_it(demo, chat_as) -> None:
     replies = await chat.press("Bỏ qua")
     assert "Bước 6/6" in replies[-1].text
     review = await chat.press("Rất nghiêm trọng")
-    assert "Đã xử lý: (bỏ qua)" in review[-1].text
+    assert "Đã xử lý: (không có)" in review[-1].text
     assert draft_of(demo, "principal").answers["actions"] is None
 
 
@@ -151,7 +151,7 @@ async def test_send_twice_makes_one_submission(demo, chat_as) -> None:
     second = await demo.dispatcher.handle(press_value(chat, send, "tap-2"))
     redelivered = await demo.dispatcher.handle(press_value(chat, send, "tap-1"))
     assert "Đã gửi báo cáo sự cố #1" in first[0].text
-    assert "đã được gửi rồi" in second[0].text
+    assert "này đã được gửi." in second[0].text
     assert redelivered == []
     with demo.db.session() as s:
         assert s.exec(select(func.count()).select_from(Submission)).one() == 1

@@ -75,8 +75,8 @@ def test_the_zalo_photo_advice_in_both_real_languages_with_fields_filled() -> No
         assert zalo("article.photo_wide") == catalog.messages[lang]["channel.zalo.article.photo_wide"]
         assert plain("article.photo_wide") == catalog.messages[lang]["article.photo_wide"]
         assert zalo("article.photo_wide") != plain("article.photo_wide")
-    assert "File" in catalog.translator("vi")("media.need_photo")
-    assert "File" not in catalog.translator("vi", "zalo")("media.need_photo")
+    assert "dạng Tệp" in catalog.translator("vi")("media.need_photo")
+    assert "dạng Tệp" not in catalog.translator("vi", "zalo")("media.need_photo")
     # a sentence without an override reads the same everywhere, with its fields filled
     assert catalog.translator("vi", "zalo")("media.too_large", mb=30, limit=20) == (
         "Tệp quá lớn (30 MB). Tối đa 20 MB."

@@ -51,7 +51,7 @@ async def test_bad_link_codes(demo, chat_as, clock) -> None:
     expired = await demo.dispatcher.handle(zalo(f"/link {code}", 4))
     assert "không đúng hoặc đã hết hạn" in expired[0].text
     stranger = await demo.dispatcher.handle(zalo("/link", 5, user="zl-nobody"))
-    assert "Hãy đăng ký trước" in stranger[0].text
+    assert "Vui lòng đăng ký trước" in stranger[0].text
     with demo.db.session() as s:
         assert q.get_user(s, "zalo", "zl-abc123").role is None
 

@@ -105,7 +105,7 @@ async def test_a_collective_is_not_asked_for_a_role(demo, chat_as) -> None:
     await chat.send("/nominate")
     await chat.press("Tập thể")
     replies = await chat.send("Tổ Toán – Tin")
-    assert "Người (tập thể) đó đã làm gì" in replies[-1].text
+    assert "Cá nhân (tập thể) đã làm được việc gì" in replies[-1].text
 
 
 @pytest.mark.parametrize(
@@ -153,7 +153,7 @@ async def test_edit_until_reviewed_and_counted_per_semester(demo, chat_as, tmp_p
             "console", "principal", "principal", Kind.CHOICE, choice=f"se:{row.id}", update_id="late-edit"
         )
     )
-    assert "không sửa được" in refused[0].text
+    assert "không thể sửa" in refused[0].text
 
     clock.set(clock.now().replace(year=2027, month=2, day=1))  # semester II
     status = await chat.send("/mystatus")

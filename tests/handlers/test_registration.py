@@ -86,7 +86,7 @@ async def test_start_with_a_code_binds_a_principal_to_the_school(demo: App) -> N
     assert replies[1].text.startswith(f"Hiệu trưởng – {SCHOOL}")
     assert "m:incident" in [c.value for c in replies[1].flat_choices()]
     whoami = await chat.send("/whoami")
-    assert whoami[0].text == f"Bạn là: Hiệu trưởng – {SCHOOL}."
+    assert whoami[0].text == f"Tài khoản: Hiệu trưởng – {SCHOOL}."
     user = user_row(demo, "newuser")
     with demo.db.session() as s:
         school = q.school_by_code(s, "THCS-PUNHI")
@@ -204,7 +204,7 @@ async def test_an_officer_code_binds_to_the_office(demo: App) -> None:
     assert replies[0].commands_for == "officer"
     assert replies[1].text.startswith(f"Chuyên viên truyền thông – {DISTRICT}")
     whoami = await chat.send("/whoami")
-    assert whoami[0].text == f"Bạn là: Chuyên viên truyền thông – {DISTRICT}."
+    assert whoami[0].text == f"Tài khoản: Chuyên viên truyền thông – {DISTRICT}."
     with demo.db.session() as s:
         office = q.office_by_code(s, "PGD-DEMO")
         assert office is not None

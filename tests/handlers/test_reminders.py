@@ -391,13 +391,13 @@ async def test_remind_me_later_once_per_step_tomorrow_morning(demo: App) -> None
     send_all(demo)
     demo.clock.set(at(11, 10, 9, 30))  # type: ignore[attr-defined]
     first = await apress(demo, "principal", "r:a:2026-11:d5", 1)
-    assert first == ["Được ạ, bot sẽ nhắc lại lúc 08:00 11/11."]
+    assert first == ["Đã ghi nhận. Bot sẽ nhắc lại lúc 08:00 11/11."]
     [later] = outbox(demo, step="d5-later")
     assert later.not_before.astimezone(demo.clock.tz) == at(11, 11).replace(tzinfo=demo.clock.tz)
     assert "còn 4 ngày" in later.payload["text"]
     assert [c[1] for r in later.payload["choices"] for c in r] == ["m:article"]  # no second "later"
     again = await apress(demo, "principal", "r:a:2026-11:d5", 2)
-    assert again == ["Lời nhắc này đã được hẹn lại rồi: bot sẽ nhắc lúc 08:00 11/11."]
+    assert again == ["Lời nhắc này đã được hẹn lại: bot sẽ nhắc lúc 08:00 11/11."]
     assert len(outbox(demo, step="d5-later")) == 1
     # The snoozed reminder is held until its time, then goes like any other.
     assert claim(demo) == []
@@ -408,7 +408,7 @@ async def test_remind_me_later_once_per_step_tomorrow_morning(demo: App) -> None
 async def test_remind_me_later_when_the_ladder_reminds_by_then_anyway(demo: App) -> None:
     sweep_at(demo, at(11, 13, 8, 0))  # d2; the next rung (d1) is tomorrow at 08:00
     replies = await apress(demo, "principal", "r:a:2026-11:d2")
-    assert replies == ["Được ạ, bot sẽ nhắc lại lúc 08:00 14/11."]
+    assert replies == ["Đã ghi nhận. Bot sẽ nhắc lại lúc 08:00 14/11."]
     assert outbox(demo, step="d2-later") == []
 
 
@@ -421,7 +421,7 @@ async def test_remind_me_later_over_a_pause_comes_the_first_morning_after(make: 
     assert [(r.period, r.step) for r in rows] == [("2027-02", "d14")]
     app.clock.set(at(2, 1, 19, 50, year=2027))  # type: ignore[attr-defined]
     replies = await apress(app, "principal", "r:a:2027-02:d14")
-    assert replies == ["Được ạ, bot sẽ nhắc lại lúc 08:00 04/02."]  # tomorrow is in the pause
+    assert replies == ["Đã ghi nhận. Bot sẽ nhắc lại lúc 08:00 04/02."]  # tomorrow is in the pause
     [later] = outbox(app, step="d14-later")
     assert later.not_before.astimezone(app.clock.tz).isoformat() == "2027-02-04T08:00:00+07:00"
 
@@ -439,7 +439,7 @@ async def test_remind_me_later_refusals(demo: App) -> None:
     assert "Lời nhắc" not in officer[0]  # not for this role
     submit(demo, PUNHI, "2026-11")
     assert await apress(demo, "principal", "r:a:2026-11:d5", 3) == [
-        "Trường đã nộp rồi, không cần nhắc nữa. Cảm ơn thầy cô!"
+        "Nhà trường đã nộp, không cần nhắc lại. Trân trọng cảm ơn thầy/cô."
     ]
     assert outbox(demo, step="d5-later") == []
 
@@ -451,7 +451,7 @@ async def test_no_remind_me_later_on_the_deadline_day(make: Any) -> None:
     assert [c[1] for r in row.payload["choices"] for c in r] == ["m:article"]
     replies = await apress(app, "principal", "r:a:2026-11:d0")  # an old or forged button
     assert replies == [
-        "Hạn nộp là 23:59 ngày 15/11/2026, bot không kịp nhắc lại nữa. Thầy cô bấm nút ở trên để nộp ngay nhé."
+        "Hạn nộp là 23:59 ngày 15/11/2026, bot không kịp nhắc lại. Đề nghị thầy/cô bấm nút phía trên để nộp ngay."
     ]
 
 

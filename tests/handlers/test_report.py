@@ -188,12 +188,12 @@ async def test_a_document_is_checked_by_content(demo, chat_as, tmp_path) -> None
 async def test_a_link_to_the_document_is_taken_and_shown_whole(demo, chat_as) -> None:
     chat = chat_as("principal")
     await fill_report(chat, "Báo cáo năm", stop_at_document=True)
-    assert "hoặc gửi link tới tệp" in chat.last.text  # the prompt offers both
+    assert "hoặc gửi đường link tới tệp" in chat.last.text  # the prompt offers both
 
     review = await chat.send(f"  {DRIVE} ")
 
-    assert review[-1].text.startswith("Đã nhận link.")
-    assert f"• Tệp báo cáo: link {DRIVE}" in review[-1].text
+    assert review[-1].text.startswith("Đã nhận đường link.")
+    assert f"• Tệp báo cáo: đường link {DRIVE}" in review[-1].text
     await chat.press("Gửi")
     with demo.db.session() as s:
         row = s.exec(select(Submission).where(Submission.kind == "report")).one()
@@ -201,16 +201,19 @@ async def test_a_link_to_the_document_is_taken_and_shown_whole(demo, chat_as) ->
     officer = chat_as("officer")
     await officer.send("/review")
     opened = await officer.press(f"Mở #{row.id}")
-    assert f"• Tệp báo cáo: link {DRIVE}" in opened[0].text and opened[0].attachments == ()
+    assert f"• Tệp báo cáo: đường link {DRIVE}" in opened[0].text and opened[0].attachments == ()
 
 
 @pytest.mark.parametrize(
     ("sent", "answer"),
     [
-        ("Tuần sau trường sẽ gửi bản có chữ ký", "Hãy gửi tệp PDF hoặc DOCX (dạng Tệp), hoặc link tới tệp"),
-        ("javascript:alert(document.cookie)", "Đường link chưa đúng. Link phải bắt đầu bằng http://"),
-        ("ftp://truong.edu.vn/bao-cao.pdf", "Đường link chưa đúng. Link phải bắt đầu bằng http://"),
-        ("drive.google.com/file/d/1AbCdEf", "Đường link chưa đúng. Link phải bắt đầu bằng http://"),
+        (
+            "Tuần sau trường sẽ gửi bản có chữ ký",
+            "Vui lòng gửi tệp PDF hoặc DOCX (dạng Tệp), hoặc đường link tới tệp",
+        ),
+        ("javascript:alert(document.cookie)", "Đường link chưa đúng. Đường link phải bắt đầu bằng http://"),
+        ("ftp://truong.edu.vn/bao-cao.pdf", "Đường link chưa đúng. Đường link phải bắt đầu bằng http://"),
+        ("drive.google.com/file/d/1AbCdEf", "Đường link chưa đúng. Đường link phải bắt đầu bằng http://"),
         ("https://[drive.google.com/x", "Đường link chưa đúng."),  # urlparse raises on it
         ("https://drive.google.com/" + "a" * 2100, "Đường link quá dài (2125 ký tự, tối đa 2000)."),
         ("PHOTO", "Đây là ảnh, không phải tệp báo cáo."),
@@ -248,7 +251,7 @@ async def test_a_deadline_the_office_does_not_have(demo, chat_as) -> None:
     replies = await demo.dispatcher.handle(
         Incoming("console", "principal", "principal", Kind.CHOICE, choice=forged, update_id="x")
     )
-    assert "Hãy chọn một mục" in replies[0].text
+    assert "Vui lòng chọn một mục" in replies[0].text
     assert draft_of(demo, "principal", "report").answers == draft.answers
 
 

@@ -84,10 +84,10 @@ async def test_return_needs_a_reason_and_the_school_can_resubmit(demo, chat_as, 
     assert row.status == "returned" and row.review_note == "Ảnh chưa đạt yêu cầu"
 
     told = inbox_texts(demo, "principal")
-    assert any("bị trả lại" in t and "Ảnh chưa đạt yêu cầu" in t for t in told)
+    assert any("được trả lại để chỉnh sửa" in t and "Ảnh chưa đạt yêu cầu" in t for t in told)
     assert notices(demo) == [("review:1", "return:1", "sent")]  # written with the return itself
     opened = await principal.send("/mystatus")  # the kept notice comes first, with its edit button
-    assert "bị trả lại" in opened[0].text
+    assert "được trả lại để chỉnh sửa" in opened[0].text
     await principal.press("Sửa ngay")
     assert "Lý do: Ảnh chưa đạt yêu cầu" in principal.last.text
     await principal.press("Sửa: Chủ đề, tiêu đề")
@@ -97,7 +97,7 @@ async def test_return_needs_a_reason_and_the_school_can_resubmit(demo, chat_as, 
 
     await officer.send("/review")
     reopened = await officer.press("Mở #1")
-    assert "Đã sửa so với bản bị trả lại: Tiêu đề" in reopened[0].text
+    assert "Đã sửa so với bản đã trả lại: Tiêu đề" in reopened[0].text
     assert "Tiêu đề (thêm 4 từ): Ngày hội đọc sách [+– có ảnh mới+]" in reopened[0].text
     life = reopened[1].text
     assert (
@@ -118,7 +118,7 @@ async def test_two_officers_at_once_cannot_both_win(demo, chat_as, files) -> Non
     officer = chat_as("officer")
     await officer.send("Thiếu ảnh")
     late = await officer.press("Gửi")
-    assert "vừa xử lý mục này trước bạn" in late[0].text
+    assert "đã xử lý mục này trước đồng chí" in late[0].text
     with demo.db.session() as s:
         actions = s.exec(select(ReviewAction)).all()
     assert [a.action for a in actions] == ["approve"] and the_article(demo).status == "approved"
@@ -247,7 +247,7 @@ async def test_a_long_queue_says_how_many_wait_and_lists_the_oldest(demo, chat_a
     shown = (await officer.send("/review"))[0]
     assert shown.text.startswith("25 mục chờ thẩm định; 20 mục gửi sớm nhất:")
     assert "Bài số 1\n" in shown.text and "Bài số 20" in shown.text and "Bài số 21" not in shown.text
-    assert shown.text.endswith("…còn 5 mục nữa. Xử lý xong các mục trên, gõ /review để xem tiếp.")
+    assert shown.text.endswith("…còn 5 mục nữa. Xử lý xong các mục trên, vui lòng nhập /review để xem tiếp.")
     assert len(shown.flat_choices()) == 20
     digest = (await officer.send("/digest"))[0]
     assert "Đang chờ thẩm định: 25 mục." in digest.text

@@ -102,7 +102,7 @@ async def test_the_diff_after_a_return_names_the_words_changed(demo, chat_as, fi
     await officer.send("/review")
     opened = await officer.press("Mở #1")
     text = opened[0].text
-    assert "Đã sửa so với bản bị trả lại: Ảnh toàn cảnh, Sự việc, người tham gia, Nội dung" in text
+    assert "Đã sửa so với bản đã trả lại: Ảnh toàn cảnh, Sự việc, người tham gia, Nội dung" in text
     assert (
         "Sự việc, người tham gia (bỏ 2 từ, thêm 3 từ): Học sinh thi [-kể chuyện-] [+đọc diễn cảm+] theo sách"
         in text
@@ -240,7 +240,7 @@ async def test_published_links_that_are_refused(demo, chat_as) -> None:
     taken = await officer.press("Gửi")
     assert "đã được ghi cho bài #1" in taken[0].text
     assert published_links(demo) == {1: "https://pgd.edu.vn/bai-1"}
-    await officer.press("Nhập lại link cho #2")
+    await officer.press("Nhập lại đường link cho #2")
     await officer.send("https://pgd.edu.vn/bai-2")
     await officer.press("Gửi")
     assert published_links(demo) == {1: "https://pgd.edu.vn/bai-1", 2: "https://pgd.edu.vn/bai-2"}

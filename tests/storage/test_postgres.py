@@ -57,7 +57,7 @@ async def test_incident_flow_on_postgres(pg_app: App) -> None:
     again = await pg_app.dispatcher.handle(
         Incoming("console", "principal", "principal", Kind.CHOICE, choice=send, update_id="x")
     )
-    assert "đã được gửi rồi" in again[0].text
+    assert "này đã được gửi." in again[0].text
     assert any("SỰ CỐ TRUYỀN THÔNG #1" in t for t in inbox_texts(pg_app, "officer"))
     officer = Chat(pg_app, "officer")
     await officer.session.run([])

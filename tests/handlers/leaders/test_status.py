@@ -284,7 +284,7 @@ async def test_a_leader_of_another_district_sees_nothing_of_this_one(history, de
     pressed = await demo.dispatcher.handle(
         chat_incoming("leader_b", f"ls:s:{history.schools['THCS-PUNHI']}", "forged")
     )
-    assert pressed[0].text == "Trường này không thuộc phạm vi của bạn."
+    assert pressed[0].text == "Trường này không thuộc phạm vi phụ trách."
     ranking = text_of(await chat.send("/ranking"))
     assert "Bản Phủ" in ranking and "Pú Nhi" not in ranking and "Hoa Ban" not in ranking
 
@@ -298,7 +298,7 @@ async def test_a_province_leader_sees_both_districts(history, demo) -> None:
 
 async def test_principals_may_not_and_officers_may(history, chat_as) -> None:
     refused = await chat_as("principal").send("/status")
-    assert refused[0].text == "Chức năng này không dành cho tài khoản của bạn."
+    assert refused[0].text == "Chức năng này không dành cho tài khoản này."
     home = await chat_as("principal").send("/menu")
     assert "📊 Tình hình nộp" not in [c.label for c in home[0].flat_choices()]
     officer = text_of(await chat_as("officer").send("/status"))
@@ -330,24 +330,24 @@ async def test_an_officer_for_one_level_sees_only_that_level(history, demo) -> N
 @pytest.mark.parametrize(
     ("typed", "answer"),
     [
-        ("13/2026", "Mình không hiểu tháng “13/2026”. Hãy gõ tháng và năm, ví dụ: /status 10/2026"),
+        ("13/2026", "Chưa rõ tháng “13/2026”. Vui lòng nhập tháng và năm, ví dụ: /status 10/2026"),
         (
             "tháng mười ba",
-            "Mình không hiểu tháng “tháng mười ba”. Hãy gõ tháng và năm, ví dụ: /status 10/2026",
+            "Chưa rõ tháng “tháng mười ba”. Vui lòng nhập tháng và năm, ví dụ: /status 10/2026",
         ),
-        ("0/2026", "Mình không hiểu tháng “0/2026”"),
-        ("tháng", "Mình không hiểu tháng “tháng”"),
-        ("2026", "Mình không hiểu tháng “2026”"),
+        ("0/2026", "Chưa rõ tháng “0/2026”"),
+        ("tháng", "Chưa rõ tháng “tháng”"),
+        ("2026", "Chưa rõ tháng “2026”"),
         ("12/2026", "Tháng 12/2026 chưa đến nên chưa có số liệu. Tháng này là 11/2026."),
         (
             "7/2025",
             "Tháng 07/2025 chưa có trường nào trong phạm vi đăng ký dùng bot. Trường đầu tiên đăng ký ngày "
-            "01/08/2025; hãy chọn từ tháng 08/2025 trở đi.",
+            "01/08/2025; vui lòng chọn từ tháng 08/2025 trở đi.",
         ),
         (
             "Trường Xyz",
-            "Không tìm thấy trường nào khớp “Trường Xyz” trong phạm vi của bạn. Hãy gõ một phần tên trường "
-            "(có dấu hay không đều được) hoặc mã trường.",
+            "Không tìm thấy trường nào khớp “Trường Xyz” trong phạm vi phụ trách. Vui lòng nhập một phần tên trường "
+            "(có dấu hoặc không dấu) hoặc mã trường.",
         ),
     ],
 )
@@ -370,7 +370,7 @@ async def test_a_leader_with_no_schools_or_none_registered(app) -> None:
         principal.role = None  # the demo district: schools, but nobody registered
         s.add(principal)
     nothing = await Chat(app, "new_leader").send("/status")
-    assert nothing[0].text.startswith("Phạm vi của bạn chưa có trường nào.")
+    assert nothing[0].text.startswith("Phạm vi phụ trách chưa có trường nào.")
     for command in ("/status", "/export", "/ranking"):
         unregistered = await Chat(app, "leader").send(command)
         if command == "/ranking":
@@ -379,7 +379,7 @@ async def test_a_leader_with_no_schools_or_none_registered(app) -> None:
             )
         else:
             assert unregistered[0].text.startswith(
-                "Các trường trong phạm vi của bạn (5 trường) chưa đăng ký dùng bot"
+                "Các trường trong phạm vi phụ trách (5 trường) chưa đăng ký dùng bot"
             )
 
 
@@ -424,7 +424,7 @@ async def test_a_school_by_code_and_a_choice_when_several_match(history, chat_as
     assert "08/2026 ▫️ · 09/2026 ❌ · 10/2026 ❌ · 11/2026 🕓" in joined_late
     assert "Báo cáo 6 tháng (hạn 20/06/2026)" not in joined_late  # due before it joined
     replies = await chat.send("/status thi tran")
-    assert replies[0].text == "Có 2 trường khớp “thi tran”. Chọn một trường:"
+    assert replies[0].text == "Có 2 trường khớp “thi tran”. Vui lòng chọn một trường:"
     assert [c.label for c in replies[0].flat_choices()] == [
         "Trường THCS Thị Trấn Điện Biên Đông",
         "Trường Tiểu học Thị Trấn",
@@ -489,8 +489,8 @@ async def test_the_weights_come_from_the_settings(demo, tmp_path) -> None:
 @pytest.mark.parametrize(
     ("typed", "answer"),
     [
-        ("năm nay", "Mình không hiểu năm học “năm nay”. Hãy gõ như sau: /ranking 2025-2026"),
-        ("2025-2027", "Mình không hiểu năm học “2025-2027”."),
+        ("năm nay", "Chưa rõ năm học “năm nay”. Vui lòng nhập theo dạng: /ranking 2025-2026"),
+        ("2025-2027", "Chưa rõ năm học “2025-2027”."),
         ("2027-2028", "Năm học 2027-2028 chưa bắt đầu. Năm học hiện tại là 2026-2027."),
         ("2023-2024", "Năm học 2023-2024 chưa có trường nào trong phạm vi đăng ký dùng bot."),
     ],
@@ -691,9 +691,7 @@ async def test_the_excel_button_and_a_bad_month(history, chat_as) -> None:
     replies = await chat.press("Tải Excel")
     assert Path(replies[0].file_path).name == "TinhHinhNop_PGD-DEMO_2026-11.xlsx"
     bad = await chat.send("/export tháng mười ba")
-    assert bad[0].text.startswith(
-        "Mình không hiểu tháng “tháng mười ba”. Hãy gõ tháng và năm, ví dụ: /export"
-    )
+    assert bad[0].text.startswith("Chưa rõ tháng “tháng mười ba”. Vui lòng nhập tháng và năm, ví dụ: /export")
     future = await chat.send("/export 01/2027")
     assert (
         future[0].text == "Tháng 01/2027 chưa đến nên chưa có số liệu. Tháng này là 11/2026."
