@@ -60,7 +60,7 @@ async def test_from_draft_to_published_by_buttons_on_telegram(tg: Tg, tmp_path: 
 
     for label in ("Mục chờ thẩm định", "Mở #1", "Duyệt", "Đã đăng #1"):
         answer = await tg.press(me, tg.button(me, label))
-    assert "Link bài đã đăng" in texts(answer)
+    assert "Đường link bài đã đăng" in texts(answer)
     await tg.send(me, LINK)
     done = await tg.press(me, tg.button(me, "Gửi"))
     assert "đã đăng" in texts(done)
