@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from handlers import dossier
-from handlers.forms import Answers, Engine, Form, Step, StepKind
+from handlers.forms import Answers, Engine, Form, Step, StepKind, media_name
 from handlers.forms.steps import offering
 from handlers.incident import delivery
 from handlers.months import period_name
@@ -94,16 +94,20 @@ def attachments(ctx: Context, form: Form, answers: Answers, root: Path) -> tuple
     with ctx.db.session() as s:
         rows = {m.id: m for m in q.media_files(s, [int(item["media_id"]) for _, item in wanted])}
     found = []
+    numbers: dict[str, int] = {}
     for step, item in wanted:
         row = rows.get(int(item["media_id"]))
         if row is None:
             continue
+        numbers[step.key] = numbers.get(step.key, 0) + 1
         if step.kind == StepKind.DOCUMENT:
             kind = "document"
         else:
             kind = "video" if row.kind == "video" or row.mime_type.startswith("video/") else "photo"
         path = str(root / row.path) if row.path else ""
-        found.append(Attachment(kind, ctx.t(step.prompt + "_short"), row.file_id, row.channel, path))
+        found.append(
+            Attachment(kind, media_name(step, numbers[step.key], ctx), row.file_id, row.channel, path)
+        )
     return tuple(found)
 
 

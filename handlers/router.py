@@ -91,6 +91,8 @@ class Router:
         replies = await self.engine.on_message(msg, ctx)
         if replies is not None:
             return replies
+        if msg.kind == Kind.UNSUPPORTED:  # a file the platform kept back: the truth, not "not understood"
+            return [Reply(ctx.t("menu.not_passed"))]
         return [Reply(ctx.t("menu.not_understood")), self.home(ctx)]
 
     async def command(self, msg: Incoming, ctx: Context) -> list[Reply]:

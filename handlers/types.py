@@ -29,6 +29,7 @@ class Kind(StrEnum):
     CONTACT = "contact"
     EDITED = "edited"  # a text message the user changed after sending it (Telegram's edited_message)
     OTHER = "other"
+    UNSUPPORTED = "unsupported"  # a file or video the platform did not pass on to the bot (Zalo)
 
 
 @dataclass(frozen=True)

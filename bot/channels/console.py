@@ -98,7 +98,7 @@ def render(replies: list[Reply]) -> str:
     blocks = []
     for reply in replies:
         lines = [reply.text]
-        lines += [f"  📎 {a.caption}: {a.path or a.file_id}" for a in reply.attachments]
+        lines += [f"  📎 {a.caption}" for a in reply.attachments]  # named by role, never a path or file id
         lines += [f"  🖼 {reply.photo_path}"] if reply.photo_path else []
         lines += [f"  📄 {reply.file_path}"] if reply.file_path else []
         if reply.expects_text and reply.choices:

@@ -8,7 +8,7 @@ imports a feature. `engine` runs forms, `steps` holds the step kinds that read t
 
 from __future__ import annotations
 
-from handlers.forms.engine import Action, Engine, Form, button, display, has_content
+from handlers.forms.engine import Action, Engine, Form, button, display, has_content, media_name
 from handlers.forms.steps import Answers, Option, Parsed, Step, StepKind, options_from
 from storage.models import DraftMode
 
@@ -25,5 +25,6 @@ __all__ = [
     "button",
     "display",
     "has_content",
+    "media_name",
     "options_from",
 ]

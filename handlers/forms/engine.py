@@ -18,7 +18,16 @@ from typing import Any
 
 from handlers.forms.kinds import KINDS
 from handlers.forms.media_steps import WRITE, is_video_candidate
-from handlers.forms.steps import COLLECTING, MEDIA_KINDS, Answers, Parsed, QuickDate, Step, StepKind
+from handlers.forms.steps import (
+    COLLECTING,
+    MEDIA_KINDS,
+    PHOTO_KINDS,
+    Answers,
+    Parsed,
+    QuickDate,
+    Step,
+    StepKind,
+)
 from handlers.types import Choice, Context, Incoming, Kind, Reply
 from storage import queries as q
 from storage.errors import StaleDraft
@@ -216,6 +225,11 @@ class Engine:
         form = self.forms.get(draft.form)
         if form is None:
             return None
+        if msg.kind == Kind.UNSUPPORTED:  # the platform kept a file back: say so, then the same screen
+            step = form.step(draft.step)
+            photo = step is not None and step.kind in PHOTO_KINDS and draft.mode != DraftMode.REVIEW
+            key = "media.not_passed_photo" if photo else "media.not_passed"
+            return [self.screen(form, draft, ctx, note=ctx.t(key))]
         if draft.mode == DraftMode.REVIEW:
             step = form.step(draft.step)
             if step is not None and step.kind == StepKind.APPEND and msg.kind == Kind.TEXT:
@@ -661,6 +675,11 @@ def display(step: Step, value: Any, ctx: Context, short: bool = False) -> str:
     if short and len(text) > PREVIEW:
         return ctx.t("form.preview", start=text[:PREVIEW].rstrip(), chars=len(text))
     return text
+
+
+def media_name(step: Step, number: int, ctx: Context) -> str:
+    """A file as people call it: its role and its number ("Ảnh toàn cảnh 1"), never a path or a file id."""
+    return ctx.t("media.named", role=ctx.t(step.prompt + "_short"), number=number)
 
 
 def media_summary(value: Any, ctx: Context) -> str:

@@ -48,6 +48,7 @@ class QuickDate(StrEnum):
 # Steps that collect until the user presses "Xong".
 COLLECTING = frozenset({StepKind.MULTI, StepKind.PHOTOS, StepKind.VIDEOS})
 MEDIA_KINDS = frozenset({StepKind.PHOTO, StepKind.PHOTOS, StepKind.VIDEOS})
+PHOTO_KINDS = frozenset({StepKind.PHOTO, StepKind.PHOTOS})
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ async def test_an_officer_on_telegram_reviews_an_article(tg: Tg, tmp_path: Path)
     albums = tg.api.calls_to("sendMediaGroup")[before:]
     assert len(albums) == 1
     media = albums[0]["media"]
-    assert [m["caption"] for m in media] == ["Ảnh toàn cảnh", "Ảnh người phát biểu", "Ảnh cận cảnh"]
+    assert [m["caption"] for m in media] == ["Ảnh toàn cảnh 1", "Ảnh người phát biểu 1", "Ảnh cận cảnh 1"]
     assert all(m["type"] == "photo" for m in media)
 
     done = await tg.press(DISTRICT_OFFICER, tg.button(DISTRICT_OFFICER, "Duyệt"))

@@ -290,7 +290,7 @@ async def test_a_whole_monthly_article_with_three_photos_by_url_and_a_video_link
     assert zl.t("article.videos", channel="") not in at_videos  # "send an mp4" is Telegram's advice
 
     video = await zl.push_for(p, unsupported_event(p))  # what Zalo sends for a video
-    assert video.startswith(zl.t("media.need_video_or_link")) and zl.t("article.videos") in video
+    assert video.startswith(zl.t("media.not_passed")) and zl.t("article.videos") in video
     linked = await zl.send(p, DRIVE)
     assert zl.t("media.link_added") in linked
     review = await zl.send(p, "Xong")  # a typed-answer step: its choices are answered by their words
@@ -359,7 +359,7 @@ async def test_a_report_finished_on_zalo_with_a_link_that_the_officer_sees_in_re
     before = draft_state(zl.app, p, "report")
 
     pdf = await zl.push_for(p, unsupported_event(p))  # what Zalo sends for a PDF: nothing usable
-    assert pdf.startswith(zl.t("media.need_document") + "\n\n") and zl.t("report.document") in pdf
+    assert pdf.startswith(zl.t("media.not_passed") + "\n\n") and zl.t("report.document") in pdf
     photo = await zl.photo(p, "bao-cao.jpg", jpeg(1600, 1200, "white"))
     assert photo.startswith(zl.t("media.document_is_photo"))
     words = await zl.send(p, "gửi sau")
@@ -394,7 +394,8 @@ async def test_an_officer_on_zalo_reads_which_files_a_submission_has_never_where
     await zl.send(OFFICER, "/review")
     opened = await zl.pick(OFFICER, "Mở #1")
     assert "Ngày hội đọc sách" in opened
-    assert zl.t("zalo.files_named", names="Ảnh toàn cảnh, Ảnh người phát biểu, Ảnh cận cảnh") in opened
+    names = "Ảnh toàn cảnh 1, Ảnh người phát biểu 1, Ảnh cận cảnh 1"  # by role and number
+    assert zl.t("zalo.files_named", names=names) in opened
     assert zl.t("zalo.no_files") in opened
     media_dir = str(Path(zl.app.settings.media_dir).resolve())
     sent = "\n".join(zl.api.texts_to(OFFICER.id))
@@ -562,20 +563,44 @@ async def test_a_slow_photo_holds_up_only_its_own_chat(demo: App, api: FakeZaloA
         await until(lambda: not zl.channel._turns.last, "no chat's turn kept once it is idle")
 
 
-async def test_a_sticker_or_unsupported_message_at_a_text_step_changes_nothing(zl: Zl) -> None:
+async def test_a_sticker_or_voice_message_at_a_text_step_changes_nothing(zl: Zl) -> None:
     await to_photo_step(zl)  # now at the title, a text step
     before = draft_state(zl.app, PRINCIPAL, "article")
     assert before is not None and before[0] == "title"
 
-    for update in (
-        sticker_event(PRINCIPAL),
-        unsupported_event(PRINCIPAL),
-        event(PRINCIPAL, "message.voice.received"),
-    ):
+    for update in (sticker_event(PRINCIPAL), event(PRINCIPAL, "message.voice.received")):
         answer = await zl.push_for(PRINCIPAL, update)
 
         assert answer.startswith(zl.t("error.need_text")) and zl.t("article.title") in answer
         assert draft_state(zl.app, PRINCIPAL, "article") == before
+
+
+async def test_a_file_sent_on_zalo_is_told_plainly_wherever_it_comes(zl: Zl) -> None:
+    """Zalo passes no file or video to a bot: the user is told so and what to send instead, at a text
+    step, at a photo step and outside any form; nothing changes."""
+    await zl.register(PRINCIPAL, "principal", school="THCS-PUNHI")
+    outside = await zl.push_for(PRINCIPAL, unsupported_event(PRINCIPAL))
+    assert outside.startswith("Zalo chưa cho phép gửi tệp cho bot; vui lòng gửi đường link")
+    assert zl.t("menu.not_understood") not in outside and zl.t("menu.article") not in outside  # no menu
+
+    await zl.send(PRINCIPAL, "/article")
+    await zl.pick(PRINCIPAL, "Hoạt động tiêu biểu của nhà trường")
+    at_title = draft_state(zl.app, PRINCIPAL, "article")
+    file_at_title = await zl.push_for(PRINCIPAL, unsupported_event(PRINCIPAL))
+    said, _, step = file_at_title.partition("\n\n")
+    assert (
+        said
+        == "Zalo chưa cho phép gửi tệp cho bot; thầy/cô vui lòng gửi đường link tới tệp hoặc video (Google Drive, OneDrive…)."
+    )
+    assert zl.t("article.title") in step and draft_state(zl.app, PRINCIPAL, "article") == at_title
+
+    await zl.send(PRINCIPAL, "Ngày hội đọc sách")  # now at the wide shot
+    at_photo = draft_state(zl.app, PRINCIPAL, "article")
+    file_at_photo = await zl.push_for(PRINCIPAL, unsupported_event(PRINCIPAL))  # the photo sent as a file
+    assert file_at_photo.startswith(zl.t("media.not_passed_photo")) and "không gửi dạng tệp" in file_at_photo
+    assert zl.t("article.photo_wide") in file_at_photo
+    assert draft_state(zl.app, PRINCIPAL, "article") == at_photo
+    assert zl.t("media.not_passed_photo", channel="") != zl.t("media.not_passed_photo")  # Zalo's own words
 
 
 async def test_photo_urls_that_are_no_image_too_large_or_too_slow(demo: App, api: FakeZaloAPI) -> None:
@@ -979,7 +1004,7 @@ def test_both_body_shapes_and_both_photo_fields() -> None:
     ("update", "kind"),
     [
         (sticker_event(PRINCIPAL), Kind.STICKER),
-        (unsupported_event(PRINCIPAL), Kind.OTHER),
+        (unsupported_event(PRINCIPAL), Kind.UNSUPPORTED),
         (event(PRINCIPAL, "message.voice.received"), Kind.VOICE),
         (event(PRINCIPAL, "message.link.received", text=DRIVE), Kind.TEXT),
         (event(PRINCIPAL, "message.link.received"), Kind.OTHER),

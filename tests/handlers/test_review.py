@@ -46,6 +46,23 @@ def notices(app) -> list[tuple[str, str, str]]:
     return [(r.period, r.step, r.status) for r in rows]
 
 
+async def test_files_are_named_by_role_and_number_never_by_path(demo, chat_as, tmp_path) -> None:
+    """The console prints what the officer reads on every channel: "Ảnh minh chứng 2", not where the
+    file lies on the server (data/media/83/83fb….jpg) nor the platform's reference to it."""
+    principal = chat_as("principal")
+    await nominate(principal, tmp_path, photos=2)
+    await principal.press("Gửi")
+    officer = chat_as("officer")
+    await officer.send("/review")
+    opened = await officer.press("Mở #1")
+    assert [a.caption for a in opened[0].attachments] == ["Ảnh minh chứng 1", "Ảnh minh chứng 2"]
+    screen = officer.text()
+    assert "📎 Ảnh minh chứng 1\n" in screen and "📎 Ảnh minh chứng 2\n" in screen
+    media = Path(demo.settings.media_dir)
+    assert str(media) not in screen and str(media.resolve()) not in screen
+    assert ".jpg" not in screen and "console:" not in screen and str(tmp_path) not in screen
+
+
 async def test_queue_open_and_approve(demo, chat_as, files) -> None:
     await sent_article(chat_as, files)
     officer = chat_as("officer")
@@ -56,9 +73,9 @@ async def test_queue_open_and_approve(demo, chat_as, files) -> None:
     assert "#1 · Bài viết tháng · Trường PTDTBT THCS Pú Nhi" in shown.text
     assert shown.text.index("Chủ đề") < shown.text.index("Tiêu đề") < shown.text.index("Ảnh toàn cảnh")
     captions = [a.caption for a in shown.attachments]
-    assert captions == ["Ảnh toàn cảnh", "Ảnh người phát biểu", "Ảnh cận cảnh"]
+    assert captions == ["Ảnh toàn cảnh 1", "Ảnh người phát biểu 1", "Ảnh cận cảnh 1"]
     assert all(Path(a.path).is_file() for a in shown.attachments)
-    assert "📎 Ảnh toàn cảnh:" in officer.text()
+    assert "📎 Ảnh toàn cảnh 1\n" in officer.text()
     done = await officer.press("Duyệt")
     assert "Đã duyệt #1" in done[0].text
     row = the_article(demo)

@@ -69,9 +69,9 @@ async def test_a_long_article_is_read_whole_and_in_order(demo, chat_as, files) -
     )  # the 5W1H facts come first
     assert "ký tự)" not in text  # no preview of the body any more
     assert [a.caption for a in opened[0].attachments] == [
-        "Ảnh toàn cảnh",
-        "Ảnh người phát biểu",
-        "Ảnh cận cảnh",
+        "Ảnh toàn cảnh 1",
+        "Ảnh người phát biểu 1",
+        "Ảnh cận cảnh 1",
     ]
     assert "/media/" not in text and "console:" not in text  # no server path, no platform reference
     assert "Duyệt" in opened[-1].flat_choices()[0].label  # the actions come last, after the photos

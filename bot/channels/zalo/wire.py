@@ -112,8 +112,8 @@ def _by_event(event: str, message: dict[str, Any], who: dict[str, Any]) -> Incom
     if event == LINK:  # a link card: its text or URL is what the user meant to send
         link = text or field_str(message, "url")
         return Incoming(**who, kind=Kind.TEXT, text=link) if link else Incoming(**who, kind=Kind.OTHER)
-    if event == UNSUPPORTED:
-        return Incoming(**who, kind=Kind.OTHER)
+    if event == UNSUPPORTED:  # a file, a video: Zalo keeps it from bots, and the user should hear so
+        return Incoming(**who, kind=Kind.UNSUPPORTED)
     return None  # reactions, and events nobody has documented yet
 
 
