@@ -201,7 +201,8 @@ async def test_text_in_several_messages_or_a_link_at_least_one(demo, chat_as, fi
     answers = article_draft(demo).answers
     assert answers["link"] == "https://thcspunhi.edu.vn/bai-viet" and answers["body"] is None
     assert (
-        "Xem lại" in other.last.text and "Link bài viết: https://thcspunhi.edu.vn/bai-viet" in other.last.text
+        "Xem lại" in other.last.text
+        and "Đường link bài viết: https://thcspunhi.edu.vn/bai-viet" in other.last.text
     )
 
 
@@ -345,7 +346,7 @@ async def test_an_old_copy_button_does_not_ask_the_theme_again(demo, chat_as, fi
         Incoming("console", "principal", "principal", Kind.CHOICE, choice="as:copy", update_id="copy")
     )
     assert "Đã lấy chủ đề" in replies[0].text
-    assert "Bước 1/8" in replies[-1].text and "Tiêu đề bài viết?" in replies[-1].text
+    assert "Bước 1/8" in replies[-1].text and "Tiêu đề bài viết là gì?" in replies[-1].text
     assert article_draft(demo).answers["theme"] == "s:activity"
 
 

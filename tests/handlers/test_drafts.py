@@ -105,7 +105,7 @@ async def test_restoring_after_the_form_changed(demo, chat_as, files) -> None:
     replies = await chat.press("Khôi phục")
     text = replies[-1].text
     assert "Biểu mẫu đã thay đổi từ khi huỷ; thầy/cô vui lòng nhập thêm: Diễn biến, kết quả." in text
-    assert "Bao nhiêu người, diễn ra thế nào" in text  # asked at once
+    assert "Số người tham gia, diễn biến và kết quả" in text  # asked at once
     restored = article(demo)
     assert restored.step == "how" and "who" not in restored.answers
     assert (
