@@ -369,39 +369,57 @@ def export_bundle(
     office: OfficeOption,
     out: Annotated[Path, typer.Option("--out", help="The .zip file to write.")],
     month: MonthOption = None,
+    report: Annotated[
+        str | None, typer.Option("--report", help='A report\'s key or name, e.g. nam-2026 or "năm 2026".')
+    ] = None,
     everything: Annotated[
         bool, typer.Option("--all", help="Every sent item, not only approved ones.")
     ] = False,
+    part_mb: Annotated[
+        float | None, typer.Option("--part-mb", min=0.01, help="Split into numbered parts under this size.")
+    ] = None,
     config: ConfigOption = Path("config.toml"),
 ) -> None:
-    """Write the month's press bundle: a folder per item, photos named by role, an index sheet."""
+    """Write the month's press bundle (a folder per item, its .docx, photos and videos, an index sheet),
+    or with --report every school's signed file for that report, named by school."""
     from bot.app import open_app
-    from handlers.bundle import build_bundle
+    from handlers.bundle import build_bundle, build_report_bundle, report_named
+    from handlers.calendar import Calendar
     from storage import queries as q
     from storage import scope
 
+    if report is not None and month is not None:
+        refuse("--report and --month: one or the other", 2)
     settings = settings_from(config)
+    limit = None if part_mb is None else int(part_mb * 1_048_576)
     with open_app(settings) as built:
-        _, period = month_asked(built, month, example=False)
         with built.db.session() as s:
             found = q.office_by_code(s, office) or q.office_by_code(s, office.upper())
             if found is None:
                 refuse(f"--office {office!r}: no office has this code")
             schools = scope.school_ids(scope.Scope(found.id or 0))
         t = built.catalog.translator(settings.locale)
-        made = build_bundle(
-            built.db,
-            Path(settings.media_dir),
-            t,
-            schools,
-            period,
-            out,
-            built.clock.tz,
-            everything,
-        )
+        media = Path(settings.media_dir)
+        if report is not None:
+            due = report_named(Calendar(built.clock, settings.schedule), report)
+            if due is None:
+                names = ", ".join(f"{p.key}-YYYY ({p.name})" for p in settings.schedule.periodic)
+                refuse(f"--report {report!r}: no such report; the reports are {names}")
+            made = build_report_bundle(built.db, media, t, schools, due, out, limit)
+            empty = t("bundle.report_empty", report=due.name)
+        else:
+            _, period = month_asked(built, month, example=False)
+            made = build_bundle(built.db, media, t, schools, period, out, built.clock.tz, everything, limit)
+            empty = t("bundle.empty", month=period.label)
     if made is None:
-        refuse(t("bundle.empty", month=period.label))
+        refuse(empty)
+    where = (
+        f"{len(made.parts)} parts: " + ", ".join(p.name for p in made.parts)
+        if len(made.parts) > 1
+        else str(out)
+    )
     typer.echo(
-        f"{out}: {made.items} item(s), {made.files} file(s)"
+        f"{where}: {made.items} item(s), {made.files} file(s)"
         + (f", {len(made.missing)} missing" if made.missing else "")
+        + (f", {len(made.apart)} over the part size (left out)" if made.apart else "")
     )

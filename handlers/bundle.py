@@ -1,69 +1,92 @@
-"""The month's material for the website and the press: one ZIP, a folder per item, an index sheet."""
+"""The month's material for the website and the press, and a report's signed files: ZIPs that fit.
+
+`/bundle [month]` (the month words of /status): one folder per approved article or nomination,
+`<School short name>_<Activity>` (handlers/press.py), holding the article as a .docx laid out for
+publication next to the original photos and videos, and an index sheet. `/bundle report <name>`: every
+school's signed file for one periodic report, named by the school's short name, and a sheet of who sent.
+Either is one `<Office>_<YYYY-MM>.zip` (or `<Office>_<report>.zip`), or, over the channel's upload
+limit, numbered parts that each fit and together hold every file. Files are streamed into the ZIP from
+disk; each document is written to a temporary file first, so a month is never held in memory.
+"""
 
 from __future__ import annotations
 
-import io
-import zipfile
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from handlers.calendar import Calendar, Period
+from handlers import press
+from handlers.calendar import Calendar, Period, periodic_key
 from handlers.months import month_or_current
 from handlers.nomination import public_view
-from handlers.types import Context, Incoming, Reply
+from handlers.report import OPEN_DAYS
+from handlers.types import Attachment, Context, Incoming, Reply
 from storage import queries as q
 from storage import scope
 from storage.exports import Sheet, Value, workbook_bytes
-from storage.media import export_name, safe_filename
-from storage.models import MediaFile, School, Submission
+from storage.media import safe_filename
+from storage.models import MediaFile, Office, School, Submission
 from storage.scope import SchoolIds
+from storage.text import fold
+from storage.zipparts import Entry, capacity, plan_parts, write_zip
 
 PHOTO_ROLES = ("photo_wide", "photo_speaker", "photo_closeup")
+SENT = ("submitted", "approved", "published")
+REPORT_WORDS = ("report", "bao cao")
 Translate = Callable[..., str]
+
+
+@dataclass(frozen=True)
+class Apart:
+    """A file too large for any part: listed in its folder, and sent by reference where it can be."""
+
+    name: str
+    media: MediaFile | None
 
 
 @dataclass
 class Bundle:
-    """What went into a bundle."""
+    """What went into a bundle, and the ZIP files that hold it (one, or numbered parts)."""
 
     items: int = 0
     files: int = 0
     missing: list[str] = field(default_factory=list)
+    parts: list[Path] = field(default_factory=list)
+    apart: list[Apart] = field(default_factory=list)
+
+
+@dataclass
+class Folder:
+    """One article's (or nomination's, or school's) files, kept together in one part when they fit."""
+
+    name: str = ""
+    entries: list[Entry] = field(default_factory=list)
+    media: dict[str, MediaFile] = field(default_factory=dict)  # entry name -> its stored file
+    lines: list[str] = field(default_factory=list)  # the links file: videos given as links, and such
+    notes: list[str] = field(default_factory=list)
+    photos: int = 0
+    videos: int = 0
+
+
+# ---- the month --------------------------------------------------------------------------------------
 
 
 def month_rows(
     s: Any, school_ids: SchoolIds, month: Period, everything: bool, tz: Any
 ) -> list[tuple[Submission, School]]:
     """The month's approved (or, with `everything`, all sent) articles and nominations of these schools."""
-    statuses = ("submitted", "approved", "published") if everything else ("approved", "published")
+    statuses = SENT if everything else ("approved", "published")
     start = datetime(month.year, month.month, 1, tzinfo=tz)
     end = datetime(month.shift(1).year, month.shift(1).month, 1, tzinfo=tz)
     return q.bundle_rows(s, school_ids, month.key, statuses, start, end)
 
 
-def article_text(t: Translate, school: School, answers: dict[str, Any]) -> list[tuple[str, str]]:
-    """The article as (label, text) pairs in reading order."""
-    fields = [
-        ("bundle.school", school.name),
-        ("article.theme_short", answers.get("theme_text", "")),
-        ("article.what_short", answers.get("what", "")),
-        ("article.where_short", answers.get("where", "")),
-        ("article.when_short", _date(answers.get("when"))),
-        ("article.who_short", answers.get("who", "")),
-        ("article.how_short", answers.get("how", "")),
-        ("article.body_short", answers.get("body", "")),
-        ("article.link_short", answers.get("link", "")),
-        ("article.author_short", answers.get("author", "")),
-        ("article.contact_short", answers.get("contact", "")),
-    ]
-    return [(t(label), str(value)) for label, value in fields if value]
-
-
-def nomination_text(t: Translate, school: School, answers: dict[str, Any]) -> list[tuple[str, str]]:
-    """A nomination as (label, text) pairs, already anonymised when consent is missing."""
+def nomination_text(t: Translate, school: School, answers: dict[str, Any]) -> list[str]:
+    """A nomination as "label: text" lines, already anonymised when consent is missing."""
     role = answers.get("role", "")
     fields = [
         ("bundle.school", school.name),
@@ -78,29 +101,14 @@ def nomination_text(t: Translate, school: School, answers: dict[str, Any]) -> li
         ("nomination.contact_name_short", answers.get("contact_name", "")),
         ("nomination.contact_phone_short", answers.get("contact_phone", "")),
     ]
-    lines = [(t(label), str(value)) for label, value in fields if value]
+    lines = [f"{t(label)}: {value}" for label, value in fields if value]
     if answers.get("withheld"):
-        lines.append((t("bundle.note"), t("nomination.withheld")))
+        lines.append(f"{t('bundle.note')}: {t('nomination.withheld')}")
     return lines
 
 
 def _date(value: Any) -> str:
     return datetime.fromisoformat(str(value)).strftime("%d/%m/%Y") if value else ""
-
-
-def docx_bytes(title: str, lines: list[tuple[str, str]]) -> bytes:
-    """A Word document: the title, then each field."""
-    from docx import Document
-
-    doc = Document()
-    doc.add_heading(title, level=1)
-    for label, text in lines:
-        paragraph = doc.add_paragraph()
-        paragraph.add_run(f"{label}: ").bold = True
-        paragraph.add_run(text)
-    out = io.BytesIO()
-    doc.save(out)
-    return out.getvalue()
 
 
 def build_bundle(
@@ -112,51 +120,120 @@ def build_bundle(
     out: Path,
     tz: Any,
     everything: bool = False,
+    limit: int | None = None,
 ) -> Bundle | None:
-    """Write the month's ZIP to `out`; None (and no file) when there is nothing to put in it."""
+    """Write the month's ZIP to `out` (or, over `limit` bytes, numbered parts beside it); None (and
+    no file) when there is nothing to put in it."""
     with db.session() as s:
         rows = month_rows(s, school_ids, month, everything, tz)
         media = {m.id: m for m in q.media_files(s, _media_ids(rows))}
     if not rows:
         return None
-    bundle = Bundle()
-    index: list[list[Value]] = []
-    used: set[str] = set()
     out.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for row, school in rows:
-            answers = public_view(row.answers) if row.kind == "nomination" else row.answers
-            activity = str(answers.get("title") or t("bundle.nomination_of", name=answers.get("name", "")))
-            folder = _unique(export_name(school.name, activity), used)
-            lines = (
-                article_text(t, school, answers)
-                if row.kind == "article"
-                else nomination_text(t, school, answers)
-            )
-            text = "\n\n".join(f"{label}: {value}" for label, value in lines)
-            archive.writestr(f"{folder}/{safe_filename(activity)}.txt", f"{activity}\n\n{text}\n")
-            archive.writestr(f"{folder}/{safe_filename(activity)}.docx", docx_bytes(activity, lines))
-            notes, photos, videos = _files(archive, folder, t, row, answers, media, media_root)
-            bundle.missing.extend(f"{folder}: {n}" for n in notes)
-            bundle.files += photos + videos
-            bundle.items += 1
-            index.append(
-                [
-                    bundle.items,
-                    t(f"review.kinds.{row.kind}"),
-                    school.name,
-                    school.level,
-                    activity,
-                    t(f"status.review.{row.status}"),
-                    t("bundle.yes") if row.late else "",
-                    folder,
-                    photos,
-                    videos,
-                    "; ".join(notes),
-                ]
-            )
-        archive.writestr("index.xlsx", index_sheet(t, index))
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".bundle-") as tmp:
+        used: set[str] = set()
+        folders = [
+            _folder(t, row, school, media, media_root, Path(tmp) / f"{n}.docx", used)
+            for n, (row, school) in enumerate(rows, 1)
+        ]
+        rows_of = [(row, school, folder) for (row, school), folder in zip(rows, folders, strict=True)]
+
+        def index(parts: dict[str, str]) -> Entry:
+            return Entry.text(t("bundle.file.index") + ".xlsx", month_index(t, rows_of, parts))
+
+        bundle = write_parts(t, out, folders, index, limit)
+    bundle.items = len(rows)
+    bundle.files = sum(f.photos + f.videos for f in folders)
+    bundle.missing = [f"{f.name}: {n}" for f in folders for n in f.notes]
     return bundle
+
+
+def _folder(
+    t: Translate,
+    row: Submission,
+    school: School,
+    media: dict[int | None, MediaFile],
+    root: Path,
+    docx: Path,
+    used: set[str],
+) -> Folder:
+    """An article's or nomination's folder: its document, its photos by role, its videos and links."""
+    answers = public_view(row.answers) if row.kind == "nomination" else row.answers
+    short = press.school_short_name(school.name)
+    folder = Folder()
+    photos: list[tuple[str, str, Path]] = []
+    for role, item in _photos(t, row, answers):
+        path = _stored(media, item, root)
+        if path is None:
+            folder.notes.append(t("bundle.missing", what=role))
+            continue
+        name = f"{len(photos) + 1:02d} {safe_filename(role)}{path.suffix.lower() or '.jpg'}"
+        folder.entries.append(Entry.file(name, path))
+        folder.media[name] = media[int(item["media_id"])]
+        photos.append((role, str(answers.get("what") or answers.get("name") or ""), path))
+    videos = answers.get("videos") or [] if row.kind == "article" else []
+    for number, item in enumerate(videos, 1):
+        label = t("bundle.video", n=f"{number:02d}")
+        if "link" in item:
+            folder.lines.append(t("bundle.video_link", video=label, link=item["link"]))
+        elif (path := _stored(media, item, root)) is not None:
+            name = f"{label}{path.suffix.lower() or '.mp4'}"
+            folder.entries.append(Entry.file(name, path))
+            folder.media[name] = media[int(item["media_id"])]
+        else:
+            folder.lines.append(t("bundle.video_elsewhere", video=label, name=item.get("name", "")))
+        folder.videos += 1
+    folder.photos = len(photos)
+    document = t("bundle.file.article") + ".docx"
+    if row.kind == "article":
+        title = str(answers.get("title") or t("bundle.file.article"))
+        activity = press.activity_name(title, (school.name, short))
+        lead, body = press.article_layout(t, answers, _date(answers.get("when")))
+        after = [*folder.lines, *_byline(t, answers, school)]
+        press.write_article_docx(docx, t, title, lead, body, photos, after)
+    else:
+        title = activity = t("bundle.nomination_of", name=answers.get("name", ""))
+        press.write_article_docx(docx, t, title, "", nomination_text(t, school, answers), photos, [])
+    folder.entries.insert(0, Entry.file(document, docx))
+    longest = max(press.utf16_len(e.name) for e in folder.entries)
+    longest = max(longest, press.utf16_len(t("bundle.file.links") + ".txt"))
+    folder.name = press.folder_name(short, activity or title, used, longest)
+    return folder
+
+
+def _byline(t: Translate, answers: dict[str, Any], school: School) -> list[str]:
+    """The author line and the source line."""
+    lines = [t("bundle.doc.author", author=answers["author"])] if answers.get("author") else []
+    source = answers.get("link") or school.name
+    return [*lines, t("bundle.doc.source", source=source)]
+
+
+def _photos(t: Translate, row: Submission, answers: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The photos by role: an article's three and its extras; a nomination's (not without consent)."""
+    if row.kind == "article":
+        found = [
+            (t(f"article.{role}_short"), answers[role])
+            for role in PHOTO_ROLES
+            if isinstance(answers.get(role), dict)
+        ]
+        found += [
+            (t("article.photos_extra_short") + f" {n}", item)
+            for n, item in enumerate(answers.get("photos_extra") or [], 1)
+        ]
+        return found
+    if answers.get("withheld"):
+        return []
+    return [
+        (t("nomination.photos_short") + f" {n}", item)
+        for n, item in enumerate(answers.get("photos") or [], 1)
+    ]
+
+
+def _stored(media: dict[int | None, MediaFile], item: dict[str, Any], root: Path) -> Path | None:
+    """The stored file of an answer item, if it is on disk."""
+    stored = media.get(int(item["media_id"])) if "media_id" in item else None
+    path = root / stored.path if stored is not None and stored.path else None
+    return path if path is not None and path.is_file() else None
 
 
 def _media_ids(rows: list[tuple[Submission, School]]) -> list[int]:
@@ -167,71 +244,6 @@ def _media_ids(rows: list[tuple[Submission, School]]) -> list[int]:
                 if isinstance(item, dict) and "media_id" in item:
                     ids.append(int(item["media_id"]))
     return ids
-
-
-def _unique(name: str, used: set[str]) -> str:
-    candidate, n = name, 2
-    while candidate in used:
-        candidate = f"{name} ({n})"
-        n += 1
-    used.add(candidate)
-    return candidate
-
-
-def _files(
-    archive: zipfile.ZipFile,
-    folder: str,
-    t: Translate,
-    row: Submission,
-    answers: dict[str, Any],
-    media: dict[int | None, MediaFile],
-    root: Path,
-) -> tuple[list[str], int, int]:
-    """Copy the photos (named by role) and videos into the folder; what is missing is noted."""
-    notes: list[str] = []
-    photos = videos = 0
-    entries: list[tuple[str, dict[str, Any]]] = []
-    if row.kind == "article":
-        entries += [
-            (t(f"article.{role}_short"), answers[role])
-            for role in PHOTO_ROLES
-            if isinstance(answers.get(role), dict)
-        ]
-        entries += [
-            (t("article.photos_extra_short") + f" {n}", item)
-            for n, item in enumerate(answers.get("photos_extra") or [], 1)
-        ]
-    elif not answers.get("withheld"):
-        entries += [
-            (t("nomination.photos_short") + f" {n}", item)
-            for n, item in enumerate(answers.get("photos") or [], 1)
-        ]
-    for number, (role, item) in enumerate(entries, 1):
-        stored = media.get(int(item["media_id"]))
-        path = root / stored.path if stored and stored.path else None
-        if path is None or not path.is_file():
-            notes.append(t("bundle.missing", what=role))
-            continue
-        archive.write(path, f"{folder}/{number:02d}_{safe_filename(role)}{path.suffix or '.jpg'}")
-        photos += 1
-    for number, item in enumerate(answers.get("videos") or [] if row.kind == "article" else [], 1):
-        name = f"{folder}/video_{number:02d}"
-        if "link" in item:
-            archive.writestr(f"{name}.txt", t("bundle.video_link", link=item["link"]) + "\n")
-            videos += 1
-            continue
-        stored = media.get(int(item["media_id"]))
-        path = root / stored.path if stored and stored.path else None
-        if path is not None and path.is_file():
-            archive.write(path, f"{name}{path.suffix or '.mp4'}")
-        else:
-            archive.writestr(
-                f"{name}.txt",
-                t("bundle.video_elsewhere", file_id=item.get("file_id", ""), name=item.get("name", ""))
-                + "\n",
-            )
-        videos += 1
-    return notes, photos, videos
 
 
 INDEX_COLUMNS = (
@@ -246,33 +258,287 @@ INDEX_COLUMNS = (
     "photos",
     "videos",
     "notes",
+    "part",
 )
 
 
-def index_sheet(t: Translate, rows: list[list[Value]]) -> bytes:
-    """The index spreadsheet: a frozen header, widths that fit, values only (no formulas)."""
-    headers = tuple(t(f"bundle.col.{c}") for c in INDEX_COLUMNS)
+def month_index(t: Translate, rows: list[tuple[Submission, School, Folder]], parts: dict[str, str]) -> bytes:
+    """The index spreadsheet: one row per folder, with the part that holds it."""
+    out: list[list[Value]] = []
+    for n, (row, school, folder) in enumerate(rows, 1):
+        title = row.answers.get("title") or t(
+            "bundle.nomination_of", name=public_view(row.answers).get("name", "")
+        )
+        out.append(
+            [
+                n,
+                t(f"review.kinds.{row.kind}"),
+                school.name,
+                school.level,
+                str(title),
+                t(f"status.review.{row.status}"),
+                t("bundle.yes") if row.late else "",
+                folder.name,
+                folder.photos,
+                folder.videos,
+                "; ".join(folder.notes),
+                parts.get(folder.name, ""),
+            ]
+        )
+    return index_sheet(t, INDEX_COLUMNS, out)
+
+
+def index_sheet(t: Translate, columns: tuple[str, ...], rows: list[list[Value]]) -> bytes:
+    """An index spreadsheet: a frozen header, widths that fit, values only (no formulas)."""
+    headers = tuple(t(f"bundle.col.{c}") for c in columns)
     return workbook_bytes([Sheet(t("bundle.sheet"), None, headers, rows)])
 
 
-async def bundle_command(msg: Incoming, ctx: Context) -> list[Reply]:
-    """/bundle [month]: the month's approved material as a ZIP (sent when it fits the upload limit)."""
+# ---- parts ------------------------------------------------------------------------------------------
+
+
+def write_parts(
+    t: Translate,
+    out: Path,
+    folders: list[Folder],
+    index: Callable[[dict[str, str]], Entry],
+    limit: int | None,
+) -> Bundle:
+    """Write the folders in one ZIP at `out`, or in numbered parts each under `limit`, every part with
+    the index (which says which part holds each folder). A file larger than a part stays out of every
+    part and is listed in its folder's links file instead. A folder with no name puts its files at the
+    top of the ZIP."""
+    room = capacity(limit)
+    space = None if room is None else room - 2 * index({f.name: "00, 00" for f in folders}).room - 8192
+    bundle = Bundle()
+    for folder in folders:
+        for entry in [e for e in folder.entries if space is not None and e.room > space]:
+            folder.entries.remove(entry)
+            folder.lines.append(t("bundle.too_large", name=entry.name, size=_megabytes(entry.size)))
+            shown = f"{folder.name}/{entry.name}" if folder.name else entry.name
+            bundle.apart.append(Apart(shown, folder.media.get(entry.name)))
+    groups = [
+        [
+            *(e.renamed(f"{f.name}/{e.name}") if f.name else e for e in f.entries),
+            *([_links(t, f)] if f.lines and f.name else []),
+        ]
+        for f in folders
+    ]
+    plan = plan_parts(groups, space)
+    total = len(plan.parts)
+    holding: dict[str, set[int]] = {}
+    for number, part in enumerate(plan.parts, 1):
+        for entry in part:
+            holding.setdefault(entry.name.split("/", 1)[0], set()).add(number)
+    made = index({name: ", ".join(str(n) for n in sorted(parts)) for name, parts in holding.items()})
+    for number, part in enumerate(plan.parts, 1):
+        path = (
+            out
+            if total == 1
+            else out.with_name(f"{out.stem}_{t('bundle.part_file', n=number, total=total)}.zip")
+        )
+        write_zip(path, [*part, made])
+        bundle.parts.append(path)
+    return bundle
+
+
+def _links(t: Translate, folder: Folder) -> Entry:
+    text = "\r\n".join(folder.lines) + "\r\n"  # Notepad on an old Windows shows "\n" as one line
+    return Entry.text(f"{folder.name}/{t('bundle.file.links')}.txt", text.encode("utf-8-sig"), deflate=True)
+
+
+def _megabytes(size: int) -> str:
+    """ "50", "2,9": megabytes as an office writes them."""
+    return f"{size / 1_048_576:.1f}".removesuffix(".0").replace(".", ",")
+
+
+# ---- a periodic report's signed files ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReportDue:
+    """One deadline of one configured report: its stored key ("nam-2026") and its name to show."""
+
+    key: str
+    name: str
+    due: datetime
+
+
+def report_named(cal: Calendar, words: str) -> ReportDue | None:
+    """The report a person names: "năm 2026", "Báo cáo 6 tháng", "6thang", "nam-2026". Without a year,
+    the report being collected now: the next deadline when it is within OPEN_DAYS, else the last one."""
+    folded = fold(words).replace("-", " ")
+    for prefix in REPORT_WORDS:
+        folded = folded.removeprefix(prefix).strip()
+    found = [w for w in folded.split() if len(w) == 4 and w.isdigit()]
+    year = int(found[-1]) if found else None
+    text = " ".join(w for w in folded.split() if w not in found)
+    now = cal.now()
+    for item in cal.schedule.periodic:
+        name = fold(item.name)
+        for prefix in REPORT_WORDS:
+            name = name.removeprefix(prefix).strip()
+        if text not in (name, item.key.replace("-", " ")) or not text:
+            continue
+        dues = [d for i, d in cal.periodic_deadlines(now) if i.key == item.key]
+        if year is not None:
+            that_year = cal.periodic_deadlines(datetime(year, 7, 1, tzinfo=cal.clock.tz))
+            due = next(d for i, d in that_year if i.key == item.key and d.year == year)
+        else:
+            due = max(d for d in dues if d <= now + timedelta(days=OPEN_DAYS))
+        return ReportDue(periodic_key(item, due), f"{item.name} {due.year}", due)
+    return None
+
+
+REPORT_COLUMNS = ("n", "school", "level", "state", "file")
+
+
+def build_report_bundle(
+    db: Any,
+    media_root: Path,
+    t: Translate,
+    school_ids: SchoolIds,
+    report: ReportDue,
+    out: Path,
+    limit: int | None = None,
+) -> Bundle | None:
+    """Every school's signed file for one report, named by the school's short name, with a sheet of
+    every school of the scope (on time, late, not sent; the file or the link). None when no school
+    in the scope has sent it."""
+    with db.session() as s:
+        rows = q.report_rows(s, school_ids, report.key, SENT)
+        ids = [int(r.answers["document"]["media_id"]) for _, r in rows if r is not None and _document(r)]
+        media = {m.id: m for m in q.media_files(s, ids)}
+    if not any(r is not None for _, r in rows):
+        return None
+    used: set[str] = set()
+    folders: list[Folder] = []
+    lines: list[list[Value]] = []
+    for school, row in rows:
+        state = (
+            t("bundle.state.missing")
+            if row is None
+            else t("bundle.state.late" if row.late else "bundle.state.on_time")
+        )
+        shown = ""
+        if row is not None:
+            document = _document(row)
+            path = _stored(media, document, media_root) if document else None
+            if path is not None:
+                name = press.unique(safe_filename(press.school_short_name(school.name)), used)
+                shown = f"{name}{path.suffix.lower()}"
+                folders.append(Folder(entries=[Entry.file(shown, path)]))
+            elif document and document.get("link"):
+                shown = str(document["link"])
+            else:
+                shown = t("bundle.no_file")
+        lines.append([len(lines) + 1, school.name, school.level, state, shown])
+
+    def index(parts: dict[str, str]) -> Entry:
+        return Entry.text(t("bundle.file.index") + ".xlsx", index_sheet(t, REPORT_COLUMNS, lines))
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    bundle = write_parts(t, out, folders, index, limit)
+    bundle.items = sum(1 for _, r in rows if r is not None)
+    bundle.files = len(folders)
+    return bundle
+
+
+def _document(row: Submission) -> dict[str, Any] | None:
+    document = row.answers.get("document")
+    return document if isinstance(document, dict) else None
+
+
+# ---- the command ------------------------------------------------------------------------------------
+
+
+def zip_stem(office: Office | None, what: str) -> str:
+    """ "<Office short name>_<what>", safe on every file system."""
+    short = press.office_short_name(office.name) if office is not None else ""
+    return safe_filename(f"{short}_{what}" if short else what)
+
+
+def _fresh_dir(ctx: Context) -> Path:
+    """A new folder for this user's bundle; their earlier ones go (already sent: a chat runs in order)."""
     assert ctx.user is not None
+    root = Path(ctx.settings.media_dir) / "bundles"
+    for old in root.glob(f"u{ctx.user.id}-*"):
+        shutil.rmtree(old, ignore_errors=True)
+    return root / f"u{ctx.user.id}-{ctx.clock.now():%Y%m%d%H%M%S%f}"
+
+
+async def bundle_command(msg: Incoming, ctx: Context) -> list[Reply]:
+    """/bundle [month] or /bundle report <name>: the ZIP, in parts when it is over the upload limit."""
+    assert ctx.user is not None
+    folded = fold(msg.args)
+    for word in REPORT_WORDS:
+        if folded == word or folded.startswith(word + " "):
+            return report_command(msg.args, ctx)
     month = month_or_current(msg.args, Calendar(ctx.clock, ctx.settings.schedule).current()).period
     if month is None:
         return [Reply(ctx.t("bundle.bad_month"))]
-    school_ids = scope.ids_seen_by(ctx.user)
-    out = (
-        Path(ctx.settings.media_dir)
-        / "bundles"
-        / f"{ctx.user.id}-{month.key}-{ctx.clock.now():%Y%m%d%H%M%S}.zip"
+    with ctx.db.session() as s:
+        office = s.get(Office, ctx.user.office_id) if ctx.user.office_id else None
+    out = _fresh_dir(ctx) / f"{zip_stem(office, month.key)}.zip"
+    built = build_bundle(
+        ctx.db,
+        Path(ctx.settings.media_dir),
+        ctx.t,
+        scope.ids_seen_by(ctx.user),
+        month,
+        out,
+        ctx.clock.tz,
+        limit=ctx.upload_limit,
     )
-    built = build_bundle(ctx.db, Path(ctx.settings.media_dir), ctx.t, school_ids, month, out, ctx.clock.tz)
     if built is None:
         return [Reply(ctx.t("bundle.empty", month=month.label))]
     summary = ctx.t("bundle.ready", month=month.label, items=built.items, files=built.files)
     if built.missing:
         summary += "\n" + ctx.t("bundle.some_missing", count=len(built.missing))
-    if ctx.upload_limit is not None and out.stat().st_size > ctx.upload_limit:
-        return [Reply(summary + "\n" + ctx.t("bundle.too_big", month=month.key))]
-    return [Reply(summary, file_path=str(out))]
+    return _delivered(ctx, summary, built)
+
+
+def report_command(args: str, ctx: Context) -> list[Reply]:
+    """/bundle report <name>: every school's signed file for that report."""
+    assert ctx.user is not None
+    cal = Calendar(ctx.clock, ctx.settings.schedule)
+    names = ", ".join(item.name for item in ctx.settings.schedule.periodic)
+    report = report_named(cal, args)
+    if report is None:
+        return [Reply(ctx.t("bundle.bad_report", names=names))]
+    with ctx.db.session() as s:
+        office = s.get(Office, ctx.user.office_id) if ctx.user.office_id else None
+    out = _fresh_dir(ctx) / f"{zip_stem(office, report.name)}.zip"
+    media_root = Path(ctx.settings.media_dir)
+    built = build_report_bundle(
+        ctx.db, media_root, ctx.t, scope.ids_seen_by(ctx.user), report, out, ctx.upload_limit
+    )
+    if built is None:
+        return [Reply(ctx.t("bundle.report_empty", report=report.name))]
+    summary = ctx.t("bundle.report_ready", report=report.name, items=built.items, files=built.files)
+    return _delivered(ctx, summary, built)
+
+
+def _delivered(ctx: Context, summary: str, built: Bundle) -> list[Reply]:
+    """The summary, then each ZIP (numbered when in parts), then any file too large for a part, sent
+    by its platform reference when it came on this channel."""
+    if len(built.parts) > 1:
+        summary += "\n" + ctx.t(
+            "bundle.in_parts", parts=len(built.parts), size=_megabytes(ctx.upload_limit or 0)
+        )
+    replies = [Reply(summary, file_path=str(built.parts[0]))]
+    replies += [Reply("", file_path=str(path)) for path in built.parts[1:]]
+    if built.apart:
+        by_reference = tuple(
+            Attachment(
+                a.media.kind if a.media.kind in ("photo", "video") else "document",
+                a.name,
+                a.media.file_id,
+                a.media.channel,
+            )
+            for a in built.apart
+            if a.media is not None and a.media.channel == ctx.channel and a.media.file_id
+        )
+        key = "bundle.apart_sent" if by_reference else "bundle.apart_listed"
+        replies.append(Reply(ctx.t(key, count=len(built.apart)), attachments=by_reference))
+    return replies

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, literal, or_
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from storage import scope
@@ -199,3 +200,26 @@ def find_submissions(
         .where(*where)
     )
     return rows, int(s.exec(counted).one())
+
+
+def report_rows(
+    s: Session, school_ids: scope.SchoolIds, period: str, statuses: tuple[str, ...]
+) -> list[tuple[School, Submission | None]]:
+    """Every school of the scope, by name, with its report for `period` (None when it sent none)."""
+    sent = (
+        select(Submission)
+        .where(
+            col(Submission.kind) == "report",
+            col(Submission.period) == period,
+            col(Submission.status).in_(statuses),
+        )
+        .subquery()
+    )
+    report = aliased(Submission, sent)
+    stmt = (
+        select(School, report)
+        .outerjoin(report, col(report.school_id) == col(School.id))
+        .where(col(School.id).in_(school_ids))
+        .order_by(col(School.name_folded), col(School.id))
+    )
+    return [(school, row) for school, row in s.execute(stmt)]

@@ -59,6 +59,7 @@ JSON_PARAMS = frozenset(
     }
 )
 # Methods that deliver something to `chat_id`: a chat that blocked the bot gets 403 for these.
+UPLOAD_LIMIT = 50 * 1024 * 1024  # what the cloud Bot API takes in one file from a bot
 SEND_METHODS = frozenset(
     {
         "sendmessage",
@@ -254,9 +255,14 @@ class FakeBotAPI(LoopbackServer):
     """The fake server; `start()`/`stop()` or use it as a context manager."""
 
     def __init__(
-        self, token: str = TOKEN, username: str = BOT_USERNAME, limits: FloodLimits | None = None
+        self,
+        token: str = TOKEN,
+        username: str = BOT_USERNAME,
+        limits: FloodLimits | None = None,
+        upload_limit: int = UPLOAD_LIMIT,
     ) -> None:
         self.token = token
+        self.upload_limit = upload_limit  # bytes of one uploaded file; larger ones are refused (413)
         self.flood = FloodGate(limits) if limits is not None else None
         self.username = username
         self.me = {
@@ -429,6 +435,8 @@ class FakeBotAPI(LoopbackServer):
             if wait is not None:
                 after = self.flood.retry_after(wait)
                 return _error(429, f"Too Many Requests: retry after {after}", {"retry_after": after})
+        if any(isinstance(v, dict) and v.get("size", 0) > self.upload_limit for v in params.values()):
+            return _error(413, "Request Entity Too Large")
         handler = getattr(self, f"_m_{name}", None)
         if handler is None:
             return _error(404, "Not Found: method not found")
@@ -567,7 +575,7 @@ def _parse_body(content_type: str, body: bytes) -> dict[str, Any]:
             raw = part.get_payload(decode=True)
             payload = raw if isinstance(raw, bytes) else b""
             if part.get_filename():
-                params[name] = {"filename": part.get_filename(), "size": len(payload)}
+                params[name] = {"filename": part.get_filename(), "size": len(payload), "content": payload}
             else:
                 params[name] = _decode(name, payload.decode("utf-8"))
         return params
