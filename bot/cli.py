@@ -370,7 +370,7 @@ def export_bundle(
     out: Annotated[Path, typer.Option("--out", help="The .zip file to write.")],
     month: MonthOption = None,
     report: Annotated[
-        str | None, typer.Option("--report", help='A report\'s key or name, e.g. nam-2026 or "năm 2026".')
+        str | None, typer.Option("--report", help="A report's key and year, e.g. nam-2026 (or its name).")
     ] = None,
     everything: Annotated[
         bool, typer.Option("--all", help="Every sent item, not only approved ones.")
