@@ -407,7 +407,8 @@ def build_report_bundle(
     in the scope has sent it."""
     with db.session() as s:
         rows = q.report_rows(s, school_ids, report.key, SENT)
-        ids = [int(r.answers["document"]["media_id"]) for _, r in rows if r is not None and _document(r)]
+        documents = [d for _, r in rows if r is not None and (d := _document(r)) and "media_id" in d]
+        ids = [int(d["media_id"]) for d in documents]
         media = {m.id: m for m in q.media_files(s, ids)}
     if not any(r is not None for _, r in rows):
         return None

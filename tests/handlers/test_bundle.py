@@ -310,10 +310,12 @@ async def send_yearly_report(
 
 async def test_a_reports_signed_files_in_one_zip_named_by_school(demo, chat_as, tmp_path) -> None:
     pdf = await send_yearly_report(chat_as("principal"), tmp_path)
+    add_report(demo, "TH-THITRAN", {"document": {"link": "https://drive.google.com/file/d/x"}}, late=True)
+    add_report(demo, "MN-HOABAN", {}, status="draft")  # not sent: not counted
     officer = chat_as("officer")
     for typed in ("report năm 2026", "report Báo cáo năm", "báo cáo năm 2026", "report nam-2026"):
         replies = await officer.send(f"/bundle {typed}")
-        assert replies[0].text.startswith("Báo cáo năm 2026: 1 trường đã nộp, 1 tệp đã ký"), typed
+        assert replies[0].text.startswith("Báo cáo năm 2026: 2 trường đã nộp, 1 tệp đã ký"), typed
     path = Path(replies[0].file_path)
     assert path.name == "Phòng GD&ĐT Điện Biên Đông (demo)_Báo cáo năm 2026.zip"
     with zipfile.ZipFile(path) as archive:
@@ -326,6 +328,31 @@ async def test_a_reports_signed_files_in_one_zip_named_by_school(demo, chat_as, 
     by_school = {r[1]: r for r in rows[1:]}
     assert by_school[SCHOOL][3:] == ("Đúng hạn", "THCS Pú Nhi.pdf")
     assert by_school["Trường Mầm non Hoa Ban"][3:] == ("Chưa nộp", None)
+    assert by_school["Trường Tiểu học Thị Trấn"][3:] == ("Nộp muộn", "https://drive.google.com/file/d/x")
+
+
+def add_report(demo, school_code: str, answers: dict, late: bool = False, status: str = "submitted") -> None:
+    """A yearly report of another school, as stored (its principal is not in the demo)."""
+    from storage import queries as q
+
+    with demo.db.session() as s:
+        school = q.school_by_code(s, school_code)
+        user = q.get_user(s, "console", "principal")
+        now = demo.clock.now()
+        s.add(
+            Submission(
+                kind="report",
+                school_id=school.id,
+                user_id=user.id,
+                period="nam-2026",
+                status=status,
+                answers=answers,
+                token=f"r-{school_code}",
+                late=late,
+                created_at=now,
+                updated_at=now,
+            )
+        )
 
 
 async def test_a_report_nobody_sent_or_nobody_knows(demo, chat_as) -> None:

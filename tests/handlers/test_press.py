@@ -105,3 +105,25 @@ def test_a_long_title_is_cut_at_a_word() -> None:
     assert cut == "Lễ kỷ niệm 44 năm" and utf16_len(cut) <= 20
     assert cut_words("Khaigiangnamhocmoi", 8) == "Khaigian"  # one long word: cut in it
     assert utf16_len(cut_words("Ngày hội 📚📚📚📚 đọc sách", 12)) <= 12  # emoji count double on Windows
+
+
+def test_a_photo_is_embedded_upright_and_no_wider_than_the_page_needs(tmp_path) -> None:
+    from PIL import Image
+
+    from handlers.press import PHOTO_WIDTH, embedded_photo
+
+    small = tmp_path / "small.jpg"
+    Image.new("RGB", (1000, 750), "red").save(small, "JPEG")
+    assert embedded_photo(small).getvalue() == small.read_bytes()  # already fits: the original bytes
+
+    turned = tmp_path / "turned.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # taken with the phone upright: stored sideways, to be turned a quarter
+    Image.new("RGB", (4000, 3000), "blue").save(turned, "JPEG", exif=exif)
+    with Image.open(embedded_photo(turned)) as img:
+        assert img.format == "JPEG" and img.width == PHOTO_WIDTH and img.height > img.width  # portrait
+
+    png = tmp_path / "wide.png"
+    Image.new("RGBA", (3000, 1000), "green").save(png)
+    with Image.open(embedded_photo(png)) as img:
+        assert img.format == "JPEG" and img.width == PHOTO_WIDTH and abs(img.height - PHOTO_WIDTH / 3) <= 1
