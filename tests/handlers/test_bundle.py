@@ -15,7 +15,7 @@ from sqlmodel import select
 from handlers.press import PATH_LIMIT, utf16_len
 from handlers.types import Incoming, Kind
 from storage.models import MediaFile, School, Submission
-from tests.handlers.article_helpers import photo_files, write_article
+from tests.handlers.article_helpers import BODY, PLACE, WHAT, photo_files, write_article
 from tests.handlers.test_nomination import nominate
 from tests.handlers.test_report import fill_report
 from tests.media.samples import write
@@ -126,14 +126,12 @@ async def test_the_article_is_laid_out_as_it_would_be_published(demo, chat_as, f
     paragraphs = [p for p in doc.paragraphs if p.text]
     texts = [p.text for p in paragraphs]
     assert texts[0] == "Ngày hội đọc sách" and paragraphs[0].style.name == "Heading 1"  # the title first
-    lead = "Ngày 05/11/2026, tại Sân trường PTDTBT THCS Pú Nhi: Học sinh thi kể chuyện theo sách."
+    lead = f"Ngày 05/11/2026, tại {PLACE}: {WHAT}."
     assert texts[1] == lead and all(r.bold for r in paragraphs[1].runs)
-    assert "Sáng 5/11, trường tổ chức ngày hội đọc sách cho toàn thể học sinh." in texts
+    assert BODY in texts
     captions = [p.text for p in paragraphs if p.style.name == "Caption"]
     assert captions == [
-        "Ảnh toàn cảnh: Học sinh thi kể chuyện theo sách",
-        "Ảnh người phát biểu: Học sinh thi kể chuyện theo sách",
-        "Ảnh cận cảnh: Học sinh thi kể chuyện theo sách",
+        f"{role}: {WHAT}" for role in ("Ảnh toàn cảnh", "Ảnh người phát biểu", "Ảnh cận cảnh")
     ]
     section = doc.sections[0]
     column = section.page_width - section.left_margin - section.right_margin
