@@ -9,7 +9,7 @@ from sqlmodel import Session, select
 
 from bot.app import App
 from storage import queries as q
-from storage.models import Draft, Inbox, Office, School, User
+from storage.models import Draft, Inbox, Office, School, Submission, User
 from storage.text import fold
 from tests.conftest import Chat
 from tests.support import answer_steps
@@ -135,3 +135,30 @@ def add_district(app: App, code: str, parent_code: str = "SGD-DEMO") -> None:
         parent = q.office_by_code(s, parent_code)
         assert parent is not None
         s.add(Office(code=code, name=f"Phòng GD&ĐT {code}", kind="district", parent_id=parent.id))
+
+
+def add_submission(
+    s: Session,
+    school_code: str,
+    kind: str,
+    answers: dict[str, Any],
+    when: datetime,
+    token: str,
+    **fields: Any,
+) -> Submission:
+    """A submission of a demo school by the console principal, as stored (status "submitted" unless
+    `fields` say otherwise)."""
+    school = q.school_by_code(s, school_code)
+    user = q.get_user(s, "console", "principal")
+    assert school is not None and user is not None
+    row = Submission(
+        kind=kind,
+        school_id=school.id or 0,
+        user_id=user.id or 0,
+        answers=answers,
+        token=token,
+        created_at=when,
+        updated_at=when,
+        **{"status": "submitted", **fields},
+    )
+    return flushed(s, row)

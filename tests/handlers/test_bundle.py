@@ -331,26 +331,11 @@ async def test_a_reports_signed_files_in_one_zip_named_by_school(demo, chat_as, 
 
 def add_report(demo, school_code: str, answers: dict, late: bool = False, status: str = "submitted") -> None:
     """A yearly report of another school, as stored (its principal is not in the demo)."""
-    from storage import queries as q
+    from tests.handlers.helpers import add_submission
 
     with demo.db.session() as s:
-        school = q.school_by_code(s, school_code)
-        user = q.get_user(s, "console", "principal")
-        now = demo.clock.now()
-        s.add(
-            Submission(
-                kind="report",
-                school_id=school.id,
-                user_id=user.id,
-                period="nam-2026",
-                status=status,
-                answers=answers,
-                token=f"r-{school_code}",
-                late=late,
-                created_at=now,
-                updated_at=now,
-            )
-        )
+        fields = {"period": "nam-2026", "status": status, "late": late}
+        add_submission(s, school_code, "report", answers, demo.clock.now(), f"r-{school_code}", **fields)
 
 
 async def test_a_report_nobody_sent_or_nobody_knows(demo, chat_as) -> None:

@@ -9,9 +9,8 @@ from datetime import UTC, datetime
 import pytest
 from sqlmodel import select
 
-from storage import queries as q
 from storage.models import Submission, User
-from tests.handlers.helpers import draft_of
+from tests.handlers.helpers import add_submission, draft_of
 from tests.media.samples import jpeg, write
 
 DRIVE = "https://drive.google.com/file/d/1AbCdEf/view?usp=sharing"
@@ -47,22 +46,9 @@ def add_rows(app, when: datetime) -> None:
         ("incident", {}, "submitted", False),
     ]
     with app.db.session() as s:
-        school = q.school_by_code(s, "THCS-PUNHI")
-        user = q.get_user(s, "console", "principal")
         for n, (kind, answers, status, late) in enumerate(rows):
-            s.add(
-                Submission(
-                    kind=kind,
-                    school_id=school.id,
-                    user_id=user.id,
-                    status=status,
-                    answers=answers,
-                    token=f"t{when.isoformat()}{n}",
-                    late=late,
-                    created_at=when,
-                    updated_at=when,
-                )
-            )
+            token = f"t{when.isoformat()}{n}"
+            add_submission(s, "THCS-PUNHI", kind, answers, when, token, status=status, late=late)
 
 
 async def test_figures_are_prefilled_from_the_rows_and_can_be_corrected(
