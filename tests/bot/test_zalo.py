@@ -462,6 +462,7 @@ async def test_an_update_stored_before_a_crash_is_handled_once_at_the_next_start
         q.store_received(s, "zalo", [q.Arrival(key, PRINCIPAL.id, help_)], demo.clock.now())
     async with running(demo, api) as zl:
         await until(lambda: len(api.texts_to(PRINCIPAL.id)) == 1, "the stored update answered")
+        await until(lambda: zl.channel.handled == 1, "its handling counted")  # before send() counts
         api.push(help_)  # nothing is acknowledged on Zalo: it may come back
         await zl.send(PRINCIPAL, "/whoami")
     assert api.texts_to(PRINCIPAL.id) == [zl.t("help.guest"), zl.t("whoami.none")]
