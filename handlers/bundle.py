@@ -21,8 +21,8 @@ from typing import Any
 
 from handlers import press
 from handlers.calendar import Calendar, Period, periodic_key
+from handlers.consent import Shield, shield
 from handlers.months import month_or_current
-from handlers.nomination import public_view
 from handlers.report import OPEN_DAYS
 from handlers.types import Attachment, Context, Incoming, Reply
 from storage import queries as q
@@ -104,6 +104,9 @@ def nomination_text(t: Translate, school: School, answers: dict[str, Any]) -> li
     lines = [f"{t(label)}: {value}" for label, value in fields if value]
     if answers.get("withheld"):
         lines.append(f"{t('bundle.note')}: {t('nomination.withheld')}")
+    if answers.get("photos_withheld"):
+        withheld = t("consent.photos_withheld", count=answers["photos_withheld"])
+        lines.append(f"{t('nomination.photos_short')}: {withheld}")
     return lines
 
 
@@ -127,19 +130,20 @@ def build_bundle(
     with db.session() as s:
         rows = month_rows(s, school_ids, month, everything, tz)
         media = {m.id: m for m in q.media_files(s, _media_ids(rows))}
+        guard = shield(s, sorted({row.school_id for row, _ in rows}))  # an export: never the school's view
     if not rows:
         return None
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".bundle-") as tmp:
         used: set[str] = set()
         folders = [
-            _folder(t, row, school, media, media_root, Path(tmp) / f"{n}.docx", used)
+            _folder(t, row, school, media, media_root, Path(tmp) / f"{n}.docx", used, guard)
             for n, (row, school) in enumerate(rows, 1)
         ]
         rows_of = [(row, school, folder) for (row, school), folder in zip(rows, folders, strict=True)]
 
         def index(parts: dict[str, str]) -> Entry:
-            return Entry.text(t("bundle.file.index") + ".xlsx", month_index(t, rows_of, parts))
+            return Entry.text(t("bundle.file.index") + ".xlsx", month_index(t, rows_of, parts, guard))
 
         bundle = write_parts(t, out, folders, index, limit)
     bundle.items = len(rows)
@@ -156,9 +160,10 @@ def _folder(
     root: Path,
     docx: Path,
     used: set[str],
+    guard: Shield,
 ) -> Folder:
     """An article's or nomination's folder: its document, its photos by role, its videos and links."""
-    answers = public_view(row.answers) if row.kind == "nomination" else row.answers
+    answers = guard.answers(row)
     short = press.school_short_name(school.name)
     folder = Folder()
     photos: list[tuple[str, str, Path]] = []
@@ -262,13 +267,14 @@ INDEX_COLUMNS = (
 )
 
 
-def month_index(t: Translate, rows: list[tuple[Submission, School, Folder]], parts: dict[str, str]) -> bytes:
+def month_index(
+    t: Translate, rows: list[tuple[Submission, School, Folder]], parts: dict[str, str], guard: Shield
+) -> bytes:
     """The index spreadsheet: one row per folder, with the part that holds it."""
     out: list[list[Value]] = []
     for n, (row, school, folder) in enumerate(rows, 1):
-        title = row.answers.get("title") or t(
-            "bundle.nomination_of", name=public_view(row.answers).get("name", "")
-        )
+        answers = guard.answers(row)
+        title = answers.get("title") or t("bundle.nomination_of", name=answers.get("name", ""))
         out.append(
             [
                 n,

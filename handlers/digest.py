@@ -17,6 +17,7 @@ from typing import Any
 from sqlmodel import Session
 
 from handlers.calendar import Calendar, Period, month_end, periodic_key
+from handlers.consent import schools_of, shield
 from handlers.leaders.reader import day, level_label, level_sort
 from handlers.months import days_phrase, days_to, period_name
 from handlers.review import PUBLISHED_PREFIX, REVIEWERS, queue_entry
@@ -42,6 +43,7 @@ def build_digest(ctx: Context, reader: User, since: datetime, always: bool = Fal
     office = scope.of_user(reader)
     with ctx.db.session() as s:
         new = q.submissions_since(s, scope.ids_seen_by(reader), since)
+        guard = shield(s, schools_of(new), reader)
         found = {row.school_id: s.get(School, row.school_id) for row in new}
         schools = {i: school for i, school in found.items() if school is not None}
         _, waiting = q.awaiting_review(s, scope.ids_seen_by(reader), limit=0)
@@ -67,7 +69,7 @@ def build_digest(ctx: Context, reader: User, since: datetime, always: bool = Fal
     for level in sorted(by_level, key=level_sort):
         lines.append(t("digest.level", level=level_label(t, t.has, level)))
         for row in by_level[level]:
-            line, button = queue_entry(ctx, "digest.item", row, schools[row.school_id])
+            line, button = queue_entry(ctx, "digest.item", row, schools[row.school_id], guard)
             lines.append(line)
             buttons.append(button)
     if raised:

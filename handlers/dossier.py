@@ -47,6 +47,8 @@ def fact_lines(ctx: Context, form: Form, answers: Answers) -> list[str]:
         if not step.applies(answers) or step.key not in answers:
             continue
         text = shown(ctx, step, answers)
+        if step.kind in FILES and answers.get("withheld") and answers.get(f"{step.key}_withheld"):
+            text = ctx.t("consent.photos_withheld", count=answers[f"{step.key}_withheld"])
         if step.kind in MEDIA_KINDS:
             text = "\n".join([text, *links_of(answers.get(step.key))])
         if step.kind in (StepKind.LONGTEXT, StepKind.APPEND) or "\n" in text or len(text) > LONG:
@@ -148,7 +150,7 @@ def history_lines(
         )
     for a in actions:
         line = ctx.t(
-            f"review.did.{a.action}",
+            "consent.did" if a.action == "consent" else f"review.did.{a.action}",
             name=names.get(a.user_id, "?"),
             when=when(ctx, a.created_at),
             note=a.note,

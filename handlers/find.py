@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 from handlers.calendar import Calendar, Period, month_end, month_start
+from handlers.consent import Shield, shield
 from handlers.dossier import when
 from handlers.months import month_in
 from handlers.review import headline, kind_title
@@ -102,6 +103,7 @@ def results(ctx: Context, text: str, offset: int) -> Reply:
             limit=PAGE,
             offset=offset,
         )
+        guard = shield(s, sorted({row.school_id for row, _ in rows}), ctx.user)
     if not rows and offset:
         return results(ctx, text, 0)  # fewer items than when the button was shown
     if not rows:
@@ -114,7 +116,7 @@ def results(ctx: Context, text: str, offset: int) -> Reply:
     ]
     buttons: list[tuple[Choice, ...]] = []
     for row, school in rows:
-        lines.append(line(ctx, row, school.name))
+        lines.append(line(ctx, row, school.name, guard))
         buttons.append((Choice(ctx.t("review.open", number=row.id), f"o:{row.id}"),))
     if end < total:
         value = f"{PREFIX}:{end}:{query.key()}"
@@ -125,7 +127,7 @@ def results(ctx: Context, text: str, offset: int) -> Reply:
     return Reply("\n".join(lines), tuple(buttons))
 
 
-def line(ctx: Context, row: Submission, school: str) -> str:
+def line(ctx: Context, row: Submission, school: str, guard: Shield) -> str:
     """ "#12 · Bài viết tháng · Trường … · Ngày hội đọc sách · Đã duyệt · 05/11/2026"."""
     sent = when(ctx, row.submitted_at or row.created_at).split(" ")[1]
     return ctx.t(
@@ -133,7 +135,7 @@ def line(ctx: Context, row: Submission, school: str) -> str:
         number=row.id,
         kind=kind_title(ctx, row.kind),
         school=school,
-        what=headline(ctx, row),
+        what=headline(ctx, row, guard),
         status=ctx.t(f"status.review.{row.status}"),
         when=sent,
     )

@@ -6,7 +6,8 @@ from typing import Any
 
 from handlers import submissions
 from handlers.calendar import Calendar
-from handlers.forms import Answers, Option, Step, StepKind
+from handlers.consent import Shield, publishable, shield
+from handlers.forms import Option, Step, StepKind
 from handlers.forms.steps import offering
 from handlers.types import Choice, Context, Incoming, Reply
 from storage import queries as q
@@ -15,28 +16,6 @@ from storage.models import Draft, School, Submission
 KIND = "nomination"
 ROLES = ("manager", "teacher", "staff", "student", "parent", "community")
 PURPOSES = ("press", "commendation", "both")
-
-
-def is_student(answers: Answers) -> bool:
-    """A nominee who is a pupil: a minor, whose name and photos need the parents' consent."""
-    return answers.get("kind") == "individual" and answers.get("role") == "student"
-
-
-def publishable(answers: Answers) -> bool:
-    """Whether the nominee's name and photos may be shown and exported (Decree 13/2023/NĐ-CP)."""
-    return not is_student(answers) or answers.get("consent") == "yes"
-
-
-def initials(name: str) -> str:
-    """ "Nguyễn Văn An" -> "N.V.A."."""
-    return "".join(f"{word[0].upper()}." for word in name.split() if word[:1].isalpha()) or "—"
-
-
-def public_view(answers: Answers) -> Answers:
-    """The answers as anyone but the school may see them: without consent, initials and no photos."""
-    if publishable(answers):
-        return answers
-    return {**answers, "name": initials(str(answers.get("name", ""))), "photos": None, "withheld": True}
 
 
 def nominee(value: str, kind: str, role: str, consent: str | None = None) -> Option:
@@ -90,9 +69,9 @@ async def submit(ctx: Context, draft: Draft) -> list[Reply]:
 NOMINATION_FORM = submissions.submission_form(KIND, "nomination.title", NOMINATION_STEPS, submit)
 
 
-def describe(ctx: Context, row: Submission, school: School) -> str:
-    """One nomination as an officer or leader sees it, honouring the consent flag."""
-    view = public_view(row.answers)
+def describe(ctx: Context, row: Submission, school: School, guard: Shield) -> str:
+    """One nomination as an officer or leader sees it, honouring the consent rule."""
+    view = guard.answers(row)
     role = (
         ctx.t(f"nomination.roles.{view.get('role')}")
         if view.get("role") in ROLES
@@ -120,6 +99,7 @@ async def list_nominations(msg: Incoming, ctx: Context) -> list[Reply]:
     assert user is not None
     with ctx.db.session() as s:
         rows = q.nominations_in_scope(s, user, limit=15)
+        guard = shield(s, sorted({row.school_id for row, _ in rows}), user)
     if not rows:
         return [Reply(ctx.t("nomination.none"))]
     lines = [ctx.t("nomination.list")]
@@ -137,7 +117,7 @@ async def list_nominations(msg: Incoming, ctx: Context) -> list[Reply]:
             if row.status in q.EDITABLE:
                 buttons.append((Choice(ctx.t("nomination.edit", number=row.id), f"se:{row.id}"),))
         else:
-            lines.append(describe(ctx, row, school))
+            lines.append(describe(ctx, row, school, guard))
     return [Reply("\n".join(lines), tuple(buttons))]
 
 

@@ -6,6 +6,7 @@ pages with "pb:<offset>". Marking asks for the link through review.PUBLISH_FORM 
 
 from __future__ import annotations
 
+from handlers.consent import shield
 from handlers.dossier import when
 from handlers.review import PUBLISHED_PREFIX, headline, publish_button
 from handlers.types import Choice, Context, Incoming, Reply
@@ -31,6 +32,7 @@ def page(ctx: Context, offset: int) -> Reply:
     assert ctx.user is not None
     with ctx.db.session() as s:
         rows, total = q.awaiting_publication(s, scope.ids_seen_by(ctx.user), PAGE, offset)
+        guard = shield(s, sorted({row.school_id for row, _ in rows}), ctx.user)
     if not rows and offset:
         return page(ctx, 0)  # the list shrank since the button was shown
     if not rows:
@@ -45,7 +47,7 @@ def page(ctx: Context, offset: int) -> Reply:
                 "vetting.published.line",
                 number=row.id,
                 school=school.name,
-                what=headline(ctx, row),
+                what=headline(ctx, row, guard),
                 when=approved,
             )
         )

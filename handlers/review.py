@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from handlers import dossier
+from handlers import consent, dossier
+from handlers.consent import OPEN, Shield, shield
 from handlers.forms import Answers, Engine, Form, Step, StepKind, media_name
 from handlers.forms.steps import offering
 from handlers.incident import delivery
 from handlers.months import period_name
-from handlers.nomination import public_view
 from handlers.notify import NOTICE, tell
 from handlers.types import Attachment, Choice, Context, Incoming, Reply
 from storage import queries as q
@@ -30,20 +30,21 @@ def kind_title(ctx: Context, kind: str) -> str:
     return ctx.t(f"review.kinds.{kind}")
 
 
-def headline(ctx: Context, row: Submission) -> str:
-    """What the submission is about, in a few words (a nominee without consent by initials)."""
-    answers = public_view(row.answers) if row.kind == "nomination" else row.answers
+def headline(ctx: Context, row: Submission, guard: Shield) -> str:
+    """What the submission is about, in a few words, as the reader may see it (consent.py)."""
+    answers = guard.answers(row)
     text = (
         answers.get("title") or answers.get("name") or period_name(ctx.t, ctx.settings.schedule, row.period)
     )
     return str(text)[:80]
 
 
-def queue_entry(ctx: Context, key: str, row: Submission, school: School) -> tuple[str, tuple[Choice]]:
+def queue_entry(
+    ctx: Context, key: str, row: Submission, school: School, guard: Shield
+) -> tuple[str, tuple[Choice]]:
     """A submission's line in an officer's list (`key`: the locale line) and the button that opens it."""
-    line = ctx.t(
-        key, number=row.id, kind=kind_title(ctx, row.kind), school=school.name, what=headline(ctx, row)
-    )
+    what = headline(ctx, row, guard)
+    line = ctx.t(key, number=row.id, kind=kind_title(ctx, row.kind), school=school.name, what=what)
     return line, (Choice(ctx.t("review.open", number=row.id), f"o:{row.id}"),)
 
 
@@ -67,6 +68,7 @@ async def queue(msg: Incoming, ctx: Context) -> list[Reply]:
     with ctx.db.session() as s:
         rows, total = q.awaiting_review(s, scope.ids_seen_by(ctx.user), limit=QUEUE_SHOWN)
         schools = {row.school_id: s.get(School, row.school_id) for row in rows}
+        guard = shield(s, consent.schools_of(rows), ctx.user)
     if not rows:
         return [Reply(ctx.t("review.nothing"))]
     more = total > len(rows)
@@ -75,7 +77,7 @@ async def queue(msg: Incoming, ctx: Context) -> list[Reply]:
     for row in rows:
         school = schools[row.school_id]
         assert school is not None
-        line, button = queue_entry(ctx, "review.line", row, school)
+        line, button = queue_entry(ctx, "review.line", row, school, guard)
         lines.append(line)
         buttons.append(button)
     if more:
@@ -122,8 +124,9 @@ async def open_submission(msg: Incoming, ctx: Context, engine: Engine) -> list[R
     with ctx.db.session() as s:
         actions = q.review_actions(s, row.id or 0)
         versions = q.versions_of(s, row.id or 0)
+        guard = shield(s, [row.school_id], ctx.user)
     returned = next((a for a in reversed(actions) if a.action == "return"), None)
-    answers = public_view(row.answers) if row.kind == "nomination" else row.answers
+    answers = guard.answers(row)
     lines = [
         ctx.t(
             "review.header",
@@ -138,7 +141,7 @@ async def open_submission(msg: Incoming, ctx: Context, engine: Engine) -> list[R
         lines.append(ctx.t("review.late"))
     before = next((v.answers for v in versions if returned and v.version == returned.version), None)
     if returned is not None and row.version > returned.version and before is not None:
-        old = public_view(before) if row.kind == "nomination" else before
+        old = guard.answers(row, before)
         lines += dossier.change_lines(ctx, form, old, answers)
     lines += dossier.fact_lines(ctx, form, answers)
     if answers.get("withheld"):
@@ -164,10 +167,18 @@ def action_buttons(ctx: Context, row: Submission) -> tuple[tuple[Choice, ...], .
         return (
             (Choice(ctx.t("review.approve"), f"rv:a:{ref}"),),
             (Choice(ctx.t("review.return"), f"rv:r:{ref}"),),
+            *consent_button(ctx, row),
         )
     if row.status == "approved" and row.kind in q.PUBLISHED_KINDS:
         return ((Choice(ctx.t("review.publish"), f"rv:p:{ref}"),),)
-    return ()
+    return consent_button(ctx, row)
+
+
+def consent_button(ctx: Context, row: Submission) -> tuple[tuple[Choice, ...], ...]:
+    """ "Ghi nhận cha mẹ đã đồng ý" under a pupil's nomination sent without the parents' consent."""
+    if row.kind != "nomination" or consent.publishable(row.answers):
+        return ()
+    return ((Choice(ctx.t("consent.record"), f"rv:c:{row.id}:{row.version}"),),)
 
 
 def publish_button(ctx: Context, row: Submission) -> Choice:
@@ -209,7 +220,8 @@ def tell_principals(s: Any, ctx: Context, row: Submission, action: str, key: str
     for p in q.one_per_person(q.school_users(s, row.school_id), delivery(ctx)):
         t = ctx.t_for(p)
         buttons = ((Choice(t("review.edit_now"), f"se:{row.id}"),),) if key == "review.told_returned" else ()
-        reply = Reply(t(key, kind=t(f"review.kinds.{row.kind}"), what=headline(ctx, row), **fields), buttons)
+        what = headline(ctx, row, OPEN)  # the school sees its own items whole
+        reply = Reply(t(key, kind=t(f"review.kinds.{row.kind}"), what=what, **fields), buttons)
         tell(s, ctx, p, reply, kind=NOTICE, period=f"review:{row.id}", step=f"{action}:{row.version}")
 
 
@@ -223,14 +235,18 @@ async def act(msg: Incoming, ctx: Context, engine: Engine) -> list[Reply]:
     row, _school = found
     if action == "p" and row.status == "published":
         return already_published(ctx, row)
+    if action == "c" and (row.kind != "nomination" or consent.publishable(row.answers)):
+        return [Reply(ctx.t("consent.already"))]
     if (
-        row.version != version
+        (action != "c" and row.version != version)
         or (action in ("a", "r") and row.status != "submitted")
         or (action == "p" and row.status != "approved")
     ):
         return [Reply(ctx.t("review.already", status=ctx.t(f"status.review.{row.status}")))]
     if action == "a":
         return approve(ctx, row)
+    if action == "c":
+        return record_consent(ctx, row)
     if action in ("r", "p"):
         form = RETURN_FORM if action == "r" else PUBLISH_FORM
         draft = engine.fresh(form, ctx, {TARGET: {"id": row.id, "version": row.version}})
@@ -251,6 +267,20 @@ def approve(ctx: Context, row: Submission) -> list[Reply]:
         return [Reply(ctx.t("review.already_someone"))]
     row.status = "approved"
     return [Reply(ctx.t("review.approved", number=row.id), next_buttons(ctx, row))]
+
+
+def record_consent(ctx: Context, row: Submission) -> list[Reply]:
+    """The parents' consent arrived after sending: recorded with who and when; from then on the pupil's
+    name and photos are shown and exported like anyone's. The school is told."""
+    assert ctx.user is not None and ctx.user.id is not None
+    with ctx.db.session() as s:
+        done = q.record_consent(s, row.id or 0, ctx.user.id, ctx.clock.now(), consent.consented(row.answers))
+        if done:
+            tell_principals(s, ctx, row, "consent", "consent.told")
+    if not done:
+        return [Reply(ctx.t("consent.already"))]
+    again = (Choice(ctx.t("review.open", number=row.id), f"o:{row.id}"),)
+    return [Reply(ctx.t("consent.recorded", number=row.id, name=row.answers.get("name", "")), (again,))]
 
 
 def reason_text(ctx: Context, answers: Answers) -> str:

@@ -7,9 +7,10 @@ from datetime import datetime, timedelta
 
 from handlers import report
 from handlers.calendar import Calendar
+from handlers.consent import Shield, shield
 from handlers.leaders.reader import PREFIX, Where, day, level_label
 from handlers.months import MonthState, days_phrase, days_to, month_state, report_label
-from handlers.nomination import ROLES, public_view
+from handlers.nomination import ROLES
 from handlers.types import Choice, Context, Reply
 from storage import queries as q
 from storage import stats
@@ -50,6 +51,7 @@ def school_card(ctx: Context, where: Where, school: School) -> Reply:
         )
         reports = {r.period: r for r in q.submissions_of(s, school.id or 0, "report")}
         office = s.get(Office, school.office_id)
+        guard = shield(s, [school.id or 0], ctx.user)
     t = ctx.t
     lines = [
         t(
@@ -82,17 +84,17 @@ def school_card(ctx: Context, where: Where, school: School) -> Reply:
         + "\n"
         + t("status_leader.school_legend")
     )
-    lines.append(nomination_block(ctx, nominations, semester))
+    lines.append(nomination_block(ctx, nominations, semester, guard))
     lines.append(report_block(ctx, reports, registered))
     return Reply("\n\n".join(lines))
 
 
-def nomination_block(ctx: Context, rows: Sequence[Submission], semester: str) -> str:
+def nomination_block(ctx: Context, rows: Sequence[Submission], semester: str, guard: Shield) -> str:
     """Counts this semester and school year, then the latest few (students without consent by initials)."""
     in_semester = sum(1 for r in rows if r.period == semester)
     lines = [ctx.t("status_leader.school_nominations", semester=in_semester, year=len(rows))]
     for row in rows[:NOMINATIONS_SHOWN]:
-        view = public_view(row.answers)
+        view = guard.answers(row)
         role = view.get("role")
         lines.append(
             ctx.t(

@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from handlers.calendar import Calendar, Clock, Period, month_start
+from handlers.consent import Shield, publishable, shield
 from handlers.leaders.reader import Translate, Where, bad_month, day, generated, month_asked
 from handlers.leaders.summary import month_refusal
 from handlers.leaders.years import formula, report_keys, semesters, weights, year_label, year_spec
 from handlers.months import MonthState, deadline_state, month_state, period_name
-from handlers.nomination import ROLES, public_view, publishable
+from handlers.nomination import ROLES
 from handlers.reminders import REPORT, find_deadline
 from handlers.report import FIGURES
 from handlers.school_year import school_year
@@ -69,10 +70,11 @@ def build_workbook(
         year = stats.year_records(s, where.scope, spec, w)
         nominations = stats.nominations_of(s, where.scope, semesters(start))
         reports = [(key, stats.report_sheet(s, where.scope, key)) for key in report_keys(settings, start)]
+        guard = shield(s, sorted({row.school_id for row, _ in nominations}))
     sheets = [
         month_sheet(t, cal, where, period, month),
         year_sheet(t, cal, where, start, year, spec, w),
-        nominations_sheet(t, clock, where, start, nominations),
+        nominations_sheet(t, clock, where, start, nominations, guard),
     ]
     dues = {key: report_due(cal, key) for key, _ in reports}
     for key, rows in sorted(reports, key=lambda pair: dues[pair[0]] or cal.now()):
@@ -263,12 +265,17 @@ def signed_file(t: Translate, document: Any) -> str:
 
 
 def nominations_sheet(
-    t: Translate, clock: Clock, where: Where, start: int, rows: list[tuple[Submission, School]]
+    t: Translate,
+    clock: Clock,
+    where: Where,
+    start: int,
+    rows: list[tuple[Submission, School]],
+    guard: Shield,
 ) -> Sheet:
-    """The school year's nominations; a student without the parents' consent by initials, no achievements."""
+    """The school year's nominations; pupils without the parents' consent by initials (consent.py)."""
     out: list[list[Value]] = []
     for n, (row, school) in enumerate(rows, start=1):
-        view = public_view(row.answers)
+        view = guard.answers(row)
         shown = publishable(row.answers)
         role = view.get("role")
         individual = view.get("kind") != "collective"
@@ -285,7 +292,7 @@ def nominations_sheet(
                 t(f"nomination.purposes.{view.get('purpose')}") if view.get("purpose") else "",
                 t(f"status.review.{row.status}"),
                 t("export.yes") if shown else t("export.no"),
-                str(view.get("deeds", ""))[:500] if shown else "",
+                str(view.get("deeds", ""))[:500],
             ]
         )
     title = t("export.title_nominations", year=year_label(start), office=where.office.name)

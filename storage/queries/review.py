@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, literal, or_
+from sqlalchemy import ColumnElement, and_, func, literal, or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from storage import scope
 from storage.models import MediaFile, ReviewAction, School, Submission
-from storage.queries.submissions import move_submission
+from storage.queries.submissions import move_submission, search_text
 
 REVIEWED_KINDS = ("article", "nomination", "report")  # what officers vet (incidents are acknowledged)
 PUBLISHED_KINDS = ("article",)  # what the office publishes on its website
@@ -70,6 +70,32 @@ def review(
         )
     )
     return True
+
+
+def record_consent(
+    s: Session, submission_id: int, user_id: int, now: datetime, answers: dict[str, Any]
+) -> bool:
+    """The parents' consent arrived after sending: the nomination's answers say so from now on (its version
+    and status unchanged), and who recorded it and when is kept as a "consent" action. False when it was
+    recorded already (two officers at once)."""
+    row = s.get(Submission, submission_id)
+    if row is None or row.answers.get("consent") == "yes":
+        return False
+    s.add(
+        ReviewAction(
+            submission_id=submission_id,
+            user_id=user_id,
+            action="consent",
+            version=row.version,
+            created_at=now,
+        )
+    )
+    result = s.execute(
+        update(Submission)
+        .where(col(Submission.id) == submission_id, col(Submission.version) == row.version)
+        .values(answers=answers, search=search_text("nomination", answers))
+    )
+    return bool(getattr(result, "rowcount", 0))
 
 
 def review_actions(s: Session, submission_id: int) -> list[ReviewAction]:

@@ -164,6 +164,16 @@ def versions_of(s: Session, submission_id: int) -> list[SubmissionVersion]:
     return list(s.exec(stmt.order_by(col(SubmissionVersion.version))))
 
 
+def nominee_answers(
+    s: Session, school_ids: scope.SchoolIds | Sequence[int]
+) -> list[tuple[int, dict[str, Any]]]:
+    """(school id, answers) of every nomination of these schools: whose names the consent rule withholds."""
+    stmt = select(Submission.school_id, Submission.answers).where(
+        col(Submission.kind) == "nomination", col(Submission.school_id).in_(school_ids)
+    )
+    return [(school_id, dict(answers or {})) for school_id, answers in s.exec(stmt)]
+
+
 def nominations_in_scope(s: Session, user: User, limit: int = 15) -> list[tuple[Submission, School]]:
     """The latest nominations a user may see: their school's, or their offices' schools' (every level)."""
     stmt = (

@@ -577,7 +577,7 @@ async def test_the_workbook_has_three_sheets_with_every_cell(history, demo, chat
 
     noms = list(nominations.iter_rows(min_row=3, values_only=True))
     assert [(r[3], r[6], r[10], r[11]) for r in noms] == [
-        ("Trường PTDTBT THCS Pú Nhi", "N.V.A.", "Không", None),
+        ("Trường PTDTBT THCS Pú Nhi", "N.V.A.", "Không", "Em N.V.A. cứu bạn đuối nước"),  # consent.py
         ("Trường Mầm non Hoa Ban", "Trần Thị Bích", "Có", "Cô Bích dạy chữ cho trẻ vùng cao"),
     ]
     assert noms[0][1] == datetime(2026, 10, 2) and noms[0][2] == "I"
