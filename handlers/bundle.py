@@ -85,8 +85,22 @@ def month_rows(
     return q.bundle_rows(s, school_ids, month.key, statuses, start, end)
 
 
+def model_text(t: Translate, school: School, answers: dict[str, Any]) -> list[str]:
+    """A model, activity or solution as "label: text" lines."""
+    keys = ("title", "unit", "change", "results", "since")
+    fields = [
+        ("bundle.school", school.name),
+        *((f"nomination.model.{key}_short", answers.get(key, "")) for key in keys),
+        ("nomination.contact_name_short", answers.get("contact_name", "")),
+        ("nomination.contact_phone_short", answers.get("contact_phone", "")),
+    ]
+    return [f"{t(label)}: {value}" for label, value in fields if value]
+
+
 def nomination_text(t: Translate, school: School, answers: dict[str, Any]) -> list[str]:
     """A nomination as "label: text" lines, already anonymised when consent is missing."""
+    if answers.get("kind") == "model":
+        return model_text(t, school, answers)
     role = answers.get("role", "")
     fields = [
         ("bundle.school", school.name),
@@ -197,7 +211,9 @@ def _folder(
         after = [*folder.lines, *_byline(t, answers, school)]
         press.write_article_docx(docx, t, title, lead, body, photos, after)
     else:
-        title = activity = t("bundle.nomination_of", name=answers.get("name", ""))
+        title = activity = str(
+            answers.get("title") or t("bundle.nomination_of", name=answers.get("name", ""))
+        )
         press.write_article_docx(docx, t, title, "", nomination_text(t, school, answers), photos, [])
     folder.entries.insert(0, Entry.file(document, docx))
     longest = max(press.utf16_len(e.name) for e in folder.entries)

@@ -51,7 +51,11 @@ def fact_lines(ctx: Context, form: Form, answers: Answers) -> list[str]:
             text = ctx.t("consent.photos_withheld", count=answers[f"{step.key}_withheld"])
         if step.kind in MEDIA_KINDS:
             text = "\n".join([text, *links_of(answers.get(step.key))])
-        if step.kind in (StepKind.LONGTEXT, StepKind.APPEND) or "\n" in text or len(text) > LONG:
+        if (
+            step.kind in (StepKind.LONGTEXT, StepKind.APPEND, StepKind.FIGURES)
+            or "\n" in text
+            or len(text) > LONG
+        ):
             lines.append(f"• {label(ctx, step)}:\n{text}")
         else:
             lines.append(f"• {label(ctx, step)}: {text}")

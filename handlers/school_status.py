@@ -79,6 +79,10 @@ async def my_status(msg: Incoming, ctx: Context) -> list[Reply]:
     lines.extend(report.status_lines(ctx))
     counted = nomination.counts(ctx, school.id or 0)
     lines.append(ctx.t("status.nominations", semester=counted["semester"], year=counted["year"]))
+    if counted["models_year"]:
+        lines.append(
+            ctx.t("nomination.model.status", semester=counted["models_semester"], year=counted["models_year"])
+        )
     lines.append(history(ctx, by_period, registered))
     buttons = [(Choice(ctx.t("menu.article"), "m:article"),)]
     editable = [r for r in rows if r.status in q.EDITABLE]

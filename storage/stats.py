@@ -359,6 +359,7 @@ class NominationFigures:
     count: int
     schools: int
     waiting: int
+    models: int = 0  # of them, models, activities or solutions (answers' kind "model")
 
 
 def with_school(scope: Scope, stmt: Select[*Row]) -> Select[*Row]:
@@ -374,9 +375,10 @@ def nomination_figures(s: Session, scope: Scope, periods: Sequence[str]) -> Nomi
         func.count(),
         func.count(func.distinct(col(Submission.school_id))),
         func.coalesce(func.sum(flag(col(Submission.status) == "submitted")), 0),
+        func.coalesce(func.sum(flag(col(Submission.answers)["kind"].as_string() == "model")), 0),
     ).where(col(Submission.kind) == NOMINATION, col(Submission.period).in_(periods))
-    count, schools, waiting = s.execute(with_school(scope, stmt.select_from(Submission))).one()
-    return NominationFigures(int(count), int(schools), int(waiting))
+    count, schools, waiting, models = s.execute(with_school(scope, stmt.select_from(Submission))).one()
+    return NominationFigures(int(count), int(schools), int(waiting), int(models))
 
 
 @dataclass(frozen=True)

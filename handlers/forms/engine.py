@@ -50,6 +50,7 @@ TYPED = frozenset(
         StepKind.NUMBER,
         StepKind.PHONE,
         StepKind.NAME,
+        StepKind.FIGURES,
     }
 )
 

@@ -36,6 +36,7 @@ class StepKind(StrEnum):
     NAME = "name"  # a person's or a collective's name: words, not digits or symbols
     DOCUMENT = "document"  # a PDF or DOCX, checked by its content
     WHEN_WHERE = "when_where"  # a date and a place in one answer ("05/11/2026, the school yard")
+    FIGURES = "figures"  # a paragraph of results that gives at least one figure: 30 em, tăng 15%
 
 
 class QuickDate(StrEnum):
@@ -177,6 +178,16 @@ async def parse_text(step: Step, msg: Incoming, ctx: Context, answers: Answers) 
 async def parse_longtext(step: Step, msg: Incoming, ctx: Context, answers: Answers) -> Parsed:
     """A paragraph or more."""
     return _clean_text(step, msg, MAX_TEXT)
+
+
+async def parse_figures(step: Step, msg: Incoming, ctx: Context, answers: Answers) -> Parsed:
+    """Results told with figures: a paragraph with at least one number in it."""
+    cleaned = _clean_text(step, msg, MAX_TEXT)
+    if cleaned.error:
+        return cleaned
+    if not any(ch.isdigit() for ch in str(cleaned.value)):
+        return Parsed(error="nomination.model.need_figures")
+    return cleaned
 
 
 def option_for(step: Step, msg: Incoming, ctx: Context, answers: Answers) -> Option | None:
@@ -410,4 +421,5 @@ BASIC_KINDS: dict[StepKind, Parser] = {
     StepKind.PHONE: parse_phone,
     StepKind.NAME: parse_name,
     StepKind.WHEN_WHERE: parse_when_where,
+    StepKind.FIGURES: parse_figures,
 }

@@ -10,7 +10,7 @@ from handlers.calendar import Calendar
 from handlers.consent import Shield, shield
 from handlers.leaders.reader import PREFIX, Where, day, level_label
 from handlers.months import MonthState, days_phrase, days_to, month_state, report_label
-from handlers.nomination import ROLES
+from handlers.nomination import is_model, nominee_name, role_label
 from handlers.types import Choice, Context, Reply
 from storage import queries as q
 from storage import stats
@@ -93,18 +93,21 @@ def nomination_block(ctx: Context, rows: Sequence[Submission], semester: str, gu
     """Counts this semester and school year, then the latest few (students without consent by initials)."""
     in_semester = sum(1 for r in rows if r.period == semester)
     lines = [ctx.t("status_leader.school_nominations", semester=in_semester, year=len(rows))]
+    models = sum(1 for r in rows if is_model(r.answers))
+    if models:
+        lines[0] += " " + ctx.t("nomination.model.of_them", count=models)
     for row in rows[:NOMINATIONS_SHOWN]:
         view = guard.answers(row)
-        role = view.get("role")
+        purpose = view.get("purpose")
         lines.append(
             ctx.t(
                 "status_leader.nomination_line",
                 number=row.id,
-                name=view.get("name", ""),
-                role=ctx.t(f"nomination.roles.{role}")
-                if role in ROLES
-                else ctx.t("nomination.kinds.collective"),
-                purpose=ctx.t(f"nomination.purposes.{view.get('purpose')}"),
+                name=nominee_name(view),
+                role=role_label(ctx.t, view),
+                purpose=ctx.t(f"nomination.purposes.{purpose}")
+                if purpose
+                else ctx.t("nomination.model.spread"),
                 status=ctx.t(f"status.review.{row.status}"),
             )
         )

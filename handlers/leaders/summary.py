@@ -246,9 +246,10 @@ def nominations_line(ctx: Context, facts: Facts) -> str:
     semester = period_name(ctx.t, ctx.settings.schedule, facts.semester)
     if not n.count:
         return ctx.t("status_leader.nominations_none", semester=semester)
-    return ctx.t(
+    line = ctx.t(
         "status_leader.nominations", semester=semester, count=n.count, schools=n.schools, waiting=n.waiting
     )
+    return line + (" " + ctx.t("nomination.model.of_them", count=n.models) if n.models else "")
 
 
 def incidents_line(ctx: Context, incidents: list[stats.IncidentLine]) -> str:

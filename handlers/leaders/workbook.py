@@ -17,7 +17,7 @@ from handlers.leaders.reader import Translate, Where, bad_month, day, generated,
 from handlers.leaders.summary import month_refusal
 from handlers.leaders.years import formula, report_keys, semesters, weights, year_label, year_spec
 from handlers.months import MonthState, deadline_state, month_state, period_name
-from handlers.nomination import ROLES
+from handlers.nomination import is_model, nominee_name, role_label
 from handlers.reminders import REPORT, find_deadline
 from handlers.report import FIGURES
 from handlers.school_year import school_year
@@ -264,6 +264,14 @@ def signed_file(t: Translate, document: Any) -> str:
     return t("export.report.sent_file", name=str(document.get("name") or ""))
 
 
+def deeds_text(t: Translate, answers: dict[str, Any]) -> str:
+    """What a nominee did; for a model: its unit, what it changes, its results and since when."""
+    if not is_model(answers):
+        return str(answers.get("deeds", ""))
+    parts = [(key, answers.get(key)) for key in ("unit", "change", "results", "since")]
+    return "\n".join(f"{t(f'nomination.model.{key}_short')}: {value}" for key, value in parts if value)
+
+
 def nominations_sheet(
     t: Translate,
     clock: Clock,
@@ -277,8 +285,9 @@ def nominations_sheet(
     for n, (row, school) in enumerate(rows, start=1):
         view = guard.answers(row)
         shown = publishable(row.answers)
-        role = view.get("role")
-        individual = view.get("kind") != "collective"
+        kind = (
+            "model" if is_model(view) else "collective" if view.get("kind") == "collective" else "individual"
+        )
         out.append(
             [
                 n,
@@ -286,13 +295,13 @@ def nominations_sheet(
                 "II" if (row.period or "").endswith("HK2") else "I",
                 school.name,
                 school.code,
-                t("export.individual") if individual else t("export.collective"),
-                str(view.get("name", "")),
-                t(f"nomination.roles.{role}") if role in ROLES else t("nomination.kinds.collective"),
+                t("nomination.model.kind") if kind == "model" else t(f"export.{kind}"),
+                nominee_name(view),
+                role_label(t, view),
                 t(f"nomination.purposes.{view.get('purpose')}") if view.get("purpose") else "",
                 t(f"status.review.{row.status}"),
                 t("export.yes") if shown else t("export.no"),
-                str(view.get("deeds", ""))[:500],
+                deeds_text(t, view)[:500],
             ]
         )
     title = t("export.title_nominations", year=year_label(start), office=where.office.name)
