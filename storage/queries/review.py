@@ -128,8 +128,8 @@ def bundle_rows(
             or_(
                 (col(Submission.kind) == "article") & (col(Submission.period) == month_key),
                 (col(Submission.kind) == "nomination")
-                & (col(Submission.created_at) >= start.replace(tzinfo=UTC))
-                & (col(Submission.created_at) < end.replace(tzinfo=UTC)),
+                & (col(Submission.created_at) >= start.astimezone(UTC))
+                & (col(Submission.created_at) < end.astimezone(UTC)),
             )
         )
         .order_by(col(School.name_folded), col(Submission.kind), col(Submission.id))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import zipfile
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -403,3 +404,28 @@ async def test_a_reports_files_from_the_command_line(demo, chat_as, tmp_path, se
         assert result.exit_code == 1 and why in result.output, bad
     both = CliRunner().invoke(cli, [*args, "--report", "nam-2026", "--month", "2026-11"], env=env)
     assert both.exit_code == 2
+
+
+def test_a_months_nominations_are_counted_by_the_offices_day_not_utcs(demo) -> None:
+    """A nomination sent at 03:00 on 1 December in the office's zone (UTC+7: 20:00 on 30 November in
+    UTC) belongs to December's bundle, and one sent at 23:30 on 30 November to November's."""
+    from zoneinfo import ZoneInfo
+
+    from handlers.bundle import month_rows
+    from handlers.calendar import Period
+    from tests.handlers.helpers import add_submission
+
+    tz = ZoneInfo("Asia/Ho_Chi_Minh")
+    approved = {"status": "approved"}
+    with demo.db.session() as s:
+        late_nov = add_submission(
+            s, "THCS-PUNHI", "nomination", {}, datetime(2026, 11, 30, 23, 30, tzinfo=tz), "t-nov", **approved
+        )
+        early_dec = add_submission(
+            s, "THCS-PUNHI", "nomination", {}, datetime(2026, 12, 1, 3, 0, tzinfo=tz), "t-dec", **approved
+        )
+        ids = [late_nov.school_id]
+        nov = {sub.id for sub, _ in month_rows(s, ids, Period(2026, 11), False, tz)}
+        dec = {sub.id for sub, _ in month_rows(s, ids, Period(2026, 12), False, tz)}
+    assert late_nov.id in nov and early_dec.id not in nov
+    assert early_dec.id in dec and late_nov.id not in dec
