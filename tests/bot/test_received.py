@@ -90,6 +90,7 @@ async def test_an_update_stored_and_not_handled_is_handled_at_the_next_start(
 
     async with running(demo, api) as tg:
         await until(lambda: len(api.sent_to(PRINCIPAL.id)) == 1, "the stored update handled after the start")
+        await until(lambda: tg.channel.handled == 1, "its handling counted")  # before send() counts
         await tg.send(PRINCIPAL, "/whoami")
     texts = [m["text"] for m in api.sent_to(PRINCIPAL.id)]
     assert len(texts) == 2 and texts[0] == tg.t("help.guest")
