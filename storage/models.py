@@ -90,6 +90,11 @@ class User(SQLModel, table=True):
     last_seen_at: datetime | None = utc_field(nullable=True)
     # When the account got its role (a code redeemed, accounts linked); None: when it was created.
     registered_at: datetime | None = utc_field(nullable=True)
+    # The person behind the account, as they gave it (registration, /profile): shown instead of the
+    # platform nickname wherever the office reads who did something.
+    full_name: str = Field(default="", max_length=120)
+    position: str = Field(default="", max_length=32)  # a school position key ("principal", "vice", "media")
+    phone: str = Field(default="", max_length=20)  # a callback number, +84 form
 
 
 class Invite(SQLModel, table=True):
