@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench import ROOT, loopback_only
 from bench.interactive_bench import (
     FIRST_CHAT,
     START_TIMEOUT,
@@ -59,7 +60,6 @@ from bench.interactive_bench import (
 from bench.outbox_bench import machine, write_section
 from tests.fakes.telegram_api import FloodLimits, TgUser
 
-ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## Crash: `kill -9` during a wave, restart, and an alert from a process without the lease"
 PRINCIPALS = 10  # who walk the incident form (each school's article already sent: no reminder)
 DISTRICTS = 10  # seed_wave's default: principal i's school is in district i % 10
@@ -239,8 +239,7 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
     args = parser.parse_args()
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        os.environ.pop(name, None)
+    loopback_only()
     command = "python -m bench.crash_bench " + " ".join(sys.argv[1:])
     before = load_average()
     with tempfile.TemporaryDirectory(prefix="schoolbot-crash-") as tmp:

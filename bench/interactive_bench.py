@@ -46,6 +46,7 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
+from bench import ROOT
 from bench.outbox_bench import machine, write_section
 from handlers.calendar import Period
 from handlers.i18n import Catalog
@@ -65,7 +66,6 @@ from tests.fakes.telegram_api import (
     text_update,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## Interactive: principals walking a form through `schoolbot run`, beside an echo bot"
 SCENARIOS = ("quiet", "wave", "rate", "burst")
 SECRET = "bench-Secret_token-0123456789"

@@ -21,14 +21,14 @@ import os
 import platform
 import sqlite3
 import statistics
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench import ROOT, loopback_only
+
 SECTION = "## Outbox: a 10,000-recipient reminder wave under Telegram's limits"
 GOALS = {"rate_fraction": 0.95, "too_many": 0, "duplicates": 0, "losses": 0, "p95_reply": 1.5}
 
@@ -61,10 +61,7 @@ class Figures:
 
 async def run(recipients: int, rate: float, workdir: Path) -> Figures:
     """One wave; everything on 127.0.0.1."""
-    os.environ["PTB_TIMEDELTA"] = "1"  # PTB reports retry_after as a timedelta (no deprecation noise)
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        os.environ.pop(name, None)
-    sys.path.insert(0, str(ROOT))
+    loopback_only()
     from bot.app import open_app
     from bot.channels.telegram import TelegramChannel
     from bot.config import load_settings

@@ -15,21 +15,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench import loopback_only
 
 
 async def run(schools: int, workdir: Path) -> int:
     """One run in `workdir` (a fresh database, migrated as the app opens it); the messages in flight at the kills."""
-    os.environ["PTB_TIMEDELTA"] = "1"  # PTB reports retry_after as a timedelta (no deprecation noise)
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        os.environ.pop(name, None)
-    sys.path.insert(0, str(ROOT))
+    loopback_only()
     from tests.bot.test_outbox_telegram import WINDOW, restart_wave, settings_for
     from tests.fakes.telegram_api import FakeBotAPI, FloodLimits
 

@@ -21,7 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench import ROOT
+
 LAUNCH = "import sys; from bot.cli import main; sys.argv[0] = 'schoolbot'; main()"
 
 

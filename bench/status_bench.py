@@ -37,18 +37,15 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from bot.app import open_app  # noqa: E402
-from bot.config import load_settings  # noqa: E402
-from handlers.calendar import FrozenClock, Period, month_end  # noqa: E402
-from handlers.leaders import reader, rollup, summary, workbook  # noqa: E402
-from handlers.school_year import semester_key  # noqa: E402
-from handlers.types import Incoming, Kind  # noqa: E402
-from storage import migrate, stats  # noqa: E402
-from storage.db import Database  # noqa: E402
-from storage.text import fold  # noqa: E402
+from bot.app import open_app
+from bot.config import load_settings
+from handlers.calendar import FrozenClock, Period, month_end
+from handlers.leaders import reader, rollup, summary, workbook
+from handlers.school_year import semester_key
+from handlers.types import Incoming, Kind
+from storage import migrate, stats
+from storage.db import Database
+from storage.text import fold
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 NOW = datetime(2026, 11, 10, 9, 0, tzinfo=TZ)

@@ -214,9 +214,9 @@ def invites(
             )
         make_letters(
             settings_from(config),
-            office=office,
+            office,
+            letters,
             levels=levels,
-            letters=letters,
             out=out,
             expires=expires,
             include_registered=include_registered,

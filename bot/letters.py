@@ -155,10 +155,10 @@ def write_codes_csv(path: Path, rows: list[tuple[q.LetterSchool, str]], username
 
 def make_letters(
     settings: Settings,
-    *,
     office: str,
-    levels: str | None,
     letters: Path,
+    *,
+    levels: str | None,
     out: Path | None,
     expires: int | None,
     include_registered: bool,

@@ -85,6 +85,22 @@ def known_author(ctx: Context, answers: Answers) -> str | None:
     return str(found) if found else (ctx.user.display_name.strip() if ctx.user is not None else None) or None
 
 
+def known_contact(ctx: Context, answers: Answers) -> str | None:
+    """How to reach the writer: as the previous article gave it."""
+    found = previous(ctx, "contact")
+    return str(found) if found is not None else None
+
+
+def has_link(answers: Answers) -> bool:
+    """The text may be left out when the article is a link to where it is already published."""
+    return bool(answers.get("link"))
+
+
+def has_body(answers: Answers) -> bool:
+    """The link may be left out when the text was written here."""
+    return bool(answers.get("body"))
+
+
 def previous_theme(ctx: Context, answers: Answers) -> str | None:
     """The previous article's theme, offered again: as chosen when this month offers it, else as its words."""
     with ctx.db.session() as s:
@@ -173,25 +189,9 @@ ARTICLE_STEPS = (
     Step("what", "article.steps.what_who", StepKind.TEXT, max_len=800, section=FACTS),
     Step("how", "article.how", StepKind.TEXT, max_len=500, section=FACTS),
     Step("author", "article.author", StepKind.TEXT, max_len=200, known=known_author, section=WRITER),
-    Step(
-        "contact",
-        "article.contact",
-        StepKind.TEXT,
-        max_len=200,
-        known=lambda ctx, a: previous(ctx, "contact"),
-        section=WRITER,
-    ),
-    Step(
-        "body",
-        "article.steps.body",
-        StepKind.APPEND,
-        optional=lambda a: bool(a.get("link")),
-        link_key="link",
-        section=TEXT,
-    ),
-    Step(
-        "link", "article.link", StepKind.URL, optional=lambda a: bool(a.get("body")), ask=False, section=TEXT
-    ),
+    Step("contact", "article.contact", StepKind.TEXT, max_len=200, known=known_contact, section=WRITER),
+    Step("body", "article.steps.body", StepKind.APPEND, optional=has_link, link_key="link", section=TEXT),
+    Step("link", "article.link", StepKind.URL, optional=has_body, ask=False, section=TEXT),
 )
 
 

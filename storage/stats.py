@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVarTuple
+from typing import Any, ClassVar, TypeVarTuple
 
 from sqlalchemy import (
     ColumnElement,
@@ -136,6 +136,16 @@ def month_articles(scope: Scope, period: str, with_dates: bool = False, kind: st
 # ---- the month, by level -------------------------------------------------------------------------
 
 
+class Gap:
+    """A figure that is one count less another, declared on the class: `late = Gap("sent", "on_time", doc)`."""
+
+    def __init__(self, whole: str, part: str, doc: str) -> None:
+        self.whole, self.part, self.__doc__ = whole, part, doc
+
+    def __get__(self, figures: object, owner: type | None = None) -> int:
+        return int(getattr(figures, self.whole)) - int(getattr(figures, self.part))
+
+
 class Figures(MonthCounts):
     """A month's article figures for some schools: the month's counts, and the schools' own.
 
@@ -146,25 +156,17 @@ class Figures(MonthCounts):
     schools: int = 0
     registered: int = 0
 
-    @property
-    def late(self) -> int:
-        """Schools whose articles for the month were all late."""
-        return self.sent - self.on_time
-
-    @property
-    def missing(self) -> int:
-        """Schools that owe the month (registered by its end) and sent nothing for it: "chưa nộp"."""
-        return self.expected - self.sent
-
-    @property
-    def unregistered(self) -> int:
-        """Schools with no account by the month's end that sent nothing: "chưa đăng ký" (not submitted)."""
-        return self.schools - self.expected
-
-    @property
-    def not_sent(self) -> int:
-        """Every school of the scope that did not send the month: missing and unregistered."""
-        return self.schools - self.sent
+    # What the counts leave: each one field less another.
+    late: ClassVar[Gap] = Gap("sent", "on_time", "Schools whose articles for the month were all late.")
+    missing: ClassVar[Gap] = Gap(
+        "expected", "sent", 'Schools that owe the month (registered by its end) and sent nothing: "chưa nộp".'
+    )
+    unregistered: ClassVar[Gap] = Gap(
+        "schools",
+        "expected",
+        'Schools with no account by the month\'s end that sent nothing: "chưa đăng ký".',
+    )
+    not_sent: ClassVar[Gap] = Gap("schools", "sent", "Every school of the scope that did not send the month.")
 
     @property
     def rate(self) -> int:
