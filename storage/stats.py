@@ -159,12 +159,14 @@ class Figures(MonthCounts):
     # What the counts leave: each one field less another.
     late: ClassVar[Gap] = Gap("sent", "on_time", "Schools whose articles for the month were all late.")
     missing: ClassVar[Gap] = Gap(
-        "expected", "sent", 'Schools that owe the month (registered by its end) and sent nothing: "chưa nộp".'
+        "expected",
+        "sent",
+        "Schools that owe the month (registered by its end) and sent nothing: not submitted.",
     )
     unregistered: ClassVar[Gap] = Gap(
         "schools",
         "expected",
-        'Schools with no account by the month\'s end that sent nothing: "chưa đăng ký".',
+        "Schools with no account by the month's end that sent nothing: not registered.",
     )
     not_sent: ClassVar[Gap] = Gap("schools", "sent", "Every school of the scope that did not send the month.")
 
