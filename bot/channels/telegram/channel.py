@@ -337,7 +337,7 @@ class TelegramChannel(ChannelBase):
                     allowed_updates=list(ALLOWED_UPDATES),
                 )
                 if updates:
-                    await self.receive([u.to_dict() for u in updates])
+                    await self.store([(u, u.to_dict()) for u in updates])
                     offset = updates[-1].update_id + 1
                 failures = 0
             except InvalidToken:
@@ -356,14 +356,16 @@ class TelegramChannel(ChannelBase):
 
     async def receive(self, payloads: list[dict[str, Any]]) -> None:
         """Store updates as they came (one transaction), then queue the new ones for handling."""
-        bot = self.application.bot
-        updates = [Update.de_json(p, bot) for p in payloads]
+        await self.store([(Update.de_json(p, self.application.bot), p) for p in payloads])
+
+    async def store(self, updates: list[tuple[Update, dict[str, Any]]]) -> None:
+        """`receive` for updates already parsed (getUpdates parses them): each with its payload as stored."""
         arrivals = [
             q.Arrival(f"{CHANNEL}:{u.update_id}", str(u.effective_chat.id) if u.effective_chat else "", p)
-            for u, p in zip(updates, payloads, strict=True)
+            for u, p in updates
         ]
         stored = await self.app.dispatcher.receive(CHANNEL, arrivals)
-        for update, arrival in zip(updates, arrivals, strict=True):
+        for (update, _), arrival in zip(updates, arrivals, strict=True):
             row = stored.get(arrival.key)
             if row is not None:  # a redelivery of an update still waiting is not queued twice
                 await self.enqueue(row, update)
