@@ -67,8 +67,9 @@ class Dispatcher:
         self.workers = Workers(UNIT_THREADS)
 
     def close(self) -> None:
-        """Let the worker threads go (after the update in hand)."""
+        """Let the worker threads go (after the update in hand), the outbox's too."""
         self.workers.close()
+        self.outbox.close()
 
     async def handle(self, msg: Incoming, received: Sequence[int] = ()) -> list[Reply]:
         """Everything the writer should see now, in order. Never raises.

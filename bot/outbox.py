@@ -34,8 +34,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import partial
 from typing import Any
 
+from bot.workers import Workers
 from handlers.calendar import Calendar, Clock
 from handlers.config import Settings
 from handlers.reminders import PRIORITY_ALERT
@@ -284,6 +286,14 @@ class Outbox:
         self.faults = Faults()
         self.sender: OutboxSender | None = None
         self.failures = 0  # consecutive transient failures: the whole sender backs off
+        # The sender's database work (claims, leases, outcomes) runs on one thread of its own: the
+        # event loop, which carries every chat's replies, never waits on SQLite's lock or a PostgreSQL
+        # round trip for it, and the outbox's writes keep their order (one at a time, as on the loop).
+        self.db_thread = Workers(1, "schoolbot-outbox")
+
+    def close(self) -> None:
+        """Let the outbox's database thread go."""
+        self.db_thread.close()
 
     def pace(self, channel: str) -> Pace:
         """The limits of one channel's bot (created on first use)."""
@@ -391,17 +401,7 @@ class Outbox:
             self.sender.poke(priority=True)
             return
         owner = holders.new_owner()
-        with self.db.session() as s:
-            rows = q.claim_outbox(
-                s,
-                owner=owner,
-                now=self.clock.now(),
-                lease_until=self.lease_until(),
-                limit=len(ids),
-                channels=list(self.senders),
-                bulk=True,
-                ids=ids,
-            )
+        rows = await self.db_thread.run(partial(self.claim_these, ids, owner, list(self.senders)))
         for row in rows:
             pace = self.pace(row.channel)
             while (wait := max(pace.wait(), pace.chat_wait(row.chat_id))) > 0:
@@ -411,6 +411,20 @@ class Outbox:
                 await self.deliver(row, owner)
             finally:
                 pace.done(row.chat_id)
+
+    def claim_these(self, ids: list[int], owner: str, channels: list[str]) -> list[Row]:
+        """Claim exactly these rows for `owner` (those no one else holds)."""
+        with self.db.session() as s:
+            return q.claim_outbox(
+                s,
+                owner=owner,
+                now=self.clock.now(),
+                lease_until=self.lease_until(),
+                limit=len(ids),
+                channels=channels,
+                bulk=True,
+                ids=ids,
+            )
 
     def lease_until(self) -> datetime:
         """When a claim made now runs out."""
@@ -422,24 +436,36 @@ class Outbox:
         """Send one claimed row through its channel and record what happened, in the row."""
         send = self.senders.get(row.channel)
         if send is None:
-            with self.db.session() as s:
-                q.release_outbox(s, [row.id or 0], owner, self.clock.now())
+            await self.db_thread.run(partial(self.release, [row.id or 0], owner))
             return Outcome.SKIPPED
-        with self.db.session() as s:
-            user = s.get(User, row.user_id)
-            if user is not None:
-                s.expunge(user)
+        user = await self.db_thread.run(partial(self.recipient, row.user_id))
         if user is None:
-            self.finish(row, owner, Outcome.BAD, "recipient no longer exists")
+            await self.db_thread.run(
+                partial(self.finish, row, owner, Outcome.BAD, "recipient no longer exists")
+            )
             return Outcome.BAD
         try:
             await send(user, [Reply.from_payload(row.payload)])
         except Exception as exc:
             outcome = classify(exc)
-            self.finish(row, owner, outcome, f"{type(exc).__name__}: {exc}", exc)
+            error = f"{type(exc).__name__}: {exc}"
+            await self.db_thread.run(partial(self.finish, row, owner, outcome, error, exc))
             return outcome
-        self.finish(row, owner, Outcome.SENT)
+        await self.db_thread.run(partial(self.finish, row, owner, Outcome.SENT))
         return Outcome.SENT
+
+    def release(self, ids: list[int], owner: str) -> None:
+        """Rows `owner` claimed go back to the queue untouched."""
+        with self.db.session() as s:
+            q.release_outbox(s, ids, owner, self.clock.now())
+
+    def recipient(self, user_id: int) -> User | None:
+        """A row's recipient, detached from the session (None: the account is gone)."""
+        with self.db.session() as s:
+            user = s.get(User, user_id)
+            if user is not None:
+                s.expunge(user)
+            return user
 
     def finish(
         self, row: Row, owner: str, outcome: Outcome, error: str = "", exc: BaseException | None = None
@@ -638,7 +664,8 @@ class OutboxSender:
         ob = self.outbox
         mono = ob.monotonic()
         if mono >= self._next_lease:
-            self.keep_lease()  # a holder renews well before expiry; a waiting sender asks often
+            # a holder renews well before expiry; a waiting sender asks often
+            await ob.db_thread.run(partial(self.keep_lease, self.held_ids()))
             self._next_lease = mono + (
                 ob.config.sender_lease_seconds / 3 if self.holding else ob.config.poll_seconds
             )
@@ -646,9 +673,9 @@ class OutboxSender:
             await self.idle(ob.config.poll_seconds)
             return
         if mono >= self._next_janitor:
-            ob.janitor(spare=self.name)
+            await ob.db_thread.run(partial(ob.janitor, spare=self.name))
             self._next_janitor = mono + ob.config.janitor_seconds
-        self.claim()
+        await self.claim()
         if len(self.inflight) >= ob.config.concurrency:
             await self.idle(ob.config.poll_seconds)
             return
@@ -662,8 +689,13 @@ class OutboxSender:
         task = asyncio.get_running_loop().create_task(self.send(row))
         self.inflight[task] = row
 
-    def keep_lease(self) -> None:
-        """Take or renew the sender lease (a dead holder's at once); renew the rows held in memory."""
+    def held_ids(self) -> list[int]:
+        """The rows this sender holds in memory: buffered or being sent (read on the event loop)."""
+        return [r.id or 0 for r in [*self.buffer, *self.inflight.values()]]
+
+    def keep_lease(self, held_ids: list[int]) -> None:
+        """Take or renew the sender lease (a dead holder's at once); renew the rows held in memory.
+        On the outbox's thread, while the loop awaits it (the buffer is the loop's only then)."""
         ob = self.outbox
         now = ob.clock.now()
         until = ob.lease_until()
@@ -671,9 +703,7 @@ class OutboxSender:
         with ob.db.session() as s:
             held = q.take_lease(s, SENDER_LEASE, self.name, now, mine_until, gone=holders.gone)
             if held:
-                q.renew_outbox_leases(
-                    s, [r.id or 0 for r in [*self.buffer, *self.inflight.values()]], self.name, until
-                )
+                q.renew_outbox_leases(s, held_ids, self.name, until)
             elif self.buffer:  # another worker sends now: what this one held goes back to the queue
                 q.release_outbox(s, [r.id or 0 for r in self.buffer], self.name, now)
                 self.buffer.clear()
@@ -682,7 +712,7 @@ class OutboxSender:
             self._next_janitor = 0.0  # a new holder takes back a dead one's claims first
         self.holding = held
 
-    def claim(self) -> None:
+    async def claim(self) -> None:
         """Top up the buffer: alerts whenever poked, bulk rows when it runs low."""
         ob = self.outbox
         c = ob.config
@@ -694,19 +724,23 @@ class OutboxSender:
         if not channels:
             return
         busy = sorted({r.chat_id for r in [*self.buffer, *self.inflight.values()]})
-        with ob.db.session() as s:
-            rows = q.claim_outbox(
-                s,
-                owner=self.name,
-                now=ob.clock.now(),
-                lease_until=ob.lease_until(),
-                limit=c.batch - len(self.buffer) if low else c.batch,
-                channels=channels,
-                bulk=ob.calendar.can_send(),
-                skip_chats=busy,
-                priority_only=not low,
-            )
-        self.buffer.extend(rows)
+        limit = c.batch - len(self.buffer) if low else c.batch
+
+        def claim() -> list[Row]:
+            with ob.db.session() as s:
+                return q.claim_outbox(
+                    s,
+                    owner=self.name,
+                    now=ob.clock.now(),
+                    lease_until=ob.lease_until(),
+                    limit=limit,
+                    channels=channels,
+                    bulk=ob.calendar.can_send(),
+                    skip_chats=busy,
+                    priority_only=not low,
+                )
+
+        self.buffer.extend(await ob.db_thread.run(claim))
 
     def pick(self) -> tuple[Row | None, float]:
         """The next row to send: the first (priority, id) whose chat and bot are free; else how long to wait."""

@@ -26,8 +26,8 @@ T = TypeVar("T")
 class Workers:
     """A bounded pool of threads; each thread keeps one asyncio runner for the coroutines it runs."""
 
-    def __init__(self, size: int) -> None:
-        self.pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="schoolbot-unit")
+    def __init__(self, size: int, name: str = "schoolbot-unit") -> None:
+        self.pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix=name)
 
     async def run(self, work: Callable[[], T]) -> T:
         """`work()` on a worker thread; the caller's event loop is free meanwhile."""
