@@ -242,19 +242,16 @@ class Faults:
     def __init__(self) -> None:
         self.failing: dict[str, int] = {}  # channel -> calls failed since the fault began
 
-    def failed(self, channel: str, what: str) -> None:
-        """A call to `channel` failed (`what`: already without the token)."""
+    def failed(self, channel: str, what: str, then: str = "") -> None:
+        """A call to `channel` failed (`what`: already without the token); `then`: what becomes of the
+        work meanwhile (default: the messages wait in the outbox)."""
         if channel in self.failing:
             self.failing[channel] += 1
             log.debug("%s still failing: %s", channel, what)
             return
         self.failing[channel] = 1
-        log.warning(
-            "%s is failing (%s); what cannot go waits in the outbox and goes when %s answers again",
-            channel,
-            what,
-            channel,
-        )
+        then = then or f"what cannot go waits in the outbox and goes when {channel} answers again"
+        log.warning("%s is failing (%s); %s", channel, what, then)
 
     def ok(self, channel: str) -> None:
         """A call to `channel` went through: an open fault is over."""

@@ -224,3 +224,27 @@ async def test_zalo_answering_5xx_that_echo_the_url_loses_nothing_and_logs_one_l
     secret = ZALO_TOKEN.partition(":")[2] or ZALO_TOKEN
     for text in (caplog.text, out.out, out.err, *(r.last_error for r in rows)):
         assert ZALO_TOKEN not in text and secret not in text
+
+
+async def test_polling_that_keeps_failing_is_one_line_and_nothing_is_missed(
+    tmp_path: Path, database_url: str, api: FakeBotAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    """getUpdates answers 502 twice in a row (Telegram's own outage, as seen by a polling bot):
+    one warning when it starts, one line when it is over, however many polls failed between; the
+    message that arrived meanwhile is answered once Telegram answers again."""
+    caplog.set_level(logging.INFO)
+    person = TgUser(7650, "Lan", "Trần Thị")
+    with open_app(settings_for(tmp_path, api, database_url), FrozenClock(CLOCK)) as app:
+        t = app.catalog.translator("vi")
+        api.fail("getUpdates", 502, "Bad Gateway", times=2)
+        api.push_update(text_update(person, "/help"))
+        async with running(app) as channel:
+            await until(lambda: channel.handled >= 1, "the update handled after the outage", WAIT)
+            await until(lambda: texts_to(api, person) == [t("help.guest")], "the reply", WAIT)
+    [fault] = warnings_and_worse(caplog)
+    assert fault.startswith("Telegram getUpdates is failing (") and "Telegram answers again" not in fault
+    over = [
+        r.getMessage() for r in caplog.records if r.getMessage().startswith("Telegram getUpdates answers")
+    ]
+    assert over == ["Telegram getUpdates answers again (2 call(s) had failed)"]
+    assert_no_token(caplog.text)

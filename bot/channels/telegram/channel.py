@@ -63,6 +63,7 @@ MAX_COMMAND_DESCRIPTION = 256
 SECRET_HEADER = "x-telegram-bot-api-secret-token"
 ALLOWED_UPDATES = ("message", "edited_message", "callback_query", "my_chat_member")
 UPLOAD_LIMIT = 50 * 1024 * 1024  # what a bot may send through the cloud Bot API
+POLLING = "Telegram getUpdates"  # a fault of polling, logged once (Outbox.faults), apart from sending
 # Loggers whose records can carry the token: httpx logs request URLs (INFO), PTB's Bot logs its
 # base URLs (DEBUG). A logger's own filters see only the records made on it, hence the list.
 TOKEN_LOGGERS = (
@@ -346,13 +347,14 @@ class TelegramChannel(ChannelBase):
                 return
             except Exception as exc:
                 failures += 1
-                wait = min(30.0, 0.5 * 2 ** min(failures, 6))
-                log.warning(
-                    "getUpdates or storing its updates failed (%s); polling again in %.1f s",
+                self.app.outbox.faults.failed(
+                    POLLING,
                     self.redact(f"{type(exc).__name__}: {getattr(exc, 'orig', None) or exc}"),
-                    wait,
+                    "updates wait at Telegram and are fetched when it answers again",
                 )
-                await asyncio.sleep(wait)
+                await asyncio.sleep(min(30.0, 0.5 * 2 ** min(failures, 6)))
+                continue
+            self.app.outbox.faults.ok(POLLING)
 
     async def receive(self, payloads: list[dict[str, Any]]) -> None:
         """Store updates as they came (one transaction), then queue the new ones for handling."""

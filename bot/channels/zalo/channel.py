@@ -68,6 +68,7 @@ SEEN_FOR = 600.0  # seconds an update key is remembered in memory (the database 
 SEEN_MAX = 10_000
 TOKEN_LOGGERS = ("httpx", "schoolbot.zalo", "schoolbot.dispatch", "schoolbot.web")
 
+POLLING = "Zalo getUpdates"  # a fault of polling, logged once (Outbox.faults), apart from sending
 log = logging.getLogger("schoolbot.zalo")
 
 
@@ -279,12 +280,15 @@ class ZaloChannel(ChannelBase):
             except Exception as exc:
                 wait = max(self.backoff(failures), getattr(exc, "retry_after", 0.0) or 0.0)
                 failures += 1
-                log.warning(
-                    "Zalo getUpdates failed (%s); polling again in %.1f s", self.redact(str(exc)), wait
+                self.app.outbox.faults.failed(
+                    POLLING,
+                    self.redact(str(exc)),
+                    "Zalo keeps the updates and gives them when it answers again",
                 )
                 await asyncio.sleep(wait)
                 continue
             failures = 0
+            self.app.outbox.faults.ok(POLLING)
             try:
                 fresh = await self.accept(updates)
             except Exception as exc:  # not stored: Zalo gives unacknowledged updates back
