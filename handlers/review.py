@@ -102,7 +102,7 @@ def attachments(ctx: Context, form: Form, answers: Answers, root: Path) -> tuple
         if row is None:
             continue
         numbers[step.key] = numbers.get(step.key, 0) + 1
-        if step.kind == StepKind.DOCUMENT:
+        if step.kind == StepKind.DOCUMENT or (step.kind == StepKind.ATTACHMENT and row.kind != "photo"):
             kind = "document"
         else:
             kind = "video" if row.kind == "video" or row.mime_type.startswith("video/") else "photo"

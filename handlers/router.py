@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
 from handlers import (
+    announce,
     article,
     bundle,
     common,
@@ -196,6 +197,7 @@ def build_router() -> Router:
         Command("find", find.find, review.VIEWERS, menu="menu.find", describe="cmd.find"),
         Command("bundle", bundle.bundle_command, review.VIEWERS, menu="menu.bundle", describe="cmd.bundle"),
         Command("digest", digest.digest_command, review.VIEWERS, menu="menu.digest", describe="cmd.digest"),
+        Command("announce", announce.announce_command, STAFF, menu="menu.announce", describe="cmd.announce"),
         Command("cancel", cancel, EVERYONE_REGISTERED, describe="cmd.cancel"),
         Command(
             "drafts",
@@ -218,10 +220,13 @@ def build_router() -> Router:
             incident.INCIDENT_FORM,
             review.RETURN_FORM,
             review.PUBLISH_FORM,
+            announce.ANNOUNCE_FORM,
         ],
         buttons=[
             ButtonRoute("f", lambda msg, ctx: engine().on_button(msg, ctx), EVERYONE_REGISTERED),
             ButtonRoute("k", incident.acknowledge, STAFF),
+            ButtonRoute(announce.PREFIX, lambda msg, ctx: announce.button(msg, ctx, engine()), STAFF),
+            ButtonRoute(announce.RECEIPT, announce.confirm, PRINCIPAL),
             ButtonRoute("as", lambda msg, ctx: article.start_choice(msg, ctx, engine()), PRINCIPAL),
             ButtonRoute(
                 drafts.PREFIX, lambda msg, ctx: drafts.restore(msg, ctx, engine()), EVERYONE_REGISTERED

@@ -373,6 +373,40 @@ class Outbox(SQLModel, table=True):
         return f"{self.channel}:{self.user_id}:{self.kind}:{self.period}:{self.step}"
 
 
+class Announcement(SQLModel, table=True):
+    """A message an office sent its schools (/announce): what it said, to whom, how urgently.
+
+    `token` is its draft's submit key, so a second tap or a redelivered update sends nothing more. The
+    recipients are its receipts; the messages themselves are outbox rows (kind "announce").
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    token: str = Field(unique=True, max_length=40)
+    office_id: int = Field(foreign_key="office.id", index=True)
+    user_id: int = Field(foreign_key="user.id")  # who sent it
+    text: str = Field(max_length=4096)
+    attachment: dict[str, Any] = json_field()  # the photo or document sent with it ({}: none)
+    audience: str = Field(max_length=16)  # all | level | missing (not yet sent this month's article)
+    levels: str = Field(default="", max_length=64)  # the levels chosen ("TH,THCS") for audience "level"
+    period: str = Field(default="", max_length=7)  # the month it was sent in ("2026-11")
+    themes: bool = Field(default=False)  # the month's plan themes
+    urgent: bool = Field(default=False)  # sent in quiet hours and pauses too
+    schools: int = Field(default=0)
+    created_at: datetime = utc_field(index=True)
+
+
+class AnnouncementReceipt(SQLModel, table=True):
+    """One recipient of an announcement, and when they pressed "received" (None: not yet)."""
+
+    __table_args__ = (UniqueConstraint("announcement_id", "user_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    announcement_id: int = Field(foreign_key="announcement.id", index=True)
+    user_id: int = Field(foreign_key="user.id")
+    school_id: int = Field(foreign_key="school.id")
+    confirmed_at: datetime | None = utc_field(nullable=True)
+
+
 class Lease(SQLModel, table=True):
     """A named role one process holds for a while: the scheduler, the sender of a bot token."""
 

@@ -37,6 +37,7 @@ SubmitHook = Callable[[Context, Draft], Awaitable[list[Reply]]]
 HomeScreen = Callable[[Context], Reply]
 
 PREVIEW = 160  # characters of a long answer shown on the review screen
+SENT_AS = "_sent_as"  # which of the form's ways to send was pressed (Form.sends)
 KNOWN = "_known"  # the steps filled from what the bot knew at the start: not asked in turn
 MESSAGES = "_msgs"  # message id -> the step its text answered (and the text, for a long text)
 KEEP_MESSAGES = 60  # message ids remembered per draft
@@ -68,6 +69,12 @@ class Form:
     prepare: Callable[[Context, Answers], Answers] | None = None
     # The review screen's text (the article as it will read); None: every answer under its section.
     preview: Callable[[Context, Answers], str] | None = None
+    # More ways to send, each a button under "Gửi" on the review screen: (name, label key). The
+    # submit hook finds the name pressed in answers[SENT_AS] ("" for the plain "Gửi").
+    sends: tuple[tuple[str, str], ...] = ()
+    # Why the form cannot be sent as it stands (a locale key; "" when it can), asked before submit:
+    # the draft stays on its review screen with the reason.
+    check: Callable[[Context, Answers], str] | None = None
 
     def step(self, key: str) -> Step | None:
         """The step named `key`."""
@@ -201,6 +208,15 @@ class Engine:
                 return [self.resume_offer(form, draft, ctx)]
         draft = self.fresh(form, ctx, prefill or {}, skip)
         return [Reply(ctx.t("flow.started", title=ctx.t(form.title))), self.screen(form, draft, ctx)]
+
+    def ready(self, name: str, ctx: Context, answers: Answers) -> list[Reply]:
+        """Open a new draft of a form already filled (`answers`) on its review screen, ready to send."""
+        form = self.forms[name]
+        draft = self.fresh(form, ctx, answers)
+        asked = form.asked(draft.answers)
+        last = asked[-1] if asked else form.steps[-1]
+        draft = self._save(draft, ctx, step=last.key, mode=DraftMode.REVIEW, answers=draft.answers)
+        return [self.screen(form, draft, ctx)]
 
     def fresh(self, form: Form, ctx: Context, prefill: Answers, skip: tuple[str, ...] = ()) -> Draft:
         """A new draft of `form`, replacing any older one."""
@@ -517,6 +533,7 @@ class Engine:
         ]
         choices = (
             (Choice(ctx.t("btn.send"), button(draft, Action.SEND)),),
+            *((Choice(ctx.t(label), button(draft, Action.SEND, name)),) for name, label in form.sends),
             *edits,
             (Choice(ctx.t("btn.cancel"), button(draft, Action.CANCEL)),),
         )
@@ -659,7 +676,9 @@ def display(step: Step, value: Any, ctx: Context, short: bool = False) -> str:
         return ctx.t("form.skipped")
     if step.kind in MEDIA_KINDS:
         return media_summary(value, ctx)
-    if step.kind == StepKind.DOCUMENT and isinstance(value, dict):
+    if step.kind in (StepKind.DOCUMENT, StepKind.ATTACHMENT) and isinstance(value, dict):
+        if value.get("doctype") == "photo":
+            return media_summary(value, ctx)
         if "link" in value:  # shown whole, short or not: it is how the officer reaches the file
             return ctx.t("media.document_link", link=value["link"])
         return ctx.t("media.document", name=value.get("name") or value.get("doctype", ""))
@@ -857,6 +876,14 @@ async def act_send(engine: Engine, form: Form, draft: Draft, arg: str, ctx: Cont
                 note=note,
             )
         ]
+    if arg and arg not in dict(form.sends):
+        return [engine.screen(form, draft, ctx, note=ctx.t("error.bad_button"))]
+    refusal = form.check(ctx, draft.answers) if form.check is not None else ""
+    if refusal:
+        return [engine.screen(form, draft, ctx, note=ctx.t(refusal))]
+    if arg or draft.answers.get(SENT_AS):
+        answers = {**draft.answers, SENT_AS: arg}
+        draft = engine._save(draft, ctx, step=draft.step, mode=DraftMode.REVIEW, answers=answers)
     replies = await form.submit(ctx, draft)
     engine._save(draft, ctx, step=draft.step, mode=DraftMode.SENT, answers=draft.answers)
     return replies

@@ -12,4 +12,5 @@ KINDS: dict[StepKind, Parser] = {
     StepKind.VIDEOS: media_steps.parse_videos,
     StepKind.APPEND: media_steps.parse_append,
     StepKind.DOCUMENT: media_steps.parse_document,
+    StepKind.ATTACHMENT: media_steps.parse_attachment,
 }

@@ -341,6 +341,35 @@ async def parse_document(step: Step, msg: Incoming, ctx: Context, answers: Answe
     return Parsed(value={**item, "doctype": kind}, note="media.document_added")
 
 
+async def parse_attachment(step: Step, msg: Incoming, ctx: Context, answers: Answers) -> Parsed:
+    """One photo (any size: a notice, a poster), or one PDF or DOCX checked by its content."""
+    if msg.kind != Kind.MEDIA or not msg.media:
+        return Parsed(error="media.need_attachment")
+    media = msg.media[0]
+    mime = media.mime_type or mimetypes.guess_type(media.file_name or "")[0] or ""
+    if media.kind != "photo" and not (media.kind == "document" and mime.startswith("image/")):
+        return await parse_document(step, msg, ctx, answers)
+    if media.size == 0:
+        return Parsed(error="media.empty")
+    if media.size and media.size > max_bytes(ctx):
+        return Parsed(
+            error="media.too_large",
+            fields=(("mb", round(media.size / 1_048_576)), ("limit", ctx.settings.media.max_download_mb)),
+        )
+    data = await download(media, ctx)
+    info = inspect_image(data) if data else None
+    if data is not None and info is None:
+        return Parsed(error="media.not_image", fields=(("name", media.file_name or media.kind),))
+    size = (
+        {"width": info.width, "height": info.height}
+        if info
+        else {"width": media.width, "height": media.height}
+    )
+    note = MediaNote.STORED if data is not None else MediaNote.KEPT_BY_REFERENCE
+    item = remember(ctx, media, data, size, note)
+    return Parsed(value={**item, "doctype": "photo"}, note="media.document_added")
+
+
 async def parse_document_link(step: Step, msg: Incoming, ctx: Context, answers: Answers) -> Parsed:
     """A link to the document (a shared drive, the school's website), stored as {"link": url}."""
     link = await typed_link(step, msg, ctx, answers, words="media.need_document")

@@ -37,6 +37,7 @@ class StepKind(StrEnum):
     DOCUMENT = "document"  # a PDF or DOCX, checked by its content
     WHEN_WHERE = "when_where"  # a date and a place in one answer ("05/11/2026, the school yard")
     FIGURES = "figures"  # a paragraph of results that gives at least one figure: 30 em, tăng 15%
+    ATTACHMENT = "attachment"  # one photo or one PDF or DOCX sent along with a message
 
 
 class QuickDate(StrEnum):
