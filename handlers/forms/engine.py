@@ -4,6 +4,8 @@ Every form gets a progress mark counting the steps this writer will see, back, s
 steps), a review screen with one edit button per section, a draft saved after every step, resume, a
 cancel that asks first (the cancelled draft is kept a day for /drafts), answers corrected by
 editing the sent message (Telegram), and a submit that happens once.
+A form may offer more ways to send (`Form.sends`: an urgent send) and refuse to send as it
+stands (`Form.check`: nobody to send to), the draft staying on its review screen.
 Buttons carry `f:<draft id>:<version>:<action>:<arg>`, so a button from an older screen is
 recognised as stale and never changes the draft.
 """

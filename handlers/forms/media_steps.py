@@ -312,6 +312,18 @@ def link_shaped(text: str) -> bool:
     return bool(text) and not any(ch.isspace() for ch in text) and ("." in text or ":" in text)
 
 
+def size_refusal(media: Media, ctx: Context) -> Parsed | None:
+    """An empty file, or one over the download limit: refused before it is fetched."""
+    if media.size == 0:
+        return Parsed(error="media.empty")
+    if media.size and media.size > max_bytes(ctx):
+        return Parsed(
+            error="media.too_large",
+            fields=(("mb", round(media.size / 1_048_576)), ("limit", ctx.settings.media.max_download_mb)),
+        )
+    return None
+
+
 async def parse_document(step: Step, msg: Incoming, ctx: Context, answers: Answers) -> Parsed:
     """One PDF or DOCX (a signed report), checked by its content; or a link to it (Zalo sends no files)."""
     if msg.kind == Kind.TEXT:
@@ -323,13 +335,9 @@ async def parse_document(step: Step, msg: Incoming, ctx: Context, answers: Answe
         return Parsed(error="media.document_is_photo")
     if media.kind not in ("document",):
         return Parsed(error="media.not_document")
-    if media.size == 0:
-        return Parsed(error="media.empty")
-    if media.size and media.size > max_bytes(ctx):
-        return Parsed(
-            error="media.too_large",
-            fields=(("mb", round(media.size / 1_048_576)), ("limit", ctx.settings.media.max_download_mb)),
-        )
+    refused = size_refusal(media, ctx)
+    if refused is not None:
+        return refused
     data = await download(media, ctx)
     if data is None:
         return Parsed(error="media.document_unreadable")
@@ -349,13 +357,9 @@ async def parse_attachment(step: Step, msg: Incoming, ctx: Context, answers: Ans
     mime = media.mime_type or mimetypes.guess_type(media.file_name or "")[0] or ""
     if media.kind != "photo" and not (media.kind == "document" and mime.startswith("image/")):
         return await parse_document(step, msg, ctx, answers)
-    if media.size == 0:
-        return Parsed(error="media.empty")
-    if media.size and media.size > max_bytes(ctx):
-        return Parsed(
-            error="media.too_large",
-            fields=(("mb", round(media.size / 1_048_576)), ("limit", ctx.settings.media.max_download_mb)),
-        )
+    refused = size_refusal(media, ctx)
+    if refused is not None:
+        return refused
     data = await download(media, ctx)
     info = inspect_image(data) if data else None
     if data is not None and info is None:

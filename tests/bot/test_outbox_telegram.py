@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import insert
 from sqlmodel import col, select
 
 from bot.app import App, open_app
@@ -29,10 +30,12 @@ from bot.run import attached
 from handlers import reminders
 from handlers.calendar import FrozenClock
 from handlers.types import Reply
-from storage.models import Outbox, User
+from storage.models import AnnouncementReceipt, Outbox, User
+from tests.bot.test_telegram import Tg
+from tests.conftest import Chat
 from tests.fakes.district import seed_wave
-from tests.fakes.telegram_api import FakeBotAPI, FloodLimits, TgUser, text_update
-from tests.support import outbox_statuses, sqlite_url, until
+from tests.fakes.telegram_api import FakeBotAPI, FloodLimits, TgUser, callback_update, text_update
+from tests.support import outbox_rows, outbox_statuses, sqlite_url, until
 
 WINDOW = 0.25  # the fake's limits run four times faster than Telegram's
 SCHOOLS = 200  # the benchmark runs 2,000
@@ -241,3 +244,99 @@ async def test_with_ptbs_own_limiter_a_429_reaches_the_outbox_and_a_reply_is_ret
     refused = [c for c in api.calls if c.method == "sendMessage" and c.status == 429]
     assert len(refused) == 2
     assert collections.Counter(chat for _, chat in api.flood.accepted)[str(seeded.chats[0])] == 1
+
+
+ANNOUNCED = 500
+SECOND = 50  # schools with a second person (the communication staff), the last fifty
+STAFF_CHAT = 6_000_000
+TEXT = "Đề nghị các trường cập nhật trang thông tin điện tử trước ngày 20/11/2026."
+
+
+async def test_an_announcement_to_500_schools_is_sent_once_to_each_person_and_confirmations_counted(
+    tmp_path: Path, database_url: str, api: FakeBotAPI
+) -> None:
+    """/announce from a province officer (at the console) to 500 schools, 550 people: one message to
+    each, within the fake's limits; 350 press "received" and the officer's view counts them and names
+    the schools yet to confirm."""
+    settings = settings_for(tmp_path, api, database_url)
+    clock = FrozenClock(datetime(2026, 11, 10, 9, 0))
+    with open_app(settings, clock) as app:
+        seeded = seed_wave(app.db, ANNOUNCED, clock.now())
+        staff = list(zip(seeded.school_ids[-SECOND:], range(STAFF_CHAT, STAFF_CHAT + SECOND), strict=True))
+        with app.db.session() as s:
+            s.add(
+                User(
+                    channel="console",
+                    external_id="officer",
+                    chat_id="officer",
+                    display_name="Chuyên viên Sở",
+                    role="officer",
+                    office_id=seeded.province_id,
+                    created_at=clock.now(),
+                )
+            )
+            s.execute(
+                insert(User),
+                [
+                    {
+                        "channel": "telegram",
+                        "external_id": str(chat),
+                        "chat_id": str(chat),
+                        "display_name": f"Cán bộ truyền thông {chat}",
+                        "role": "principal",
+                        "school_id": school_id,
+                        "locale": "vi",
+                        "blocked": False,
+                        "menu": {},
+                        "created_at": clock.now(),
+                    }
+                    for school_id, chat in staff
+                ],
+            )
+        channel = TelegramChannel(app, rate_limit=False, poll_timeout=0.5, typing_after=60.0)
+        async with attached(app, channel):
+            tg = Tg(api, channel, app)
+            officer = Chat(app, "officer", "Chuyên viên Sở")
+            await officer.send("/announce")
+            await officer.press("Soạn thông báo mới")
+            await officer.send(TEXT)
+            await officer.press("Bỏ qua")
+            await officer.press("Tất cả các trường")
+            assert "Sẽ gửi đến 500 trường (550 người nhận)" in officer.last.text
+            sent = await officer.press("📤 Gửi")
+            assert "500 trường (550 người nhận)" in sent[0].text
+            assert len(outbox_rows(app, kind="announce")) == ANNOUNCED + SECOND
+
+            app.outbox.start_sender("wave")
+            await until(lambda: outbox_statuses(app)["sent"] == ANNOUNCED + SECOND, "every message sent", 120)
+            await app.outbox.stop_sender()
+
+            recipients = [str(c) for c in seeded.chats] + [str(c) for _, c in staff]
+            got = collections.Counter(chat for _, chat in api.flood.accepted)
+            assert {chat: got[chat] for chat in recipients} == dict.fromkeys(recipients, 1)  # each once
+            assert api.flood.refused == 0  # paced under the platform's limits
+            message = api.sent_to(seeded.chats[0])[-1]
+            assert message["text"].startswith("📢 THÔNG BÁO CỦA Sở GD&ĐT Thử tải")
+            assert TEXT in message["text"]
+            assert message["reply_markup"]["inline_keyboard"] == [
+                [{"text": "✅ Đã nhận", "callback_data": "ar:1"}]
+            ]
+
+            pressing = [TgUser(c, f"P{c}") for c in seeded.chats[:300]] + [
+                TgUser(c, f"S{c}") for _, c in staff
+            ]
+            for start in range(0, len(pressing), 25):
+                await tg.push(*(callback_update(u, "ar:1") for u in pressing[start : start + 25]))
+            await tg.push(callback_update(pressing[0], "ar:1"))  # a second press counts once
+
+            with app.db.session() as s:
+                confirmed = [r for r in s.exec(select(AnnouncementReceipt)) if r.confirmed_at is not None]
+            assert len(confirmed) == 350
+            await officer.send("/announce")
+            view = await officer.press("Xem thông báo #1")
+            text = view[0].text
+            assert "Đã gửi: 550 tin" in text
+            assert "Đã nhận: 350/500 trường (350/550 người)" in text  # the last 50 schools by their staff
+            assert "150 trường chưa bấm Đã nhận" in text
+            assert "Trường Tiểu học Thử Tải 00300" in text and "Trường Tiểu học Thử Tải 00299" not in text
+            assert "và 90 trường khác" in text  # 60 named
