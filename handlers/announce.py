@@ -142,9 +142,10 @@ def preview(ctx: Context, answers: dict[str, object]) -> str:
     unreached = len(found.schools) - found.reached
     if unreached and people:
         lines.append(ctx.t("announce.unreached", count=unreached))
-    when = held_until(ctx)
-    if when is not None and people:
-        lines.append(ctx.t("announce.quiet_note", when=when))
+    wait = held(ctx)
+    if wait is not None and people:
+        key = "announce.pause_note" if wait.pause else "announce.quiet_note"
+        lines.append(ctx.t(key, when=wait.when, pause=wait.pause))
     return "\n".join(lines)
 
 
@@ -156,13 +157,22 @@ def check(ctx: Context, answers: dict[str, object]) -> str:
     return "" if audience(ctx, where, answers).recipients else "announce.nobody"
 
 
-def held_until(ctx: Context) -> str | None:
-    """When a plain announcement made now goes out ("07:00 11/11/2026"); None when it goes at once."""
+@dataclass(frozen=True)
+class Held:
+    """Why a plain announcement made now waits, and until when ("07:00 11/11/2026")."""
+
+    when: str
+    pause: str = ""  # the pause's name (Tết); "" for the quiet hours
+
+
+def held(ctx: Context) -> Held | None:
+    """When a plain announcement made now goes out; None when it goes at once."""
     cal = Calendar(ctx.clock, ctx.settings.schedule)
     now = ctx.clock.now()
     if cal.can_send(now):
         return None
-    return cal.next_sendable(now).strftime("%H:%M %d/%m/%Y")
+    pause = cal.pause_at(now)
+    return Held(cal.next_sendable(now).strftime("%H:%M %d/%m/%Y"), pause.name if pause is not None else "")
 
 
 def message_text(t: Translator, office: Office, text: str, when: datetime, urgent: bool) -> str:
@@ -213,9 +223,10 @@ async def submit(ctx: Context, draft: Draft) -> list[Reply]:
         for i in range(0, len(rows), q.OUTBOX_CHUNK):
             q.enqueue(s, [p.row(now) for p in rows[i : i + q.OUTBOX_CHUNK]])
     fields = {"number": row.id, "schools": found.reached, "people": len(rows)}
-    when = None if urgent else held_until(ctx)
-    if when is not None:
-        return [Reply(ctx.t("announce.queued_quiet", when=when, **fields))]
+    wait = None if urgent else held(ctx)
+    if wait is not None:
+        key = "announce.queued_paused" if wait.pause else "announce.queued_quiet"
+        return [Reply(ctx.t(key, when=wait.when, pause=wait.pause, **fields))]
     return [Reply(ctx.t("announce.queued", **fields))]
 
 

@@ -7,7 +7,9 @@ from pathlib import Path
 
 from sqlmodel import func, select
 
-from bot.app import App
+from bot.app import App, open_app
+from bot.config import load_settings
+from bot.demo import seed_demo
 from handlers.calendar import FrozenClock
 from handlers.types import Incoming, Kind
 from storage import queries as q
@@ -295,3 +297,22 @@ async def test_help_lists_calendar_and_announce(demo, chat_as) -> None:
     assert "/announce" in officer[0].text and "/calendar" in officer[0].text
     assert "/announce" in leader[0].text and "/calendar" in leader[0].text
     assert "/calendar" in principal[0].text and "/announce" not in principal[0].text
+
+
+async def test_a_pause_holds_a_plain_announcement_until_it_ends(
+    tmp_path: Path, database_url: str, clock: FrozenClock
+) -> None:
+    pause = {"name": "Nghỉ giữa kỳ", "start": "2026-11-09", "end": "2026-11-12"}
+    settings = load_settings(
+        None, database_url=database_url, media_dir=str(tmp_path / "media"), schedule={"pauses": [pause]}
+    )
+    with open_app(settings, clock) as app:
+        with app.db.session() as s:
+            seed_demo(s, clock.now())
+        people(app)
+        officer = Chat(app, "officer", "Anh Nguyễn Văn Minh")
+        await compose(officer)
+        assert "tạm dừng (Nghỉ giữa kỳ): thông báo sẽ được gửi lúc 07:00 13/11/2026" in officer.last.text
+        sent = await officer.press("📤 Gửi")
+        assert "sẽ được gửi lúc 07:00 13/11/2026" in sent[0].text
+        assert {(r.quiet, r.status) for r in announce_rows(app)} == {(True, "pending")}
