@@ -162,7 +162,7 @@ class Held:
     """Why a plain announcement made now waits, and until when ("07:00 11/11/2026")."""
 
     when: str
-    pause: str = ""  # the pause's name (Tết); "" for the quiet hours
+    pause: str = ""  # the pause's name (the New Year holiday); "" for the quiet hours
 
 
 def held(ctx: Context) -> Held | None:
