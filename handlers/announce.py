@@ -27,7 +27,7 @@ from handlers.types import Choice, Context, Incoming, Reply
 from storage import plan, stats
 from storage import queries as q
 from storage.models import Announcement, Draft, Office, School, User
-from storage.scope import ids_seen_by, level_filter, school_ids
+from storage.scope import ids_seen_by, level_filter, levels_of, school_ids
 
 PREFIX = "an"  # an:n a new announcement, an:t the month's plan themes, an:v:<id> one announcement
 RECEIPT = "ar"  # ar:<id>: a recipient presses "received"
@@ -67,11 +67,9 @@ def audience(ctx: Context, where: Where, answers: dict[str, object]) -> Audience
     """The schools of the sender's scope the answers choose, and their registered people."""
     scope = where.scope
     chosen = str(answers.get("audience") or ALL)
-    raw = answers.get("levels")
-    levels = [str(x) for x in raw] if isinstance(raw, list) else []
     ids = school_ids(scope)
     if chosen == LEVEL:
-        ids = ids.where(level_filter(levels))
+        ids = ids.where(level_filter(levels_chosen(answers)))
     with ctx.db.session() as s:
         schools = q.schools_where(s, ids)
         if chosen == MISSING:  # the /status rule: registered by the month's end, no article for it
@@ -90,13 +88,17 @@ def audience(ctx: Context, where: Where, answers: dict[str, object]) -> Audience
     return Audience(schools, chosen_people)
 
 
+def levels_chosen(answers: dict[str, object]) -> list[str]:
+    """The levels picked at the levels step ("MN", "TH")."""
+    raw = answers.get("levels")
+    return [str(x) for x in raw] if isinstance(raw, list) else []
+
+
 def audience_name(ctx: Context, answers: dict[str, object]) -> str:
     """ "Tất cả các trường", "Các trường cấp Tiểu học, THCS", "Các trường chưa nộp bài viết tháng 11/2026"."""
     chosen = str(answers.get("audience") or ALL)
     if chosen == LEVEL:
-        raw = answers.get("levels")
-        levels = [str(x) for x in raw] if isinstance(raw, list) else []
-        names = ", ".join(level_label(ctx.t, ctx.t.has, lv) for lv in levels)
+        names = ", ".join(level_label(ctx.t, ctx.t.has, lv) for lv in levels_chosen(answers))
         return ctx.t("announce.to_levels", levels=names)
     if chosen == MISSING:
         return ctx.t("announce.to_missing", month=Calendar(ctx.clock, ctx.settings.schedule).current().label)
@@ -118,8 +120,7 @@ def audience_options(ctx: Context, answers: dict[str, object]) -> tuple[Option, 
 
 def level_options(ctx: Context, answers: dict[str, object]) -> tuple[Option, ...]:
     """The school levels, as many as the sender may reach."""
-    own = ctx.user.levels if ctx.user is not None and ctx.user.role == "officer" else ""
-    allowed = [x.strip().upper() for x in own.split(",") if x.strip()] or list(LEVEL_ORDER)
+    allowed = (levels_of(ctx.user) if ctx.user is not None else ()) or LEVEL_ORDER
     return tuple(Option(lv, text=level_label(ctx.t, ctx.t.has, lv)) for lv in LEVEL_ORDER if lv in allowed)
 
 
@@ -197,7 +198,7 @@ async def submit(ctx: Context, draft: Draft) -> list[Reply]:
     found = audience(ctx, where, answers)
     now = ctx.clock.now()
     cal = Calendar(ctx.clock, ctx.settings.schedule)
-    levels = answers.get("levels") if answers.get("audience") == LEVEL else []
+    levels = levels_chosen(answers) if answers.get("audience") == LEVEL else []
     values = {
         "token": draft.token,
         "office_id": where.office.id,
@@ -205,7 +206,7 @@ async def submit(ctx: Context, draft: Draft) -> list[Reply]:
         "text": str(answers.get("message") or ""),
         "attachment": answers.get("file") or {},
         "audience": str(answers.get("audience") or ALL),
-        "levels": ",".join(str(x) for x in levels or []),
+        "levels": ",".join(levels),
         "period": str(answers.get(THEMES) or cal.current().key),
         "themes": bool(answers.get(THEMES)),
         "urgent": urgent,
@@ -244,7 +245,7 @@ def planned(ctx: Context, office: Office, row: Announcement, found: Audience) ->
             files = (
                 attachments(reader, ANNOUNCE_FORM, {"file": row.attachment}, root) if row.attachment else ()
             )
-            text = message_text(t, office, row.text, row.created_at, row.urgent)
+            text = message_text(t, office, row.text, row.created_at.astimezone(ctx.clock.tz), row.urgent)
             button = Choice(t("announce.confirm_button"), f"{RECEIPT}:{row.id}")
             made[key] = Reply(text, ((button,),), attachments=files)
         out.append(

@@ -145,10 +145,17 @@ async def test_quiet_hours_hold_a_plain_announcement_until_morning_but_not_an_ur
     plain = await officer.press("📤 Gửi")
     assert "sẽ được gửi lúc 07:00 11/11/2026" in plain[0].text
 
+    clock.set(datetime(2026, 11, 11, 6, 30))  # still quiet hours, and the day before in UTC
     await compose(officer, "Thông báo khẩn: tạm dừng hoạt động ngoài trời do mưa lớn.")
     urgent = await officer.press("Gửi khẩn")
     assert "#2" in urgent[0].text and "giờ nghỉ" not in urgent[0].text
-    assert {r.quiet for r in outbox_rows(demo, period="announce:2")} == {False}
+    rows = outbox_rows(demo, period="announce:2")
+    assert {r.quiet for r in rows} == {False}
+    assert (
+        rows[0]
+        .payload["text"]
+        .startswith("🚨 THÔNG BÁO KHẨN CỦA Phòng GD&ĐT huyện Điện Biên Đông (demo) (ngày 11/11/2026)")
+    )
 
     demo.outbox.start_sender("night")
     await until(lambda: outbox_statuses(demo)["sent"] == 5, "the urgent one delivered", 30)
