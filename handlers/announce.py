@@ -95,7 +95,7 @@ def levels_chosen(answers: dict[str, object]) -> list[str]:
 
 
 def audience_name(ctx: Context, answers: dict[str, object]) -> str:
-    """ "Tất cả các trường", "Các trường cấp Tiểu học, THCS", "Các trường chưa nộp bài viết tháng 11/2026"."""
+    """Whom the answers choose, in words: every school, the schools of some levels, or those not yet sent."""
     chosen = str(answers.get("audience") or ALL)
     if chosen == LEVEL:
         names = ", ".join(level_label(ctx.t, ctx.t.has, lv) for lv in levels_chosen(answers))

@@ -71,8 +71,8 @@ class Form:
     prepare: Callable[[Context, Answers], Answers] | None = None
     # The review screen's text (the article as it will read); None: every answer under its section.
     preview: Callable[[Context, Answers], str] | None = None
-    # More ways to send, each a button under "Gửi" on the review screen: (name, label key). The
-    # submit hook finds the name pressed in answers[SENT_AS] ("" for the plain "Gửi").
+    # More ways to send, each a button under the send button of the review screen: (name, label key).
+    # The submit hook finds the name pressed in answers[SENT_AS] ("" for the plain send).
     sends: tuple[tuple[str, str], ...] = ()
     # Why the form cannot be sent as it stands (a locale key; "" when it can), asked before submit:
     # the draft stays on its review screen with the reason.
