@@ -124,6 +124,11 @@ def level_options(ctx: Context, answers: dict[str, object]) -> tuple[Option, ...
     return tuple(Option(lv, text=level_label(ctx.t, ctx.t.has, lv)) for lv in LEVEL_ORDER if lv in allowed)
 
 
+def by_level(answers: dict[str, object]) -> bool:
+    """The levels step is asked when the schools are chosen by level."""
+    return answers.get("audience") == LEVEL
+
+
 def preview(ctx: Context, answers: dict[str, object]) -> str:
     """The review screen: the message as the schools will read it, whom it reaches, and when it goes."""
     where = where_of(ctx)
@@ -275,13 +280,7 @@ ANNOUNCE_FORM = Form(
         Step("message", "announce.message", StepKind.TEXT, max_len=MESSAGE_LIMIT),
         Step("file", "announce.file", StepKind.ATTACHMENT, optional=True),
         Step("audience", "announce.audience", StepKind.CHOICE, choices=audience_options),
-        Step(
-            "levels",
-            "announce.levels",
-            StepKind.MULTI,
-            choices=level_options,
-            when=lambda answers: answers.get("audience") == LEVEL,
-        ),
+        Step("levels", "announce.levels", StepKind.MULTI, choices=level_options, when=by_level),
     ),
 )
 
