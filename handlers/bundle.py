@@ -200,7 +200,10 @@ def _folder(
             folder.entries.append(Entry.file(name, path))
             folder.media[name] = media[int(item["media_id"])]
         else:
-            folder.lines.append(t("bundle.video_elsewhere", video=label, name=item.get("name", "")))
+            # Named as the sender's phone named it, when it did; never by a platform's file reference.
+            name = str(item.get("name") or "")
+            key = "bundle.video_elsewhere" if name else "bundle.video_elsewhere_unnamed"
+            folder.lines.append(t(key, video=label, name=name))
         folder.videos += 1
     folder.photos = len(photos)
     document = t("bundle.file.article") + ".docx"

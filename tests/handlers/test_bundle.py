@@ -429,3 +429,33 @@ def test_a_months_nominations_are_counted_by_the_offices_day_not_utcs(demo) -> N
         dec = {sub.id for sub, _ in month_rows(s, ids, Period(2026, 12), False, tz)}
     assert late_nov.id in nov and early_dec.id not in nov
     assert early_dec.id in dec and late_nov.id not in dec
+
+
+async def test_a_video_that_never_downloaded_is_a_note_without_any_file_reference(
+    demo, chat_as, files, tmp_path
+) -> None:
+    """The clip's file is not on the server (its download failed: too large for the platform): the
+    folder's notes say so, by the video's role and number and the name the sender's phone gave it,
+    or by role and number alone when it gave none; never a stored path or a platform's file id."""
+    await approved_month(demo, chat_as, files, tmp_path)
+    with demo.db.session() as s:
+        [clip] = [m for m in s.exec(select(MediaFile)).all() if m.file_name.endswith(".mp4")]
+        (Path(demo.settings.media_dir) / clip.path).unlink()
+
+    async def notes() -> str:
+        replies = await chat_as("officer").send("/bundle 11/2026")
+        with zipfile.ZipFile(replies[0].file_path) as archive:
+            assert f"{FOLDER}/Video 01.mp4" not in archive.namelist()
+            text = archive.read(f"{FOLDER}/Ghi chú và liên kết.txt").decode("utf-8-sig")
+        assert clip.file_id not in text and clip.path not in text
+        return next(n for n in text.splitlines() if n.startswith("Video 01"))
+
+    assert (await notes()).startswith(f'Video 01 ("{clip.file_name}") quá lớn nên chưa tải về được')
+    with demo.db.session() as s:  # a video the phone sent without a name
+        article = s.exec(select(Submission).where(Submission.kind == "article")).one()
+        article.answers = {
+            **article.answers,
+            "videos": [{**v, "name": ""} for v in article.answers["videos"]],
+        }
+        s.add(article)
+    assert (await notes()).startswith("Video 01 quá lớn nên chưa tải về được")

@@ -29,7 +29,8 @@ def article(app):
 
 
 async def cancel(chat: Chat) -> None:
-    await chat.send("/cancel")
+    [question] = await chat.send("/cancel")
+    assert question.text.startswith("Huỷ bản nháp") and "Những gì đã nhập sẽ mất" in question.text
     await chat.press("Có, huỷ")
 
 
