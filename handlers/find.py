@@ -3,13 +3,16 @@
 `/find pu nhi tháng 11` matches every word, without accents, at the start of a word of the title, the
 theme, the report's name, the nominee's name (when it may be shown), the school's name or code; a month
 (handlers/months.py reads it) and a status (its label: approved, returned...) narrow it. Newest first, a page at
-a time, each item opened by its button. `/find` alone lists everything in scope.
+a time, each item opened by its button. `/find` alone lists everything in scope. A pupil's name withheld
+from the reader (no parents' consent) finds nothing: a word that could be part of it is matched against
+the text as the reader may read it.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import partial
 
 from handlers.calendar import Calendar, Period, month_end, month_start
 from handlers.consent import Shield, shield
@@ -19,11 +22,13 @@ from handlers.review import headline, kind_title
 from handlers.types import Choice, Context, Incoming, Reply
 from storage import queries as q
 from storage import scope
-from storage.models import Submission
+from storage.models import School, Submission
+from storage.queries.submissions import search_text
 from storage.text import fold
 
 PREFIX = "fd"  # "fd:<offset>:<the query, folded>": the next page
 PAGE = 8
+MAX_FILTERED = 2_000  # items read to filter when a query word could match a withheld name
 WORDS = 8  # words of a query kept
 CALLBACK_BYTES = 64  # a Telegram button's data; a longer query pages by narrowing instead
 # A status named in the query, by its label (status.review.*): "đã duyệt" keeps the published ones too.
@@ -93,17 +98,25 @@ def results(ctx: Context, text: str, offset: int) -> Reply:
     month = None
     if query.month is not None:
         month = (query.month.key, month_start(query.month, ctx.clock), month_end(query.month, ctx.clock))
+    seen = scope.ids_seen_by(ctx.user)
     with ctx.db.session() as s:
-        rows, total = q.find_submissions(
+        guard = shield(s, seen, ctx.user)
+        found = partial(
+            q.find_submissions,
             s,
-            scope.ids_seen_by(ctx.user),
+            seen,
             list(query.words),
             month=month,
             statuses=STATUSES.get(query.status, ()),
-            limit=PAGE,
-            offset=offset,
         )
-        guard = shield(s, sorted({row.school_id for row, _ in rows}), ctx.user)
+        if touches_withheld(query.words, guard):
+            # A word that could match a name withheld from this reader: only what the reader may read
+            # counts (a title naming the pupil must not be found by the pupil's name).
+            everything, _ = found(limit=MAX_FILTERED, offset=0)
+            kept = [(row, school) for row, school in everything if matches(query.words, row, school, guard)]
+            rows, total = kept[offset : offset + PAGE], len(kept)
+        else:
+            rows, total = found(limit=PAGE, offset=offset)
     if not rows and offset:
         return results(ctx, text, 0)  # fewer items than when the button was shown
     if not rows:
@@ -125,6 +138,24 @@ def results(ctx: Context, text: str, offset: int) -> Reply:
         else:
             lines.append(ctx.t("vetting.find.narrow", rest=total - end))
     return Reply("\n".join(lines), tuple(buttons))
+
+
+def touches_withheld(words: tuple[str, ...], guard: Shield) -> bool:
+    """Whether a query word is the start of a part of a name withheld from the reader."""
+    parts = {
+        part
+        for school_id, names in guard.names.items()
+        if school_id != guard.own
+        for name in names
+        for part in fold(name).split()
+    }
+    return any(part.startswith(word) for word in words for part in parts)
+
+
+def matches(words: tuple[str, ...], row: Submission, school: School, guard: Shield) -> bool:
+    """`find_submissions`' rule on the text as the reader may read it (names withheld)."""
+    haystack = f" {search_text(row.kind, guard.answers(row))} {school.name_folded} {school.code.lower()}"
+    return all(f" {word}" in haystack for word in words)
 
 
 def line(ctx: Context, row: Submission, school: str, guard: Shield) -> str:

@@ -199,3 +199,18 @@ def test_a_name_that_is_no_common_word_is_withheld_anywhere(text: str, expected:
 )
 def test_a_name_that_is_a_common_word_only_where_it_names_the_student(text: str, expected: str) -> None:
     assert withhold_names(text, ["Nguyễn Bình An"]) == expected
+
+
+async def test_find_by_a_withheld_name_finds_nothing_that_names_the_pupil(demo, chat_as, tmp_path) -> None:
+    """The article's title names the pupil ("Tấm gương em Giàng A Páo"): searching the pupil's name (with
+    or without accents, or its start) must not find it, or the search would tell who it is; the title's
+    other words still find it, shown with the initials."""
+    await send_both(chat_as, tmp_path)
+    officer = chat_as("officer")
+    for words in ("/find pao", "/find Páo", "/find giang a", "/find pa"):
+        [found] = await officer.send(words)
+        assert found.text.startswith("Không tìm thấy mục nào") and "Tấm gương" not in found.text, words
+    [found] = await officer.send("/find tam guong")
+    assert "Tấm gương em G.A.P." in found.text and not leaks(found.text)
+    [found] = await officer.send("/find pu nhi")  # the school's name: both items, nothing leaked
+    assert "Tấm gương em G.A.P." in found.text and not leaks(found.text)
