@@ -205,6 +205,7 @@ def _folder(
             key = "bundle.video_elsewhere" if name else "bundle.video_elsewhere_unnamed"
             folder.lines.append(t(key, video=label, name=name))
         folder.videos += 1
+    _model_document(t, folder, answers.get("document") if row.kind == "nomination" else None, media, root)
     folder.photos = len(photos)
     document = t("bundle.file.article") + ".docx"
     if row.kind == "article":
@@ -251,6 +252,24 @@ def _photos(t: Translate, row: Submission, answers: dict[str, Any]) -> list[tupl
         (t("nomination.photos_short") + f" {n}", item)
         for n, item in enumerate(answers.get("photos") or [], 1)
     ]
+
+
+def _model_document(
+    t: Translate, folder: Folder, item: Any, media: dict[int | None, MediaFile], root: Path
+) -> None:
+    """A model's document in its folder ("Tài liệu kèm theo.pdf"), or where it is (a link), or that it
+    could not be fetched."""
+    if not isinstance(item, dict):
+        return
+    label = t("bundle.file.document")
+    if "link" in item:
+        folder.lines.append(t("bundle.document_link", document=label, link=item["link"]))
+    elif (path := _stored(media, item, root)) is not None:
+        name = f"{label}{path.suffix.lower() or '.pdf'}"
+        folder.entries.append(Entry.file(name, path))
+        folder.media[name] = media[int(item["media_id"])]
+    else:
+        folder.notes.append(t("bundle.missing", what=label))
 
 
 def _stored(media: dict[int | None, MediaFile], item: dict[str, Any], root: Path) -> Path | None:

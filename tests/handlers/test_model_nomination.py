@@ -62,6 +62,10 @@ async def test_a_model_walked_counted_and_exported(demo, chat_as, tmp_path) -> N
     review = principal.last.text
     assert "Đơn vị thực hiện: Trường PTDTBT THCS Pú Nhi" in review  # known: the school, not asked
     assert RESULTS in review and "tháng 9/2024" in review
+    pdf = b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\n"
+    await principal.press("Sửa: Việc làm, minh chứng")
+    await principal.press("Sửa: Tài liệu")  # the model's document, added from the review screen
+    await principal.send(f"/file {write(tmp_path, 'mo-ta-mo-hinh.pdf', pdf)}")
     sent = await principal.press("Gửi")
     assert f"Đã gửi đề xuất mô hình, giải pháp: {TITLE}" in sent[0].text
     with demo.db.session() as s:
@@ -78,7 +82,8 @@ async def test_a_model_walked_counted_and_exported(demo, chat_as, tmp_path) -> N
     assert f"Mô hình: {TITLE}" in listing[0].text and "45 học sinh" in listing[0].text
     await officer.send("/review")
     opened = await officer.press(f"Mở #{row.id}")
-    assert "Điểm mới" in opened[0].text and RESULTS in opened[0].text and len(opened[0].attachments) == 1
+    assert "Điểm mới" in opened[0].text and RESULTS in opened[0].text
+    assert [a.kind for a in opened[0].attachments] == ["photo", "document"]  # the photo, the document
     await demo.dispatcher.handle(
         Incoming("console", "officer", "officer", Kind.CHOICE, choice=f"rv:a:{row.id}:1", update_id="ok")
     )
@@ -90,6 +95,8 @@ async def test_a_model_walked_counted_and_exported(demo, chat_as, tmp_path) -> N
         text = "\n".join(p.text for p in Document(io.BytesIO(archive.read(document))).paragraphs)
         assert "Kết quả: 45 học sinh" in text and "Áp dụng từ: tháng 9/2024" in text
         assert any(n.endswith(".jpg") for n in inside)
+        [attached] = [n for n in inside if n.endswith("/Tài liệu kèm theo.pdf")]
+        assert archive.read(attached) == pdf  # the school's document as it sent it
 
     leader = chat_as("leader")
     card = await leader.send("/status pu nhi")
