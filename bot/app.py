@@ -9,8 +9,10 @@ from dataclasses import dataclass
 
 from bot.config import Settings
 from bot.dispatch import Dispatcher
+from bot.metrics import Metrics
 from bot.outbox import Outbox, inbox_sender
 from bot.scheduler import Clockwork
+from bot.web import Probes
 from handlers.calendar import Clock, SystemClock
 from handlers.i18n import Catalog
 from handlers.router import Router, build_router
@@ -32,6 +34,12 @@ class App:
     router: Router
     dispatcher: Dispatcher
     clockwork: Clockwork
+    metrics: Metrics
+
+    @property
+    def probes(self) -> Probes:
+        """What the webhook server's /healthz and /metrics answer from."""
+        return self.metrics.probes()
 
     @property
     def outbox(self) -> Outbox:
@@ -50,7 +58,10 @@ def open_app(settings: Settings, clock: Clock | None = None, upgrade: bool = Tru
         clock = clock or SystemClock(settings.timezone)
         catalog = Catalog(default=settings.locale)
         router = build_router()
-        dispatcher = Dispatcher(db, clock, catalog, settings, router, media=MediaStore(settings.media_dir))
+        metrics = Metrics(db, clock)
+        dispatcher = Dispatcher(
+            db, clock, catalog, settings, router, media=MediaStore(settings.media_dir), metrics=metrics
+        )
         # Console users with no live chat find their messages when they next open one.
         dispatcher.senders.setdefault("console", inbox_sender(db, clock))
         clockwork = Clockwork(
@@ -62,7 +73,7 @@ def open_app(settings: Settings, clock: Clock | None = None, upgrade: bool = Tru
             fetchers=dispatcher.fetchers,
             media=dispatcher.media,
         )
-        yield App(settings, db, clock, catalog, router, dispatcher, clockwork)
+        yield App(settings, db, clock, catalog, router, dispatcher, clockwork, metrics)
     finally:
         if dispatcher is not None:
             dispatcher.close()

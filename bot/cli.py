@@ -1,4 +1,4 @@
-"""`schoolbot run | chat | demo | db | schools | plan | invites | export | calendar`."""
+"""`schoolbot run | doctor | backup | restore | chat | demo | db | schools | plan | invites | export | calendar`."""
 
 from __future__ import annotations
 
@@ -55,23 +55,46 @@ def settings_from(config: Path) -> Settings:
         refuse(str(exc), 2)
 
 
-def setup_logging(verbose: bool = False) -> None:
-    """Plain logs to stderr; httpx's request lines (which carry the bot token in the URL) stay quiet."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def setup_logging(verbose: bool = False, kind: str = "plain") -> None:
+    """Logs to stderr, plain or JSON lines (log.format); httpx's request lines (which carry the bot
+    token in the URL) stay quiet."""
+    from bot.logs import formatter
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter(kind))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
     for noisy in ("httpx", "httpcore", "telegram.ext.ExtBot", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 class RunChannel(StrEnum):
-    """Which chat platform `schoolbot run` serves."""
+    """Which chat platform `schoolbot run` serves (left out: every one that has a token)."""
 
     TELEGRAM = "telegram"
     ZALO = "zalo"
     ALL = "all"
+
+
+PLATFORMS = ("telegram", "zalo")
+
+
+def channels_to_run(settings: Settings, channel: RunChannel | None) -> list[str]:
+    """The channels `schoolbot run` starts: those named, or every one with a token; exit 2 without one."""
+    if channel is None:
+        configured = [name for name in PLATFORMS if getattr(settings, name).token.get_secret_value()]
+        if not configured:
+            refuse(
+                "no channel has a token: set telegram.token or zalo.token in the config file "
+                "(or SCHOOLBOT_TELEGRAM__TOKEN / SCHOOLBOT_ZALO__TOKEN)",
+                2,
+            )
+        return configured
+    needed = list(PLATFORMS) if channel == RunChannel.ALL else [channel.value]
+    for name in needed:
+        if not getattr(settings, name).token.get_secret_value():
+            env = f"SCHOOLBOT_{name.upper()}__TOKEN"
+            refuse(f"{name}.token is empty: set it in the config file or {env}", 2)
+    return needed
 
 
 @app.command()
@@ -79,17 +102,16 @@ def run(
     config: ConfigOption = Path("config.toml"),
     verbose: bool = False,
     channel: Annotated[
-        RunChannel, typer.Option("--channel", help="telegram (the default), zalo, or all.")
-    ] = RunChannel.TELEGRAM,
+        RunChannel | None,
+        typer.Option(
+            "--channel", help="Only telegram, only zalo, or all (both); default: each with a token."
+        ),
+    ] = None,
 ) -> None:
-    """Run the bot on Telegram, Zalo or both (polling, or webhook when configured)."""
-    setup_logging(verbose)
+    """Run the bot on every channel that has a token (polling, or webhook when configured)."""
     settings = settings_from(config)
-    needed = ["telegram", "zalo"] if channel == RunChannel.ALL else [channel.value]
-    for name in needed:
-        if not getattr(settings, name).token.get_secret_value():
-            env = f"SCHOOLBOT_{name.upper()}__TOKEN"
-            refuse(f"{name}.token is empty: set it in the config file or {env}", 2)
+    setup_logging(verbose, settings.log.format)
+    needed = channels_to_run(settings, channel)
     try:
         from bot.run import run as run_bot
 
@@ -98,6 +120,25 @@ def run(
         refuse(str(exc), 2)
     except StartFailed as exc:
         refuse(str(exc), 1)
+
+
+@app.command()
+def doctor(config: ConfigOption = Path("config.toml")) -> None:
+    """Check this setup: config, tokens, database, media folder, clock, chart font; exit 1 if any fails."""
+    try:
+        settings = load_settings(config)
+    except ConfigError as exc:
+        typer.echo(f"FAIL  config: {exc}; fix: correct it (config.example.toml shows every key)")
+        raise typer.Exit(1) from None
+    from bot.doctor import diagnose
+
+    typer.echo(f"ok    config: {config if config.exists() else 'defaults and SCHOOLBOT_* (no file)'}")
+    checks = asyncio.run(diagnose(settings))
+    for check in checks:
+        typer.echo(check.line())
+    failed = [c.name for c in checks if not c.ok]
+    if failed:
+        refuse(f"{len(failed)} check(s) failed: {', '.join(failed)}")
 
 
 @app.command()

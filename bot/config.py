@@ -13,7 +13,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from handlers.config import (
+    BackupSettings,
     DeliverySettings,
+    LogSettings,
     MediaSettings,
     OutboxSettings,
     PauseWindow,
@@ -30,7 +32,9 @@ from storage.errors import ConfigError
 log = logging.getLogger("schoolbot.config")
 
 __all__ = [
+    "BackupSettings",
     "DeliverySettings",
+    "LogSettings",
     "MediaSettings",
     "OutboxSettings",
     "PauseWindow",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import secrets
 import time
@@ -13,6 +14,8 @@ from typing import Any
 
 from sqlmodel import Session
 
+from bot.logs import log_ids
+from bot.metrics import Metrics
 from bot.outbox import Outbox
 from bot.workers import Workers
 from handlers.calendar import Clock
@@ -60,10 +63,11 @@ class Dispatcher:
     fetchers: dict[str, Fetcher] = field(default_factory=dict)
     upload_limits: dict[str, int | None] = field(default_factory=dict)  # absent or None: no limit
     media: MediaStore | None = None
+    metrics: Metrics | None = None
     outbox: Outbox = field(init=False)
 
     def __post_init__(self) -> None:
-        self.outbox = Outbox(self.db, self.clock, self.settings, self.senders)
+        self.outbox = Outbox(self.db, self.clock, self.settings, self.senders, metrics=self.metrics)
         self.workers = Workers(UNIT_THREADS)
 
     def close(self) -> None:
@@ -78,6 +82,11 @@ class Dispatcher:
         does in the database, handler included, is one transaction on a worker thread (`unit`).
         `received`: the update's rows in the durable inbox, deleted in that same transaction.
         """
+        with log_ids(update=msg.update_id, chat=msg.chat_id):
+            return await self.handled(msg, received)
+
+    async def handled(self, msg: Incoming, received: Sequence[int]) -> list[Reply]:
+        """`handle` within the update's log ids."""
         started = time.perf_counter()
         t = self.catalog.translator(msg.language or self.settings.locale, msg.channel)
         try:
@@ -86,6 +95,8 @@ class Dispatcher:
                 log.info("dropped redelivered update %s", msg.update_id)
                 return []
             replies, queued = done
+            if self.metrics is not None:
+                self.metrics.handled(msg.channel, time.perf_counter() - started)
             await self.outbox.deliver_now(queued)  # what the update told others, in its transaction
             return replies
         except Exception:
@@ -102,7 +113,8 @@ class Dispatcher:
         """The update handled and committed, nothing sent yet: the writer's replies and the outbox rows
         to deliver (None: handled before). Its files are downloaded first, on this event loop."""
         files = await self.prefetch(msg)
-        return await self.workers.run(partial(self.db.in_unit, partial(self.unit, msg, files, received)))
+        unit = partial(self.db.in_unit, partial(self.unit, msg, files, received))
+        return await self.workers.run(partial(contextvars.copy_context().run, unit))  # the log ids go along
 
     async def receive(self, channel: str, arrivals: Sequence[q.Arrival]) -> dict[str, int]:
         """Updates stored in the durable inbox as they came (off the event loop); the new rows by key."""
@@ -186,6 +198,9 @@ class Dispatcher:
                     break
                 except FetchError as exc:
                     files[media.file_id] = exc
+            failed = files.get(media.file_id)
+            if isinstance(failed, FetchError) and not isinstance(failed, TooLarge) and self.metrics:
+                self.metrics.download_failed(msg.channel)
         return files
 
     def context(self, msg: Incoming, user: User, fetch: Fetcher | None = None) -> Context:

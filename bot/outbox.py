@@ -37,6 +37,8 @@ from enum import StrEnum
 from functools import partial
 from typing import Any
 
+from bot.logs import log_ids
+from bot.metrics import Metrics
 from bot.workers import Workers
 from handlers.calendar import Calendar, Clock
 from handlers.config import Settings
@@ -270,8 +272,10 @@ class Outbox:
         senders: dict[str, Sender],
         *,
         monotonic: Callable[[], float] = time.monotonic,
+        metrics: Metrics | None = None,
     ) -> None:
         self.db = db
+        self.metrics = metrics
         self.clock = clock
         self.settings = settings
         self.config = settings.outbox
@@ -431,6 +435,11 @@ class Outbox:
 
     async def deliver(self, row: Row, owner: str) -> Outcome:
         """Send one claimed row through its channel and record what happened, in the row."""
+        with log_ids(outbox=row.id, chat=row.chat_id):
+            return await self.attempt(row, owner)
+
+    async def attempt(self, row: Row, owner: str) -> Outcome:
+        """`deliver` within the row's log ids."""
         send = self.senders.get(row.channel)
         if send is None:
             await self.db_thread.run(partial(self.release, [row.id or 0], owner))
@@ -472,6 +481,8 @@ class Outbox:
         rid = row.id or 0
         pace = self.pace(row.channel)
         self.stats[outcome.value] += 1
+        if self.metrics is not None:
+            self.metrics.sent(row.channel, outcome.value)
         with self.db.session() as s:
             if outcome is Outcome.SENT:
                 q.outbox_sent(s, rid, now)

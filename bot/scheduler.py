@@ -157,6 +157,8 @@ class Clockwork:
             self._sweeping = sweeping
             try:
                 report = await asyncio.shield(sweeping)  # a stop lets the thread finish its transaction
+            except asyncio.CancelledError:
+                return None  # the clock is stopping (SIGTERM mid-sweep): stop() waits for the sweep
             finally:
                 if sweeping.done():
                     self._sweeping = None

@@ -2,7 +2,9 @@
 
 Tornado comes with python-telegram-bot's webhooks extra. Endpoints are plain async functions of a
 `WebRequest` returning a `WebResponse`, so a channel never sees tornado: the Zalo channel's webhook
-is one; `GET /health` answers `{"ok": true}` for a reverse proxy or a monitor.
+is one; `GET /health` answers `{"ok": true}` for a reverse proxy or a monitor. Given `probes`, it
+also answers `GET /healthz` (the process and its database: 200, or 503 saying what is wrong) and
+`GET /metrics` (Prometheus text format, bot/metrics.py).
 
     server = WebhookServer("127.0.0.1", 8444, {"/zalo": on_zalo})
     await server.start()
@@ -12,6 +14,7 @@ is one; `GET /health` answers `{"ok": true}` for a reverse proxy or a monitor.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -46,6 +49,16 @@ class WebResponse:
 Endpoint = Callable[[WebRequest], Awaitable[WebResponse]]
 
 
+@dataclass(frozen=True)
+class Probes:
+    """What /healthz and /metrics read: the database's fault (None: it answers), run on a thread; the
+    metrics in Prometheus' text format, with its content type."""
+
+    database_fault: Callable[[], str | None]
+    metrics: Callable[[], bytes]
+    metrics_type: str
+
+
 class _Route(RequestHandler):
     """Hands POSTs to an endpoint; anything else is 405."""
 
@@ -78,13 +91,52 @@ class _Health(RequestHandler):
         self.finish(json.dumps({"ok": True}))
 
 
-class WebhookServer:
-    """Listens on `listen:port` and routes each path to its endpoint."""
+class _Healthz(RequestHandler):
+    """GET /healthz: the process is up and its database answers (200), or 503 with the reason."""
 
-    def __init__(self, listen: str, port: int, routes: Mapping[str, Endpoint]) -> None:
+    probes: Probes
+
+    def initialize(self, probes: Probes) -> None:
+        self.probes = probes
+
+    async def get(self) -> None:
+        try:
+            fault = await asyncio.to_thread(self.probes.database_fault)
+        except Exception as exc:  # a probe never fails the server; it reports
+            fault = type(exc).__name__
+        self.set_status(200 if fault is None else 503)
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(json.dumps({"ok": fault is None, "database": fault or "ok"}))
+
+
+class _Metrics(RequestHandler):
+    """GET /metrics: the Prometheus text format (the database's figures read on a thread)."""
+
+    probes: Probes
+
+    def initialize(self, probes: Probes) -> None:
+        self.probes = probes
+
+    async def get(self) -> None:
+        body = await asyncio.to_thread(self.probes.metrics)
+        self.set_header("Content-Type", self.probes.metrics_type)
+        self.finish(body)
+
+
+class WebhookServer:
+    """Listens on `listen:port` and routes each path to its endpoint (and /healthz, /metrics)."""
+
+    def __init__(
+        self, listen: str, port: int, routes: Mapping[str, Endpoint], probes: Probes | None = None
+    ) -> None:
         self.listen = listen
         self.port = port
         handlers: list[Any] = [(r"/health", _Health)]
+        if probes is not None:
+            handlers += [
+                (r"/healthz", _Healthz, {"probes": probes}),
+                (r"/metrics", _Metrics, {"probes": probes}),
+            ]
         for path, endpoint in routes.items():
             handlers.append(("/" + path.strip("/"), _Route, {"endpoint": endpoint}))
         self.application = Application(handlers, log_function=_quiet_access_log)

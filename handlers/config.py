@@ -279,6 +279,20 @@ class RankingSettings(Section):
         return self
 
 
+class LogSettings(Section):
+    """How the log is written: plain lines, or one JSON object a line with the ids it concerns."""
+
+    format: Literal["plain", "json"] = "plain"
+
+
+class BackupSettings(Section):
+    """The nightly backup the clock makes (`schoolbot backup` by hand needs none of this)."""
+
+    folder: str = ""  # empty: no nightly backup
+    at: str = Field(default="02:00", pattern=HHMM)
+    keep: int = Field(default=7, ge=1, le=365)
+
+
 class Settings(BaseSettings):
     """Every setting schoolbot reads; see config.example.toml for each key."""
 
@@ -298,6 +312,8 @@ class Settings(BaseSettings):
     media: MediaSettings = MediaSettings()
     outbox: OutboxSettings = OutboxSettings()
     ranking: RankingSettings = RankingSettings()
+    log: LogSettings = LogSettings()
+    backup: BackupSettings = BackupSettings()
 
     @property
     def prefer(self) -> Prefer:

@@ -75,12 +75,14 @@ from storage.queries.outbox import (
     enqueue,
     last_sent,
     lease_holder,
+    leases_held,
     outbox_counts,
     outbox_errors,
     outbox_failed,
     outbox_keys,
     outbox_row,
     outbox_sent,
+    outbox_waiting,
     pending_periods,
     pending_row,
     prune_outbox,
@@ -93,7 +95,7 @@ from storage.queries.outbox import (
     take_lease,
     waiting_alerts,
 )
-from storage.queries.received import Arrival, forget_received, store_received, waiting
+from storage.queries.received import Arrival, forget_received, store_received, waiting, waiting_counts
 from storage.queries.review import (
     PUBLISHED_KINDS,
     REVIEWED_KINDS,
@@ -192,6 +194,7 @@ __all__ = [
     "last_sent",
     "latest_submission",
     "lease_holder",
+    "leases_held",
     "link_accounts",
     "mark_blocked",
     "media_files",
@@ -208,6 +211,7 @@ __all__ = [
     "outbox_keys",
     "outbox_row",
     "outbox_sent",
+    "outbox_waiting",
     "pending_periods",
     "pending_row",
     "prune_outbox",
@@ -258,4 +262,5 @@ __all__ = [
     "versions_of",
     "waiting",
     "waiting_alerts",
+    "waiting_counts",
 ]

@@ -399,3 +399,19 @@ def last_sent(s: Session, kind: str) -> dict[int, datetime]:
         .group_by(col(Outbox.user_id))
     )
     return {user_id: when for user_id, when in s.exec(stmt)}
+
+
+def outbox_waiting(s: Session) -> list[tuple[str, int, int]]:
+    """(channel, priority, count) of the rows still to send (pending or claimed)."""
+    stmt = (
+        select(Outbox.channel, Outbox.priority, func.count())
+        .where(col(Outbox.status).in_(("pending", "claimed")))
+        .group_by(col(Outbox.channel), col(Outbox.priority))
+    )
+    return [(channel, int(priority), int(n)) for channel, priority, n in s.exec(stmt)]
+
+
+def leases_held(s: Session, now: datetime) -> list[tuple[str, str]]:
+    """(lease, owner) of every lease held at `now`."""
+    stmt = select(Lease.name, Lease.owner).where(col(Lease.until) > now).order_by(col(Lease.name))
+    return [(name, owner) for name, owner in s.exec(stmt)]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
 from storage.db import insert_new
@@ -50,3 +50,9 @@ def forget_received(s: Session, ids: Sequence[int]) -> None:
     """The updates are handled: their rows go (in the handling's transaction)."""
     if ids:
         s.execute(delete(Received).where(col(Received.id).in_(list(ids))))
+
+
+def waiting_counts(s: Session) -> list[tuple[str, int]]:
+    """(channel, count) of the stored updates not handled yet."""
+    stmt = select(Received.channel, func.count()).group_by(col(Received.channel))
+    return [(channel, int(n)) for channel, n in s.exec(stmt)]

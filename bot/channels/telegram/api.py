@@ -138,8 +138,10 @@ class Lanes(BaseRateLimiter[int]):
         burst: int,
         max_wait: float,
         now: Callable[[], float] = time.monotonic,
+        throttled: Callable[[], None] = lambda: None,
     ) -> None:
         self.budget = budget
+        self.throttled = throttled  # told of each 429 (the metrics count them)
         self.chats = ChatBuckets(per_chat_seconds, burst, now)
         self.max_wait = max_wait
         self.now = now
@@ -192,6 +194,7 @@ class Lanes(BaseRateLimiter[int]):
                 await asyncio.sleep(pause)
             except TgRetryAfter as exc:
                 seconds = retry_seconds(exc)
+                self.throttled()
                 self.budget.pause(seconds)  # the wave waits too
                 if endpoint in NOT_RETRIED or self.now() + seconds > deadline:
                     raise

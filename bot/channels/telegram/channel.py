@@ -170,7 +170,11 @@ class TelegramChannel(ChannelBase):
         builder = builder.concurrent_updates(PerChat(self.config.concurrent_chats))
         outbox = app.settings.outbox
         self.lanes = Lanes(
-            app.outbox.pace(CHANNEL), outbox.per_chat_seconds, outbox.reply_burst, outbox.reply_wait_seconds
+            app.outbox.pace(CHANNEL),
+            outbox.per_chat_seconds,
+            outbox.reply_burst,
+            outbox.reply_wait_seconds,
+            throttled=lambda: app.metrics.rate_limited(CHANNEL),
         )
         limited = builder.rate_limiter(self.lanes) if rate_limit else builder
         self.application: Application[Any, Any, Any, Any, Any, Any] = limited.build()
@@ -213,7 +217,10 @@ class TelegramChannel(ChannelBase):
         """Listen for Telegram's POSTs (bot/web.py), then tell Telegram where they go (setWebhook)."""
         secret = self.config.secret_token.get_secret_value()
         self.server = WebhookServer(
-            self.config.listen, self.config.port, {self.config.url_path: self.on_webhook}
+            self.config.listen,
+            self.config.port,
+            {self.config.url_path: self.on_webhook},
+            probes=self.app.probes,
         )
         await self.server.start()
         await self.bootstrap(

@@ -207,7 +207,10 @@ class ZaloChannel(ChannelBase):
     async def start_webhook(self) -> None:
         """Serve the webhook, then tell Zalo where it is (setWebhook with the secret)."""
         self.server = WebhookServer(
-            self.config.listen, self.config.port, {self.config.url_path: self.on_webhook}
+            self.config.listen,
+            self.config.port,
+            {self.config.url_path: self.on_webhook},
+            probes=self.app.probes,
         )
         await self.server.start()
         url = webhook_url(self.config)
