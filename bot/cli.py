@@ -142,6 +142,43 @@ def doctor(config: ConfigOption = Path("config.toml")) -> None:
 
 
 @app.command()
+def backup(
+    out: Annotated[Path, typer.Option("--out", help="The .zip file to write.")],
+    config: ConfigOption = Path("config.toml"),
+) -> None:
+    """Back up the database and the media files into one archive (safe while the bot runs)."""
+    from storage.backup import make_backup
+    from storage.errors import BackupFailed
+
+    settings = settings_from(config)
+    try:
+        made = make_backup(settings.database_url, settings.media_dir, out)
+    except BackupFailed as exc:
+        refuse(str(exc))
+    typer.echo(made.line())
+
+
+@app.command()
+def restore(
+    file: Annotated[Path, typer.Argument(help="A backup made by `schoolbot backup`.")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace a database and media folder that are not empty.")
+    ] = False,
+    config: ConfigOption = Path("config.toml"),
+) -> None:
+    """Restore a backup into an empty database and media folder (stop the bot first)."""
+    from storage.backup import restore_backup
+    from storage.errors import BackupFailed
+
+    settings = settings_from(config)
+    try:
+        done = restore_backup(file, settings.database_url, settings.media_dir, force=force)
+    except BackupFailed as exc:
+        refuse(str(exc))
+    typer.echo(f"restored {done.line()}")
+
+
+@app.command()
 def chat(config: ConfigOption = Path("config.toml"), user: UserOption = "console") -> None:
     """Chat with the bot in the terminal, one message per line."""
     _chat(config, user, demo=False)

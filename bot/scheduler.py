@@ -7,7 +7,8 @@ workers may each run a Clockwork: only the holder of the "scheduler" lease sweep
 of the "sender" lease sends. Each sweep also brings the leaders' month rollup up to date (handlers/leaders/rollup.py).
 Two chores of every worker belong to the clock too, whatever channels run: downloading again the files
 kept by reference (every channel that has a fetcher, handlers/downloads.py) and forgetting old update
-ids (the dedupe keys).
+ids (the dedupe keys). With `[backup] folder` set, the lease holder also makes the nightly backup
+(storage/backup.py) at `backup.at` and keeps the last `backup.keep`.
 
     clockwork = Clockwork(db, clock, settings, catalog, outbox)
     await clockwork.start()   # catch-up sweep at once, then every schedule.sweep_minutes; the sender
@@ -23,6 +24,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -37,7 +39,9 @@ from handlers.leaders import rollup
 from handlers.types import Fetcher
 from storage import holders
 from storage import queries as q
+from storage.backup import make_backup, prune_backups
 from storage.db import Database
+from storage.errors import BackupFailed
 from storage.media import MediaStore
 
 log = logging.getLogger("schoolbot.scheduler")
@@ -47,6 +51,7 @@ SWEEP_JOB = "sweep"
 PRUNE_JOB = "prune"
 DOWNLOADS_JOB = "downloads"
 FORGET_JOB = "forget-updates"
+BACKUP_JOB = "backup"
 DOWNLOADS_EVERY = timedelta(minutes=10)
 FORGET_EVERY = timedelta(hours=6)
 REMEMBER_UPDATES = timedelta(days=2)  # platforms redeliver for at most one
@@ -117,6 +122,9 @@ class Clockwork:
             id=FORGET_JOB,
             next_run_time=datetime.now(tz),
         )
+        if self.settings.backup.folder:
+            hour, minute = self.settings.backup.at.split(":")
+            scheduler.add_job(self.nightly_backup, "cron", hour=int(hour), minute=int(minute), id=BACKUP_JOB)
         scheduler.start()
         self.scheduler = scheduler
         if self.send:
@@ -186,6 +194,26 @@ class Clockwork:
         except Exception:
             log.warning("retrying downloads failed", exc_info=True)
             return 0
+
+    async def nightly_backup(self) -> Path | None:
+        """The nightly backup into backup.folder, if this worker holds the lease; the last backup.keep
+        are kept. A failure is one line in the log (the next night tries again)."""
+        if not self.hold_lease():
+            return None
+        config = self.settings.backup
+        folder = Path(config.folder)
+        name = f"schoolbot-{self.clock.now().astimezone(self.clock.tz):%Y%m%d-%H%M%S}.zip"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            made = await asyncio.to_thread(
+                make_backup, self.settings.database_url, self.settings.media_dir, folder / name
+            )
+        except (BackupFailed, OSError) as exc:
+            log.error("nightly backup failed: %s", exc)
+            return None
+        gone = prune_backups(folder, config.keep)
+        log.info("nightly backup %s; %d older one(s) removed", made.line(), len(gone))
+        return made.path
 
     async def forget_old_updates(self) -> int:
         """Drop dedupe keys older than the platforms' redelivery window (at start, then every few hours)."""

@@ -46,6 +46,11 @@ class ImportRejected(SchoolbotError):
         self.problems = problems
 
 
+class BackupFailed(SchoolbotError):
+    """A backup could not be written, or a backup cannot be restored here; one plain line, and
+    nothing was left half-written (no partial archive, no half-restored data)."""
+
+
 class ChannelError(SchoolbotError):
     """A platform refused or failed a call."""
 
