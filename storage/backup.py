@@ -130,16 +130,17 @@ def _sqlite_snapshot(url: URL, work: Path) -> tuple[Path, str, dict[str, int]]:
     return copy, schema, counts
 
 
+def sqlite_tables(conn: sqlite3.Connection) -> list[str]:
+    """The tables of a SQLite database (SQLite's own aside), by name."""
+    query = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+    return [str(r[0]) for r in conn.execute(query)]
+
+
 def _sqlite_counts(path: Path) -> tuple[str, dict[str, int]]:
     """The schema revision and the rows of every table of a SQLite file."""
     conn = sqlite3.connect(path)
     try:
-        tables = [
-            r[0]
-            for r in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
-            )
-        ]
+        tables = sqlite_tables(conn)
         counts = {t: int(conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]) for t in tables}
         found = (
             conn.execute("SELECT version_num FROM alembic_version").fetchone()

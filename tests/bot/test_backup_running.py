@@ -5,19 +5,17 @@ the live database afterwards are the outbox's sends that went on after the snaps
 from __future__ import annotations
 
 import secrets
-import signal
 import sqlite3
-import subprocess
 from pathlib import Path
-from typing import Any
 
 from bot.app import open_app
 from bot.config import load_settings
 from handlers.types import Reply
 from storage.media import MediaStore
 from tests.bot.test_outbox_telegram import WINDOW
-from tests.bot.test_run_process import ROOT, SCHOOLBOT, WAIT, config_file, environment, toml
+from tests.bot.test_run_process import WAIT, bot_process, config_file, schoolbot, terminated, toml
 from tests.fakes.telegram_api import FakeBotAPI, FloodLimits
+from tests.storage.test_backup import sqlite_rows, stored_media
 from tests.support import add_principals, migrated_copy, until
 
 ALERTS = 80
@@ -32,42 +30,6 @@ SENDING = {
     "last_error",
     "not_before",
 }
-
-
-def rows(path: Path) -> dict[str, list[dict[str, Any]]]:
-    """Every row of every table of a SQLite file, as dicts, in rowid order."""
-    conn = sqlite3.connect(path)
-    try:
-        names = [
-            r[0]
-            for r in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"
-            )
-        ]
-        found = {}
-        for name in names:
-            cur = conn.execute(f'SELECT * FROM "{name}" ORDER BY rowid')
-            columns = [c[0] for c in cur.description]
-            found[name] = [dict(zip(columns, row, strict=True)) for row in cur]
-        return found
-    finally:
-        conn.close()
-
-
-def files(media: Path) -> dict[str, bytes]:
-    return {p.relative_to(media).as_posix(): p.read_bytes() for p in sorted(media.rglob("*")) if p.is_file()}
-
-
-def schoolbot(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(SCHOOLBOT), *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=environment(),
-        timeout=WAIT,
-        check=False,
-    )
 
 
 async def test_a_backup_mid_wave_restores_every_row_and_file(tmp_path: Path, migrated: Path) -> None:
@@ -93,27 +55,14 @@ async def test_a_backup_mid_wave_restores_every_row_and_file(tmp_path: Path, mig
             store.save(secrets.token_bytes(50_000 + n), ".jpg")
         api.slow("sendMessage", 0.2)
         log = tmp_path / "run.log"
-        with log.open("wb") as out:
-            bot = subprocess.Popen(
-                [str(SCHOOLBOT), "run", "--config", str(config)],
-                cwd=ROOT,
-                env=environment(),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        try:
+        with bot_process(config, log) as bot:
             await until(
                 lambda: len(api.calls_to("sendMessage", ok_only=True)) >= ALERTS // 4, "the wave", WAIT
             )
             archive = tmp_path / "mid-wave.zip"
             made = schoolbot("backup", "--out", str(archive), "--config", str(config))
             sent_by_then = len(api.calls_to("sendMessage", ok_only=True))
-            bot.send_signal(signal.SIGTERM)
-            assert bot.wait(WAIT) == 0, log.read_text(encoding="utf-8")
-        finally:
-            if bot.poll() is None:
-                bot.kill()
-                bot.wait()
+            assert terminated(bot) == 0, log.read_text(encoding="utf-8")
     assert made.returncode == 0 and "6 media file(s)" in made.stdout, made.stderr
     assert sent_by_then < ALERTS, "the wave should still be going when the backup was made"
 
@@ -126,7 +75,7 @@ async def test_a_backup_mid_wave_restores_every_row_and_file(tmp_path: Path, mig
     restored = schoolbot("restore", str(archive), "--config", str(target))
     assert restored.returncode == 0, restored.stderr
 
-    live, back = rows(database), rows(elsewhere / "schoolbot.db")
+    live, back = sqlite_rows(database), sqlite_rows(elsewhere / "schoolbot.db")
     assert set(back) == set(live)
     differing = {name for name in live if live[name] != back[name]}
     assert differing <= {"outbox", "lease"}, differing
@@ -139,7 +88,7 @@ async def test_a_backup_mid_wave_restores_every_row_and_file(tmp_path: Path, mig
             assert now["status"] == "sent" and now["sent_at"] == was["sent_at"]
     states = {r["status"] for r in back["outbox"]}
     assert "sent" in states and states & {"pending", "claimed"}  # a snapshot taken mid-wave
-    assert files(elsewhere / "media") == files(media)
+    assert stored_media(elsewhere / "media") == stored_media(media)
     check = sqlite3.connect(elsewhere / "schoolbot.db")
     assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     check.close()

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import signal
-import subprocess
 from pathlib import Path
 
 from typer.testing import CliRunner
 
 from bot.cli import app as cli
-from tests.bot.test_run_process import ROOT, SCHOOLBOT, WAIT, environment, toml
+from tests.bot.test_run_process import WAIT, bot_process, terminated, toml
 from tests.fakes.zalo_api import TOKEN, FakeZaloAPI, ZaloUser, text_event
 from tests.support import until
 
@@ -36,24 +34,11 @@ async def test_a_zalo_only_setup_starts_with_no_channel_named(tmp_path: Path, da
     with FakeZaloAPI() as api:
         config = zalo_only(tmp_path, database_url, api)
         log = tmp_path / "run.log"
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [str(SCHOOLBOT), "run", "--config", str(config)],
-                cwd=ROOT,
-                env=environment(),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        try:
+        with bot_process(config, log) as proc:
             await until(lambda: bool(api.calls_to("deleteWebhook")), "Zalo polling", WAIT)
             api.push(text_event(USER, "/start"))
             await until(lambda: bool(api.calls_to("sendMessage", ok_only=True)), "the answer on Zalo", WAIT)
-            proc.send_signal(signal.SIGTERM)
-            code = proc.wait(WAIT)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            code = terminated(proc)
         output = log.read_text(encoding="utf-8")
         answered = api.calls_to("sendMessage", ok_only=True)
     assert code == 0, output

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -66,8 +67,13 @@ def environment() -> dict[str, str]:
 
 def run_briefly(config: Path) -> subprocess.CompletedProcess[str]:
     """`schoolbot run` that is expected to give up at start."""
+    return schoolbot("run", "--config", str(config))
+
+
+def schoolbot(*args: str) -> subprocess.CompletedProcess[str]:
+    """A `schoolbot` command run to its end: its exit code and output."""
     return subprocess.run(
-        [str(SCHOOLBOT), "run", "--config", str(config)],
+        [str(SCHOOLBOT), *args],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -91,6 +97,31 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@contextmanager
+def bot_process(config: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`schoolbot run --config config`, its output in `log`; killed at the end if it still runs."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(SCHOOLBOT), "run", "--config", str(config)],
+            cwd=ROOT,
+            env=environment(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def terminated(proc: subprocess.Popen[bytes]) -> int:
+    """SIGTERM, then the exit code."""
+    proc.send_signal(signal.SIGTERM)
+    return proc.wait(WAIT)
 
 
 @pytest.fixture(name="api")
@@ -177,22 +208,9 @@ async def test_sigterm_during_a_wave_hands_back_the_rest_and_exits_0(
         )
     api.slow("sendMessage", 0.3)  # four sends are always in flight when SIGTERM comes
     log = tmp_path / "run.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(SCHOOLBOT), "run", "--config", str(config)],
-            cwd=ROOT,
-            env=environment(),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
+    with bot_process(config, log) as proc:
         await until(lambda: len(api.calls_to("sendMessage", ok_only=True)) >= ALERTS // 4, "the wave", WAIT)
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(WAIT)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        code = terminated(proc)
     output = log.read_text(encoding="utf-8")
     assert code == 0, output
     assert "Traceback" not in output and " ERROR " not in output

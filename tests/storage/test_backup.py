@@ -12,6 +12,7 @@ import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -21,6 +22,7 @@ from bot.cli import app as cli
 from bot.config import load_settings
 from bot.scheduler import BACKUP_JOB
 from handlers.calendar import FrozenClock
+from storage.backup import sqlite_tables
 from storage.media import MediaStore
 from tests.support import migrated_copy, pg_admin, pg_database_url
 
@@ -39,17 +41,16 @@ def stored_media(media: Path) -> dict[str, bytes]:
     return {p.relative_to(media).as_posix(): p.read_bytes() for p in sorted(media.rglob("*")) if p.is_file()}
 
 
-def sqlite_rows(path: Path) -> dict[str, list[tuple[object, ...]]]:
-    """Every row of every table of a SQLite file, in rowid order."""
+def sqlite_rows(path: Path) -> dict[str, list[dict[str, Any]]]:
+    """Every row of every table of a SQLite file, by column, in rowid order."""
     conn = sqlite3.connect(path)
     try:
-        tables = [
-            r[0]
-            for r in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"
-            )
-        ]
-        return {t: conn.execute(f'SELECT * FROM "{t}" ORDER BY rowid').fetchall() for t in tables}
+        found = {}
+        for name in sqlite_tables(conn):
+            cur = conn.execute(f'SELECT * FROM "{name}" ORDER BY rowid')
+            columns = [c[0] for c in cur.description]
+            found[name] = [dict(zip(columns, row, strict=True)) for row in cur]
+        return found
     finally:
         conn.close()
 
