@@ -103,8 +103,8 @@ class Metrics:
 def database_fault(db: Database) -> str | None:
     """None when the database answers a query; else why not, in one line (never the password)."""
     try:
-        with db.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
+        with db.reading() as s:
+            s.execute(text("SELECT 1"))
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         where = make_url(db.url).render_as_string(hide_password=True)
@@ -134,7 +134,7 @@ class DatabaseFigures(Collector):
         leases = GaugeMetricFamily(
             "schoolbot_lease_held", "1 for each lease held now, by its holder", labels=["lease", "owner"]
         )
-        with self.db.session() as s:
+        with self.db.reading() as s:
             rows = q.outbox_waiting(s)
             inbox = q.waiting_counts(s)
             held = q.leases_held(s, self.clock.now())

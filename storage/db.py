@@ -145,6 +145,20 @@ class Database:
         finally:
             _begin.reset(begin)
 
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A read-only transaction for figures read often (/metrics, /healthz): on SQLite a deferred
+        BEGIN, which takes no write lock and waits for no writer (WAL), outside `serial`; rolled back."""
+        begin = _begin.set("BEGIN")
+        try:
+            with Session(self.engine, expire_on_commit=False) as s:
+                try:
+                    yield s
+                finally:
+                    s.rollback()
+        finally:
+            _begin.reset(begin)
+
     def in_unit(self, work: Callable[[Session], T]) -> T:
         """`work` in one unit, committed; on SQLite, run once more with the write lock taken up front
         when its first write met another process's write ("database is locked", which never reaches

@@ -3,11 +3,13 @@ failure with its fix, exit 1, and never a token."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 from typer.testing import CliRunner
 
 from bot.cli import app as cli
+from storage import migrate
 from tests.bot.test_run_process import free_port, toml
 from tests.bot.test_telegram import _loopback_only  # noqa: F401 (fixture)
 from tests.fakes.telegram_api import TOKEN, FakeBotAPI
@@ -57,14 +59,15 @@ def test_a_good_setup_passes_every_check(tmp_path: Path, database_url: str) -> N
 
 
 def test_a_broken_setup_says_what_fails_and_how_to_fix_it(tmp_path: Path) -> None:
-    """A rejected token, a database with no schema, a media folder that is a file, Zalo unreachable."""
+    """A rejected token, a database that does not answer, a media folder that is a file, Zalo unreachable."""
     (tmp_path / "plain-file").write_text("not a folder")
     media = tmp_path / "plain-file" / "media"
-    empty = f"sqlite:///{tmp_path / 'empty.db'}"
+    port = free_port()
+    nowhere = f"postgresql+psycopg://bot:pa55word-x@127.0.0.1:{port}/schoolbot"
     dead = f"http://127.0.0.1:{free_port()}"
     zalo_lines = ["[zalo]", f"token = {toml(ZALO_TOKEN)}", f"base_url = {toml(dead)}"]
     with FakeBotAPI(token="654321:another-token-entirely") as api:
-        code, lines = doctor(config_file(tmp_path, empty, media, *telegram(api.base_url), *zalo_lines))
+        code, lines = doctor(config_file(tmp_path, nowhere, media, *telegram(api.base_url), *zalo_lines))
 
     assert code == 1
     assert lines["telegram"] == (
@@ -74,7 +77,11 @@ def test_a_broken_setup_says_what_fails_and_how_to_fix_it(tmp_path: Path) -> Non
         lines["zalo"].startswith(f"FAIL  zalo: cannot reach {dead}")
         and "fix: check zalo.base_url" in lines["zalo"]
     )
-    assert lines["database"].endswith("no schema yet; fix: schoolbot db upgrade")
+    assert lines["database"].startswith(
+        f"FAIL  database: postgresql+psycopg://bot:***@127.0.0.1:{port}/schoolbot: "
+    )
+    assert lines["database"].endswith("fix: check database_url and that the server is running")
+    assert "pa55word-x" not in "".join(lines.values())
     assert lines["media"].startswith(f"FAIL  media: cannot write {media}") and "fix: make" in lines["media"]
     assert lines["config"].startswith("ok") and lines["chart font"].startswith("ok")
 
@@ -88,3 +95,24 @@ def test_no_token_and_a_bad_config_are_failures(tmp_path: Path, database_url: st
     code, lines = doctor(bad)
     assert code == 1 and list(lines) == ["config"]
     assert lines["config"].startswith("FAIL  config: invalid configuration: outbox.rate = -5")
+
+
+def test_a_database_of_a_newer_schema_fails_and_a_missing_sqlite_file_is_fine(
+    tmp_path: Path, database_url: str
+) -> None:
+    with FakeBotAPI() as api:
+        missing = f"sqlite:///{tmp_path / 'new' / 'schoolbot.db'}"
+        code, lines = doctor(config_file(tmp_path, missing, tmp_path / "media", *telegram(api.base_url)))
+        assert code == 0 and lines["database"].endswith(": none yet, the first start makes it")
+        assert not (tmp_path / "new").exists()  # the doctor made nothing
+
+        conn = sqlite3.connect(database_url.removeprefix("sqlite:///"))
+        conn.execute("UPDATE alembic_version SET version_num = '9999'")
+        conn.commit()
+        conn.close()
+        code, lines = doctor(config_file(tmp_path, database_url, tmp_path / "media", *telegram(api.base_url)))
+
+    assert code == 1
+    assert lines["database"].endswith(
+        "is newer than this schoolbot's (" + migrate.head() + "); fix: run the schoolbot version that made it"
+    )

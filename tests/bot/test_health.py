@@ -175,3 +175,20 @@ async def test_json_log_lines_carry_the_update_chat_and_outbox_ids(
     assert took["chat"] == str(PRINCIPAL.id) and took["update"] == took["message"].split()[1]
     unreachable = next(line for line in lines if "unreachable" in line["message"])
     assert unreachable["outbox"] == str(ids[0]) and unreachable["chat"] == str(PRINCIPAL.id)
+
+
+async def test_a_scrape_neither_takes_nor_waits_for_the_write_lock(demo: App) -> None:
+    """Another process holds SQLite's write lock (mid-wave): /metrics and /healthz still answer
+    (their reads begin deferred; an IMMEDIATE one would wait the busy timeout, then fail)."""
+    import sqlite3
+
+    writer = sqlite3.connect(demo.settings.database_url.removeprefix("sqlite:///"), isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    try:
+        writer.execute("UPDATE lease SET owner = owner")
+        page = demo.metrics.exposition().decode()
+        fault = demo.probes.database_fault()
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert fault is None and "schoolbot_inbox_waiting" in page
