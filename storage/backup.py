@@ -265,9 +265,13 @@ def _add(zf: zipfile.ZipFile, path: Path, name: str, compression: int) -> dict[s
     """Copy one file into the archive, hashing what is written; its manifest entry."""
     digest = hashlib.sha256()
     size = 0
-    info = zipfile.ZipInfo.from_file(path, name)
+    try:
+        info = zipfile.ZipInfo.from_file(path, name)
+        src = path.open("rb")
+    except OSError as exc:
+        raise BackupFailed(f"cannot read {path}: {exc.strerror or exc}") from None
     info.compress_type = compression
-    with path.open("rb") as src, zf.open(info, "w", force_zip64=True) as dst:
+    with src, zf.open(info, "w", force_zip64=True) as dst:
         while chunk := src.read(CHUNK):
             digest.update(chunk)
             size += len(chunk)
