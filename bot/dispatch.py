@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import logging
 import secrets
 import time
@@ -114,7 +113,7 @@ class Dispatcher:
         to deliver (None: handled before). Its files are downloaded first, on this event loop."""
         files = await self.prefetch(msg)
         unit = partial(self.db.in_unit, partial(self.unit, msg, files, received))
-        return await self.workers.run(partial(contextvars.copy_context().run, unit))  # the log ids go along
+        return await self.workers.run(unit)  # the log ids go along (Workers.run copies the context)
 
     async def receive(self, channel: str, arrivals: Sequence[q.Arrival]) -> dict[str, int]:
         """Updates stored in the durable inbox as they came (off the event loop); the new rows by key."""

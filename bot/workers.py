@@ -16,6 +16,7 @@ next update starts after its previous one returned.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -30,8 +31,11 @@ class Workers:
         self.pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix=name)
 
     async def run(self, work: Callable[[], T]) -> T:
-        """`work()` on a worker thread; the caller's event loop is free meanwhile."""
-        return await asyncio.get_running_loop().run_in_executor(self.pool, work)
+        """`work()` on a worker thread, in a copy of the caller's context (what it set, such as the ids
+        its log lines carry, goes along, as with `asyncio.to_thread`); the caller's loop is free meanwhile."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self.pool, contextvars.copy_context().run, work
+        )
 
     @staticmethod
     def loop_run(coroutine: Coroutine[Any, Any, T]) -> T:
