@@ -68,13 +68,16 @@ def pg_database_url(name: str) -> str:
 
 
 async def until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    """Poll until `condition()` holds; fail (never hang) after `timeout` seconds."""
+    """Poll until `condition()` holds; fail (never hang) after `timeout` seconds. Often at first, then
+    every 50 ms: many conditions read the database, and a long wait must not compete with the bot."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
+    pause = 0.005
     while not condition():
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.005)
+        await asyncio.sleep(pause)
+        pause = min(0.05, pause * 1.5)
 
 
 def at_once(*calls: Callable[[], object]) -> None:

@@ -53,7 +53,7 @@ async def test_a_backup_mid_wave_restores_every_row_and_file(tmp_path: Path, mig
         store = MediaStore(media)
         for n in range(6):
             store.save(secrets.token_bytes(50_000 + n), ".jpg")
-        api.slow("sendMessage", 0.2)
+        api.slow("sendMessage", 1.0)  # 4 at a time: the wave lasts 20 s, the backup is made well within it
         log = tmp_path / "run.log"
         with bot_process(config, log) as bot:
             await until(

@@ -93,7 +93,7 @@ async def test_cancel_by_button_and_by_command_asks_first(demo, chat_as) -> None
     chat = chat_as("principal")
     await fill_incident(chat)
     replies = await chat.press("Huỷ")
-    assert "có chắc chắn muốn huỷ bản nháp Báo cáo nhanh sự cố" in replies[0].text
+    assert "Huỷ bản nháp Báo cáo nhanh sự cố này? Những gì đã nhập sẽ mất" in replies[0].text
     assert draft_of(demo, "principal") is not None  # nothing happens before the answer
     replies = await chat.press("Có, huỷ")
     assert "Đã huỷ bản nháp" in replies[0].text and "/drafts" in replies[0].text
@@ -101,7 +101,7 @@ async def test_cancel_by_button_and_by_command_asks_first(demo, chat_as) -> None
     await chat.send("/incident")
     await chat.send(WHAT)
     replies = await chat.send("/cancel")
-    assert "có chắc chắn" in replies[0].text
+    assert "Những gì đã nhập sẽ mất" in replies[0].text
     replies = await chat.press("Có, huỷ")
     assert "Đã huỷ" in replies[0].text and draft_of(demo, "principal") is None
     replies = await chat.send("/cancel")
