@@ -31,8 +31,9 @@ from storage.text import label_key
 
 log = logging.getLogger("schoolbot.dispatch")
 
-# Delivers replies to a user who is not the one writing; raises on failure.
-Sender = Callable[[User, list[Reply]], Awaitable[None]]
+# Delivers replies to a user who is not the one writing; raises on failure. A channel that can edit
+# its messages gives back the platform's id of the last one sent with buttons (else None).
+Sender = Callable[[User, list[Reply]], Awaitable[str | None]]
 FETCH_TRIES = 3  # downloads of a file before the update is handled without it (kept by reference)
 
 

@@ -31,7 +31,7 @@ import random
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import partial
@@ -54,8 +54,9 @@ from storage.models import User
 log = logging.getLogger("schoolbot.outbox")
 
 # Delivers replies to a user who is not the one writing; raises storage.errors.RetryAfter, Blocked or
-# another ChannelError. (The same shape as bot.dispatch.Sender.)
-Sender = Callable[[User, list[Reply]], Awaitable[None]]
+# another ChannelError. A channel that can edit what it sent gives back the platform's id of the last
+# message sent with buttons, kept in the row (`Outbox.ref`) for a later edit. (As bot.dispatch.Sender.)
+Sender = Callable[[User, list[Reply]], Awaitable[str | None]]
 
 UNMETERED = frozenset({"console"})  # printing or keeping for later needs no rate limit
 SENDER_LEASE = "sender"
@@ -450,20 +451,28 @@ class Outbox:
                 partial(self.finish, row, owner, Outcome.BAD, "recipient no longer exists")
             )
             return Outcome.BAD
+        reply = Reply.from_payload(row.payload)
+        if reply.edit_of:  # an edit: the platform's id of the message it changes, when it was sent
+            reply = replace(reply, edit_ref=await self.db_thread.run(partial(self.sent_ref, reply.edit_of)))
         try:
-            await send(user, [Reply.from_payload(row.payload)])
+            ref = await send(user, [reply])
         except Exception as exc:
             outcome = classify(exc)
             error = f"{type(exc).__name__}: {exc}"
             await self.db_thread.run(partial(self.finish, row, owner, outcome, error, exc))
             return outcome
-        await self.db_thread.run(partial(self.finish, row, owner, Outcome.SENT))
+        await self.db_thread.run(partial(self.finish, row, owner, Outcome.SENT, ref=ref or ""))
         return Outcome.SENT
 
     def release(self, ids: list[int], owner: str) -> None:
         """Rows `owner` claimed go back to the queue untouched."""
         with self.db.session() as s:
             q.release_outbox(s, ids, owner, self.clock.now())
+
+    def sent_ref(self, row_id: int) -> str:
+        """The platform's id of the message a sent row became ("" when unsent or not known)."""
+        with self.db.session() as s:
+            return q.outbox_ref(s, row_id)
 
     def recipient(self, user_id: int) -> User | None:
         """A row's recipient, detached from the session (None: the account is gone)."""
@@ -474,7 +483,13 @@ class Outbox:
             return user
 
     def finish(
-        self, row: Row, owner: str, outcome: Outcome, error: str = "", exc: BaseException | None = None
+        self,
+        row: Row,
+        owner: str,
+        outcome: Outcome,
+        error: str = "",
+        exc: BaseException | None = None,
+        ref: str = "",
     ) -> None:
         """Write an attempt's outcome in the row (one short transaction), and adjust the pace."""
         now = self.clock.now()
@@ -485,7 +500,7 @@ class Outbox:
             self.metrics.sent(row.channel, outcome.value)
         with self.db.session() as s:
             if outcome is Outcome.SENT:
-                q.outbox_sent(s, rid, now)
+                q.outbox_sent(s, rid, now, ref)
                 self.failures = 0
                 self.faults.ok(row.channel)
             elif outcome is Outcome.RETRY_AFTER:

@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.outbox import Outbox
-from handlers import digest, reminders
+from handlers import digest, incident, reminders
 from handlers.calendar import Clock
 from handlers.config import Settings
 from handlers.downloads import DownloadRetries
@@ -175,9 +175,11 @@ class Clockwork:
         return report
 
     def sweep(self) -> reminders.SweepReport:
-        """Reminders and escalations, the officers' daily digests, then the leaders' closed months."""
+        """Reminders and escalations, incidents nobody took (to the leaders), the officers' daily
+        digests, then the leaders' closed months."""
         report = reminders.sweep(self.db, self.clock, self.settings, self.catalog)
-        made = digest.sweep_digests(self.db, self.clock, self.settings, self.catalog)
+        made = incident.sweep_escalations(self.db, self.clock, self.settings, self.catalog)
+        made += digest.sweep_digests(self.db, self.clock, self.settings, self.catalog)
         rollup.refresh(self.db, self.clock)
         return replace(report, created=report.created + made) if made else report
 

@@ -293,6 +293,14 @@ class BackupSettings(Section):
     keep: int = Field(default=7, ge=1, le=365)
 
 
+class IncidentSettings(Section):
+    """How long an incident may wait: unacknowledged before the leaders hear of it, open before it is
+    named in the leaders' /status and the digest."""
+
+    ack_minutes: int = Field(default=30, ge=1, le=10080)
+    open_days: int = Field(default=7, ge=1, le=365)
+
+
 class Settings(BaseSettings):
     """Every setting schoolbot reads; see config.example.toml for each key."""
 
@@ -314,6 +322,7 @@ class Settings(BaseSettings):
     ranking: RankingSettings = RankingSettings()
     log: LogSettings = LogSettings()
     backup: BackupSettings = BackupSettings()
+    incident: IncidentSettings = IncidentSettings()
 
     @property
     def prefer(self) -> Prefer:

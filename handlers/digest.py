@@ -19,6 +19,7 @@ from sqlmodel import Session
 from handlers.calendar import Calendar, Period, month_end, periodic_key
 from handlers.consent import schools_of, shield
 from handlers.leaders.reader import day, level_label, level_sort
+from handlers.leaders.summary import stale_line
 from handlers.months import days_phrase, days_to, period_name
 from handlers.review import PUBLISHED_PREFIX, REVIEWERS, queue_entry
 from handlers.types import Choice, Context, Incoming, Reply
@@ -50,6 +51,8 @@ def build_digest(ctx: Context, reader: User, since: datetime, always: bool = Fal
         _, unpublished = q.awaiting_publication(s, scope.ids_seen_by(reader), limit=0)
         every = scope.of_user(reader, by_level=False)  # incidents reach officers of every level
         incidents = stats.incidents_between(s, every, now - OPEN_INCIDENTS, now) if every else []
+        open_days = timedelta(days=ctx.settings.incident.open_days)
+        stale = stats.incidents_open_since(s, every, now - open_days) if every else []
         standing = standing_lines(ctx, s, office, cal) if office is not None else []
     raised = [i for i in incidents if i.created_at >= since]
     if not new and not raised and not always:
@@ -83,6 +86,8 @@ def build_digest(ctx: Context, reader: User, since: datetime, always: bool = Fal
         lines.append(t("digest.standing.unacked", count=len(unacked), items=incident_items(ctx, unacked)))
     elif every is not None:
         lines.append(t("digest.standing.no_incidents"))
+    if stale:
+        lines.append(stale_line(ctx, stale))
     if unpublished and reader.role in REVIEWERS:  # the way to /published: approved, not yet marked
         buttons = [*buttons[: BUTTONS - 1], (Choice(t("vetting.to_publish"), f"{PUBLISHED_PREFIX}:0"),)]
     return Reply("\n".join(lines), tuple(buttons[:BUTTONS]))

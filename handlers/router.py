@@ -218,6 +218,9 @@ def build_router() -> Router:
             nomination.NOMINATION_FORM,
             report.REPORT_FORM,
             incident.INCIDENT_FORM,
+            incident.REPLY_FORM,
+            incident.UPDATE_FORM,
+            incident.RESULT_FORM,
             review.RETURN_FORM,
             review.PUBLISH_FORM,
             announce.ANNOUNCE_FORM,
@@ -227,6 +230,11 @@ def build_router() -> Router:
             ButtonRoute("k", incident.acknowledge, STAFF),
             ButtonRoute(announce.PREFIX, lambda msg, ctx: announce.button(msg, ctx, engine()), STAFF),
             ButtonRoute(announce.RECEIPT, announce.confirm, PRINCIPAL),
+            ButtonRoute(
+                incident.PREFIX,
+                lambda msg, ctx: incident.case_button(msg, ctx, engine()),
+                frozenset({*STAFF, *PRINCIPAL}),
+            ),
             ButtonRoute("as", lambda msg, ctx: article.start_choice(msg, ctx, engine()), PRINCIPAL),
             ButtonRoute(
                 drafts.PREFIX, lambda msg, ctx: drafts.restore(msg, ctx, engine()), EVERYONE_REGISTERED

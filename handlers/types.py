@@ -102,10 +102,16 @@ class Reply:
     commands_for: str | None = None  # after sending, set this chat's command menu for this role
     expects_text: bool = False  # a typed answer is expected: digits are answers, not choice numbers
     attachments: tuple[Attachment, ...] = ()
+    # An edit of a message the outbox sent before: that row's id (in the payload); at delivery the
+    # outbox gives the channel the platform's id of that message (`edit_ref`), or "" when it has none
+    # (not sent yet, or a channel that cannot edit): then the reply goes as a new message.
+    edit_of: int = 0
+    edit_ref: str = ""
 
     def to_payload(self) -> dict[str, Any]:
         """A JSON-able form, for messages kept for later."""
         return {
+            "edit_of": self.edit_of,
             "text": self.text,
             "choices": [[[c.label, c.value] for c in row] for row in self.choices],
             "expects_text": self.expects_text,
@@ -126,6 +132,7 @@ class Reply:
             photo_path=str(data.get("photo_path", "")),
             file_path=str(data.get("file_path", "")),
             attachments=files,
+            edit_of=int(data.get("edit_of") or 0),
         )
 
     def flat_choices(self) -> list[Choice]:

@@ -295,14 +295,45 @@ class Received(SQLModel, table=True):
     received_at: datetime = utc_field()
 
 
+INCIDENT_STATES = ("new", "acked", "working", "resolved", "closed")
+
+
 class Incident(SQLModel, table=True):
-    """A communications incident raised by a school."""
+    """A communications incident raised by a school, handled by its office as a case.
+
+    Its state moves Mới (new) → Đã tiếp nhận (acked: `holder_id` took it) → Đang xử lý (working) →
+    Đã xử lý (resolved: `result`, optionally `result_link`) → Đóng (closed); each move is a conditional
+    UPDATE on the state it starts from, so two officers pressing at once cannot both move it.
+    """
 
     id: int | None = Field(default=None, primary_key=True)
     submission_id: int = Field(foreign_key="submission.id", unique=True)
     school_id: int = Field(foreign_key="school.id", index=True)
     severity: str = Field(max_length=16)
     created_at: datetime = utc_field(index=True)
+    happened_at: datetime | None = utc_field(nullable=True)  # when it happened, as the school gave it
+    phone: str = Field(default="", max_length=20)  # the reporter's callback number, 0xxxxxxxxx
+    state: str = Field(default="new", max_length=16, index=True)  # one of INCIDENT_STATES
+    holder_id: int | None = Field(default=None, foreign_key="user.id")  # who took it (the first ack)
+    acked_at: datetime | None = utc_field(nullable=True)
+    resolved_at: datetime | None = utc_field(nullable=True)
+    result: str = Field(default="", max_length=2000)
+    result_link: str = Field(default="", max_length=2000)
+    closed_at: datetime | None = utc_field(nullable=True)
+    escalated_at: datetime | None = utc_field(nullable=True)  # sent again to the leaders, unacknowledged
+
+
+class IncidentMessage(SQLModel, table=True):
+    """One message on a case: the office's guidance or the school's update, kept in order."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id", index=True)
+    user_id: int = Field(foreign_key="user.id")
+    side: str = Field(max_length=8)  # "office" or "school"
+    text: str = Field(default="", max_length=4096)
+    links: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    media: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = utc_field()
 
 
 class IncidentAck(SQLModel, table=True):
@@ -366,6 +397,8 @@ class Outbox(SQLModel, table=True):
     created_at: datetime = utc_field()
     updated_at: datetime = utc_field()
     sent_at: datetime | None = utc_field(nullable=True)
+    # The platform's id of the message that carried the buttons, once sent: what a later edit changes.
+    ref: str = Field(default="", max_length=64)
 
     @property
     def key(self) -> str:

@@ -23,7 +23,7 @@ handlers/leaders/rollup.py decides when.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVarTuple
 
@@ -387,17 +387,24 @@ def nomination_figures(s: Session, scope: Scope, periods: Sequence[str]) -> Nomi
 
 @dataclass(frozen=True)
 class IncidentLine:
-    """An incident and how many officers or leaders acknowledged it."""
+    """An incident, how many officers or leaders acknowledged it, and where its case stands."""
 
     id: int
     school: str
     severity: str
     created_at: datetime
     acks: int
+    state: str = "new"
 
 
-def incidents_between(s: Session, scope: Scope, start: datetime, end: datetime) -> list[IncidentLine]:
-    """The scope's incidents raised in [start, end), oldest first, with their acknowledgement counts."""
+def incident_scope(scope: Scope) -> Scope:
+    """The scope incidents are read over: an officer's level limit does not apply (issue #17 item 7:
+    an incident reaches every officer and leader over the school)."""
+    return replace(scope, levels=(), broad=False, everything=False) if scope.levels else scope
+
+
+def incident_lines(s: Session, scope: Scope, *where: Any) -> list[IncidentLine]:
+    """The scope's incidents (every level) meeting `where`, oldest first, with their acknowledgements."""
     acks = (
         select(col(IncidentAck.incident_id).label("incident_id"), func.count().label("n"))
         .group_by(col(IncidentAck.incident_id))
@@ -410,13 +417,70 @@ def incidents_between(s: Session, scope: Scope, start: datetime, end: datetime) 
             col(Incident.severity),
             col(Incident.created_at),
             func.coalesce(acks.c.n, 0),
+            col(Incident.state),
         )
         .join(School, col(School.id) == col(Incident.school_id))
         .outerjoin(acks, acks.c.incident_id == col(Incident.id))
-        .where(col(Incident.created_at) >= start, col(Incident.created_at) < end, *in_scope(scope))
+        .where(*where, *in_scope(incident_scope(scope)))
         .order_by(col(Incident.created_at), col(Incident.id))
     )
-    return [IncidentLine(int(i or 0), n, sev, at, int(a)) for i, n, sev, at, a in s.execute(stmt)]
+    return [
+        IncidentLine(int(i or 0), n, sev, at, int(a), state) for i, n, sev, at, a, state in s.execute(stmt)
+    ]
+
+
+def incidents_between(s: Session, scope: Scope, start: datetime, end: datetime) -> list[IncidentLine]:
+    """The scope's incidents raised in [start, end), oldest first, with their acknowledgement counts."""
+    return incident_lines(s, scope, col(Incident.created_at) >= start, col(Incident.created_at) < end)
+
+
+def incidents_open_since(s: Session, scope: Scope, before: datetime) -> list[IncidentLine]:
+    """The scope's cases raised before `before` and still not closed (incident.open_days)."""
+    return incident_lines(s, scope, col(Incident.created_at) < before, col(Incident.state) != "closed")
+
+
+@dataclass(frozen=True)
+class IncidentTimes:
+    """When a case was raised, taken and closed (None: not yet), and its place in the workbook."""
+
+    id: int
+    school: str
+    level: str
+    severity: str
+    state: str
+    created_at: datetime
+    happened_at: datetime | None
+    acked_at: datetime | None
+    closed_at: datetime | None
+    holder: str
+    result: str
+    result_link: str
+
+
+def incident_times(s: Session, scope: Scope) -> list[IncidentTimes]:
+    """Every case of the scope (every level), oldest first: the ground of the figures of /incidents and
+    of the workbook's incidents sheet (medians are taken by the caller: SQLite has none)."""
+    stmt = (
+        select(
+            col(Incident.id),
+            col(School.name),
+            col(School.level),
+            col(Incident.severity),
+            col(Incident.state),
+            col(Incident.created_at),
+            col(Incident.happened_at),
+            col(Incident.acked_at),
+            col(Incident.closed_at),
+            func.coalesce(col(User.display_name), ""),
+            col(Incident.result),
+            col(Incident.result_link),
+        )
+        .join(School, col(School.id) == col(Incident.school_id))
+        .outerjoin(User, col(User.id) == col(Incident.holder_id))
+        .where(*in_scope(incident_scope(scope)))
+        .order_by(col(Incident.created_at), col(Incident.id))
+    )
+    return [IncidentTimes(int(row[0] or 0), *row[1:]) for row in s.execute(stmt)]
 
 
 # ---- one school ------------------------------------------------------------------------------------

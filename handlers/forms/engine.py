@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -649,7 +649,7 @@ def option_rows(step: Step, draft: Draft, current: Any, ctx: Context) -> list[tu
             for o in options
         ]
         return [*ticks, (Choice(ctx.t("btn.done"), button(draft, Action.DONE)),)]
-    if step.kind in (StepKind.DATE, StepKind.WHEN_WHERE):
+    if step.kind in (StepKind.DATE, StepKind.WHEN_WHERE, StepKind.DATETIME):
         return [
             (
                 Choice(ctx.t("btn.today"), button(draft, Action.ANSWER, QuickDate.TODAY)),
@@ -688,6 +688,8 @@ def display(step: Step, value: Any, ctx: Context, short: bool = False) -> str:
         return ", ".join(display(step, v, ctx) for v in value)
     if step.kind in (StepKind.DATE, StepKind.WHEN_WHERE):
         return date.fromisoformat(value).strftime("%d/%m/%Y")
+    if step.kind == StepKind.DATETIME:
+        return datetime.fromisoformat(value).strftime("%H:%M %d/%m/%Y")
     text = str(value)
     if text.startswith("other:"):
         return text.removeprefix("other:")

@@ -119,9 +119,10 @@ def remember(
 
 
 async def accept_photo(
-    media: Media, ctx: Context, answers: Answers
+    media: Media, ctx: Context, answers: Answers, min_side: int = MIN_LONG_SIDE
 ) -> tuple[dict[str, Any] | None, Problem | None, Answers]:
-    """Check one photo against the rules; (item, None, extra answers) or (None, problem, {})."""
+    """Check one photo against the rules (its long side at least `min_side` px); (item, None, extra
+    answers) or (None, problem, {})."""
     if not is_image_candidate(media):
         return None, Problem("media.not_image", (("name", media.file_name or media.kind),)), {}
     if media.size == 0:
@@ -153,10 +154,10 @@ async def accept_photo(
                 "date": info.taken.isoformat() if info.taken else None,
                 "gps": list(info.gps) if info.gps else None,
             }
-    if width and height and max(width, height) < MIN_LONG_SIDE:
+    if width and height and max(width, height) < min_side:
         return (
             None,
-            Problem("media.too_small", (("width", width), ("height", height), ("min", MIN_LONG_SIDE))),
+            Problem("media.too_small", (("width", width), ("height", height), ("min", min_side))),
             {},
         )
     note = MediaNote.STORED if data is not None else MediaNote.KEPT_BY_REFERENCE
@@ -180,7 +181,8 @@ async def parse_photo(step: Step, msg: Incoming, ctx: Context, answers: Answers)
     if msg.kind != Kind.MEDIA or not msg.media:
         return Parsed(error="media.need_photo")
     first, rest = msg.media[0], msg.media[1:]
-    item, problem, extra = await accept_photo(first, ctx, answers)
+    least = MIN_LONG_SIDE if step.min_side is None else step.min_side
+    item, problem, extra = await accept_photo(first, ctx, answers, least)
     if problem is not None:
         return Parsed(error=problem.key, fields=problem.fields)
     assert item is not None
@@ -200,7 +202,8 @@ async def parse_photos(step: Step, msg: Incoming, ctx: Context, answers: Answers
         if len(items) >= step.max_items:
             problems.append(Problem("media.too_many", (("limit", step.max_items),)))
             break
-        item, problem, more = await accept_photo(media, ctx, {**answers, **extra, step.key: items})
+        least = MIN_LONG_SIDE if step.min_side is None else step.min_side
+        item, problem, more = await accept_photo(media, ctx, {**answers, **extra, step.key: items}, least)
         if problem is not None:
             problems.append(problem)
             continue

@@ -6,7 +6,7 @@ import re
 import unicodedata
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 from urllib.parse import urlparse
@@ -38,6 +38,8 @@ class StepKind(StrEnum):
     WHEN_WHERE = "when_where"  # a date and a place in one answer ("05/11/2026, the school yard")
     FIGURES = "figures"  # a paragraph of results that gives at least one figure: 30 em, tăng 15%
     ATTACHMENT = "attachment"  # one photo or one PDF or DOCX sent along with a message
+    DATETIME = "datetime"  # a day and a time of day ("29/11/2026 14:30", "yesterday 8h15"), local ISO
+    LINKS = "links"  # several http(s) links, until "Xong"
 
 
 class QuickDate(StrEnum):
@@ -48,7 +50,7 @@ class QuickDate(StrEnum):
 
 
 # Steps that collect until the user presses "Xong".
-COLLECTING = frozenset({StepKind.MULTI, StepKind.PHOTOS, StepKind.VIDEOS})
+COLLECTING = frozenset({StepKind.MULTI, StepKind.PHOTOS, StepKind.VIDEOS, StepKind.LINKS})
 MEDIA_KINDS = frozenset({StepKind.PHOTO, StepKind.PHOTOS, StepKind.VIDEOS})
 PHOTO_KINDS = frozenset({StepKind.PHOTO, StepKind.PHOTOS})
 
@@ -107,6 +109,7 @@ class Step:
     section: str = ""
     also: tuple[str, ...] = ()
     link_key: str = ""
+    min_side: int | None = None  # a photo step's smallest long side in px (None: the office's 1280)
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -362,6 +365,76 @@ async def parse_url(step: Step, msg: Incoming, ctx: Context, answers: Answers) -
     return Parsed(value=text)
 
 
+TIME_RE = re.compile(r"(?<![\d/.\-])([01]?\d|2[0-3])\s*(?:[:h]\s*([0-5]\d)?|g(?:i\S*)?\s*([0-5]\d)?)(?![\d/])")
+
+
+def read_time(text: str) -> tuple[tuple[int, int] | None, str]:
+    """A time of day in `text` ("14:30", "8h", "8h15", "14 giờ 30") and the text without it."""
+    folded = fold(text)
+    m = TIME_RE.search(folded)
+    if m is None:
+        return None, text
+    minute = m.group(2) or m.group(3) or "0"
+    rest = (folded[: m.start()] + " " + folded[m.end() :]).strip(" ,;-")
+    return (int(m.group(1)), int(minute)), " ".join(rest.split())
+
+
+async def parse_datetime(step: Step, msg: Incoming, ctx: Context, answers: Answers) -> Parsed:
+    """A day and a time of day, in one answer or two (a tap on "Hôm nay", then "14:30"); stored as the
+    local "YYYY-MM-DDTHH:MM". Not in the future with `past_only`."""
+    now = ctx.clock.now()
+    today = now.date()
+    day_key = f"_{step.key}_day"
+    held = answers.get(day_key)
+    day: date | None = date.fromisoformat(held) if isinstance(held, str) and held else None
+    clock_time: tuple[int, int] | None = None
+    if msg.kind == Kind.CHOICE and msg.choice in (QuickDate.TODAY, QuickDate.YESTERDAY):
+        day = today if msg.choice == QuickDate.TODAY else today - timedelta(days=1)
+    elif msg.kind == Kind.TEXT:
+        clock_time, rest = read_time(msg.text)
+        if rest:
+            found = read_date(rest, today, past=step.past_only)
+            if found is None:
+                return Parsed(error="incident.input.bad_datetime")
+            day = found
+    else:
+        return Parsed(error="incident.input.bad_datetime")
+    if day is not None:
+        checked = checked_date(step, day, today)
+        if checked.error:
+            return checked
+    if day is None or clock_time is None:
+        note = "incident.input.need_time" if day is not None else "incident.input.need_date"
+        return Parsed(value=None, extra=((day_key, day.isoformat() if day else None),), stay=True, note=note)
+    moment = datetime(day.year, day.month, day.day, *clock_time)
+    if step.past_only and moment.replace(tzinfo=ctx.clock.tz) > now:
+        return Parsed(error="incident.input.future_time")
+    return Parsed(value=moment.isoformat(timespec="minutes"), extra=((day_key, None),))
+
+
+LINK_SPLIT = re.compile(r"[\s,;]+")
+
+
+async def parse_links(step: Step, msg: Incoming, ctx: Context, answers: Answers) -> Parsed:
+    """Links, one or several a message, each checked as http(s); until "Xong". A message with any
+    link that is not one adds none of them."""
+    if msg.kind != Kind.TEXT:
+        return Parsed(error="error.need_url")
+    links = list(answers.get(step.key) or [])
+    given = [w for w in LINK_SPLIT.split(msg.text.strip()) if w]
+    for word in given:
+        checked = await parse_url(step, Incoming(msg.channel, msg.user_id, msg.chat_id, Kind.TEXT, text=word), ctx, answers)
+        if checked.error:
+            return Parsed(error="incident.input.bad_link", fields=(("link", word[:80]),))
+    fresh = [w for w in dict.fromkeys(given) if w not in links]
+    if len(links) + len(fresh) > step.max_items:
+        return Parsed(error="incident.input.too_many_links", fields=(("limit", step.max_items),))
+    links += fresh
+    return Parsed(
+        value=links, stay=True, note="incident.input.links_added", note_fields=(("count", len(links)),)
+    )
+
+
 async def parse_number(step: Step, msg: Incoming, ctx: Context, answers: Answers) -> Parsed:
     """A whole number, zero or more ("12", "1.200" and "1 200" read as numbers)."""
     if msg.kind == Kind.CHOICE and msg.choice.isdigit():
@@ -423,4 +496,6 @@ BASIC_KINDS: dict[StepKind, Parser] = {
     StepKind.NAME: parse_name,
     StepKind.WHEN_WHERE: parse_when_where,
     StepKind.FIGURES: parse_figures,
+    StepKind.DATETIME: parse_datetime,
+    StepKind.LINKS: parse_links,
 }

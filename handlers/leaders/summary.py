@@ -58,6 +58,7 @@ class Facts:
     incidents: list[stats.IncidentLine]
     report: tuple[str, datetime, stats.Figures] | None
     per_school: list[tuple[School, datetime | None, dict[str, bool]]] = field(default_factory=list)
+    stale: list[stats.IncidentLine] = field(default_factory=list)  # open past incident.open_days
 
     @property
     def total(self) -> stats.Figures:
@@ -118,8 +119,9 @@ def gather(ctx: Context, where: Where, period: Period) -> Facts:
             key, due = periodic_key(*upcoming), upcoming[1]
             report = (key, due, report_figures(s, scope, key, due))
         per_school = stats.schools_months(s, scope, [p.key for p in [*charted, period]]) if small else []
+        stale = stats.incidents_open_since(s, scope, now - timedelta(days=ctx.settings.incident.open_days))
     return Facts(
-        by_level, history, missing, unregistered, nominations, semester, incidents, report, per_school
+        by_level, history, missing, unregistered, nominations, semester, incidents, report, per_school, stale
     )
 
 
@@ -165,6 +167,8 @@ def compose(
     blocks.append(missing_line(ctx, total, facts.missing, facts.unregistered))
     blocks.append(nominations_line(ctx, facts))
     blocks.append(incidents_line(ctx, facts.incidents))
+    if facts.stale:
+        blocks.append(stale_line(ctx, facts.stale))
     blocks.append(report_line(ctx, facts.report))
     buttons: list[tuple[Choice, ...]] = []
     if total.missing > MISSING_SHOWN:
@@ -266,6 +270,20 @@ def incidents_line(ctx: Context, incidents: list[stats.IncidentLine]) -> str:
         )
         line += "\n" + ctx.t("status_leader.unacked", items=items)
     return line
+
+
+def stale_line(ctx: Context, incidents: list[stats.IncidentLine]) -> str:
+    """The cases still open after incident.open_days, by number, school and state."""
+    items = "; ".join(
+        ctx.t(
+            "incident.case.stale_item",
+            number=i.id,
+            school=i.school,
+            state=ctx.t(f"incident.state.{i.state}"),
+        )
+        for i in incidents[:UNACKED_SHOWN]
+    )
+    return ctx.t("incident.case.stale", days=ctx.settings.incident.open_days, count=len(incidents), items=items)
 
 
 def severity(ctx: Context, incident: stats.IncidentLine) -> str:

@@ -59,8 +59,8 @@ async def export(msg: Incoming, ctx: Context) -> list[Reply]:
 def build_workbook(
     db: Database, clock: Clock, settings: Any, t: Translate, where: Where, period: Period, path: Path
 ) -> tuple[int, int]:
-    """Write the workbook (the month by school, the school year, nominations, the periodic reports); how
-    many schools and how many sheets it has."""
+    """Write the workbook (the month by school, the school year, nominations, incidents, the periodic
+    reports); how many schools and how many sheets it has."""
     cal = Calendar(clock, settings.schedule)
     start = school_year(month_start(period, clock))
     w = weights(settings)
@@ -71,10 +71,12 @@ def build_workbook(
         nominations = stats.nominations_of(s, where.scope, semesters(start))
         reports = [(key, stats.report_sheet(s, where.scope, key)) for key in report_keys(settings, start)]
         guard = shield(s, sorted({row.school_id for row, _ in nominations}))
+        incidents = stats.incident_times(s, where.scope)  # every level: the office's shared emergency
     sheets = [
         month_sheet(t, cal, where, period, month),
         year_sheet(t, cal, where, start, year, spec, w),
         nominations_sheet(t, clock, where, start, nominations, guard),
+        incidents_sheet(t, clock, where, start, incidents),
     ]
     dues = {key: report_due(cal, key) for key, _ in reports}
     for key, rows in sorted(reports, key=lambda pair: dues[pair[0]] or cal.now()):
@@ -321,3 +323,58 @@ def nominations_sheet(
         "deeds",
     )
     return Sheet(t("export.sheet_nominations"), title, headers, out)
+
+
+def incidents_sheet(
+    t: Translate, clock: Clock, where: Where, start: int, rows: list[stats.IncidentTimes]
+) -> Sheet:
+    """The school year's incidents, every level: each case's state, holder, times and result."""
+    out: list[list[Value]] = []
+    year = [r for r in rows if school_year(r.created_at.astimezone(clock.tz)) == start]
+    for n, r in enumerate(year, start=1):
+        ack = round((r.acked_at - r.created_at).total_seconds() / 60) if r.acked_at else None
+        closed = round((r.closed_at - r.created_at).total_seconds() / 3600, 1) if r.closed_at else None
+        out.append(
+            [
+                n,
+                r.id,
+                r.school,
+                r.level,
+                t(f"incident.level.{r.severity}"),
+                t(f"incident.state.{r.state}"),
+                moment_text(r.happened_at, clock),
+                moment_text(r.created_at, clock),
+                r.holder,
+                ack,
+                closed,
+                r.result,
+                r.result_link,
+            ]
+        )
+    title = t("incident.sheet.title", year=year_label(start), office=where.office.name)
+    headers = (
+        t("export.col.number"),
+        *(
+            t(f"incident.sheet.{k}")
+            for k in (
+                "case",
+                "school",
+                "level",
+                "severity",
+                "state",
+                "happened",
+                "reported",
+                "holder",
+                "ack_minutes",
+                "close_hours",
+                "result",
+                "link",
+            )
+        ),
+    )
+    return Sheet(t("incident.sheet.name"), title, headers, out)
+
+
+def moment_text(moment: datetime | None, clock: Clock) -> str:
+    """ "29/11/2026 14:30" in the office's zone ("" for none): a day and a time of day."""
+    return "" if moment is None else moment.astimezone(clock.tz).strftime("%H:%M %d/%m/%Y")

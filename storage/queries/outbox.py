@@ -122,13 +122,28 @@ def claim_outbox(
     return sorted(rows, key=lambda r: (r.priority, r.id or 0))
 
 
-def outbox_sent(s: Session, row_id: int, now: datetime) -> None:
-    """Record a delivery (even when the lease ran out meanwhile: it was sent)."""
+def outbox_sent(s: Session, row_id: int, now: datetime, ref: str = "") -> None:
+    """Record a delivery (even when the lease ran out meanwhile: it was sent), with the platform's id
+    of the message when the channel gave one (for a later edit)."""
     s.execute(
         update(Outbox)
         .where(col(Outbox.id) == row_id)
-        .values(status="sent", sent_at=now, updated_at=now, lease_owner="", lease_until=None, last_error="")
+        .values(
+            status="sent",
+            sent_at=now,
+            updated_at=now,
+            lease_owner="",
+            lease_until=None,
+            last_error="",
+            ref=ref[:64],
+        )
     )
+
+
+def outbox_ref(s: Session, row_id: int) -> str:
+    """The platform's id of the message a sent row became ("" when unsent or not known)."""
+    row = s.get(Outbox, row_id)
+    return row.ref if row is not None and row.status == "sent" else ""
 
 
 def outbox_failed(

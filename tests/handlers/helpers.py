@@ -18,28 +18,42 @@ Row = TypeVar("Row")
 WHAT = "Phụ huynh đăng bài sai sự thật về bữa ăn bán trú"
 
 
-STEPS = ("what", "when", "where", "networks", "actions", "severity")
+STEPS = ("what", "when", "where", "networks", "links", "photos", "actions", "severity", "phone")
 
 
 async def fill_incident(chat: Chat, stop_before: str | None = None, skip_actions: bool = False) -> None:
     """Open the incident form and answer each step in order through the console.
 
-    With `stop_before`, stop when that step is being asked; otherwise end on the review screen.
+    With `stop_before`, stop when that step is being asked; otherwise end on the review screen. The
+    callback phone is asked only when the principal's profile has none.
     """
     answers = {
         "what": lambda: chat.send(WHAT),
-        "when": lambda: chat.press("Hôm qua"),
+        "when": lambda: _when(chat),
         "where": lambda: chat.send("Trường PTDTBT THCS Pú Nhi, điểm bản Pú Nhi"),
         "networks": lambda: _networks(chat),
+        "links": lambda: chat.press("Xong"),
+        "photos": lambda: chat.press("Xong"),
         "actions": lambda: (
             chat.press("Bỏ qua")
             if skip_actions
             else chat.send("Đã gặp phụ huynh và đăng thông tin chính thức")
         ),
         "severity": lambda: chat.press("Nghiêm trọng"),
+        "phone": lambda: _phone(chat),
     }
     await chat.send("/incident")
     await answer_steps(STEPS, answers, stop_before)
+
+
+async def _when(chat: Chat) -> None:
+    await chat.press("Hôm qua")
+    await chat.send("14:30")
+
+
+async def _phone(chat: Chat) -> None:
+    if any("gọi lại?" in r.text for r in chat.batch):  # asked: the profile had no number
+        await chat.send("0912 345 678")
 
 
 async def _networks(chat: Chat) -> None:

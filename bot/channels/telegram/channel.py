@@ -556,12 +556,13 @@ class TelegramChannel(ChannelBase):
             saved = user.locale if user is not None else ""
         return saved or msg.language or self.app.settings.locale
 
-    async def send_to_user(self, user: User, replies: list[Reply]) -> None:
+    async def send_to_user(self, user: User, replies: list[Reply]) -> str | None:
         """The outbox's sender for Telegram users: Blocked when they blocked the bot, RetryAfter on a
-        429 (not retried inside PTB: the outbox pauses its pace and owns the retry)."""
+        429 (not retried inside PTB: the outbox pauses its pace and owns the retry). Gives back the
+        id of the last message sent with buttons (what a later edit changes)."""
         marked = OUTBOX_SEND.set(True)  # these requests only (a context variable, reset below)
         try:
-            await self.render(user.chat_id, replies, user.locale or self.app.settings.locale)
+            return await self.render(user.chat_id, replies, user.locale or self.app.settings.locale)
         except Forbidden as exc:  # the outbox records it, stops their other messages, and logs it
             raise Blocked(f"user {user.id} blocked the bot") from exc
         except TelegramError as exc:
@@ -569,23 +570,37 @@ class TelegramChannel(ChannelBase):
         finally:
             OUTBOX_SEND.reset(marked)
 
-    async def render(self, chat_id: str | int, replies: Sequence[Reply], language: str) -> None:
-        """Send replies in order; a reply with `commands_for` then sets the chat's command menu."""
+    async def render(self, chat_id: str | int, replies: Sequence[Reply], language: str) -> str | None:
+        """Send replies in order; a reply with `commands_for` then sets the chat's command menu. The
+        id of the last text message sent (None: none)."""
+        ref: str | None = None
         for reply in replies:
-            await self.send_reply(chat_id, reply)
+            ref = await self.send_reply(chat_id, reply) or ref
             if reply.commands_for:
                 await self.set_chat_commands(chat_id, reply.commands_for, language)
+        return ref
 
-    async def send_reply(self, chat_id: str | int, reply: Reply) -> None:
-        """One reply: its text (split when too long; buttons on the last part), then any file."""
+    async def send_reply(self, chat_id: str | int, reply: Reply) -> str | None:
+        """One reply: its text (split when too long; buttons on the last part), then any file. An edit
+        (`edit_ref`) changes that message to the reply's last part instead, or, when Telegram will not
+        edit it (too old, gone), sends the reply as a new message. The id of the last text message."""
         bot = self.application.bot
         chat = chat_ref(chat_id)
         markup = keyboard(reply)
+        ref: str | None = None
+        if reply.edit_ref and reply.edit_ref.isdigit():
+            try:
+                part = (split_text(reply.text) or ["…"])[-1]
+                await bot.edit_message_text(part, chat_id=chat, message_id=int(reply.edit_ref), reply_markup=markup)
+                return reply.edit_ref
+            except BadRequest as exc:
+                log.info("could not edit a message in chat %s, sending it anew: %s", chat_id, self.redact(str(exc)))
         if reply.text.strip() or markup is not None:
             parts = split_text(reply.text) or ["…"]
             for index, part in enumerate(parts):
                 last = index == len(parts) - 1
-                await bot.send_message(chat, part, reply_markup=markup if last else None)
+                sent = await bot.send_message(chat, part, reply_markup=markup if last else None)
+                ref = str(sent.message_id)
         if reply.photo_path:
             with Path(reply.photo_path).open("rb") as photo:
                 await bot.send_photo(chat, photo)
@@ -594,6 +609,7 @@ class TelegramChannel(ChannelBase):
                 await bot.send_document(chat, document)
         if reply.attachments:
             await self.send_attachments(chat, reply.attachments)
+        return ref
 
     async def send_attachments(self, chat: int | str, items: Sequence[Attachment]) -> None:
         """Photos and videos as albums (by Telegram reference where there is one), then documents."""
