@@ -23,8 +23,8 @@ from typing import Any
 
 from handlers.forms import Answers, Engine, Form, Step, StepKind, display, media_name
 from handlers.forms.steps import PHOTO_KINDS, offering, read_phone
-from handlers.notify import ALERT, NOTICE, tell
 from handlers.i18n import Translator
+from handlers.notify import ALERT, NOTICE, tell
 from handlers.types import Attachment, Choice, Context, Incoming, Reply
 from storage import queries as q
 from storage import scope, stats
@@ -241,7 +241,13 @@ def case_lines(ctx: Context, s: Any, incident: Incident, school: School) -> list
     for m, writer in messages:
         side = t(f"incident.case.side.{m.side}")
         lines.append(
-            t("incident.case.message", when=local(ctx, m.created_at), name=writer.display_name, side=side, text=m.text)
+            t(
+                "incident.case.message",
+                when=local(ctx, m.created_at),
+                name=writer.display_name,
+                side=side,
+                text=m.text,
+            )
         )
         lines += [f"  {link}" for link in m.links]
         if m.media:
@@ -325,9 +331,7 @@ def not_now(ctx: Context, incident: Incident) -> str:
     """Why a move does not apply to the case as it stands."""
     if incident.state == "new":
         return ctx.t("incident.case.take_first", number=incident.id)
-    return ctx.t(
-        "incident.case.already", number=incident.id, state=ctx.t(f"incident.state.{incident.state}")
-    )
+    return ctx.t("incident.case.already", number=incident.id, state=ctx.t(f"incident.state.{incident.state}"))
 
 
 async def start_work(ctx: Context, incident: Incident) -> list[Reply]:
@@ -452,7 +456,10 @@ async def add_to_case(ctx: Context, draft: Draft, side: str) -> list[Reply]:
             buttons = ((Choice(t(label), f"{PREFIX}:{action}:{incident.id}"),),)
             reply = Reply(body, buttons, attachments=files)
             tell(s, ctx, to, reply, kind=ON_CASE, period=f"case:{incident.id}", step=f"m{message.id}")
-    return [Reply(ctx.t(f"incident.case.sent_{side}", number=incident.id)), *await show_case(ctx, incident.id or 0)]
+    return [
+        Reply(ctx.t(f"incident.case.sent_{side}", number=incident.id)),
+        *await show_case(ctx, incident.id or 0),
+    ]
 
 
 # ---- /incidents ------------------------------------------------------------------------------------
@@ -481,10 +488,12 @@ async def list_incidents(msg: Incoming, ctx: Context) -> list[Reply]:
                 when=local(ctx, incident.happened_at or incident.created_at),
                 severity=ctx.t(f"incident.level.{incident.severity}"),
                 state=ctx.t(f"incident.state.{incident.state}"),
-                who=holder_label(ctx.t, holders.get(incident.holder_id)),
+                who=holder_label(ctx.t, holders.get(incident.holder_id or 0)),
             )
         )
-        buttons.append((Choice(ctx.t("incident.case.open", number=incident.id), f"{PREFIX}:o:{incident.id}"),))
+        buttons.append(
+            (Choice(ctx.t("incident.case.open", number=incident.id), f"{PREFIX}:o:{incident.id}"),)
+        )
     if times:
         lines += ["", ctx.t("incident.figures.title"), *figure_lines(ctx, times)]
     return [Reply("\n".join(lines), tuple(buttons))]

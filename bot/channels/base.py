@@ -64,8 +64,9 @@ class Channel(Protocol):
         sends go through them) until `__aexit__`."""
         ...
 
-    async def send_to_user(self, user: User, replies: list[Reply]) -> None:
-        """The outbox's sender: deliver replies to a user who is not writing; raises ChannelError."""
+    async def send_to_user(self, user: User, replies: list[Reply]) -> str | None:
+        """The outbox's sender: deliver replies to a user who is not writing; raises ChannelError. A
+        channel that can edit its messages gives back the id of the last one sent (else None)."""
         ...
 
     async def fetch(self, media: Media) -> bytes:

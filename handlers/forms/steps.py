@@ -365,7 +365,9 @@ async def parse_url(step: Step, msg: Incoming, ctx: Context, answers: Answers) -
     return Parsed(value=text)
 
 
-TIME_RE = re.compile(r"(?<![\d/.\-])([01]?\d|2[0-3])\s*(?:[:h]\s*([0-5]\d)?|g(?:i\S*)?\s*([0-5]\d)?)(?![\d/])")
+TIME_RE = re.compile(
+    r"(?<![\d/.\-])([01]?\d|2[0-3])\s*(?:[:h]\s*([0-5]\d)?|g(?:i\S*)?\s*([0-5]\d)?)(?![\d/])"
+)
 
 
 def read_time(text: str) -> tuple[tuple[int, int] | None, str]:
@@ -423,7 +425,9 @@ async def parse_links(step: Step, msg: Incoming, ctx: Context, answers: Answers)
     links = list(answers.get(step.key) or [])
     given = [w for w in LINK_SPLIT.split(msg.text.strip()) if w]
     for word in given:
-        checked = await parse_url(step, Incoming(msg.channel, msg.user_id, msg.chat_id, Kind.TEXT, text=word), ctx, answers)
+        checked = await parse_url(
+            step, Incoming(msg.channel, msg.user_id, msg.chat_id, Kind.TEXT, text=word), ctx, answers
+        )
         if checked.error:
             return Parsed(error="incident.input.bad_link", fields=(("link", word[:80]),))
     fresh = [w for w in dict.fromkeys(given) if w not in links]

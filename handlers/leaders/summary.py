@@ -283,7 +283,9 @@ def stale_line(ctx: Context, incidents: list[stats.IncidentLine]) -> str:
         )
         for i in incidents[:UNACKED_SHOWN]
     )
-    return ctx.t("incident.case.stale", days=ctx.settings.incident.open_days, count=len(incidents), items=items)
+    return ctx.t(
+        "incident.case.stale", days=ctx.settings.incident.open_days, count=len(incidents), items=items
+    )
 
 
 def severity(ctx: Context, incident: stats.IncidentLine) -> str:

@@ -62,7 +62,7 @@ def move(s: Session, incident_id: int, from_states: tuple[str, ...], to: str, **
         .where(col(Incident.id) == incident_id, col(Incident.state).in_(from_states))
         .values(state=to, **values)
     )
-    done = s.execute(stmt).rowcount == 1  # type: ignore[attr-defined]
+    done = bool(getattr(s.execute(stmt), "rowcount", 0) == 1)
     s.expire_all()
     return done
 
@@ -155,7 +155,7 @@ def mark_escalated(s: Session, incident_id: int, now: datetime) -> bool:
         .where(col(Incident.id) == incident_id, col(Incident.escalated_at).is_(None))
         .values(escalated_at=now)
     )
-    return s.execute(stmt).rowcount == 1  # type: ignore[attr-defined]
+    return bool(getattr(s.execute(stmt), "rowcount", 0) == 1)
 
 
 def leaders_over(s: Session, school_id: int) -> list[User]:

@@ -23,7 +23,7 @@ from bot.run import attached
 from handlers.types import Choice, Kind, Reply
 from storage import queries as q
 from storage.errors import ConfigError
-from storage.models import Draft, Incident, Office, ProcessedUpdate, School, User
+from storage.models import Draft, Incident, Office, Outbox, ProcessedUpdate, School, User
 from storage.queries import InviteTarget
 from storage.text import fold
 from tests.fakes.telegram_api import (
@@ -286,14 +286,19 @@ async def fill_incident(tg: Tg) -> list[dict[str, Any]]:
     assert started[0]["text"] == tg.t("flow.started", title=tg.t("incident.title"))
     await tg.send(p, "Một tài khoản Facebook đăng tin sai sự thật về bữa ăn bán trú của trường.")
     await tg.press(p, tg.button(p, tg.t("btn.today")))
+    await tg.send(p, "7h15")  # the time of day, after the day
     await tg.send(p, "Nhóm Facebook của xã Pú Nhi")
     await tg.press(p, tg.button(p, tg.t("incident.network.facebook")))
     await tg.press(p, tg.button(p, tg.t("incident.network.zalo")))
     draft = draft_of(tg.app, p)
     assert draft is not None and draft.answers.get("networks") == ["facebook", "zalo"]
     await tg.press(p, tg.button(p, tg.t("btn.done")))
+    await tg.send(p, "https://facebook.com/groups/punhi/posts/1 https://baomoi.vn/tin-1.html")
+    await tg.press(p, tg.button(p, tg.t("btn.done")))  # the links
+    await tg.press(p, tg.button(p, tg.t("btn.done")))  # no screenshots
     await tg.send(p, "Đã gặp phụ huynh đăng tin và đề nghị gỡ bài; đã báo chính quyền xã.")
-    review = await tg.press(p, tg.button(p, tg.t("incident.level.high")))
+    await tg.press(p, tg.button(p, tg.t("incident.level.high")))
+    review = await tg.send(p, "+84 912 345 678")  # the callback phone (the profile has none)
     assert review[-1]["text"].startswith(tg.t("form.review", title=tg.t("incident.title")))
     return await tg.press(p, tg.button(p, tg.t("btn.send")))
 
@@ -322,10 +327,14 @@ async def test_incident_alert_reaches_district_and_province_staff_and_the_ack_co
         lang = staff.language_code
         headline = tg.t("incident.alert", lang, number=incident.id, school=SCHOOL, by=PRINCIPAL.full_name)
         assert alert["text"].startswith(headline + "\n")
-        assert alert["reply_markup"]["inline_keyboard"] == [
-            [{"text": tg.t("btn.ack", lang), "callback_data": f"k:{incident.id}"}]
+        assert alert["reply_markup"]["inline_keyboard"][0] == [
+            {"text": tg.t("btn.ack", lang), "callback_data": f"k:{incident.id}"}
         ]
+        assert "07:15 10/11/2026" in alert["text"] and "0912345678" in alert["text"]
+        assert "https://baomoi.vn/tin-1.html" in alert["text"]
     assert len(tg.api.sent_to(OTHER_OFFICER.id)) == before[OTHER_OFFICER.id]
+    others = (DISTRICT_LEADER, PROVINCE_OFFICER, PROVINCE_LEADER)
+    sent_before = {u.id: len(tg.api.sent_to(u.id)) for u in others}
 
     acked = await tg.press(DISTRICT_OFFICER, f"k:{incident.id}")
 
@@ -334,6 +343,19 @@ async def test_incident_alert_reaches_district_and_province_staff_and_the_ack_co
     assert told == tg.t(
         "incident.acked", number=incident.id, name=DISTRICT_OFFICER.full_name, role=tg.t("role.officer")
     )
+    # The others' alerts are edited in place: who holds it, and no acknowledge button any more.
+    await until(lambda: len(tg.api.calls_to("editMessageText", ok_only=True)) == 3, "the alerts edited")
+    edits = {str(e["chat_id"]): e for e in tg.api.calls_to("editMessageText", ok_only=True)}
+    with tg.app.db.session() as s:
+        rows = s.exec(select(Outbox).where(Outbox.kind == "alert", Outbox.channel == "telegram")).all()
+        refs = {r.chat_id: r.ref for r in rows}
+    for staff in others:
+        edit = edits[str(staff.id)]
+        assert str(edit["message_id"]) == refs[str(staff.id)] != ""
+        assert DISTRICT_OFFICER.full_name in edit["text"] and edit["text"].startswith("🚨")
+        buttons = [b["callback_data"] for row in edit["reply_markup"]["inline_keyboard"] for b in row]
+        assert buttons == [f"ic:o:{incident.id}"]
+        assert len(tg.api.sent_to(staff.id)) == sent_before[staff.id]  # edited, nothing new sent
     for markup in tg.api.keyboards():
         for row in markup["inline_keyboard"]:
             for button in row:
@@ -355,7 +377,8 @@ async def test_stale_forged_and_non_text_input_leave_the_draft_unchanged(tg: Tg)
     await tg.send(p, "/incident")
     await tg.send(p, "Bài đăng sai sự thật về nhà trường.")
     old_today = tg.button(p, tg.t("btn.today"))
-    await tg.press(p, old_today)  # now at "where", a text step
+    await tg.press(p, old_today)
+    await tg.send(p, "8:00")  # now at "where", a text step
     draft = draft_of(tg.app, p)
     assert draft is not None and draft.step == "where"
     tries: list[tuple[str, dict[str, Any]]] = [

@@ -591,10 +591,14 @@ class TelegramChannel(ChannelBase):
         if reply.edit_ref and reply.edit_ref.isdigit():
             try:
                 part = (split_text(reply.text) or ["…"])[-1]
-                await bot.edit_message_text(part, chat_id=chat, message_id=int(reply.edit_ref), reply_markup=markup)
+                await bot.edit_message_text(
+                    part, chat_id=chat, message_id=int(reply.edit_ref), reply_markup=markup
+                )
                 return reply.edit_ref
             except BadRequest as exc:
-                log.info("could not edit a message in chat %s, sending it anew: %s", chat_id, self.redact(str(exc)))
+                log.info(
+                    "could not edit a message in chat %s, sending it anew: %s", chat_id, self.redact(str(exc))
+                )
         if reply.text.strip() or markup is not None:
             parts = split_text(reply.text) or ["…"]
             for index, part in enumerate(parts):
