@@ -40,7 +40,7 @@ async def test_bad_input_at_a_text_step(demo, chat_as, fields, expected) -> None
     before = snapshot(demo, "principal")
     replies = await demo.dispatcher.handle(incoming("principal", 1, **fields))
     assert expected in replies[0].text
-    assert "Bước 1/6" in replies[0].text  # the question is asked again
+    assert "Bước 1/9" in replies[0].text  # the question is asked again
     assert len(replies[0].text) < 400
     assert snapshot(demo, "principal") == before
 
@@ -65,7 +65,7 @@ async def test_bad_dates(demo, chat_as, text) -> None:
     await chat.send(WHAT)
     before = snapshot(demo, "principal")
     replies = await chat.send(text)
-    assert "Bước 2/6" in replies[0].text
+    assert "Bước 2/9" in replies[0].text
     assert "ngày" in replies[0].text.lower() or "Ngày" in replies[0].text
     assert snapshot(demo, "principal") == before
 
@@ -75,8 +75,8 @@ async def test_good_dates(demo, chat_as, text) -> None:
     chat = chat_as("principal")
     await chat.send("/incident")
     await chat.send(WHAT)
-    replies = await chat.send(text)
-    assert "Bước 3/6" in replies[0].text
+    replies = await chat.send(f"{text} 8:00")  # a day and the time of day
+    assert "Bước 3/9" in replies[0].text
 
 
 async def test_unknown_command_in_the_middle_of_a_form(demo, chat_as) -> None:
@@ -86,7 +86,7 @@ async def test_unknown_command_in_the_middle_of_a_form(demo, chat_as) -> None:
     before = snapshot(demo, "principal")
     replies = await chat.send("/xyz")
     assert "Không có lệnh /xyz" in replies[0].text
-    assert "Bước 2/6" in replies[1].text  # the user's place is shown again
+    assert "Bước 2/9" in replies[1].text  # the user's place is shown again
     assert snapshot(demo, "principal") == before
 
 
@@ -99,8 +99,8 @@ async def test_a_known_command_in_the_middle_of_a_form_leaves_the_draft(demo, ch
         replies = await chat.send(command)
         assert replies and GENERIC not in replies[0].text
     assert snapshot(demo, "principal") == before
-    replies = await chat.send("hôm nay")
-    assert "Bước 3/6" in replies[-1].text
+    replies = await chat.send("hôm nay 8:00")
+    assert "Bước 3/9" in replies[-1].text
 
 
 async def test_typing_at_a_choice_step_asks_to_pick(demo, chat_as) -> None:
@@ -159,7 +159,7 @@ async def test_language_switch_is_kept(demo, chat_as) -> None:
     replies = await chat.send("/language en")
     assert replies[0].text == "Switched to English."
     replies = await chat.send("/incident")
-    assert "Step 1/6" in replies[-1].text
+    assert "Step 1/9" in replies[-1].text
     replies = await chat.send("/language xx")
     assert "No such language" in replies[0].text
     await chat.send("/language")

@@ -16,8 +16,11 @@ async def fill_incident_rest(chat: Chat) -> None:
     """From the networks step on, as fill_incident answers them."""
     await chat.press("Facebook")
     await chat.press("Xong")
+    await chat.press("Xong")  # no links
+    await chat.press("Xong")  # no screenshots
     await chat.press("Bỏ qua")
     await chat.press("Nghiêm trọng")
+    await chat.send("0912 345 678")
 
 
 def press_value(chat: Chat, value: str, update_id: str) -> Incoming:
@@ -29,7 +32,7 @@ def press_value(chat: Chat, value: str, update_id: str) -> Incoming:
 async def test_progress_mark_and_first_question(chat_as) -> None:
     chat = chat_as("principal")
     replies = await chat.send("/incident")
-    assert "Bước 1/6" in replies[-1].text
+    assert "Bước 1/9" in replies[-1].text
     assert "Vui lòng mô tả ngắn gọn sự việc đã xảy ra." in replies[-1].text
     labels = [c.label for c in replies[-1].flat_choices()]
     assert not any("Quay lại" in label for label in labels)  # nothing before the first step
@@ -41,18 +44,22 @@ async def test_back_returns_to_the_previous_step_keeping_answers(demo, chat_as) 
     await chat.send("/incident")
     await chat.send(WHAT)
     await chat.press("Hôm qua")
+    await chat.send("8:00")
     replies = await chat.press("Quay lại")
-    assert "Bước 2/6" in replies[-1].text
+    assert "Bước 2/9" in replies[-1].text
     draft = draft_of(demo, "principal")
-    assert draft.step == "when" and draft.answers["what"] == WHAT and draft.answers["when"] == "2026-11-09"
+    assert (
+        draft.step == "when" and draft.answers["what"] == WHAT and draft.answers["when"] == "2026-11-09T08:00"
+    )
 
 
 async def test_skip_an_optional_step_and_review_shows_it(demo, chat_as) -> None:
     chat = chat_as("principal")
     await fill_incident(chat, stop_before="actions")
     replies = await chat.press("Bỏ qua")
-    assert "Bước 6/6" in replies[-1].text
-    review = await chat.press("Rất nghiêm trọng")
+    assert "Bước 8/9" in replies[-1].text
+    await chat.press("Rất nghiêm trọng")
+    review = await chat.send("0912 345 678")
     assert "Đã xử lý: (không có)" in review[-1].text
     assert draft_of(demo, "principal").answers["actions"] is None
 
@@ -114,7 +121,7 @@ async def test_no_to_the_cancel_question_keeps_everything(demo, chat_as) -> None
     before = snapshot(demo, "principal")
     await chat.send("/cancel")
     replies = await chat.press("Không")
-    assert "Bước 4/6" in replies[-1].text  # the same step, asked again
+    assert "Bước 4/9" in replies[-1].text  # the same step, asked again
     assert snapshot(demo, "principal") == before
     await fill_incident_rest(chat)
     review = await chat.press("Huỷ")
@@ -128,6 +135,7 @@ async def test_resume_after_the_app_is_rebuilt_on_the_same_database(settings, cl
     await chat.send("/incident")
     await chat.send(WHAT)
     await chat.press("Hôm qua")
+    await chat.send("8:00")
     demo.db.dispose()
 
     with open_app(settings, clock) as rebuilt:
@@ -135,11 +143,11 @@ async def test_resume_after_the_app_is_rebuilt_on_the_same_database(settings, cl
         offer = await again.send("/incident")
         assert "đang soạn dở" in offer[-1].text
         resumed = await again.press("Tiếp tục")
-        assert "Bước 3/6" in resumed[-1].text
+        assert "Bước 3/9" in resumed[-1].text
         fresh = await again.send("/menu")
         assert any("đang soạn dở" in r.text for r in fresh)
         restart = await again.press("Làm lại từ đầu")
-        assert "Bước 1/6" in restart[-1].text
+        assert "Bước 1/9" in restart[-1].text
         assert draft_of(rebuilt, "principal").answers == {}
 
 
@@ -163,9 +171,10 @@ async def test_a_button_from_an_older_screen_changes_nothing(demo, chat_as) -> N
     await chat.send(WHAT)
     old_back = chat.value_of("Quay lại")
     await chat.press("Hôm qua")
+    await chat.send("8:00")
     before = snapshot(demo, "principal")
     replies = await demo.dispatcher.handle(press_value(chat, old_back, "old"))
-    assert "đã cũ" in replies[0].text and "Bước 3/6" in replies[0].text
+    assert "đã cũ" in replies[0].text and "Bước 3/9" in replies[0].text
     assert snapshot(demo, "principal") == before
 
 
