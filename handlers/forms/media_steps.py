@@ -198,9 +198,10 @@ async def parse_photos(step: Step, msg: Incoming, ctx: Context, answers: Answers
     extra: Answers = {}
     problems: list[Problem] = []
     note = ""
-    for media in msg.media:
-        if len(items) >= step.max_items:
-            problems.append(Problem("media.too_many", (("limit", step.max_items),)))
+    for index, media in enumerate(msg.media):
+        if len(items) >= step.max_items:  # the rest of the album is refused, each file counted
+            left = len(msg.media) - index
+            problems += [Problem("media.too_many", (("limit", step.max_items),))] * left
             break
         least = MIN_LONG_SIDE if step.min_side is None else step.min_side
         item, problem, more = await accept_photo(media, ctx, {**answers, **extra, step.key: items}, least)
