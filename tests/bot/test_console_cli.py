@@ -16,19 +16,22 @@ def test_demo_alert_reaches_the_officer_when_they_next_open_the_chat(tmp_path) -
     lines = [
         "/incident",
         "Bài đăng sai sự thật về học phí",
-        "hôm nay",
+        "00:00 hôm nay",
         "Cổng trường",
         "1",
         "7",
+        "1",  # no links: Xong
+        "1",  # no screenshots: Xong
         "Đã báo cáo Phòng",
         "3",
+        "0912 345 678",
         "1",
     ]
     principal = run(["demo", "--config", str(tmp_path / "none.toml")], lines, env)
     assert principal.exit_code == 0, principal.output
     first = principal.output.splitlines()[0]  # the demo's first words are Vietnamese, from the locale
     assert first.startswith("Bản dùng thử: đang dùng tài khoản principal.") and "you are" not in first
-    assert "Bước 1/6" in principal.output and "Đã gửi báo cáo sự cố #1" in principal.output
+    assert "Bước 1/9" in principal.output and "Đã gửi báo cáo sự cố #1" in principal.output
 
     officer = run(["demo", "--user", "officer", "--config", str(tmp_path / "none.toml")], ["1"], env)
     assert officer.exit_code == 0, officer.output

@@ -73,16 +73,17 @@ def test_export_status_writes_the_workbook(env: Env, tmp_path: Path) -> None:
     result = env.cli("export", "status", "--office", "PGD-DBD", "--month", LAST.key, "--out", str(out))
 
     assert result.exit_code == 0, result.output
-    assert result.stdout == f"{out}: {LAST.key}, 4 schools (5 sheets)\n"
+    assert result.stdout == f"{out}: {LAST.key}, 4 schools (6 sheets)\n"
     book = load_workbook(out)
-    assert book.sheetnames[:3] == [
+    assert book.sheetnames[:4] == [
         f"Tháng {LAST.month:02d}-{LAST.year}",
         book.sheetnames[1],
         "Đề xuất điển hình",
+        "Sự cố",
     ]
     assert book.sheetnames[1].startswith("Năm học ")
     # A sheet per periodic report deadline of the school year ("Báo cáo năm 2026", "Báo cáo 6 tháng 2027").
-    assert len(book.sheetnames) == 5 and all(n.startswith("Báo cáo ") for n in book.sheetnames[3:])
+    assert len(book.sheetnames) == 6 and all(n.startswith("Báo cáo ") for n in book.sheetnames[4:])
     rows = {r[1]: r for r in book.worksheets[0].iter_rows(min_row=3, values_only=True)}
     assert set(rows) == {"MN-HOABAN", "TH-THITRAN", "THCS-PUNHI", "THTHCS-NAMAI"}  # not the province's THPT
     assert rows["MN-HOABAN"][6:9] == ("Đúng hạn", datetime(LAST.year, LAST.month, 3), 1)

@@ -410,12 +410,16 @@ async def fill_incident(zl: Zl, p: ZaloUser) -> str:
     await zl.send(p, "/incident")
     await zl.send(p, "Một tài khoản Facebook đăng tin sai sự thật về bữa ăn bán trú của trường.")
     await zl.pick(p, "Hôm nay")
+    await zl.send(p, "7h15")
     await zl.send(p, "Nhóm Facebook của xã Pú Nhi")
     await zl.pick(p, "Facebook")
     await zl.pick(p, "Zalo")
     await zl.pick(p, "Xong")
+    await zl.pick(p, "Xong")  # no links
+    await zl.pick(p, "Xong")  # no screenshots
     await zl.send(p, "Đã gặp phụ huynh đăng tin và đề nghị gỡ bài.")
-    review = await zl.pick(p, "Rất nghiêm trọng")
+    await zl.pick(p, "Rất nghiêm trọng")
+    review = await zl.send(p, "0912 345 678")
     assert review.startswith(zl.t("form.review", title=zl.t("incident.title")))
     return await zl.pick(p, "Gửi")
 
@@ -437,18 +441,26 @@ async def test_an_incident_alert_reaches_an_officer_on_zalo_who_acknowledges_by_
         assert alert.startswith(
             zl.t("incident.alert", number=incident.id, school=SCHOOL, by=PRINCIPAL.display_name)
         )
-        assert alert.endswith("  1. " + zl.t("btn.ack"))
+        assert "  1. " + zl.t("btn.ack") + "\n" in alert
+        assert alert.endswith("  2. " + zl.t("incident.case.open", number=incident.id))
     assert len(zl.api.texts_to(OFFICER.id)) == before + 1
 
+    leader_before = len(zl.api.texts_to(LEADER.id))
     acked = await zl.send(OFFICER, "1")
 
-    assert acked == zl.t("incident.ack_done", number=incident.id)
+    assert acked.startswith(zl.t("incident.ack_done", number=incident.id) + "\n\n📂 ")  # then the case
     told = zl.api.texts_to(PRINCIPAL.id)[-1]
     assert told == zl.t(
         "incident.acked", number=incident.id, name=OFFICER.display_name, role=zl.t("role.officer")
     )
     with zl.app.db.session() as s:
         assert len(s.exec(select(IncidentAck)).all()) == 1
+    # Zalo cannot edit a sent message: the leader gets the alert again, naming who holds the case,
+    # with no acknowledge choice.
+    await until(lambda: len(zl.api.texts_to(LEADER.id)) > leader_before, "the leader told who holds it")
+    held = zl.api.texts_to(LEADER.id)[-1]
+    assert held.startswith("🚨") and f"Đã tiếp nhận: {OFFICER.display_name}" in held
+    assert zl.t("btn.ack") not in held
 
 
 async def test_an_update_stored_before_a_crash_is_handled_once_at_the_next_start(
@@ -799,8 +811,8 @@ async def test_alerts_wait_as_deferred_rows_once_the_monthly_budget_is_spent(
     await zl.register(OFFICER, "officer", office="PGD-DEMO")
     spent = zl.channel.budget.used
     assert spent == 2  # one message per answer: the texts of a batch are joined
-    # The incident form costs the principal nine answers before the alert goes out.
-    zl.channel.budget = MonthlyBudget(spent + 9, zl.app.clock, used=spent)
+    # The incident form costs the principal thirteen answers before the alert goes out.
+    zl.channel.budget = MonthlyBudget(spent + 13, zl.app.clock, used=spent)
     before = len(zl.api.texts_to(OFFICER.id))
 
     sent = await fill_incident(zl, PRINCIPAL)
@@ -814,7 +826,7 @@ async def test_alerts_wait_as_deferred_rows_once_the_monthly_budget_is_spent(
         kept = s.exec(select(Inbox).where(Inbox.user_id == officer.id)).all()
     assert (row.status, row.attempts, kept) == ("pending", 0, [])  # ...but deferred, not failed
     assert row.payload["text"].startswith("🚨")
-    assert zl.channel.budget.remaining == 0 and "budget of 11 messages is used up" in caplog.text
+    assert zl.channel.budget.remaining == 0 and "budget of 15 messages is used up" in caplog.text
     with pytest.raises(BudgetExhausted) as raised:
         await zl.channel.send_to_user(officer, [Reply("x")])
     december = datetime(2026, 12, 1, tzinfo=zl.app.clock.tz)
@@ -823,8 +835,8 @@ async def test_alerts_wait_as_deferred_rows_once_the_monthly_budget_is_spent(
     zl.app.clock.advance(days=25)  # December: a new budget
     await zl.channel.send_to_user(officer, [Reply.from_payload(row.payload)])
 
-    assert zl.api.texts_to(OFFICER.id)[-1].endswith("  1. " + zl.t("btn.ack"))
-    assert zl.channel.budget.status() == {"month": "2026-12", "limit": 11, "used": 1, "remaining": 10}
+    assert "  1. " + zl.t("btn.ack") + "\n" in zl.api.texts_to(OFFICER.id)[-1]
+    assert zl.channel.budget.status() == {"month": "2026-12", "limit": 15, "used": 1, "remaining": 14}
 
 
 async def test_zalo_refusing_sends_over_its_quota_is_a_retry_after_for_the_outbox(zl: Zl) -> None:
