@@ -139,7 +139,7 @@ def alert_for(
 
 def evidence(s: Any, ctx: Context, items: Any) -> tuple[Attachment, ...]:
     """The screenshots and photos of an incident or an update (their stored records, read in `s`),
-    named by role and number ("Ảnh chụp màn hình 1")."""
+    named by role and number, as every file is shown)."""
     wanted = [int(i["media_id"]) for i in items or [] if isinstance(i, dict) and "media_id" in i]
     rows = {m.id: m for m in q.media_files(s, wanted)}
     root = Path(ctx.settings.media_dir)

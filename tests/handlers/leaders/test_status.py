@@ -153,7 +153,15 @@ def seed_history(app) -> History:
             ("b1", "THCS-B1", "high", at(2026, 11, 7), None),
         ):
             sub = sent("incident", code, None, when, answers={"what": "Sự cố"})
-            incident = Incident(submission_id=sub.id, school_id=sid[code], severity=severity, created_at=when)
+            incident = Incident(
+                submission_id=sub.id,
+                school_id=sid[code],
+                severity=severity,
+                created_at=when,
+                state="acked" if acked_by is not None else "new",
+                holder_id=acked_by.id if acked_by is not None else None,
+                acked_at=when if acked_by is not None else None,
+            )
             s.add(incident)
             s.flush()
             h.incidents[name] = incident.id
@@ -196,6 +204,7 @@ async def test_the_current_month_summary_has_every_figure(history, chat_as) -> N
         "🏅 Đề xuất điển hình học kỳ I năm học 2026-2027: 2 đề xuất từ 2 trường (1 chờ duyệt).\n\n"
         "🚨 Sự cố truyền thông trong tháng: 2, đã có người xác nhận 1/2.\n"
         f"Chưa ai xác nhận: #{punhi} Trường PTDTBT THCS Pú Nhi (Rất nghiêm trọng)\n\n"
+        f"📂 Sự cố còn mở quá 7 ngày (1): #{history.incidents['oct']} Trường Mầm non Hoa Ban (Đã tiếp nhận)\n\n"
         "📊 Báo cáo năm 2026 (hạn 01/12/2026, còn 21 ngày): 1/5 trường đã nộp; chưa nộp 3, chưa đăng ký 1."
     )
     assert [c.label for c in replies[0].flat_choices()] == ["📥 Tải Excel", "🏆 Xếp hạng năm học"]
@@ -319,7 +328,10 @@ async def test_an_officer_for_one_level_sees_only_that_level(history, demo) -> N
     add_user(demo, "officer_thcs", "officer", "PGD-DEMO", "Chị Mai", joined=JOINED, levels="THCS")
     chat = Chat(demo, "officer_thcs")
     text = text_of(await chat.send("/status 10/2026"))
-    assert "📝 Bài viết tháng: 1/3 trường đã nộp (33%)" in text and "Hoa Ban" not in text
+    figures, _, incidents = text.partition("🚨")
+    assert "📝 Bài viết tháng: 1/3 trường đã nộp (33%)" in figures and "Hoa Ban" not in figures
+    # Incidents are the office's shared emergency (#17 item 7): the preschool's is shown all the same.
+    assert "Hoa Ban" in incidents
     assert "Có 3 trường khớp “thcs”" in text_of(await chat.send("/status thcs"))  # TH&THCS counts as THCS
     assert "Không tìm thấy" in text_of(await chat.send("/status hoa ban"))
 
@@ -510,7 +522,7 @@ async def test_the_workbook_has_three_sheets_with_every_cell(history, demo, chat
     replies = await chat_as("leader").send("/export 10/2026")
     assert replies[0].text == (
         "📥 Tệp Excel tình hình nộp tháng 10/2026, 6 trường: trang theo trường, trang năm học 2026-2027, "
-        "trang đề xuất điển hình và một trang cho mỗi kỳ báo cáo định kỳ."
+        "trang đề xuất điển hình, trang sự cố và một trang cho mỗi kỳ báo cáo định kỳ."
     )
     path = Path(replies[0].file_path)
     assert path.name == "TinhHinhNop_PGD-DEMO_2026-10.xlsx"
@@ -519,6 +531,7 @@ async def test_the_workbook_has_three_sheets_with_every_cell(history, demo, chat
         "Tháng 10-2026",
         "Năm học 2026-2027",
         "Đề xuất điển hình",
+        "Sự cố",
         "Báo cáo năm 2026",
         "Báo cáo 6 tháng 2027",
     ]
@@ -603,7 +616,7 @@ async def test_the_workbook_has_a_sheet_per_report_deadline_with_every_school(hi
         s.add(row)
     replies = await chat_as("leader").send("/export 06/2026")
     book = load_workbook(Path(replies[0].file_path))
-    assert book.sheetnames[3:] == ["Báo cáo năm 2025", "Báo cáo 6 tháng 2026"]
+    assert book.sheetnames[4:] == ["Báo cáo năm 2025", "Báo cáo 6 tháng 2026"]
     sheet = book["Báo cáo 6 tháng 2026"]
     assert sheet["A1"].value.startswith(
         "Báo cáo 6 tháng 2026 – Phòng GD&ĐT huyện Điện Biên Đông (demo) (hạn 20/06/2026"
