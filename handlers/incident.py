@@ -334,30 +334,48 @@ def not_now(ctx: Context, incident: Incident) -> str:
     return ctx.t("incident.case.already", number=incident.id, state=ctx.t(f"incident.state.{incident.state}"))
 
 
-async def start_work(ctx: Context, incident: Incident) -> list[Reply]:
-    """Đang xử lý: from taken only; the school is told."""
+async def advance(
+    ctx: Context,
+    incident: Incident,
+    from_states: tuple[str, ...],
+    to: str,
+    told: str,
+    fields: dict[str, Any] | None = None,
+    done: str = "",
+    **values: Any,
+) -> list[Reply]:
+    """Move the case on if it still stands where the press found it (the school is told, `told` with
+    `fields`); `done`, then the case, to the writer; else why not."""
     with ctx.db.session() as s:
-        done = q.move(s, incident.id or 0, ("acked",), "working")
-        if done:
-            tell_school(s, ctx, incident, "working", "incident.case.told_working")
-    if not done:
+        moved = q.move(s, incident.id or 0, from_states, to, **values)
+        if moved:
+            tell_school(s, ctx, incident, to, told, **(fields or {}))
+    if not moved:
         with ctx.db.session() as s:
             fresh = s.get(Incident, incident.id)
         return [Reply(not_now(ctx, fresh or incident))]
-    return await show_case(ctx, incident.id or 0)
+    case = await show_case(ctx, incident.id or 0)
+    return [Reply(ctx.t(done, number=incident.id)), *case] if done else case
+
+
+async def start_work(ctx: Context, incident: Incident) -> list[Reply]:
+    """Đang xử lý: from taken only; the school is told."""
+    return await advance(ctx, incident, ("acked",), "working", "incident.case.told_working")
 
 
 async def close(ctx: Context, incident: Incident) -> list[Reply]:
     """Đóng: only once a result is recorded (Đã xử lý); the school is told."""
     if incident.state != "resolved":
         return [Reply(ctx.t("incident.case.need_result", number=incident.id))]
-    with ctx.db.session() as s:
-        done = q.move(s, incident.id or 0, ("resolved",), "closed", closed_at=ctx.clock.now())
-        if done:
-            tell_school(s, ctx, incident, "closed", "incident.case.told_closed")
-    if not done:
-        return [Reply(ctx.t("incident.case.is_closed", number=incident.id))]
-    return [Reply(ctx.t("incident.case.closed_done", number=incident.id))]
+    return await advance(
+        ctx,
+        incident,
+        ("resolved",),
+        "closed",
+        "incident.case.told_closed",
+        done="incident.case.closed_done",
+        closed_at=ctx.clock.now(),
+    )
 
 
 def tell_school(s: Any, ctx: Context, incident: Incident, step: str, key: str, **fields: Any) -> None:
@@ -388,24 +406,17 @@ async def submit_result(ctx: Context, draft: Draft) -> list[Reply]:
     incident, _ = found
     result = str(draft.answers.get("result") or "")
     link = str(draft.answers.get("link") or "")
-    with ctx.db.session() as s:
-        done = q.move(
-            s,
-            incident.id or 0,
-            ("acked", "working"),
-            "resolved",
-            result=result,
-            result_link=link,
-            resolved_at=ctx.clock.now(),
-        )
-        if done:
-            more = f"\n{link}" if link else ""
-            tell_school(s, ctx, incident, "resolved", "incident.case.told_resolved", result=result + more)
-    if not done:
-        with ctx.db.session() as s:
-            fresh = s.get(Incident, incident.id)
-        return [Reply(not_now(ctx, fresh or incident))]
-    return await show_case(ctx, incident.id or 0)
+    return await advance(
+        ctx,
+        incident,
+        ("acked", "working"),
+        "resolved",
+        "incident.case.told_resolved",
+        {"result": result + (f"\n{link}" if link else "")},
+        result=result,
+        result_link=link,
+        resolved_at=ctx.clock.now(),
+    )
 
 
 async def submit_reply(ctx: Context, draft: Draft) -> list[Reply]:
