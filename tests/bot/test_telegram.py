@@ -362,6 +362,39 @@ async def test_incident_alert_reaches_district_and_province_staff_and_the_ack_co
                 assert 1 <= len(button["callback_data"].encode("utf-8")) <= 64, button
 
 
+async def test_the_case_conversation_reaches_each_side_once(tg: Tg) -> None:
+    guidance = "Đề nghị nhà trường đăng thông tin chính thức trên trang thông tin điện tử."
+    update = "Nhà trường đã đăng thông tin chính thức; phụ huynh đã gỡ bài."
+    await tg.register(PRINCIPAL, "principal", school="THCS-PUNHI")
+    await tg.register(DISTRICT_OFFICER, "officer", office="PGD-DEMO")
+    await fill_incident(tg)
+    o, p = DISTRICT_OFFICER, PRINCIPAL
+    await tg.press(o, "k:1")
+    await tg.press(o, tg.button(o, tg.t("incident.case.btn.working")))
+    await tg.press(o, tg.button(o, tg.t("incident.case.btn.reply")))
+    await tg.send(o, guidance)
+    sent = await tg.press(o, tg.button(o, tg.t("btn.send")))
+    assert sent[0]["text"] == tg.t("incident.case.sent_office", number=1)
+
+    def told(user: TgUser, text: str) -> int:
+        return sum(m["text"].startswith("💬") and text in m["text"] for m in tg.api.sent_to(user.id))
+
+    await until(lambda: told(p, guidance) == 1, "the guidance delivered")
+    await tg.press(p, tg.button(p, tg.t("incident.case.btn.update")))  # on the guidance itself
+    await tg.send(p, update)
+    await tg.press(p, tg.button(p, tg.t("btn.done")))  # no links
+    await tg.press(p, tg.button(p, tg.t("btn.done")))  # no photos
+    answer = await tg.press(p, tg.button(p, tg.t("btn.send")))
+    assert answer[0]["text"] == tg.t("incident.case.sent_school", number=1)
+    await until(lambda: told(o, update) == 1, "the update delivered to the holder")
+    assert told(p, guidance) == 1 and told(o, update) == 1 and told(p, update) == 0
+    with tg.app.db.session() as s:
+        rows = s.exec(select(Outbox).where(Outbox.kind == "case")).all()
+    # the guidance to both of the school's accounts (this one and the demo's console principal), the
+    # update to the officer who holds the case only
+    assert sorted((r.step, r.status) for r in rows) == [("m1", "sent"), ("m1", "sent"), ("m2", "sent")]
+
+
 async def test_a_redelivered_update_is_processed_once(tg: Tg) -> None:
     update = text_update(PRINCIPAL, "/help")
     update["update_id"] = tg.api.next_update_id()
