@@ -393,6 +393,7 @@ async def test_the_case_conversation_reaches_each_side_once(tg: Tg) -> None:
     # the guidance to both of the school's accounts (this one and the demo's console principal), the
     # update to the officer who holds the case only
     assert sorted((r.step, r.status) for r in rows) == [("m1", "sent"), ("m1", "sent"), ("m2", "sent")]
+    assert all(r.priority == 0 and not r.quiet for r in rows)  # the alert lane: quiet hours hold none
 
 
 async def test_a_redelivered_update_is_processed_once(tg: Tg) -> None:

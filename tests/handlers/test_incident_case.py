@@ -464,3 +464,20 @@ async def test_a_crash_between_the_update_and_its_delivery_loses_nothing(demo, c
         await outbox.stop_sender()
     assert case_rows(demo, "officer", "case")[0].status == "sent"
     assert sum(UPDATE in t for t in inbox_texts(demo, "officer")) == 1
+
+
+async def test_guidance_goes_at_once_in_the_quiet_hours(demo, chat_as, clock) -> None:
+    principal = chat_as("principal")
+    await fill_incident(principal)
+    await principal.press("Gửi")
+    await demo.dispatcher.handle(press("officer", "k:1", "ack"))
+    clock.advance(hours=13)  # 22:00: reminders wait for the morning, a case's messages do not
+    assert not demo.clockwork.outbox.calendar.can_send()
+    officer = chat_as("officer")
+    Chat(demo, "bystander")
+    await demo.dispatcher.handle(press("officer", "ic:g:1", "g"))
+    await officer.send(GUIDE_1)
+    await officer.press("Gửi")
+    [row] = case_rows(demo, "principal", "case")
+    assert row.status == "sent" and row.sent_at == clock.now()
+    assert sum(GUIDE_1 in t for t in inbox_texts(demo, "principal")) == 1
