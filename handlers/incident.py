@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from handlers.forms import Answers, Engine, Form, Step, StepKind, display, media_name
+from handlers.forms.engine import SubmitHook
 from handlers.forms.steps import PHOTO_KINDS, offering, read_phone
 from handlers.i18n import Translator
 from handlers.notify import ALERT, NOTICE, tell
@@ -573,11 +574,13 @@ def sweep_escalations(db: Any, clock: Any, settings: Any, catalog: Any) -> int:
 EVIDENCE = Step(
     "photos", "incident.evidence.photos", StepKind.PHOTOS, optional=True, max_items=10, min_side=0
 )  # screenshots and photos of any size (no 1280 px rule here)
+LINKS = Step("links", "incident.evidence.links", StepKind.LINKS, optional=True, max_items=10)
+PRINCIPAL = frozenset({"principal"})
 
 INCIDENT_FORM = Form(
     name="incident",
     title="incident.title",
-    roles=frozenset({"principal"}),
+    roles=PRINCIPAL,
     submit=submit,
     steps=(
         Step("what", "incident.what", StepKind.LONGTEXT),
@@ -592,7 +595,7 @@ INCIDENT_FORM = Form(
             other=True,
             max_len=100,
         ),
-        Step("links", "incident.evidence.links", StepKind.LINKS, optional=True, max_items=10),
+        LINKS,
         EVIDENCE,
         Step("actions", "incident.actions", StepKind.LONGTEXT, optional=True),
         offering("severity", "incident.severity", "incident.level", SEVERITIES),
@@ -600,33 +603,28 @@ INCIDENT_FORM = Form(
     ),
 )
 
-REPLY_FORM = Form(
-    name="incident_reply",
-    title="incident.case.reply_title",
-    roles=STAFF,
-    submit=submit_reply,
-    steps=(Step("text", "incident.case.guidance", StepKind.LONGTEXT),),
-)
 
-UPDATE_FORM = Form(
-    name="incident_update",
-    title="incident.case.update_title",
-    roles=frozenset({"principal"}),
-    submit=submit_update,
-    steps=(
-        Step("text", "incident.case.update", StepKind.LONGTEXT),
-        Step("links", "incident.evidence.links", StepKind.LINKS, optional=True, max_items=10),
-        EVIDENCE,
-    ),
-)
+def case_form(name: str, roles: frozenset[str], submit: SubmitHook, *steps: Step) -> Form:
+    """A form about one case (its number in the hidden answer CASE): "incident_<name>", titled by the
+    locale key incident.case.<name>_title."""
+    return Form(f"incident_{name}", f"incident.case.{name}_title", steps, roles, submit)
 
-RESULT_FORM = Form(
-    name="incident_result",
-    title="incident.case.result_title",
-    roles=STAFF,
-    submit=submit_result,
-    steps=(
-        Step("result", "incident.case.result", StepKind.TEXT, max_len=1000),
-        Step("link", "incident.case.result_link", StepKind.URL, optional=True),
-    ),
+
+REPLY_FORM = case_form(
+    "reply", STAFF, submit_reply, Step("text", "incident.case.guidance", StepKind.LONGTEXT)
+)
+UPDATE_FORM = case_form(
+    "update",
+    PRINCIPAL,
+    submit_update,
+    Step("text", "incident.case.update", StepKind.LONGTEXT),
+    LINKS,
+    EVIDENCE,
+)
+RESULT_FORM = case_form(
+    "result",
+    STAFF,
+    submit_result,
+    Step("result", "incident.case.result", StepKind.TEXT, max_len=1000),
+    Step("link", "incident.case.result_link", StepKind.URL, optional=True),
 )
