@@ -2,7 +2,7 @@
 the escalation; the messages on a case; the platform id of a sent outbox message (for edits)
 
 Revision ID: 0015
-Revises: 0012
+Revises: 0014
 Create Date: 2026-11-30 20:20:00.000000
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 import storage.models
 
 revision: str = "0015"
-down_revision: str | None = "0012"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
