@@ -29,6 +29,7 @@ SENDING = {
     "sent_at",
     "last_error",
     "not_before",
+    "ref",  # the message id the platform gave the send (kept for a later edit)
 }
 
 
