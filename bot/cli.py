@@ -1,4 +1,4 @@
-"""`schoolbot run | doctor | backup | restore | chat | demo | db | schools | plan | invites | export | calendar`."""
+"""`schoolbot run | doctor | backup | restore | chat | demo | db | schools | plan | invites | export | calendar | privacy`."""
 
 from __future__ import annotations
 
@@ -501,3 +501,9 @@ def export_bundle(
         + (f", {len(made.missing)} missing" if made.missing else "")
         + (f", {len(made.apart)} over the part size (left out)" if made.apart else "")
     )
+
+
+# `schoolbot privacy`: its commands use the options and `refuse` above.
+from bot.privacy_cli import privacy_app  # noqa: E402
+
+app.add_typer(privacy_app, name="privacy")

@@ -5,10 +5,11 @@ job. What is due, and what was already made, lives in the database, so a tick lo
 down is caught up by the first sweep at start, and a sweep run twice creates nothing new. Several
 workers may each run a Clockwork: only the holder of the "scheduler" lease sweeps, and only the holder
 of the "sender" lease sends. Each sweep also brings the leaders' month rollup up to date (handlers/leaders/rollup.py).
-Two chores of every worker belong to the clock too, whatever channels run: downloading again the files
-kept by reference (every channel that has a fetcher, handlers/downloads.py) and forgetting old update
-ids (the dedupe keys). With `[backup] folder` set, the lease holder also makes the nightly backup
-(storage/backup.py) at `backup.at` and keeps the last `backup.keep`.
+Chores of every worker belong to the clock too, whatever channels run: downloading again the files
+kept by reference (every channel that has a fetcher, handlers/downloads.py), forgetting old update
+ids (the dedupe keys) and, when `[privacy] media_keep_months` is set, deleting old photos and videos.
+With `[backup] folder` set, the lease holder also makes the nightly backup (storage/backup.py) at
+`backup.at` and keeps the last `backup.keep`.
 
     clockwork = Clockwork(db, clock, settings, catalog, outbox)
     await clockwork.start()   # catch-up sweep at once, then every schedule.sweep_minutes; the sender
@@ -31,13 +32,13 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.outbox import Outbox
 from handlers import digest, incident, reminders
-from handlers.calendar import Clock
+from handlers.calendar import Clock, Period, month_start
 from handlers.config import Settings
 from handlers.downloads import DownloadRetries
 from handlers.i18n import Catalog
 from handlers.leaders import rollup
 from handlers.types import Fetcher
-from storage import holders
+from storage import holders, privacy
 from storage import queries as q
 from storage.backup import make_backup, prune_backups
 from storage.db import Database
@@ -52,6 +53,7 @@ PRUNE_JOB = "prune"
 DOWNLOADS_JOB = "downloads"
 FORGET_JOB = "forget-updates"
 BACKUP_JOB = "backup"
+EXPIRE_JOB = "expire-media"
 DOWNLOADS_EVERY = timedelta(minutes=10)
 FORGET_EVERY = timedelta(hours=6)
 REMEMBER_UPDATES = timedelta(days=2)  # platforms redeliver for at most one
@@ -82,6 +84,7 @@ class Clockwork:
         self.send = send
         self.scheduler: AsyncIOScheduler | None = None
         self.holding = False
+        self.media = media
         self._sweeping: asyncio.Future[reminders.SweepReport] | None = None
         self._one_at_a_time = asyncio.Lock()
         # The live map of the running channels' fetchers (bot.run registers them as they start).
@@ -112,6 +115,10 @@ class Clockwork:
             next_run_time=datetime.now(tz),
         )
         scheduler.add_job(self.prune, "interval", hours=24, id=PRUNE_JOB)
+        if self.settings.privacy.media_keep_months:
+            scheduler.add_job(
+                self.expire_media, "interval", hours=24, id=EXPIRE_JOB, next_run_time=datetime.now(tz)
+            )
         scheduler.add_job(
             self.retry_downloads, "interval", seconds=DOWNLOADS_EVERY.total_seconds(), id=DOWNLOADS_JOB
         )
@@ -186,6 +193,28 @@ class Clockwork:
     async def prune(self) -> int:
         """Forget finished outbox rows past outbox.keep_days (once a day)."""
         return self.outbox.prune()
+
+    async def expire_media(self) -> int:
+        """Delete the photos and videos of the months closed privacy.media_keep_months ago or more
+        (their records stay, noted "expired"); the files deleted. Once a day, and at start."""
+        keep = self.settings.privacy.media_keep_months
+        if not keep or self.media is None:
+            return 0
+        before = month_start(Period.of(self.clock.now()).shift(-keep), self.clock)
+        root = self.media.root
+
+        def expire() -> tuple[int, int]:
+            with self.db.session() as s:
+                return privacy.expire_media(s, root, before)
+
+        try:
+            rows, files = await asyncio.to_thread(expire)
+        except Exception:
+            log.warning("could not expire old media", exc_info=True)
+            return 0
+        if rows:
+            log.info("expired %d media file(s) stored before %s (%d deleted)", rows, before.date(), files)
+        return files
 
     async def retry_downloads(self) -> int:
         """Download again the files kept by reference, on every channel that can fetch here."""

@@ -125,6 +125,12 @@ class MediaSettings(Section):
     max_download_mb: float = Field(default=20, gt=0, le=2000)
 
 
+class PrivacySettings(Section):
+    """Personal data: how long the photos and videos of a closed month are kept (0: for good)."""
+
+    media_keep_months: int = Field(default=0, ge=0, le=600)
+
+
 class PeriodicDeadline(Section):
     """A named periodic report deadline, e.g. the six-month report due on 20 June."""
 
@@ -323,6 +329,7 @@ class Settings(BaseSettings):
     log: LogSettings = LogSettings()
     backup: BackupSettings = BackupSettings()
     incident: IncidentSettings = IncidentSettings()
+    privacy: PrivacySettings = PrivacySettings()
 
     @property
     def prefer(self) -> Prefer:

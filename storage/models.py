@@ -252,6 +252,8 @@ class MediaNote(StrEnum):
     STORED = ""  # the bytes are there
     KEPT_BY_REFERENCE = "kept_by_reference"  # the download failed: fetched again later
     TOO_LARGE = "too_large"  # over the download limit: only the platform's reference is kept
+    EXPIRED = "expired"  # a closed month's photo or video, deleted after privacy.media_keep_months
+    ERASED = "erased"  # a photo of a person who asked for their data to be erased (`privacy erase`)
 
 
 class MediaFile(SQLModel, table=True):
@@ -477,3 +479,19 @@ class LinkCode(SQLModel, table=True):
     code: str = Field(primary_key=True, max_length=16)
     user_id: int = Field(foreign_key="user.id")
     expires_at: datetime = utc_field()
+
+
+PRIVACY_KINDS = ("export", "erase")
+
+
+class PrivacyRequest(SQLModel, table=True):
+    """A person's request about the data held on them (Decree 13/2023/NĐ-CP): who asked, when, what
+    kind, and how many rows it concerned; never the data itself. `person` is the account id (after an
+    erase it names no one)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=16)  # a PRIVACY_KINDS value
+    person: int = Field(index=True)
+    asked_by: str = Field(default="", max_length=200)
+    counts: dict[str, Any] = json_field()  # {"accounts": 2, "drafts": 1, ...}
+    created_at: datetime = utc_field()
