@@ -128,9 +128,12 @@ def erase(
             )
             return
         t = built.catalog.translator(settings.locale)
-        counts = privacy.erase(s, found, labels_for(s, found, t), Path(settings.media_dir))
-        number = privacy.record(s, "erase", found.key, asked_by, counts, now)
-    typer.echo(f"person {found.key} erased: {summary(counts)} (request #{number})")
+        done = privacy.erase(s, found, labels_for(s, found, t))
+        number = privacy.record(s, "erase", found.key, asked_by, done.counts, now)
+    files = privacy.remove_files(Path(settings.media_dir), done.files)  # once the erase is committed
+    typer.echo(
+        f"person {found.key} erased: {summary({**done.counts, 'files_deleted': files})} (request #{number})"
+    )
 
 
 def labels_for(s: Session, person: privacy.Person, t: Translator) -> privacy.Labels:

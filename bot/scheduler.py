@@ -205,7 +205,8 @@ class Clockwork:
 
         def expire() -> tuple[int, int]:
             with self.db.session() as s:
-                return privacy.expire_media(s, root, before)
+                rows, paths = privacy.expire_media(s, before)
+            return rows, privacy.remove_files(root, paths)
 
         try:
             rows, files = await asyncio.to_thread(expire)

@@ -80,7 +80,7 @@ class Person:
 
     key: int  # the person's first account id: what the audit record names
     accounts: tuple[int, ...]
-    names: tuple[str, ...]  # full names and display names of two words or more
+    names: tuple[str, ...]  # full names and display names that are a person's (`personal`)
     phones: tuple[str, ...]  # phone cores ("912345678")
     chats: tuple[str, ...]  # chat ids and external ids
     school_ids: tuple[int, ...]
@@ -98,9 +98,8 @@ def find_person(s: Session, ref: str) -> Person | None:
     core = phone_core(ref) if not ref.isdigit() or len(ref) >= 10 else None
     first: User | None = None
     if core is not None:
-        first = next(
-            (u for u in s.exec(select(User).where(col(User.phone) != "")) if _has_phone(u, core)), None
-        )
+        forms = [f"{prefix}{core}" for prefix in ("0", "+84", "84")]
+        first = s.exec(select(User).where(col(User.phone).in_(forms)).order_by(col(User.id))).first()
     elif ref.isdigit():
         first = s.get(User, int(ref))
     if first is None:
@@ -111,9 +110,7 @@ def find_person(s: Session, ref: str) -> Person | None:
     return Person(
         key=key,
         accounts=tuple(sorted(u.id or 0 for u in rows)),
-        names=tuple(
-            sorted({nfc(n) for u in rows for n in (u.full_name, u.display_name) if len(n.split()) > 1})
-        ),
+        names=tuple(sorted({nfc(n) for u in rows for n in (u.full_name, u.display_name) if personal(n)})),
         phones=tuple(sorted({c for u in rows if (c := phone_core(u.phone))})),
         chats=tuple(sorted({c for u in rows for c in (u.chat_id, u.external_id) if len(c) >= 5})),
         school_ids=tuple(sorted({u.school_id for u in rows if u.school_id is not None})),
@@ -123,8 +120,18 @@ def find_person(s: Session, ref: str) -> Person | None:
     )
 
 
-def _has_phone(user: User, core: str) -> bool:
-    return phone_core(user.phone) == core
+# Words of a title or an institution, as written (with diacritics: "Trương" and "Đào" are names, "trưởng"
+# and "đạo" are not): a platform name made of them ("Hiệu Trưởng", "THCS Pú Nhi") names no one, and
+# replacing it everywhere would rewrite every school's data.
+_TITLES = """hiệu trưởng phó trường th thcs thpt mn gdtx tiểu mầm phòng sở gd&đt gdđt chuyên viên
+    lãnh đạo giáo quản trị admin văn thư kế toán"""
+TITLE_WORDS = frozenset(_TITLES.split())
+
+
+def personal(name: str) -> bool:
+    """A name worth looking for in other rows: two words or more, none a title's or an institution's."""
+    words = nfc(name).lower().split()
+    return len(words) > 1 and not any(w in TITLE_WORDS for w in words)
 
 
 # ---- what is held ----------------------------------------------------------------------------------
@@ -237,12 +244,12 @@ class Labels:
 
 @dataclass
 class Erasure:
-    """One erase in progress: who, with what words, where the files are, and the counts so far."""
+    """One erase in progress: who, with what words, the counts so far and the files to delete."""
 
     person: Person
     labels: Labels
-    media_root: Path
     counts: dict[str, int] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)  # stored files to delete once the erase is committed
 
     def add(self, name: str, count: int) -> None:
         """Count `count` rows (or files) under `name`."""
@@ -333,7 +340,8 @@ def erase_nominees(s: Session, e: Erasure) -> None:
             s.add(version)
         s.add(row)
         e.add("nominations", 1)
-        e.add("photos_erased", erase_media(s, e.media_root, gone, MediaNote.ERASED))
+        e.add("photos_erased", len(gone))
+        e.files += erase_media(s, gone, MediaNote.ERASED)
 
 
 def _unnamed(answers: dict[str, Any], label: str, gone: set[int]) -> dict[str, Any]:
@@ -406,12 +414,13 @@ ERASE_STEPS: tuple[Step, ...] = (
 )
 
 
-def erase(s: Session, person: Person, labels: Labels, media_root: Path) -> dict[str, int]:
-    """Run every step in this session (one transaction: all or nothing); the counts per part."""
-    e = Erasure(person, labels, media_root)
+def erase(s: Session, person: Person, labels: Labels) -> Erasure:
+    """Run every step in this session (one transaction: all or nothing); the counts per part and the
+    files to delete (`remove_files`) once it is committed."""
+    e = Erasure(person, labels)
     for step in ERASE_STEPS:
         step(s, e)
-    return e.counts
+    return e
 
 
 def _delete(s: Session, model: type[SQLModel], where: Any) -> int:
@@ -419,28 +428,34 @@ def _delete(s: Session, model: type[SQLModel], where: Any) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def erase_media(s: Session, root: Path, ids: Iterable[int], note: MediaNote) -> int:
-    """Delete these files' bytes (unless a file kept elsewhere shares them) and keep each row as the
-    record of what was there, with `note` (an erased one keeps no name or platform reference)."""
+def erase_media(s: Session, ids: Iterable[int], note: MediaNote) -> list[str]:
+    """Keep these files' rows as the record of what was there, with `note` and no stored copy (an
+    erased one keeps no name or platform reference either); the stored files no other row shares,
+    for `remove_files` once this is committed."""
     ids = sorted(set(ids))
     if not ids:
-        return 0
+        return []
     rows = list(s.exec(select(MediaFile).where(col(MediaFile.id).in_(ids))))
     paths = {r.path for r in rows if r.path}
     shared = set(
         s.exec(select(MediaFile.path).where(col(MediaFile.path).in_(paths), col(MediaFile.id).not_in(ids)))
     )
-    removed = 0
-    for path in paths - shared:
-        target = root / path
-        if target.exists():
-            target.unlink()
-            removed += 1
     for row in rows:
         row.path, row.note = "", note
         if note == MediaNote.ERASED:
             row.file_name = row.file_id = row.file_unique_id = row.sha256 = ""
         s.add(row)
+    return sorted(paths - shared)
+
+
+def remove_files(root: Path, paths: Iterable[str]) -> int:
+    """Delete these stored files (after the transaction that let them go); how many were there."""
+    removed = 0
+    for path in paths:
+        target = root / path
+        if target.is_file():
+            target.unlink()
+            removed += 1
     return removed
 
 
@@ -467,9 +482,10 @@ def erased_before(s: Session, person: int) -> PrivacyRequest | None:
 EXPIRING = ("photo", "video")
 
 
-def expire_media(s: Session, root: Path, before: datetime) -> tuple[int, int]:
-    """Photos and videos stored before `before` lose their bytes; their rows stay as the record (note
-    "expired"), and documents (a report's signed .docx or .pdf) are kept. (rows, files deleted)."""
+def expire_media(s: Session, before: datetime) -> tuple[int, list[str]]:
+    """Photos and videos stored before `before` lose their stored copy; their rows stay as the record
+    (note "expired"), and documents (a report's signed .docx or .pdf) are kept. (rows, files to
+    delete with `remove_files` once committed)."""
     stmt = select(MediaFile.id).where(
         col(MediaFile.created_at) < before,
         col(MediaFile.path) != "",
@@ -480,5 +496,4 @@ def expire_media(s: Session, root: Path, before: datetime) -> tuple[int, int]:
         ),
     )
     ids = list(s.exec(stmt))
-    files = erase_media(s, root, [i for i in ids if i is not None], MediaNote.EXPIRED)
-    return len(ids), files
+    return len(ids), erase_media(s, [i for i in ids if i is not None], MediaNote.EXPIRED)

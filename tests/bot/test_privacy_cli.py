@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import MetaData, create_engine
 
 from storage.db import Database
 from storage.media import MediaStore
@@ -34,6 +35,7 @@ from storage.models import (
 )
 from tests.conftest import CliEnv
 from tests.fakes.district import FIRST_CHAT, seed_wave
+from tests.storage.test_postgres import pg_url_fixture  # noqa: F401  (fixture)
 
 NAME = "Nguyễn Thị Hoa"
 PHONE = "0912345678"
@@ -96,12 +98,16 @@ def photo(s: Any, store: MediaStore, data: bytes, name: str, when: datetime) -> 
 
 @pytest.fixture(name="district")
 def district_fixture(tmp_path: Path, migrated: Path) -> District:
+    """The seeded district in the test's SQLite file."""
+    return seed_district(CliEnv(tmp_path, migrated))
+
+
+def seed_district(env: CliEnv) -> District:
     """Ten schools with their principals; the first principal is the person, with a Zalo account,
     a profile, an article, a draft, messages kept and sent, and a nomination naming her."""
-    env = CliEnv(tmp_path, migrated)
     db = Database(env.url)
     now = datetime.now(UTC)
-    store = MediaStore(tmp_path / "media")
+    store = MediaStore(env.root / "media")
     try:
         seeded = seed_wave(db, 10, now, districts=2)
         with db.session() as s:
@@ -113,7 +119,7 @@ def district_fixture(tmp_path: Path, migrated: Path) -> District:
                 channel="zalo",
                 external_id=ZALO_ID,
                 chat_id=ZALO_ID,
-                display_name="Hoa Nguyễn Thị",
+                display_name="Hiệu Trưởng",  # a title, not a name: other rows saying it stay
                 role="principal",
                 school_id=school_id,
                 office_id=me.office_id,
@@ -204,10 +210,12 @@ def district_fixture(tmp_path: Path, migrated: Path) -> District:
                     received_at=now,
                 )
             )
-            for user, text, status in (
+            messages = (
                 (me, "Nhắc gửi bài tháng 11", "pending"),
+                (officer, "Hiệu trưởng 3 trường đã gửi bài tháng 11", "sent"),
                 (officer, f"Sự cố: {NAME}, gọi lại {PHONE[:4]} {PHONE[4:7]} {PHONE[7:]}", "sent"),
-            ):
+            )
+            for step, (user, text, status) in enumerate(messages):
                 assert user.id
                 s.add(
                     Outbox(
@@ -216,7 +224,7 @@ def district_fixture(tmp_path: Path, migrated: Path) -> District:
                         chat_id=user.chat_id,
                         kind="direct",
                         period=f"u{user.id}",
-                        step="0",
+                        step=str(step),
                         payload={"text": text},
                         status=status,
                         not_before=now,
@@ -235,7 +243,6 @@ def district_fixture(tmp_path: Path, migrated: Path) -> District:
 IDENTIFYING = [
     re.compile(re.escape(NAME), re.IGNORECASE),
     re.compile("nguyen thi hoa", re.IGNORECASE),
-    re.compile("Hoa Nguyễn Thị"),
     re.compile(r"(?<!\d)(?:\+?84|0)?[\s.]?912[\s.]?345[\s.]?678(?!\d)"),
     re.compile(rf"(?<!\d){FIRST_CHAT}(?!\d)"),
     re.compile(re.escape(ZALO_ID)),
@@ -247,26 +254,34 @@ def found_in(text: str) -> list[str]:
     return [p.pattern for p in IDENTIFYING if p.search(text)]
 
 
-def scan_database(path: Path) -> list[str]:
-    """`table.column #rowid: pattern` for every cell of every table but the audit record that holds
-    the person's data (JSON read back, since SQLite keeps it with \\u escapes)."""
+def scan_database(url: str) -> list[str]:
+    """`table.column #row: pattern` for every cell of every table in the database (as reflected, not
+    as the models say) but the audit record that holds the person's data; JSON read back, since
+    it is stored with \\u escapes."""
     hits = []
-    with sqlite3.connect(path) as conn:
-        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-        for table in tables:
-            if table == "privacyrequest":
-                continue
-            cursor = conn.execute(f'SELECT rowid, * FROM "{table}"')
-            names = [d[0] for d in cursor.description]
-            for row in cursor:
-                for column, value in zip(names[1:], row[1:], strict=True):
-                    if not isinstance(value, str):
-                        continue
-                    text = value
-                    if value.startswith(("[", "{")):
-                        text += json.dumps(json.loads(value), ensure_ascii=False)
-                    hits += [f"{table}.{column} #{row[0]}: {p}" for p in found_in(text)]
+    engine = create_engine(url)
+    try:
+        tables = MetaData()
+        tables.reflect(engine)
+        with engine.connect() as conn:
+            for table in tables.sorted_tables:
+                if table.name == "privacyrequest":
+                    continue
+                for number, row in enumerate(conn.execute(table.select()).mappings()):
+                    for column, value in row.items():
+                        hits += [f"{table.name}.{column} #{number}: {p}" for p in found_in(as_text(value))]
+    finally:
+        engine.dispose()
     return hits
+
+
+def as_text(value: Any) -> str:
+    """A cell as text; JSON (a string on SQLite, decoded on PostgreSQL) both as stored and read back."""
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, str) and value.startswith(("[", "{")):
+        return value + json.dumps(json.loads(value), ensure_ascii=False)
+    return value if isinstance(value, str) else ""
 
 
 def scan_media(root: Path) -> list[str]:
@@ -287,7 +302,7 @@ def rows(env: CliEnv, sql: str) -> list[tuple[Any, ...]]:
 
 
 def test_the_seeded_data_holds_the_person_before_anything(district: District) -> None:
-    assert len(scan_database(district.env.root / "x.db")) >= 12
+    assert len(scan_database(district.env.url)) >= 12
     assert scan_media(district.media)
 
 
@@ -324,7 +339,7 @@ def test_export_gives_everything_held_and_records_only_counts(district: District
     assert [(k, p, a) for k, p, a, _ in audit] == [("export", district.principal, "đơn ngày 30/11")]
     assert not found_in(audit[0][3]) and json.loads(audit[0][3])["accounts"] == 2
     # Exporting changes nothing held.
-    assert len(scan_database(district.env.root / "x.db")) >= 12
+    assert len(scan_database(district.env.url)) >= 12
 
 
 def test_erase_leaves_no_identifying_data_outside_the_audit_record(
@@ -338,7 +353,7 @@ def test_erase_leaves_no_identifying_data_outside_the_audit_record(
 
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith(f"person {district.principal} erased: ")
-    left = scan_database(district.env.root / "x.db")
+    left = scan_database(district.env.url)
     assert not left, "\n".join(left)
     assert scan_media(district.media) == []
     assert not any(found_in(r.getMessage()) for r in caplog.records)
@@ -368,9 +383,14 @@ def test_erase_leaves_no_identifying_data_outside_the_audit_record(
     assert [p.read_bytes() for p in district.media.rglob("*.png")] == [ARTICLE_PHOTO]
     for table in ("draft", "cancelleddraft", "inbox", "linkcode", "received"):
         assert rows(env, f"SELECT count(*) FROM {table}") == [(0,)], table
-    assert rows(env, "SELECT status, payload FROM outbox ORDER BY id") == [
-        ("cancelled", "{}"),
-        ("sent", rows(env, "SELECT payload FROM outbox WHERE id = 2")[0][0]),
+    outbox = [
+        (status, json.loads(payload))
+        for status, payload in rows(env, "SELECT status, payload FROM outbox ORDER BY id")
+    ]
+    assert outbox == [
+        ("cancelled", {}),
+        ("sent", {"text": "Hiệu trưởng 3 trường đã gửi bài tháng 11"}),
+        ("sent", {"text": f"Sự cố: {role}, gọi lại (đã xoá)"}),
     ]
     assert rows(env, "SELECT kind, person FROM privacyrequest") == [("erase", district.principal)]
 
@@ -412,7 +432,7 @@ def test_erasing_twice_says_so_and_changes_nothing(district: District) -> None:
 def test_an_unknown_person_is_one_clear_line(
     district: District, tmp_path: Path, ref: str, code: int, said: str
 ) -> None:
-    before = scan_database(district.env.root / "x.db")
+    before = scan_database(district.env.url)
 
     export = district.env.cli("privacy", "export", "--person", ref, "--out", str(tmp_path / "x.zip"))
     erase = district.env.cli("privacy", "erase", "--person", ref)
@@ -422,4 +442,20 @@ def test_an_unknown_person_is_one_clear_line(
         assert result.output == said + "\n"
     assert not (tmp_path / "x.zip").exists()
     assert rows(district.env, "SELECT count(*) FROM privacyrequest") == [(0,)]
-    assert scan_database(district.env.root / "x.db") == before
+    assert scan_database(district.env.url) == before
+
+
+def test_erase_on_postgresql_leaves_nothing_either(pg_url: str, tmp_path: Path) -> None:
+    env = CliEnv(tmp_path)
+    env.url = pg_url
+    district = seed_district(env)
+    assert len(scan_database(pg_url)) >= 12
+
+    result = env.cli("privacy", "erase", "--person", PHONE)
+
+    assert result.exit_code == 0, result.output
+    left = scan_database(pg_url)
+    assert not left, "\n".join(left)
+    assert scan_media(district.media) == []
+    again = env.cli("privacy", "erase", "--person", str(district.principal))
+    assert again.exit_code == 0 and "was already erased on " in again.stdout
