@@ -459,3 +459,19 @@ def test_erase_on_postgresql_leaves_nothing_either(pg_url: str, tmp_path: Path) 
     assert scan_media(district.media) == []
     again = env.cli("privacy", "erase", "--person", str(district.principal))
     assert again.exit_code == 0 and "was already erased on " in again.stdout
+
+
+def test_an_export_that_cannot_be_written_says_why_and_records_nothing(
+    district: District, tmp_path: Path
+) -> None:
+    (tmp_path / "taken").write_text("a file, not a folder")
+
+    unwritable = district.env.cli(
+        "privacy", "export", "--person", PHONE, "--out", str(tmp_path / "taken" / "x.zip")
+    )
+    not_zip = district.env.cli("privacy", "export", "--person", PHONE, "--out", str(tmp_path / "x.xlsx"))
+
+    assert unwritable.exit_code == 1
+    assert unwritable.output.startswith(f"cannot write {tmp_path / 'taken' / 'x.zip'}: ")
+    assert not_zip.exit_code == 2 and not_zip.output == "--out must name a .zip file (got x.xlsx)\n"
+    assert rows(district.env, "SELECT count(*) FROM privacyrequest") == [(0,)]
