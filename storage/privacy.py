@@ -36,6 +36,7 @@ from storage.models import (
     Draft,
     Inbox,
     IncidentAck,
+    IncidentMessage,
     LinkCode,
     MediaFile,
     MediaNote,
@@ -216,9 +217,13 @@ def held(s: Session, person: Person) -> Held:
         "incident_acks": [
             row_dict(r) for r in s.exec(select(IncidentAck).where(col(IncidentAck.user_id).in_(ids)))
         ],
+        "incident_messages": [  # what they wrote on a case: the office's guidance or the school's update
+            row_dict(r) for r in s.exec(select(IncidentMessage).where(col(IncidentMessage.user_id).in_(ids)))
+        ],
         "nominations_naming_them": [{"named_as": how, **row_dict(r)} for r, how in named],
     }
     answers: list[Any] = [r.answers for r in mine] + [v.answers for v in versions]
+    answers += [{"media": m["media"]} for m in out.parts["incident_messages"]]
     answers += [d.answers for d in drafts] + [r.answers for r, _ in named]
     wanted = sorted({i for a in answers for i in media_ids(a)})
     out.media = list(s.exec(select(MediaFile).where(col(MediaFile.id).in_(wanted)))) if wanted else []

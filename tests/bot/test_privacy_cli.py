@@ -24,6 +24,8 @@ from storage.models import (
     CancelledDraft,
     Draft,
     Inbox,
+    Incident,
+    IncidentMessage,
     LinkCode,
     MediaFile,
     Outbox,
@@ -196,6 +198,23 @@ def seed_district(env: CliEnv) -> District:
                     created_at=now,
                 )
             )
+            # An incident the teacher raised with her number to call back, and her update on the case.
+            raised = submission("incident", school_id, teacher.id, {"what": "Bài đăng sai sự thật"}, "i1")
+            s.add(raised)
+            s.flush()
+            assert raised.id
+            case = Incident(
+                submission_id=raised.id, school_id=school_id, severity="high", created_at=now, phone=PHONE
+            )
+            s.add(case)
+            s.flush()
+            assert case.id
+            update_text = f"Cô {NAME} đã gặp phụ huynh; gọi {PHONE}."
+            s.add(
+                IncidentMessage(
+                    incident_id=case.id, user_id=me.id, side="school", text=update_text, created_at=now
+                )
+            )
             drafted: dict[str, Any] = {"step": "x", "answers": {"note": "nháp"}, "created_at": now}
             s.add(Draft(user_id=me.id, form="report", token="d1", updated_at=now, **drafted))
             s.add(CancelledDraft(user_id=zalo.id, form="article", mode="fill", cancelled_at=now, **drafted))
@@ -326,6 +345,8 @@ def test_export_gives_everything_held_and_records_only_counts(district: District
     ]
     assert accounts[0]["full_name"] == NAME and accounts[0]["phone"] == PHONE
     assert json.loads(parts["messages_kept.json"])[0]["payload"]["text"] == f"Kính gửi cô {NAME}"
+    [update] = json.loads(parts["incident_messages.json"])
+    assert update["side"] == "school" and NAME in update["text"]
     assert {d["table"] for d in json.loads(parts["drafts.json"])} == {"Draft", "CancelledDraft"}
     assert {s["token"] for s in json.loads(parts["submissions.json"])} == {"a1", "n1"}
     assert len(json.loads(parts["submission_versions.json"])) == 1
@@ -366,9 +387,12 @@ def test_erase_leaves_no_identifying_data_outside_the_audit_record(
     # What the office keeps stays, the person named by their role.
     assert rows(env, "SELECT token, user_id FROM submission ORDER BY token") == [
         ("a1", district.principal),
+        ("i1", district.teacher),
         ("n1", district.principal),
         ("n2", district.teacher),
     ]
+    [(update, phone)] = rows(env, "SELECT m.text, i.phone FROM incidentmessage m JOIN incident i")
+    assert update.startswith(f"Cô {role} đã gặp phụ huynh") and phone == ""  # the case kept, her number gone
     answers = json.loads(rows(env, f"SELECT answers FROM submission WHERE id = {district.nomination}")[0][0])
     assert answers["name"] == "Cán bộ quản lý (đã xoá thông tin cá nhân)"
     assert answers["photos"] == [] and answers["photos_erased"] == 1

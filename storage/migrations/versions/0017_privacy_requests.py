@@ -1,7 +1,7 @@
 """privacyrequest: the record of people's requests to see or erase their data (Decree 13/2023)
 
 Revision ID: 0017
-Revises: 0014
+Revises: 0015
 Create Date: 2026-11-30 21:00:00.000000
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import storage.models
 
 revision: str = "0017"
-down_revision: str | None = "0014"
+down_revision: str | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
