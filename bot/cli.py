@@ -1,4 +1,5 @@
-"""`schoolbot run | doctor | backup | restore | chat | demo | db | schools | plan | invites | export | calendar | privacy`."""
+"""`schoolbot run | doctor | backup | restore | chat | demo | db | schools | plan | invites | people | export | calendar
+| privacy`."""
 
 from __future__ import annotations
 
@@ -29,6 +30,10 @@ plan_app = typer.Typer(no_args_is_help=True, help="The communication plan: theme
 app.add_typer(db_app, name="db")
 app.add_typer(schools_app, name="schools")
 app.add_typer(plan_app, name="plan")
+people_app = typer.Typer(
+    no_args_is_help=True, help="A school's accounts: list them, remove one who has left."
+)
+app.add_typer(people_app, name="people")
 export_app = typer.Typer(no_args_is_help=True, help="Files for offices: the status workbook, and more.")
 app.add_typer(export_app, name="export")
 
@@ -303,6 +308,34 @@ def invites(
     for name in ("all_schools", "letters", "include_registered"):
         asked.pop(name)
     make_invites(settings_from(config), **asked)  # every option above, by its name
+
+
+@people_app.command("list")
+def people_list(
+    school: Annotated[str, typer.Option("--school", help="School code.")],
+    config: ConfigOption = Path("config.toml"),
+) -> None:
+    """A school's registered accounts: id, name, position, channel, since when, phone."""
+    from bot.people import PeopleError, list_people
+
+    try:
+        list_people(settings_from(config), school)
+    except PeopleError as exc:
+        refuse(f"error: {exc}", 2)
+
+
+@people_app.command("remove")
+def people_remove(
+    user: Annotated[int, typer.Option("--user", help="Account id (from `people list`).")],
+    config: ConfigOption = Path("config.toml"),
+) -> None:
+    """End a person's access at once (every linked account); what they sent stays under their name."""
+    from bot.people import PeopleError, remove_person
+
+    try:
+        remove_person(settings_from(config), user)
+    except PeopleError as exc:
+        refuse(f"error: {exc}", 2)
 
 
 @app.command()

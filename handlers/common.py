@@ -38,7 +38,8 @@ def binding(ctx: Context, user: User) -> str:
         school = s.get(School, user.school_id) if user.school_id else None
         office = s.get(Office, user.office_id) if user.office_id else None
     place = school.name if school else (office.name if office else "")
-    return ctx.t("whoami.binding", role=ctx.t(f"role.{user.role}"), place=place)
+    role = f"profile.positions.{user.position}" if school and user.position else f"role.{user.role}"
+    return ctx.t("whoami.binding", role=ctx.t(role), place=place)
 
 
 def home_screen(commands: list[Command]) -> Callable[[Context], Reply]:

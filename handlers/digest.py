@@ -21,6 +21,7 @@ from handlers.consent import schools_of, shield
 from handlers.leaders.reader import day, level_label, level_sort
 from handlers.leaders.summary import stale_line
 from handlers.months import days_phrase, days_to, period_name
+from handlers.profile import labels_of
 from handlers.review import PUBLISHED_PREFIX, REVIEWERS, queue_entry
 from handlers.types import Choice, Context, Incoming, Reply
 from storage import queries as q
@@ -46,6 +47,7 @@ def build_digest(ctx: Context, reader: User, since: datetime, always: bool = Fal
         new = q.submissions_since(s, scope.ids_seen_by(reader), since)
         guard = shield(s, schools_of(new), reader)
         found = {row.school_id: s.get(School, row.school_id) for row in new}
+        senders = labels_of(s, (row.user_id for row in new), ctx.t)
         schools = {i: school for i, school in found.items() if school is not None}
         _, waiting = q.awaiting_review(s, scope.ids_seen_by(reader), limit=0)
         _, unpublished = q.awaiting_publication(s, scope.ids_seen_by(reader), limit=0)
@@ -72,7 +74,8 @@ def build_digest(ctx: Context, reader: User, since: datetime, always: bool = Fal
     for level in sorted(by_level, key=level_sort):
         lines.append(t("digest.level", level=level_label(t, t.has, level)))
         for row in by_level[level]:
-            line, button = queue_entry(ctx, "digest.item", row, schools[row.school_id], guard)
+            who = senders.get(row.user_id, "")
+            line, button = queue_entry(ctx, "digest.item", row, schools[row.school_id], guard, who)
             lines.append(line)
             buttons.append(button)
     if raised:

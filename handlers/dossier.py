@@ -14,9 +14,10 @@ from typing import Any
 
 from handlers.forms import Answers, Form, Step, StepKind, display
 from handlers.forms.steps import MEDIA_KINDS
+from handlers.profile import labels_of
 from handlers.types import Context
 from handlers.wordiff import Marks, word_diff
-from storage.models import ReviewAction, Submission, SubmissionVersion, User
+from storage.models import ReviewAction, Submission, SubmissionVersion
 
 LONG = 120  # an answer longer than this (or of several lines) starts on a line of its own
 FILES = MEDIA_KINDS | {StepKind.DOCUMENT}
@@ -137,7 +138,7 @@ def history_lines(
     """
     ids = {row.user_id, *(v.user_id for v in versions), *(a.user_id for a in actions)}
     with ctx.db.session() as s:
-        names = {i: u.display_name for i in ids if i is not None and (u := s.get(User, i)) is not None}
+        names = labels_of(s, ids, ctx.t)
     events: list[tuple[int, int, int, str]] = []
     sent = versions or [
         SubmissionVersion(submission_id=row.id or 0, version=1, created_at=row.submitted_at or row.created_at)

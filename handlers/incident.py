@@ -26,6 +26,7 @@ from handlers.forms.engine import SubmitHook
 from handlers.forms.steps import PHOTO_KINDS, offering, read_phone
 from handlers.i18n import Translator
 from handlers.notify import ALERT, NOTICE, tell
+from handlers.profile import person_label
 from handlers.types import Attachment, Choice, Context, Incoming, Reply
 from storage import queries as q
 from storage import scope, stats
@@ -103,7 +104,7 @@ async def submit(ctx: Context, draft: Draft) -> list[Reply]:
             tell(s, ctx, r, alert, kind=ALERT, period=f"incident:{incident.id}")
     if not recipients:
         return [Reply(ctx.t("incident.sent_nobody", number=incident.id))]
-    names = ", ".join(r.display_name or ctx.t(f"role.{r.role}") for r in recipients)
+    names = ", ".join(person_label(r, ctx.t) for r in recipients)
     return [Reply(ctx.t("incident.sent", number=incident.id, count=len(recipients), names=names))]
 
 
@@ -122,7 +123,7 @@ def alert_for(
     `late`: sent again to a leader because nobody took it within incident.ack_minutes."""
     t = ctx.t_for(to)
     reader = replace(ctx, t=t)
-    lines = [t("incident.alert", number=incident.id, school=school.name, by=by.display_name)]
+    lines = [t("incident.alert", number=incident.id, school=school.name, by=person_label(by, t))]
     if late:
         minutes = ctx.settings.incident.ack_minutes
         lines.insert(0, t("incident.case.late", number=incident.id, minutes=minutes))
@@ -161,7 +162,7 @@ def holder_label(t: Translator, holder: User | None) -> str:
     """ "Anh Nguyễn Văn Minh (Chuyên viên truyền thông)"."""
     if holder is None:
         return t("incident.no_ack")
-    return t("incident.case.person", name=holder.display_name, role=t(f"role.{holder.role}"))
+    return t("incident.case.person", name=person_label(holder, t), role=t(f"role.{holder.role}"))
 
 
 async def acknowledge(msg: Incoming, ctx: Context) -> list[Reply]:
@@ -181,7 +182,10 @@ async def acknowledge(msg: Incoming, ctx: Context) -> list[Reply]:
             for p in q.one_per_person(q.school_users(s, incident.school_id), delivery(ctx)):
                 t = ctx.t_for(p)
                 text = t(
-                    "incident.acked", number=incident.id, name=user.display_name, role=t(f"role.{user.role}")
+                    "incident.acked",
+                    number=incident.id,
+                    name=person_label(user, t),
+                    role=t(f"role.{user.role}"),
                 )
                 tell(s, ctx, p, Reply(text), kind=NOTICE, period=f"ack:{incident.id}", step=str(user.id))
             show_holder(s, ctx, incident.id or 0, user)
@@ -245,7 +249,7 @@ def case_lines(ctx: Context, s: Any, incident: Incident, school: School) -> list
             t(
                 "incident.case.message",
                 when=local(ctx, m.created_at),
-                name=writer.display_name,
+                name=person_label(writer, t),
                 side=side,
                 text=m.text,
             )

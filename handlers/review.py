@@ -12,10 +12,11 @@ from handlers.forms.steps import offering
 from handlers.incident import delivery
 from handlers.months import period_name
 from handlers.notify import NOTICE, tell
+from handlers.profile import person_label
 from handlers.types import Attachment, Choice, Context, Incoming, Reply
 from storage import queries as q
 from storage import scope
-from storage.models import Draft, School, Submission
+from storage.models import Draft, School, Submission, User
 
 REVIEWERS = frozenset({"officer", "admin"})
 VIEWERS = frozenset({"officer", "leader", "admin"})
@@ -40,11 +41,13 @@ def headline(ctx: Context, row: Submission, guard: Shield) -> str:
 
 
 def queue_entry(
-    ctx: Context, key: str, row: Submission, school: School, guard: Shield
+    ctx: Context, key: str, row: Submission, school: School, guard: Shield, who: str = ""
 ) -> tuple[str, tuple[Choice]]:
-    """A submission's line in an officer's list (`key`: the locale line) and the button that opens it."""
+    """A submission's line in an officer's list (`key`: the locale line; `who`: its sender, shown last) and
+    the button that opens it."""
     what = headline(ctx, row, guard)
     line = ctx.t(key, number=row.id, kind=kind_title(ctx, row.kind), school=school.name, what=what)
+    line = f"{line} · {who}" if who else line
     return line, (Choice(ctx.t("review.open", number=row.id), f"o:{row.id}"),)
 
 
@@ -125,6 +128,7 @@ async def open_submission(msg: Incoming, ctx: Context, engine: Engine) -> list[R
         actions = q.review_actions(s, row.id or 0)
         versions = q.versions_of(s, row.id or 0)
         guard = shield(s, [row.school_id], ctx.user)
+        sender = person_label(s.get(User, row.user_id), ctx.t)
     returned = next((a for a in reversed(actions) if a.action == "return"), None)
     answers = guard.answers(row)
     lines = [
@@ -137,6 +141,7 @@ async def open_submission(msg: Incoming, ctx: Context, engine: Engine) -> list[R
             version=row.version,
         )
     ]
+    lines.append(ctx.t("people.sent_by", label=sender))
     if row.late:
         lines.append(ctx.t("review.late"))
     before = next((v.answers for v in versions if returned and v.version == returned.version), None)

@@ -17,6 +17,9 @@ from handlers import (
     incident,
     linking,
     nomination,
+    onboarding,
+    people,
+    profile,
     published,
     registration,
     reminders,
@@ -88,7 +91,7 @@ class Router:
         if msg.kind == Kind.EDITED:  # a sent message changed: the answer it gave, if any, follows
             return await self.engine.on_edit(msg, ctx) if ctx.user is not None and ctx.user.role else []
         if ctx.user is None or ctx.user.role is None:
-            return await registration.on_text(msg, ctx)
+            return await registration.on_text(msg, ctx, self.engine)
         replies = await self.engine.on_message(msg, ctx)
         if replies is not None:
             return replies
@@ -157,7 +160,7 @@ def build_router() -> Router:
         return [engine().resume_offer(engine().forms[draft.form], draft, ctx)]
 
     commands = [
-        Command("start", registration.start, None, describe="cmd.start"),
+        Command("start", lambda msg, ctx: registration.start(msg, ctx, engine()), None, describe="cmd.start"),
         Command("menu", menu, EVERYONE_REGISTERED, describe="cmd.menu"),
         form_command(
             "article", article.ARTICLE_FORM, engine, "menu.article", "cmd.article", article.start_article
@@ -206,6 +209,14 @@ def build_router() -> Router:
             describe="cmd.drafts",
         ),
         Command("calendar", deadlines_ics.calendar_command, EVERYONE_REGISTERED, describe="cmd.calendar"),
+        Command(
+            "profile",
+            lambda msg, ctx: profile.open_profile(msg, ctx, engine()),
+            EVERYONE_REGISTERED,
+            describe="cmd.profile",
+        ),
+        Command("people", people.people, people.MANAGERS, describe="cmd.people"),
+        Command("onboarding", onboarding.onboarding, onboarding.READERS, describe="cmd.onboarding"),
         Command("whoami", common.whoami, None, describe="cmd.whoami"),
         Command("link", linking.link, None, describe="cmd.link"),
         Command("language", common.choose_language, None, menu="menu.language", describe="cmd.language"),
@@ -224,6 +235,7 @@ def build_router() -> Router:
             review.RETURN_FORM,
             review.PUBLISH_FORM,
             announce.ANNOUNCE_FORM,
+            profile.PROFILE_FORM,
         ],
         buttons=[
             ButtonRoute("f", lambda msg, ctx: engine().on_button(msg, ctx), EVERYONE_REGISTERED),
@@ -246,6 +258,8 @@ def build_router() -> Router:
             ButtonRoute(review.PUBLISHED_PREFIX, published.more, review.REVIEWERS),
             ButtonRoute(find.PREFIX, find.more, review.VIEWERS),
             ButtonRoute(reader.PREFIX, buttons.button, STAFF),
+            ButtonRoute(people.PREFIX, people.button, people.MANAGERS),
+            ButtonRoute(onboarding.PREFIX, onboarding.button, onboarding.READERS),
             ButtonRoute("l", common.language_button, None),
         ],
     )

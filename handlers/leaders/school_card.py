@@ -11,6 +11,7 @@ from handlers.consent import Shield, shield
 from handlers.leaders.reader import PREFIX, Where, day, level_label
 from handlers.months import MonthState, days_phrase, days_to, month_state, report_label
 from handlers.nomination import is_model, nominee_name, role_label
+from handlers.profile import person_label
 from handlers.types import Choice, Context, Reply
 from storage import queries as q
 from storage import stats
@@ -52,6 +53,7 @@ def school_card(ctx: Context, where: Where, school: School) -> Reply:
         reports = {r.period: r for r in q.submissions_of(s, school.id or 0, "report")}
         office = s.get(Office, school.office_id)
         guard = shield(s, [school.id or 0], ctx.user)
+        people = ", ".join(person_label(p, ctx.t) for p in q.school_users(s, school.id or 0))
     t = ctx.t
     lines = [
         t(
@@ -65,6 +67,8 @@ def school_card(ctx: Context, where: Where, school: School) -> Reply:
         if registered
         else t("status_leader.school_unregistered"),
     ]
+    if people:
+        lines[-1] += "\n" + t("people.on_card", names=people)
     tally = dict.fromkeys(MonthState, 0)
     shown = []
     for p in months:

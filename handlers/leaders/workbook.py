@@ -18,15 +18,19 @@ from handlers.leaders.summary import month_refusal
 from handlers.leaders.years import formula, report_keys, semesters, weights, year_label, year_spec
 from handlers.months import MonthState, deadline_state, month_state, period_name
 from handlers.nomination import is_model, nominee_name, role_label
+from handlers.onboarding import registration_sheet
+from handlers.profile import labels_of
 from handlers.reminders import REPORT, find_deadline
 from handlers.report import FIGURES
 from handlers.school_year import school_year
 from handlers.types import Context, Incoming, Reply
+from storage import queries as q
 from storage import stats
 from storage.db import Database
 from storage.exports import Sheet, Value, write_workbook
 from storage.media import safe_filename
 from storage.models import School, Submission
+from storage.scope import in_scope
 
 SCHOOL_COLUMNS = ("code", "school", "level", "office", "registered")  # the workbook's school, in both sheets
 
@@ -72,10 +76,12 @@ def build_workbook(
         reports = [(key, stats.report_sheet(s, where.scope, key)) for key in report_keys(settings, start)]
         guard = shield(s, sorted({row.school_id for row, _ in nominations}))
         incidents = stats.incident_times(s, where.scope)  # every level: the office's shared emergency
+        senders = labels_of(s, (row.user_id for row, _ in nominations), t)
+        boarding = q.boarding(s, in_scope(where.scope), clock.now())
     sheets = [
         month_sheet(t, cal, where, period, month),
         year_sheet(t, cal, where, start, year, spec, w),
-        nominations_sheet(t, clock, where, start, nominations, guard),
+        nominations_sheet(t, clock, where, start, nominations, guard, senders),
         incidents_sheet(t, clock, where, start, incidents),
     ]
     dues = {key: report_due(cal, key) for key, _ in reports}
@@ -83,6 +89,7 @@ def build_workbook(
         due = dues[key]
         if due is not None:
             sheets.append(report_sheet(t, cal, where, key, due, rows))
+    sheets.append(registration_sheet(t, clock, where, boarding))
     write_workbook(path, sheets)
     return len(month), len(sheets)
 
@@ -281,8 +288,10 @@ def nominations_sheet(
     start: int,
     rows: list[tuple[Submission, School]],
     guard: Shield,
+    senders: dict[int, str],
 ) -> Sheet:
-    """The school year's nominations; pupils without the parents' consent by initials (consent.py)."""
+    """The school year's nominations, each with who sent it; pupils without the parents' consent by
+    initials (consent.py)."""
     out: list[list[Value]] = []
     for n, (row, school) in enumerate(rows, start=1):
         view = guard.answers(row)
@@ -304,6 +313,7 @@ def nominations_sheet(
                 t(f"status.review.{row.status}"),
                 t("export.yes") if shown else t("export.no"),
                 deeds_text(t, view)[:500],
+                senders.get(row.user_id, ""),
             ]
         )
     title = t("export.title_nominations", year=year_label(start), office=where.office.name)
@@ -321,6 +331,7 @@ def nominations_sheet(
         "review",
         "consent",
         "deeds",
+        "sent_by",
     )
     return Sheet(t("export.sheet_nominations"), title, headers, out)
 

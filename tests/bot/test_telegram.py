@@ -137,6 +137,17 @@ class Tg:
         code = invite(self.app, role, school=school, office=office)
         replies = await self.send(user, f"/start {code}")
         assert replies[0]["text"] == self.t(f"reg.ok.{role}", user.language_code)
+        await self.profile(user, role)
+
+    async def profile(self, user: TgUser, role: str) -> list[dict[str, Any]]:
+        """Answer the profile asked after registering: the Telegram name, a position, no phone, send."""
+        await self.send(user, user.full_name)
+        if role == "principal":
+            await self.press(user, self.button(user, data=lambda d: d.endswith(":a:principal")))
+        await self.press(user, self.button(user, data=lambda d: d.endswith(":s:")))
+        saved = await self.press(user, self.button(user, data=lambda d: d.endswith(":g:")))
+        assert saved[0]["text"].startswith(self.t("profile.saved", user.language_code, label="")[:10])
+        return saved
 
 
 def invite(app: App, role: str, school: str = "", office: str = "") -> str:
@@ -204,7 +215,10 @@ async def test_deep_link_registers_and_sets_the_chat_menu(tg: Tg) -> None:
     replies = await tg.send(PRINCIPAL, f"/start {code}")
 
     assert replies[0]["text"] == tg.t("reg.ok.principal")
-    home = replies[1]
+    assert replies[1]["text"].startswith(tg.t("profile.intro"))
+    saved = await tg.profile(PRINCIPAL, "principal")
+    assert saved[0]["text"] == tg.t("profile.saved", label="Lan Lò Thị (Hiệu trưởng)")
+    home = saved[1]
     assert "Trường PTDTBT THCS Pú Nhi" in home["text"]
     buttons = [b for row in home["reply_markup"]["inline_keyboard"] for b in row]
     assert {"text": tg.t("menu.incident"), "callback_data": "m:incident"} in buttons
@@ -408,6 +422,7 @@ async def test_a_redelivered_update_is_processed_once(tg: Tg) -> None:
 async def test_stale_forged_and_non_text_input_leave_the_draft_unchanged(tg: Tg) -> None:
     p = PRINCIPAL
     await tg.register(p, "principal", school="THCS-PUNHI")
+    presses = len(tg.api.calls_to("answerCallbackQuery"))  # the profile's
     await tg.send(p, "/incident")
     await tg.send(p, "Bài đăng sai sự thật về nhà trường.")
     old_today = tg.button(p, tg.t("btn.today"))
@@ -431,7 +446,7 @@ async def test_stale_forged_and_non_text_input_leave_the_draft_unchanged(tg: Tg)
         after = draft_of(tg.app, p)
         assert after is not None
         assert (after.step, after.version, after.answers) == (draft.step, draft.version, draft.answers), what
-    assert len(tg.api.calls_to("answerCallbackQuery")) == 4  # today + three bad presses
+    assert len(tg.api.calls_to("answerCallbackQuery")) == presses + 4  # today + three bad presses
 
 
 def sticker() -> dict[str, Any]:

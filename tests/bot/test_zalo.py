@@ -199,6 +199,17 @@ class Zl:
         code = invite(self.app, role, school=school, office=office)
         answer = await self.send(user, f"/start {code}")
         assert answer.startswith(self.t(f"reg.ok.{role}")), answer
+        await self.profile(user, role)
+
+    async def profile(self, user: ZaloUser, role: str) -> str:
+        """Answer the profile asked after registering: the Zalo name, a position, no phone; what came back."""
+        await self.send(user, user.display_name)
+        if role == "principal":
+            await self.pick(user, self.t("profile.positions.principal"))
+        await self.send(user, "Bỏ qua")  # a typed-answer step: choices by their words
+        saved = await self.pick(user, self.t("btn.send"))
+        assert saved.startswith(self.t("profile.saved", label="")[:10]), saved
+        return saved
 
 
 @asynccontextmanager
@@ -235,12 +246,18 @@ async def test_start_checks_the_token_and_deep_link_code_registers(zl: Zl) -> No
 
     answer = await zl.send(PRINCIPAL, f"/start {code}")
 
-    assert answer.startswith(zl.t("reg.ok.principal") + "\n\n")
-    assert SCHOOL in answer and f"  {zl.number(PRINCIPAL, 'Bài viết tháng')}. 📝 Bài viết tháng" in answer
+    assert answer.startswith(zl.t("reg.ok.principal") + "\n\n" + zl.t("profile.intro"))
+    saved = await zl.profile(PRINCIPAL, "principal")
+    assert saved.startswith(zl.t("profile.saved", label="Lò Thị Lan (Hiệu trưởng)"))
+    assert SCHOOL in saved and f"  {zl.number(PRINCIPAL, 'Bài viết tháng')}. 📝 Bài viết tháng" in saved
     user = zl.user(PRINCIPAL)
     assert user is not None and (user.role, user.chat_id) == ("principal", PRINCIPAL.id)
-    assert user.display_name == PRINCIPAL.display_name
-    assert zl.api.calls_to("sendMessage")[-1] == {"chat_id": PRINCIPAL.id, "text": answer}
+    assert (user.display_name, user.full_name, user.position) == (
+        PRINCIPAL.display_name,
+        "Lò Thị Lan",
+        "principal",
+    )
+    assert zl.api.calls_to("sendMessage")[-1] == {"chat_id": PRINCIPAL.id, "text": saved}
 
 
 async def test_a_pasted_code_registers_and_menu_items_answer_by_number_or_words(zl: Zl) -> None:
@@ -251,6 +268,7 @@ async def test_a_pasted_code_registers_and_menu_items_answer_by_number_or_words(
     answer = await zl.send(OFFICER, f"  {code.lower()} ")
 
     assert answer.startswith(zl.t("reg.ok.officer"))
+    await zl.profile(OFFICER, "officer")
     listed = await zl.pick(OFFICER, "Sự cố gần đây")
     assert listed == zl.t("incident.none")
     await zl.send(OFFICER, "/menu")
@@ -810,7 +828,9 @@ async def test_alerts_wait_as_deferred_rows_once_the_monthly_budget_is_spent(
     await zl.register(PRINCIPAL, "principal", school="THCS-PUNHI")
     await zl.register(OFFICER, "officer", office="PGD-DEMO")
     spent = zl.channel.budget.used
-    assert spent == 2  # one message per answer: the texts of a batch are joined
+    # One message per answer (the texts of a batch are joined): the code, then the profile's name,
+    # position (a school's person only), phone skipped and send.
+    assert spent == 9
     # The incident form costs the principal thirteen answers before the alert goes out.
     zl.channel.budget = MonthlyBudget(spent + 13, zl.app.clock, used=spent)
     before = len(zl.api.texts_to(OFFICER.id))
@@ -826,7 +846,7 @@ async def test_alerts_wait_as_deferred_rows_once_the_monthly_budget_is_spent(
         kept = s.exec(select(Inbox).where(Inbox.user_id == officer.id)).all()
     assert (row.status, row.attempts, kept) == ("pending", 0, [])  # ...but deferred, not failed
     assert row.payload["text"].startswith("🚨")
-    assert zl.channel.budget.remaining == 0 and "budget of 15 messages is used up" in caplog.text
+    assert zl.channel.budget.remaining == 0 and f"budget of {spent + 13} messages is used up" in caplog.text
     with pytest.raises(BudgetExhausted) as raised:
         await zl.channel.send_to_user(officer, [Reply("x")])
     december = datetime(2026, 12, 1, tzinfo=zl.app.clock.tz)
@@ -836,7 +856,12 @@ async def test_alerts_wait_as_deferred_rows_once_the_monthly_budget_is_spent(
     await zl.channel.send_to_user(officer, [Reply.from_payload(row.payload)])
 
     assert "  1. " + zl.t("btn.ack") + "\n" in zl.api.texts_to(OFFICER.id)[-1]
-    assert zl.channel.budget.status() == {"month": "2026-12", "limit": 15, "used": 1, "remaining": 14}
+    assert zl.channel.budget.status() == {
+        "month": "2026-12",
+        "limit": spent + 13,
+        "used": 1,
+        "remaining": spent + 12,
+    }
 
 
 async def test_zalo_refusing_sends_over_its_quota_is_a_retry_after_for_the_outbox(zl: Zl) -> None:
@@ -845,12 +870,13 @@ async def test_zalo_refusing_sends_over_its_quota_is_a_retry_after_for_the_outbo
     with zl.app.db.session() as s:
         officer = q.get_user(s, CHANNEL, OFFICER.id)
     assert officer is not None
-    zl.api.quota = 2
+    answered = len(zl.api.statuses("sendMessage"))  # registering and the profile
+    zl.api.quota = answered
 
     with pytest.raises(RateLimited):
         await zl.channel.send_to_user(officer, [Reply("Cảnh báo")])
 
-    assert zl.api.statuses("sendMessage") == [200, 200, 429]  # one try: the outbox owns retries
+    assert zl.api.statuses("sendMessage") == [200] * answered + [429]  # one try: the outbox owns retries
 
 
 async def test_a_reminder_wave_stops_at_the_monthly_budget_and_the_rest_wait(

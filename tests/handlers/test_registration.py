@@ -83,8 +83,10 @@ async def test_start_with_a_code_binds_a_principal_to_the_school(demo: App) -> N
 
     assert replies[0].text == t(demo)("reg.ok.principal")
     assert replies[0].commands_for == "principal"
-    assert replies[1].text.startswith(f"Hiệu trưởng – {SCHOOL}")
-    assert "m:incident" in [c.value for c in replies[1].flat_choices()]
+    assert replies[1].text.startswith(
+        t(demo)("profile.intro")
+    )  # then who they are (tests/handlers/test_people.py)
+    assert "Bước 1/3" in replies[1].text
     whoami = await chat.send("/whoami")
     assert whoami[0].text == f"Tài khoản: Hiệu trưởng – {SCHOOL}."
     user = user_row(demo, "newuser")
@@ -202,7 +204,8 @@ async def test_an_officer_code_binds_to_the_office(demo: App) -> None:
 
     assert replies[0].text == t(demo)("reg.ok.officer")
     assert replies[0].commands_for == "officer"
-    assert replies[1].text.startswith(f"Chuyên viên truyền thông – {DISTRICT}")
+    assert replies[1].text.startswith(t(demo)("profile.intro"))
+    assert "Bước 1/2" in replies[1].text  # an officer gives a name and a phone, no school position
     whoami = await chat.send("/whoami")
     assert whoami[0].text == f"Tài khoản: Chuyên viên truyền thông – {DISTRICT}."
     with demo.db.session() as s:
