@@ -80,9 +80,12 @@ def previous(ctx: Context, field: str) -> Any:
 
 
 def known_author(ctx: Context, answers: Answers) -> str | None:
-    """Who writes: the previous article's author, else the writer's own name from the profile."""
+    """Who writes: the previous article's author, else the writer's full name (else the platform name)."""
     found = previous(ctx, "author")
-    return str(found) if found else (ctx.user.display_name.strip() if ctx.user is not None else None) or None
+    if found:
+        return str(found)
+    user = ctx.user
+    return (user.full_name.strip() or user.display_name.strip() or None) if user is not None else None
 
 
 def known_contact(ctx: Context, answers: Answers) -> str | None:

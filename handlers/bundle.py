@@ -23,6 +23,7 @@ from handlers import press
 from handlers.calendar import Calendar, Period, periodic_key
 from handlers.consent import Shield, shield
 from handlers.months import month_or_current
+from handlers.profile import labels_of
 from handlers.report import OPEN_DAYS
 from handlers.types import Attachment, Context, Incoming, Reply
 from storage import queries as q
@@ -145,6 +146,7 @@ def build_bundle(
         rows = month_rows(s, school_ids, month, everything, tz)
         media = {m.id: m for m in q.media_files(s, _media_ids(rows))}
         guard = shield(s, sorted({row.school_id for row, _ in rows}))  # an export: never the school's view
+        senders = labels_of(s, (row.user_id for row, _ in rows), t)
     if not rows:
         return None
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -157,7 +159,9 @@ def build_bundle(
         rows_of = [(row, school, folder) for (row, school), folder in zip(rows, folders, strict=True)]
 
         def index(parts: dict[str, str]) -> Entry:
-            return Entry.text(t("bundle.file.index") + ".xlsx", month_index(t, rows_of, parts, guard))
+            return Entry.text(
+                t("bundle.file.index") + ".xlsx", month_index(t, rows_of, parts, guard, senders)
+            )
 
         bundle = write_parts(t, out, folders, index, limit)
     bundle.items = len(rows)
@@ -302,13 +306,18 @@ INDEX_COLUMNS = (
     "videos",
     "notes",
     "part",
+    "sent_by",
 )
 
 
 def month_index(
-    t: Translate, rows: list[tuple[Submission, School, Folder]], parts: dict[str, str], guard: Shield
+    t: Translate,
+    rows: list[tuple[Submission, School, Folder]],
+    parts: dict[str, str],
+    guard: Shield,
+    senders: dict[int, str],
 ) -> bytes:
-    """The index spreadsheet: one row per folder, with the part that holds it."""
+    """The index spreadsheet: one row per folder, with the part that holds it and who sent it."""
     out: list[list[Value]] = []
     for n, (row, school, folder) in enumerate(rows, 1):
         answers = guard.answers(row)
@@ -327,6 +336,7 @@ def month_index(
                 folder.videos,
                 "; ".join(folder.notes),
                 parts.get(folder.name, ""),
+                senders.get(row.user_id, ""),
             ]
         )
     return index_sheet(t, INDEX_COLUMNS, out)

@@ -4,7 +4,7 @@
 the schools by name, a page at a time (a phone screen); `/onboarding <name or code>` one school: its
 people (name, position, channel, since when) and its outstanding codes, with, for an officer, a button
 to re-issue the code: the outstanding ones stop working at once and the new code comes with its
-Telegram deep link to send on. The same rows make the "Đăng ký" sheet of the status workbook
+Telegram deep link to send on. The same rows make the registration sheet of the status workbook
 (`handlers/leaders/workbook.py`).
 """
 
@@ -115,7 +115,7 @@ def overview(ctx: Context, where: Where, page: int) -> Reply:
 
 
 def total_line(t: Translate, label: str, f: Totals) -> str:
-    """ "Mầm non: 12 trường · đã đăng ký 9 · chưa 3 · mã còn hiệu lực 2"."""
+    """One level's line: schools, registered, not registered, codes outstanding."""
     return t(
         "onboarding.totals",
         label=label,
@@ -165,7 +165,7 @@ def school_reply(ctx: Context, where: Where, school: School, note: str = "") -> 
 
 
 def person_line(ctx: Context, user: User) -> str:
-    """ "• Nguyễn Thị Lan (Hiệu trưởng) · Telegram · từ 05/11/2026"."""
+    """A person of the school: their label, channel and since when."""
     return ctx.t(
         "onboarding.person",
         label=person_label(user, ctx.t),
@@ -175,7 +175,7 @@ def person_line(ctx: Context, user: User) -> str:
 
 
 def code_line(ctx: Context, invite: Invite) -> str:
-    """ "• Mã ABCD2345, hạn dùng 14/12/2026"."""
+    """An outstanding code and until when it works."""
     return ctx.t("onboarding.code", code=invite.code, date=day(invite.expires_at, ctx.clock))
 
 
@@ -225,7 +225,7 @@ def reissue(ctx: Context, where: Where, school: School) -> list[Reply]:
     return [Reply("\n".join(lines))]
 
 
-# ---- the "Đăng ký" sheet of the status workbook ---------------------------------------------------
+# ---- the registration sheet of the status workbook ---------------------------------------------------
 
 
 SHEET_COLUMNS = ("number", "code", "school", "level", "state", "since", "people", "codes")

@@ -66,7 +66,7 @@ def school_people(ctx: Context, school: School, note: str = "") -> Reply:
 
 
 def person_line(ctx: Context, user: User) -> str:
-    """ "Nguyễn Thị Lan (Hiệu trưởng) · Telegram · từ 05/11/2026 · +84912345678"."""
+    """A person's line: label, channel, since when, phone."""
     parts = [
         person_label(user, ctx.t),
         ctx.t(f"link.channels.{user.channel}"),

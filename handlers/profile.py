@@ -3,7 +3,8 @@
 Asked right after a registration code is accepted (a school's people: name, position, phone; officers
 and leaders: name and phone, their role says what they do) and changed later with /profile: the
 profile form, one question at a time, over the form engine. `person_label` is the one display rule
-("Nguyễn Thị Lan (Hiệu trưởng)", else the platform name) wherever the office reads who did something.
+(the full name with the position's label, else the platform name) wherever the office reads who did
+something.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ Translate = Callable[..., str]
 
 
 def person_label(user: User | None, t: Translate) -> str:
-    """ "Nguyễn Thị Lan (Hiệu trưởng)": the full name and position given, else the platform name."""
+    """The full name with the position's label when given, else the platform name."""
     if user is None:
         return t("profile.nobody")
     name = user.full_name.strip() or user.display_name.strip() or t("profile.nobody")

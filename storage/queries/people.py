@@ -20,7 +20,7 @@ from storage.queries.channels import accounts_of
 from storage.queries.invites import InviteTarget, create_invites
 from storage.stats import forget_rollup
 
-SCHOOL_ROLE = "principal"  # every account of a school (Hiệu trưởng, vice, media) has this role
+SCHOOL_ROLE = "principal"  # every account of a school (principal, vice, media) has this role
 
 
 def save_profile(s: Session, user: User, full_name: str, position: str, phone: str) -> list[User]:

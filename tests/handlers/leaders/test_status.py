@@ -402,7 +402,7 @@ async def test_one_school_by_name_without_accents(history, chat_as) -> None:
     text = text_of(await chat_as("leader").send("/status pu nhi"))
     assert text == (
         "🏫 Trường PTDTBT THCS Pú Nhi (THCS-PUNHI) · THCS\nPhòng GD&ĐT huyện Điện Biên Đông (demo)\n\n"
-        "Đăng ký dùng bot từ ngày 01/08/2025.\n\n"
+        "Đăng ký dùng bot từ ngày 01/08/2025.\nTài khoản của trường: Cô Lò Thị Lan.\n\n"
         "📝 Bài viết tháng, 12 tháng gần đây: 2 đúng hạn, 1 muộn, 8 chưa nộp.\n"
         "12/2025 ❌ · 01/2026 ❌ · 02/2026 ❌ · 03/2026 ❌ · 04/2026 ❌ · 05/2026 ❌ · 06/2026 ⏰ · 07/2026 ❌ · "
         "08/2026 ❌ · 09/2026 ✅ · 10/2026 ✅ · 11/2026 🕓\n"
@@ -522,7 +522,7 @@ async def test_the_workbook_has_three_sheets_with_every_cell(history, demo, chat
     replies = await chat_as("leader").send("/export 10/2026")
     assert replies[0].text == (
         "📥 Tệp Excel tình hình nộp tháng 10/2026, 6 trường: trang theo trường, trang năm học 2026-2027, "
-        "trang đề xuất điển hình, trang sự cố và một trang cho mỗi kỳ báo cáo định kỳ."
+        "trang đề xuất điển hình, trang sự cố, một trang cho mỗi kỳ báo cáo định kỳ và trang Đăng ký (ai đã dùng bot, mã còn hiệu lực)."
     )
     path = Path(replies[0].file_path)
     assert path.name == "TinhHinhNop_PGD-DEMO_2026-10.xlsx"
@@ -534,6 +534,7 @@ async def test_the_workbook_has_three_sheets_with_every_cell(history, demo, chat
         "Sự cố",
         "Báo cáo năm 2026",
         "Báo cáo 6 tháng 2027",
+        "Đăng ký",
     ]
     month, year, nominations = (book[n] for n in book.sheetnames[:3])
     for ws in book.worksheets:
@@ -616,7 +617,7 @@ async def test_the_workbook_has_a_sheet_per_report_deadline_with_every_school(hi
         s.add(row)
     replies = await chat_as("leader").send("/export 06/2026")
     book = load_workbook(Path(replies[0].file_path))
-    assert book.sheetnames[4:] == ["Báo cáo năm 2025", "Báo cáo 6 tháng 2026"]
+    assert book.sheetnames[4:] == ["Báo cáo năm 2025", "Báo cáo 6 tháng 2026", "Đăng ký"]
     sheet = book["Báo cáo 6 tháng 2026"]
     assert sheet["A1"].value.startswith(
         "Báo cáo 6 tháng 2026 – Phòng GD&ĐT huyện Điện Biên Đông (demo) (hạn 20/06/2026"
