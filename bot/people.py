@@ -62,7 +62,7 @@ def remove_person(settings: Settings, user_id: int) -> None:
             )
         school = user.school_id
         last = q.is_last_person(s, user)
-        removed = q.remove_person(s, user)
+        removed = q.remove_person(s, user, built.clock.now())
         typer.echo(f"removed {len(removed)} account(s): " + ", ".join(str(a.id) for a in removed))
         if last:
             typer.echo(

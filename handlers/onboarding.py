@@ -17,7 +17,7 @@ from datetime import datetime
 from sqlmodel import col
 
 from handlers.calendar import Clock
-from handlers.leaders.reader import Translate, Where, day, level_label, level_sort, where_of
+from handlers.leaders.reader import Translate, Where, choose_school, day, level_label, level_sort, where_of
 from handlers.profile import person_label
 from handlers.types import Choice, Context, Incoming, Reply
 from storage import queries as q
@@ -33,7 +33,6 @@ PREFIX = (
 READERS = frozenset({"officer", "leader", "admin"})
 ISSUERS = frozenset({"officer", "admin"})
 PAGE = 10
-CHOICES_SHOWN = 8
 
 
 def invite_link(username: str, code: str) -> str:
@@ -140,14 +139,7 @@ def school_line(ctx: Context, row: q.Boarding) -> str:
 
 def search(ctx: Context, where: Where, text: str) -> list[Reply]:
     """/onboarding <name or code>: the school, a choice when several match, or a plain "none"."""
-    with ctx.db.session() as s:
-        found, total = stats.find_in_scope(s, where.scope, text, CHOICES_SHOWN)
-    if not found:
-        return [Reply(ctx.t("onboarding.no_match", text=text[:60]))]
-    if total == 1:
-        return [school_reply(ctx, where, found[0])]
-    buttons = tuple((Choice(school.name, f"{PREFIX}:s:{school.id}"),) for school in found)
-    return [Reply(ctx.t("onboarding.choose", count=total, text=text[:60]), buttons)]
+    return choose_school(ctx, where.scope, text, lambda school: school_reply(ctx, where, school), PREFIX)
 
 
 def school_reply(ctx: Context, where: Where, school: School, note: str = "") -> Reply:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from handlers.leaders.reader import choose_school
 from handlers.profile import person_label
 from handlers.types import Choice, Context, Incoming, Reply
 from storage import queries as q
@@ -19,7 +20,6 @@ from storage.scope import Scope, levels_of
 
 PREFIX = "pp"  # pp:s:<school id> the list, pp:r:<user id> remove (asks), pp:y:<user id> remove (done)
 MANAGERS = frozenset({"officer", "admin"})
-CHOICES_SHOWN = 8
 
 
 def scope_of(ctx: Context) -> Scope | None:
@@ -38,14 +38,7 @@ async def people(msg: Incoming, ctx: Context) -> list[Reply]:
         return [Reply(ctx.t("people.no_scope"))]
     if not text:
         return [Reply(ctx.t("people.how"))]
-    with ctx.db.session() as s:
-        found, total = stats.find_in_scope(s, scope, text, CHOICES_SHOWN)
-    if not found:
-        return [Reply(ctx.t("people.no_match", text=text[:60]))]
-    if total == 1:
-        return [school_people(ctx, found[0])]
-    buttons = tuple((Choice(school.name, f"{PREFIX}:s:{school.id}"),) for school in found)
-    return [Reply(ctx.t("people.choose", count=total, text=text[:60]), buttons)]
+    return choose_school(ctx, scope, text, lambda school: school_people(ctx, school), PREFIX)
 
 
 def school_people(ctx: Context, school: School, note: str = "") -> Reply:
@@ -123,7 +116,7 @@ def remove(ctx: Context, school: School, person: User) -> Reply:
     """End the person's access now; the school's list again, with what happened."""
     with ctx.db.session() as s:
         last = q.is_last_person(s, person)
-        q.remove_person(s, s.merge(person))
+        q.remove_person(s, s.merge(person), ctx.clock.now())
     note = ctx.t("people.removed", label=person_label(person, ctx.t), school=school.name)
     if last:
         note += "\n" + ctx.t("people.removed_last")

@@ -10,14 +10,16 @@ from typing import Any
 
 from handlers.calendar import Calendar, Clock
 from handlers.months import MonthArg, month_or_current
-from handlers.types import Context, Incoming, Reply
+from handlers.types import Choice, Context, Incoming, Reply
 from storage import queries as q
+from storage import stats
 from storage.db import Database
-from storage.models import Office
+from storage.models import Office, School
 from storage.scope import Scope, levels_of, sized
 
 PREFIX = "ls"  # buttons: ls:m:<month> all missing, ls:s:<school> a school, ls:x:<month> Excel, ls:r:<year>
 LEVEL_ORDER = ("MN", "TH", "THCS", "THPT", "GDTX")
+CHOICES_SHOWN = 8  # schools offered when several match a name
 GENERATED = "generated"  # under the media dir: charts and workbooks made for a reader
 Translate = Callable[..., str]
 
@@ -55,6 +57,24 @@ def office_where(db: Database, code: str) -> Where | None:
             return None
         scope = sized(s, Scope(office.id))
     return Where(office, scope)
+
+
+def choose_school(
+    ctx: Context, scope: Scope, text: str, show: Callable[[School], Reply], prefix: str
+) -> list[Reply]:
+    """A school of the scope by name or code: `show`n when it alone matches, else a choice of the first
+    few (buttons `<prefix>:s:<id>`), or a plain "none"."""
+    with ctx.db.session() as s:
+        found, total = stats.find_in_scope(s, scope, text, CHOICES_SHOWN)
+    if not found:
+        return [Reply(ctx.t("status_leader.no_match", text=text[:60]))]
+    if total == 1:
+        return [show(found[0])]
+    lines = [ctx.t("status_leader.choose", count=total, text=text[:60])]
+    if total > len(found):
+        lines.append(ctx.t("status_leader.choose_more", shown=len(found)))
+    buttons = tuple((Choice(school.name, f"{prefix}:s:{school.id}"),) for school in found)
+    return [Reply("\n".join(lines), buttons)]
 
 
 def month_asked(msg: Incoming, ctx: Context) -> tuple[Where, str, MonthArg] | Reply:

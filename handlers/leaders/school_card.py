@@ -8,33 +8,22 @@ from datetime import datetime, timedelta
 from handlers import report
 from handlers.calendar import Calendar
 from handlers.consent import Shield, shield
-from handlers.leaders.reader import PREFIX, Where, day, level_label
+from handlers.leaders.reader import PREFIX, Where, choose_school, day, level_label
 from handlers.months import MonthState, days_phrase, days_to, month_state, report_label
 from handlers.nomination import is_model, nominee_name, role_label
 from handlers.profile import person_label
-from handlers.types import Choice, Context, Reply
+from handlers.types import Context, Reply
 from storage import queries as q
 from storage import stats
 from storage.models import Office, School, Submission
 
-CHOICES_SHOWN = 8
 MONTHS_HISTORY = 12
 NOMINATIONS_SHOWN = 5
 
 
 def search(ctx: Context, where: Where, text: str) -> list[Reply]:
     """/status <name or code>: the school, a choice when several match, or a plain "none"."""
-    with ctx.db.session() as s:
-        found, total = stats.find_in_scope(s, where.scope, text, CHOICES_SHOWN)
-    if not found:
-        return [Reply(ctx.t("status_leader.no_match", text=text[:60]))]
-    if total == 1:
-        return [school_card(ctx, where, found[0])]
-    lines = [ctx.t("status_leader.choose", count=total, text=text[:60])]
-    if total > len(found):
-        lines.append(ctx.t("status_leader.choose_more", shown=len(found)))
-    buttons = tuple((Choice(school.name, f"{PREFIX}:s:{school.id}"),) for school in found)
-    return [Reply("\n".join(lines), buttons)]
+    return choose_school(ctx, where.scope, text, lambda school: school_card(ctx, where, school), PREFIX)
 
 
 def school_card(ctx: Context, where: Where, school: School) -> Reply:

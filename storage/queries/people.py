@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
 
-from storage.models import Invite, School, User
+from storage.models import Inbox, Invite, Outbox, School, User
 from storage.queries.channels import accounts_of
 from storage.queries.invites import InviteTarget, create_invites
 from storage.stats import forget_rollup
@@ -41,8 +41,9 @@ def is_last_person(s: Session, user: User) -> bool:
     return all(i in mine for i in s.exec(stmt))
 
 
-def remove_person(s: Session, user: User) -> list[User]:
-    """End a school person's access on every channel: role and binding cleared, name and position kept.
+def remove_person(s: Session, user: User, now: datetime) -> list[User]:
+    """End a school person's access on every channel: role and binding cleared, name and position kept;
+    what still waits for them (outbox rows, messages kept for their next visit) is dropped.
 
     The month rollup is dropped (recomputed when next read): a school's joining date may have moved.
     """
@@ -55,6 +56,12 @@ def remove_person(s: Session, user: User) -> list[User]:
         .where(col(User.id).in_(ids))
         .values(role=None, school_id=None, office_id=None, levels="", menu={})
     )
+    s.execute(
+        update(Outbox)
+        .where(col(Outbox.user_id).in_(ids), col(Outbox.status) == "pending")
+        .values(status="cancelled", updated_at=now, last_error="removed from the school")
+    )
+    s.execute(delete(Inbox).where(col(Inbox.user_id).in_(ids)))
     forget_rollup(s)
     for account in accounts:
         s.refresh(account)

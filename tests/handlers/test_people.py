@@ -16,7 +16,7 @@ from handlers.types import Incoming, Kind
 from storage import queries as q
 from storage import stats
 from storage.db import Database
-from storage.models import Draft, Outbox, School, Submission, User
+from storage.models import Draft, Inbox, Outbox, School, Submission, User
 from storage.scope import Scope
 from tests.conftest import Chat, CliEnv
 from tests.handlers.article_helpers import photo_files, write_article
@@ -51,6 +51,24 @@ async def register(
     saved = await chat.press("Gửi")
     assert saved[0].text.startswith("Đã lưu hồ sơ")
     return chat
+
+
+def waiting_for(app: App, external_id: str) -> int:
+    """Outbox rows still pending and messages kept for a console user."""
+    with app.db.session() as s:
+        user = q.get_user(s, "console", external_id)
+        assert user is not None
+        pending = s.exec(select(Outbox).where(Outbox.user_id == user.id, Outbox.status == "pending")).all()
+        kept = s.exec(select(Inbox).where(Inbox.user_id == user.id)).all()
+    return len(pending) + len(kept)
+
+
+async def hoa_sends_an_article(app: App, tmp_path: Path) -> Chat:
+    """A second account of Pú Nhi, its communications staff, who sends the month's article."""
+    hoa = await register(app, "hoa", HOA, "Cán bộ phụ trách truyền thông")
+    await write_article(hoa, photo_files(tmp_path))
+    await hoa.press("Gửi")
+    return hoa
 
 
 # ---- the profile at registration --------------------------------------------------------------------
@@ -249,9 +267,7 @@ async def test_the_incident_alert_and_its_acknowledgement_name_people_not_nickna
 async def test_several_accounts_per_school_each_submission_shows_its_sender(
     demo: App, chat_as, tmp_path: Path
 ) -> None:
-    hoa = await register(demo, "hoa", HOA, "Cán bộ phụ trách truyền thông")
-    await write_article(hoa, photo_files(tmp_path))
-    await hoa.press("Gửi")
+    await hoa_sends_an_article(demo, tmp_path)
     officer = chat_as("officer")
 
     queue = await officer.send("/digest")
@@ -276,10 +292,12 @@ async def test_several_accounts_per_school_each_submission_shows_its_sender(
 async def test_an_officer_removes_a_person_who_left_whose_access_ends_and_whose_work_stays(
     demo: App, chat_as, tmp_path: Path
 ) -> None:
-    hoa = await register(demo, "hoa", HOA, "Cán bộ phụ trách truyền thông")
-    await write_article(hoa, photo_files(tmp_path))
-    await hoa.press("Gửi")
+    hoa = await hoa_sends_an_article(demo, tmp_path)
     officer = chat_as("officer")
+    await officer.send("/review")
+    await officer.press("Mở #1")
+    await officer.press("Duyệt")  # the school is told: a notice waits for Hoa
+    assert waiting_for(demo, "hoa") > 0
 
     listed = await officer.send("/people Pú Nhi")
     assert listed[0].text.startswith(f"Tài khoản của {SCHOOL} (2):")
@@ -297,8 +315,10 @@ async def test_an_officer_removes_a_person_who_left_whose_access_ends_and_whose_
     assert [r.text for r in free] == [t(demo)("reg.how")]
     user = user_row(demo, "hoa")
     assert user is not None and (user.role, user.school_id, user.full_name) == (None, None, HOA)
-    await officer.send("/review")
-    shown = await officer.press("Mở #1")
+    assert waiting_for(demo, "hoa") == 0 and waiting_for(demo, "principal") > 0  # only Hoa's dropped
+    shown = await demo.dispatcher.handle(  # the approved article, opened again (as from /find)
+        Incoming("console", "officer", "officer", Kind.CHOICE, choice="o:1", update_id="again")
+    )
     assert f"Người gửi: {HOA} (Cán bộ phụ trách truyền thông)" in shown[0].text
 
 
