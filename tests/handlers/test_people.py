@@ -12,6 +12,7 @@ from sqlmodel import select
 
 from bot.app import App
 from bot.demo import seed_demo
+from handlers.leaders import rollup
 from handlers.types import Incoming, Kind
 from storage import queries as q
 from storage import stats
@@ -330,10 +331,15 @@ async def test_removing_the_last_principal_warns_and_the_school_counts_as_not_re
         scope = Scope(q.office_by_code(s, "PGD-DEMO").id or 0)  # type: ignore[union-attr]
         before = stats.unregistered_count(s, scope, demo.clock.now() + timedelta(days=1))
 
+    rollup.refresh(demo.db, demo.clock)  # the chart's earlier months, stored
+    with demo.db.session() as s:
+        assert stats.stored_months(s)
     await officer.send("/people THCS-PUNHI")
     asked = await officer.press("Xoá: Cô Lò Thị Lan")
     done = await officer.press("✔️ Xoá")
 
+    with demo.db.session() as s:
+        assert not stats.stored_months(s)  # dropped: the school's joining moved, recomputed when read
     assert t(demo)("people.last_warning") in asked[0].text
     assert t(demo)("people.removed_last") in done[0].text
     assert f"{SCHOOL} chưa có tài khoản nào đăng ký." in done[0].text
