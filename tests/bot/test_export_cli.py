@@ -83,7 +83,9 @@ def test_export_status_writes_the_workbook(env: Env, tmp_path: Path) -> None:
     ]
     assert book.sheetnames[1].startswith("Năm học ")
     # A sheet per periodic report deadline of the school year ("Báo cáo năm 2026", "Báo cáo 6 tháng 2027").
-    assert len(book.sheetnames) == 6 and all(n.startswith("Báo cáo ") for n in book.sheetnames[4:])
+    # Then who uses the bot ("Đăng ký").
+    assert len(book.sheetnames) == 7 and all(n.startswith("Báo cáo ") for n in book.sheetnames[4:6])
+    assert book.sheetnames[6] == "Đăng ký"
     rows = {r[1]: r for r in book.worksheets[0].iter_rows(min_row=3, values_only=True)}
     assert set(rows) == {"MN-HOABAN", "TH-THITRAN", "THCS-PUNHI", "THTHCS-NAMAI"}  # not the province's THPT
     assert rows["MN-HOABAN"][6:9] == ("Đúng hạn", datetime(LAST.year, LAST.month, 3), 1)

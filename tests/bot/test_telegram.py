@@ -339,7 +339,13 @@ async def test_incident_alert_reaches_district_and_province_staff_and_the_ack_co
     for staff in (DISTRICT_OFFICER, DISTRICT_LEADER, PROVINCE_OFFICER, PROVINCE_LEADER):
         alert = tg.api.sent_to(staff.id)[-1]
         lang = staff.language_code
-        headline = tg.t("incident.alert", lang, number=incident.id, school=SCHOOL, by=PRINCIPAL.full_name)
+        by = tg.t(
+            "profile.label",
+            lang,
+            name=PRINCIPAL.full_name,
+            position=tg.t("profile.positions.principal", lang),
+        )
+        headline = tg.t("incident.alert", lang, number=incident.id, school=SCHOOL, by=by)
         assert alert["text"].startswith(headline + "\n")
         assert alert["reply_markup"]["inline_keyboard"][0] == [
             {"text": tg.t("btn.ack", lang), "callback_data": f"k:{incident.id}"}
