@@ -19,7 +19,7 @@ from handlers.leaders.years import formula, report_keys, semesters, weights, yea
 from handlers.months import MonthState, deadline_state, month_state, period_name
 from handlers.nomination import is_model, nominee_name, role_label
 from handlers.onboarding import registration_sheet
-from handlers.profile import labels_of
+from handlers.profile import labels_of, person_label
 from handlers.reminders import REPORT, find_deadline
 from handlers.report import FIGURES
 from handlers.school_year import school_year
@@ -70,6 +70,12 @@ def build_workbook(
     w = weights(settings)
     with db.session() as s:
         month = stats.month_sheet(s, where.scope, period.key)
+        sent_by = {
+            code: ", ".join(dict.fromkeys(person_label(u, t) for u in users))
+            for code, users in q.senders_by_school(
+                s, in_scope(where.scope), stats.ARTICLE, period.key
+            ).items()
+        }
         spec = year_spec(cal, settings, start)
         year = stats.year_records(s, where.scope, spec, w)
         nominations = stats.nominations_of(s, where.scope, semesters(start))
@@ -79,7 +85,7 @@ def build_workbook(
         senders = labels_of(s, (row.user_id for row, _ in nominations), t)
         boarding = q.boarding(s, in_scope(where.scope), clock.now())
     sheets = [
-        month_sheet(t, cal, where, period, month),
+        month_sheet(t, cal, where, period, month, sent_by),
         year_sheet(t, cal, where, start, year, spec, w),
         nominations_sheet(t, clock, where, start, nominations, guard, senders),
         incidents_sheet(t, clock, where, start, incidents),
@@ -110,9 +116,14 @@ def local_date(moment: datetime | None, clock: Clock) -> date | None:
 
 
 def month_sheet(
-    t: Translate, cal: Calendar, where: Where, period: Period, rows: list[stats.SchoolMonth]
+    t: Translate,
+    cal: Calendar,
+    where: Where,
+    period: Period,
+    rows: list[stats.SchoolMonth],
+    sent_by: dict[str, str],
 ) -> Sheet:
-    """One line per school: state for the month, first sent, articles, review, published."""
+    """One line per school: state for the month, first sent, articles, review, published, who sent them."""
     clock = cal.clock
     now = cal.now()
     out: list[list[Value]] = []
@@ -138,7 +149,7 @@ def month_sheet(
             ]
         else:
             cells = [t(f"export.state.{state}"), None, 0, None, None]
-        out.append([n, *school_cells(r, clock), *cells])
+        out.append([n, *school_cells(r, clock), *cells, sent_by.get(r.code, "")])
     title = t(
         "export.title_month",
         month=period.label,
@@ -146,7 +157,9 @@ def month_sheet(
         due=day(cal.deadline(period), clock),
         today=day(cal.now(), clock),
     )
-    headers = columns(t, "number", *SCHOOL_COLUMNS, "state", "sent_on", "articles", "review", "published")
+    headers = columns(
+        t, "number", *SCHOOL_COLUMNS, "state", "sent_on", "articles", "review", "published", "sent_by"
+    )
     return Sheet(t("export.sheet_month", month=f"{period.month:02d}-{period.year}"), title, headers, out)
 
 

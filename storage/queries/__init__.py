@@ -119,6 +119,7 @@ from storage.queries.people import (
     reissue_code,
     remove_person,
     save_profile,
+    senders_by_school,
 )
 from storage.queries.received import Arrival, forget_received, store_received, waiting, waiting_counts
 from storage.queries.review import (
@@ -284,6 +285,7 @@ __all__ = [
     "schools_where",
     "search_text",
     "seen_before",
+    "senders_by_school",
     "set_locale",
     "set_menu",
     "staff_over_school",

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
 
-from storage.models import Inbox, Invite, Outbox, School, User
+from storage.models import Inbox, Invite, Outbox, School, Submission, User
 from storage.queries.channels import accounts_of
 from storage.queries.invites import InviteTarget, create_invites
 from storage.stats import forget_rollup
@@ -123,3 +123,22 @@ def reissue_code(s: Session, school_id: int, now: datetime, days: int) -> Invite
         update(Invite).where(col(Invite.school_id) == school_id, *outstanding(now)).values(expires_at=now)
     )
     return create_invites(s, InviteTarget(SCHOOL_ROLE, school_id=school_id), 1, now, days)[0]
+
+
+def senders_by_school(s: Session, conditions: list[Any], kind: str, period: str) -> dict[str, list[User]]:
+    """Per school code (of the schools matching `conditions`), the accounts that sent `kind` for `period`,
+    the first sender first."""
+    stmt = (
+        select(School.code, User)
+        .select_from(Submission)
+        .join(User, col(User.id) == col(Submission.user_id))
+        .join(School, col(School.id) == col(Submission.school_id))
+        .where(col(Submission.kind) == kind, col(Submission.period) == period, *conditions)
+        .order_by(col(Submission.created_at), col(Submission.id))
+    )
+    out: dict[str, list[User]] = {}
+    for code, user in s.exec(stmt):
+        found = out.setdefault(code, [])
+        if user not in found:
+            found.append(user)
+    return out

@@ -559,6 +559,7 @@ async def test_the_workbook_has_three_sheets_with_every_cell(history, demo, chat
         "Số bài",
         "Thẩm định",
         "Đã đăng",
+        "Người gửi",
     ]
     rows = {r[1]: r for r in month.iter_rows(min_row=3, values_only=True)}
     assert rows["MN-HOABAN"][5:] == (
@@ -568,11 +569,19 @@ async def test_the_workbook_has_three_sheets_with_every_cell(history, demo, chat
         1,
         "Đã đăng",
         "Có",
+        "p-hoaban",  # who sent it: a principal without a profile, by the platform name
     )
-    assert rows["THCS-PUNHI"][6:] == ("Đúng hạn", datetime(2026, 10, 5), 2, "Đã duyệt", "Không")
-    assert rows["TH-THITRAN"][6:] == ("Nộp muộn", datetime(2026, 10, 20), 1, "Đã duyệt", "Không")
-    assert rows["THCS-TTDBD"][5:] == (datetime(2026, 9, 20), "Chưa nộp", None, 0, None, None)
-    assert rows["THTHCS-NAMAI"][5:] == (None, "Chưa đăng ký", None, 0, None, None)
+    assert rows["THCS-PUNHI"][6:] == (
+        "Đúng hạn",
+        datetime(2026, 10, 5),
+        2,
+        "Đã duyệt",
+        "Không",
+        "Cô Lò Thị Lan",
+    )
+    assert rows["TH-THITRAN"][6:] == ("Nộp muộn", datetime(2026, 10, 20), 1, "Đã duyệt", "Không", "p-thitran")
+    assert rows["THCS-TTDBD"][5:] == (datetime(2026, 9, 20), "Chưa nộp", None, 0, None, None, None)
+    assert rows["THTHCS-NAMAI"][5:] == (None, "Chưa đăng ký", None, 0, None, None, None)
     assert rows["TEST-EQ"][2] == '=HYPERLINK("http://x") Trường thử'
     assert "THCS-B1" not in rows
     date_cell = next(c for c in month["F"][2:] if c.value is not None)
@@ -787,5 +796,12 @@ async def test_the_same_figures_on_postgresql(pg_url, clock, tmp_path) -> None:
         exported = await chat.send("/export 10/2026")
         book = load_workbook(exported[0].file_path)
         rows = {r[1]: r for r in book.worksheets[0].iter_rows(min_row=3, values_only=True)}
-        assert rows["TH-THITRAN"][6:] == ("Nộp muộn", datetime(2026, 10, 20), 1, "Đã duyệt", "Không")
+        assert rows["TH-THITRAN"][6:] == (
+            "Nộp muộn",
+            datetime(2026, 10, 20),
+            1,
+            "Đã duyệt",
+            "Không",
+            "p-thitran",
+        )
         assert history.schools["THCS-B1"] and "THCS-B1" not in rows
