@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.app import App
 from bot.demo import seed_demo
@@ -231,7 +231,7 @@ async def test_a_profile_is_written_on_every_linked_account(demo: App) -> None:
     await chat.press("Gửi")
 
     with demo.db.session() as s:
-        names = {u.channel: u.full_name for u in s.exec(select(User).where(User.person_id.is_not(None)))}  # type: ignore[union-attr]
+        names = {u.channel: u.full_name for u in s.exec(select(User).where(col(User.person_id).is_not(None)))}
     assert names == {"console": "Nguyễn Thị Lan Anh", "zalo": "Nguyễn Thị Lan Anh"}
 
 
@@ -328,7 +328,9 @@ async def test_removing_the_last_principal_warns_and_the_school_counts_as_not_re
 ) -> None:
     officer = chat_as("officer")
     with demo.db.session() as s:
-        scope = Scope(q.office_by_code(s, "PGD-DEMO").id or 0)  # type: ignore[union-attr]
+        office = q.office_by_code(s, "PGD-DEMO")
+        assert office is not None
+        scope = Scope(office.id or 0)
         before = stats.unregistered_count(s, scope, demo.clock.now() + timedelta(days=1))
 
     rollup.refresh(demo.db, demo.clock)  # the chart's earlier months, stored
@@ -345,7 +347,8 @@ async def test_removing_the_last_principal_warns_and_the_school_counts_as_not_re
     assert f"{SCHOOL} chưa có tài khoản nào đăng ký." in done[0].text
     with demo.db.session() as s:
         assert stats.unregistered_count(s, scope, demo.clock.now() + timedelta(days=1)) == before + 1
-        assert stats.school_registered(s, q.school_by_code(s, "THCS-PUNHI").id or 0) is None  # type: ignore[union-attr]
+        punhi = q.school_by_code(s, "THCS-PUNHI")
+        assert punhi is not None and stats.school_registered(s, punhi.id or 0) is None
     principal = await chat_as("principal").send("/mystatus")
     assert [r.text for r in principal] == [t(demo)("reg.how")]
 
@@ -402,7 +405,8 @@ async def test_an_officer_limited_to_a_level_cannot_remove_at_another_level(demo
         Incoming("console", "mn_officer", "mn_officer", Kind.CHOICE, choice=f"pp:y:{lan.id}", update_id="m1")
     )
     assert replies[0].text == t(demo)("people.not_found")
-    assert user_row(demo, "principal").role == "principal"  # type: ignore[union-attr]
+    user = user_row(demo, "principal")
+    assert user is not None and user.role == "principal"
 
 
 def test_people_on_the_command_line(tmp_path: Path, migrated: Path) -> None:
@@ -454,3 +458,35 @@ async def test_the_removed_person_can_register_again_with_a_new_code(demo: App, 
         school = s.exec(select(School).where(School.code == "THCS-PUNHI")).one()
         assert [u.external_id for u in q.school_users(s, school.id or 0)] == ["principal"]
         assert s.exec(select(Draft).where(Draft.form == "profile")).first() is not None
+
+
+async def test_removal_ends_every_linked_account_of_the_person(demo: App, chat_as) -> None:
+    with demo.db.session() as s:
+        lan = q.get_user(s, "console", "principal")
+        assert lan is not None
+        lan.person_id = lan.id
+        s.add(lan)
+        s.add(
+            User(
+                channel="zalo",
+                external_id="z-lan",
+                chat_id="z-lan",
+                display_name="Lan Zalo",
+                role="principal",
+                school_id=lan.school_id,
+                office_id=lan.office_id,
+                person_id=lan.id,
+                created_at=demo.clock.now(),
+            )
+        )
+    officer = chat_as("officer")
+
+    listed = await officer.send("/people Pú Nhi")
+    asked = await officer.press("Xoá: Cô Lò Thị Lan")
+    await officer.press("✔️ Xoá")
+
+    assert f"Tài khoản của {SCHOOL} (2):" in listed[0].text  # one line per account, both channels
+    assert t(demo)("people.last_warning") in asked[0].text  # the person's accounts are all the school has
+    with demo.db.session() as s:
+        roles = {u.channel: u.role for u in s.exec(select(User).where(col(User.person_id).is_not(None)))}
+    assert roles == {"console": None, "zalo": None}
