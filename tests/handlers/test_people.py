@@ -18,7 +18,7 @@ from storage import queries as q
 from storage import stats
 from storage.db import Database
 from storage.models import Draft, Inbox, Outbox, School, Submission, User
-from storage.scope import Scope
+from storage.scope import Scope, in_scope
 from tests.conftest import Chat, CliEnv
 from tests.handlers.article_helpers import photo_files, write_article
 from tests.handlers.helpers import add_district, add_user, fill_incident
@@ -332,6 +332,8 @@ async def test_removing_the_last_principal_warns_and_the_school_counts_as_not_re
         assert office is not None
         scope = Scope(office.id or 0)
         before = stats.unregistered_count(s, scope, demo.clock.now() + timedelta(days=1))
+        invited = [x.code for x in q.schools_to_invite(s, in_scope(scope), include_registered=False)]
+        assert "THCS-PUNHI" not in invited
 
     rollup.refresh(demo.db, demo.clock)  # the chart's earlier months, stored
     with demo.db.session() as s:
@@ -349,6 +351,9 @@ async def test_removing_the_last_principal_warns_and_the_school_counts_as_not_re
         assert stats.unregistered_count(s, scope, demo.clock.now() + timedelta(days=1)) == before + 1
         punhi = q.school_by_code(s, "THCS-PUNHI")
         assert punhi is not None and stats.school_registered(s, punhi.id or 0) is None
+        assert punhi.id not in stats.registrations(s)  # the clock's sweep over every school
+        letters = q.schools_to_invite(s, in_scope(scope), include_registered=False)
+        assert "THCS-PUNHI" in [x.code for x in letters]  # invitation letters go to it again
     principal = await chat_as("principal").send("/mystatus")
     assert [r.text for r in principal] == [t(demo)("reg.how")]
 
