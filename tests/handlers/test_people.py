@@ -64,6 +64,27 @@ def waiting_for(app: App, external_id: str) -> int:
     return len(pending) + len(kept)
 
 
+def link_on_zalo(app: App, external_id: str) -> None:
+    """The console user's same person on Zalo, as /link leaves them: one person, two accounts."""
+    with app.db.session() as s:
+        user = q.get_user(s, "console", external_id)
+        assert user is not None
+        user.person_id = user.id
+        s.add(user)
+        s.add(
+            User(
+                channel="zalo",
+                external_id=f"z-{external_id}",
+                chat_id=f"z-{external_id}",
+                role=user.role,
+                school_id=user.school_id,
+                office_id=user.office_id,
+                person_id=user.id,
+                created_at=app.clock.now(),
+            )
+        )
+
+
 async def hoa_sends_an_article(app: App, tmp_path: Path) -> Chat:
     """A second account of Pú Nhi, its communications staff, who sends the month's article."""
     hoa = await register(app, "hoa", HOA, "Cán bộ phụ trách truyền thông")
@@ -208,22 +229,7 @@ async def test_profile_of_an_account_without_a_name_asks_it(demo: App, chat_as) 
 
 async def test_a_profile_is_written_on_every_linked_account(demo: App) -> None:
     chat = await register(demo, "lan", LAN)
-    with demo.db.session() as s:
-        user = q.get_user(s, "console", "lan")
-        assert user is not None
-        other = User(
-            channel="zalo",
-            external_id="z-lan",
-            chat_id="z-lan",
-            role="principal",
-            school_id=user.school_id,
-            office_id=user.office_id,
-            person_id=user.id,
-            created_at=demo.clock.now(),
-        )
-        s.add(other)
-        user.person_id = user.id
-        s.add(user)
+    link_on_zalo(demo, "lan")
 
     await chat.send("/profile")
     await chat.press("Sửa: Họ và tên")
@@ -466,24 +472,7 @@ async def test_the_removed_person_can_register_again_with_a_new_code(demo: App, 
 
 
 async def test_removal_ends_every_linked_account_of_the_person(demo: App, chat_as) -> None:
-    with demo.db.session() as s:
-        lan = q.get_user(s, "console", "principal")
-        assert lan is not None
-        lan.person_id = lan.id
-        s.add(lan)
-        s.add(
-            User(
-                channel="zalo",
-                external_id="z-lan",
-                chat_id="z-lan",
-                display_name="Lan Zalo",
-                role="principal",
-                school_id=lan.school_id,
-                office_id=lan.office_id,
-                person_id=lan.id,
-                created_at=demo.clock.now(),
-            )
-        )
+    link_on_zalo(demo, "principal")
     officer = chat_as("officer")
 
     listed = await officer.send("/people Pú Nhi")
