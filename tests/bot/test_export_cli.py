@@ -73,7 +73,7 @@ def test_export_status_writes_the_workbook(env: Env, tmp_path: Path) -> None:
     result = env.cli("export", "status", "--office", "PGD-DBD", "--month", LAST.key, "--out", str(out))
 
     assert result.exit_code == 0, result.output
-    assert result.stdout == f"{out}: {LAST.key}, 4 schools (6 sheets)\n"
+    assert result.stdout == f"{out}: {LAST.key}, 4 schools (7 sheets)\n"
     book = load_workbook(out)
     assert book.sheetnames[:4] == [
         f"Tháng {LAST.month:02d}-{LAST.year}",

@@ -263,12 +263,13 @@ async def test_the_incident_alert_and_its_acknowledgement_name_people_not_nickna
     assert alerts and all(f"Người báo: {LAN} (Hiệu trưởng)" in a.payload["text"] for a in alerts)
     assert all("nick lan" not in a.payload["text"] for a in alerts)
     await officer.send("/incidents")
-    await officer.press("Xác nhận sự cố #1")
+    await officer.press("Hồ sơ sự cố #1")
+    await officer.press("Đã nắm thông tin")
     with demo.db.session() as s:
         notices = [r.payload["text"] for r in s.exec(select(Outbox).where(Outbox.kind == "notice"))]
     assert any("Nguyễn Văn Minh (Chuyên viên truyền thông) đã nắm thông tin sự cố #1" in n for n in notices)
     listed = await officer.send("/incidents")
-    assert "Đã xác nhận: Nguyễn Văn Minh" in listed[0].text
+    assert "Đã tiếp nhận · Nguyễn Văn Minh (Chuyên viên truyền thông)" in listed[0].text
 
 
 async def test_several_accounts_per_school_each_submission_shows_its_sender(
