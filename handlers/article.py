@@ -7,6 +7,7 @@ from typing import Any
 from handlers import submissions
 from handlers.calendar import Calendar, Period
 from handlers.forms import Answers, Engine, Form, Option, Step, StepKind, display
+from handlers.profile import national
 from handlers.types import Choice, Context, Incoming, Reply
 from storage import plan
 from storage import queries as q
@@ -89,9 +90,11 @@ def known_author(ctx: Context, answers: Answers) -> str | None:
 
 
 def known_contact(ctx: Context, answers: Answers) -> str | None:
-    """How to reach the writer: as the previous article gave it."""
+    """How to reach the writer: as the previous article gave it, else the phone of their profile."""
     found = previous(ctx, "contact")
-    return str(found) if found is not None else None
+    if found:
+        return str(found)
+    return national(ctx.user.phone) if ctx.user is not None and ctx.user.phone else None
 
 
 def has_link(answers: Answers) -> bool:

@@ -553,3 +553,22 @@ async def test_the_text_can_be_rewritten_or_added_to(demo, chat_as, files) -> No
     await chat.press("Sửa: Nội dung")
     await chat.send("Đoạn thứ ba.")  # typed without choosing: added, nothing lost
     assert article_draft(demo).answers["body"].endswith("Đoạn thứ hai.\n\nĐoạn thứ ba.")
+
+
+async def test_a_first_article_in_ten_answers_when_the_profile_has_the_phone(demo, chat_as, files) -> None:
+    """A principal who gave a callback phone at registration (or in /profile) is not asked for the
+    contact even the first time: ten answers from /article to "Gửi"."""
+    principal = chat_as("principal")
+    await principal.send("/profile")
+    await principal.send("Lò Thị Lan")
+    await principal.press("Hiệu trưởng")
+    await principal.send("0912345678")
+    await principal.press("Gửi")
+    first = Counted(principal)
+    await first.chat.send("/article")
+    sent = await accept_suggestions(first, files)
+    assert "Đã gửi Bài viết tháng 11/2026" in sent[0].text
+    assert first.answers == 10
+    with demo.db.session() as s:
+        row = s.exec(select(Submission).where(Submission.kind == "article")).one()
+    assert (row.answers["contact"], row.answers["author"]) == ("0912345678", "Lò Thị Lan")
