@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlmodel import Session
 
+from bot.claims import handled_elsewhere
 from bot.logs import log_ids
 from bot.metrics import Metrics
 from bot.outbox import Outbox
@@ -93,12 +94,17 @@ class Dispatcher:
             done = await self.transact(msg, received)
             if done is None:
                 log.info("dropped redelivered update %s", msg.update_id)
+                handled_elsewhere()
                 return []
             replies, queued = done
             if self.metrics is not None:
                 self.metrics.handled(msg.channel, time.perf_counter() - started)
             await self.outbox.deliver_now(queued)  # what the update told others, in its transaction
             return replies
+        except Redelivered:  # another worker handled it meanwhile: this one's work was undone
+            log.info("update %s was handled meanwhile by another worker; dropped here", msg.update_id)
+            handled_elsewhere()
+            return []
         except Exception:
             log.exception("update %s from %s:%s failed", msg.update_id, msg.channel, msg.user_id)
             with contextlib.suppress(Exception):  # a failed update is not taken again after a restart

@@ -46,7 +46,7 @@ from handlers.reminders import PRIORITY_ALERT
 from handlers.types import Reply
 from storage import holders
 from storage import queries as q
-from storage.db import Database
+from storage.db import Database, reason, transient
 from storage.errors import Blocked, Gone, Rejected, RetryAfter, TimedOut
 from storage.models import Outbox as Row
 from storage.models import User
@@ -676,8 +676,11 @@ class OutboxSender:
                     await self.step()
                 except asyncio.CancelledError:
                     raise
-                except Exception:  # a database hiccup must not end delivery
-                    log.exception("outbox sender step failed; retrying")
+                except Exception as exc:  # a database hiccup must not end delivery
+                    if transient(exc):  # a dropped connection (a restart): one line, not a traceback
+                        log.warning("outbox sender step failed (%s); retrying", reason(exc))
+                    else:
+                        log.exception("outbox sender step failed; retrying")
                     await self.idle(ob.config.poll_seconds)
         finally:
             log.debug("outbox sender %s stopped", self.name)

@@ -29,6 +29,7 @@ from bot.channels.telegram import TelegramChannel
 from bot.channels.zalo import ZaloChannel
 from bot.config import Settings
 from bot.dispatch import Dispatcher
+from storage.db import sole_worker
 from storage.errors import ChannelError, ConfigError, StartFailed
 from storage.media import MediaStore
 
@@ -89,7 +90,8 @@ def console_chat(
 async def run(settings: Settings, names: Sequence[str]) -> None:
     """Run the bot on these channels until SIGINT/SIGTERM.
 
-    The channels connect first, then the clock and the outbox sender start. A start that fails (a
+    On SQLite this must be the only `schoolbot run` on the database (StartFailed says so otherwise); on
+    PostgreSQL any number of workers share it. The channels connect first, then the clock and the outbox sender start. A start that fails (a
     platform or the database cannot be reached, a folder cannot be written) raises StartFailed, and
     a rejected token or a bad setting ConfigError, each with one plain line to print.
 
@@ -108,6 +110,7 @@ async def run(settings: Settings, names: Sequence[str]) -> None:
     running: list[Channel] = []
     async with contextlib.AsyncExitStack() as stack:
         async with start_failures(settings):
+            stack.enter_context(sole_worker(settings.database_url))  # SQLite: refused if one runs
             app = await stack.enter_async_context(build_app(settings, clockwork=False))
             MediaStore(settings.media_dir).check()
             for name in names:

@@ -4,7 +4,9 @@ APScheduler is only a clock here (delivery.md §4): an in-memory `AsyncIOSchedul
 job. What is due, and what was already made, lives in the database, so a tick lost while the bot was
 down is caught up by the first sweep at start, and a sweep run twice creates nothing new. Several
 workers may each run a Clockwork: only the holder of the "scheduler" lease sweeps, and only the holder
-of the "sender" lease sends. Each sweep also brings the leaders' month rollup up to date (handlers/leaders/rollup.py).
+of the "sender" lease sends; the scheduler lease is short and renewed every few seconds, so a worker
+that dies (`kill -9`, a lost machine) is replaced within seconds, and the new holder sweeps at once.
+Each sweep also brings the leaders' month rollup up to date (handlers/leaders/rollup.py).
 Chores of every worker belong to the clock too, whatever channels run: downloading again the files
 kept by reference (every channel that has a fetcher, handlers/downloads.py), forgetting old update
 ids (the dedupe keys) and, when `[privacy] media_keep_months` is set, deleting old photos and videos.
@@ -41,7 +43,7 @@ from handlers.types import Fetcher
 from storage import holders, privacy
 from storage import queries as q
 from storage.backup import make_backup, prune_backups
-from storage.db import Database
+from storage.db import Database, reason
 from storage.errors import BackupFailed
 from storage.media import MediaStore
 
@@ -54,6 +56,9 @@ DOWNLOADS_JOB = "downloads"
 FORGET_JOB = "forget-updates"
 BACKUP_JOB = "backup"
 EXPIRE_JOB = "expire-media"
+LEASE_JOB = "clock-lease"
+LEASE_EVERY = timedelta(seconds=5)  # the scheduler lease is renewed (or, by a waiting worker, asked for)
+LEASE_SPAN = timedelta(seconds=15)  # and runs out this long after its last renewal
 DOWNLOADS_EVERY = timedelta(minutes=10)
 FORGET_EVERY = timedelta(hours=6)
 REMEMBER_UPDATES = timedelta(days=2)  # platforms redeliver for at most one
@@ -96,8 +101,8 @@ class Clockwork:
 
     @property
     def lease_span(self) -> timedelta:
-        """How long the scheduler lease lasts without a renewal: two sweep intervals and a minute."""
-        return timedelta(minutes=2 * self.settings.schedule.sweep_minutes + 1)
+        """How long the scheduler lease lasts without a renewal (renewed every LEASE_EVERY)."""
+        return LEASE_SPAN
 
     async def start(self) -> None:
         """Start the clock (its first sweep is the catch-up, at once) and the outbox sender."""
@@ -132,6 +137,7 @@ class Clockwork:
         if self.settings.backup.folder:
             hour, minute = self.settings.backup.at.split(":")
             scheduler.add_job(self.nightly_backup, "cron", hour=int(hour), minute=int(minute), id=BACKUP_JOB)
+        scheduler.add_job(self.keep_lease, "interval", seconds=LEASE_EVERY.total_seconds(), id=LEASE_JOB)
         scheduler.start()
         self.scheduler = scheduler
         if self.send:
@@ -162,6 +168,17 @@ class Clockwork:
             log.info("%s %s the scheduler lease", self.owner, "holds" if held else "does not hold")
         self.holding = held
         return held
+
+    async def keep_lease(self) -> None:
+        """Renew the scheduler lease, or take it from a holder gone quiet and catch up with a sweep now."""
+        was = self.holding
+        try:
+            held = self.hold_lease()
+        except Exception as exc:  # the database is restarting: the next renewal tries again
+            log.warning("could not renew the scheduler lease: %s", reason(exc))
+            return
+        if held and not was:
+            await self.tick()
 
     async def tick(self) -> reminders.SweepReport | None:
         """One sweep, if this worker holds the lease; run in a thread so chats stay responsive."""

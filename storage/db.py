@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
+import logging
+import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -13,8 +17,12 @@ from sqlalchemy import Engine, Select, Table, create_engine, event, true
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, SQLModel
+
+from storage.errors import StartFailed
+
+log = logging.getLogger("schoolbot.db")
 
 _open: ContextVar[bool] = ContextVar("schoolbot_session_open", default=False)
 # The transaction of the update being handled (`Database.unit`): sessions opened inside it join it.
@@ -22,6 +30,10 @@ _unit: ContextVar[Session | None] = ContextVar("schoolbot_unit", default=None)
 # How SQLite transactions begin: IMMEDIATE (the write lock up front) unless a unit reads first.
 _begin: ContextVar[str] = ContextVar("schoolbot_begin", default="BEGIN IMMEDIATE")
 LOCK_WAIT = 15.0  # seconds a SQLite transaction waits for this process's other one (as busy_timeout)
+# PostgreSQL: a unit whose connection was lost (a restart, pg_terminate_backend) or that lost a
+# deadlock is run again after these pauses (seconds); a restart takes a few seconds.
+RETRY_PAUSES = (0.05, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+TRANSIENT_STATES = frozenset({"40001", "40P01", "57P01", "57P02", "57P03", "08000", "08003", "08006"})
 T = TypeVar("T")
 
 
@@ -61,6 +73,18 @@ def make_engine(url: str) -> Engine:
 
 
 UNIT_THREADS = 16  # threads running updates' units side by side (bot/dispatch.py `Workers`)
+# Updates a worker holds at once from the shared inbox on PostgreSQL (bot/claims.py); each claim keeps a
+# connection in a transaction while its unit runs on another, so the pool has room for both.
+CLAIMS = 8
+
+
+def transient(exc: BaseException) -> bool:
+    """PostgreSQL lost the connection (a restart, a terminated backend) or chose this transaction as a
+    deadlock's or serialization's victim: the same work can simply run again."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return bool(exc.connection_invalidated) or state in TRANSIENT_STATES
 
 
 def busy(exc: BaseException) -> bool:
@@ -162,19 +186,76 @@ class Database:
     def in_unit(self, work: Callable[[Session], T]) -> T:
         """`work` in one unit, committed; on SQLite, run once more with the write lock taken up front
         when its first write met another process's write ("database is locked", which never reaches
-        a user). `work` must do nothing outside the database that it cannot do twice."""
+        a user); on PostgreSQL, run again (after a short pause, a few times) when its connection was
+        lost or it lost a deadlock (`transient`). `work` must do nothing outside the database that it
+        cannot do twice."""
         try:
             with self.unit() as s:
                 return work(s)
-        except OperationalError as exc:
+        except DBAPIError as exc:
+            if not self.is_sqlite and transient(exc):
+                return self.again(work, exc)
             if not (self.is_sqlite and busy(exc)):
                 raise
         with self.unit(immediate=True) as s:
             return work(s)
 
+    def again(self, work: Callable[[Session], T], first: DBAPIError) -> T:
+        """`work` run again after a transient PostgreSQL failure, pausing longer each time."""
+        failure: DBAPIError = first
+        for pause in RETRY_PAUSES:
+            log.warning("a transaction failed (%s); running it again", reason(failure))
+            time.sleep(pause)
+            try:
+                with self.unit() as s:
+                    return work(s)
+            except DBAPIError as exc:
+                if not transient(exc):
+                    raise
+                failure = exc
+        raise failure
+
+    def claim_session(self) -> Session:
+        """A transaction left open for its caller to commit or close (a claim on the shared inbox,
+        bot/claims.py, held while the update's unit runs on another connection); no session joins it."""
+        session = Session(self.engine, expire_on_commit=False)
+        session.begin()
+        return session
+
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+
+
+@contextmanager
+def sole_worker(url: str) -> Iterator[None]:
+    """While open, this process is the only `schoolbot run` on a SQLite file: an exclusive lock on
+    `<file>.run` (the kernel lets it go when the process ends, however it ends). A second one is
+    refused with StartFailed. PostgreSQL takes any number of workers (and in-memory SQLite one)."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    path = Path(database + ".run")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            other = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            where = parsed.render_as_string(hide_password=True)
+            raise StartFailed(
+                f"database_url = {where}: another schoolbot run (pid {other}) is already working on "
+                "this SQLite database, and SQLite takes one worker; to run several, use PostgreSQL "
+                "(README: Deploying)"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # lets the lock go
 
 
 @contextmanager
@@ -190,6 +271,12 @@ def joined(unit: Session) -> Iterator[Session]:
         raise
     nested.commit()
     unit.expunge_all()
+
+
+def reason(exc: BaseException) -> str:
+    """An error's first line; for a database error, the driver's (no statement, no parameters)."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return (text.splitlines() or [type(exc).__name__])[0]
 
 
 def in_unit_now() -> bool:

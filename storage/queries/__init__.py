@@ -121,7 +121,15 @@ from storage.queries.people import (
     save_profile,
     senders_by_school,
 )
-from storage.queries.received import Arrival, forget_received, store_received, waiting, waiting_counts
+from storage.queries.received import (
+    Arrival,
+    claim_head,
+    forget_received,
+    next_in_chat,
+    store_received,
+    waiting,
+    waiting_counts,
+)
 from storage.queries.review import (
     PUBLISHED_KINDS,
     REVIEWED_KINDS,
@@ -198,6 +206,7 @@ __all__ = [
     "cancel_pending",
     "cancel_superseded",
     "cancelled_of",
+    "claim_head",
     "claim_outbox",
     "claim_owners",
     "confirm_receipt",
@@ -238,6 +247,7 @@ __all__ = [
     "move",
     "move_submission",
     "new_code",
+    "next_in_chat",
     "nominations_in_scope",
     "nominee_answers",
     "office_by_code",

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from storage.db import insert_new
@@ -56,3 +57,40 @@ def waiting_counts(s: Session) -> list[tuple[str, int]]:
     """(channel, count) of the stored updates not handled yet."""
     stmt = select(Received.channel, func.count()).group_by(col(Received.channel))
     return [(channel, int(n)) for channel, n in s.exec(stmt)]
+
+
+def claim_head(s: Session, channel: str) -> Received | None:
+    """The oldest stored update of a chat that no other worker holds, locked until `s`'s transaction
+    ends (PostgreSQL: FOR UPDATE SKIP LOCKED). Only a chat's oldest row is a candidate, and a row
+    another worker holds is skipped, so a chat's next update cannot be taken while its current one is
+    in hand: its row exists until the claim's transaction deletes it and commits."""
+    older = aliased(Received)
+    earlier = (
+        select(older.id)
+        .where(older.channel == Received.channel, older.chat == Received.chat, col(older.id) < Received.id)
+        .exists()
+    )
+    stmt = (
+        select(Received)
+        .where(col(Received.channel) == channel, ~earlier)
+        .order_by(col(Received.id))
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+    return s.exec(stmt).first()
+
+
+def next_in_chat(s: Session, head: Received, limit: int) -> list[Received]:
+    """Up to `limit` stored updates of `head`'s chat after it, oldest first (the rest of an album: its
+    holder's claim on the head keeps them from every other worker)."""
+    stmt = (
+        select(Received)
+        .where(
+            col(Received.channel) == head.channel,
+            col(Received.chat) == head.chat,
+            col(Received.id) > (head.id or 0),
+        )
+        .order_by(col(Received.id))
+        .limit(limit)
+    )
+    return list(s.exec(stmt))

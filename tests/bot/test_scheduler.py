@@ -63,9 +63,9 @@ async def test_a_dead_workers_lease_is_taken_over_once_it_runs_out(demo: App) ->
     demo.clock.set(datetime(2026, 11, 10, 8, 0))  # type: ignore[attr-defined]
     first, second = another(demo, "worker-1"), another(demo, "worker-2")
     assert await first.tick() is not None  # then it dies without a word
-    demo.clock.advance(minutes=first.lease_span.total_seconds() / 60 - 1)  # type: ignore[attr-defined]
+    demo.clock.advance(seconds=first.lease_span.total_seconds() - 1)  # type: ignore[attr-defined]
     assert await second.tick() is None
-    demo.clock.advance(minutes=2)  # type: ignore[attr-defined]
+    demo.clock.advance(seconds=2)  # type: ignore[attr-defined]
     assert await second.tick() is not None
 
 

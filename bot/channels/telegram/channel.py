@@ -12,7 +12,6 @@ import json
 import logging
 import os
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar
@@ -40,6 +39,8 @@ from bot.channels.telegram.api import OUTBOX_SEND, Lanes, channel_error
 from bot.channels.telegram.wire import (
     CHANNEL,
     MAX_ALBUM,
+    album_group,
+    album_of,
     album_part,
     chat_ref,
     keyboard,
@@ -47,9 +48,11 @@ from bot.channels.telegram.wire import (
     to_incoming,
 )
 from bot.channels.turns import Turn, Turns
+from bot.claims import Claims
 from bot.web import WebhookServer, WebRequest, WebResponse
 from handlers.types import Attachment, Incoming, Kind, Media, Reply
 from storage import queries as q
+from storage.db import CLAIMS
 from storage.errors import (
     Blocked,
     ChannelError,
@@ -161,6 +164,21 @@ class TelegramChannel(ChannelBase):
         self.server: WebhookServer | None = None
         self.poller: asyncio.Task[None] | None = None
         self._rows: dict[int, int] = {}  # update id -> its row in the durable inbox (`received`)
+        # On PostgreSQL every worker takes updates from the shared inbox, each chat's oldest first,
+        # whoever stored them (bot/claims.py); on SQLite this one process handles what it stores.
+        self.claims = (
+            None
+            if app.db.is_sqlite
+            else Claims(
+                app.db,
+                app.dispatcher.workers,
+                CHANNEL,
+                self.on_claimed,
+                places=min(self.config.concurrent_chats, CLAIMS),
+                group_of=album_group,
+                album_wait=album_wait,
+            )
+        )
         builder = (
             ApplicationBuilder()
             .token(self.config.token.get_secret_value())
@@ -258,6 +276,8 @@ class TelegramChannel(ChannelBase):
         if self.server is not None:
             await self.server.stop()
             self.server = None
+        if self.claims is not None:  # the updates in hand are finished; the rest wait for a worker
+            await self.claims.stop()
         if self._album_tasks:  # let gathered albums be handled
             await asyncio.gather(*self._album_tasks, return_exceptions=True)
         updater = self.application.updater
@@ -374,13 +394,21 @@ class TelegramChannel(ChannelBase):
             for u, p in updates
         ]
         stored = await self.app.dispatcher.receive(CHANNEL, arrivals)
+        if self.claims is not None:
+            if stored:
+                self.claims.kick()  # the oldest of each chat is taken by whichever worker is free
+            return
         for (update, _), arrival in zip(updates, arrivals, strict=True):
             row = stored.get(arrival.key)
             if row is not None:  # a redelivery of an update still waiting is not queued twice
                 await self.enqueue(row, update)
 
     async def resume(self) -> None:
-        """At start: the updates stored and not handled (a crash, a stop), first, in their order."""
+        """At start: the updates stored and not handled (a crash, a stop), first, in their order (on
+        PostgreSQL: this worker starts taking from the shared inbox, where they wait)."""
+        if self.claims is not None:
+            self.claims.start()
+            return
         waiting = await self.app.dispatcher.waiting(CHANNEL)
         if waiting:
             log.info("%d Telegram update(s) stored before the start are handled now", len(waiting))
@@ -409,6 +437,22 @@ class TelegramChannel(ChannelBase):
         finally:
             self.handled += 1
 
+    async def on_claimed(self, payloads: list[dict[str, Any]]) -> None:
+        """An update taken from the shared inbox (an album: all its parts), handled as one from memory is."""
+        bot = self.application.bot
+        updates = [Update.de_json(p, bot) for p in payloads]
+        try:
+            if self.config.hold_seconds:  # tests only: time to kill the process before handling
+                await asyncio.sleep(self.config.hold_seconds)
+            if len(updates) == 1:
+                await self.handle_update(updates[0])
+                return
+            parts = [i for i in map(to_incoming, updates) if i is not None]
+            if parts:
+                await self.dispatch(album_of(parts))
+        finally:
+            self.handled += len(updates)
+
     async def handle_update(self, update: Update) -> None:
         """Convert, dispatch (with a typing indicator when slow), render the writer's replies."""
         rows = self.rows_of(update)
@@ -421,7 +465,7 @@ class TelegramChannel(ChannelBase):
             await self.app.dispatcher.forget(rows)  # nothing for the dispatcher: done with it
             return
         group = update.message.media_group_id if update.message is not None else None
-        if group and incoming.kind == Kind.MEDIA:
+        if group and incoming.kind == Kind.MEDIA and self.claims is None:  # claims gather their own
             self.gather(incoming, group, rows)
             return
         await self.dispatch(incoming, rows)
@@ -453,8 +497,7 @@ class TelegramChannel(ChannelBase):
                 parts = self._albums.pop(key, [])
                 rows = self._album_rows.pop(key, [])
                 if parts:
-                    media = tuple(m for p in parts for m in p.media)
-                    await self.dispatch(replace(parts[0], media=media), rows)
+                    await self.dispatch(album_of(parts), rows)
         except Exception:
             log.exception("an album could not be handled")
         finally:

@@ -4,6 +4,7 @@ choices as an inline keyboard, long texts cut under Telegram's limit."""
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 from telegram import (
@@ -160,3 +161,15 @@ def album_part(update: object) -> bool:
         return False
     incoming = to_incoming(update)
     return incoming is not None and incoming.kind == Kind.MEDIA
+
+
+def album_group(payload: dict[str, Any]) -> str | None:
+    """The album a stored update (the platform's JSON) belongs to, if it is one of an album's files."""
+    message = payload.get("message")
+    group = message.get("media_group_id") if isinstance(message, dict) else None
+    return str(group) if group else None
+
+
+def album_of(parts: list[Incoming]) -> Incoming:
+    """An album's parts as one message with all their files (the first part's text and ids)."""
+    return replace(parts[0], media=tuple(m for p in parts for m in p.media))

@@ -1,0 +1,192 @@
+"""Several workers share the durable inbox (PostgreSQL): each handles the chats' oldest stored updates
+that no other worker holds.
+
+    claims = Claims(db, workers, "telegram", handle, group_of=album_group, album_wait=0.8)
+    claims.start()          # `places` tasks, each: claim a chat's oldest update, handle it, delete it
+    claims.kick()           # an update was stored here: a free place looks at once
+    await claims.stop()     # no new claims; those in hand are finished
+
+Whichever worker stored an update (the balancer chose it), the first free place of any worker takes it
+once it is the oldest of its chat (`storage.queries.claim_head`: FOR UPDATE SKIP LOCKED). The claim is
+a transaction of its own that holds the row's lock while the update is handled in its unit (another
+transaction, bot/dispatch.py), and then deletes the row and commits: the chat's next update becomes
+its oldest only then, so each chat goes in order whoever handles it. A worker that dies lets its locks
+go with its connections (at once: the server sees the socket close), and what it held is claimed
+again. An update found handled already (its key: when the claim is taken, or at the end of its unit,
+`Redelivered`) is not handled again, and its chat is let go only `REPLY_GRACE` seconds later: the worker
+that handled it may have lost its claim to a dropped connection and live on, still sending its reply,
+which then still comes before the reply to the chat's next update. A free place that finds nothing waits for a kick; one of them also looks every `poll` seconds,
+for updates stored by other workers or left by a dead one.
+
+An album arrives as one update per item: the place holding its first part waits `album_wait`, then
+takes the parts that follow it in the chat (nobody else can: the first part is the chat's oldest and
+held), and hands them over together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from sqlmodel import Session
+
+from bot.workers import Workers
+from storage import queries as q
+from storage.db import CLAIMS, Database, reason
+from storage.models import Received
+
+log = logging.getLogger("schoolbot.claims")
+
+Payloads = list[dict[str, Any]]
+POLL_SECONDS = 1.0  # how often an idle worker looks for updates stored elsewhere or left by a dead one
+ALBUM_SIZE = 10  # at most this many parts make one album (Telegram's limit)
+REPLY_GRACE = 3.0  # seconds a chat is held after an update found handled by a worker that lost its claim
+
+
+@dataclass
+class Claim:
+    """Stored updates of one chat held by this worker: their rows locked in `session`'s transaction."""
+
+    session: Session
+    rows: list[Received]
+    handled: bool = False  # handled already, by a worker that lost its claim before letting go
+
+    def done(self) -> None:
+        """The updates are handled: their rows go, and the commit lets the chat's next update be taken."""
+        try:
+            q.forget_received(self.session, [r.id or 0 for r in self.rows])
+            self.session.commit()
+        finally:
+            self.session.close()
+
+
+_held: ContextVar[Claim | None] = ContextVar("schoolbot_claim", default=None)
+
+
+def handled_elsewhere() -> None:
+    """The update in hand (bot/dispatch.py) was found handled by another worker, which may still be
+    sending its reply: its chat waits REPLY_GRACE before the next update is taken."""
+    claim = _held.get()
+    if claim is not None:
+        claim.handled = True
+
+
+class Claims:
+    """This worker's places taking updates from the shared inbox of one channel."""
+
+    def __init__(
+        self,
+        db: Database,
+        workers: Workers,
+        channel: str,
+        handle: Callable[[Payloads], Awaitable[None]],
+        *,
+        places: int = CLAIMS,
+        poll: float = POLL_SECONDS,
+        group_of: Callable[[dict[str, Any]], str | None] | None = None,
+        album_wait: float = 0.0,
+        reply_grace: float = REPLY_GRACE,
+    ) -> None:
+        self.db = db
+        self.workers = workers
+        self.channel = channel
+        self.handle = handle
+        self.places = places
+        self.poll = poll
+        self.group_of = group_of
+        self.album_wait = album_wait
+        self.reply_grace = reply_grace
+        self.stopping = False
+        self.wake = asyncio.Semaphore(0)
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        """Start taking updates (on the running event loop); the first place also polls."""
+        self.stopping = False
+        self.tasks = [
+            asyncio.create_task(self.place(polls=index == 0), name=f"{self.channel}:claims:{index}")
+            for index in range(self.places)
+        ]
+        self.kick()  # what is stored already (a restart, another worker's backlog)
+
+    def kick(self) -> None:
+        """Something may be waiting: one free place looks (it wakes the next if it found something)."""
+        if self.wake.locked():
+            self.wake.release()
+
+    async def stop(self) -> None:
+        """Take nothing new; finish the updates in hand (their rows deleted, committed)."""
+        self.stopping = True
+        for _ in self.tasks:
+            self.wake.release()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.tasks = []
+
+    async def place(self, polls: bool) -> None:
+        """One place: claim, handle, let go; wait when there is nothing to take."""
+        while not self.stopping:
+            try:
+                claim = await self.workers.run(self.take)
+            except Exception as exc:  # the database is restarting: look again a moment later
+                log.warning("could not look for stored %s updates (%s)", self.channel, reason(exc))
+                await asyncio.sleep(self.poll)
+                continue
+            if claim is None:
+                await self.idle(polls)
+                continue
+            self.kick()  # more may be waiting: another free place looks
+            await self.work(claim)
+
+    async def idle(self, polls: bool) -> None:
+        """Wait for a kick (the polling place: at most `poll` seconds)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wake.acquire(), self.poll if polls else None)
+
+    def take(self) -> Claim | None:
+        """On a worker thread: the oldest update of a chat nobody holds, claimed; None when there is none."""
+        session = self.db.claim_session()
+        try:
+            head = q.claim_head(session, self.channel)
+        except BaseException:
+            session.close()
+            raise
+        if head is None:
+            session.close()
+            return None
+        return Claim(session, [head], handled=q.seen_before(session, head.key))
+
+    async def work(self, claim: Claim) -> None:
+        """Handle the claimed update (an album: with its parts), then delete its rows and commit."""
+        held = _held.set(claim)
+        try:
+            group = self.group_of(claim.rows[0].payload) if self.group_of else None
+            if group:
+                await asyncio.sleep(self.album_wait)
+                await self.workers.run(partial(self.gather, claim, group))
+            if not claim.handled:
+                await self.handle([r.payload for r in claim.rows])
+            if claim.handled:
+                log.info("%s was handled already by a worker that lost hold of it", claim.rows[0].key)
+                await asyncio.sleep(self.reply_grace)  # its reply goes before the chat's next
+        except Exception:
+            log.exception("a stored %s update could not be handled", self.channel)
+        finally:
+            _held.reset(held)
+            try:
+                await self.workers.run(claim.done)
+            except Exception as exc:  # handled and marked: whoever claims it again drops it
+                log.warning("could not let go of a handled %s update (%s)", self.channel, reason(exc))
+
+    def gather(self, claim: Claim, group: str) -> None:
+        """On a worker thread: the album's parts stored after its first, in the chat's order."""
+        assert self.group_of is not None
+        for row in q.next_in_chat(claim.session, claim.rows[0], ALBUM_SIZE - 1):
+            if self.group_of(row.payload) != group:
+                break
+            claim.rows.append(row)

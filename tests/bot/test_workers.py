@@ -1,0 +1,369 @@
+"""Several `schoolbot run` workers on one PostgreSQL database behave as one bot (issue #18, item 1).
+
+Two real worker processes in webhook mode, each on its own port, against the local PostgreSQL server and
+the loopback fake Bot API. A mixed load (registered principals and guests; /help and commands that each
+name their chat and place) is posted to both webhooks as a balancer would, each chat's updates
+alternating between the workers. Then one worker is killed with SIGKILL, or every connection to the
+database is dropped (pg_terminate_backend, what a restart does). Counted: every update handled once,
+every reply sent once, each chat's replies in the order its updates came, the outbox wave delivered
+with nothing sent twice beyond the sends in flight, and the leases held by the survivor. A second
+worker against SQLite is refused with the reason. Skipped (saying why) without a local PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlmodel import select
+
+from bot.app import open_app
+from bot.config import load_settings
+from bot.outbox import SENDER_LEASE
+from bot.scheduler import SCHEDULER_LEASE
+from handlers.i18n import Catalog
+from handlers.types import Reply
+from storage import holders
+from storage import queries as q
+from storage.db import CLAIMS, Database
+from storage.models import ProcessedUpdate, Received
+from tests.bot.test_received import start_bot, wait_for
+from tests.bot.test_run_process import (
+    SCHOOLBOT,
+    config_file,
+    environment,
+    free_port,
+    plain_refusal,
+    run_briefly,
+)
+from tests.bot.test_telegram import SECRET
+from tests.fakes.telegram_api import TOKEN, FakeBotAPI, TgUser, text_update
+from tests.storage.test_postgres import pg_url_fixture as pg_url_fixture  # a database of its own
+from tests.support import add_principals, pg_admin
+
+PRINCIPALS = 12  # registered chats
+GUESTS = 6  # chats of people not registered yet (their first update creates them)
+EACH = 10  # updates per chat in each of two rounds
+ALERTS = 40  # an outbox wave going out meanwhile
+HOLD = 0.15  # seconds each update waits once claimed: the load is still in hand when a worker dies
+WAIT = 90.0
+NUMBERED = re.compile(r"/w(\d+)n(\d+)")
+DROPPED = re.compile(r"telegram:(\d+) was handled already by a worker that lost hold of it")
+T = Catalog(default="vi").translator("vi", "telegram")
+
+
+@pytest.fixture(name="api")
+def api_fixture() -> Iterator[FakeBotAPI]:
+    with FakeBotAPI() as api:
+        yield api
+
+
+def text_of(chat: int, k: int) -> str:
+    """The k-th update of a chat: now and then /help, otherwise a command naming its chat and place."""
+    return "/help" if k % 4 == 0 else f"/w{chat}n{k}"
+
+
+def token_of(text: str) -> tuple[int, int] | str:
+    """What a reply answers: (chat, k) for a numbered command (its "no such command" names it), else the text."""
+    found = NUMBERED.search(text)
+    return (int(found[1]), int(found[2])) if found else text
+
+
+class Load:
+    """The chats, the updates each sends, and a poster per chat that delivers them as Telegram behind a
+    balancer does: one at a time and in order, each to the next worker, to another when one does not
+    answer 200 (dead, or its database unreachable for a moment)."""
+
+    def __init__(self, api: FakeBotAPI, ports: list[int], first_principal: int, first_guest: int) -> None:
+        self.api = api
+        self.ports = ports
+        self.chats = [TgUser(first_principal + i, f"Hiệu trưởng {i}") for i in range(PRINCIPALS)]
+        self.chats += [TgUser(first_guest + i, f"Khách {i}") for i in range(GUESTS)]
+        self.updates = {
+            c.id: [
+                text_update(c, text_of(c.id, k)) | {"update_id": api.next_update_id()}
+                for k in range(2 * EACH)
+            ]
+            for c in self.chats
+        }
+        self.refused = 0  # posts a worker did not take (the balancer sent them on)
+        self.second_round = threading.Event()  # the first round is posted at once, the second when set
+        self.threads = [threading.Thread(target=self.post_chat, args=(c.id,)) for c in self.chats]
+
+    def start(self) -> None:
+        for thread in self.threads:
+            thread.start()
+
+    def join(self) -> None:
+        for thread in self.threads:
+            thread.join(WAIT)
+
+    def post_chat(self, chat: int) -> None:
+        with httpx.Client(trust_env=False, timeout=10) as client:
+            for k, update in enumerate(self.updates[chat]):
+                if k == EACH:
+                    self.second_round.wait(WAIT)
+                self.post(client, update, k)
+
+    def post(self, client: httpx.Client, update: dict[str, Any], k: int) -> None:
+        headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
+        deadline = time.monotonic() + WAIT
+        attempt = 0
+        while time.monotonic() < deadline:
+            port = self.ports[(k + attempt) % len(self.ports)]
+            try:
+                if (
+                    client.post(f"http://127.0.0.1:{port}/tg", json=update, headers=headers).status_code
+                    == 200
+                ):
+                    return
+            except httpx.TransportError:
+                pass
+            self.refused += 1
+            attempt += 1
+            time.sleep(0.05)
+        raise AssertionError(f"update {update['update_id']} was never taken")
+
+    def keys(self) -> set[str]:
+        return {f"telegram:{u['update_id']}" for ups in self.updates.values() for u in ups}
+
+    def replies(self) -> int:
+        return sum(len(self.api.sent_to(c.id)) for c in self.chats)
+
+    def expected(self, chat: TgUser) -> list[tuple[int, int] | str]:
+        help_text = T("help.principal") if chat.id < self.chats[PRINCIPALS].id else T("help.guest")
+        return [help_text if k % 4 == 0 else (chat.id, k) for k in range(2 * EACH)]
+
+
+def worker_env(pg_url: str, api: FakeBotAPI, port: int, media: Path) -> dict[str, str]:
+    """The environment of one worker: the shared database and Bot API, its own port."""
+    env = environment()
+    env.update(
+        {
+            "SCHOOLBOT_DATABASE_URL": pg_url,
+            "SCHOOLBOT_MEDIA_DIR": str(media),
+            "SCHOOLBOT_TELEGRAM__TOKEN": TOKEN,
+            "SCHOOLBOT_TELEGRAM__BASE_URL": api.base_url,
+            "SCHOOLBOT_TELEGRAM__BASE_FILE_URL": api.base_file_url,
+            "SCHOOLBOT_TELEGRAM__MODE": "webhook",
+            "SCHOOLBOT_TELEGRAM__WEBHOOK_URL": "https://bot.example.test",
+            "SCHOOLBOT_TELEGRAM__PORT": str(port),
+            "SCHOOLBOT_TELEGRAM__URL_PATH": "tg",
+            "SCHOOLBOT_TELEGRAM__SECRET_TOKEN": SECRET,
+            "SCHOOLBOT_TELEGRAM__HOLD_SECONDS": str(HOLD),
+            "NO_PROXY": "*",
+        }
+    )
+    return env
+
+
+def seed(pg_url: str, first: int) -> list[str]:
+    """The principals (chats from `first`) and a wave of alerts to others; the alerts' recipients' chats."""
+    settings = load_settings(None, database_url=pg_url)
+    with open_app(settings, upgrade=False) as app:
+        add_principals(app, PRINCIPALS, [(None, None)], first=first)
+        recipients = add_principals(app, ALERTS, [(None, None)], first=first + 500)
+        app.outbox.enqueue_direct(
+            "wave:workers", {u.id or 0: [Reply(f"Thông báo {u.external_id}")] for u in recipients}
+        )
+    return [u.chat_id for u in recipients]
+
+
+def pid_of(owner: str | None) -> int | None:
+    holder = holders.parse(owner or "")
+    return holder.pid if holder is not None else None
+
+
+def lease_pid(db: Database, name: str) -> int | None:
+    """The pid of the worker holding a lease that has not run out."""
+    with db.session() as s:
+        lease = q.lease_holder(s, name)
+        return pid_of(lease.owner) if lease is not None and lease.owner else None
+
+
+def settled(db: Database, keys: set[str]) -> bool:
+    """Every update handled (its key recorded) and none left in the inbox."""
+    with db.session() as s:
+        handled = set(s.exec(select(ProcessedUpdate.key)))
+        left = s.exec(select(Received.id)).first()
+    return keys <= handled and left is None
+
+
+def dropped(logs: list[Path]) -> set[int]:
+    """Updates a worker found handled already when it took them: the dead worker had handled them (its
+    unit committed) but not let go of them. Their replies may have been lost with it (sent after the
+    commit), as a single process's may be (ARCHITECTURE.md, the durable inbox)."""
+    found = (DROPPED.search(line) for log in logs for line in log.read_text().splitlines())
+    return {int(m[1]) for m in found if m}
+
+
+def answered(load: Load, logs: list[Path]) -> bool:
+    """Every update answered, but for those the dead worker handled and may not have answered."""
+    return len(missing(load)) <= len(dropped(logs))
+
+
+def missing(load: Load) -> set[int]:
+    """The updates whose replies did not come, after checking that each chat's replies answer its
+    updates in order, none twice."""
+    lost: set[int] = set()
+    for chat in load.chats:
+        got = [token_of(m["text"]) for m in load.api.sent_to(chat.id)]
+        expected = load.expected(chat)
+        it = iter(expected)
+        assert all(any(g == e for e in it) for g in got), (chat.id, [g if not isinstance(g, str) else "H" for g in got])  # in order, none twice
+        numbered = [e for e in expected if not isinstance(e, str)]
+        lost |= {load.updates[chat.id][k]["update_id"] for c, k in numbered if (c, k) not in got}
+        helps = [k for k, e in enumerate(expected) if isinstance(e, str)]
+        if got.count(expected[0]) < len(helps):  # which /help went unanswered cannot be told apart
+            lost |= {load.updates[chat.id][k]["update_id"] for k in helps}
+    return lost
+
+
+def test_two_workers_share_a_mixed_load_and_one_killed_loses_nothing(
+    pg_url: str, api: FakeBotAPI, tmp_path: Path
+) -> None:
+    """The worker sending the outbox wave is killed (SIGKILL) a third of the way through the first round
+    of the load, with updates of every chat stored and claimed: the other takes its chats (each in
+    order), its sender lease at once and its clock within seconds, and the second round, posted to both,
+    goes to it; every update is handled once, every reply sent, and every alert delivered, twice at most
+    for the sends that were in flight."""
+    alerted = seed(pg_url, 9100)
+    ports = [free_port(), free_port()]
+    logs = [tmp_path / "a.log", tmp_path / "b.log"]
+    workers = [
+        start_bot(worker_env(pg_url, api, p, tmp_path / "media"), log)
+        for p, log in zip(ports, logs, strict=True)
+    ]
+    db = Database(pg_url)
+    try:
+        wait_for(lambda: len(api.calls_to("setWebhook")) >= 2, "both webhooks set", workers[0])
+        wait_for(lambda: lease_pid(db, SENDER_LEASE) is not None, "a sender", workers[0])
+        load = Load(api, ports, 9100, 9900)
+        load.start()
+        wait_for(lambda: load.replies() >= len(load.keys()) // 6, "a third of the first round", workers[0])
+        sender = lease_pid(db, SENDER_LEASE)
+        killed = next(w for w in workers if w.pid == sender)
+        survivor = next(w for w in workers if w is not killed)
+        killed.send_signal(signal.SIGKILL)
+        killed.wait(10)
+        load.second_round.set()  # half of it goes to the dead worker first, then to the other
+        load.join()
+        wait_for(lambda: settled(db, load.keys()), "every update handled", survivor, WAIT)
+        wait_for(lambda: answered(load, logs), "every reply", survivor, WAIT)
+        wait_for(lambda: all(api.sent_to(c) for c in alerted), "every alert", survivor, WAIT)
+        wait_for(lambda: lease_pid(db, SENDER_LEASE) == survivor.pid, "the sender taken over", survivor)
+        wait_for(lambda: lease_pid(db, SCHEDULER_LEASE) == survivor.pid, "the clock taken over", survivor)
+        assert load.refused > 0  # the load went on after the kill: the balancer sent it to the survivor
+        assert missing(load) <= dropped(logs) and len(dropped(logs)) <= CLAIMS
+        alerts = collections.Counter(str(m["chat_id"]) for m in api.calls_to("sendMessage", ok_only=True))
+        twice = sum(alerts[c] - 1 for c in alerted)
+        assert all(alerts[c] >= 1 for c in alerted) and twice <= 4  # outbox.concurrency: sends in flight
+    finally:
+        db.dispose()
+        for worker in workers:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGTERM)
+    codes = [w.wait(30) for w in workers]
+    output = logs[0].read_text() + logs[1].read_text()
+    assert codes.count(0) == 1 and codes.count(-signal.SIGKILL) == 1, (codes, output)
+    assert "Traceback" not in output, output
+
+
+def test_every_database_connection_dropped_under_load_loses_nothing(
+    pg_url: str, api: FakeBotAPI, tmp_path: Path
+) -> None:
+    """While two workers carry the load, the server drops every connection they have, three times
+    (pg_terminate_backend, as a restart does): transactions cut in the middle run again, claims cut off
+    are taken again and found handled; every update is handled once and answered once, in order."""
+    seed(pg_url, 9100)
+    ports = [free_port(), free_port()]
+    logs = [tmp_path / "a.log", tmp_path / "b.log"]
+    workers = [
+        start_bot(worker_env(pg_url, api, p, tmp_path / "media"), log)
+        for p, log in zip(ports, logs, strict=True)
+    ]
+    name = pg_url.rsplit("/", 1)[1]
+    db = Database(pg_url)
+    try:
+        wait_for(lambda: len(api.calls_to("setWebhook")) >= 2, "both webhooks set", workers[0])
+        load = Load(api, ports, 9100, 9900)
+        load.second_round.set()
+        load.start()
+        total = len(load.keys())
+        terminated = 0
+        for share in (4, 2, 4 / 3):
+            wait_for(lambda s=share: load.replies() >= total / s, "part of the replies", workers[0])  # type: ignore[misc]
+            with pg_admin() as conn:
+                terminated += len(
+                    conn.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = %s AND pid <> pg_backend_pid()",
+                        (name,),
+                    ).fetchall()
+                )
+        load.join()
+        wait_for(lambda: settled(db, load.keys()), "every update handled", workers[0], WAIT)
+        wait_for(lambda: answered(load, logs), "every reply", workers[0], WAIT)
+        assert terminated >= 3
+        assert missing(load) <= dropped(logs)
+    finally:
+        db.dispose()
+        for worker in workers:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGTERM)
+    codes = [w.wait(30) for w in workers]
+    output = logs[0].read_text() + logs[1].read_text()
+    assert codes == [0, 0], output
+    assert "Traceback" not in output, output
+
+
+def test_a_second_worker_against_sqlite_is_refused_with_the_reason(
+    tmp_path: Path, database_url: str, api: FakeBotAPI
+) -> None:
+    config = config_file(tmp_path, database_url, api.base_url)
+    log = tmp_path / "first.log"
+    with log.open("wb") as out:
+        first = subprocess.Popen(
+            [str(SCHOOLBOT), "run", "--config", str(config)],
+            env=environment(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for(lambda: api.calls_to("deleteWebhook"), "the first worker is up", first)
+        done = run_briefly(config)
+        line = plain_refusal(done)
+        assert done.returncode == 1
+        assert f"another schoolbot run (pid {first.pid}) is already working on this SQLite database" in line
+        assert "use PostgreSQL" in line
+        assert first.poll() is None  # the first goes on
+    finally:
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(30) == 0, log.read_text()
+    assert run_briefly_starts(config, api)
+
+
+def run_briefly_starts(config: Path, api: FakeBotAPI) -> bool:
+    """Once the first has stopped, a worker starts on the same file (the lock went with it)."""
+    before = len(api.calls_to("deleteWebhook"))
+    proc = subprocess.Popen(
+        [str(SCHOOLBOT), "run", "--config", str(config)],
+        env=environment(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: len(api.calls_to("deleteWebhook")) > before, "the next worker is up", proc)
+        return True
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
