@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event, text
+from sqlalchemy.exc import ProgrammingError
 
 from bot.app import App, open_app
 from bot.config import load_settings
@@ -17,6 +18,7 @@ from bot.demo import seed_demo
 from handlers.types import Incoming, Kind, Reply
 from storage.db import Database
 from tests.storage.test_postgres import pg_url_fixture  # noqa: F401  (fixture)
+from tests.support import pg_admin
 
 GENERIC = "error.generic"
 
@@ -160,3 +162,63 @@ async def test_on_postgresql_a_chat_waiting_on_the_database_holds_up_no_other(pg
         assert replies and not apology(pg_demo, replies)
     finally:
         other.dispose()
+
+
+async def test_on_postgresql_an_update_another_worker_handled_meanwhile_is_dropped_quietly(
+    pg_demo: App,
+) -> None:
+    """Two workers handle the same update at once (a claim lost to a dropped connection): the one that
+    finishes second finds the handled mark taken, undoes its work and answers nothing (no apology)."""
+    other = Database(pg_demo.settings.database_url)
+    try:
+        with other.engine.connect() as conn:
+            conn.execute(text("BEGIN"))
+            conn.execute(
+                text("INSERT INTO processedupdate (key, created_at) VALUES ('console:twice', now())")
+            )  # the other worker's unit, not committed yet
+            held = asyncio.ensure_future(pg_demo.dispatcher.handle(text_from("newcomer", "/start", "twice")))
+            await asyncio.sleep(0.3)
+            assert not held.done()  # waiting on the other's mark
+            conn.execute(text("COMMIT"))
+        assert await held == []
+        with pg_demo.db.session() as s:  # the newcomer this unit created is undone with it
+            assert s.execute(text("SELECT 1 FROM \"user\" WHERE external_id = 'newcomer'")).first() is None
+    finally:
+        other.dispose()
+
+
+def test_on_postgresql_a_unit_whose_connection_is_killed_midway_runs_again(pg_demo: App) -> None:
+    """The server drops the unit's connection in the middle (pg_terminate_backend, as a restart does):
+    the unit runs again on a new connection and its write is made once."""
+    attempts: list[int] = []
+
+    def work(s: Any) -> int:
+        attempts.append(s.execute(text("SELECT pg_backend_pid()")).scalar_one())
+        s.execute(text("INSERT INTO processedupdate (key, created_at) VALUES ('console:cut', now())"))
+        if len(attempts) == 1:
+            with pg_admin() as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (attempts[0],))
+        return int(
+            s.execute(text("SELECT count(*) FROM processedupdate WHERE key = 'console:cut'")).scalar_one()
+        )
+
+    assert pg_demo.db.in_unit(work) == 1
+    assert len(attempts) == 2 and attempts[0] != attempts[1]
+    with pg_demo.db.session() as s:
+        assert (
+            s.execute(text("SELECT count(*) FROM processedupdate WHERE key = 'console:cut'")).scalar_one()
+            == 1
+        )
+
+
+def test_on_postgresql_a_unit_that_fails_otherwise_is_not_run_again(pg_demo: App) -> None:
+    """Only a lost connection or a deadlock is retried: a statement the database refuses fails at once."""
+    attempts: list[int] = []
+
+    def work(s: Any) -> None:
+        attempts.append(1)
+        s.execute(text("SELECT * FROM no_such_table"))
+
+    with pytest.raises(ProgrammingError):
+        pg_demo.db.in_unit(work)
+    assert attempts == [1]

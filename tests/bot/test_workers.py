@@ -19,6 +19,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +31,14 @@ from bot.app import open_app
 from bot.config import load_settings
 from bot.outbox import SENDER_LEASE
 from bot.scheduler import SCHEDULER_LEASE
+from handlers.calendar import FrozenClock
 from handlers.i18n import Catalog
 from handlers.types import Reply
 from storage import holders
 from storage import queries as q
 from storage.db import CLAIMS, Database
 from storage.models import ProcessedUpdate, Received
+from tests.bot.test_lanes import running, settings_for, texts_to
 from tests.bot.test_received import start_bot, wait_for
 from tests.bot.test_run_process import (
     SCHOOLBOT,
@@ -46,9 +49,11 @@ from tests.bot.test_run_process import (
     run_briefly,
 )
 from tests.bot.test_telegram import SECRET
-from tests.fakes.telegram_api import TOKEN, FakeBotAPI, TgUser, text_update
+from tests.bot.test_telegram_article import photo_sizes
+from tests.fakes.telegram_api import TOKEN, FakeBotAPI, TgUser, message_update, text_update
+from tests.media.samples import jpeg
 from tests.storage.test_postgres import pg_url_fixture as pg_url_fixture  # a database of its own
-from tests.support import add_principals, pg_admin
+from tests.support import add_principals, pg_admin, until
 
 PRINCIPALS = 12  # registered chats
 GUESTS = 6  # chats of people not registered yet (their first update creates them)
@@ -219,7 +224,10 @@ def missing(load: Load) -> set[int]:
         got = [token_of(m["text"]) for m in load.api.sent_to(chat.id)]
         expected = load.expected(chat)
         it = iter(expected)
-        assert all(any(g == e for e in it) for g in got), (chat.id, [g if not isinstance(g, str) else "H" for g in got])  # in order, none twice
+        assert all(any(g == e for e in it) for g in got), (
+            chat.id,
+            [g if not isinstance(g, str) else "H" for g in got],
+        )  # in order, none twice
         numbered = [e for e in expected if not isinstance(e, str)]
         lost |= {load.updates[chat.id][k]["update_id"] for c, k in numbered if (c, k) not in got}
         helps = [k for k, e in enumerate(expected) if isinstance(e, str)]
@@ -367,3 +375,31 @@ def run_briefly_starts(config: Path, api: FakeBotAPI) -> bool:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
+
+
+async def test_an_album_is_gathered_from_the_shared_inbox(pg_url: str, tmp_path: Path) -> None:
+    """On PostgreSQL an album's parts are taken from the shared inbox together: the principal gets one
+    answer for its three photos, and the message sent right after it is answered after it."""
+    with FakeBotAPI() as api:
+        settings = settings_for(tmp_path, api, pg_url)
+        with open_app(settings, FrozenClock(datetime(2026, 11, 10, 8, 0)), upgrade=False) as app:
+            [principal] = add_principals(app, 1, [(None, None)], first=9300)
+            person = TgUser(int(principal.chat_id), "Hiệu trưởng")
+            async with running(app) as channel:
+                assert channel.claims is not None  # PostgreSQL: the shared inbox
+                album = [
+                    message_update(
+                        person, media_group_id="ALB1", photo=photo_sizes(api, jpeg(800, 600, c), 800, 600)
+                    )
+                    for c in ("red", "green", "blue")
+                ]
+                api.push_update(*album, text_update(person, "/w9300n1"))
+                await until(lambda: channel.handled >= 4, "the album and the message handled", WAIT)
+                await until(lambda: len(texts_to(api, person)) >= 3, "the answers", WAIT)
+            answers = texts_to(api, person)
+            t = app.catalog.translator("vi", "telegram")
+            # one message (not understood here, and the menu), not three; then the next message's answer
+            assert len(answers) == 3 and answers[0] == t("menu.not_understood")
+            assert "/w9300n1" in answers[2]
+            with app.db.session() as s:
+                assert s.exec(select(Received.id)).first() is None
