@@ -50,7 +50,9 @@ from tests.bot.test_run_process import (
 )
 from tests.bot.test_telegram import SECRET
 from tests.bot.test_telegram_article import photo_sizes
+from tests.bot.test_zalo import running as zalo_running
 from tests.fakes.telegram_api import TOKEN, FakeBotAPI, TgUser, message_update, text_update
+from tests.fakes.zalo_api import FakeZaloAPI, ZaloUser, text_event
 from tests.media.samples import jpeg
 from tests.storage.test_postgres import pg_url_fixture as pg_url_fixture  # a database of its own
 from tests.support import add_principals, pg_admin, until
@@ -69,6 +71,12 @@ T = Catalog(default="vi").translator("vi", "telegram")
 @pytest.fixture(name="api")
 def api_fixture() -> Iterator[FakeBotAPI]:
     with FakeBotAPI() as api:
+        yield api
+
+
+@pytest.fixture(name="zalo_api")
+def zalo_api_fixture() -> Iterator[FakeZaloAPI]:
+    with FakeZaloAPI() as api:
         yield api
 
 
@@ -403,3 +411,26 @@ async def test_an_album_is_gathered_from_the_shared_inbox(pg_url: str, tmp_path:
             assert "/w9300n1" in answers[2]
             with app.db.session() as s:
                 assert s.exec(select(Received.id)).first() is None
+
+
+async def test_zalo_on_postgresql_takes_its_updates_from_the_shared_inbox(
+    pg_url: str, tmp_path: Path, zalo_api: FakeZaloAPI
+) -> None:
+    """The Zalo channel shares the inbox the same way: three people's messages, each chat's in order,
+    and one Zalo hands out again (its polling has no offset) handled once."""
+    settings = load_settings(
+        None, database_url=pg_url, media_dir=str(tmp_path / "media"), zalo=zalo_api.settings()
+    )
+    with open_app(settings, FrozenClock(datetime(2026, 11, 10, 8, 0)), upgrade=False) as app:
+        async with zalo_running(app, zalo_api) as zl:
+            assert zl.channel.claims is not None
+            people = [ZaloUser(f"z{i}", f"Người {i}") for i in range(3)]
+            await zl.push(*[text_event(p, f"/w{i}n{k}") for k in range(4) for i, p in enumerate(people)])
+            zalo_api.replay = True
+            await zl.push(text_event(people[0], "/help"))
+            await until(lambda: len(zalo_api.calls_to("getUpdates")) >= 6, "Zalo handing it out again")
+            for i, person in enumerate(people):
+                answers = [NUMBERED.search(t) for t in zalo_api.texts_to(person.id)]
+                assert [(int(m[1]), int(m[2])) for m in answers if m] == [(i, k) for k in range(4)]
+            assert zalo_api.texts_to(people[0].id)[-1] == zl.t("help.guest")
+            assert len(zalo_api.texts_to(people[0].id)) == 5

@@ -53,9 +53,11 @@ from bot.channels.zalo.wire import (
     unwrap,
     update_key,
 )
+from bot.claims import Claims
 from bot.web import WebhookServer, WebRequest, WebResponse
 from handlers.types import Incoming, Kind, Media, Reply
 from storage import queries as q
+from storage.db import CLAIMS
 from storage.errors import (
     ChannelError,
     ConfigError,
@@ -153,6 +155,19 @@ class ZaloChannel(ChannelBase):
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._turns = ChatTurns(self.config.concurrent_chats)
         self._closed = False
+        # On PostgreSQL every worker takes updates from the shared inbox, each chat's oldest first,
+        # whoever stored them (bot/claims.py); on SQLite this one process handles what it stores.
+        self.claims = (
+            None
+            if app.db.is_sqlite
+            else Claims(
+                app.db,
+                app.dispatcher.workers,
+                CHANNEL,
+                self.on_claimed,
+                places=min(self.config.concurrent_chats, CLAIMS),
+            )
+        )
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -224,6 +239,8 @@ class ZaloChannel(ChannelBase):
         await self._cancel("poller")
         if self.server is not None:
             await self.server.stop()
+        if self.claims is not None:  # the updates in hand are finished; the rest wait for a worker
+            await self.claims.stop()
         if "worker" in self._tasks and not self._tasks["worker"].done():
             try:
                 await asyncio.wait_for(self._queue.join(), self.timing.drain_timeout)
@@ -328,6 +345,12 @@ class ZaloChannel(ChannelBase):
             return 0
         arrivals = [q.Arrival(f"{CHANNEL}:{update_key(f)}", chat_of(f), f) for f in fresh]
         stored = await self.app.dispatcher.receive(CHANNEL, arrivals)
+        if self.claims is not None:
+            for update in fresh:
+                self._seen.add(update_key(update))
+            if stored:
+                self.claims.kick()  # the oldest of each chat is taken by whichever worker is free
+            return len(stored)
         queued = 0
         for update, arrival in zip(fresh, arrivals, strict=True):
             self._seen.add(update_key(update))
@@ -338,7 +361,11 @@ class ZaloChannel(ChannelBase):
         return queued
 
     async def resume(self) -> None:
-        """At start: the updates stored and not handled (a crash, a stop), first, in their order."""
+        """At start: the updates stored and not handled (a crash, a stop), first, in their order (on
+        PostgreSQL: this worker starts taking from the shared inbox, where they wait)."""
+        if self.claims is not None:
+            self.claims.start()
+            return
         waiting = await self.app.dispatcher.waiting(CHANNEL)
         if waiting:
             log.info("%d Zalo update(s) stored before the start are handled now", len(waiting))
@@ -379,6 +406,16 @@ class ZaloChannel(ChannelBase):
         finally:
             self.handled += 1
             self._queue.task_done()
+
+    async def on_claimed(self, updates: list[dict[str, Any]]) -> None:
+        """An update taken from the shared inbox, handled as one taken from memory is."""
+        for update in updates:
+            try:
+                if self.config.hold_seconds:  # tests only: time to kill the process before handling
+                    await asyncio.sleep(self.config.hold_seconds)
+                await self.handle_update(update)
+            finally:
+                self.handled += 1
 
     async def handle_update(self, update: dict[str, Any], rows: list[int] | None = None) -> None:
         """Convert, download a photo at once (its URL can expire), dispatch, send the replies. `rows`:
