@@ -77,6 +77,21 @@ def handled_elsewhere() -> None:
         claim.handled = True
 
 
+def shared_inbox(
+    db: Database,
+    workers: Workers,
+    channel: str,
+    handle: Callable[[Payloads], Awaitable[None]],
+    concurrent_chats: int,
+    **options: Any,
+) -> Claims | None:
+    """A channel's places in the shared inbox on PostgreSQL (at most `concurrent_chats`, at most CLAIMS);
+    None on SQLite, where the one process handles what it stores, from memory."""
+    if db.is_sqlite:
+        return None
+    return Claims(db, workers, channel, handle, places=min(concurrent_chats, CLAIMS), **options)
+
+
 class Claims:
     """This worker's places taking updates from the shared inbox of one channel."""
 

@@ -125,11 +125,11 @@ class Dispatcher:
     async def receive(self, channel: str, arrivals: Sequence[q.Arrival]) -> dict[str, int]:
         """Updates stored in the durable inbox as they came (off the event loop); the new rows by key."""
 
-        def store() -> dict[str, int]:
-            with self.db.session() as s:
-                return q.store_received(s, channel, arrivals, self.clock.now())
+        def store(s: Session) -> dict[str, int]:
+            return q.store_received(s, channel, arrivals, self.clock.now())
 
-        return await self.workers.run(store)
+        # As a unit: run again when PostgreSQL dropped the connection (a restart) rather than fail the post.
+        return await self.workers.run(partial(self.db.in_unit, store))
 
     async def waiting(self, channel: str) -> list[tuple[int, dict[str, Any]]]:
         """The channel's stored updates not handled yet, oldest first: (row, the platform's update)."""

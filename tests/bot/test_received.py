@@ -100,14 +100,13 @@ async def test_an_update_stored_and_not_handled_is_handled_at_the_next_start(
 # ---- webhook, a real process killed -------------------------------------------------------------
 
 
-@pytest.fixture(name="webhook_env")
-def webhook_env_fixture(settings: Settings, api: FakeBotAPI, tmp_path: Path) -> Iterator[dict[str, str]]:
-    port = free_port()
+def webhook_environment(database_url: str, api: FakeBotAPI, media: Path, port: int) -> dict[str, str]:
+    """The environment of `schoolbot run` in webhook mode on `port` against the fake (no proxies)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCHOOLBOT_")}
     env.update(
         {
-            "SCHOOLBOT_DATABASE_URL": settings.database_url,
-            "SCHOOLBOT_MEDIA_DIR": str(tmp_path / "media"),
+            "SCHOOLBOT_DATABASE_URL": database_url,
+            "SCHOOLBOT_MEDIA_DIR": str(media),
             "SCHOOLBOT_TELEGRAM__TOKEN": TOKEN,
             "SCHOOLBOT_TELEGRAM__BASE_URL": api.base_url,
             "SCHOOLBOT_TELEGRAM__BASE_FILE_URL": api.base_file_url,
@@ -121,7 +120,12 @@ def webhook_env_fixture(settings: Settings, api: FakeBotAPI, tmp_path: Path) -> 
     )
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
         env.pop(name, None)
-    yield env
+    return env
+
+
+@pytest.fixture(name="webhook_env")
+def webhook_env_fixture(settings: Settings, api: FakeBotAPI, tmp_path: Path) -> Iterator[dict[str, str]]:
+    yield webhook_environment(settings.database_url, api, tmp_path / "media", free_port())
 
 
 def start_bot(env: dict[str, str], log: Path, **extra: str) -> subprocess.Popen[bytes]:

@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from subprocess import Popen
 from typing import Any
 
 import httpx
@@ -39,7 +40,7 @@ from storage import queries as q
 from storage.db import CLAIMS, Database
 from storage.models import ProcessedUpdate, Received
 from tests.bot.test_lanes import running, settings_for, texts_to
-from tests.bot.test_received import start_bot, wait_for
+from tests.bot.test_received import start_bot, wait_for, webhook_environment
 from tests.bot.test_run_process import (
     SCHOOLBOT,
     config_file,
@@ -51,7 +52,7 @@ from tests.bot.test_run_process import (
 from tests.bot.test_telegram import SECRET
 from tests.bot.test_telegram_article import photo_sizes
 from tests.bot.test_zalo import running as zalo_running
-from tests.fakes.telegram_api import TOKEN, FakeBotAPI, TgUser, message_update, text_update
+from tests.fakes.telegram_api import FakeBotAPI, TgUser, message_update, text_update
 from tests.fakes.zalo_api import FakeZaloAPI, ZaloUser, text_event
 from tests.media.samples import jpeg
 from tests.storage.test_postgres import pg_url_fixture as pg_url_fixture  # a database of its own
@@ -157,26 +158,28 @@ class Load:
         return [help_text if k % 4 == 0 else (chat.id, k) for k in range(2 * EACH)]
 
 
-def worker_env(pg_url: str, api: FakeBotAPI, port: int, media: Path) -> dict[str, str]:
-    """The environment of one worker: the shared database and Bot API, its own port."""
-    env = environment()
-    env.update(
-        {
-            "SCHOOLBOT_DATABASE_URL": pg_url,
-            "SCHOOLBOT_MEDIA_DIR": str(media),
-            "SCHOOLBOT_TELEGRAM__TOKEN": TOKEN,
-            "SCHOOLBOT_TELEGRAM__BASE_URL": api.base_url,
-            "SCHOOLBOT_TELEGRAM__BASE_FILE_URL": api.base_file_url,
-            "SCHOOLBOT_TELEGRAM__MODE": "webhook",
-            "SCHOOLBOT_TELEGRAM__WEBHOOK_URL": "https://bot.example.test",
-            "SCHOOLBOT_TELEGRAM__PORT": str(port),
-            "SCHOOLBOT_TELEGRAM__URL_PATH": "tg",
-            "SCHOOLBOT_TELEGRAM__SECRET_TOKEN": SECRET,
-            "SCHOOLBOT_TELEGRAM__HOLD_SECONDS": str(HOLD),
-            "NO_PROXY": "*",
-        }
-    )
-    return env
+def start_workers(
+    pg_url: str, api: FakeBotAPI, tmp_path: Path
+) -> tuple[list[int], list[Path], list[Popen[bytes]]]:
+    """Two workers on the database, each listening on its own port (each update held HOLD seconds)."""
+    ports = [free_port(), free_port()]
+    logs = [tmp_path / "a.log", tmp_path / "b.log"]
+    hold = {"SCHOOLBOT_TELEGRAM__HOLD_SECONDS": str(HOLD)}
+    workers = [
+        start_bot(webhook_environment(pg_url, api, tmp_path / "media", port), log, **hold)
+        for port, log in zip(ports, logs, strict=True)
+    ]
+    wait_for(lambda: len(api.calls_to("setWebhook")) >= 2, "both webhooks set", workers[0])
+    return ports, logs, workers
+
+
+def stop_workers(workers: list[Popen[bytes]], logs: list[Path]) -> tuple[list[int], str]:
+    """SIGTERM to those still running; every worker's exit code, and their logs."""
+    for worker in workers:
+        if worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+    codes = [w.wait(30) for w in workers]
+    return codes, "".join(log.read_text() for log in logs)
 
 
 def seed(pg_url: str, first: int) -> list[str]:
@@ -253,15 +256,9 @@ def test_two_workers_share_a_mixed_load_and_one_killed_loses_nothing(
     goes to it; every update is handled once, every reply sent, and every alert delivered, twice at most
     for the sends that were in flight."""
     alerted = seed(pg_url, 9100)
-    ports = [free_port(), free_port()]
-    logs = [tmp_path / "a.log", tmp_path / "b.log"]
-    workers = [
-        start_bot(worker_env(pg_url, api, p, tmp_path / "media"), log)
-        for p, log in zip(ports, logs, strict=True)
-    ]
+    ports, logs, workers = start_workers(pg_url, api, tmp_path)
     db = Database(pg_url)
     try:
-        wait_for(lambda: len(api.calls_to("setWebhook")) >= 2, "both webhooks set", workers[0])
         wait_for(lambda: lease_pid(db, SENDER_LEASE) is not None, "a sender", workers[0])
         load = Load(api, ports, 9100, 9900)
         load.start()
@@ -285,11 +282,7 @@ def test_two_workers_share_a_mixed_load_and_one_killed_loses_nothing(
         assert all(alerts[c] >= 1 for c in alerted) and twice <= 4  # outbox.concurrency: sends in flight
     finally:
         db.dispose()
-        for worker in workers:
-            if worker.poll() is None:
-                worker.send_signal(signal.SIGTERM)
-    codes = [w.wait(30) for w in workers]
-    output = logs[0].read_text() + logs[1].read_text()
+        codes, output = stop_workers(workers, logs)
     assert codes.count(0) == 1 and codes.count(-signal.SIGKILL) == 1, (codes, output)
     assert "Traceback" not in output, output
 
@@ -301,16 +294,10 @@ def test_every_database_connection_dropped_under_load_loses_nothing(
     (pg_terminate_backend, as a restart does): transactions cut in the middle run again, claims cut off
     are taken again and found handled; every update is handled once and answered once, in order."""
     seed(pg_url, 9100)
-    ports = [free_port(), free_port()]
-    logs = [tmp_path / "a.log", tmp_path / "b.log"]
-    workers = [
-        start_bot(worker_env(pg_url, api, p, tmp_path / "media"), log)
-        for p, log in zip(ports, logs, strict=True)
-    ]
+    ports, logs, workers = start_workers(pg_url, api, tmp_path)
     name = pg_url.rsplit("/", 1)[1]
     db = Database(pg_url)
     try:
-        wait_for(lambda: len(api.calls_to("setWebhook")) >= 2, "both webhooks set", workers[0])
         load = Load(api, ports, 9100, 9900)
         load.second_round.set()
         load.start()
@@ -333,11 +320,7 @@ def test_every_database_connection_dropped_under_load_loses_nothing(
         assert missing(load) <= dropped(logs)
     finally:
         db.dispose()
-        for worker in workers:
-            if worker.poll() is None:
-                worker.send_signal(signal.SIGTERM)
-    codes = [w.wait(30) for w in workers]
-    output = logs[0].read_text() + logs[1].read_text()
+        codes, output = stop_workers(workers, logs)
     assert codes == [0, 0], output
     assert "Traceback" not in output, output
 

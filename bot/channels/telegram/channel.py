@@ -48,11 +48,10 @@ from bot.channels.telegram.wire import (
     to_incoming,
 )
 from bot.channels.turns import Turn, Turns
-from bot.claims import Claims
+from bot.claims import shared_inbox
 from bot.web import WebhookServer, WebRequest, WebResponse
 from handlers.types import Attachment, Incoming, Kind, Media, Reply
 from storage import queries as q
-from storage.db import CLAIMS
 from storage.errors import (
     Blocked,
     ChannelError,
@@ -166,18 +165,14 @@ class TelegramChannel(ChannelBase):
         self._rows: dict[int, int] = {}  # update id -> its row in the durable inbox (`received`)
         # On PostgreSQL every worker takes updates from the shared inbox, each chat's oldest first,
         # whoever stored them (bot/claims.py); on SQLite this one process handles what it stores.
-        self.claims = (
-            None
-            if app.db.is_sqlite
-            else Claims(
-                app.db,
-                app.dispatcher.workers,
-                CHANNEL,
-                self.on_claimed,
-                places=min(self.config.concurrent_chats, CLAIMS),
-                group_of=album_group,
-                album_wait=album_wait,
-            )
+        self.claims = shared_inbox(
+            app.db,
+            app.dispatcher.workers,
+            CHANNEL,
+            self.on_claimed,
+            self.config.concurrent_chats,
+            group_of=album_group,
+            album_wait=album_wait,
         )
         builder = (
             ApplicationBuilder()

@@ -53,11 +53,10 @@ from bot.channels.zalo.wire import (
     unwrap,
     update_key,
 )
-from bot.claims import Claims
+from bot.claims import shared_inbox
 from bot.web import WebhookServer, WebRequest, WebResponse
 from handlers.types import Incoming, Kind, Media, Reply
 from storage import queries as q
-from storage.db import CLAIMS
 from storage.errors import (
     ChannelError,
     ConfigError,
@@ -157,16 +156,8 @@ class ZaloChannel(ChannelBase):
         self._closed = False
         # On PostgreSQL every worker takes updates from the shared inbox, each chat's oldest first,
         # whoever stored them (bot/claims.py); on SQLite this one process handles what it stores.
-        self.claims = (
-            None
-            if app.db.is_sqlite
-            else Claims(
-                app.db,
-                app.dispatcher.workers,
-                CHANNEL,
-                self.on_claimed,
-                places=min(self.config.concurrent_chats, CLAIMS),
-            )
+        self.claims = shared_inbox(
+            app.db, app.dispatcher.workers, CHANNEL, self.on_claimed, self.config.concurrent_chats
         )
 
     # ---- lifecycle ---------------------------------------------------------------------------
