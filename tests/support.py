@@ -61,6 +61,19 @@ def pg_admin() -> Any:
         pytest.skip(f"no PostgreSQL at {PG_ADMIN_URL}: {exc}".splitlines()[0])
 
 
+def drop_connections(database: str) -> int:
+    """The local server drops every connection to `database` but ours (pg_terminate_backend, as a
+    restart does); how many it dropped."""
+    with pg_admin() as admin:
+        return len(
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                (database,),
+            ).fetchall()
+        )
+
+
 def pg_database_url(name: str) -> str:
     """The app's URL of database `name` on the server of PG_ADMIN_URL."""
     base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)

@@ -22,7 +22,7 @@ from tests.bot.test_lanes import running, settings_for, texts_to
 from tests.bot.test_outbox_telegram import _loopback_only as _loopback_only  # nothing leaves 127.0.0.1
 from tests.fakes.telegram_api import FakeBotAPI, TgUser, text_update
 from tests.storage.test_postgres import pg_url_fixture as pg_url_fixture  # a database of its own
-from tests.support import add_principals, pg_admin, until
+from tests.support import add_principals, drop_connections, until
 
 WAIT = 60.0
 CLOCK = datetime(2026, 11, 10, 8, 0)
@@ -88,14 +88,7 @@ async def test_postgres_dropping_the_bots_connections_under_load_loses_nothing(
             for n in range(1, rounds + 1):
                 api.push_update(*[text_update(p, "/help") for p in people])
                 await until(lambda: channel.handled >= n * PEOPLE, f"round {n} handled", WAIT)  # noqa: B023
-                with pg_admin() as admin:
-                    dropped += len(
-                        admin.execute(
-                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                            "WHERE datname = %s AND pid <> pg_backend_pid()",
-                            (database,),
-                        ).fetchall()
-                    )
+                dropped += drop_connections(database)
             await until(lambda: all(len(texts_to(api, p)) == rounds for p in people), "every reply", WAIT)
     assert dropped >= rounds  # the bot's connections were there to drop, each round
     for person in people:

@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import Connection, event, text
 from sqlalchemy.exc import ProgrammingError
 
 from bot.app import App, open_app
@@ -142,24 +143,30 @@ def pg_demo_fixture(pg_url: str, clock: Any) -> Iterator[App]:
 async def test_on_postgresql_a_chat_waiting_on_the_database_holds_up_no_other(pg_demo: App) -> None:
     """One chat's update waits on a row lock another connection holds; the other chats' updates run
     and finish meanwhile (each update on its own thread and connection)."""
-    other = Database(pg_demo.settings.database_url)
+    with marking(pg_demo, "console:held") as conn:  # the held update's unit will wait on it at its end
+        held = asyncio.ensure_future(pg_demo.dispatcher.handle(text_from("principal", "/incident", "held")))
+        others = await asyncio.gather(
+            *(pg_demo.dispatcher.handle(text_from(f"q{i}", "/start", f"q{i}")) for i in range(6))
+        )
+        assert all(r and not apology(pg_demo, r) for r in others)
+        assert not held.done()
+        conn.execute(text("ROLLBACK"))
+    replies = await held
+    assert replies and not apology(pg_demo, replies)
+
+
+@contextmanager
+def marking(app: App, key: str) -> Iterator[Connection]:
+    """Another connection marking the update `key` handled, in a transaction it leaves open: the caller
+    ends it (COMMIT: another worker handled it; ROLLBACK: it gave up)."""
+    other = Database(app.settings.database_url)
     try:
         with other.engine.connect() as conn:
             conn.execute(text("BEGIN"))
             conn.execute(
-                text("INSERT INTO processedupdate (key, created_at) VALUES ('console:held', now())")
-            )  # the held update's unit will wait on this key at its end
-            held = asyncio.ensure_future(
-                pg_demo.dispatcher.handle(text_from("principal", "/incident", "held"))
+                text("INSERT INTO processedupdate (key, created_at) VALUES (:key, now())"), {"key": key}
             )
-            others = await asyncio.gather(
-                *(pg_demo.dispatcher.handle(text_from(f"q{i}", "/start", f"q{i}")) for i in range(6))
-            )
-            assert all(r and not apology(pg_demo, r) for r in others)
-            assert not held.done()
-            conn.execute(text("ROLLBACK"))
-        replies = await held
-        assert replies and not apology(pg_demo, replies)
+            yield conn
     finally:
         other.dispose()
 
@@ -169,22 +176,14 @@ async def test_on_postgresql_an_update_another_worker_handled_meanwhile_is_dropp
 ) -> None:
     """Two workers handle the same update at once (a claim lost to a dropped connection): the one that
     finishes second finds the handled mark taken, undoes its work and answers nothing (no apology)."""
-    other = Database(pg_demo.settings.database_url)
-    try:
-        with other.engine.connect() as conn:
-            conn.execute(text("BEGIN"))
-            conn.execute(
-                text("INSERT INTO processedupdate (key, created_at) VALUES ('console:twice', now())")
-            )  # the other worker's unit, not committed yet
-            held = asyncio.ensure_future(pg_demo.dispatcher.handle(text_from("newcomer", "/start", "twice")))
-            await asyncio.sleep(0.3)
-            assert not held.done()  # waiting on the other's mark
-            conn.execute(text("COMMIT"))
-        assert await held == []
-        with pg_demo.db.session() as s:  # the newcomer this unit created is undone with it
-            assert s.execute(text("SELECT 1 FROM \"user\" WHERE external_id = 'newcomer'")).first() is None
-    finally:
-        other.dispose()
+    with marking(pg_demo, "console:twice") as conn:  # the other worker's unit, not committed yet
+        held = asyncio.ensure_future(pg_demo.dispatcher.handle(text_from("newcomer", "/start", "twice")))
+        await asyncio.sleep(0.3)
+        assert not held.done()  # waiting on the other's mark
+        conn.execute(text("COMMIT"))
+    assert await held == []
+    with pg_demo.db.session() as s:  # the newcomer this unit created is undone with it
+        assert s.execute(text("SELECT 1 FROM \"user\" WHERE external_id = 'newcomer'")).first() is None
 
 
 def test_on_postgresql_a_unit_whose_connection_is_killed_midway_runs_again(pg_demo: App) -> None:

@@ -55,7 +55,7 @@ from tests.fakes.telegram_api import FakeBotAPI, TgUser, message_update, text_up
 from tests.fakes.zalo_api import FakeZaloAPI, ZaloUser, text_event
 from tests.media.samples import jpeg
 from tests.storage.test_postgres import pg_url_fixture as pg_url_fixture  # a database of its own
-from tests.support import add_principals, pg_admin, until
+from tests.support import add_principals, drop_connections, until
 
 PRINCIPALS = 12  # registered chats
 GUESTS = 6  # chats of people not registered yet (their first update creates them)
@@ -308,14 +308,7 @@ def test_every_database_connection_dropped_under_load_loses_nothing(
         terminated = 0
         for share in (4, 2, 4 / 3):
             wait_for(lambda s=share: load.replies() >= total / s, "part of the replies", workers[0])  # type: ignore[misc]
-            with pg_admin() as conn:
-                terminated += len(
-                    conn.execute(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE datname = %s AND pid <> pg_backend_pid()",
-                        (name,),
-                    ).fetchall()
-                )
+            terminated += drop_connections(name)
         load.join()
         wait_for(lambda: settled(db, load.keys()), "every update handled", workers[0], WAIT)
         all_answered(load, logs, workers[0])
