@@ -64,6 +64,7 @@ ALERTS = 40  # an outbox wave going out meanwhile
 HOLD = 0.15  # seconds each update waits once claimed: the load is still in hand when a worker dies
 WAIT = 90.0
 NUMBERED = re.compile(r"/w(\d+)n(\d+)")
+RUNNING = "running; Ctrl-C to stop"  # logged once the worker has started (and takes SIGTERM)
 DROPPED = re.compile(r"telegram:(\d+) was handled already by a worker that lost hold of it")
 T = Catalog(default="vi").translator("vi", "telegram")
 
@@ -327,8 +328,9 @@ def test_a_second_worker_against_sqlite_is_refused_with_the_reason(
     """A second `schoolbot run` on the same SQLite file says why it cannot start (exit 1); the first
     goes on, and once it has stopped a worker starts on the file again (the lock went with it)."""
     config = config_file(tmp_path, database_url, api.base_url)
-    with bot_process(config, tmp_path / "first.log") as first:
-        wait_for(lambda: api.calls_to("deleteWebhook"), "the first worker is up", first)
+    logs = [tmp_path / "first.log", tmp_path / "next.log"]
+    with bot_process(config, logs[0]) as first:
+        wait_for(lambda: RUNNING in logs[0].read_text(), "the first worker is up", first)
         done = run_briefly(config)
         line = plain_refusal(done)
         assert done.returncode == 1
@@ -336,8 +338,8 @@ def test_a_second_worker_against_sqlite_is_refused_with_the_reason(
         assert "use PostgreSQL" in line
         assert first.poll() is None  # the first goes on
         assert terminated(first) == 0
-    with bot_process(config, tmp_path / "next.log") as after:
-        wait_for(lambda: len(api.calls_to("deleteWebhook")) >= 2, "the next worker is up", after)
+    with bot_process(config, logs[1]) as after:
+        wait_for(lambda: RUNNING in logs[1].read_text(), "the next worker is up", after)
         assert terminated(after) == 0
 
 
