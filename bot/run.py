@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TextIO, TypeVar
 
@@ -117,11 +117,12 @@ async def run(settings: Settings, names: Sequence[str]) -> None:
                 running.append(await stack.enter_async_context(attached(app, CHANNELS[name](app))))
             await app.clockwork.start()
         try:
-            log.info("running; Ctrl-C to stop")
-            if len(running) == 1:
-                await first_of(until_signalled(), running[0].failed.wait())
-            else:
-                await until_signalled()
+            with signalled() as stop:  # taken before "running" is said: a SIGTERM from then on stops cleanly
+                log.info("running; Ctrl-C to stop")
+                if len(running) == 1:
+                    await first_of(stop.wait(), running[0].failed.wait())
+                else:
+                    await stop.wait()
             log.info("stopping: no more updates; the outbox hands back what it has not sent")
             for channel in running:
                 await channel.stop_taking()
@@ -153,15 +154,17 @@ async def start_failures(settings: Settings) -> AsyncIterator[None]:
         raise StartFailed(f"could not start: {what}{exc.strerror or exc}") from None
 
 
-async def until_signalled() -> None:
-    """Wait for SIGINT or SIGTERM."""
+@contextlib.contextmanager
+def signalled() -> Iterator[asyncio.Event]:
+    """An event set by SIGINT or SIGTERM, for as long as the block runs (the handlers are in place
+    before the block's first line)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     signals = (signal.SIGINT, signal.SIGTERM)
     for sig in signals:
         loop.add_signal_handler(sig, stop.set)
     try:
-        await stop.wait()
+        yield stop
     finally:
         for sig in signals:
             loop.remove_signal_handler(sig)
