@@ -80,6 +80,12 @@ class Shield:
             return answers
         return public_view(answers, self.names.get(row.school_id, ()))
 
+    def text(self, school_id: int, text: str) -> str:
+        """A free text of this school's (an incident's message, its result) as this reader may read it."""
+        if self.whole or (self.own is not None and school_id == self.own):
+            return text
+        return withhold_names(text, self.names.get(school_id, ()))
+
 
 OPEN = Shield(whole=True)  # what the school itself is told: nothing withheld
 

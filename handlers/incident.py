@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from handlers.consent import shield
 from handlers.forms import Answers, Engine, Form, Step, StepKind, display, media_name
 from handlers.forms.engine import SubmitHook
 from handlers.forms.steps import PHOTO_KINDS, offering, read_phone
@@ -127,10 +128,11 @@ def alert_for(
     if late:
         minutes = ctx.settings.incident.ack_minutes
         lines.insert(0, t("incident.case.late", number=incident.id, minutes=minutes))
+    answers = shield(s, [school.id or 0], to).answers(sub)  # a pupil's name withheld without consent
     for step in INCIDENT_FORM.steps:
-        if step.kind in PHOTO_KINDS or (step.is_optional(sub.answers) and not sub.answers.get(step.key)):
+        if step.kind in PHOTO_KINDS or (step.is_optional(answers) and not answers.get(step.key)):
             continue
-        lines.append(f"• {t(step.prompt + '_short')}: {display(step, sub.answers.get(step.key), reader)}")
+        lines.append(f"• {t(step.prompt + '_short')}: {display(step, answers.get(step.key), reader)}")
     lines.append(t("incident.case.reported", when=local(ctx, incident.created_at)))
     buttons = (
         (Choice(t("btn.ack"), f"k:{incident.id}"),),
@@ -221,6 +223,7 @@ def show_holder(s: Any, ctx: Context, incident_id: int, holder: User) -> None:
 def case_lines(ctx: Context, s: Any, incident: Incident, school: School) -> list[str]:
     """The case as anyone in scope reads it: state, holder, times, phone, result, every message."""
     t = ctx.t
+    guard = shield(s, [school.id or 0], ctx.user)  # a pupil's name withheld without consent
     holder = s.get(User, incident.holder_id) if incident.holder_id else None
     lines = [
         t(
@@ -237,7 +240,7 @@ def case_lines(ctx: Context, s: Any, incident: Incident, school: School) -> list
     if incident.phone:
         lines.append(t("incident.case.phone", phone=incident.phone))
     if incident.result:
-        lines.append(t("incident.case.result_line", result=incident.result))
+        lines.append(t("incident.case.result_line", result=guard.text(school.id or 0, incident.result)))
     if incident.result_link:
         lines.append(t("incident.case.result_link_line", link=incident.result_link))
     messages = q.messages_of(s, incident.id or 0)
@@ -251,7 +254,7 @@ def case_lines(ctx: Context, s: Any, incident: Incident, school: School) -> list
                 when=local(ctx, m.created_at),
                 name=person_label(writer, t),
                 side=side,
-                text=m.text,
+                text=guard.text(school.id or 0, m.text),
             )
         )
         lines += [f"  {link}" for link in m.links]
@@ -456,15 +459,17 @@ async def add_to_case(ctx: Context, draft: Draft, side: str) -> list[Reply]:
             holder = s.get(User, incident.holder_id) if incident.holder_id else None
             recipients = [holder] if holder is not None else q.staff_over_school(s, incident.school_id)
         files = evidence(s, ctx, media)
+        guard = shield(s, [incident.school_id])  # a pupil's name withheld from the office without consent
         for to in q.one_per_person(recipients, delivery(ctx)):
             t = ctx.t_for(to)
+            shown = text if to.school_id == incident.school_id else guard.text(incident.school_id, text)
             body = t(
                 f"incident.case.from_{side}",
                 number=incident.id,
                 school=school.name,
                 who=holder_label(t, user),
                 when=local(ctx, now),
-                text=text,
+                text=shown,
             )
             body += "".join(f"\n{link}" for link in links)
             action = "u" if side == "office" else "g"

@@ -15,10 +15,10 @@ from openpyxl import load_workbook
 from sqlmodel import select
 
 from handlers.types import Incoming, Kind
-from storage.models import ReviewAction, Submission
+from storage.models import Outbox, ReviewAction, Submission
 from storage.text import fold, withhold_names
 from tests.handlers.article_helpers import photo_files, write_article
-from tests.handlers.helpers import inbox_texts
+from tests.handlers.helpers import fill_incident, inbox_texts
 from tests.handlers.test_nomination import nominate
 
 NAME = "Giàng A Páo"
@@ -214,3 +214,57 @@ async def test_find_by_a_withheld_name_finds_nothing_that_names_the_pupil(demo, 
     assert "Tấm gương em G.A.P." in found.text and not leaks(found.text)
     [found] = await officer.send("/find pu nhi")  # the school's name: both items, nothing leaked
     assert "Tấm gương em G.A.P." in found.text and not leaks(found.text)
+
+
+async def test_an_incident_that_names_the_pupil_shows_the_office_only_initials(
+    demo, chat_as, tmp_path
+) -> None:
+    """The school raises an incident whose text names the pupil nominated without consent, then adds an
+    update naming the pupil again: the officer's alert, the case and its messages carry only the
+    initials; the school's own view of its case names the pupil."""
+    await send_both(chat_as, tmp_path)
+    principal, officer = chat_as("principal"), chat_as("officer")
+    await fill_incident(principal, stop_before="what")
+    await principal.send("Một trang Facebook đăng ảnh em Giàng A Páo kèm lời lẽ xúc phạm.")
+    await fill_rest(principal)
+    await principal.press("Gửi")
+    with demo.db.session() as s:
+        alerts = [r.payload["text"] for r in s.exec(select(Outbox).where(Outbox.kind == "alert"))]
+    assert alerts and not any(leaks(text) for text in alerts) and all("em G.A.P." in a for a in alerts)
+    await principal.send("/incidents")
+    await principal.press("Hồ sơ sự cố #1")
+    await principal.press("Cập nhật sự cố")
+    await principal.send("Đã gặp gia đình em Páo; bài đăng đã được gỡ.")
+    await principal.press("Xong")  # no links
+    await principal.press("Xong")  # no photos
+    await principal.press("Gửi")
+    with demo.db.session() as s:
+        school = s.exec(select(Submission)).first()
+        to_office = [
+            r.payload.get("text", "")
+            for r in s.exec(select(Outbox).where(Outbox.kind != "notice"))
+            if r.user_id != (school.user_id if school else 0)
+        ]
+    assert any("gia đình em G.A.P." in text for text in to_office)  # the update reached the office...
+    assert not [text for text in to_office if leaks(text)]  # ...with the initials only
+    await officer.send("/incidents")
+    case = await officer.press("Hồ sơ sự cố #1")
+    assert "gia đình em G.A.P." in case[0].text and not leaks(case[0].text)
+    await principal.send("/incidents")
+    own = await principal.press("Hồ sơ sự cố #1")
+    assert "gia đình em Páo" in own[0].text  # the school's own case, whole
+
+
+async def fill_rest(chat) -> None:
+    """The incident form's steps after "what", as tests/handlers/helpers.py answers them."""
+    await chat.press("Hôm qua")
+    await chat.send("14:30")
+    await chat.send("Trường PTDTBT THCS Pú Nhi")
+    await chat.press("Facebook")
+    await chat.press("Xong")
+    await chat.press("Xong")  # no links
+    await chat.press("Xong")  # no screenshots
+    await chat.send("Đã gặp phụ huynh")
+    await chat.press("Nghiêm trọng")
+    if any("gọi lại?" in r.text for r in chat.batch):
+        await chat.send("0912 345 678")
