@@ -9,7 +9,7 @@ its own, except in the burst scenario, which has Telegram's), on a fresh SQLite 
 PostgreSQL database seeded beforehand with the project's own seeding code, and then the bare echo bot
 (bench/echo_bot.py) as a subprocess on the same fake with the same load. Simulated principals:
 
-- quiet: N principals each walk the whole incident form, `/incident` to **Gửi** (10 updates), closed
+- quiet: N principals each walk the whole incident form, `/incident` to **Gửi** (15 updates), closed
   loop: each sends its next update only once the bot has answered the previous one in full;
 - wave: the same while the bot's own catch-up sweep sends a reminder wave to 3,000 schools;
 - rate: the same walk, each principal offering its next update 2 s after the previous one (or when its
@@ -200,18 +200,24 @@ class Step:
 
 
 def incident_walk() -> list[Step]:
-    """`/incident` to **Gửi**, as tests/bot/test_telegram.py's fill_incident walks it (10 updates)."""
+    """`/incident` to **Gửi**, as tests/bot/test_telegram.py's fill_incident walks it (15 updates: since
+    #17 the time of day, links, screenshots and a callback phone are asked too)."""
     t = Catalog(default="vi").translator("vi")
     return [
         Step("text", "/incident"),
         Step("text", "Một tài khoản Facebook đăng tin sai sự thật về bữa ăn bán trú của trường."),
         Step("press", t("btn.today")),
+        Step("text", "7h15"),
         Step("text", "Nhóm Facebook của xã"),
         Step("press", t("incident.network.facebook")),
         Step("press", t("incident.network.zalo")),
         Step("press", t("btn.done")),
+        Step("text", "https://facebook.com/groups/punhi/posts/1"),
+        Step("press", t("btn.done")),  # the links
+        Step("press", t("btn.done")),  # no screenshots
         Step("text", "Đã gặp phụ huynh đăng tin và đề nghị gỡ bài; đã báo chính quyền xã."),
         Step("press", t("incident.level.high")),
+        Step("text", "0912345678"),  # the callback phone
         Step("press", t("btn.send")),
     ]
 
@@ -790,7 +796,7 @@ def report(
         f"- **Command:** `{command}`",
         f"- **Code measured:** {commit()}",
         f"- **Principals:** {principals} (plus one for the start probe and calibration); the walk is "
-        "`/incident` to **Gửi**, 10 updates; burst: "
+        "`/incident` to **Gửi**, 15 updates (10 before #17); burst: "
         f"{BURST_PRINCIPALS} × `/mystatus` within {BURST_SECONDS} s against Telegram's flood limits; "
         f"wave: {WAVE_SCHOOLS:,} schools owing the month's article, reminded by the bot's catch-up sweep",
         "",
