@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
@@ -316,12 +317,7 @@ def people_list(
     config: ConfigOption = Path("config.toml"),
 ) -> None:
     """A school's registered accounts: id, name, position, channel, since when, phone."""
-    from bot.people import PeopleError, list_people
-
-    try:
-        list_people(settings_from(config), school)
-    except PeopleError as exc:
-        refuse(f"error: {exc}", 2)
+    people_do(config, lambda people, settings: people.list_people(settings, school))
 
 
 @people_app.command("remove")
@@ -330,11 +326,16 @@ def people_remove(
     config: ConfigOption = Path("config.toml"),
 ) -> None:
     """End a person's access at once (every linked account); what they sent stays under their name."""
-    from bot.people import PeopleError, remove_person
+    people_do(config, lambda people, settings: people.remove_person(settings, user))
+
+
+def people_do(config: Path, work: Callable[[ModuleType, Settings], None]) -> None:
+    """Run one `people` command (bot/people.py, imported when used); its refusals are one line, exit 2."""
+    from bot import people
 
     try:
-        remove_person(settings_from(config), user)
-    except PeopleError as exc:
+        work(people, settings_from(config))
+    except people.PeopleError as exc:
         refuse(f"error: {exc}", 2)
 
 

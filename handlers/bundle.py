@@ -72,6 +72,12 @@ class Folder:
     photos: int = 0
     videos: int = 0
 
+    def add(self, stem: str, path: Path, suffix: str, stored: MediaFile) -> None:
+        """A stored file, named `stem` and its own suffix (else `suffix`): "01 Ảnh toàn cảnh.jpg"."""
+        name = f"{stem}{path.suffix.lower() or suffix}"
+        self.entries.append(Entry.file(name, path))
+        self.media[name] = stored
+
 
 # ---- the month --------------------------------------------------------------------------------------
 
@@ -190,9 +196,7 @@ def _folder(
         if path is None:
             folder.notes.append(t("bundle.missing", what=role))
             continue
-        name = f"{len(photos) + 1:02d} {safe_filename(role)}{path.suffix.lower() or '.jpg'}"
-        folder.entries.append(Entry.file(name, path))
-        folder.media[name] = media[int(item["media_id"])]
+        folder.add(f"{len(photos) + 1:02d} {safe_filename(role)}", path, ".jpg", media[int(item["media_id"])])
         photos.append((role, str(answers.get("what") or answers.get("name") or ""), path))
     videos = answers.get("videos") or [] if row.kind == "article" else []
     for number, item in enumerate(videos, 1):
@@ -200,9 +204,7 @@ def _folder(
         if "link" in item:
             folder.lines.append(t("bundle.video_link", video=label, link=item["link"]))
         elif (path := _stored(media, item, root)) is not None:
-            name = f"{label}{path.suffix.lower() or '.mp4'}"
-            folder.entries.append(Entry.file(name, path))
-            folder.media[name] = media[int(item["media_id"])]
+            folder.add(label, path, ".mp4", media[int(item["media_id"])])
         else:
             # Named as the sender's phone named it, when it did; never by a platform's file reference.
             name = str(item.get("name") or "")
@@ -269,9 +271,7 @@ def _model_document(
     if "link" in item:
         folder.lines.append(t("bundle.document_link", document=label, link=item["link"]))
     elif (path := _stored(media, item, root)) is not None:
-        name = f"{label}{path.suffix.lower() or '.pdf'}"
-        folder.entries.append(Entry.file(name, path))
-        folder.media[name] = media[int(item["media_id"])]
+        folder.add(label, path, ".pdf", media[int(item["media_id"])])
     else:
         folder.notes.append(t("bundle.missing", what=label))
 

@@ -16,10 +16,14 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable
 from types import TracebackType
-from typing import Any, ClassVar, Protocol, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
 
 from handlers.types import Media, Reply
 from storage.models import User
+
+if TYPE_CHECKING:
+    from bot.app import App
+    from bot.claims import Claims
 
 log = logging.getLogger("schoolbot.channels")
 
@@ -112,6 +116,8 @@ class ChannelBase(ABC):
     # Loggers whose records can carry the token. A logger's own filters see only the records made
     # on it, hence the list.
     token_loggers: ClassVar[tuple[str, ...]]
+    app: App
+    claims: Claims | None  # PostgreSQL: the shared inbox this worker takes from; else None
 
     def __init__(self, token: str, typing_after: float, typing_every: float) -> None:
         self.typing_after = typing_after
@@ -120,6 +126,22 @@ class ChannelBase(ABC):
         self.redactor = TokenRedactor(token)
         for name in self.token_loggers:
             logging.getLogger(name).addFilter(self.redactor)
+
+    async def resume(self) -> None:
+        """At start: the updates stored and not handled (a crash, a stop), first, in their order (on
+        PostgreSQL: this worker starts taking from the shared inbox, where they wait)."""
+        if self.claims is not None:
+            self.claims.start()
+            return
+        waiting = await self.app.dispatcher.waiting(self.name)
+        if waiting:
+            self.log.info("%d update(s) stored before the start are handled now", len(waiting))
+        for row, payload in waiting:
+            await self.requeue(row, payload)
+
+    @abstractmethod
+    async def requeue(self, row: int, payload: dict[str, Any]) -> None:
+        """Queue a stored update for handling again (`resume`)."""
 
     async def __aenter__(self) -> Self:
         await self.start()

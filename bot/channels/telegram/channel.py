@@ -398,17 +398,9 @@ class TelegramChannel(ChannelBase):
             if row is not None:  # a redelivery of an update still waiting is not queued twice
                 await self.enqueue(row, update)
 
-    async def resume(self) -> None:
-        """At start: the updates stored and not handled (a crash, a stop), first, in their order (on
-        PostgreSQL: this worker starts taking from the shared inbox, where they wait)."""
-        if self.claims is not None:
-            self.claims.start()
-            return
-        waiting = await self.app.dispatcher.waiting(CHANNEL)
-        if waiting:
-            log.info("%d Telegram update(s) stored before the start are handled now", len(waiting))
-        for row, payload in waiting:
-            await self.enqueue(row, Update.de_json(payload, self.application.bot))
+    async def requeue(self, row: int, payload: dict[str, Any]) -> None:
+        """A stored update, parsed again, into the queue (`resume`)."""
+        await self.enqueue(row, Update.de_json(payload, self.application.bot))
 
     async def enqueue(self, row: int, update: Update) -> None:
         """Into python-telegram-bot's queue (each chat in order, chats side by side: `PerChat`)."""

@@ -351,18 +351,10 @@ class ZaloChannel(ChannelBase):
                 queued += 1
         return queued
 
-    async def resume(self) -> None:
-        """At start: the updates stored and not handled (a crash, a stop), first, in their order (on
-        PostgreSQL: this worker starts taking from the shared inbox, where they wait)."""
-        if self.claims is not None:
-            self.claims.start()
-            return
-        waiting = await self.app.dispatcher.waiting(CHANNEL)
-        if waiting:
-            log.info("%d Zalo update(s) stored before the start are handled now", len(waiting))
-        for row, update in waiting:
-            self._seen.add(update_key(update))
-            self._queue.put_nowait((row, update))
+    async def requeue(self, row: int, payload: dict[str, Any]) -> None:
+        """A stored update into the queue (`resume`), remembered so a replay of it is not queued twice."""
+        self._seen.add(update_key(payload))
+        self._queue.put_nowait((row, payload))
 
     async def on_webhook(self, request: WebRequest) -> WebResponse:
         """Zalo's POST: secret checked in constant time (403), body parsed (400), queued (200)."""
