@@ -68,14 +68,15 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 15})
         _sqlite_hooks(engine)
         return engine
-    # A connection for each worker thread running updates, and some for the event loop's own work.
-    return create_engine(url, pool_pre_ping=True, pool_size=UNIT_THREADS + 4, max_overflow=8)
+    # A connection for each worker thread running updates, one for each claim held in the shared inbox,
+    # and some for the outbox's and the clock's own work.
+    return create_engine(url, pool_pre_ping=True, pool_size=UNIT_THREADS + CLAIMS + 4, max_overflow=8)
 
 
 UNIT_THREADS = 16  # threads running updates' units side by side (bot/dispatch.py `Workers`)
 # Updates a worker holds at once from the shared inbox on PostgreSQL (bot/claims.py); each claim keeps a
 # connection in a transaction while its unit runs on another, so the pool has room for both.
-CLAIMS = 8
+CLAIMS = UNIT_THREADS  # as many chats in hand as there are threads to run their units
 
 
 def transient(exc: BaseException) -> bool:
