@@ -14,10 +14,11 @@ import asyncio
 import hmac
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
 
+from bot.web import WebhookServer, WebRequest, WebResponse
 from handlers.types import Media, Reply
 from storage.models import User
 
@@ -118,6 +119,7 @@ class ChannelBase(ABC):
     token_loggers: ClassVar[tuple[str, ...]]
     app: App
     claims: Claims | None  # PostgreSQL: the shared inbox this worker takes from; else None
+    server: WebhookServer | None  # webhook mode: the server the platform posts to
 
     def __init__(self, token: str, typing_after: float, typing_every: float) -> None:
         self.typing_after = typing_after
@@ -126,6 +128,14 @@ class ChannelBase(ABC):
         self.redactor = TokenRedactor(token)
         for name in self.token_loggers:
             logging.getLogger(name).addFilter(self.redactor)
+
+    async def listen(self, config: Any, on_webhook: Callable[[WebRequest], Awaitable[WebResponse]]) -> None:
+        """Serve `on_webhook` at the config's listen, port and url_path (bot/web.py, which also answers
+        /healthz and /metrics), before the platform is told where to post."""
+        self.server = WebhookServer(
+            config.listen, config.port, {config.url_path: on_webhook}, probes=self.app.probes
+        )
+        await self.server.start()
 
     async def resume(self) -> None:
         """At start: the updates stored and not handled (a crash, a stop), first, in their order (on

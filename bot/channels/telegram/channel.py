@@ -229,13 +229,7 @@ class TelegramChannel(ChannelBase):
     async def start_webhook(self) -> None:
         """Listen for Telegram's POSTs (bot/web.py), then tell Telegram where they go (setWebhook)."""
         secret = self.config.secret_token.get_secret_value()
-        self.server = WebhookServer(
-            self.config.listen,
-            self.config.port,
-            {self.config.url_path: self.on_webhook},
-            probes=self.app.probes,
-        )
-        await self.server.start()
+        await self.listen(self.config, self.on_webhook)
         await self.bootstrap(
             "set the webhook",
             lambda: self.application.bot.set_webhook(

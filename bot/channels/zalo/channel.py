@@ -212,13 +212,7 @@ class ZaloChannel(ChannelBase):
 
     async def start_webhook(self) -> None:
         """Serve the webhook, then tell Zalo where it is (setWebhook with the secret)."""
-        self.server = WebhookServer(
-            self.config.listen,
-            self.config.port,
-            {self.config.url_path: self.on_webhook},
-            probes=self.app.probes,
-        )
-        await self.server.start()
+        await self.listen(self.config, self.on_webhook)
         url = webhook_url(self.config)
         await self.bootstrap(
             "setWebhook", {"url": url, "secret_token": self.config.secret_token.get_secret_value()}
