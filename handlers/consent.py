@@ -76,15 +76,17 @@ class Shield:
     def answers(self, row: Submission, answers: Answers | None = None) -> Answers:
         """A submission's answers (or one of its versions') as this reader may see them."""
         answers = row.answers if answers is None else answers
-        if self.whole or (self.own is not None and row.school_id == self.own):
+        if self.sees_whole(row.school_id):
             return answers
         return public_view(answers, self.names.get(row.school_id, ()))
 
     def text(self, school_id: int, text: str) -> str:
         """A free text of this school's (an incident's message, its result) as this reader may read it."""
-        if self.whole or (self.own is not None and school_id == self.own):
-            return text
-        return withhold_names(text, self.names.get(school_id, ()))
+        return text if self.sees_whole(school_id) else withhold_names(text, self.names.get(school_id, ()))
+
+    def sees_whole(self, school_id: int) -> bool:
+        """Whether this reader sees the school's texts as written (its own school, or the school's view)."""
+        return self.whole or (self.own is not None and school_id == self.own)
 
 
 OPEN = Shield(whole=True)  # what the school itself is told: nothing withheld

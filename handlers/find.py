@@ -145,7 +145,7 @@ def touches_withheld(words: tuple[str, ...], guard: Shield) -> bool:
     parts = {
         part
         for school_id, names in guard.names.items()
-        if school_id != guard.own
+        if not guard.sees_whole(school_id)
         for name in names
         for part in fold(name).split()
     }

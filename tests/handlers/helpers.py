@@ -21,14 +21,17 @@ WHAT = "Phụ huynh đăng bài sai sự thật về bữa ăn bán trú"
 STEPS = ("what", "when", "where", "networks", "links", "photos", "actions", "severity", "phone")
 
 
-async def fill_incident(chat: Chat, stop_before: str | None = None, skip_actions: bool = False) -> None:
-    """Open the incident form and answer each step in order through the console.
+async def fill_incident(
+    chat: Chat, stop_before: str | None = None, skip_actions: bool = False, what: str = WHAT
+) -> None:
+    """Open the incident form and answer each step in order through the console (`what`: the
+    incident's description).
 
     With `stop_before`, stop when that step is being asked; otherwise end on the review screen. The
     callback phone is asked only when the principal's profile has none.
     """
     answers = {
-        "what": lambda: chat.send(WHAT),
+        "what": lambda: chat.send(what),
         "when": lambda: _when(chat),
         "where": lambda: chat.send("Trường PTDTBT THCS Pú Nhi, điểm bản Pú Nhi"),
         "networks": lambda: _networks(chat),

@@ -224,9 +224,7 @@ async def test_an_incident_that_names_the_pupil_shows_the_office_only_initials(
     initials; the school's own view of its case names the pupil."""
     await send_both(chat_as, tmp_path)
     principal, officer = chat_as("principal"), chat_as("officer")
-    await fill_incident(principal, stop_before="what")
-    await principal.send("Một trang Facebook đăng ảnh em Giàng A Páo kèm lời lẽ xúc phạm.")
-    await fill_rest(principal)
+    await fill_incident(principal, what="Một trang Facebook đăng ảnh em Giàng A Páo kèm lời lẽ xúc phạm.")
     await principal.press("Gửi")
     with demo.db.session() as s:
         alerts = [r.payload["text"] for r in s.exec(select(Outbox).where(Outbox.kind == "alert"))]
@@ -253,18 +251,3 @@ async def test_an_incident_that_names_the_pupil_shows_the_office_only_initials(
     await principal.send("/incidents")
     own = await principal.press("Hồ sơ sự cố #1")
     assert "gia đình em Páo" in own[0].text  # the school's own case, whole
-
-
-async def fill_rest(chat) -> None:
-    """The incident form's steps after "what", as tests/handlers/helpers.py answers them."""
-    await chat.press("Hôm qua")
-    await chat.send("14:30")
-    await chat.send("Trường PTDTBT THCS Pú Nhi")
-    await chat.press("Facebook")
-    await chat.press("Xong")
-    await chat.press("Xong")  # no links
-    await chat.press("Xong")  # no screenshots
-    await chat.send("Đã gặp phụ huynh")
-    await chat.press("Nghiêm trọng")
-    if any("gọi lại?" in r.text for r in chat.batch):
-        await chat.send("0912 345 678")
