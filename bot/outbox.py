@@ -793,8 +793,13 @@ class OutboxSender:
         pace = self.outbox.pace(row.channel)
         try:
             return await self.outbox.deliver(row, self.name)
-        except Exception:  # the outcome could not be written: the row's lease runs out, the janitor retries
-            log.exception("outbox row %s: recording the outcome failed", row.key)
+        except (
+            Exception
+        ) as exc:  # the outcome could not be written: the row's lease runs out, the janitor retries
+            if transient(exc):  # a dropped connection (a restart): one line, not a traceback
+                log.warning("outbox row %s: recording the outcome failed (%s)", row.key, reason(exc))
+            else:
+                log.exception("outbox row %s: recording the outcome failed", row.key)
             return Outcome.TRANSIENT
         finally:
             pace.done(row.chat_id)
