@@ -45,6 +45,8 @@ UserOption = Annotated[
     str,
     typer.Option("--user", help="The console user to chat as (in the demo: principal, officer or leader)."),
 ]
+SchoolOption = Annotated[str, typer.Option("--school", help="School code.")]
+AccountOption = Annotated[int, typer.Option("--user", help="Account id (from `people list`).")]
 
 
 def refuse(message: str, code: int = 1) -> NoReturn:
@@ -312,19 +314,13 @@ def invites(
 
 
 @people_app.command("list")
-def people_list(
-    school: Annotated[str, typer.Option("--school", help="School code.")],
-    config: ConfigOption = Path("config.toml"),
-) -> None:
+def people_list(school: SchoolOption, config: ConfigOption = Path("config.toml")) -> None:
     """A school's registered accounts: id, name, position, channel, since when, phone."""
     people_do(config, lambda people, settings: people.list_people(settings, school))
 
 
 @people_app.command("remove")
-def people_remove(
-    user: Annotated[int, typer.Option("--user", help="Account id (from `people list`).")],
-    config: ConfigOption = Path("config.toml"),
-) -> None:
+def people_remove(user: AccountOption, config: ConfigOption = Path("config.toml")) -> None:
     """End a person's access at once (every linked account); what they sent stays under their name."""
     people_do(config, lambda people, settings: people.remove_person(settings, user))
 
