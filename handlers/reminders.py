@@ -359,9 +359,8 @@ def escalations(
 
 @dataclass(frozen=True)
 class SweepReport:
-    """What one sweep did."""
+    """What one sweep did: outbox rows made, rows cancelled, and why nothing bulk was made (Plan.held)."""
 
-    planned: int
     created: int
     cancelled: int
     held: str = ""
@@ -388,7 +387,7 @@ def sweep(db: Database, clock: Clock, settings: Any, catalog: Catalog) -> SweepR
             cancelled += q.cancel_superseded(s, now)
     if created or cancelled:
         log.info("sweep at %s: %d due, %d new, %d cancelled", now, len(rows), created, cancelled)
-    return SweepReport(len(rows), created, cancelled, result.held)
+    return SweepReport(created, cancelled, result.held)
 
 
 def cancel_past_deadline(s: Any, cal: Calendar, now: datetime) -> int:
