@@ -314,22 +314,30 @@ class Settings(BaseSettings):
         env_prefix="SCHOOLBOT_", env_nested_delimiter="__", extra="forbid", frozen=True
     )
 
+    # Where everything is kept: the database, the files (and for how long), the nightly backup.
     database_url: str = "sqlite:///data/schoolbot.db"
     media_dir: Path = Path("data/media")
-    locale: Literal["vi", "en"] = "vi"
-    timezone: str = "Asia/Ho_Chi_Minh"
+    media: MediaSettings = MediaSettings()
+    privacy: PrivacySettings = PrivacySettings()
+    backup: BackupSettings = BackupSettings()
+
+    # The platforms, and how messages reach people on them.
     telegram: TelegramSettings = TelegramSettings()
     zalo: ZaloSettings = ZaloSettings()
     delivery: DeliverySettings = DeliverySettings()
+    outbox: OutboxSettings = OutboxSettings()
+
+    # The office: its language and time zone, then its year (registration, deadlines and reminders,
+    # incidents, the leaders' ranking).
+    locale: Literal["vi", "en"] = "vi"
+    timezone: str = "Asia/Ho_Chi_Minh"
     registration: RegistrationSettings = RegistrationSettings()
     schedule: ScheduleSettings = ScheduleSettings()
-    media: MediaSettings = MediaSettings()
-    outbox: OutboxSettings = OutboxSettings()
-    ranking: RankingSettings = RankingSettings()
-    log: LogSettings = LogSettings()
-    backup: BackupSettings = BackupSettings()
     incident: IncidentSettings = IncidentSettings()
-    privacy: PrivacySettings = PrivacySettings()
+    ranking: RankingSettings = RankingSettings()
+
+    # How the bot writes its log.
+    log: LogSettings = LogSettings()
 
     @property
     def prefer(self) -> Prefer:
