@@ -14,6 +14,7 @@ from bot.outbox import Outbox, inbox_sender
 from bot.scheduler import Clockwork
 from bot.web import Probes
 from handlers.calendar import Clock, SystemClock
+from handlers.downloads import DownloadRetries
 from handlers.i18n import Catalog
 from handlers.router import Router, build_router
 from storage import migrate
@@ -59,9 +60,8 @@ def open_app(settings: Settings, clock: Clock | None = None, upgrade: bool = Tru
         catalog = Catalog(default=settings.locale)
         router = build_router()
         metrics = Metrics(db, clock)
-        dispatcher = Dispatcher(
-            db, clock, catalog, settings, router, media=MediaStore(settings.media_dir), metrics=metrics
-        )
+        media = MediaStore(settings.media_dir)
+        dispatcher = Dispatcher(db, clock, catalog, settings, router, media=media, metrics=metrics)
         # Console users with no live chat find their messages when they next open one.
         dispatcher.senders.setdefault("console", inbox_sender(db, clock))
         clockwork = Clockwork(
@@ -70,8 +70,9 @@ def open_app(settings: Settings, clock: Clock | None = None, upgrade: bool = Tru
             settings,
             catalog,
             dispatcher.outbox,
-            fetchers=dispatcher.fetchers,
-            media=dispatcher.media,
+            media=media,
+            # over the live map of the running channels' fetchers (bot.run registers them as they start)
+            downloads=DownloadRetries(db, media, dispatcher.fetchers),
         )
         yield App(settings, db, clock, catalog, router, dispatcher, clockwork, metrics)
     finally:

@@ -24,8 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import KW_ONLY, dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -39,7 +38,6 @@ from handlers.config import Settings
 from handlers.downloads import DownloadRetries
 from handlers.i18n import Catalog
 from handlers.leaders import rollup
-from handlers.types import Fetcher
 from storage import holders, privacy
 from storage import queries as q
 from storage.backup import make_backup, prune_backups
@@ -64,40 +62,24 @@ FORGET_EVERY = timedelta(hours=6)
 REMEMBER_UPDATES = timedelta(days=2)  # platforms redeliver for at most one
 
 
+@dataclass(eq=False)
 class Clockwork:
     """The scheduler and the outbox sender of one process, started and stopped together."""
 
-    def __init__(
-        self,
-        db: Database,
-        clock: Clock,
-        settings: Settings,
-        catalog: Catalog,
-        outbox: Outbox,
-        *,
-        owner: str | None = None,
-        send: bool = True,
-        fetchers: Mapping[str, Fetcher] | None = None,
-        media: MediaStore | None = None,
-    ) -> None:
-        self.db = db
-        self.clock = clock
-        self.settings = settings
-        self.catalog = catalog
-        self.outbox = outbox
-        self.owner = owner or holders.new_owner()
-        self.send = send
-        self.scheduler: AsyncIOScheduler | None = None
-        self.holding = False
-        self.media = media
-        self._sweeping: asyncio.Future[reminders.SweepReport] | None = None
-        self._one_at_a_time = asyncio.Lock()
-        # The live map of the running channels' fetchers (bot.run registers them as they start).
-        self.downloads = (
-            DownloadRetries(db, media, fetchers if fetchers is not None else {})
-            if media is not None
-            else None
-        )
+    db: Database
+    clock: Clock
+    settings: Settings
+    catalog: Catalog
+    outbox: Outbox
+    _: KW_ONLY
+    owner: str = field(default_factory=holders.new_owner)  # this worker's name on the leases
+    send: bool = True  # False: this worker's clock sweeps but leaves the sending to another's
+    media: MediaStore | None = None  # None: no old media to expire
+    downloads: DownloadRetries | None = None  # None: no files kept by reference to fetch again
+    scheduler: AsyncIOScheduler | None = field(default=None, init=False)
+    holding: bool = field(default=False, init=False)
+    _sweeping: asyncio.Future[reminders.SweepReport] | None = field(default=None, init=False)
+    _one_at_a_time: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
 
     @property
     def lease_span(self) -> timedelta:
