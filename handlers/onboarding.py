@@ -10,7 +10,7 @@ Telegram deep link to send on. The same rows make the registration sheet of the 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -45,26 +45,27 @@ def invite_link(username: str, code: str) -> str:
 class Totals:
     """One level's figures (or the scope's): schools, registered, not yet, codes outstanding."""
 
-    schools: int = 0
-    registered: int = 0
-    codes: int = 0
+    schools: int
+    registered: int
+    codes: int
+
+    @classmethod
+    def of(cls, rows: Sequence[q.Boarding]) -> Totals:
+        """The figures of these schools."""
+        return cls(len(rows), sum(r.registered for r in rows), sum(len(r.codes) for r in rows))
 
     @property
     def unregistered(self) -> int:
         """Schools with no registered account."""
         return self.schools - self.registered
 
-    def add(self, row: q.Boarding) -> Totals:
-        """These figures with one more school."""
-        return Totals(self.schools + 1, self.registered + row.registered, self.codes + len(row.codes))
-
 
 def totals(rows: Iterable[q.Boarding]) -> dict[str, Totals]:
     """Per level, the figures of `rows`."""
-    out: dict[str, Totals] = {}
+    by_level: dict[str, list[q.Boarding]] = {}
     for row in rows:
-        out[row.school.level] = out.get(row.school.level, Totals()).add(row)
-    return dict(sorted(out.items(), key=lambda pair: level_sort(pair[0])))
+        by_level.setdefault(row.school.level, []).append(row)
+    return {level: Totals.of(by_level[level]) for level in sorted(by_level, key=level_sort)}
 
 
 def read_rows(db: Database, where: Where, now: datetime) -> list[q.Boarding]:
@@ -93,7 +94,7 @@ def overview(ctx: Context, where: Where, page: int) -> Reply:
     """Totals by level, then one page of schools, with the pages' buttons."""
     rows = read_rows(ctx.db, where, ctx.clock.now())
     by_level = totals(rows)
-    whole = Totals(len(rows), sum(r.registered for r in rows), sum(len(r.codes) for r in rows))
+    whole = Totals.of(rows)
     t = ctx.t
     lines = [t("onboarding.title", office=where.office.name, date=day(ctx.clock.now(), ctx.clock))]
     lines.append(total_line(t, t("onboarding.all"), whole))
