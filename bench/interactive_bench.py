@@ -104,7 +104,7 @@ class RecordingAPI(FakeBotAPI):
     """FakeBotAPI that tells each principal's listener of every message to its chat as it arrives."""
 
     def __init__(self, limits: FloodLimits | None = None, principals: set[str] | None = None) -> None:
-        super().__init__(limits=limits)
+        super().__init__(limits=limits, keep_alive=True)  # as Telegram keeps them
         self.listeners: dict[str, Listener] = {}
         self.principals = principals or set()
         self.count_lock = threading.Lock()
@@ -861,7 +861,8 @@ async def matrix(
             dbs.remove("postgres")
     bench = Bench(args.principals, workdir, args.pg_url)
     runs = [Run("schoolbot", s, m, d) for s in scenarios for m in modes for d in dbs]
-    runs += [Run("echo", s, m) for s in scenarios if s != "wave" for m in modes]
+    if not args.no_echo:
+        runs += [Run("echo", s, m) for s in scenarios if s != "wave" for m in modes]
     # SQLite's whole matrix first (the quiet runs calibrate the walk; the echo bot runs beside each
     # scenario there), the wave, the longest, last in each; then PostgreSQL's
     key_order = ("quiet", "burst", "rate", "wave")
@@ -882,7 +883,8 @@ async def matrix(
         summary = (
             f"  {figures.rate:.1f} updates/s, p50 {fmt(figures.pct(50), ' s', 3)}, "
             f"p95 {fmt(figures.pct(95), ' s', 3)}, missing {figures.missing}/{figures.offered}, "
-            f"429s {figures.too_many}, start {fmt(figures.start, ' s')}"
+            f"429s {figures.too_many}, start {fmt(figures.start, ' s')}, "
+            f"CPU {fmt(figures.cpu_ms, ' ms', 1)} an update, RSS {fmt(figures.rss_mb, ' MB', 0)}"
         )
         print(figures.failed or summary, flush=True)
     return results, skipped
@@ -898,6 +900,7 @@ def main() -> None:
     parser.add_argument("--pg-url", default=PG_DEFAULT, help="a PostgreSQL server's admin database URL")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    parser.add_argument("--no-echo", action="store_true", help="schoolbot only (while working on it)")
     parser.add_argument(
         "--keep", type=Path, help="work in this folder and keep it (logs, configs, SQLite files)"
     )

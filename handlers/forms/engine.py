@@ -262,7 +262,7 @@ class Engine:
         if press is None or ctx.user is None:
             return [Reply(ctx.t("error.bad_button"))]
         with ctx.db.session() as s:
-            draft = s.get(Draft, press.draft_id)
+            draft = q.draft_by_id(s, press.draft_id)
         if draft is None or draft.user_id != ctx.user.id:
             return [Reply(ctx.t("error.gone_button")), self.home(ctx)]
         form = self.forms.get(draft.form)

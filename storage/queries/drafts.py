@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, update
+from sqlalchemy import bindparam, delete, update
 from sqlmodel import Session, col, select
 
+from storage.db import table_of
 from storage.errors import StaleDraft
 from storage.models import CancelledDraft, Draft, DraftMode
 
@@ -18,14 +20,36 @@ def get_draft(s: Session, user_id: int, form: str) -> Draft | None:
     return s.exec(select(Draft).where(col(Draft.user_id) == user_id, col(Draft.form) == form)).first()
 
 
+# Built once: each update reads its writer's drafts and saves one (the statements' building and cache
+# keys cost more than the SQL).
+_DRAFTS_OF = (
+    select(Draft)
+    .where(col(Draft.user_id) == bindparam("user_id"))
+    .order_by(col(Draft.updated_at).desc(), col(Draft.id).desc())
+)
+_DRAFT = select(Draft).where(col(Draft.id) == bindparam("draft_id"))
+_TABLE = table_of(Draft)
+_SAVE = (
+    update(_TABLE)
+    .where(_TABLE.c.id == bindparam("draft_id"), _TABLE.c.version == bindparam("read_version"))
+    .values(
+        step=bindparam("new_step"),
+        mode=bindparam("new_mode"),
+        answers=bindparam("new_answers", type_=_TABLE.c.answers.type),
+        version=bindparam("new_version"),
+        updated_at=bindparam("now", type_=_TABLE.c.updated_at.type),
+    )
+)
+
+
 def drafts_of(s: Session, user_id: int) -> list[Draft]:
     """Every draft the user has, most recent first."""
-    stmt = (
-        select(Draft)
-        .where(col(Draft.user_id) == user_id)
-        .order_by(col(Draft.updated_at).desc(), col(Draft.id).desc())
-    )
-    return list(s.exec(stmt))
+    return list(s.exec(_DRAFTS_OF, params={"user_id": user_id}))
+
+
+def draft_by_id(s: Session, draft_id: int) -> Draft | None:
+    """The draft with this id, if it is still there."""
+    return s.exec(_DRAFT, params={"draft_id": draft_id}).first()
 
 
 def start_draft(
@@ -52,17 +76,32 @@ def start_draft(
 def save_draft(
     s: Session, draft: Draft, *, step: str, mode: DraftMode, answers: dict[str, Any], now: datetime
 ) -> Draft:
-    """Write the draft's next state if nobody else did since it was read; else raise StaleDraft."""
-    result = s.execute(
-        update(Draft)
-        .where(col(Draft.id) == draft.id, col(Draft.version) == draft.version)
-        .values(step=step, mode=mode, answers=answers, version=draft.version + 1, updated_at=now)
-    )
+    """Write the draft's next state if nobody else did since it was read; else raise StaleDraft.
+    The draft as written (its answers as the database gives them back), without reading it again."""
+    values = {
+        "draft_id": draft.id,
+        "read_version": draft.version,
+        "new_step": step,
+        "new_mode": mode,
+        "new_answers": answers,
+        "new_version": draft.version + 1,
+        "now": now,
+    }
+    result = s.execute(_SAVE, values)
     if not getattr(result, "rowcount", 0):
         raise StaleDraft(f"draft {draft.id} changed since version {draft.version}")
-    refreshed = s.get(Draft, draft.id, populate_existing=True)
-    assert refreshed is not None
-    return refreshed
+    return Draft(
+        id=draft.id,
+        user_id=draft.user_id,
+        form=draft.form,
+        step=step,
+        mode=mode,
+        answers=json.loads(json.dumps(answers)),  # as the JSON column gives them back
+        token=draft.token,
+        version=draft.version + 1,
+        created_at=draft.created_at,
+        updated_at=now,
+    )
 
 
 def delete_draft(s: Session, draft_id: int) -> None:

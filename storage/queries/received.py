@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func
+from sqlalchemy import bindparam, delete, func
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
-from storage.db import insert_new
+from storage.db import insert_new, table_of
 from storage.models import Received
 
 
@@ -47,10 +47,14 @@ def waiting(s: Session, channel: str) -> list[Received]:
     return list(s.exec(select(Received).where(col(Received.channel) == channel).order_by(col(Received.id))))
 
 
+_RECEIVED = table_of(Received)
+_FORGET = delete(_RECEIVED).where(_RECEIVED.c.id.in_(bindparam("ids", expanding=True)))  # built once
+
+
 def forget_received(s: Session, ids: Sequence[int]) -> None:
     """The updates are handled: their rows go (in the handling's transaction)."""
     if ids:
-        s.execute(delete(Received).where(col(Received.id).in_(list(ids))))
+        s.execute(_FORGET, {"ids": list(ids)})
 
 
 def waiting_counts(s: Session) -> list[tuple[str, int]]:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete
+from sqlalchemy import bindparam, delete, select
 from sqlmodel import Session, col
 
-from storage.db import insert_ignore
+from storage.db import insert_ignore, table_of
 from storage.models import ProcessedUpdate
 
 
@@ -16,9 +16,14 @@ def first_time_seen(s: Session, key: str, now: datetime) -> bool:
     return insert_ignore(s, ProcessedUpdate, {"key": key, "created_at": now}) == 1
 
 
+_KEYS = table_of(ProcessedUpdate)
+# Built once: every update asks (the statement's building and cache key cost more than the read).
+_SEEN = select(_KEYS.c.key).where(_KEYS.c.key == bindparam("key"))
+
+
 def seen_before(s: Session, key: str) -> bool:
     """Whether an update with this key was handled already (a read: it takes no lock)."""
-    return s.get(ProcessedUpdate, key) is not None
+    return s.execute(_SEEN, {"key": key}).first() is not None
 
 
 def forget_updates_before(s: Session, cutoff: datetime) -> int:

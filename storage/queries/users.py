@@ -5,21 +5,31 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlmodel import Session, col, select
 
-from storage.db import insert_ignore
+from storage.db import insert_ignore, table_of
 from storage.models import User
 
 # How stale `last_seen_at` may get before a message rewrites it (it only orders a person's accounts).
 SEEN_EVERY = timedelta(hours=1)
 
 
+# Built once: every update reads its writer (the statement's building and cache key cost more than the read).
+_USER = select(User).where(
+    col(User.channel) == bindparam("channel"), col(User.external_id) == bindparam("external_id")
+)
+_USERS = table_of(User)
+_SET_MENU = (
+    update(_USERS)
+    .where(_USERS.c.id == bindparam("user_id"))
+    .values(menu=bindparam("new_menu", type_=_USERS.c.menu.type))
+)
+
+
 def get_user(s: Session, channel: str, external_id: str) -> User | None:
     """The account for (channel, external id), if it has written before."""
-    return s.exec(
-        select(User).where(col(User.channel) == channel, col(User.external_id) == external_id)
-    ).first()
+    return s.exec(_USER, params={"channel": channel, "external_id": external_id}).first()
 
 
 def touch_user(
@@ -75,7 +85,7 @@ def touch_user(
 
 def set_menu(s: Session, user_id: int, menu: dict[str, Any]) -> None:
     """Remember the choices last shown to a user (channels without buttons answer by number)."""
-    s.execute(update(User).where(col(User.id) == user_id).values(menu=menu))
+    s.execute(_SET_MENU, {"user_id": user_id, "new_menu": menu})
 
 
 def set_locale(s: Session, user_id: int, locale: str) -> None:

@@ -260,8 +260,12 @@ class FakeBotAPI(LoopbackServer):
         username: str = BOT_USERNAME,
         limits: FloodLimits | None = None,
         upload_limit: int = UPLOAD_LIMIT,
+        keep_alive: bool = False,
     ) -> None:
         self.token = token
+        # Keep connections open between requests, as Telegram does (the benchmark). Off in the tests:
+        # each request on its own connection, so no idle connection outlives a test's bot.
+        self.keep_alive = keep_alive
         self.upload_limit = upload_limit  # bytes of one uploaded file; larger ones are refused (413)
         self.flood = FloodGate(limits) if limits is not None else None
         self.username = username
@@ -586,6 +590,8 @@ def _make_handler(api: FakeBotAPI) -> type[BaseHTTPRequestHandler]:
     class Handler(QuietHandler):
         """Routes /bot<token>/<method> and /file/bot<token>/<path>."""
 
+        protocol_version = "HTTP/1.1" if api.keep_alive else "HTTP/1.0"
+
         def _serve(self) -> None:
             parts = urlsplit(self.path)
             body = self.body()
@@ -616,7 +622,8 @@ def _make_handler(api: FakeBotAPI) -> type[BaseHTTPRequestHandler]:
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(payload)))
-                self.send_header("Connection", "close")
+                if not api.keep_alive:
+                    self.send_header("Connection", "close")
                 self.end_headers()
                 self.wfile.write(payload)
             except (BrokenPipeError, ConnectionResetError):
