@@ -17,18 +17,27 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import threading
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+_thread = threading.local()  # a worker thread's own loop (`Workers.own_loop`)
 
 
 class Workers:
-    """A bounded pool of threads; each thread keeps one asyncio runner for the coroutines it runs."""
+    """A bounded pool of threads; each thread keeps one asyncio loop for the coroutines it runs."""
 
     def __init__(self, size: int, name: str = "schoolbot-unit") -> None:
-        self.pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix=name)
+        self.loops: list[asyncio.AbstractEventLoop] = []  # one a thread, made when the thread starts
+        self.pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix=name, initializer=self.own_loop)
+
+    def own_loop(self) -> None:
+        """On a new worker thread: the loop its coroutines run on (`loop_run`), kept for its life."""
+        loop = asyncio.new_event_loop()
+        _thread.loop = loop
+        self.loops.append(loop)  # list.append is atomic: threads start one at a time anyway
 
     async def run(self, work: Callable[[], T]) -> T:
         """`work()` on a worker thread, in a copy of the caller's context (what it set, such as the ids
@@ -39,18 +48,27 @@ class Workers:
 
     @staticmethod
     def loop_run(coroutine: Coroutine[Any, Any, T]) -> T:
-        """On a worker thread: run `coroutine` to its end on an event loop of its own (made for it and
-        closed after: a few tens of microseconds). Its task starts in a copy of the thread's current
-        context, so what the caller set (the open unit) is seen."""
-        loop = asyncio.new_event_loop()
+        """On a worker thread: run `coroutine` to its end on the thread's own loop (one made for it
+        and closed after, on a thread that has none). Its task starts in a copy of the thread's
+        current context, so what the caller set (the open unit) is seen. A task it started and left
+        running is cancelled before this returns, as `asyncio.run` does: nothing of one update runs
+        on into the next."""
+        loop: asyncio.AbstractEventLoop | None = getattr(_thread, "loop", None)
+        if loop is None or loop.is_closed():
+            return asyncio.run(coroutine)
         try:
             return loop.run_until_complete(coroutine)
         finally:
-            try:
-                loop.run_until_complete(loop.shutdown_default_executor())  # asyncio.to_thread's threads
-            finally:
-                loop.close()
+            left = asyncio.all_tasks(loop)
+            for task in left:
+                task.cancel()
+            if left:
+                loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
 
     def close(self) -> None:
-        """Wait for the work in hand, then let the threads go."""
+        """Wait for the work in hand, then let the threads go and close their loops (closing one lets
+        the idle threads `asyncio.to_thread` started on it go too)."""
         self.pool.shutdown(wait=True)
+        for loop in self.loops:
+            loop.close()
+        self.loops.clear()
