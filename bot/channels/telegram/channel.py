@@ -65,6 +65,7 @@ MAX_COMMAND_DESCRIPTION = 256
 SECRET_HEADER = "x-telegram-bot-api-secret-token"
 ALLOWED_UPDATES = ("message", "edited_message", "callback_query", "my_chat_member")
 UPLOAD_LIMIT = 50 * 1024 * 1024  # what a bot may send through the cloud Bot API
+POOL_WAIT = 30.0  # seconds a request may wait for a free connection (telegram.connections) before failing
 POLLING = "Telegram getUpdates"  # a fault of polling, logged once (Outbox.faults), apart from sending
 # Loggers whose records can carry the token: httpx logs request URLs (INFO), PTB's Bot logs its
 # base URLs (DEBUG). A logger's own filters see only the records made on it, hence the list.
@@ -179,6 +180,10 @@ class TelegramChannel(ChannelBase):
             .token(self.config.token.get_secret_value())
             .base_url(self.config.base_url)
             .base_file_url(self.config.base_file_url)
+            # A few connections kept alive, not PTB's 256: httpcore looks at every pooled connection
+            # on every request, and with dozens open that bookkeeping cost more than the request.
+            .connection_pool_size(self.config.connections)
+            .pool_timeout(POOL_WAIT)
         )
         builder = builder.concurrent_updates(PerChat(self.config.concurrent_chats))
         outbox = app.settings.outbox

@@ -136,7 +136,12 @@ class ZaloChannel(ChannelBase):
         self.timing = timing or Timing()
         token = self.config.token.get_secret_value()
         super().__init__(token, self.timing.typing_after, self.timing.typing_every)
-        self.client = httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(20.0, connect=10.0))
+        connections = self.config.connections  # kept alive; see telegram.connections
+        self.client = httpx.AsyncClient(
+            transport=transport,
+            timeout=httpx.Timeout(20.0, connect=10.0),
+            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+        )
         self.files = httpx.AsyncClient(
             transport=transport, timeout=self.timing.fetch_timeout, follow_redirects=True, max_redirects=5
         )
