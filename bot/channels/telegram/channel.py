@@ -442,19 +442,26 @@ class TelegramChannel(ChannelBase):
     async def handle_update(self, update: Update) -> None:
         """Convert, dispatch (with a typing indicator when slow), render the writer's replies."""
         rows = self.rows_of(update)
-        if update.callback_query is not None:
-            await self.cosmetic("answer a button press", update.callback_query.answer())
-        incoming = None if update.my_chat_member is not None else to_incoming(update)
-        if incoming is None:
-            if update.my_chat_member is not None:
-                self.note_membership(update)
-            await self.app.dispatcher.forget(rows)  # nothing for the dispatcher: done with it
-            return
-        group = update.message.media_group_id if update.message is not None else None
-        if group and incoming.kind == Kind.MEDIA and self.claims is None:  # claims gather their own
-            self.gather(incoming, group, rows)
-            return
-        await self.dispatch(incoming, rows)
+        answered = None
+        if update.callback_query is not None:  # side by side with the handling: it only stops the spinner
+            answered = asyncio.ensure_future(
+                self.cosmetic("answer a button press", update.callback_query.answer())
+            )
+        try:
+            incoming = None if update.my_chat_member is not None else to_incoming(update)
+            if incoming is None:
+                if update.my_chat_member is not None:
+                    self.note_membership(update)
+                await self.app.dispatcher.forget(rows)  # nothing for the dispatcher: done with it
+                return
+            group = update.message.media_group_id if update.message is not None else None
+            if group and incoming.kind == Kind.MEDIA and self.claims is None:  # claims gather their own
+                self.gather(incoming, group, rows)
+                return
+            await self.dispatch(incoming, rows)
+        finally:
+            if answered is not None:
+                await answered
 
     async def dispatch(self, incoming: Incoming, rows: Sequence[int] = ()) -> None:
         """Hand one message to the dispatcher and send the writer's replies."""
