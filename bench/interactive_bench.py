@@ -257,6 +257,10 @@ class Offer:
         offered = time.monotonic()
         answer = await self.client.post(self.hook, json=update, headers=headers)
         answer.raise_for_status()
+        method = answer.json().get("method") if answer.content else None
+        if method:  # a method in the webhook's answer: Telegram runs it, as if the bot had called it
+            params = {k: v for k, v in answer.json().items() if k != "method"}
+            await asyncio.to_thread(self.api.handle, TOKEN, method, params)
         return offered
 
     async def first(self, update: dict[str, Any], started: float) -> None:

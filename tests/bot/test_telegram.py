@@ -35,7 +35,7 @@ from tests.fakes.telegram_api import (
     message_update,
     text_update,
 )
-from tests.support import until
+from tests.support import add_principals, until
 
 PRINCIPAL = TgUser(1001, "Lan", "Lò Thị")
 DISTRICT_OFFICER = TgUser(2001, "Minh", "Nguyễn Văn")
@@ -472,7 +472,8 @@ def sticker() -> dict[str, Any]:
 # ---- webhook --------------------------------------------------------------------------------------
 
 
-async def test_webhook_needs_the_secret_header(demo: App, api: FakeBotAPI) -> None:
+def on_webhook(demo: App, api: FakeBotAPI) -> tuple[App, str]:
+    """The demo app set to take Telegram's updates by webhook on a free port; the hook's local URL."""
     port = free_port()
     config = TelegramSettings(
         **api.settings(),
@@ -483,8 +484,13 @@ async def test_webhook_needs_the_secret_header(demo: App, api: FakeBotAPI) -> No
         url_path="tg",
         secret_token=SecretStr(SECRET),
     )
-    app = replace(demo, settings=demo.settings.model_copy(update={"telegram": config}))
-    hook = f"http://127.0.0.1:{port}/tg"
+    return replace(
+        demo, settings=demo.settings.model_copy(update={"telegram": config})
+    ), f"http://127.0.0.1:{port}/tg"
+
+
+async def test_webhook_needs_the_secret_header(demo: App, api: FakeBotAPI) -> None:
+    app, hook = on_webhook(demo, api)
 
     async with running(app, api) as tg, httpx.AsyncClient(trust_env=False) as client:
         assert api.calls_to("setWebhook")[-1]["url"] == "https://bot.example.test/tg"
@@ -509,6 +515,38 @@ async def test_webhook_needs_the_secret_header(demo: App, api: FakeBotAPI) -> No
     with demo.db.session() as s:
         keys = set(s.exec(select(ProcessedUpdate.key)))
     assert keys == {f"telegram:{good['update_id']}"}
+
+
+async def test_a_press_posted_to_the_webhook_is_answered_in_the_webhook_answer(
+    demo: App, api: FakeBotAPI
+) -> None:
+    app, hook = on_webhook(demo, api)
+    with demo.db.session() as s:
+        school = q.school_by_code(s, "THCS-PUNHI")
+        assert school is not None
+        place = (school.id, school.office_id)
+    add_principals(demo, 1, [place], first=PRINCIPAL.id)
+    headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
+    async with running(app, api) as tg, httpx.AsyncClient(trust_env=False) as client:
+        opened = await client.post(
+            hook,
+            json=text_update(PRINCIPAL, "/menu") | {"update_id": api.next_update_id()},
+            headers=headers,
+        )
+        await until(lambda: tg.channel.handled >= 1, "the command handled")
+        buttons = [b for row in api.keyboards()[-1]["inline_keyboard"] for b in row]
+        shown = len(api.sent_to(PRINCIPAL.id))
+        press = callback_update(PRINCIPAL, buttons[0]["callback_data"]) | {"update_id": api.next_update_id()}
+        answer = await client.post(hook, json=press, headers=headers)
+        await until(lambda: tg.channel.handled >= 2, "the press handled")
+        await until(lambda: len(api.sent_to(PRINCIPAL.id)) > shown, "the press's reply")
+
+    assert opened.json() == {}  # a message: nothing to run
+    assert answer.json() == {
+        "method": "answerCallbackQuery",
+        "callback_query_id": press["callback_query"]["id"],
+    }
+    assert api.calls_to("answerCallbackQuery") == []  # answered there once, not again by a request of its own
 
 
 # ---- delivery ---------------------------------------------------------------------------------------

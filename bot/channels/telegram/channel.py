@@ -65,6 +65,7 @@ MAX_COMMAND_DESCRIPTION = 256
 SECRET_HEADER = "x-telegram-bot-api-secret-token"
 ALLOWED_UPDATES = ("message", "edited_message", "callback_query", "my_chat_member")
 UPLOAD_LIMIT = 50 * 1024 * 1024  # what a bot may send through the cloud Bot API
+ANSWERED = "schoolbot_answered"  # set in a stored update whose button press the webhook's answer answered
 POOL_WAIT = 30.0  # seconds a request may wait for a free connection (telegram.connections) before failing
 POLLING = "Telegram getUpdates"  # a fault of polling, logged once (Outbox.faults), apart from sending
 # Loggers whose records can carry the token: httpx logs request URLs (INFO), PTB's Bot logs its
@@ -343,8 +344,15 @@ class TelegramChannel(ChannelBase):
                 raise ValueError("not an update")
         except ValueError:
             return WebResponse(400, {"description": "Bad Request: not an update"})
+        answer: dict[str, Any] = {}
+        query = payload.get("callback_query")
+        if isinstance(query, dict) and isinstance(query.get("id"), str):
+            # The press is answered in the webhook's own answer (the Bot API runs a method given there):
+            # one request fewer per press; the stored update says so, and is not answered again.
+            payload[ANSWERED] = True
+            answer = {"method": "answerCallbackQuery", "callback_query_id": query["id"]}
         await self.receive([payload])
-        return WebResponse(200, {})
+        return WebResponse(200, answer)
 
     async def poll(self) -> None:
         """Long-poll getUpdates. The offset that confirms updates to Telegram moves past a batch only
@@ -443,7 +451,8 @@ class TelegramChannel(ChannelBase):
         """Convert, dispatch (with a typing indicator when slow), render the writer's replies."""
         rows = self.rows_of(update)
         answered = None
-        if update.callback_query is not None:  # side by side with the handling: it only stops the spinner
+        if update.callback_query is not None and not update.api_kwargs.get(ANSWERED):
+            # side by side with the handling: it only stops the spinner
             answered = asyncio.ensure_future(
                 self.cosmetic("answer a button press", update.callback_query.answer())
             )
