@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+SPARE_THREADS = 4  # threads for what the units hand to `asyncio.to_thread`, all units together
 _thread = threading.local()  # a worker thread's own loop (`Workers.own_loop`)
 
 
@@ -31,11 +32,14 @@ class Workers:
 
     def __init__(self, size: int, name: str = "schoolbot-unit") -> None:
         self.loops: list[asyncio.AbstractEventLoop] = []  # one a thread, made when the thread starts
+        # What the handlers hand to `asyncio.to_thread` (a workbook, a chart), shared by the threads' loops.
+        self.spare = ThreadPoolExecutor(max_workers=SPARE_THREADS, thread_name_prefix=f"{name}-spare")
         self.pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix=name, initializer=self.own_loop)
 
     def own_loop(self) -> None:
         """On a new worker thread: the loop its coroutines run on (`loop_run`), kept for its life."""
         loop = asyncio.new_event_loop()
+        loop.set_default_executor(self.spare)
         _thread.loop = loop
         self.loops.append(loop)  # list.append is atomic: threads start one at a time anyway
 
@@ -66,9 +70,10 @@ class Workers:
                 loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
 
     def close(self) -> None:
-        """Wait for the work in hand, then let the threads go and close their loops (closing one lets
-        the idle threads `asyncio.to_thread` started on it go too)."""
+        """Wait for the work in hand, then let the threads go and close their loops, and then the threads
+        their `asyncio.to_thread` calls ran on."""
         self.pool.shutdown(wait=True)
         for loop in self.loops:
             loop.close()
         self.loops.clear()
+        self.spare.shutdown(wait=True)
