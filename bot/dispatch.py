@@ -65,6 +65,9 @@ class Dispatcher:
     upload_limits: dict[str, int | None] = field(default_factory=dict)  # absent or None: no limit
     media: MediaStore | None = None
     metrics: Metrics | None = None
+    # Channels that send the writer's replies themselves and settle their standby rows (bot/run.py
+    # `attached`): there the replies are outbox rows from the update's commit on (`stand_by`).
+    standby: set[str] = field(default_factory=set)
     outbox: Outbox = field(init=False)
 
     def __post_init__(self) -> None:
@@ -174,10 +177,20 @@ class Dispatcher:
         replies = self.workers.loop_run(self.router.route(self.resolve_number(msg, user), ctx))
         mine, others = self.deliver_others(user, replies, source=self.source_of(msg))
         self.remember_menu(user, kept + mine, msg.channel)
+        shown = self.stand_by(s, msg, user, kept + mine)
         q.forget_received(s, received)
         if key and not q.first_time_seen(s, key, now):
             raise Redelivered(key)  # handled meanwhile elsewhere: undo all of this one
-        return kept + mine, ctx.queued + others
+        return shown, ctx.queued + others
+
+    def stand_by(self, s: Session, msg: Incoming, user: User, replies: list[Reply]) -> list[Reply]:
+        """The writer's replies written as outbox rows on standby in the update's own transaction (one
+        INSERT), on a channel that sends them itself and then settles them (`standby`): a crash between
+        the commit and the send loses no reply, the sender delivers it after the restart (at worst
+        twice: sent, then killed before its row was settled). Elsewhere (the console) as they are."""
+        if msg.channel not in self.standby or not msg.update_id or not replies:
+            return replies
+        return self.outbox.stand_by(s, user, f"reply:{msg.channel}:{msg.update_id}", replies)
 
     def close_failed(self, msg: Incoming, received: Sequence[int]) -> None:
         """An update whose handling failed is marked handled and leaves the inbox (it is not retried)."""

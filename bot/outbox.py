@@ -19,6 +19,19 @@ the holder here is woken, and a process that does not hold it claims and sends t
 
 Handlers write an alert in the transaction of the change it reports (`handlers.notify.tell`), and the
 dispatcher then calls `deliver_now` with those rows; sweeps write reminders and escalations.
+
+The writer's own replies are rows too, on standby (`stand_by`), written in their update's transaction
+so that a crash between its commit and the send loses none:
+
+    replies = outbox.stand_by(s, user, "reply:telegram:42", replies)   # in the unit: one INSERT
+    await outbox.settle([r.standby for r in sent])    # the channel sent them: the rows go (batched)
+    await outbox.hand_over(channel, user_id, update_id, rest)    # could not go: the sender takes them
+
+A standby row belongs to the live process that wrote it (`Outbox.owner`, renewed with the sender's
+lease), which sends it itself: the sender never claims it. If that process dies first, the sender
+holding the lease releases its rows within seconds (`rescue`: the process is seen gone on this
+machine, or its rows' lease ran out elsewhere) and sends them. A reply may therefore go twice, never
+none: sent, then the process killed before its row was settled.
 """
 
 from __future__ import annotations
@@ -61,7 +74,8 @@ Sender = Callable[[User, list[Reply]], Awaitable[str | None]]
 UNMETERED = frozenset({"console"})  # printing or keeping for later needs no rate limit
 SENDER_LEASE = "sender"
 DIRECT = "direct"  # the kind of a message to another user caused by an update (an incident alert)
-REPLY = "reply"  # the kind of a reply to the writer that could not go at once (Outbox.take_over)
+REPLY = "reply"  # the kind of a reply to the writer (on standby while the channel sends it itself)
+RESCUE_SECONDS = 2.0  # how often the sender holding the lease looks for standby rows of dead processes
 AIMD_STEP_SECONDS = 10.0  # after a 429 the rate halves, then climbs back one message/s this often
 
 
@@ -292,9 +306,20 @@ class Outbox:
         # event loop, which carries every chat's replies, never waits on SQLite's lock or a PostgreSQL
         # round trip for it, and the outbox's writes keep their order (one at a time, as on the loop).
         self.db_thread = Workers(1, "schoolbot-outbox")
+        # This process, as the holder of the writers' replies on standby (`stand_by`).
+        self.owner = holders.new_owner()
+        self._to_settle: list[int] = []  # standby rows whose replies went, for the next batch
+        self._unsettled: list[int] = []  # a batch that could not be written: tried again with the next
+        self._batch: asyncio.Future[None] | None = None  # done when the rows in `_to_settle` are settled
+        self._settler: asyncio.Task[None] | None = None
+        self.stood_by = False  # whether this process wrote any (else `hand_back` has nothing to do)
 
     def close(self) -> None:
-        """Let the outbox's database thread go."""
+        """Hand back this process's standby rows (`hand_back`), then let the outbox's database thread go."""
+        try:
+            self.hand_back()
+        except Exception as exc:  # their lease runs out instead, and another process sends them
+            log.warning("could not hand back the replies on standby: %s", reason(exc))
         self.db_thread.close()
 
     def pace(self, channel: str) -> Pace:
@@ -368,17 +393,22 @@ class Outbox:
         if blocked:
             with self.db.session() as s:
                 stopped = self.unreachable(s, user_id, "blocked", blocked)
-            log.info(
-                "%s user %s (#%s) blocked the bot: %d waiting message(s) stopped, the alerts and replies "
-                "among them kept for when they write again",
-                channel,
-                external_id,
-                user_id,
-                stopped,
-            )
+            self.log_blocked(channel, external_id, user_id, stopped)
             return ids
         self.poke(priority=True)
         return ids
+
+    @staticmethod
+    def log_blocked(channel: str, external_id: str, user_id: int, stopped: int) -> None:
+        """The one line for a writer found to have blocked the bot."""
+        log.info(
+            "%s user %s (#%s) blocked the bot: %d waiting message(s) stopped, the alerts and replies "
+            "among them kept for when they write again",
+            channel,
+            external_id,
+            user_id,
+            stopped,
+        )
 
     def unreachable(self, s: Any, user_id: int, status: str, error: str) -> int:
         """A recipient who cannot be reached (blocked the bot, chat gone): marked, every message still
@@ -389,6 +419,139 @@ class Outbox:
         for payload in q.waiting_alerts(s, user_id):
             q.keep_for_later(s, user_id, payload, now)
         return q.stop_sending_to(s, user_id, status, now, f"recipient unreachable: {error}")
+
+    # ---- the writer's replies, on standby while the channel sends them itself -----------------
+
+    def stand_by(self, s: Any, user: User, source: str, replies: list[Reply]) -> list[Reply]:
+        """In the update's own transaction (`s`): the writer's replies as rows on the reply lane, on
+        standby for this process (one INSERT), keyed by the update (`source`, as `take_over`'s). The
+        replies come back carrying their rows (`Reply.standby`) for the channel to settle or hand over.
+
+        The sender never claims a standby row while this process lives (it renews them with its
+        lease); should it die before settling them, they are released to the sender (`rescue`).
+        """
+        now = self.clock.now()
+        until = now + timedelta(seconds=self.config.sender_lease_seconds)
+        held = {"status": q.STANDBY, "lease_owner": self.owner, "lease_until": until}
+        rows = [
+            q.pending_row(
+                user,
+                REPLY,
+                source[:100],
+                str(index),
+                reply.to_payload(),
+                now,
+                school_id=None,
+                priority=PRIORITY_ALERT,
+                quiet=False,
+            )
+            | held
+            for index, reply in enumerate(replies)
+        ]
+        made = q.stand_by(s, rows)
+        self.stood_by = True
+        return [replace(reply, standby=made.get(str(index), 0)) for index, reply in enumerate(replies)]
+
+    async def settle(self, ids: list[int]) -> None:
+        """Standby rows whose replies the channel sent (or dropped): deleted, in batches on the outbox's
+        thread. Callers meanwhile join the next batch, so the replies of many chats are one short
+        transaction; returns once the caller's rows are settled (or their batch failed: one line in the
+        log, and they go with the next batch)."""
+        ids = [i for i in ids if i]
+        if not ids:
+            return
+        loop = asyncio.get_running_loop()
+        self._to_settle.extend(ids)
+        if self._batch is None:
+            self._batch = loop.create_future()
+        batch = self._batch
+        if self._settler is None or self._settler.done():
+            self._settler = loop.create_task(self.settle_batches(), name="outbox-settle")
+        await asyncio.shield(batch)
+
+    async def settle_batches(self) -> None:
+        """Write the batches of settled rows, one at a time, until none is waiting."""
+        while self._to_settle:
+            ids = self._unsettled + self._to_settle
+            self._to_settle, self._unsettled = [], []
+            batch, self._batch = self._batch, None
+            try:
+                await self.db_thread.run(partial(self.settle_now, ids))
+            except Exception as exc:
+                self._unsettled = ids
+                log.warning(
+                    "could not settle %d sent replies' rows (%s); trying again", len(ids), reason(exc)
+                )
+            finally:
+                if batch is not None and not batch.done():
+                    batch.set_result(None)
+
+    def settle_now(self, ids: list[int]) -> int:
+        """`settle`'s one transaction."""
+        with self.db.session() as s:
+            return q.settle_standby(s, ids, self.owner)
+
+    async def hand_over(
+        self, channel: str, external_id: str, update_id: str, replies: list[Reply], blocked: str = ""
+    ) -> None:
+        """Replies to the writer that could not go at once (a 429 past the wait, a failing platform, a
+        chat that blocked the bot): their standby rows are released to the sender at once (`blocked`:
+        recorded as blocked and kept for when they write again, as `take_over` does). A reply without
+        a row (the apology for a failed update) becomes one through `take_over`."""
+        held = [r.standby for r in replies if r.standby]
+        loose = [r for r in replies if not r.standby]
+        if held:
+            await self.db_thread.run(partial(self.release_standby, channel, external_id, held, blocked))
+            if not blocked:
+                self.poke(priority=True)
+        if loose:
+            self.take_over(channel, external_id, update_id, loose, blocked)
+
+    def release_standby(self, channel: str, external_id: str, ids: list[int], blocked: str) -> None:
+        """`hand_over`'s transaction, on the outbox's thread."""
+        with self.db.session() as s:
+            q.release_standby(s, ids, self.owner, self.clock.now())
+            user = q.get_user(s, channel, external_id) if blocked else None
+            if user is None or user.id is None:
+                return
+            stopped = self.unreachable(s, user.id, "blocked", blocked)
+        self.log_blocked(channel, external_id, user.id, stopped)
+
+    def rescue(self) -> int:
+        """Standby rows of a process that is gone go to the sender, due now: at once when it ran on
+        this machine (`holders.gone`), once their lease ran out when it ran on another; a living
+        process's rows here are never taken, nor this process's own. How many."""
+        now = self.clock.now()
+        with self.db.reading() as s:
+            found = q.standby_holders(s)
+        others = {owner for owner, _ in found if owner != self.owner}
+        gone = sorted(owner for owner in others if holders.gone(owner))
+        silent = sorted(
+            {
+                owner
+                for owner, until in found
+                if owner in others and not holders.here(owner) and until is not None and until < now
+            }
+        )
+        if not gone and not silent:
+            return 0
+        with self.db.session() as s:
+            back = q.requeue_standby(s, gone, silent, now)
+        if back:
+            self.stats["rescued"] += back
+            log.warning("%d repl(ies) whose process stopped before sending them go out now", back)
+        return back
+
+    def hand_back(self) -> None:
+        """At the end (`close`): the batch not yet settled is settled, and whatever else this process
+        still holds on standby (a reply whose send was cut short) goes to the next sender."""
+        if not self.stood_by:
+            return
+        ids = self._unsettled + self._to_settle
+        self._to_settle, self._unsettled = [], []
+        with self.db.session() as s:
+            q.settle_standby(s, ids, self.owner)
+            q.requeue_standby(s, [self.owner], [], self.clock.now())
 
     async def deliver_now(self, ids: list[int]) -> None:
         """Alerts just enqueued: the sender holding the lease here takes them first; else send them now.
@@ -613,6 +776,7 @@ class OutboxSender:
         self._priority = False
         self._next_lease = 0.0
         self._next_janitor = 0.0
+        self._next_rescue = 0.0
 
     @property
     def name(self) -> str:
@@ -701,6 +865,10 @@ class OutboxSender:
         if mono >= self._next_janitor:
             await ob.db_thread.run(partial(ob.janitor, spare=self.name))
             self._next_janitor = mono + ob.config.janitor_seconds
+            self._next_rescue = 0.0
+        if mono >= self._next_rescue:  # a dead process's replies on standby go out within seconds
+            await ob.db_thread.run(ob.rescue)
+            self._next_rescue = mono + RESCUE_SECONDS
         await self.claim()
         if len(self.inflight) >= ob.config.concurrency:
             await self.idle(ob.config.poll_seconds)
@@ -728,6 +896,7 @@ class OutboxSender:
         mine_until = now + timedelta(seconds=ob.config.sender_lease_seconds)
         with ob.db.session() as s:
             held = q.take_lease(s, SENDER_LEASE, self.name, now, mine_until, gone=holders.gone)
+            q.renew_standby(s, ob.owner, mine_until)  # the replies this process is sending are its own
             if held:
                 q.renew_outbox_leases(s, held_ids, self.name, until)
             elif self.buffer:  # another worker sends now: what this one held goes back to the queue

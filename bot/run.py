@@ -48,6 +48,8 @@ async def attached(app: App, channel: C) -> AsyncIterator[C]:
     name = channel.name
     dispatcher.fetchers[name] = channel.fetch
     dispatcher.upload_limits[name] = channel.upload_limit
+    if getattr(channel, "settles_replies", False):  # the writer's replies are rows until sent
+        dispatcher.standby.add(name)
     try:
         async with channel:
             dispatcher.senders[name] = channel.send_to_user
@@ -63,6 +65,7 @@ async def attached(app: App, channel: C) -> AsyncIterator[C]:
         if dispatcher.fetchers.get(name) == channel.fetch:
             del dispatcher.fetchers[name]
         dispatcher.upload_limits.pop(name, None)
+        dispatcher.standby.discard(name)
 
 
 def withdraw_sender(dispatcher: Dispatcher, channel: Channel) -> None:

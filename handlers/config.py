@@ -61,6 +61,9 @@ class ChannelSettings(Section):
     # Tests only: seconds each stored update waits before it is handled (0: none), so that a test can
     # kill the process between storing an update and handling it.
     hold_seconds: float = Field(default=0.0, ge=0.0, le=600.0)
+    # Tests only: seconds the writer's replies wait after the update's commit, before they are sent
+    # (0: none), so that a test can kill the process between the two.
+    hold_reply_seconds: float = Field(default=0.0, ge=0.0, le=600.0)
 
     @model_validator(mode="after")
     def _webhook_needs(self) -> Self:

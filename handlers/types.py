@@ -107,6 +107,9 @@ class Reply:
     # (not sent yet, or a channel that cannot edit): then the reply goes as a new message.
     edit_of: int = 0
     edit_ref: str = ""
+    # A reply to the writer, as the outbox holds it on standby until the channel has sent it (its
+    # row's id, set by the dispatcher in the update's transaction; 0: none). Not in the payload.
+    standby: int = 0
 
     def to_payload(self) -> dict[str, Any]:
         """A JSON-able form, for messages kept for later."""

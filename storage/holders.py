@@ -95,6 +95,12 @@ def parse(owner: str) -> Holder | None:
     return Holder(pid=int(parts[1]), start=parts[2], scope=parts[3])
 
 
+def here(owner: str) -> bool:
+    """Whether `owner` is a name of this scope, whose life `gone` can tell for certain."""
+    holder = parse(owner)
+    return holder is not None and holder.scope == scope() and holder.pid > 0
+
+
 def gone(owner: str) -> bool:
     """Whether `owner` is a process of this scope that no longer runs (False whenever unsure)."""
     holder = parse(owner)

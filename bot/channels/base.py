@@ -117,6 +117,9 @@ class ChannelBase(ABC):
     # Loggers whose records can carry the token. A logger's own filters see only the records made
     # on it, hence the list.
     token_loggers: ClassVar[tuple[str, ...]]
+    # Whether it sends the writer's replies itself and then settles their standby rows, or hands them
+    # over (`Outbox.settle`, `Outbox.hand_over`): the dispatcher writes the rows only then.
+    settles_replies: ClassVar[bool] = False
     app: App
     claims: Claims | None  # PostgreSQL: the shared inbox this worker takes from; else None
     server: WebhookServer | None  # webhook mode: the server the platform posts to

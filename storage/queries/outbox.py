@@ -10,7 +10,7 @@ from sqlalchemy import delete, func, or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
-from storage.db import insert_ignore
+from storage.db import insert_ignore, insert_new
 from storage.models import Lease, Outbox, Submission, User
 
 OUTBOX_CHUNK = 500  # rows per INSERT: keeps SQLite under its bound-parameter limit
@@ -230,6 +230,80 @@ def requeue_owned(s: Session, owners: list[str], now: datetime) -> int:
         update(Outbox)
         .where(col(Outbox.status) == "claimed", col(Outbox.lease_owner).in_(owners))
         .values(status="pending", lease_owner="", lease_until=None, updated_at=now, last_error="reclaimed")
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+STANDBY = "standby"  # a reply to the writer the live process is sending itself (bot/outbox.py `stand_by`)
+
+
+def stand_by(s: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Insert one update's replies to its writer as standby rows, in one statement (a key that exists
+    adds nothing); the new rows' ids by their step."""
+    return {str(step): int(rid) for rid, step in insert_new(s, Outbox, rows, returning=("id", "step"))}
+
+
+def standby_holders(s: Session) -> list[tuple[str, datetime | None]]:
+    """(owner, lease_until) of the standby rows: the janitor asks which owners are gone or silent."""
+    stmt = select(Outbox.lease_owner, Outbox.lease_until).where(col(Outbox.status) == STANDBY).distinct()
+    return [(owner, until) for owner, until in s.exec(stmt)]
+
+
+def settle_standby(s: Session, ids: list[int], owner: str) -> int:
+    """Standby rows whose reply the channel sent (or dropped, as malformed) go: nothing is left to
+    deliver. Only those `owner` still holds; how many."""
+    if not ids:
+        return 0
+    result = s.execute(
+        delete(Outbox).where(
+            col(Outbox.id).in_(ids), col(Outbox.status) == STANDBY, col(Outbox.lease_owner) == owner
+        )
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def release_standby(s: Session, ids: list[int], owner: str, now: datetime) -> int:
+    """Standby rows whose reply could not go directly are handed to the sender: pending, due now."""
+    if not ids:
+        return 0
+    result = s.execute(
+        update(Outbox)
+        .where(col(Outbox.id).in_(ids), col(Outbox.status) == STANDBY, col(Outbox.lease_owner) == owner)
+        .values(status="pending", lease_owner="", lease_until=None, not_before=now, updated_at=now)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def renew_standby(s: Session, owner: str, until: datetime) -> int:
+    """The live process's standby rows stay its own until `until` (renewed with its sender's lease)."""
+    result = s.execute(
+        update(Outbox)
+        .where(col(Outbox.status) == STANDBY, col(Outbox.lease_owner) == owner)
+        .values(lease_until=until)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def requeue_standby(s: Session, gone: list[str], silent: list[str], now: datetime) -> int:
+    """Standby rows go to the sender, due now: all those of processes known to be dead (`gone`), and
+    those of `silent` ones (on another machine) whose lease ran out: they stopped renewing it."""
+    if not gone and not silent:
+        return 0
+    dead = or_(
+        col(Outbox.lease_owner).in_(gone),
+        col(Outbox.lease_owner).in_(silent) & (col(Outbox.lease_until) < now),
+    )
+    result = s.execute(
+        update(Outbox)
+        .where(col(Outbox.status) == STANDBY, dead)
+        .values(
+            status="pending",
+            lease_owner="",
+            lease_until=None,
+            not_before=now,
+            updated_at=now,
+            last_error="its process stopped before sending it",
+        )
     )
     return int(getattr(result, "rowcount", 0) or 0)
 

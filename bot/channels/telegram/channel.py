@@ -134,6 +134,7 @@ class TelegramChannel(ChannelBase):
     name = CHANNEL
     upload_limit: ClassVar[int | None] = UPLOAD_LIMIT
     token_loggers = TOKEN_LOGGERS
+    settles_replies = True
 
     def __init__(
         self,
@@ -475,6 +476,8 @@ class TelegramChannel(ChannelBase):
     async def dispatch(self, incoming: Incoming, rows: Sequence[int] = ()) -> None:
         """Hand one message to the dispatcher and send the writer's replies."""
         replies = await self.with_typing(incoming.chat_id, self.app.dispatcher.handle(incoming, rows))
+        if self.config.hold_reply_seconds:  # tests only: time to kill the process before the replies go
+            await asyncio.sleep(self.config.hold_reply_seconds)
         await self.reply(incoming, replies)
 
     def gather(self, incoming: Incoming, group: str, rows: Sequence[int] = ()) -> None:
@@ -566,33 +569,42 @@ class TelegramChannel(ChannelBase):
     async def reply(self, msg: Incoming, replies: list[Reply]) -> None:
         """Render the writer's replies in order (429s are waited out in `Lanes`). What cannot go (a
         429 past the wait, a failing platform, a chat that blocked the bot) is handed to the outbox
-        from that reply on; only a reply Telegram calls malformed is dropped, with a line in the log."""
+        from that reply on (their standby rows released to the sender); only a reply Telegram calls
+        malformed is dropped, with a line in the log. The rows of the replies that went (or were
+        dropped) are settled at the end, in the outbox's next batch."""
         if not replies:
             return
         language = self.language(msg) if any(r.commands_for for r in replies) else ""
         outbox = self.app.outbox
+        done: list[Reply] = []  # sent, or dropped as today: their rows go
         try:
             for index, reply in enumerate(replies):
                 try:
                     await self.render(msg.chat_id, [reply], language)
                 except BadRequest as exc:
                     log.warning("could not reply to telegram user %s: %s", msg.user_id, self.redact(str(exc)))
+                    done += replies[index:]
                     return
                 except TelegramError as exc:
                     rest = replies[index:]
                     why = self.redact(f"{type(exc).__name__}: {exc}")
                     if isinstance(exc, Forbidden):  # recorded at once, one line in the log
-                        outbox.take_over(CHANNEL, msg.user_id, msg.update_id, rest, blocked=why)
+                        await outbox.hand_over(CHANNEL, msg.user_id, msg.update_id, rest, blocked=why)
                         return
-                    outbox.take_over(CHANNEL, msg.user_id, msg.update_id, rest)
+                    await outbox.hand_over(CHANNEL, msg.user_id, msg.update_id, rest)
                     outbox.faults.failed(CHANNEL, f"{why}; replies handed to the outbox")
                     log.debug(
                         "%d message(s) to telegram user %s handed to the outbox", len(rest), msg.user_id
                     )
                     return
+                except Exception:  # not the platform's (a file gone): lost with its error, as before
+                    done += replies[index:]
+                    raise
+                done.append(reply)
             outbox.faults.ok(CHANNEL)
         finally:  # the outbox leaves this chat its per-chat gap before a reminder follows
-            self.app.outbox.pace(CHANNEL).touch(str(msg.chat_id))
+            outbox.pace(CHANNEL).touch(str(msg.chat_id))
+            await outbox.settle([r.standby for r in done])
 
     def language(self, msg: Incoming) -> str:
         """The writer's language: saved choice, else Telegram's, else the default."""

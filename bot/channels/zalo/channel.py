@@ -127,6 +127,7 @@ class ZaloChannel(ChannelBase):
     name = CHANNEL
     upload_limit = None
     token_loggers = TOKEN_LOGGERS
+    settles_replies = True
 
     def __init__(
         self, app: App, *, timing: Timing | None = None, transport: httpx.AsyncBaseTransport | None = None
@@ -413,6 +414,8 @@ class ZaloChannel(ChannelBase):
         finally:
             for media in incoming.media:
                 self._prefetched.pop(media.file_id, None)
+        if self.config.hold_reply_seconds:  # tests only: time to kill the process before the replies go
+            await asyncio.sleep(self.config.hold_reply_seconds)
         await self.reply(incoming, replies)
 
     async def prefetch(self, msg: Incoming) -> Incoming:
@@ -465,7 +468,8 @@ class ZaloChannel(ChannelBase):
     async def reply(self, msg: Incoming, replies: list[Reply]) -> None:
         """Send the writer's replies (408/429/5xx resent, a 429's wait waited out, in `send_message`);
         when they still cannot go they become outbox rows, delivered later or reported. A long text
-        cut short is handed over whole: a part sent twice beats a part lost."""
+        cut short is handed over whole: a part sent twice beats a part lost. Their standby rows are
+        released to the sender then, and settled once they went (or failed otherwise, as before)."""
         if not replies:
             return
         user = self.account(msg.user_id)
@@ -473,11 +477,15 @@ class ZaloChannel(ChannelBase):
         try:
             await self.send_text(msg.chat_id, render_parts(self.present(user, replies)))
         except ChannelError as exc:
-            outbox.take_over(CHANNEL, msg.user_id, msg.update_id, replies)
+            await outbox.hand_over(CHANNEL, msg.user_id, msg.update_id, replies)
             outbox.faults.failed(CHANNEL, f"{self.redact(str(exc))}; replies handed to the outbox")
             log.debug("%d message(s) to Zalo user %s handed to the outbox", len(replies), msg.user_id)
             return
+        except Exception:  # not the platform's: lost with its error, as before
+            await outbox.settle([r.standby for r in replies])
+            raise
         outbox.faults.ok(CHANNEL)
+        await outbox.settle([r.standby for r in replies])
 
     async def send_to_user(self, user: User, replies: list[Reply]) -> None:
         """The outbox's sender for Zalo users (alerts, reminders): one try, the outbox retries.

@@ -1,0 +1,229 @@
+"""A reply is never lost to a kill -9 between the update's commit and the send (issue #13).
+
+The writer's replies are outbox rows on standby from the update's own commit on: the live process sends
+them itself and then settles them (the rows go); what cannot go is released to the sender; a process
+killed before its rows were settled leaves them to the next sender, which sends them within seconds of
+the restart. Real parts: a SQLite file, `schoolbot run` subprocesses, the fake Bot API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlmodel import col, select
+
+from bot.app import App, open_app
+from bot.config import Settings
+from bot.outbox import REPLY
+from handlers.calendar import FrozenClock
+from handlers.i18n import Catalog
+from handlers.reminders import PRIORITY_ALERT
+from storage import holders
+from storage import queries as q
+from storage.db import Database
+from storage.models import Outbox, User
+from tests.bot.test_lanes import CLOCK, WAIT, texts_to
+from tests.bot.test_lanes import running as with_lanes
+from tests.bot.test_lanes import settings_for as lanes_settings
+from tests.bot.test_received import handled_keys, start_bot, stored, wait_for, webhook_environment
+from tests.bot.test_telegram import (
+    PRINCIPAL,
+    SECRET,
+    api_fixture,  # noqa: F401  (fixture)
+    free_port,
+    running,
+    settings_fixture,  # noqa: F401  (fixture)
+)
+from tests.fakes.telegram_api import FakeBotAPI, TgUser, text_update
+from tests.support import outbox_rows, outbox_statuses, until
+
+HELP = Catalog(default="vi").translator("vi", "telegram")("help.guest")
+
+
+def reply_rows(db: Database) -> list[Outbox]:
+    """The outbox's replies to writers, whatever their status."""
+    with db.session() as s:
+        return list(s.exec(select(Outbox).where(col(Outbox.kind) == REPLY).order_by(col(Outbox.id))))
+
+
+@pytest.fixture(name="env")
+def env_fixture(settings: Settings, api: FakeBotAPI, tmp_path: Path) -> Iterator[dict[str, str]]:
+    yield webhook_environment(settings.database_url, api, tmp_path / "media", free_port())
+
+
+# ---- kill -9 between the commit and the send: a real process ------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["webhook", "polling"])
+def test_a_reply_committed_then_kill_9_is_sent_once_within_seconds_of_the_restart(
+    settings: Settings, api: FakeBotAPI, env: dict[str, str], tmp_path: Path, mode: str
+) -> None:
+    """The update is handled and committed, its reply held back (hold_reply_seconds, tests only), and
+    the process killed: the next start sends the reply (its row on standby, left by a dead process)
+    within seconds, once, and the update is not handled again (a redelivery is dropped)."""
+    log = tmp_path / "bot.log"
+    update = text_update(PRINCIPAL, "/help") | {"update_id": api.next_update_id()}
+    key = f"telegram:{update['update_id']}"
+    hook = f"http://127.0.0.1:{env['SCHOOLBOT_TELEGRAM__PORT']}/tg"
+    headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
+    db = Database(settings.database_url)
+    try:
+        first = start_bot(
+            env, log, SCHOOLBOT_TELEGRAM__MODE=mode, SCHOOLBOT_TELEGRAM__HOLD_REPLY_SECONDS="60"
+        )
+        try:
+            if mode == "webhook":
+                wait_for(lambda: api.calls_to("setWebhook"), "the webhook is set", first)
+                answer = httpx.post(hook, json=update, headers=headers, timeout=10, trust_env=False)
+                assert answer.status_code == 200
+            else:
+                wait_for(lambda: api.calls_to("deleteWebhook"), "polling begins", first)
+                api.push_update(update)
+            wait_for(lambda: key in handled_keys(db), "the update's unit committed", first)
+            [row] = reply_rows(db)
+            assert (row.status, row.payload["text"]) == (q.STANDBY, HELP)
+        finally:
+            first.send_signal(signal.SIGKILL)  # after the commit, before the reply went
+            first.wait(10)
+        assert not api.sent_to(PRINCIPAL.id) and not stored(db)
+
+        started = time.monotonic()
+        second = start_bot(env, log, SCHOOLBOT_TELEGRAM__MODE=mode)
+        try:
+            wait_for(lambda: bool(api.sent_to(PRINCIPAL.id)), "the reply sent after the restart", second)
+            took = time.monotonic() - started
+            if mode == "webhook":  # Telegram sends it again: answered 200, dropped (handled already)
+                again = httpx.post(hook, json=update, headers=headers, timeout=10, trust_env=False)
+                assert again.status_code == 200
+            wait_for(lambda: reply_rows(db)[0].status == "sent", "the reply recorded as sent", second)
+            time.sleep(1.0)  # a second copy, or an answer to the redelivery, would come meanwhile
+        finally:
+            second.send_signal(signal.SIGTERM)
+            second.wait(20)
+        assert [m["text"] for m in api.sent_to(PRINCIPAL.id)] == [HELP]
+        assert took < 10.0, f"the reply went {took:.1f} s after the restart"  # the start itself is 1-3 s
+        assert handled_keys(db) == {key} and not stored(db)
+        assert [r.status for r in reply_rows(db)] == ["sent"]
+    finally:
+        db.dispose()
+
+
+# ---- a living process ---------------------------------------------------------------------------
+
+
+async def test_replies_sent_directly_settle_their_rows_and_the_sender_leaves_them(
+    settings: Settings, api: FakeBotAPI
+) -> None:
+    """While the reply is held (after the commit), its row waits on standby for this process and the
+    running sender does not take it; once the channel has sent it, the row is gone: each reply went
+    once, by the channel, and the outbox ends empty."""
+    telegram = settings.telegram.model_copy(update={"hold_reply_seconds": 1.5})
+    held = settings.model_copy(update={"telegram": telegram})
+    with open_app(held, FrozenClock(CLOCK)) as bot:
+        async with running(bot, api) as tg:
+            bot.outbox.start_sender("settle")
+            try:
+                api.push_update(text_update(PRINCIPAL, "/help"))
+                await until(lambda: bool(reply_rows(bot.db)), "the reply's row, committed")
+                [row] = reply_rows(bot.db)
+                assert (row.status, row.lease_owner) == (q.STANDBY, bot.outbox.owner)
+                await asyncio.sleep(1.0)  # the sender's turns meanwhile: it claims nothing
+                assert reply_rows(bot.db)[0].status == q.STANDBY and not api.sent_to(PRINCIPAL.id)
+                await until(lambda: tg.channel.handled >= 1, "the reply sent")
+                assert reply_rows(bot.db) == []  # settled as it went
+                for text in ("/whoami", "/help"):
+                    await tg.send(PRINCIPAL, text)
+                await asyncio.sleep(1.5)  # the sender's turns: nothing of the replies is left to it
+            finally:
+                await bot.outbox.stop_sender()
+        t = bot.catalog.translator("vi")
+        assert texts_to(api, PRINCIPAL) == [HELP, t("whoami.none"), HELP]
+        assert reply_rows(bot.db) == [] and bot.outbox.stats.sent == 0
+
+
+async def test_a_reply_meeting_500s_past_the_wait_is_its_row_released_and_sent_once_later(
+    tmp_path: Path, database_url: str, api: FakeBotAPI
+) -> None:
+    """Telegram answers 500 for longer than outbox.reply_wait_seconds: the reply's standby row (the
+    same row, not a new one) is released to the sender, which delivers it once Telegram works again."""
+    person = TgUser(7500, "Thu", "Hà Thị")
+    settings = lanes_settings(tmp_path, api, database_url, reply_wait_seconds=0.6)
+    telegram = settings.telegram.model_copy(update={"hold_reply_seconds": 0.3})
+    with open_app(settings.model_copy(update={"telegram": telegram}), FrozenClock(CLOCK)) as app:
+        async with with_lanes(app) as channel:
+            api.fail("sendMessage", 500)
+            [update_id] = api.push_update(text_update(person, "/help"))
+            await until(lambda: bool(outbox_rows(app, kind=REPLY)), "the reply's row, committed", WAIT)
+            [standby] = outbox_rows(app, kind=REPLY)
+            assert standby.status == q.STANDBY
+            await until(lambda: channel.handled >= 1, "the update handled", WAIT)
+            [row] = outbox_rows(app, kind=REPLY)
+            assert (row.id, row.status, row.lease_owner) == (standby.id, "pending", "")
+            assert (row.period, row.step) == (f"reply:telegram:{update_id}", "0")
+            assert texts_to(api, person) == []
+            api.clear_failures()
+            app.outbox.start_sender("later")
+            await until(lambda: outbox_statuses(app)["sent"] == 1, "the reply sent by the outbox", WAIT)
+            await asyncio.sleep(1.0)  # nothing goes twice
+        assert texts_to(api, person) == [HELP]
+        assert app.outbox.stats.sent == 1
+
+
+# ---- what the sender holding the lease takes: a dead process's, never a living one's -------------
+
+
+def test_the_sender_rescues_the_standby_rows_of_dead_processes_only(app: App) -> None:
+    """A process of this machine that is gone: its rows at once. One on another machine: once its
+    rows' lease ran out (it stopped renewing). A living process here, and this one: never, however
+    old their lease."""
+    now = app.clock.now()
+    expired, fresh = now - timedelta(seconds=30), now + timedelta(seconds=30)
+    living = holders.new_owner()  # this very process, under another name
+    dead = living.replace(f":{holders.parse(living).pid}:", ":4194999:", 1)  # past the kernel's pid_max
+    assert holders.gone(dead) and not holders.gone(living)
+    owners = {
+        "dead here": (dead, fresh),
+        "living here": (living, expired),
+        "ours": (app.outbox.owner, expired),
+        "silent elsewhere": ("web-9:1234:5678:0badcafe:abcdef", expired),
+        "renewing elsewhere": ("web-9:4321:8765:0badcafe:fedcba", fresh),
+    }
+    with app.db.session() as s:
+        user = User(channel="telegram", external_id="7600", chat_id="7600", created_at=now)
+        s.add(user)
+        s.flush()
+        q.enqueue(
+            s,
+            [
+                q.pending_row(
+                    user,
+                    REPLY,
+                    f"reply:telegram:{n}",
+                    "0",
+                    {"text": name},
+                    now,
+                    school_id=None,
+                    priority=PRIORITY_ALERT,
+                    quiet=False,
+                )
+                | {"status": q.STANDBY, "lease_owner": owner, "lease_until": until}
+                for n, (name, (owner, until)) in enumerate(owners.items())
+            ],
+        )
+    assert app.outbox.rescue() == 2
+    assert app.outbox.rescue() == 0
+    statuses = {r.payload["text"]: r.status for r in outbox_rows(app, kind=REPLY)}
+    assert statuses == {
+        "dead here": "pending",
+        "silent elsewhere": "pending",
+        "living here": q.STANDBY,
+        "ours": q.STANDBY,
+        "renewing elsewhere": q.STANDBY,
+    }
