@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -47,6 +48,8 @@ Payloads = list[dict[str, Any]]
 POLL_SECONDS = 1.0  # how often an idle worker looks for updates stored elsewhere or left by a dead one
 ALBUM_SIZE = 10  # at most this many parts make one album (Telegram's limit)
 REPLY_GRACE = 3.0  # seconds a chat is held after an update found handled by a worker that lost its claim
+REPLY_OWED = 30.0  # and at most this long while that update's reply is still owed (bot/outbox.py standby)
+OWED_LOOK = 0.25  # seconds between two looks at whether it still is
 
 
 @dataclass
@@ -188,7 +191,7 @@ class Claims:
                 await self.handle([r.payload for r in claim.rows])
             if claim.handled:
                 log.info("%s was handled already by a worker that lost hold of it", claim.rows[0].key)
-                await asyncio.sleep(self.reply_grace)  # its reply goes before the chat's next
+                await self.reply_gone(claim.rows[0].key)  # its reply goes before the chat's next
         except Exception:
             log.exception("a stored %s update could not be handled", self.channel)
         finally:
@@ -197,6 +200,26 @@ class Claims:
                 await self.workers.run(claim.done)
             except Exception as exc:  # handled and marked: whoever claims it again drops it
                 log.warning("could not let go of a handled %s update (%s)", self.channel, reason(exc))
+
+    async def reply_gone(self, key: str) -> None:
+        """Hold the chat of an update another worker handled until its reply has gone: `reply_grace`
+        seconds, and then while the reply is still owed (its rows on standby with that worker, which
+        may live on and be sending it, or released to the sender when it died), at most REPLY_OWED."""
+        await asyncio.sleep(self.reply_grace)
+        deadline = time.monotonic() + REPLY_OWED - self.reply_grace
+        while time.monotonic() < deadline:
+            try:
+                if not await self.workers.run(partial(self.owed, key)):
+                    return
+            except Exception as exc:  # the database is restarting: the grace was given
+                log.warning("could not look for the reply to %s (%s)", key, reason(exc))
+                return
+            await asyncio.sleep(OWED_LOOK)
+
+    def owed(self, key: str) -> bool:
+        """On a worker thread: whether the reply to the stored update `key` is still to be sent."""
+        with self.db.reading() as s:
+            return q.reply_owed(s, f"reply:{key}"[:100])
 
     def gather(self, claim: Claim, group: str) -> None:
         """On a worker thread: the album's parts stored after its first, in the chat's order."""

@@ -242,7 +242,9 @@ class Unmetered(Pace):
 class Stats(collections.Counter[str]):
     """Counters since start, for logs, tests and the benchmark, read as `stats.sent`: each attempt's
     `Outcome` by its name (sent, retry_after, blocked, gone, bad, transient, ambiguous), and the rows
-    that died (`dead`: gone, bad or out of attempts) and claims taken back (`reclaimed`)."""
+    that died (`dead`: gone, bad or out of attempts) and claims taken back (`reclaimed`); the writers'
+    replies on standby settled once sent (`settled`, in `settle_batches` transactions) and those of dead
+    processes released (`rescued`)."""
 
     def __getattr__(self, name: str) -> int:
         if name.startswith("_"):  # copy, pickle and friends look for dunders: not counters
@@ -489,7 +491,10 @@ class Outbox:
     def settle_now(self, ids: list[int]) -> int:
         """`settle`'s one transaction."""
         with self.db.session() as s:
-            return q.settle_standby(s, ids, self.owner)
+            settled = q.settle_standby(s, ids, self.owner)
+        self.stats["settled"] += settled
+        self.stats["settle_batches"] += 1
+        return settled
 
     async def hand_over(
         self, channel: str, external_id: str, update_id: str, replies: list[Reply], blocked: str = ""
@@ -517,10 +522,10 @@ class Outbox:
             stopped = self.unreachable(s, user.id, "blocked", blocked)
         self.log_blocked(channel, external_id, user.id, stopped)
 
-    def rescue(self) -> int:
+    def rescue(self) -> list[tuple[int, str]]:
         """Standby rows of a process that is gone go to the sender, due now: at once when it ran on
         this machine (`holders.gone`), once their lease ran out when it ran on another; a living
-        process's rows here are never taken, nor this process's own. How many."""
+        process's rows here are never taken, nor this process's own. The rows released (id, channel)."""
         now = self.clock.now()
         with self.db.reading() as s:
             found = q.standby_holders(s)
@@ -534,13 +539,21 @@ class Outbox:
             }
         )
         if not gone and not silent:
-            return 0
+            return []
         with self.db.session() as s:
             back = q.requeue_standby(s, gone, silent, now)
         if back:
-            self.stats["rescued"] += back
-            log.warning("%d repl(ies) whose process stopped before sending them go out now", back)
+            self.stats["rescued"] += len(back)
+            log.warning("%d repl(ies) whose process stopped before sending them go out now", len(back))
         return back
+
+    async def send_left(self, channel: str, send: Sender) -> None:
+        """At a channel's start, before the updates stored meanwhile are handled: the replies a process
+        that died left on standby go first, through the channel itself (`send`: up, though the sender
+        may not be running yet), so that each chat's replies stay in order. Other channels' replies go
+        to the sender."""
+        rescued = await self.db_thread.run(self.rescue)
+        await self.deliver_now([rid for rid, where in rescued if where == channel], (channel, send))
 
     def hand_back(self) -> None:
         """At the end (`close`): the batch not yet settled is settled, and whatever else this process
@@ -553,27 +566,30 @@ class Outbox:
             q.settle_standby(s, ids, self.owner)
             q.requeue_standby(s, [self.owner], [], self.clock.now())
 
-    async def deliver_now(self, ids: list[int]) -> None:
+    async def deliver_now(self, ids: list[int], through: tuple[str, Sender] | None = None) -> None:
         """Alerts just enqueued: the sender holding the lease here takes them first; else send them now.
 
         A process that does not hold the lease (another worker does, or a dead one still seems to) claims
         the rows itself, so the alert does not wait for the holder; a claim is taken once, so two
-        processes never both send a row.
+        processes never both send a row. `through`: (channel, its sender), for a channel not yet among
+        the outbox's senders (`send_left`, at its start): only its rows, sent at once.
         """
         if not ids:
             return
-        if self.sender is not None and self.sender.running and self.sender.holding:
+        if through is None and self.sender is not None and self.sender.running and self.sender.holding:
             self.sender.poke(priority=True)
             return
         owner = holders.new_owner()
-        rows = await self.db_thread.run(partial(self.claim_these, ids, owner, list(self.senders)))
+        channels = [through[0]] if through is not None else list(self.senders)
+        send = through[1] if through is not None else None
+        rows = await self.db_thread.run(partial(self.claim_these, ids, owner, channels))
         for row in rows:
             pace = self.pace(row.channel)
             while (wait := max(pace.wait(), pace.chat_wait(row.chat_id))) > 0:
                 await asyncio.sleep(min(wait, 1.0))
             pace.take(row.chat_id)
             try:
-                await self.deliver(row, owner)
+                await self.deliver(row, owner, send)
             finally:
                 pace.done(row.chat_id)
 
@@ -597,14 +613,14 @@ class Outbox:
 
     # ---- one attempt ------------------------------------------------------------------------
 
-    async def deliver(self, row: Row, owner: str) -> Outcome:
+    async def deliver(self, row: Row, owner: str, send: Sender | None = None) -> Outcome:
         """Send one claimed row through its channel and record what happened, in the row."""
         with log_ids(outbox=row.id, chat=row.chat_id):
-            return await self.attempt(row, owner)
+            return await self.attempt(row, owner, send)
 
-    async def attempt(self, row: Row, owner: str) -> Outcome:
+    async def attempt(self, row: Row, owner: str, through: Sender | None = None) -> Outcome:
         """`deliver` within the row's log ids."""
-        send = self.senders.get(row.channel)
+        send = through or self.senders.get(row.channel)
         if send is None:
             await self.db_thread.run(partial(self.release, [row.id or 0], owner))
             return Outcome.SKIPPED

@@ -146,11 +146,16 @@ class ChannelBase(ABC):
         if self.claims is not None:
             self.claims.start()
             return
+        await self.app.outbox.send_left(self.name, self.send_to_user)  # a killed process's replies first
         waiting = await self.app.dispatcher.waiting(self.name)
         if waiting:
             self.log.info("%d update(s) stored before the start are handled now", len(waiting))
         for row, payload in waiting:
             await self.requeue(row, payload)
+
+    @abstractmethod
+    async def send_to_user(self, user: User, replies: list[Reply]) -> str | None:
+        """Deliver messages to a user who is not writing now (the outbox's sender)."""
 
     @abstractmethod
     async def requeue(self, row: int, payload: dict[str, Any]) -> None:

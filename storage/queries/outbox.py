@@ -249,6 +249,17 @@ def standby_holders(s: Session) -> list[tuple[str, datetime | None]]:
     return [(owner, until) for owner, until in s.exec(stmt)]
 
 
+def reply_owed(s: Session, period: str) -> bool:
+    """Whether a reply to the writer of this update (`reply:<key>`) is still to be sent: on standby with
+    the process that handled it, or waiting for the sender."""
+    stmt = select(Outbox.id).where(
+        col(Outbox.kind) == "reply",
+        col(Outbox.period) == period,
+        col(Outbox.status).in_((STANDBY, "pending", "claimed")),
+    )
+    return s.exec(stmt.limit(1)).first() is not None
+
+
 def settle_standby(s: Session, ids: list[int], owner: str) -> int:
     """Standby rows whose reply the channel sent (or dropped, as malformed) go: nothing is left to
     deliver. Only those `owner` still holds; how many."""
@@ -284,11 +295,12 @@ def renew_standby(s: Session, owner: str, until: datetime) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def requeue_standby(s: Session, gone: list[str], silent: list[str], now: datetime) -> int:
+def requeue_standby(s: Session, gone: list[str], silent: list[str], now: datetime) -> list[tuple[int, str]]:
     """Standby rows go to the sender, due now: all those of processes known to be dead (`gone`), and
-    those of `silent` ones (on another machine) whose lease ran out: they stopped renewing it."""
+    those of `silent` ones (on another machine) whose lease ran out: they stopped renewing it. The rows
+    released: (id, channel), in their order."""
     if not gone and not silent:
-        return 0
+        return []
     dead = or_(
         col(Outbox.lease_owner).in_(gone),
         col(Outbox.lease_owner).in_(silent) & (col(Outbox.lease_until) < now),
@@ -304,8 +316,9 @@ def requeue_standby(s: Session, gone: list[str], silent: list[str], now: datetim
             updated_at=now,
             last_error="its process stopped before sending it",
         )
+        .returning(col(Outbox.id), col(Outbox.channel))
     )
-    return int(getattr(result, "rowcount", 0) or 0)
+    return sorted((int(rid), str(channel)) for rid, channel in result)
 
 
 def stop_sending_to(s: Session, user_id: int, status: str, now: datetime, error: str) -> int:

@@ -20,7 +20,7 @@ import pytest
 from sqlmodel import col, select
 
 from bot.app import App, open_app
-from bot.config import Settings
+from bot.config import Settings, load_settings
 from bot.outbox import REPLY
 from handlers.calendar import FrozenClock
 from handlers.i18n import Catalog
@@ -41,7 +41,9 @@ from tests.bot.test_telegram import (
     running,
     settings_fixture,  # noqa: F401  (fixture)
 )
+from tests.bot.test_zalo import running as zalo_running
 from tests.fakes.telegram_api import FakeBotAPI, TgUser, text_update
+from tests.fakes.zalo_api import FakeZaloAPI, ZaloUser, text_event
 from tests.support import outbox_rows, outbox_statuses, until
 
 HELP = Catalog(default="vi").translator("vi", "telegram")("help.guest")
@@ -65,52 +67,59 @@ def env_fixture(settings: Settings, api: FakeBotAPI, tmp_path: Path) -> Iterator
 def test_a_reply_committed_then_kill_9_is_sent_once_within_seconds_of_the_restart(
     settings: Settings, api: FakeBotAPI, env: dict[str, str], tmp_path: Path, mode: str
 ) -> None:
-    """The update is handled and committed, its reply held back (hold_reply_seconds, tests only), and
-    the process killed: the next start sends the reply (its row on standby, left by a dead process)
-    within seconds, once, and the update is not handled again (a redelivery is dropped)."""
+    """The update is handled and committed, its reply held back (hold_reply_seconds, tests only), the
+    chat's next update stored meanwhile, and the process killed: the next start sends the reply (its
+    row on standby, left by a dead process) within seconds, once, and before the reply to the next
+    update; the first update is not handled again (a redelivery is dropped)."""
     log = tmp_path / "bot.log"
     update = text_update(PRINCIPAL, "/help") | {"update_id": api.next_update_id()}
-    key = f"telegram:{update['update_id']}"
+    later = text_update(PRINCIPAL, "/whoami") | {"update_id": api.next_update_id()}
+    key, later_key = f"telegram:{update['update_id']}", f"telegram:{later['update_id']}"
     hook = f"http://127.0.0.1:{env['SCHOOLBOT_TELEGRAM__PORT']}/tg"
     headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
+
+    def post(one: dict[str, object]) -> None:
+        if mode == "polling":
+            api.push_update(one)
+            return
+        assert httpx.post(hook, json=one, headers=headers, timeout=10, trust_env=False).status_code == 200
+
     db = Database(settings.database_url)
     try:
         first = start_bot(
             env, log, SCHOOLBOT_TELEGRAM__MODE=mode, SCHOOLBOT_TELEGRAM__HOLD_REPLY_SECONDS="60"
         )
         try:
-            if mode == "webhook":
-                wait_for(lambda: api.calls_to("setWebhook"), "the webhook is set", first)
-                answer = httpx.post(hook, json=update, headers=headers, timeout=10, trust_env=False)
-                assert answer.status_code == 200
-            else:
-                wait_for(lambda: api.calls_to("deleteWebhook"), "polling begins", first)
-                api.push_update(update)
+            ready = "setWebhook" if mode == "webhook" else "deleteWebhook"  # polling begins after it
+            wait_for(lambda: api.calls_to(ready), "the channel up", first)
+            post(update)
             wait_for(lambda: key in handled_keys(db), "the update's unit committed", first)
             [row] = reply_rows(db)
             assert (row.status, row.payload["text"]) == (q.STANDBY, HELP)
+            post(later)  # waits for the chat's turn, which the held reply keeps
+            wait_for(lambda: [r.key for r in stored(db)] == [later_key], "the next update stored", first)
         finally:
             first.send_signal(signal.SIGKILL)  # after the commit, before the reply went
             first.wait(10)
-        assert not api.sent_to(PRINCIPAL.id) and not stored(db)
+        assert not api.sent_to(PRINCIPAL.id)
 
         started = time.monotonic()
         second = start_bot(env, log, SCHOOLBOT_TELEGRAM__MODE=mode)
         try:
             wait_for(lambda: bool(api.sent_to(PRINCIPAL.id)), "the reply sent after the restart", second)
             took = time.monotonic() - started
+            wait_for(lambda: len(api.sent_to(PRINCIPAL.id)) >= 2, "the next update answered", second)
             if mode == "webhook":  # Telegram sends it again: answered 200, dropped (handled already)
-                again = httpx.post(hook, json=update, headers=headers, timeout=10, trust_env=False)
-                assert again.status_code == 200
-            wait_for(lambda: reply_rows(db)[0].status == "sent", "the reply recorded as sent", second)
+                post(update)
             time.sleep(1.0)  # a second copy, or an answer to the redelivery, would come meanwhile
         finally:
             second.send_signal(signal.SIGTERM)
             second.wait(20)
-        assert [m["text"] for m in api.sent_to(PRINCIPAL.id)] == [HELP]
+        whoami = Catalog(default="vi").translator("vi", "telegram")("whoami.none")
+        assert [m["text"] for m in api.sent_to(PRINCIPAL.id)] == [HELP, whoami]  # once each, in order
         assert took < 10.0, f"the reply went {took:.1f} s after the restart"  # the start itself is 1-3 s
-        assert handled_keys(db) == {key} and not stored(db)
-        assert [r.status for r in reply_rows(db)] == ["sent"]
+        assert handled_keys(db) == {key, later_key} and not stored(db)
+        assert [(r.period, r.status) for r in reply_rows(db)] == [(f"reply:{key}", "sent")]
     finally:
         db.dispose()
 
@@ -176,6 +185,42 @@ async def test_a_reply_meeting_500s_past_the_wait_is_its_row_released_and_sent_o
         assert app.outbox.stats.sent == 1
 
 
+# ---- Zalo: all of an update's replies go in one send, or are handed over whole -------------------
+
+
+async def test_zalo_replies_settle_once_sent_and_are_released_whole_when_zalo_fails(
+    tmp_path: Path, database_url: str
+) -> None:
+    """On Zalo too: the replies that went leave no row; when Zalo keeps failing past the retries, the
+    update's standby rows (the same rows) go to the sender, which sends them once Zalo answers again."""
+    person = ZaloUser("z7700", "Lan")
+    with FakeZaloAPI() as zapi:
+        zalo = {**zapi.settings(), "hold_reply_seconds": 0.3}
+        settings = load_settings(
+            None, database_url=database_url, media_dir=str(tmp_path / "media"), zalo=zalo
+        )
+        with open_app(settings, FrozenClock(CLOCK)) as app:
+            async with zalo_running(app, zapi) as zl:
+                assert await zl.send(person, "/help") == zl.t("help.guest")
+                assert reply_rows(app.db) == []
+                zapi.fail("sendMessage", 500)
+                zapi.push(text_event(person, "/whoami"))
+                await until(lambda: bool(reply_rows(app.db)), "the reply's row, committed")
+                [standby] = reply_rows(app.db)
+                assert standby.status == q.STANDBY
+                await until(lambda: zl.channel.handled >= 2, "the update handled")
+                [row] = reply_rows(app.db)
+                assert (row.id, row.status, row.lease_owner) == (standby.id, "pending", "")
+                zapi.clear_failures()
+                app.outbox.start_sender("zalo-later")
+                try:
+                    await until(lambda: reply_rows(app.db)[0].status == "sent", "the reply sent later")
+                    await asyncio.sleep(1.0)  # nothing goes twice
+                finally:
+                    await app.outbox.stop_sender()
+                assert zapi.texts_to(person.id) == [zl.t("help.guest"), zl.t("whoami.none")]
+
+
 # ---- what the sender holding the lease takes: a dead process's, never a living one's -------------
 
 
@@ -217,8 +262,8 @@ def test_the_sender_rescues_the_standby_rows_of_dead_processes_only(app: App) ->
                 for n, (name, (owner, until)) in enumerate(owners.items())
             ],
         )
-    assert app.outbox.rescue() == 2
-    assert app.outbox.rescue() == 0
+    assert [channel for _, channel in app.outbox.rescue()] == ["telegram", "telegram"]
+    assert app.outbox.rescue() == []
     statuses = {r.payload["text"]: r.status for r in outbox_rows(app, kind=REPLY)}
     assert statuses == {
         "dead here": "pending",
