@@ -10,7 +10,7 @@ from sqlalchemy import delete, func, or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
-from storage.db import insert_ignore, insert_new
+from storage.db import insert_ignore, insert_rows
 from storage.models import Lease, Outbox, Submission, User
 
 OUTBOX_CHUNK = 500  # rows per INSERT: keeps SQLite under its bound-parameter limit
@@ -240,7 +240,7 @@ STANDBY = "standby"  # a reply to the writer the live process is sending itself 
 def stand_by(s: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
     """Insert one update's replies to its writer as standby rows, in one statement (a key that exists
     adds nothing); the new rows' ids by their step."""
-    return {str(step): int(rid) for rid, step in insert_new(s, Outbox, rows, returning=("id", "step"))}
+    return {str(step): int(rid) for rid, step in insert_rows(s, Outbox, rows, returning=("id", "step"))}
 
 
 def standby_holders(s: Session) -> list[tuple[str, datetime | None]]:

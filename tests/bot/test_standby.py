@@ -12,7 +12,7 @@ import asyncio
 import signal
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -53,6 +53,12 @@ def reply_rows(db: Database) -> list[Outbox]:
     """The outbox's replies to writers, whatever their status."""
     with db.session() as s:
         return list(s.exec(select(Outbox).where(col(Outbox.kind) == REPLY).order_by(col(Outbox.id))))
+
+
+def connected_at(log: Path) -> float:
+    """When the latest process writing `log` connected to Telegram (its log line's time, local)."""
+    line = [line for line in log.read_text().splitlines() if "connected to Telegram as" in line][-1]
+    return datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
 
 
 @pytest.fixture(name="env")
@@ -103,11 +109,10 @@ def test_a_reply_committed_then_kill_9_is_sent_once_within_seconds_of_the_restar
             first.wait(10)
         assert not api.sent_to(PRINCIPAL.id)
 
-        started = time.monotonic()
         second = start_bot(env, log, SCHOOLBOT_TELEGRAM__MODE=mode)
         try:
             wait_for(lambda: bool(api.sent_to(PRINCIPAL.id)), "the reply sent after the restart", second)
-            took = time.monotonic() - started
+            took = time.time() - connected_at(log)  # the process's own start varies with the machine's load
             wait_for(lambda: len(api.sent_to(PRINCIPAL.id)) >= 2, "the next update answered", second)
             if mode == "webhook":  # Telegram sends it again: answered 200, dropped (handled already)
                 post(update)
@@ -117,7 +122,7 @@ def test_a_reply_committed_then_kill_9_is_sent_once_within_seconds_of_the_restar
             second.wait(20)
         whoami = Catalog(default="vi").translator("vi", "telegram")("whoami.none")
         assert [m["text"] for m in api.sent_to(PRINCIPAL.id)] == [HELP, whoami]  # once each, in order
-        assert took < 10.0, f"the reply went {took:.1f} s after the restart"  # the start itself is 1-3 s
+        assert took < 5.0, f"the reply went {took:.1f} s after the restarted process connected"
         assert handled_keys(db) == {key, later_key} and not stored(db)
         assert [(r.period, r.status) for r in reply_rows(db)] == [(f"reply:{key}", "sent")]
     finally:
