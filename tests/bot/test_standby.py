@@ -226,6 +226,37 @@ async def test_zalo_replies_settle_once_sent_and_are_released_whole_when_zalo_fa
                 assert zapi.texts_to(person.id) == [zl.t("help.guest"), zl.t("whoami.none")]
 
 
+async def test_zalo_at_its_start_sends_the_replies_a_dead_process_left_before_the_stored_updates(
+    tmp_path: Path, database_url: str
+) -> None:
+    """A process died after committing an update (its reply on standby) with the chat's next update
+    stored: the restarted Zalo channel sends the old reply first, then answers the stored update."""
+    person = ZaloUser("z7800", "Hoa")
+    with FakeZaloAPI() as zapi:
+        settings = load_settings(
+            None, database_url=database_url, media_dir=str(tmp_path / "media"), zalo=zapi.settings()
+        )
+        with open_app(settings, FrozenClock(CLOCK)) as app:
+            now = app.clock.now()
+            living = holders.new_owner()
+            dead = living.replace(f":{holders.parse(living).pid}:", ":4194999:", 1)
+            later = text_event(person, "/whoami")
+            with app.db.session() as s:
+                user = User(channel="zalo", external_id=person.id, chat_id=person.id, created_at=now)
+                s.add(user)
+                s.flush()
+                row = q.pending_row(
+                    user, REPLY, "reply:zalo:old", "0", {"text": "Trả lời cũ"}, now,
+                    school_id=None, priority=PRIORITY_ALERT, quiet=False,
+                )  # fmt: skip
+                q.enqueue(s, [row | {"status": q.STANDBY, "lease_owner": dead, "lease_until": now}])
+                q.store_received(s, "zalo", [q.Arrival("zalo:later", person.id, later)], now)
+            async with zalo_running(app, zapi) as zl:
+                await until(lambda: len(zapi.texts_to(person.id)) >= 2, "both replies")
+                assert zapi.texts_to(person.id) == ["Trả lời cũ", zl.t("whoami.none")]
+            assert [r.status for r in reply_rows(app.db)] == ["sent"]
+
+
 # ---- what the sender holding the lease takes: a dead process's, never a living one's -------------
 
 
