@@ -17,7 +17,7 @@ from sqlalchemy import bindparam, delete, func
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
-from storage.db import insert_new, table_of
+from storage.db import insert_rows, table_of
 from storage.models import Received
 
 
@@ -39,7 +39,7 @@ def store_received(s: Session, channel: str, arrivals: Sequence[Arrival], now: d
         {"channel": channel, "key": a.key[:96], "chat": a.chat[:64], "payload": a.payload, "received_at": now}
         for a in arrivals
     ]
-    return {key: row_id for key, row_id in insert_new(s, Received, values, ("key", "id"))}
+    return {key: row_id for key, row_id in insert_rows(s, Received, values, ("key", "id"))}
 
 
 def waiting(s: Session, channel: str) -> list[Received]:
