@@ -4,7 +4,9 @@ One event per monthly article deadline (September to August), one per periodic r
 year, and one all-day event per configured pause (Tết, summer). Each deadline carries alarms (VALARM) at
 the reminder hour on the days the bot itself reminds (`schedule.article_reminders`,
 `schedule.report_reminders`); an alarm that falls in a pause is left out, as the bot's reminder is.
-UIDs are stable, so importing a newer file updates the events instead of doubling them.
+UIDs are stable, so importing a newer file updates the events instead of doubling them. icalendar is
+imported by the first file built, not with this module (the router imports it at every start): it is
+80 modules and 3 MB that most processes never use.
 """
 
 from __future__ import annotations
@@ -15,9 +17,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-
-from icalendar import Alarm, Event
-from icalendar import Calendar as ICalendar
 
 from handlers.calendar import Calendar, Clock
 from handlers.leaders.reader import Translate, generated
@@ -74,6 +73,9 @@ def year_deadlines(cal: Calendar, t: Translate, start: int, owner: str) -> list[
 
 def build_ics(cal: Calendar, t: Translate, start: int, owner: str, title: str) -> bytes:
     """The .ics text of the school year starting in `start` for `owner` (a school's or office's code)."""
+    from icalendar import Alarm, Event  # loaded when a file is first built (see the module's docstring)
+    from icalendar import Calendar as ICalendar
+
     now = cal.now()
     ical = ICalendar()
     ical.add("prodid", PRODID)

@@ -13,16 +13,18 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Engine, Insert, Select, Table, create_engine, event, true
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, SQLModel
 
 from storage.errors import StartFailed
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects import postgresql, sqlite
 
 log = logging.getLogger("schoolbot.db")
 
@@ -307,9 +309,19 @@ def table_of(model: type[SQLModel] | Table) -> Table:
 
 
 def _insert(session: Session, table: Table) -> sqlite.Insert | postgresql.Insert:
-    """The dialect's INSERT construct, which knows ON CONFLICT (SQLite or PostgreSQL)."""
-    if session.get_bind().dialect.name == "postgresql":
+    """The session's dialect's INSERT construct, which knows ON CONFLICT (SQLite or PostgreSQL)."""
+    return _dialect_insert(session.get_bind().dialect.name, table)
+
+
+def _dialect_insert(dialect: str, table: Table) -> sqlite.Insert | postgresql.Insert:
+    """The dialect's INSERT construct. Each dialect's module is imported here, not with this one: a
+    process loads only its own database's (the other is 2 MB of modules)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
         return postgresql.insert(table)
+    from sqlalchemy.dialects import sqlite
+
     return sqlite.insert(table)
 
 
@@ -318,8 +330,7 @@ def _insert_new_stmt(dialect: str, table: Table, returning: tuple[str, ...]) -> 
     """INSERT ... ON CONFLICT DO NOTHING RETURNING, built once per table: its values come with each
     execution (an update's hot path inserts one row a time, and building the statement cost more)."""
     columns = [table.c[name] for name in returning] or list(table.primary_key.columns)
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert(table).on_conflict_do_nothing().returning(*columns)
+    return _dialect_insert(dialect, table).on_conflict_do_nothing().returning(*columns)
 
 
 def insert_ignore(
