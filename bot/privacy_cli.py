@@ -3,6 +3,8 @@
 The operator answers a person's request: `export` writes everything held about them as a ZIP of JSON
 files and their files; `erase` removes or anonymises it and keeps what the office must keep with the
 person replaced by their role. Each request is recorded (`PrivacyRequest`: counts, never the data).
+The storage modules are imported by the commands, not with this module: bot/cli.py registers it for
+every `schoolbot` command, and `schoolbot run` imports them itself with the collector paused.
 """
 
 from __future__ import annotations
@@ -11,16 +13,18 @@ import json
 import os
 import zipfile
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from sqlmodel import Session, col, select
 
 from bot.cli import ConfigOption, refuse, settings_from
-from handlers.i18n import Translator
-from storage import privacy
-from storage.media import safe_filename
-from storage.models import Office, School, User
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
+    from handlers.i18n import Translator
+    from storage import privacy
+    from storage.models import User
 
 privacy_app = typer.Typer(
     no_args_is_help=True, help="A person's data on request (Decree 13/2023): export it or erase it."
@@ -41,6 +45,8 @@ MATCHING = (
 
 def found_or_exit(s: Session, ref: str) -> privacy.Person:
     """The person `ref` names; exit 1 with a clear line when nobody (exit 2 when `ref` names nothing)."""
+    from storage import privacy
+
     person = privacy.find_person(s, ref)
     if person is not None:
         return person
@@ -60,6 +66,7 @@ def export(
 ) -> None:
     """Write everything held about a person as a ZIP: a JSON file per part, and their files."""
     from bot.app import open_app
+    from storage import privacy
 
     if out.suffix.lower() != ".zip":
         refuse(f"--out must name a .zip file (got {out.name})", 2)
@@ -77,6 +84,9 @@ def export(
 
 def write_zip(out: Path, person: privacy.Person, data: privacy.Held, media_root: Path) -> None:
     """The ZIP, written whole or not at all (a partial file is removed)."""
+    from storage import privacy
+    from storage.media import safe_filename
+
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(f".{out.name}.{os.getpid()}.part")
     try:
@@ -113,6 +123,7 @@ def erase(
     """Erase a person's data: accounts anonymised, their drafts and messages removed, a nominee's name
     and photos erased; what the office keeps names their role. Erasing twice says so and exits 0."""
     from bot.app import open_app
+    from storage import privacy
 
     settings = settings_from(config)
     with open_app(settings) as built, built.db.session() as s:
@@ -138,7 +149,11 @@ def erase(
 
 def labels_for(s: Session, person: privacy.Person, t: Translator) -> privacy.Labels:
     """The words that replace the person: each account's role (privacy.as_principal ...), a nominee's."""
+    from sqlmodel import col, select
+
     from handlers.nomination import role_label
+    from storage import privacy
+    from storage.models import User
 
     users = s.exec(select(User).where(col(User.id).in_(person.accounts)).order_by(col(User.id)))
     return privacy.Labels(
@@ -150,6 +165,8 @@ def labels_for(s: Session, person: privacy.Person, t: Translator) -> privacy.Lab
 
 def role_words(s: Session, user: User, t: Translator) -> str:
     """The role and the school or office (privacy.as_principal, privacy.as_staff), or privacy.someone."""
+    from storage.models import Office, School
+
     school = s.get(School, user.school_id) if user.school_id is not None else None
     office = s.get(Office, user.office_id) if user.office_id is not None else None
     if user.role == "principal" and school is not None:

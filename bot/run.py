@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
@@ -120,7 +121,8 @@ async def run(settings: Settings, names: Sequence[str]) -> None:
                 running.append(await stack.enter_async_context(attached(app, CHANNELS[name](app))))
             await app.clockwork.start()
         try:
-            with signalled() as stop:  # taken before "running" is said: a SIGTERM from then on stops cleanly
+            # The signals are taken before "running" is said: a SIGTERM from then on stops cleanly.
+            with signalled() as stop, started():
                 log.info("running; Ctrl-C to stop")
                 if len(running) == 1:
                     await first_of(stop.wait(), running[0].failed.wait())
@@ -155,6 +157,22 @@ async def start_failures(settings: Settings) -> AsyncIterator[None]:
     except OSError as exc:
         what = f"cannot write {exc.filename}: " if exc.filename else ""
         raise StartFailed(f"could not start: {what}{exc.strerror or exc}") from None
+
+
+@contextlib.contextmanager
+def started() -> Iterator[None]:
+    """While the bot runs, what the start made (the modules, the app, the channels: some 120,000
+    objects that live as long as the process) is left out of the garbage collector's passes
+    (gc.freeze), so a full pass under load walks only what is new instead of stopping every thread
+    for a tenth of a second; the collector, which `schoolbot run` pauses for the start, runs again.
+    The few hundred cyclic leftovers of the start (about 0.2 MB) stay frozen with them: finding them
+    would take the full pass that this saves."""
+    gc.freeze()
+    gc.enable()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 @contextlib.contextmanager

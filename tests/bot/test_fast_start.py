@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 from pathlib import Path
 
 from alembic.script import ScriptDirectory
+from typer.testing import CliRunner
 
+from bot.cli import app as cli
 from bot.config import Settings
 from storage import migrate
 from storage.db import Database
@@ -20,11 +23,19 @@ START = """
 import sys
 from bot.app import open_app
 from bot.config import load_settings
+import bot.cli
 import bot.run
 with open_app(load_settings(None, database_url=sys.argv[1], media_dir=sys.argv[2])) as app:
     assert app.dispatcher.outbox is not None
 loaded = set(sys.modules) | {name.split(".")[0] for name in sys.modules}
 print(" ".join(sorted(loaded & set(sys.argv[3:]))))
+"""
+# The command line alone (`schoolbot --help`, and every command before it runs): no database, no bot.
+COMMAND_LINE = """
+import sys
+import bot.cli
+loaded = set(sys.modules) | {name.split(".")[0] for name in sys.modules}
+print(" ".join(sorted(loaded & set(sys.argv[1:]))))
 """
 
 
@@ -39,6 +50,27 @@ def test_importing_the_bot_and_opening_a_migrated_database_loads_no_heavy_librar
         check=True,
     )
     assert done.stdout.strip() == ""  # charts, workbooks, documents, Alembic... wait to be needed
+
+
+def test_the_command_line_imports_neither_the_database_nor_the_bot() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", COMMAND_LINE, "sqlalchemy", "pydantic", "telegram", "storage.db", "bot.run"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    )
+    assert done.stdout.strip() == ""  # `schoolbot run` imports them itself, with the collector paused
+
+
+def test_a_run_that_cannot_start_leaves_the_garbage_collector_on(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(f'database_url = "{sqlite_url(tmp_path / "db.sqlite")}"\n', encoding="utf-8")
+
+    done = CliRunner().invoke(cli, ["run", "--config", str(config)])  # no token: refused
+
+    assert done.exit_code == 2
+    assert gc.isenabled() and gc.get_freeze_count() == 0  # paused for the start only
 
 
 def test_the_head_read_from_the_file_names_is_alembics_head() -> None:
