@@ -7,7 +7,8 @@ Each run migrates a fresh SQLite file first (not timed: a start then has nothing
 start but the first), queues one `/start` from a principal on the fake (tests/fakes/telegram_api.py,
 no limits), starts `schoolbot run` from `--tree`, and times from the process's start to the fake's
 receiving the answer (sendMessage). It prints each run, the median, and the process's resident memory
-(VmRSS) and peak (VmHWM) at that moment. Nothing leaves 127.0.0.1; RESULTS.md is not written.
+(VmRSS) and peak (VmHWM) at that moment, and the CPU time (user + system) it had used: on a shared
+machine the CPU time moves less than the wall time. Nothing leaves 127.0.0.1; RESULTS.md is not written.
 """
 
 from __future__ import annotations
@@ -34,8 +35,15 @@ def memory(pid: int) -> tuple[int, int]:
     return int(fields["VmRSS"].split()[0]) // 1024, int(fields["VmHWM"].split()[0]) // 1024
 
 
-def one_start(tree: Path, workdir: Path) -> tuple[float, int, int]:
-    """One start of `schoolbot run` from `tree`: seconds to the first reply, RSS and peak RSS in MB."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a running process so far, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def one_start(tree: Path, workdir: Path) -> tuple[float, float, int, int]:
+    """One start of `schoolbot run` from `tree`: seconds to the first reply, the CPU seconds it took,
+    RSS and peak RSS in MB."""
     from storage import migrate
     from storage.db import Database
     from tests.fakes.telegram_api import FakeBotAPI, TgUser, text_update
@@ -70,11 +78,12 @@ def one_start(tree: Path, workdir: Path) -> tuple[float, int, int]:
                     raise SystemExit("no answer within 60 s")
                 time.sleep(0.005)
             elapsed = time.perf_counter() - started
+            cpu = cpu_seconds(proc.pid)
             rss, peak = memory(proc.pid)
         finally:
             proc.terminate()
             proc.wait(timeout=30)
-    return elapsed, rss, peak
+    return elapsed, cpu, rss, peak
 
 
 def main() -> None:
@@ -89,13 +98,16 @@ def main() -> None:
     runs = []
     for n in range(args.runs + 1):  # the first warms the disk cache and is not counted
         with tempfile.TemporaryDirectory(prefix="start-bench-") as tmp:
-            seconds, rss, peak = one_start(args.tree.resolve(), Path(tmp))
+            seconds, cpu, rss, peak = one_start(args.tree.resolve(), Path(tmp))
         if n:
-            runs.append((seconds, rss, peak))
-            print(f"run {n}: first reply after {seconds:.2f} s; RSS {rss} MB (peak {peak} MB)")
+            runs.append((seconds, cpu, rss, peak))
+            print(
+                f"run {n}: first reply after {seconds:.2f} s (CPU {cpu:.2f} s); RSS {rss} MB (peak {peak} MB)"
+            )
     print(
-        f"median of {len(runs)}: first reply after {statistics.median(r[0] for r in runs):.2f} s; "
-        f"RSS {statistics.median(r[1] for r in runs):.0f} MB; peak {statistics.median(r[2] for r in runs):.0f} MB"
+        f"median of {len(runs)}: first reply after {statistics.median(r[0] for r in runs):.2f} s "
+        f"(CPU {statistics.median(r[1] for r in runs):.2f} s); RSS {statistics.median(r[2] for r in runs):.0f} MB; "
+        f"peak {statistics.median(r[3] for r in runs):.0f} MB"
     )
 
 
