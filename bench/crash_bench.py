@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import ROOT, loopback_only
+from bench import ROOT, compiled, loopback_only
 from bench.interactive_bench import (
     FIRST_CHAT,
     START_TIMEOUT,
@@ -240,6 +240,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
     args = parser.parse_args()
     loopback_only()
+    compiled()  # as deployed: the restart reads the byte-code, not compile the tree
     command = "python -m bench.crash_bench " + " ".join(sys.argv[1:])
     before = load_average()
     with tempfile.TemporaryDirectory(prefix="schoolbot-crash-") as tmp:

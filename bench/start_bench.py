@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import ROOT
+from bench import ROOT, compiled
 
 LAUNCH = "import sys; from bot.cli import main; sys.argv[0] = 'schoolbot'; main()"
 
@@ -95,6 +95,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
+    compiled(args.tree.resolve())
     runs = []
     for n in range(args.runs + 1):  # the first warms the disk cache and is not counted
         with tempfile.TemporaryDirectory(prefix="start-bench-") as tmp:
