@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
+import os
 import sys
 from collections.abc import Callable
 from enum import StrEnum
@@ -66,6 +68,24 @@ def settings_from(config: Path) -> Settings:
         refuse(str(exc), 2)
 
 
+MALLOC_ARENAS = 2  # glibc malloc arenas of `schoolbot run` (unless MALLOC_ARENA_MAX is set)
+M_ARENA_MAX = -8  # mallopt's parameter number for it (glibc's malloc.h)
+
+
+def limit_malloc_arenas() -> None:
+    """At most MALLOC_ARENAS malloc arenas in this process, unless MALLOC_ARENA_MAX is set (glibc then
+    reads it itself); called before any thread starts. glibc gives threads arenas of their own (up to
+    eight a core) and keeps what is freed in each for that arena: with the 16 unit threads and PTB's
+    and the outbox's, the peak under load (200 principals) was 106 MB, 102 MB with two arenas. The
+    threads take turns on the GIL, so they seldom wait for an arena. Elsewhere than glibc: nothing."""
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return
+    import ctypes  # only here: 0.3 MB that nothing else of the bot needs
+
+    with contextlib.suppress(AttributeError, OSError):
+        ctypes.CDLL(None).mallopt(M_ARENA_MAX, MALLOC_ARENAS)
+
+
 def setup_logging(verbose: bool = False, kind: str = "plain") -> None:
     """Logs to stderr, plain or JSON lines (log.format); httpx's request lines (which carry the bot
     token in the URL) stay quiet."""
@@ -124,6 +144,7 @@ def run(
     # garbage collector paused: collecting among them frees nothing and took a sixth of its CPU.
     # bot.run.run turns it on again once running, with those objects frozen out of its collections.
     gc.disable()
+    limit_malloc_arenas()
     try:
         settings = settings_from(config)
         setup_logging(verbose, settings.log.format)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import gc
+import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from alembic.script import ScriptDirectory
 from typer.testing import CliRunner
 
@@ -29,6 +32,26 @@ with open_app(load_settings(None, database_url=sys.argv[1], media_dir=sys.argv[2
     assert app.dispatcher.outbox is not None
 loaded = set(sys.modules) | {name.split(".")[0] for name in sys.modules}
 print(" ".join(sorted(loaded & set(sys.argv[3:]))))
+"""
+# Six threads alive at once, each with memory from malloc; glibc then lists its arenas on stderr.
+ARENAS = """
+import ctypes, sys, threading
+from bot.cli import limit_malloc_arenas
+limit_malloc_arenas()
+ready = threading.Barrier(7)
+done = threading.Event()
+def work():
+    kept = [bytearray(4000) for _ in range(50)]  # above pymalloc's 512 bytes, below malloc's mmap threshold
+    ready.wait()
+    done.wait()
+threads = [threading.Thread(target=work) for _ in range(6)]
+for thread in threads:
+    thread.start()
+ready.wait()
+ctypes.CDLL(None).malloc_stats()  # one "Arena N:" block per arena
+done.set()
+for thread in threads:
+    thread.join()
 """
 # The command line alone (`schoolbot --help`, and every command before it runs): no database, no bot.
 COMMAND_LINE = """
@@ -71,6 +94,20 @@ def test_a_run_that_cannot_start_leaves_the_garbage_collector_on(tmp_path: Path)
 
     assert done.exit_code == 2
     assert gc.isenabled() and gc.get_freeze_count() == 0  # paused for the start only
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc arenas")
+@pytest.mark.parametrize(("setting", "arenas"), [(None, 2), ("3", 3)])
+def test_the_bot_uses_two_malloc_arenas_unless_malloc_arena_max_says_otherwise(
+    setting: str | None, arenas: int
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    if setting is not None:
+        env["MALLOC_ARENA_MAX"] = setting
+    done = subprocess.run(
+        [sys.executable, "-c", ARENAS], capture_output=True, text=True, cwd=ROOT, env=env, check=True
+    )
+    assert done.stderr.count("Arena ") == arenas  # seven threads; without a limit glibc made seven
 
 
 def test_the_head_read_from_the_file_names_is_alembics_head() -> None:
