@@ -16,6 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
+import httpx
 from telegram import (
     BotCommand,
     BotCommandScopeChat,
@@ -32,6 +33,7 @@ from telegram.ext import (
     ContextTypes,
     TypeHandler,
 )
+from telegram.request import HTTPXRequest
 
 from bot.app import App
 from bot.channels.base import ChannelBase, verify_secret, webhook_url
@@ -177,6 +179,9 @@ class TelegramChannel(ChannelBase):
             group_of=album_group,
             album_wait=album_wait,
         )
+        # One TLS context for both of PTB's connections (getUpdates', the rest): each loaded the CA
+        # bundle again, 0.85 MB and 50 ms of the start.
+        tls = httpx.create_ssl_context()
         builder = (
             ApplicationBuilder()
             .token(self.config.token.get_secret_value())
@@ -184,8 +189,14 @@ class TelegramChannel(ChannelBase):
             .base_file_url(self.config.base_file_url)
             # A few connections kept alive, not PTB's 256: httpcore looks at every pooled connection
             # on every request, and with dozens open that bookkeeping cost more than the request.
-            .connection_pool_size(self.config.connections)
-            .pool_timeout(POOL_WAIT)
+            .request(
+                HTTPXRequest(
+                    connection_pool_size=self.config.connections,
+                    pool_timeout=POOL_WAIT,
+                    httpx_kwargs={"verify": tls},
+                )
+            )
+            .get_updates_request(HTTPXRequest(connection_pool_size=1, httpx_kwargs={"verify": tls}))
         )
         builder = builder.concurrent_updates(PerChat(self.config.concurrent_chats))
         outbox = app.settings.outbox
