@@ -4,7 +4,8 @@ out when the process that takes it does not hold the sender lease.
     .venv/bin/python -m bench.crash_bench                          # a 1,000-school wave, 3 alerts; RESULTS.md
     .venv/bin/python -m bench.crash_bench --schools 300 --alerts 2 --no-write
 
-1. `schoolbot run` (A, polling) starts on a fresh SQLite file on the reminder day at 08:00 (the office's
+1. `schoolbot run` (A, polling) starts on a fresh PostgreSQL database (`--pg-url`: a second process on
+   one SQLite file is refused, since issue #18, so C below needs PostgreSQL) on the reminder day at 08:00 (the office's
    zone is picked so that it is 08:xx now, as interactive_bench does); its catch-up sweep makes a
    reminder wave to N schools, sent under Telegram's limits (the fake enforces 30 msg/s, 1/s per chat).
    Once a tenth of the wave has arrived, A is killed with SIGKILL: its sender lease and its claims stay
@@ -40,6 +41,7 @@ from pathlib import Path
 from bench import ROOT, compiled, loopback_only
 from bench.interactive_bench import (
     FIRST_CHAT,
+    PG_DEFAULT,
     START_TIMEOUT,
     STEP_TIMEOUT,
     Chat,
@@ -50,10 +52,12 @@ from bench.interactive_bench import (
     commit,
     config_toml,
     free_port,
+    fresh_database,
     incident_walk,
     load_average,
     local_now,
     make_update,
+    postgres_reason,
     reminder_zone,
     seed,
 )
@@ -126,11 +130,17 @@ async def walk_to_send(chat: Chat, offer: Offer, officer: Chat, begun: bool = Fa
     return officer.times[before] - offered
 
 
-async def run(schools: int, alerts: int, workdir: Path) -> Figures:
-    """One crash and restart in `workdir`; the subprocesses are gone when this returns."""
+async def run(schools: int, alerts: int, workdir: Path, pg_url: str) -> Figures:
+    """One crash and restart in `workdir` on a fresh PostgreSQL database; the subprocesses are gone
+    and the database dropped when this returns."""
+    with fresh_database("postgres", workdir, pg_url, "crash") as url:
+        return await crash(url, schools, alerts, workdir)
+
+
+async def crash(url: str, schools: int, alerts: int, workdir: Path) -> Figures:
+    """A, killed during its wave; B, restarted; C, taking incidents without the lease."""
     zone = reminder_zone(datetime.now(UTC))
     now = local_now(zone)
-    url = f"sqlite:///{workdir / 'crash.db'}"
     await asyncio.to_thread(seed, url, PRINCIPALS, schools, now)
     loop = asyncio.get_running_loop()
     principals = [Chat(TgUser(FIRST_CHAT + i, "Hiệu trưởng", str(i)), loop) for i in range(alerts)]
@@ -238,13 +248,17 @@ def main() -> None:
     parser.add_argument("--alerts", type=int, default=3)
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
+    parser.add_argument("--pg-url", default=PG_DEFAULT, help="a PostgreSQL server's admin database URL")
     args = parser.parse_args()
     loopback_only()
+    reason = postgres_reason(args.pg_url)
+    if reason:
+        raise SystemExit(f"crash_bench needs PostgreSQL (two processes on one database): {reason}")
     compiled()  # as deployed: the restart reads the byte-code, not compile the tree
     command = "python -m bench.crash_bench " + " ".join(sys.argv[1:])
     before = load_average()
     with tempfile.TemporaryDirectory(prefix="schoolbot-crash-") as tmp:
-        figures = asyncio.run(run(args.schools, min(args.alerts, PRINCIPALS), Path(tmp)))
+        figures = asyncio.run(run(args.schools, min(args.alerts, PRINCIPALS), Path(tmp), args.pg_url))
     text = report(figures, command.strip(), (before, load_average()))
     print(text)
     if not args.no_write:
