@@ -221,8 +221,8 @@ def report(f: Figures, command: str, loads: tuple[str, str]) -> str:
 
 `{command}`, run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.
 
-- **Machine:** {machine()}; nproc {len(os.sched_getaffinity(0))}. **Shared:** other work ran on it at
-  the same time (load average {loads[0]} before, {loads[1]} after): the figures are pessimistic.
+- **Machine:** {machine()}; nproc {len(os.sched_getaffinity(0))}. Load average
+  {loads[0]} before, {loads[1]} after (other work on the machine makes the figures pessimistic).
 - **Code measured:** {commit()}
 
 | | figure | target | |
