@@ -168,7 +168,7 @@ class Dispatcher:
         key = f"{msg.channel}:{msg.update_id}" if msg.update_id else ""
         if key and q.seen_before(s, key):
             q.forget_received(s, received)
-            return None
+            return self.still_held(s, msg)
         user = q.touch_user(s, msg.channel, msg.user_id, msg.chat_id, msg.display_name, now, msg.language)
         kept = [Reply.from_payload(p) for p in q.take_kept(s, user.id or 0, now)]
         s.flush()
@@ -191,6 +191,17 @@ class Dispatcher:
         if msg.channel not in self.standby or not msg.update_id or not replies:
             return replies
         return self.outbox.stand_by(s, user, f"reply:{msg.channel}:{msg.update_id}", replies)
+
+    def still_held(self, s: Session, msg: Incoming) -> tuple[list[Reply], list[int]] | None:
+        """An update found handled: None, unless this process handled it and still holds its replies on
+        standby (its unit's COMMIT went through but the answer was lost with the connection, and the
+        unit ran again): then those replies, to send now, in their place in the chat."""
+        if msg.channel not in self.standby:
+            return None
+        rows = q.held_replies(s, f"reply:{msg.channel}:{msg.update_id}"[:100], self.outbox.owner)
+        if not rows:
+            return None
+        return [replace(Reply.from_payload(r.payload), standby=r.id or 0) for r in rows], []
 
     def close_failed(self, msg: Incoming, received: Sequence[int]) -> None:
         """An update whose handling failed is marked handled and leaves the inbox (it is not retried)."""

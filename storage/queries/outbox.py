@@ -260,6 +260,22 @@ def reply_owed(s: Session, period: str) -> bool:
     return s.exec(stmt.limit(1)).first() is not None
 
 
+def held_replies(s: Session, period: str, owner: str) -> list[Outbox]:
+    """The replies to the writer of this update (`reply:<key>`) that `owner` holds on standby, in order:
+    its unit committed, but the commit's answer was lost with the connection and the unit ran again."""
+    stmt = (
+        select(Outbox)
+        .where(
+            col(Outbox.kind) == "reply",
+            col(Outbox.period) == period,
+            col(Outbox.status) == STANDBY,
+            col(Outbox.lease_owner) == owner,
+        )
+        .order_by(col(Outbox.id))
+    )
+    return list(s.exec(stmt))
+
+
 def settle_standby(s: Session, ids: list[int], owner: str) -> int:
     """Standby rows whose reply the channel sent (or dropped, as malformed) go: nothing is left to
     deliver. Only those `owner` still holds; how many."""

@@ -25,6 +25,7 @@ from bot.outbox import REPLY
 from handlers.calendar import FrozenClock
 from handlers.i18n import Catalog
 from handlers.reminders import PRIORITY_ALERT
+from handlers.types import Incoming, Kind
 from storage import holders
 from storage import queries as q
 from storage.db import Database
@@ -308,3 +309,18 @@ def test_the_sender_rescues_the_standby_rows_of_dead_processes_only(app: App) ->
         "ours": q.STANDBY,
         "renewing elsewhere": q.STANDBY,
     }
+
+
+async def test_an_update_run_again_after_its_commit_gets_back_the_replies_still_held(app: App) -> None:
+    # The unit's COMMIT went through but its answer was lost with the connection (PostgreSQL dropped
+    # it): the unit runs again and finds the update handled. The replies it wrote on standby, not yet
+    # sent, come back to be sent in their place; nothing comes back once they are settled.
+    app.dispatcher.standby.add("telegram")
+    msg = Incoming("telegram", "7001", "7001", Kind.COMMAND, command="help", update_id="55")
+    first = await app.dispatcher.handle(msg)
+    held = [r.standby for r in first]
+    assert first and all(held)
+    again = await app.dispatcher.handle(msg)
+    assert [(r.text, r.standby) for r in again] == [(r.text, r.standby) for r in first]
+    await app.outbox.settle(held)
+    assert await app.dispatcher.handle(msg) == []
