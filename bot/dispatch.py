@@ -24,7 +24,7 @@ from handlers.i18n import Catalog
 from handlers.router import Router
 from handlers.types import Context, Fetcher, Incoming, Kind, Media, Reply, numbered
 from storage import queries as q
-from storage.db import UNIT_THREADS, Database
+from storage.db import UNIT_THREADS, Database, running_again
 from storage.errors import FetchError, Redelivered, TooLarge
 from storage.media import MediaStore
 from storage.models import User
@@ -193,10 +193,12 @@ class Dispatcher:
         return self.outbox.stand_by(s, user, f"reply:{msg.channel}:{msg.update_id}", replies)
 
     def still_held(self, s: Session, msg: Incoming) -> tuple[list[Reply], list[int]] | None:
-        """An update found handled: None, unless this process handled it and still holds its replies on
-        standby (its unit's COMMIT went through but the answer was lost with the connection, and the
-        unit ran again): then those replies, to send now, in their place in the chat."""
-        if msg.channel not in self.standby:
+        """An update found handled: None, unless this is its unit run again (`running_again`: its first
+        run's COMMIT went through but the answer was lost with the connection) and this process still
+        holds its replies on standby: then those replies, to send now, in their place in the chat.
+        Found handled otherwise (a second claim of an update still in hand here), its replies are being
+        sent by the first handling, and are not taken."""
+        if msg.channel not in self.standby or not running_again():  # elsewhere they are being sent
             return None
         rows = q.held_replies(s, f"reply:{msg.channel}:{msg.update_id}"[:100], self.outbox.owner)
         if not rows:

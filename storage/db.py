@@ -32,6 +32,7 @@ _open: ContextVar[bool] = ContextVar("schoolbot_session_open", default=False)
 # The transaction of the update being handled (`Database.unit`): sessions opened inside it join it.
 _unit: ContextVar[Session | None] = ContextVar("schoolbot_unit", default=None)
 # How SQLite transactions begin: IMMEDIATE (the write lock up front) unless a unit reads first.
+_again: ContextVar[bool] = ContextVar("schoolbot_again", default=False)  # `Database.again` running
 _begin: ContextVar[str] = ContextVar("schoolbot_begin", default="BEGIN IMMEDIATE")
 LOCK_WAIT = 15.0  # seconds a SQLite transaction waits for this process's other one (as busy_timeout)
 # PostgreSQL: a unit whose connection was lost (a restart, pg_terminate_backend) or that lost a
@@ -208,17 +209,18 @@ class Database:
     def again(self, work: Callable[[Session], T], first: DBAPIError) -> T:
         """`work` run again after a transient PostgreSQL failure, pausing longer each time."""
         failure: DBAPIError = first
-        for pause in RETRY_PAUSES:
-            log.warning("a transaction failed (%s); running it again", reason(failure))
-            time.sleep(pause)
-            try:
-                with self.unit() as s:
-                    return work(s)
-            except DBAPIError as exc:
-                if not transient(exc):
-                    raise
-                failure = exc
-        raise failure
+        with rerun():
+            for pause in RETRY_PAUSES:
+                log.warning("a transaction failed (%s); running it again", reason(failure))
+                time.sleep(pause)
+                try:
+                    with self.unit() as s:
+                        return work(s)
+                except DBAPIError as exc:
+                    if not transient(exc):
+                        raise
+                    failure = exc
+            raise failure
 
     def claim_session(self) -> Session:
         """A transaction left open for its caller to commit or close (a claim on the shared inbox,
@@ -291,6 +293,22 @@ def reason(exc: BaseException) -> str:
     """An error's first line; for a database error, the driver's (no statement, no parameters)."""
     text = str(getattr(exc, "orig", None) or exc).strip()
     return (text.splitlines() or [type(exc).__name__])[0]
+
+
+@contextmanager
+def rerun() -> Iterator[None]:
+    """What runs inside is a unit run again after a transient failure (`running_again`)."""
+    token = _again.set(True)
+    try:
+        yield
+    finally:
+        _again.reset(token)
+
+
+def running_again() -> bool:
+    """Whether this unit is a run again after a transient failure (`Database.again`): its first run may
+    have committed, the answer lost with the connection."""
+    return _again.get()
 
 
 def in_unit_now() -> bool:
