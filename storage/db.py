@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sqlalchemy import Engine, Insert, Select, Table, create_engine, event, true
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlmodel import Session, SQLModel
 
 from storage.errors import StartFailed
@@ -280,7 +280,9 @@ def joined(unit: Session) -> Iterator[Session]:
         yield unit
         unit.flush()
     except BaseException:
-        with contextlib.suppress(DBAPIError):  # a lost connection: the unit fails as a whole anyway
+        # A lost connection (or one SQLAlchemy has invalidated): the unit fails as a whole anyway, with
+        # the error that broke it (a transient one is run again, `in_unit`), not this one.
+        with contextlib.suppress(SQLAlchemyError):
             conn.exec_driver_sql("ROLLBACK TO SAVEPOINT block")
             conn.exec_driver_sql("RELEASE SAVEPOINT block")
         unit.expunge_all()
