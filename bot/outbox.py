@@ -278,6 +278,27 @@ class Faults:
             log.info("%s answers again (%d call(s) had failed)", channel, self.failing.pop(channel))
 
 
+def lane_rows(
+    user: User, kind: str, source: str, replies: list[Reply], now: datetime
+) -> list[dict[str, Any]]:
+    """One update's messages to `user` as rows on the priority lane, sent even in quiet hours, keyed by
+    the update (`source`) and each one's place, so a redelivered update adds nothing."""
+    return [
+        q.pending_row(
+            user,
+            kind,
+            source[:100],
+            str(index),
+            reply.to_payload(),
+            now,
+            school_id=None,
+            priority=PRIORITY_ALERT,
+            quiet=False,
+        )
+        for index, reply in enumerate(replies)
+    ]
+
+
 class Outbox:
     """The outbox as the app sees it: enqueue, deliver now or wake the sender, run the sender."""
 
@@ -347,20 +368,10 @@ class Outbox:
         with self.db.session() as s:
             users = {u.id: u for u in (s.get(User, uid) for uid in by_user) if u is not None}
             rows = [
-                q.pending_row(
-                    users[uid],
-                    kind,
-                    source[:100],
-                    str(index),
-                    reply.to_payload(),
-                    now,
-                    school_id=None,
-                    priority=PRIORITY_ALERT,
-                    quiet=False,
-                )
+                row
                 for uid, replies in by_user.items()
                 if uid in users
-                for index, reply in enumerate(replies)
+                for row in lane_rows(users[uid], kind, source, replies, now)
             ]
             q.enqueue(s, rows)
             keys = {(r["user_id"], r["step"]) for r in rows}
@@ -435,21 +446,7 @@ class Outbox:
         now = self.clock.now()
         until = now + timedelta(seconds=self.config.sender_lease_seconds)
         held = {"status": q.STANDBY, "lease_owner": self.owner, "lease_until": until}
-        rows = [
-            q.pending_row(
-                user,
-                REPLY,
-                source[:100],
-                str(index),
-                reply.to_payload(),
-                now,
-                school_id=None,
-                priority=PRIORITY_ALERT,
-                quiet=False,
-            )
-            | held
-            for index, reply in enumerate(replies)
-        ]
+        rows = [row | held for row in lane_rows(user, REPLY, source, replies, now)]
         made = q.stand_by(s, rows)
         self.stood_by = True
         return [replace(reply, standby=made.get(str(index), 0)) for index, reply in enumerate(replies)]

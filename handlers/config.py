@@ -42,6 +42,9 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+Hold = Annotated[float, Field(ge=0.0, le=600.0)]  # a test's pause, in seconds (0: none)
+
+
 class ChannelSettings(Section):
     """What every platform connection has: a token, polling or a webhook, how many chats at once."""
 
@@ -60,10 +63,10 @@ class ChannelSettings(Section):
     connections: int = Field(default=8, ge=1, le=256)
     # Tests only: seconds each stored update waits before it is handled (0: none), so that a test can
     # kill the process between storing an update and handling it.
-    hold_seconds: float = Field(default=0.0, ge=0.0, le=600.0)
+    hold_seconds: Hold = 0.0
     # Tests only: seconds the writer's replies wait after the update's commit, before they are sent
     # (0: none), so that a test can kill the process between the two.
-    hold_reply_seconds: float = Field(default=0.0, ge=0.0, le=600.0)
+    hold_reply_seconds: Hold = 0.0
 
     @model_validator(mode="after")
     def _webhook_needs(self) -> Self:
