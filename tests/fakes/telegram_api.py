@@ -430,6 +430,8 @@ class FakeBotAPI(LoopbackServer):
                     if failure.times <= 0:
                         del self._state.failures[name]
                 return _error(failure.status, failure.description, failure.parameters)
+            if name in SEND_METHODS and not params.get("chat_id"):  # as Telegram: a request cut short
+                return _error(400, "Bad Request: chat_id is empty")  # (its sender killed) sends nothing
             if name in SEND_METHODS and str(params.get("chat_id")) in self._state.blocked:
                 return _error(403, "Forbidden: bot was blocked by the user")
             if name in SEND_METHODS and str(params.get("chat_id")) in self._state.gone:
