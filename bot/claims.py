@@ -37,6 +37,7 @@ from typing import Any
 
 from sqlmodel import Session
 
+from bot.outbox import reply_source
 from bot.workers import Workers
 from storage import queries as q
 from storage.db import CLAIMS, Database, reason
@@ -219,7 +220,8 @@ class Claims:
     def owed(self, key: str) -> bool:
         """On a worker thread: whether the reply to the stored update `key` is still to be sent."""
         with self.db.reading() as s:
-            return q.reply_owed(s, f"reply:{key}"[:100])
+            channel, _, update_id = key.partition(":")
+            return q.reply_owed(s, reply_source(channel, update_id))
 
     def gather(self, claim: Claim, group: str) -> None:
         """On a worker thread: the album's parts stored after its first, in the chat's order."""

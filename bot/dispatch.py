@@ -16,7 +16,7 @@ from sqlmodel import Session
 from bot.claims import handled_elsewhere
 from bot.logs import log_ids
 from bot.metrics import Metrics
-from bot.outbox import Outbox
+from bot.outbox import Outbox, reply_source
 from bot.workers import Workers
 from handlers.calendar import Clock
 from handlers.config import Settings
@@ -190,7 +190,7 @@ class Dispatcher:
         twice: sent, then killed before its row was settled). Elsewhere (the console) as they are."""
         if msg.channel not in self.standby or not msg.update_id or not replies:
             return replies
-        return self.outbox.stand_by(s, user, f"reply:{msg.channel}:{msg.update_id}", replies)
+        return self.outbox.stand_by(s, user, reply_source(msg.channel, msg.update_id), replies)
 
     def still_held(self, s: Session, msg: Incoming) -> tuple[list[Reply], list[int]] | None:
         """An update found handled: None, unless this is its unit run again (`running_again`: its first
@@ -200,7 +200,7 @@ class Dispatcher:
         sent by the first handling, and are not taken."""
         if msg.channel not in self.standby or not running_again():  # elsewhere they are being sent
             return None
-        rows = q.held_replies(s, f"reply:{msg.channel}:{msg.update_id}"[:100], self.outbox.owner)
+        rows = q.held_replies(s, reply_source(msg.channel, msg.update_id), self.outbox.owner)
         if not rows:
             return None
         return [replace(Reply.from_payload(r.payload), standby=r.id or 0) for r in rows], []

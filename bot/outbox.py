@@ -278,6 +278,11 @@ class Faults:
             log.info("%s answers again (%d call(s) had failed)", channel, self.failing.pop(channel))
 
 
+def reply_source(channel: str, update_id: str) -> str:
+    """The key of the replies to one update's writer, as their outbox rows hold it (`period`)."""
+    return f"reply:{channel}:{update_id}"[:100]
+
+
 def lane_rows(
     user: User, kind: str, source: str, replies: list[Reply], now: datetime
 ) -> list[dict[str, Any]]:
@@ -395,7 +400,7 @@ class Outbox:
         as blocked at once, with every other message waiting for them, and kept for when they write
         again; one line in the log. The update is in the rows' key, so a redelivered update adds
         nothing. [] (and an error in the log) when the writer has no account to hold them."""
-        source = f"reply:{channel}:{update_id or secrets.token_hex(8)}"
+        source = reply_source(channel, update_id or secrets.token_hex(8))
         with self.db.session() as s:
             user = q.get_user(s, channel, external_id)
             user_id = user.id if user is not None else None
