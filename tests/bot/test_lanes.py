@@ -84,6 +84,29 @@ async def test_a_burst_of_replies_meeting_429s_all_arrive_in_order(
         assert texts_to(api, person) == expected
 
 
+async def test_replies_beyond_the_connections_wait_their_turn_and_all_arrive(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Twelve people write at once to a slow Telegram over two connections: at most two requests are
+    in flight at a time (the rest wait in front of the pool, telegram.connections), and every reply
+    arrives."""
+    people = [TgUser(7100 + n, f"Người {n}", "Thử") for n in range(12)]
+    with FakeBotAPI() as api:
+        api.slow("sendMessage", 0.05)
+        settings = settings_for(tmp_path, api, database_url)
+        settings = settings.model_copy(
+            update={"telegram": settings.telegram.model_copy(update={"connections": 2})}
+        )
+        with open_app(settings, FrozenClock(CLOCK)) as app:
+            t = app.catalog.translator("vi")
+            async with running(app) as channel:
+                api.push_update(*[text_update(p, "/help") for p in people])
+                await until(lambda: all(api.sent_to(p.id) for p in people), "every reply", WAIT)
+                assert channel.handled == 12
+        assert 1 <= api.peak_requests <= 2
+        assert all(texts_to(api, p) == [t("help.guest")] for p in people)
+
+
 async def test_a_reply_that_cannot_go_becomes_an_outbox_row_and_is_sent_later(
     tmp_path: Path, database_url: str, api: FakeBotAPI, caplog: pytest.LogCaptureFixture
 ) -> None:

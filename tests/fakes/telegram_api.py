@@ -248,6 +248,8 @@ class _State:
     gone: set[str] = field(default_factory=set)
     files: dict[str, tuple[str, bytes]] = field(default_factory=dict)
     delays: dict[str, float] = field(default_factory=dict)
+    in_flight: int = 0  # requests being answered now, long polls apart
+    peak: int = 0  # the most ever answered at once, long polls apart
     closing: bool = False
 
 
@@ -397,6 +399,12 @@ class FakeBotAPI(LoopbackServer):
         return out
 
     @property
+    def peak_requests(self) -> int:
+        """The most requests (long polls apart) this fake was answering at one time."""
+        with self._cond:
+            return self._state.peak
+
+    @property
     def pending_updates(self) -> int:
         """Updates not yet confirmed by an offset."""
         with self._cond:
@@ -406,11 +414,20 @@ class FakeBotAPI(LoopbackServer):
 
     def handle(self, token: str, method: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """Answer one Bot API call: (HTTP status, JSON body)."""
+        polling = method.lower() == "getupdates"
         with self._cond:
             delay = self._state.delays.get(method.lower(), 0.0)
-        if delay:
-            time.sleep(delay)
-        status, body = self._answer(token, method, params)
+            if not polling:
+                self._state.in_flight += 1
+                self._state.peak = max(self._state.peak, self._state.in_flight)
+        try:
+            if delay:
+                time.sleep(delay)
+            status, body = self._answer(token, method, params)
+        finally:
+            if not polling:
+                with self._cond:
+                    self._state.in_flight -= 1
         if status == 200 and method.lower().startswith("send"):
             shown(params.get("text"), params.get("caption"))  # scanned by tests/conftest.py
         with self._cond:

@@ -19,6 +19,7 @@ from telegram.error import NetworkError as TgNetworkError
 from telegram.error import RetryAfter as TgRetryAfter
 from telegram.error import TimedOut as TgTimedOut
 from telegram.ext import BaseRateLimiter
+from telegram.request import HTTPXRequest, RequestData
 from telegram.warnings import PTBDeprecationWarning
 
 from bot.channels.base import GONE_WORDS
@@ -80,6 +81,49 @@ MESSAGE_ENDPOINTS = frozenset(
 NOT_RETRIED = frozenset({"sendChatAction"})  # a late "typing..." is worth nothing
 BACKOFF = 0.25  # a reply that met a 5xx or a network error goes again after 0.25, 0.5, 1... seconds
 BACKOFF_CAP = 5.0
+
+
+POOL_WAIT = 30.0  # seconds a request may wait for a free connection (telegram.connections) before failing
+
+
+class GatedRequest(HTTPXRequest):
+    """PTB's httpx request whose requests queue in front of the connection pool, not inside it.
+
+    httpcore looks at every queued request and every connection each time a request comes or goes,
+    so 200 replies waiting inside a pool of 8 cost more CPU than sending them. Here at most
+    `connections` requests are in the pool at once; the rest wait their turn on a semaphore (at most
+    POOL_WAIT seconds, then PTB's own pool time-out error).
+    """
+
+    def __init__(self, connections: int, **httpx_kwargs: Any) -> None:
+        super().__init__(connection_pool_size=connections, pool_timeout=POOL_WAIT, httpx_kwargs=httpx_kwargs)
+        self.gate = asyncio.Semaphore(connections)
+
+    async def do_request(
+        self,
+        url: str,
+        method: str,
+        request_data: RequestData | None = None,
+        read_timeout: Any = HTTPXRequest.DEFAULT_NONE,
+        write_timeout: Any = HTTPXRequest.DEFAULT_NONE,
+        connect_timeout: Any = HTTPXRequest.DEFAULT_NONE,
+        pool_timeout: Any = HTTPXRequest.DEFAULT_NONE,
+    ) -> tuple[int, bytes]:
+        """The request once a connection is free for it."""
+        if self.gate.locked():
+            try:
+                async with asyncio.timeout(POOL_WAIT):
+                    await self.gate.acquire()
+            except TimeoutError as exc:
+                raise TgTimedOut("Pool timeout: every connection to Telegram stayed busy") from exc
+        else:
+            await self.gate.acquire()
+        try:
+            return await super().do_request(
+                url, method, request_data, read_timeout, write_timeout, connect_timeout, pool_timeout
+            )
+        finally:
+            self.gate.release()
 
 
 class Budget(Protocol):

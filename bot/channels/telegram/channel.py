@@ -37,7 +37,7 @@ from telegram.request import HTTPXRequest
 
 from bot.app import App
 from bot.channels.base import ChannelBase, verify_secret, webhook_url
-from bot.channels.telegram.api import OUTBOX_SEND, Lanes, channel_error
+from bot.channels.telegram.api import OUTBOX_SEND, GatedRequest, Lanes, channel_error
 from bot.channels.telegram.wire import (
     CHANNEL,
     MAX_ALBUM,
@@ -68,7 +68,6 @@ SECRET_HEADER = "x-telegram-bot-api-secret-token"
 ALLOWED_UPDATES = ("message", "edited_message", "callback_query", "my_chat_member")
 UPLOAD_LIMIT = 50 * 1024 * 1024  # what a bot may send through the cloud Bot API
 ANSWERED = "schoolbot_answered"  # set in a stored update whose button press the webhook's answer answered
-POOL_WAIT = 30.0  # seconds a request may wait for a free connection (telegram.connections) before failing
 POLLING = "Telegram getUpdates"  # a fault of polling, logged once (Outbox.faults), apart from sending
 # Loggers whose records can carry the token: httpx logs request URLs (INFO), PTB's Bot logs its
 # base URLs (DEBUG). A logger's own filters see only the records made on it, hence the list.
@@ -188,14 +187,9 @@ class TelegramChannel(ChannelBase):
             .base_url(self.config.base_url)
             .base_file_url(self.config.base_file_url)
             # A few connections kept alive, not PTB's 256: httpcore looks at every pooled connection
-            # on every request, and with dozens open that bookkeeping cost more than the request.
-            .request(
-                HTTPXRequest(
-                    connection_pool_size=self.config.connections,
-                    pool_timeout=POOL_WAIT,
-                    httpx_kwargs={"verify": tls},
-                )
-            )
+            # (and every request queued in the pool) on every request; that bookkeeping cost more
+            # than the request. The requests beyond them wait in front of the pool (GatedRequest).
+            .request(GatedRequest(self.config.connections, verify=tls))
             .get_updates_request(HTTPXRequest(connection_pool_size=1, httpx_kwargs={"verify": tls}))
         )
         builder = builder.concurrent_updates(PerChat(self.config.concurrent_chats))
