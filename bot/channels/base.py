@@ -14,7 +14,8 @@ import asyncio
 import hmac
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
 
@@ -91,6 +92,32 @@ class WebhookConfig(Protocol):
     def url_path(self) -> str:
         """The path the platform posts to."""
         ...
+
+
+POOL_WAIT = 30.0  # seconds a request may wait for a free connection (connections) before failing
+
+
+class Gate:
+    """At most `connections` requests to a platform at once; the rest wait their turn here, in front of
+    httpx's connection pool rather than inside it (httpcore looks at every request waiting in the pool
+    each time one starts or ends: with hundreds of replies waiting, that cost more CPU than sending).
+    A request that waits POOL_WAIT seconds without a turn fails with `TimeoutError`."""
+
+    def __init__(self, connections: int) -> None:
+        self.turns = asyncio.Semaphore(connections)
+
+    @asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        """Hold one of the connections for the block."""
+        if self.turns.locked():
+            async with asyncio.timeout(POOL_WAIT):
+                await self.turns.acquire()
+        else:
+            await self.turns.acquire()
+        try:
+            yield
+        finally:
+            self.turns.release()
 
 
 def verify_secret(given: str, expected: str) -> bool:

@@ -22,7 +22,7 @@ from telegram.ext import BaseRateLimiter
 from telegram.request import HTTPXRequest, RequestData
 from telegram.warnings import PTBDeprecationWarning
 
-from bot.channels.base import GONE_WORDS
+from bot.channels.base import GONE_WORDS, POOL_WAIT, Gate
 from storage.errors import (
     Blocked,
     ChannelError,
@@ -83,21 +83,12 @@ BACKOFF = 0.25  # a reply that met a 5xx or a network error goes again after 0.2
 BACKOFF_CAP = 5.0
 
 
-POOL_WAIT = 30.0  # seconds a request may wait for a free connection (telegram.connections) before failing
-
-
 class GatedRequest(HTTPXRequest):
-    """PTB's httpx request whose requests queue in front of the connection pool, not inside it.
-
-    httpcore looks at every queued request and every connection each time a request comes or goes,
-    so 200 replies waiting inside a pool of 8 cost more CPU than sending them. Here at most
-    `connections` requests are in the pool at once; the rest wait their turn on a semaphore (at most
-    POOL_WAIT seconds, then PTB's own pool time-out error).
-    """
+    """PTB's httpx request with its requests queued in front of the connection pool (`Gate`)."""
 
     def __init__(self, connections: int, **httpx_kwargs: Any) -> None:
         super().__init__(connection_pool_size=connections, pool_timeout=POOL_WAIT, httpx_kwargs=httpx_kwargs)
-        self.gate = asyncio.Semaphore(connections)
+        self.gate = Gate(connections)
 
     async def do_request(
         self,
@@ -109,21 +100,14 @@ class GatedRequest(HTTPXRequest):
         connect_timeout: Any = HTTPXRequest.DEFAULT_NONE,
         pool_timeout: Any = HTTPXRequest.DEFAULT_NONE,
     ) -> tuple[int, bytes]:
-        """The request once a connection is free for it."""
-        if self.gate.locked():
-            try:
-                async with asyncio.timeout(POOL_WAIT):
-                    await self.gate.acquire()
-            except TimeoutError as exc:
-                raise TgTimedOut("Pool timeout: every connection to Telegram stayed busy") from exc
-        else:
-            await self.gate.acquire()
+        """The request once a connection is free for it (PTB's pool time-out error after POOL_WAIT)."""
         try:
-            return await super().do_request(
-                url, method, request_data, read_timeout, write_timeout, connect_timeout, pool_timeout
-            )
-        finally:
-            self.gate.release()
+            async with self.gate.turn():
+                return await super().do_request(
+                    url, method, request_data, read_timeout, write_timeout, connect_timeout, pool_timeout
+                )
+        except TimeoutError as exc:
+            raise TgTimedOut("Pool timeout: every connection to Telegram stayed busy") from exc
 
 
 class Budget(Protocol):

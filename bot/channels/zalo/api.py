@@ -4,11 +4,12 @@ our typed errors (storage.errors' ChannelError subclasses), and photo downloads 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import httpx
 
-from bot.channels.base import GONE_WORDS
+from bot.channels.base import GONE_WORDS, Gate
 from storage.errors import (
     ChannelError,
     FetchError,
@@ -102,10 +103,13 @@ def transient(exc: BaseException) -> bool:
 class ZaloAPI:
     """Calls `<base_url>/bot<token>/<method>` with a JSON body; returns `result` or raises."""
 
-    def __init__(self, base_url: str, token: str, client: httpx.AsyncClient) -> None:
+    def __init__(
+        self, base_url: str, token: str, client: httpx.AsyncClient, gate: Gate | None = None
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.client = client
+        self.gate = gate  # the client's connections, waited for in front of its pool (bot/channels/base.py)
 
     def clean(self, text: str) -> str:
         """`text` without the token."""
@@ -118,8 +122,9 @@ class ZaloAPI:
         url = f"{self.base_url}/bot{self.token}/{method}"
         wait: Any = httpx.USE_CLIENT_DEFAULT if timeout is None else timeout
         try:
-            response = await self.client.post(url, json=params or {}, timeout=wait)
-        except httpx.TimeoutException as exc:
+            async with self.gate.turn() if self.gate is not None else contextlib.nullcontext():
+                response = await self.client.post(url, json=params or {}, timeout=wait)
+        except (httpx.TimeoutException, TimeoutError) as exc:
             raise NetworkTimeout(f"{method}: timed out ({type(exc).__name__})") from None
         except httpx.HTTPError as exc:
             raise NetworkError(self.clean(f"{method}: {type(exc).__name__}: {exc}")) from None

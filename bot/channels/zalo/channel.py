@@ -32,7 +32,7 @@ from typing import Any
 import httpx
 
 from bot.app import App
-from bot.channels.base import ChannelBase, verify_secret, webhook_url
+from bot.channels.base import ChannelBase, Gate, verify_secret, webhook_url
 from bot.channels.turns import ChatTurns
 from bot.channels.zalo.api import (
     PhotoTooLarge,
@@ -146,7 +146,7 @@ class ZaloChannel(ChannelBase):
         self.files = httpx.AsyncClient(
             transport=transport, timeout=self.timing.fetch_timeout, follow_redirects=True, max_redirects=5
         )
-        self.api = ZaloAPI(self.config.base_url, token, self.client)
+        self.api = ZaloAPI(self.config.base_url, token, self.client, Gate(connections))
         self.budget = MonthlyBudget(
             self.config.monthly_budget or None, app.clock, store=DbBudgetStore(app.db)
         )
