@@ -18,6 +18,7 @@ from telegram import Update
 
 from bot.app import App
 from bot.channels.telegram import TelegramChannel, split_text, to_incoming
+from bot.channels.telegram.wire import keyboard
 from bot.config import Settings, TelegramSettings, load_settings
 from bot.run import attached
 from handlers.types import Choice, Kind, Reply
@@ -666,6 +667,26 @@ async def test_a_rejected_token_is_a_config_error_that_does_not_quote_it(
     assert wrong not in caplog.text and wrong.partition(":")[2] not in caplog.text
     assert "telegram" not in demo.dispatcher.senders
     assert [c.status for c in api.calls] == [401]
+
+
+# ---- keyboards ------------------------------------------------------------------------------------
+
+
+def test_buttons_with_data_over_64_bytes_are_left_out_and_keyboards_are_built_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    long = "x" * 65
+    reply = Reply("Chọn", ((Choice("Có", "f:yes"), Choice("Quá dài", long)), (Choice("Chỉ dài", long),)))
+
+    markup = keyboard(reply)
+    again = keyboard(Reply("Chọn lại", reply.choices))
+
+    assert markup is not None
+    assert [[b.callback_data for b in row] for row in markup.inline_keyboard] == [["f:yes"]]
+    assert again is markup  # the same choices, the same (immutable) keyboard
+    assert "callback data is 65 bytes" in caplog.text
+    assert keyboard(Reply("Không nút")) is None
+    assert keyboard(Reply("Chỉ nút dài", ((Choice("Dài", long),),))) is None
 
 
 # ---- to_incoming -----------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from functools import lru_cache
 from typing import Any
 
 from telegram import (
@@ -135,18 +136,25 @@ def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
 
 def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
     """The reply's choices as inline buttons; data over 64 bytes is logged and left out."""
-    rows = []
-    for row in reply.choices:
+    return markup_of(tuple(tuple((c.label, c.value) for c in row) for row in reply.choices))
+
+
+@lru_cache(maxsize=1024)
+def markup_of(rows: tuple[tuple[tuple[str, str], ...], ...]) -> InlineKeyboardMarkup | None:
+    """The inline keyboard of these (label, data) rows, built once: a form shows the same few keyboards
+    to every principal, and PTB's objects are immutable, so one can go with every message."""
+    built = []
+    for row in rows:
         buttons = []
-        for choice in row:
-            size = len(choice.value.encode("utf-8"))
+        for label, value in row:
+            size = len(value.encode("utf-8"))
             if not 1 <= size <= MAX_CALLBACK_BYTES:
-                log.error("button %r left out: callback data is %d bytes", choice.label, size)
+                log.error("button %r left out: callback data is %d bytes", label, size)
                 continue
-            buttons.append(InlineKeyboardButton(choice.label, callback_data=choice.value))
+            buttons.append(InlineKeyboardButton(label, callback_data=value))
         if buttons:
-            rows.append(buttons)
-    return InlineKeyboardMarkup(rows) if rows else None
+            built.append(buttons)
+    return InlineKeyboardMarkup(built) if built else None
 
 
 def chat_ref(chat_id: str | int) -> int | str:
