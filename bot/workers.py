@@ -27,6 +27,15 @@ SPARE_THREADS = 4  # threads for what the units hand to `asyncio.to_thread`, all
 _thread = threading.local()  # a worker thread's own loop (`Workers.own_loop`)
 
 
+def tracked(loop: asyncio.AbstractEventLoop, coroutine: Any, /, **options: Any) -> asyncio.Task[Any]:
+    """A worker loop's task factory: the task, remembered in its thread's set until it is done."""
+    task: asyncio.Task[Any] = asyncio.Task(coroutine, loop=loop, **options)
+    started: set[asyncio.Task[Any]] = _thread.tasks
+    started.add(task)
+    task.add_done_callback(started.discard)
+    return task
+
+
 class Workers:
     """A bounded pool of threads; each thread keeps one asyncio loop for the coroutines it runs."""
 
@@ -37,10 +46,13 @@ class Workers:
         self.pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix=name, initializer=self.own_loop)
 
     def own_loop(self) -> None:
-        """On a new worker thread: the loop its coroutines run on (`loop_run`), kept for its life."""
+        """On a new worker thread: the loop its coroutines run on (`loop_run`), kept for its life, with
+        the tasks started on it kept in view (`tracked`)."""
         loop = asyncio.new_event_loop()
         loop.set_default_executor(self.spare)
+        loop.set_task_factory(tracked)
         _thread.loop = loop
+        _thread.tasks = set()
         self.loops.append(loop)  # list.append is atomic: threads start one at a time anyway
 
     async def run(self, work: Callable[[], T]) -> T:
@@ -63,7 +75,9 @@ class Workers:
         try:
             return loop.run_until_complete(coroutine)
         finally:
-            left = asyncio.all_tasks(loop)
+            # The thread's own unfinished tasks (asyncio.all_tasks looks at every task of the process,
+            # the bot loop's hundreds included, on every update).
+            left = [task for task in _thread.tasks if not task.done()]
             for task in left:
                 task.cancel()
             if left:
