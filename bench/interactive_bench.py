@@ -103,8 +103,11 @@ Listener = Callable[[float, str, dict[str, Any], Any], None]
 class RecordingAPI(FakeBotAPI):
     """FakeBotAPI that tells each principal's listener of every message to its chat as it arrives."""
 
-    def __init__(self, limits: FloodLimits | None = None, principals: set[str] | None = None) -> None:
+    def __init__(
+        self, limits: FloodLimits | None = None, principals: set[str] | None = None, rtt: float = 0.0
+    ) -> None:
         super().__init__(limits=limits, keep_alive=True)  # as Telegram keeps them
+        self.rtt = rtt  # seconds of network each request but getUpdates spends (half each way)
         self.listeners: dict[str, Listener] = {}
         self.principals = principals or set()
         self.count_lock = threading.Lock()
@@ -114,8 +117,11 @@ class RecordingAPI(FakeBotAPI):
 
     def handle(self, token: str, method: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """Answer as the fake does, then record the reply with the moment it arrived."""
-        status, body = super().handle(token, method, params)
         name = method.lower()
+        away = self.rtt / 2 if name != "getupdates" else 0.0
+        if away:
+            time.sleep(away)  # on its way here (a thread per connection: the others go on)
+        status, body = super().handle(token, method, params)
         if status == 429:
             with self.count_lock:
                 self.too_many += 1
@@ -130,6 +136,8 @@ class RecordingAPI(FakeBotAPI):
                     self.others += 1
                     if chat.isdigit() and int(chat) >= FIRST_CHAT:
                         self.wave.append(now)
+        if away:
+            time.sleep(away)  # the answer on its way back
         return status, body
 
 
@@ -537,8 +545,9 @@ class Run:
 class Bench:
     """The matrix's shared state: the principal count, the work folder, the calibrated walk."""
 
-    def __init__(self, principals: int, workdir: Path, pg_url: str) -> None:
+    def __init__(self, principals: int, workdir: Path, pg_url: str, rtt: float = 0.0) -> None:
         self.principals = principals
+        self.rtt = rtt
         self.workdir = workdir
         self.pg_url = pg_url
         self.walk = incident_walk()
@@ -553,7 +562,7 @@ class Bench:
         chatting = max(self.principals, BURST_PRINCIPALS) if r.scenario == "burst" else self.principals
         users = [TgUser(FIRST_CHAT + i, "Hiệu trưởng", str(i)) for i in range(chatting + 1)]
         limits = FloodLimits() if r.scenario == "burst" else None
-        api = RecordingAPI(limits=limits, principals={str(u.id) for u in users}).start()
+        api = RecordingAPI(limits=limits, principals={str(u.id) for u in users}, rtt=self.rtt).start()
         port = free_port()
         try:
             if r.bot == "schoolbot":
@@ -871,7 +880,7 @@ async def matrix(
             print(f"PostgreSQL skipped: {reason}", flush=True)
             skipped.append(f"PostgreSQL ({reason})")
             dbs.remove("postgres")
-    bench = Bench(args.principals, workdir, args.pg_url)
+    bench = Bench(args.principals, workdir, args.pg_url, args.rtt)
     runs = [Run("schoolbot", s, m, d) for s in scenarios for m in modes for d in dbs]
     if not args.no_echo:
         runs += [Run("echo", s, m) for s in scenarios if s != "wave" for m in modes]
@@ -913,6 +922,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     parser.add_argument("--no-echo", action="store_true", help="schoolbot only (while working on it)")
+    parser.add_argument(
+        "--rtt",
+        type=float,
+        default=0.0,
+        help="seconds each Bot API request spends on the network (0: loopback)",
+    )
     parser.add_argument(
         "--keep", type=Path, help="work in this folder and keep it (logs, configs, SQLite files)"
     )

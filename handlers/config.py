@@ -59,7 +59,8 @@ class ChannelSettings(Section):
     secret_token: SecretStr = SecretStr("")
     # Updates of this many chats are handled at once; each chat's own updates stay in order.
     concurrent_chats: int = Field(default=32, ge=1, le=512)
-    # HTTP connections kept open to the platform's API; a request finding them all busy waits its turn.
+    # Requests to the platform's API at once (each its own connection; bot/channels/base.py keeps a few
+    # open while idle); a request finding them all busy waits its turn.
     connections: int = Field(default=8, ge=1, le=256)
     # Tests only: seconds each stored update waits before it is handled (0: none), so that a test can
     # kill the process between storing an update and handling it.
@@ -90,6 +91,9 @@ class TelegramSettings(ChannelSettings):
     base_file_url: str = "https://api.telegram.org/file/bot"
     port: int = Field(default=8443, ge=1, le=65535)
     url_path: str = "telegram"
+    # Telegram's Bot API is about 200 ms from Vietnam: each connection carries about five requests a
+    # second, and the 08:00 peak needs some 170 (a reply and a button's answer for each of 100 updates).
+    connections: int = Field(default=32, ge=1, le=256)
 
 
 class ZaloSettings(ChannelSettings):

@@ -22,7 +22,7 @@ from telegram.ext import BaseRateLimiter
 from telegram.request import HTTPXRequest, RequestData
 from telegram.warnings import PTBDeprecationWarning
 
-from bot.channels.base import GONE_WORDS, POOL_WAIT, Gate
+from bot.channels.base import GONE_WORDS, POOL_WAIT, Gate, pool_limits
 from storage.errors import (
     Blocked,
     ChannelError,
@@ -87,7 +87,11 @@ class GatedRequest(HTTPXRequest):
     """PTB's httpx request with its requests queued in front of the connection pool (`Gate`)."""
 
     def __init__(self, connections: int, **httpx_kwargs: Any) -> None:
-        super().__init__(connection_pool_size=connections, pool_timeout=POOL_WAIT, httpx_kwargs=httpx_kwargs)
+        super().__init__(
+            connection_pool_size=connections,
+            pool_timeout=POOL_WAIT,
+            httpx_kwargs={"limits": pool_limits(connections), **httpx_kwargs},
+        )
         self.gate = Gate(connections)
 
     async def do_request(

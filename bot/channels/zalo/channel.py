@@ -32,7 +32,7 @@ from typing import Any
 import httpx
 
 from bot.app import App
-from bot.channels.base import ChannelBase, Gate, verify_secret, webhook_url
+from bot.channels.base import ChannelBase, Gate, pool_limits, verify_secret, webhook_url
 from bot.channels.turns import ChatTurns
 from bot.channels.zalo.api import (
     PhotoTooLarge,
@@ -141,7 +141,7 @@ class ZaloChannel(ChannelBase):
         self.client = httpx.AsyncClient(
             transport=transport,
             timeout=httpx.Timeout(20.0, connect=10.0),
-            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+            limits=pool_limits(connections),
         )
         self.files = httpx.AsyncClient(
             transport=transport, timeout=self.timing.fetch_timeout, follow_redirects=True, max_redirects=5
