@@ -112,7 +112,8 @@ class Reply:
     standby: int = 0
 
     def to_payload(self) -> dict[str, Any]:
-        """A JSON-able form, for messages kept for later."""
+        """A JSON-able form, for messages kept for later and outbox rows (a reply handed to the outbox
+        still sets the chat's command menu when it goes)."""
         return {
             "edit_of": self.edit_of,
             "text": self.text,
@@ -121,6 +122,7 @@ class Reply:
             "photo_path": self.photo_path,
             "file_path": self.file_path,
             "attachments": [[a.kind, a.caption, a.file_id, a.channel, a.path] for a in self.attachments],
+            "commands_for": self.commands_for,
         }
 
     @classmethod
@@ -136,6 +138,7 @@ class Reply:
             file_path=str(data.get("file_path", "")),
             attachments=files,
             edit_of=int(data.get("edit_of") or 0),
+            commands_for=data.get("commands_for") or None,
         )
 
     def flat_choices(self) -> list[Choice]:

@@ -20,6 +20,7 @@ from bot.app import App
 from bot.channels.telegram import TelegramChannel, split_text, to_incoming
 from bot.channels.telegram.wire import keyboard
 from bot.config import Settings, TelegramSettings, load_settings
+from bot.outbox import REPLY
 from bot.run import attached
 from handlers.types import Choice, Kind, Reply
 from storage import queries as q
@@ -36,7 +37,7 @@ from tests.fakes.telegram_api import (
     message_update,
     text_update,
 )
-from tests.support import add_principals, until
+from tests.support import add_principals, outbox_rows, outbox_statuses, until
 
 PRINCIPAL = TgUser(1001, "Lan", "Lò Thị")
 DISTRICT_OFFICER = TgUser(2001, "Minh", "Nguyễn Văn")
@@ -233,6 +234,33 @@ async def test_deep_link_registers_and_sets_the_chat_menu(tg: Tg) -> None:
     assert {"incident", "incidents", "menu", "cancel"} <= names
     incident = next(c for c in chat_menus[0]["commands"] if c["command"] == "incident")
     assert incident["description"] == tg.t("cmd.incident")
+
+
+async def test_a_registration_reply_handed_to_the_outbox_still_sets_the_chat_menu(
+    demo: App, api: FakeBotAPI
+) -> None:
+    """Telegram fails every message for longer than the reply may wait: the welcome goes to the outbox,
+    and when the outbox sends it later the chat's command menu is set then, as it would have been."""
+    outbox = demo.settings.outbox.model_copy(update={"reply_wait_seconds": 0.3})
+    app = replace(demo, settings=demo.settings.model_copy(update={"outbox": outbox}))
+    code = invite(app, "principal", school="THCS-PUNHI")
+    async with running(app, api) as tg:
+        api.fail("sendMessage", 500)
+        api.push_update(text_update(PRINCIPAL, f"/start {code}"))
+        await until(lambda: bool(outbox_rows(app, kind=REPLY, status="pending")), "the replies handed over")
+        assert not api.sent_to(PRINCIPAL.id) and not [
+            c for c in api.calls_to("setMyCommands") if "scope" in c
+        ]
+        api.clear_failures()
+        app.outbox.start_sender("tests")
+        await until(lambda: outbox_statuses(app)["pending"] == 0, "the outbox sent them")
+        await until(lambda: any("scope" in c for c in api.calls_to("setMyCommands")), "the chat's menu")
+        await app.outbox.stop_sender()
+
+    assert api.sent_to(PRINCIPAL.id)[0]["text"] == tg.t("reg.ok.principal")
+    [menu] = [c for c in api.calls_to("setMyCommands") if c.get("scope", {}).get("type") == "chat"]
+    assert menu["scope"]["chat_id"] == PRINCIPAL.id
+    assert "incident" in {c["command"] for c in menu["commands"]}
 
 
 async def test_pasted_code_registers(tg: Tg) -> None:

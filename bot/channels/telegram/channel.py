@@ -13,6 +13,7 @@ import logging
 import os
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -592,7 +593,8 @@ class TelegramChannel(ChannelBase):
         dropped) are settled at the end, in the outbox's next batch."""
         if not replies:
             return
-        language = self.language(msg) if any(r.commands_for for r in replies) else ""
+        wanted = any(r.commands_for for r in replies)  # read off the event loop, as all database work
+        language = await self.app.dispatcher.workers.run(partial(self.language, msg)) if wanted else ""
         outbox = self.app.outbox
         done: list[Reply] = []  # sent, or dropped as today: their rows go
         try:
