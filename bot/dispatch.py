@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import secrets
@@ -35,6 +36,8 @@ log = logging.getLogger("schoolbot.dispatch")
 # Delivers replies to a user who is not the one writing; raises on failure. A channel that can edit
 # its messages gives back the platform's id of the last one sent with buttons (else None).
 Sender = Callable[[User, list[Reply]], Awaitable[str | None]]
+# A `receive` call waiting to be stored: its channel, its updates, its answer (the new rows by key).
+Arriving = tuple[str, list[q.Arrival], "asyncio.Future[dict[str, int]]"]
 FETCH_TRIES = 3  # downloads of a file before the update is handled without it (kept by reference)
 
 
@@ -73,6 +76,9 @@ class Dispatcher:
     def __post_init__(self) -> None:
         self.outbox = Outbox(self.db, self.clock, self.settings, self.senders, metrics=self.metrics)
         self.workers = Workers(UNIT_THREADS)
+        self._arriving: list[Arriving] = []  # `receive` calls waiting for the store in hand to end
+        self._in_hand: list[Arriving] = []  # those being stored now
+        self._storing: asyncio.Task[None] | None = None
 
     def close(self) -> None:
         """Let the worker threads go (after the update in hand), the outbox's too."""
@@ -126,13 +132,49 @@ class Dispatcher:
         return await self.workers.run(unit)  # the log ids go along (Workers.run copies the context)
 
     async def receive(self, channel: str, arrivals: Sequence[q.Arrival]) -> dict[str, int]:
-        """Updates stored in the durable inbox as they came (off the event loop); the new rows by key."""
+        """Updates stored in the durable inbox as they came (off the event loop); the new rows by key.
 
-        def store(s: Session) -> dict[str, int]:
-            return q.store_received(s, channel, arrivals, self.clock.now())
+        Calls that come while a store is being written (webhook POSTs, one update each, arriving side by
+        side) wait for it and are then stored together, in one transaction: at the peak a POST no
+        longer costs a transaction of its own queued behind the units on SQLite's one writer. Each call
+        returns once its own updates are committed (before the platform hears they arrived)."""
+        done: asyncio.Future[dict[str, int]] = asyncio.get_running_loop().create_future()
+        self._arriving.append((channel, list(arrivals), done))
+        if self._storing is None or self._storing.done():
+            self._storing = asyncio.ensure_future(self.store_arriving())
+        return await done  # a caller gone (a dropped POST) cancels only its own answer, not the store
 
-        # As a unit: run again when PostgreSQL dropped the connection (a restart) rather than fail the post.
-        return await self.workers.run(partial(self.db.in_unit, store))
+    async def store_arriving(self) -> None:
+        """Store what `receive` gathered, a transaction at a time, until nothing more has come."""
+        while self._arriving:
+            batch, self._arriving = self._arriving, []
+            self._in_hand = batch
+
+            def store(s: Session, batch: list[Arriving] = batch) -> list[dict[str, int]]:
+                """One INSERT a channel; each call gets the new rows of its own updates (a key two
+                calls brought, a redelivery, is the first one's)."""
+                now = self.clock.now()
+                rows: dict[str, int] = {}
+                for channel in dict.fromkeys(c for c, _, _ in batch):
+                    arrivals = [a for c, group, _ in batch if c == channel for a in group]
+                    rows |= q.store_received(s, channel, arrivals, now)
+                answers = []
+                for _, arrivals, _ in batch:
+                    answers.append({a.key: rows.pop(a.key) for a in arrivals if a.key in rows})
+                return answers
+
+            try:
+                # As a unit: run again when PostgreSQL dropped the connection (a restart) rather than fail.
+                stored = await self.workers.run(partial(self.db.in_unit, store))
+            except Exception as exc:
+                for *_, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            for (*_, done), rows in zip(batch, stored, strict=True):
+                if not done.done():
+                    done.set_result(rows)
+        self._in_hand = []
 
     async def waiting(self, channel: str) -> list[tuple[int, dict[str, Any]]]:
         """The channel's stored updates not handled yet, oldest first: (row, the platform's update)."""

@@ -4,6 +4,7 @@ updates, and a restarted process handles what was stored, once."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -15,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlmodel import select
 
 from bot.app import App
@@ -29,10 +30,11 @@ from tests.bot.test_telegram import (
     SECRET,
     api_fixture,  # noqa: F401  (fixture)
     free_port,
+    on_webhook,
     running,
     settings_fixture,  # noqa: F401  (fixture)
 )
-from tests.fakes.telegram_api import TOKEN, FakeBotAPI, text_update
+from tests.fakes.telegram_api import TOKEN, FakeBotAPI, TgUser, text_update
 from tests.support import until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,6 +97,55 @@ async def test_an_update_stored_and_not_handled_is_handled_at_the_next_start(
     texts = [m["text"] for m in api.sent_to(PRINCIPAL.id)]
     assert len(texts) == 2 and texts[0] == tg.t("help.guest")
     assert not stored(demo.db) and handled_keys(demo.db) >= {"telegram:77"}
+
+
+# ---- webhook ------------------------------------------------------------------------------------
+
+
+async def test_posts_arriving_together_are_stored_together_and_each_answered_after_its_store(
+    demo: App, api: FakeBotAPI
+) -> None:
+    """Twenty POSTs come at once while SQLite's writer is held here: none is answered before its update
+    is stored; they are stored in one or two transactions (those that came while the first was being
+    written go together in the next), not one each; every update is handled once."""
+    app, hook = on_webhook(demo, api)
+    people = [TgUser(9100 + n, f"Người {n}", "Thử") for n in range(20)]
+    updates = [text_update(p, "/help") | {"update_id": api.next_update_id()} for p in people]
+    stores: list[int] = []
+    writing: dict[int, bool] = {}
+
+    def on_execute(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO RECEIVED"):
+            writing[id(conn)] = True
+
+    def on_commit(conn: Any) -> None:
+        if writing.pop(id(conn), False):
+            stores.append(1)
+
+    event.listen(demo.db.engine, "before_cursor_execute", on_execute)
+    event.listen(demo.db.engine, "commit", on_commit)
+    headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
+    async with running(app, api) as tg, httpx.AsyncClient(trust_env=False) as client:
+        assert demo.db.writer is not None and demo.db.writer.acquire(timeout=5)
+        try:
+            posts = [asyncio.ensure_future(client.post(hook, json=u, headers=headers)) for u in updates]
+            arrived = lambda: len(app.dispatcher._in_hand) + len(app.dispatcher._arriving)  # noqa: E731
+            await until(lambda: arrived() == 20, "twenty POSTs at the store")
+            first = len(app.dispatcher._in_hand)  # being written (held here); the rest wait for it
+            assert not any(p.done() for p in posts)
+            with demo.db.reading() as s:  # the writer is held: nothing is stored, so none is answered
+                assert not list(s.exec(select(Received)))
+        finally:
+            demo.db.writer.release()
+        answers = await asyncio.gather(*posts)
+        await until(lambda: tg.channel.handled == 20, "every update handled")
+        await until(lambda: all(api.sent_to(p.id) for p in people), "every reply")
+
+    assert [a.status_code for a in answers] == [200] * 20
+    assert 1 <= first <= 20 and len(stores) == (1 if first == 20 else 2)
+    assert all([m["text"] for m in api.sent_to(p.id)] == [tg.t("help.guest")] for p in people)
+    assert handled_keys(demo.db) == {f"telegram:{u['update_id']}" for u in updates}
+    assert not stored(demo.db)
 
 
 # ---- webhook, a real process killed -------------------------------------------------------------
