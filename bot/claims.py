@@ -171,14 +171,15 @@ class Claims:
         """On a worker thread: the oldest update of a chat nobody holds, claimed; None when there is none."""
         session = self.db.claim_session()
         try:
-            head = q.claim_head(session, self.channel)
+            found = q.claim_head(session, self.channel)
         except BaseException:
             session.close()
             raise
-        if head is None:
+        if found is None:
             session.close()
             return None
-        return Claim(session, [head], handled=q.seen_before(session, head.key))
+        head, handled = found
+        return Claim(session, [head], handled=handled)
 
     async def work(self, claim: Claim) -> None:
         """Handle the claimed update (an album: with its parts), then delete its rows and commit."""

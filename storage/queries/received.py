@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func
+from sqlalchemy import bindparam, delete, exists, func
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from storage.db import insert_rows, table_of
-from storage.models import Received
+from storage.models import ProcessedUpdate, Received
 
 
 @dataclass(frozen=True)
@@ -63,25 +63,38 @@ def waiting_counts(s: Session) -> list[tuple[str, int]]:
     return [(channel, int(n)) for channel, n in s.exec(stmt)]
 
 
-def claim_head(s: Session, channel: str) -> Received | None:
+_OLDER = aliased(Received)
+_KEYS = table_of(ProcessedUpdate)
+# Built once: every free place of every worker asks (building the statement cost more than the read).
+_HEAD = (
+    select(Received, exists().where(_KEYS.c.key == Received.key).label("handled"))
+    .where(
+        col(Received.channel) == bindparam("channel"),
+        ~select(_OLDER.id)
+        .where(
+            _OLDER.channel == Received.channel,
+            _OLDER.chat == Received.chat,
+            col(_OLDER.id) < Received.id,
+        )
+        .exists(),
+    )
+    .order_by(col(Received.id))
+    .limit(1)
+    .with_for_update(skip_locked=True)
+)
+
+
+def claim_head(s: Session, channel: str) -> tuple[Received, bool] | None:
     """The oldest stored update of a chat that no other worker holds, locked until `s`'s transaction
-    ends (PostgreSQL: FOR UPDATE SKIP LOCKED). Only a chat's oldest row is a candidate, and a row
-    another worker holds is skipped, so a chat's next update cannot be taken while its current one is
-    in hand: its row exists until the claim's transaction deletes it and commits."""
-    older = aliased(Received)
-    earlier = (
-        select(older.id)
-        .where(older.channel == Received.channel, older.chat == Received.chat, col(older.id) < Received.id)
-        .exists()
-    )
-    stmt = (
-        select(Received)
-        .where(col(Received.channel) == channel, ~earlier)
-        .order_by(col(Received.id))
-        .limit(1)
-        .with_for_update(skip_locked=True)
-    )
-    return s.exec(stmt).first()
+    ends (PostgreSQL: FOR UPDATE SKIP LOCKED), and whether its key was handled already (in the same
+    read: a worker that lost its claim may have handled it). Only a chat's oldest row is a candidate,
+    and a row another worker holds is skipped, so a chat's next update cannot be taken while its
+    current one is in hand: its row exists until the claim's transaction deletes it and commits."""
+    found = s.exec(_HEAD, params={"channel": channel}).first()
+    if found is None:
+        return None
+    head, handled = found
+    return head, bool(handled)
 
 
 def next_in_chat(s: Session, head: Received, limit: int) -> list[Received]:
