@@ -208,11 +208,14 @@ class Dispatcher:
         """
         now = self.clock.now()
         key = f"{msg.channel}:{msg.update_id}" if msg.update_id else ""
-        if key and q.seen_before(s, key):
+        found = q.writer_of(s, msg.channel, msg.user_id, key)  # one read: writer, dedupe, kept messages
+        if key and found.seen:
             q.forget_received(s, received)
             return self.still_held(s, msg)
-        user = q.touch_user(s, msg.channel, msg.user_id, msg.chat_id, msg.display_name, now, msg.language)
-        kept = [Reply.from_payload(p) for p in q.take_kept(s, user.id or 0, now)]
+        user = q.touch_user(
+            s, msg.channel, msg.user_id, msg.chat_id, msg.display_name, now, msg.language, found=found
+        )
+        kept = [Reply.from_payload(p) for p in q.take_kept(s, user.id or 0, now)] if found.kept else []
         s.flush()
         s.expunge(user)
         ctx = self.context(msg, user, fetch=prefetched(files))

@@ -178,7 +178,15 @@ from storage.queries.sweep import (
     submissions_between,
 )
 from storage.queries.updates import first_time_seen, forget_updates_before, seen_before
-from storage.queries.users import get_user, mark_blocked, set_locale, set_menu, touch_user
+from storage.queries.users import (
+    Writer,
+    get_user,
+    mark_blocked,
+    set_locale,
+    set_menu,
+    touch_user,
+    writer_of,
+)
 
 __all__ = [
     "ANNOUNCE",
@@ -198,6 +206,7 @@ __all__ = [
     "LetterSchool",
     "Receipts",
     "Redeem",
+    "Writer",
     "accounts_of",
     "acknowledge",
     "acks_of",
@@ -338,4 +347,5 @@ __all__ = [
     "waiting",
     "waiting_alerts",
     "waiting_counts",
+    "writer_of",
 ]

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, exists, update
 from sqlmodel import Session, col, select
 
 from storage.db import insert_ignore, table_of
-from storage.models import User
+from storage.models import Inbox, ProcessedUpdate, User
+from storage.queries.updates import seen_before
 
 # How stale `last_seen_at` may get before a message rewrites it (it only orders a person's accounts).
 SEEN_EVERY = timedelta(hours=1)
@@ -27,9 +29,39 @@ _SET_MENU = (
 )
 
 
+_KEYS = table_of(ProcessedUpdate)
+_INBOX = table_of(Inbox)
+# An update's first read, built once: its writer, whether the update was handled already, whether
+# messages are kept for the writer (one round trip where three reads were).
+_WRITER = select(
+    User,
+    exists().where(_KEYS.c.key == bindparam("key")).label("seen"),
+    exists().where(_INBOX.c.user_id == User.id, _INBOX.c.delivered_at.is_(None)).label("kept"),
+).where(col(User.channel) == bindparam("channel"), col(User.external_id) == bindparam("external_id"))
+
+
 def get_user(s: Session, channel: str, external_id: str) -> User | None:
     """The account for (channel, external id), if it has written before."""
     return s.exec(_USER, params={"channel": channel, "external_id": external_id}).first()
+
+
+@dataclass(frozen=True)
+class Writer:
+    """What an update's handling reads first (`writer_of`)."""
+
+    user: User | None  # the account, None on first contact
+    seen: bool  # the update's key was handled already (a redelivery)
+    kept: bool  # messages are kept for the account (storage/queries/inbox.py `take_kept`)
+
+
+def writer_of(s: Session, channel: str, external_id: str, key: str) -> Writer:
+    """The writer of an update with this key, whether the key was handled already, whether messages are
+    kept for them: one read (a first contact: two, the key's on its own)."""
+    found = s.exec(_WRITER, params={"channel": channel, "external_id": external_id, "key": key}).first()
+    if found is None:
+        return Writer(None, bool(key) and seen_before(s, key), False)
+    user, seen, kept = found
+    return Writer(user, bool(seen), bool(kept))
 
 
 def touch_user(
@@ -40,14 +72,16 @@ def touch_user(
     display_name: str,
     now: datetime,
     language: str = "",
+    found: Writer | None = None,
 ) -> User:
     """The account for this chat user, created on first contact; written only when something changed
-    (chat, name, language, blocked), or when it was last seen over `SEEN_EVERY` ago.
+    (chat, name, language, blocked), or when it was last seen over `SEEN_EVERY` ago. `found`: the
+    account read already in this transaction (`writer_of`).
 
     The platform's language is kept until the user picks one with /language, so that alerts sent
     to them later come in the language they read.
     """
-    user = get_user(s, channel, external_id)
+    user = found.user if found is not None else get_user(s, channel, external_id)
     if user is None:
         insert_ignore(
             s,

@@ -17,6 +17,7 @@ from bot.app import App, open_app
 from bot.config import load_settings
 from bot.demo import seed_demo
 from handlers.types import Incoming, Kind, Reply
+from storage import queries as q
 from storage.db import Database
 from tests.storage.test_postgres import pg_url_fixture  # noqa: F401  (fixture)
 from tests.support import pg_admin
@@ -93,6 +94,30 @@ async def test_a_redelivered_update_is_handled_once_and_writes_nothing(demo: App
     assert not [s for s in sql.seen if s.upper().startswith(("INSERT", "UPDATE", "DELETE"))]
 
 
+async def first_read_is_one_statement(app: App) -> None:
+    """The writer, whether the update was handled, whether messages are kept for them: one read; the
+    messages kept are shown first, once."""
+    await app.dispatcher.handle(text_from("principal", "/mystatus", "r1"))  # the account exists
+    with Statements(app.db) as sql:
+        replies = await app.dispatcher.handle(text_from("principal", "/mystatus", "r2"))
+    assert replies and not apology(app, replies)
+    assert not sql.starting("SELECT processedupdate") and not sql.starting("SELECT inbox")
+    with app.db.session() as s:
+        user = q.get_user(s, "console", "principal")
+        assert user is not None
+        q.keep_for_later(s, user.id or 0, Reply("Tin giữ lại").to_payload(), app.clock.now())
+    with Statements(app.db) as sql:
+        replies = await app.dispatcher.handle(text_from("principal", "/mystatus", "r3"))
+    assert [r.text for r in replies][:1] == ["Tin giữ lại"] and len(sql.starting("SELECT inbox")) == 1
+    replies = await app.dispatcher.handle(text_from("principal", "/mystatus", "r4"))
+    assert replies and "Tin giữ lại" not in [r.text for r in replies]
+    assert await app.dispatcher.handle(text_from("principal", "/mystatus", "r4")) == []  # redelivered
+
+
+async def test_an_updates_first_read_is_one_statement(demo: App) -> None:
+    await first_read_is_one_statement(demo)
+
+
 async def test_busy_sqlite_reaches_no_user_and_the_loop_goes_on(demo: App) -> None:
     """Another process writes while many chats are handled at once: a unit whose first write meets
     that writer is run again (never "database is locked" to a user), and the event loop keeps
@@ -138,6 +163,10 @@ def pg_demo_fixture(pg_url: str, clock: Any) -> Iterator[App]:
         with app.db.session() as s:
             seed_demo(s, clock.now())
         yield app
+
+
+async def test_on_postgresql_an_updates_first_read_is_one_statement(pg_demo: App) -> None:
+    await first_read_is_one_statement(pg_demo)
 
 
 async def test_on_postgresql_a_chat_waiting_on_the_database_holds_up_no_other(pg_demo: App) -> None:
