@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Connection, event, text
-from sqlalchemy.exc import ProgrammingError
+from sqlalchemy.exc import IntegrityError, ProgrammingError
 
 from bot.app import App, open_app
 from bot.config import load_settings
@@ -116,6 +116,56 @@ async def first_read_is_one_statement(app: App) -> None:
 
 async def test_an_updates_first_read_is_one_statement(demo: App) -> None:
     await first_read_is_one_statement(demo)
+
+
+def blocks_in_a_unit(db: Database) -> tuple[set[str], list[str]]:
+    """Three blocks (`db.session()`) in one unit, the second failing on a duplicate key and its error
+    caught, with the unit's own writes between them: the keys committed, and the savepoint statements."""
+    insert = text("INSERT INTO processedupdate (key, created_at) VALUES (:key, CURRENT_TIMESTAMP)")
+
+    def work(s: Any) -> None:
+        with db.session() as block:
+            block.execute(insert, {"key": "block:1"})
+        s.execute(insert, {"key": "unit:between"})
+        with pytest.raises(IntegrityError), db.session() as block:
+            block.execute(insert, {"key": "block:2"})
+            block.execute(insert, {"key": "block:1"})  # refused: the block's writes are undone
+        with db.session() as block:
+            block.execute(insert, {"key": "block:3"})
+        s.execute(insert, {"key": "unit:last"})
+
+    with Statements(db) as sql:
+        db.in_unit(work)
+    with db.session() as s:
+        keys = {key for (key,) in s.execute(text("SELECT key FROM processedupdate"))}
+    return keys, [line for line in sql.seen if "SAVEPOINT" in line]
+
+
+def test_a_failed_block_is_undone_alone_and_the_unit_goes_on(database_url: str) -> None:
+    db = Database(database_url)
+    try:
+        keys, savepoints = blocks_in_a_unit(db)
+    finally:
+        db.dispose()
+    assert keys == {"block:1", "unit:between", "block:3", "unit:last"}
+    assert len(savepoints) == 7  # SQLite: each block its SAVEPOINT and RELEASE (the failed one: ROLLBACK TO)
+
+
+def test_on_postgresql_a_failed_block_is_undone_alone_and_a_block_is_one_round_trip(pg_url: str) -> None:
+    """The unit's transaction is not left aborted by the refused statement; each block's savepoint is
+    released by the next one's start (one message), the last by the COMMIT."""
+    db = Database(pg_url)
+    try:
+        keys, savepoints = blocks_in_a_unit(db)
+    finally:
+        db.dispose()
+    assert keys == {"block:1", "unit:between", "block:3", "unit:last"}
+    assert savepoints == [
+        "SAVEPOINT block",
+        "RELEASE SAVEPOINT block; SAVEPOINT block",
+        "ROLLBACK TO SAVEPOINT block; RELEASE SAVEPOINT block",
+        "SAVEPOINT block",
+    ]
 
 
 async def test_busy_sqlite_reaches_no_user_and_the_loop_goes_on(demo: App) -> None:
