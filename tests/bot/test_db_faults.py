@@ -75,8 +75,9 @@ async def test_postgres_dropping_the_bots_connections_under_load_loses_nothing(
     tmp_path: Path, pg_url: str, api: FakeBotAPI
 ) -> None:
     """Three rounds of twelve principals writing on PostgreSQL; after each round the server drops
-    every connection the bot has (pg_terminate_backend, what a restart does to them): the bot's pool
-    finds them dead before use (pool_pre_ping) and connects again, and every message is answered."""
+    every connection the bot has (pg_terminate_backend, what a restart does to them): the bot meets them
+    dead (a ping after a rest in the pool, or the first statement: the unit runs again) and connects
+    again, and every message is answered, with no apology."""
     rounds = 3
     database = make_url(pg_url).database
     with open_app(settings_for(tmp_path, api, pg_url), FrozenClock(CLOCK), upgrade=False) as app:

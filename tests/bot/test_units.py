@@ -11,14 +11,15 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Connection, event, text
-from sqlalchemy.exc import IntegrityError, ProgrammingError
+from sqlalchemy.exc import DBAPIError, IntegrityError, ProgrammingError
 
+import storage.db
 from bot.app import App, open_app
 from bot.config import load_settings
 from bot.demo import seed_demo
 from handlers.types import Incoming, Kind, Reply
 from storage import queries as q
-from storage.db import Database
+from storage.db import Database, transient
 from tests.storage.test_postgres import pg_url_fixture  # noqa: F401  (fixture)
 from tests.support import pg_admin
 
@@ -287,6 +288,44 @@ def test_on_postgresql_a_unit_whose_connection_is_killed_midway_runs_again(pg_de
             s.execute(text("SELECT count(*) FROM processedupdate WHERE key = 'console:cut'")).scalar_one()
             == 1
         )
+
+
+def backend_of(db: Database) -> int:
+    """The server process of the connection a session takes (the pool's most recently used)."""
+    with db.session() as s:
+        return int(s.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+
+def cut(pid: int) -> None:
+    """The server drops that connection (as a restart does), and has when this returns."""
+    with pg_admin() as admin:
+        admin.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))
+
+
+def test_on_postgresql_a_connection_cut_while_it_rested_in_the_pool_is_replaced_unseen(
+    pg_demo: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pooled connection that rested longer than PING_IDLE is pinged when taken: one the server
+    dropped meanwhile is replaced before use, and the session sees no error."""
+    monkeypatch.setattr(storage.db, "PING_IDLE", 0.0)
+    first = backend_of(pg_demo.db)
+    cut(first)
+    assert backend_of(pg_demo.db) != first
+
+
+def test_on_postgresql_a_connection_busy_a_moment_ago_is_taken_without_a_ping(
+    pg_demo: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under load no round trip goes to pinging: a connection cut right after its use fails its next
+    statement, with an error a unit is run again for (`transient`), and the pool's older connections
+    are dropped with it."""
+    monkeypatch.setattr(storage.db, "PING_IDLE", 60.0)
+    first = backend_of(pg_demo.db)
+    cut(first)
+    with pytest.raises(DBAPIError) as failed:
+        backend_of(pg_demo.db)
+    assert transient(failed.value)
+    assert backend_of(pg_demo.db) != first
 
 
 def test_on_postgresql_a_unit_that_fails_otherwise_is_not_run_again(pg_demo: App) -> None:
