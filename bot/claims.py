@@ -9,8 +9,10 @@ that no other worker holds.
 Whichever worker stored an update (the balancer chose it), the first free place of any worker takes it
 once it is the oldest of its chat (`storage.queries.claim_head`: FOR UPDATE SKIP LOCKED). The claim is
 a transaction of its own that holds the row's lock while the update is handled in its unit (another
-transaction, bot/dispatch.py), and then deletes the row and commits: the chat's next update becomes
-its oldest only then, so each chat goes in order whoever handles it. A worker that dies lets its locks
+transaction, bot/dispatch.py), and then deletes the row, and the standby rows of the replies sent
+meanwhile (`Outbox.settle` leaves them to it: `settled_into`), and commits: the chat's next update
+becomes its oldest only then, so each chat goes in order whoever handles it. Should that commit fail,
+the replies' rows go the outbox's own way. A worker that dies lets its locks
 go with its connections (at once: the server sees the socket close), and what it held is claimed
 again. An update found handled already (its key: when the claim is taken, or at the end of its unit,
 `Redelivered`) is not handled again, and its chat is let go only `REPLY_GRACE` seconds later: the worker
@@ -31,13 +33,13 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 from sqlmodel import Session
 
-from bot.outbox import reply_source
+from bot.outbox import Settling, reply_source, settled_into
 from bot.workers import Workers
 from storage import queries as q
 from storage.db import CLAIMS, Database, reason
@@ -60,10 +62,15 @@ class Claim:
     session: Session
     rows: list[Received]
     handled: bool = False  # handled already, by a worker that lost its claim before letting go
+    settling: Settling = field(default_factory=Settling)  # the replies' standby rows sent meanwhile
 
     def done(self) -> None:
-        """The updates are handled: their rows go, and the commit lets the chat's next update be taken."""
+        """The updates are handled: their rows go, and so do the standby rows of the replies sent (one
+        transaction where the outbox's batch was another); the commit lets the chat's next update be
+        taken."""
         try:
+            if self.settling.outbox is not None:
+                q.settle_standby(self.session, self.settling.ids, self.settling.outbox.owner)
             q.forget_received(self.session, [r.id or 0 for r in self.rows])
             self.session.commit()
         finally:
@@ -190,7 +197,8 @@ class Claims:
                 await asyncio.sleep(self.album_wait)
                 await self.workers.run(partial(self.gather, claim, group))
             if not claim.handled:
-                await self.handle([r.payload for r in claim.rows])
+                with settled_into(claim.settling):  # the replies' rows go with the claim's commit
+                    await self.handle([r.payload for r in claim.rows])
             if claim.handled:
                 log.info("%s was handled already by a worker that lost hold of it", claim.rows[0].key)
                 await self.reply_gone(claim.rows[0].key)  # its reply goes before the chat's next
@@ -202,6 +210,8 @@ class Claims:
                 await self.workers.run(claim.done)
             except Exception as exc:  # handled and marked: whoever claims it again drops it
                 log.warning("could not let go of a handled %s update (%s)", self.channel, reason(exc))
+                if claim.settling.outbox is not None:  # the replies went: their rows go the outbox's way
+                    await claim.settling.outbox.settle(claim.settling.ids)
 
     async def reply_gone(self, key: str) -> None:
         """Hold the chat of an update another worker handled until its reply has gone: `reply_grace`

@@ -43,7 +43,8 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -278,6 +279,32 @@ class Faults:
             log.info("%s answers again (%d call(s) had failed)", channel, self.failing.pop(channel))
 
 
+@dataclass
+class Settling:
+    """The standby rows an update's replies settled while its claim on the shared inbox was held
+    (bot/claims.py, PostgreSQL): deleted in the claim's own transaction, which commits before the chat's
+    next update can be taken, rather than in a batch of their own (`Outbox.settle`)."""
+
+    ids: list[int] = field(default_factory=list)
+    outbox: Outbox | None = None  # whose rows they are (its `owner`); None while there are none
+    open: bool = False  # rows are taken (`settled_into`); a task started meanwhile settles later its own way
+
+
+_settling: ContextVar[Settling | None] = ContextVar("schoolbot_settling", default=None)
+
+
+@contextlib.contextmanager
+def settled_into(settling: Settling) -> Iterator[None]:
+    """While open, `Outbox.settle` puts the rows into `settling` for its holder to delete and commit."""
+    token = _settling.set(settling)
+    settling.open = True
+    try:
+        yield
+    finally:
+        settling.open = False
+        _settling.reset(token)
+
+
 def reply_source(channel: str, update_id: str) -> str:
     """The key of the replies to one update's writer, as their outbox rows hold it (`period`)."""
     return f"reply:{channel}:{update_id}"[:100]
@@ -460,9 +487,15 @@ class Outbox:
         """Standby rows whose replies the channel sent (or dropped): deleted, in batches on the outbox's
         thread. Callers meanwhile join the next batch, so the replies of many chats are one short
         transaction; returns once the caller's rows are settled (or their batch failed: one line in the
-        log, and they go with the next batch)."""
+        log, and they go with the next batch). An update taken from the shared inbox (`settled_into`)
+        leaves them to its claim, whose commit deletes them with the update's row."""
         ids = [i for i in ids if i]
         if not ids:
+            return
+        held = _settling.get()
+        if held is not None and held.open and held.outbox in (None, self):  # the claim's commit deletes them
+            held.outbox = self
+            held.ids.extend(ids)
             return
         loop = asyncio.get_running_loop()
         self._to_settle.extend(ids)

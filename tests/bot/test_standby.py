@@ -14,18 +14,21 @@ import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.engine import make_url
 from sqlmodel import col, select
 
 from bot.app import App, open_app
+from bot.claims import Claims
 from bot.config import Settings, load_settings
-from bot.outbox import REPLY
+from bot.outbox import REPLY, reply_source
 from handlers.calendar import FrozenClock
 from handlers.i18n import Catalog
 from handlers.reminders import PRIORITY_ALERT
-from handlers.types import Incoming, Kind
+from handlers.types import Incoming, Kind, Reply
 from storage import holders
 from storage import queries as q
 from storage.db import Database, rerun
@@ -45,7 +48,8 @@ from tests.bot.test_telegram import (
 from tests.bot.test_zalo import running as zalo_running
 from tests.fakes.telegram_api import FakeBotAPI, TgUser, text_update
 from tests.fakes.zalo_api import FakeZaloAPI, ZaloUser, text_event
-from tests.support import outbox_rows, outbox_statuses, until
+from tests.storage.test_postgres import pg_url_fixture as pg_url_fixture  # a database of its own
+from tests.support import outbox_rows, outbox_statuses, pg_admin, until
 
 HELP = Catalog(default="vi").translator("vi", "telegram")("help.guest")
 
@@ -189,6 +193,68 @@ async def test_a_reply_meeting_500s_past_the_wait_is_its_row_released_and_sent_o
             await asyncio.sleep(1.0)  # nothing goes twice
         assert texts_to(api, person) == [HELP]
         assert app.outbox.stats.sent == 1
+
+
+# ---- PostgreSQL: an update taken from the shared inbox settles with its claim --------------------
+
+
+async def test_on_postgresql_the_replies_rows_go_with_the_claims_commit(
+    tmp_path: Path, pg_url: str, api: FakeBotAPI
+) -> None:
+    """The claim holding an update of the shared inbox deletes the standby rows of the replies that went
+    in its own transaction, with the update's row (the outbox runs no batch of its own for them): each
+    reply once, in the order asked, and no row left."""
+    person = TgUser(7600, "Thu", "Hà Thị")
+    with open_app(lanes_settings(tmp_path, api, pg_url), FrozenClock(CLOCK), upgrade=False) as app:
+        async with with_lanes(app) as channel:
+            api.push_update(*[text_update(person, text) for text in ("/help", "/whoami", "/help")])
+            await until(lambda: channel.handled >= 3, "three updates handled", WAIT)
+            await until(lambda: not reply_rows(app.db) and not stored(app.db), "the claims committed", WAIT)
+        t = app.catalog.translator("vi")
+        assert texts_to(api, person) == [HELP, t("whoami.none"), HELP]
+        assert app.outbox.stood_by and app.outbox.stats.settle_batches == 0
+
+
+async def test_on_postgresql_a_claim_that_cannot_commit_leaves_its_replies_rows_to_the_outbox(
+    tmp_path: Path, pg_url: str, api: FakeBotAPI
+) -> None:
+    """The claim's connection is cut after the reply went (as a restart would): the reply's standby row
+    is settled by the outbox's own batch instead, not left on standby for good."""
+    database = make_url(pg_url).database
+    with open_app(lanes_settings(tmp_path, api, pg_url), FrozenClock(CLOCK), upgrade=False) as app:
+
+        def stored_with_its_reply(s: Any) -> int:
+            now = app.clock.now()
+            user = q.touch_user(s, "telegram", "7700", "7700", "Thu", now)
+            s.flush()
+            [reply] = app.outbox.stand_by(s, user, reply_source("telegram", "1"), [Reply("Đã nhận")])
+            q.store_received(s, "telegram", [q.Arrival("telegram:1", "7700", {"update_id": 1})], now)
+            return reply.standby
+
+        row = app.db.in_unit(stored_with_its_reply)
+        handled: list[object] = []
+
+        async def handle(payloads: list[dict[str, Any]]) -> None:
+            handled.append(payloads)
+            if len(handled) > 1:
+                return  # taken again (this handling marks nothing): nothing more to settle
+            await app.outbox.settle([row])  # the reply went: its row is the claim's to delete
+            assert [r.status for r in reply_rows(app.db)] == [q.STANDBY]
+            with pg_admin() as admin:  # the claim's own connection, idle in its transaction
+                admin.execute(
+                    "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = %s"
+                    " AND state = 'idle in transaction' AND query LIKE '%%SKIP LOCKED%%'",
+                    (database,),
+                )
+
+        claims = Claims(app.db, app.dispatcher.workers, "telegram", handle, places=1, poll=0.1)
+        claims.start()
+        try:
+            await until(lambda: not reply_rows(app.db), "the reply's row settled", WAIT)
+            await until(lambda: not stored(app.db), "the update let go", WAIT)
+        finally:
+            await claims.stop()
+        assert app.outbox.stats.settle_batches == 1 and len(handled) == 2
 
 
 # ---- Zalo: all of an update's replies go in one send, or are handed over whole -------------------
