@@ -6,11 +6,11 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, or_, update
+from sqlalchemy import bindparam, delete, func, or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
-from storage.db import insert_ignore, insert_rows
+from storage.db import insert_ignore, insert_rows, table_of
 from storage.models import Lease, Outbox, Submission, User
 
 OUTBOX_CHUNK = 500  # rows per INSERT: keeps SQLite under its bound-parameter limit
@@ -276,16 +276,22 @@ def held_replies(s: Session, period: str, owner: str) -> list[Outbox]:
     return list(s.exec(stmt))
 
 
+_OUTBOX = table_of(Outbox)
+# Built once, on the table (not the ORM entity, whose bulk DELETE looks for the rows in the session):
+# every update's replies are settled, and building the statement cost more than running it.
+_SETTLE = delete(_OUTBOX).where(
+    _OUTBOX.c.id.in_(bindparam("ids", expanding=True)),
+    _OUTBOX.c.status == STANDBY,
+    _OUTBOX.c.lease_owner == bindparam("owner"),
+)
+
+
 def settle_standby(s: Session, ids: list[int], owner: str) -> int:
     """Standby rows whose reply the channel sent (or dropped, as malformed) go: nothing is left to
     deliver. Only those `owner` still holds; how many."""
     if not ids:
         return 0
-    result = s.execute(
-        delete(Outbox).where(
-            col(Outbox.id).in_(ids), col(Outbox.status) == STANDBY, col(Outbox.lease_owner) == owner
-        )
-    )
+    result = s.execute(_SETTLE, {"ids": list(ids), "owner": owner})
     return int(getattr(result, "rowcount", 0) or 0)
 
 
