@@ -69,9 +69,8 @@ class Claim:
         transaction where the outbox's batch was another); the commit lets the chat's next update be
         taken."""
         try:
-            if self.settling.outbox is not None:
-                q.settle_standby(self.session, self.settling.ids, self.settling.outbox.owner)
-            q.forget_received(self.session, [r.id or 0 for r in self.rows])
+            owner = self.settling.outbox.owner if self.settling.outbox is not None else ""
+            q.let_go(self.session, [r.id or 0 for r in self.rows], self.settling.ids, owner)
             self.session.commit()
         finally:
             self.session.close()

@@ -18,7 +18,8 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from storage.db import insert_rows, table_of
-from storage.models import ProcessedUpdate, Received
+from storage.models import Outbox, ProcessedUpdate, Received
+from storage.queries.outbox import STANDBY, settle_standby
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,31 @@ def forget_received(s: Session, ids: Sequence[int]) -> None:
     """The updates are handled: their rows go (in the handling's transaction)."""
     if ids:
         s.execute(_FORGET, {"ids": list(ids)})
+
+
+_OUTBOX = table_of(Outbox)
+# A claim's end (PostgreSQL), built once: the standby rows of the replies sent go in the same statement
+# as the update's row (a data-modifying WITH runs to completion whether or not it is read).
+_FORGET_SETTLED = _FORGET.add_cte(
+    delete(_OUTBOX)
+    .where(
+        _OUTBOX.c.id.in_(bindparam("settled", expanding=True)),
+        _OUTBOX.c.status == STANDBY,
+        _OUTBOX.c.lease_owner == bindparam("owner"),
+    )
+    .cte("settled")
+)
+
+
+def let_go(s: Session, ids: Sequence[int], settled: Sequence[int], owner: str) -> None:
+    """A claim on the shared inbox ends (bot/claims.py, PostgreSQL): the updates' rows go, and with them,
+    in one statement, the standby rows `settled` of their replies that went (only those `owner` still
+    holds, as `settle_standby`)."""
+    if not settled or not ids:
+        forget_received(s, ids)
+        settle_standby(s, list(settled), owner)
+        return
+    s.execute(_FORGET_SETTLED, {"ids": list(ids), "settled": list(settled), "owner": owner})
 
 
 def waiting_counts(s: Session) -> list[tuple[str, int]]:
