@@ -15,7 +15,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Engine, Insert, Select, Table, create_engine, event, true
+from sqlalchemy import Connection, Engine, Insert, Select, Table, create_engine, event, true
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InvalidatePoolError, OperationalError, SQLAlchemyError
@@ -78,6 +78,7 @@ def make_engine(url: str) -> Engine:
     # light load a few connections stay busy and are taken without a ping (`_ping_when_idle`).
     engine = create_engine(url, pool_size=UNIT_THREADS + CLAIMS + 4, max_overflow=8, pool_use_lifo=True)
     _ping_when_idle(engine)
+    _take_savepoints(engine)
     return engine
 
 
@@ -305,40 +306,99 @@ def joined(unit: Session) -> Iterator[Session]:
     (`Database.session` refuses), and every block ends with the session emptied, so the ORM has no
     state to roll back with it. Its writes are flushed before the savepoint is released.
 
-    On PostgreSQL a block costs one round trip, not two: its savepoint is released by the next block's
-    start, in the same message ("RELEASE ...; SAVEPOINT ...", the simple query protocol), or by the
-    unit's COMMIT, so at most one is open at a time (the unit's writes between two blocks are kept by
-    the release like the block's own). SQLite takes one statement at a time (and its round trips cost
-    no network): there each block releases its own.
+    On PostgreSQL a block costs at most one round trip, and one that only reads none (`_Blocks`): its
+    savepoint is taken just before its first statement that may write, together with the release of
+    the savepoint of the block before ("RELEASE ...; SAVEPOINT ...", one message by the simple query
+    protocol); the last one is released by the unit's COMMIT. So at most one is open at a time, and
+    the unit's writes between two blocks are kept by the release like the block's own. A block that
+    wrote nothing has nothing to undo: an error in it goes on as it came (a database error in a read
+    fails the unit, which no handler catches to go on). SQLite takes one statement at a time (and its
+    round trips cost no network): there each block takes and releases its own.
     """
     conn = unit.connection()
-    postgres = conn.dialect.name == "postgresql"
-    if postgres and unit.info.get(_SAVEPOINT_OPEN):
-        conn.exec_driver_sql("RELEASE SAVEPOINT block; SAVEPOINT block")
-    else:
-        conn.exec_driver_sql("SAVEPOINT block")
-    unit.info[_SAVEPOINT_OPEN] = postgres
+    if conn.dialect.name == "postgresql":
+        try:
+            with _Blocks.of(unit, conn).block():
+                yield unit
+                unit.flush()
+        finally:
+            unit.expunge_all()
+        return
+    conn.exec_driver_sql("SAVEPOINT block")
     try:
         yield unit
         unit.flush()
     except BaseException:
         # A lost connection (or one SQLAlchemy has invalidated): the unit fails as a whole anyway, with
         # the error that broke it (a transient one is run again, `in_unit`), not this one.
-        unit.info[_SAVEPOINT_OPEN] = False
         with contextlib.suppress(SQLAlchemyError):
-            if postgres:
-                conn.exec_driver_sql("ROLLBACK TO SAVEPOINT block; RELEASE SAVEPOINT block")
-            else:
-                conn.exec_driver_sql("ROLLBACK TO SAVEPOINT block")
-                conn.exec_driver_sql("RELEASE SAVEPOINT block")
+            conn.exec_driver_sql("ROLLBACK TO SAVEPOINT block")
+            conn.exec_driver_sql("RELEASE SAVEPOINT block")
         unit.expunge_all()
         raise
-    if not postgres:
-        conn.exec_driver_sql("RELEASE SAVEPOINT block")
+    conn.exec_driver_sql("RELEASE SAVEPOINT block")
     unit.expunge_all()
 
 
-_SAVEPOINT_OPEN = "schoolbot_savepoint_open"  # a unit's Session.info: a block's savepoint is left open
+class _Blocks:
+    """The savepoints of one unit's blocks on PostgreSQL (kept in the unit Session's `info`)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.open = False  # a block's savepoint is open (released when the next one is taken)
+        self.pending = False  # the block running has written nothing yet: its savepoint is not taken
+
+    @staticmethod
+    def of(unit: Session, conn: Connection) -> _Blocks:
+        """The unit's savepoints; the engine's hook is in place (`_take_savepoints`)."""
+        blocks = unit.info.get(_BLOCKS)
+        if not isinstance(blocks, _Blocks) or blocks.conn is not conn:
+            blocks = unit.info[_BLOCKS] = _Blocks(conn)
+        return blocks
+
+    @contextmanager
+    def block(self) -> Iterator[None]:
+        """One block: its savepoint taken at its first write (`take`), its writes undone on error."""
+        self.pending = True
+        token = _block.set(self)
+        try:
+            yield
+        except BaseException:
+            if not self.pending:  # it wrote: its writes go, and so does its savepoint
+                self.open = False
+                with contextlib.suppress(SQLAlchemyError):  # a lost connection fails the unit anyway
+                    self.conn.exec_driver_sql("ROLLBACK TO SAVEPOINT block; RELEASE SAVEPOINT block")
+            raise
+        finally:
+            self.pending = False
+            _block.reset(token)
+
+    def take(self) -> None:
+        """The block's savepoint, before its first statement that may write."""
+        self.pending = False
+        self.conn.exec_driver_sql(
+            "RELEASE SAVEPOINT block; SAVEPOINT block" if self.open else "SAVEPOINT block"
+        )
+        self.open = True
+
+
+_BLOCKS = "schoolbot_blocks"  # a unit's Session.info: its `_Blocks`
+_block: ContextVar[_Blocks | None] = ContextVar("schoolbot_block", default=None)  # the block running here
+
+
+def _take_savepoints(engine: Engine) -> None:
+    """PostgreSQL: a block's savepoint is taken before the block's first statement that may write."""
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def before(conn: Connection, _cursor: Any, statement: str, *_rest: Any) -> None:
+        blocks = _block.get()
+        if blocks is not None and blocks.pending and blocks.conn is conn and _may_write(statement):
+            blocks.take()
+
+
+def _may_write(statement: str) -> bool:
+    """Anything but a plain SELECT (one that locks rows, FOR UPDATE / FOR SHARE, counts as a write)."""
+    return statement.lstrip()[:6].upper() != "SELECT" or " FOR " in statement.upper()
 
 
 def reason(exc: BaseException) -> str:
