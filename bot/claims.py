@@ -12,9 +12,8 @@ a transaction of its own that holds the row's lock while the update is handled i
 transaction, bot/dispatch.py), and then deletes the row, and the standby rows of the replies sent
 meanwhile (`Outbox.settle` leaves them to it: `settled_into`), and commits: the chat's next update
 becomes its oldest only then, so each chat goes in order whoever handles it. Should that commit fail,
-the replies' rows go the outbox's own way. A worker that dies lets its locks
-go with its connections (at once: the server sees the socket close), and what it held is claimed
-again. An update found handled already (its key: when the claim is taken, or at the end of its unit,
+the replies' rows go the outbox's own way. A worker that dies lets its locks go with its connections
+(at once: the server sees the socket close), and what it held is claimed again. An update found handled already (its key: when the claim is taken, or at the end of its unit,
 `Redelivered`) is not handled again, and its chat is let go only `REPLY_GRACE` seconds later: the worker
 that handled it may have lost its claim to a dropped connection and live on, still sending its reply,
 which then still comes before the reply to the chat's next update. A free place that finds nothing waits for a kick; one of them also looks every `poll` seconds,
