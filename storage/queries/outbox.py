@@ -17,9 +17,13 @@ OUTBOX_CHUNK = 500  # rows per INSERT: keeps SQLite under its bound-parameter li
 
 
 def enqueue(s: Session, rows: list[dict[str, Any]]) -> int:
-    """Insert outbox rows, skipping any whose key exists; how many were new."""
+    """Insert outbox rows (each with the same keys, as `pending_row` makes them), skipping any whose
+    key exists; how many were new. The rows are the parameters of one statement built once
+    (`insert_rows`), not VALUES compiled into a statement of their own: for a wave's 500 rows that
+    compiling took two thirds of the sweep's CPU and some 6 MB at its peak."""
     return sum(
-        insert_ignore(s, Outbox, rows[i : i + OUTBOX_CHUNK]) for i in range(0, len(rows), OUTBOX_CHUNK)
+        len(insert_rows(s, Outbox, rows[i : i + OUTBOX_CHUNK], ("id",)))
+        for i in range(0, len(rows), OUTBOX_CHUNK)
     )
 
 
