@@ -8,9 +8,10 @@ of each ladder is made, so a bot that was down sends one reminder, not a burst o
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from itertools import islice
 from typing import Any
 
 from handlers.calendar import Calendar, Clock, Period, month_end, periodic_key
@@ -156,7 +157,7 @@ def snooze_target(cal: Calendar, now: datetime) -> datetime:
 class Planned:
     """One outbox row a sweep would make."""
 
-    user: User
+    user: User | q.Principal  # the sweep's reminders: a Principal (a light tuple); else a User
     kind: str
     period: str
     step: str
@@ -199,10 +200,11 @@ class Plan:
 
 @dataclass(frozen=True)
 class Org:
-    """The organisation as the sweep needs it, read once."""
+    """The organisation as the sweep needs it, read once: the schools and their principals as plain
+    tuples of the columns the sweep uses (a wave reads thousands of each), the few staff as Users."""
 
-    schools: list[School]
-    principals: dict[int, list[User]]
+    schools: list[q.SchoolName]
+    principals: dict[int, list[q.Principal]]
     staff: list[User]
     seen: dict[tuple[str, ...], dict[int, set[int]]]  # levels -> office -> ids of the schools under it
     registered: dict[int, datetime] = field(default_factory=dict)  # school id -> when it joined
@@ -216,26 +218,36 @@ def read_org(db: Database, prefer: str = "last_used") -> Org:
     """Schools, reachable principals and staff (one account per person, as delivery.prefer says), offices."""
     with db.session() as s:
         schools, staff = q.all_schools(s), q.reachable_staff(s)
-        principals = [u for users in q.reachable_principals(s).values() for u in users]
+        principals = q.reachable_principals(s)
         seen = {levels: scope.schools_under_each(s, levels) for levels in {scope.levels_of(u) for u in staff}}
         registered = stats.registrations(s)
-        for row in [*schools, *staff, *principals]:
+        for row in staff:
             s.expunge(row)
-    by_school: dict[int, list[User]] = {}
+    by_school: dict[int, list[q.Principal]] = {}
     for user in q.one_per_person(principals, prefer):
-        by_school.setdefault(user.school_id or 0, []).append(user)
+        by_school.setdefault(user.school_id, []).append(user)
     return Org(schools, by_school, q.one_per_person(staff, prefer), seen, registered)
 
 
 def plan(db: Database, clock: Clock, settings: Any, catalog: Catalog, at: datetime | None = None) -> Plan:
     """What is due at `at` (default now): reminders to schools that have not sent, escalations."""
+    result, items = planning(db, clock, settings, catalog, at)
+    result.items = list(items)
+    return result
+
+
+def planning(
+    db: Database, clock: Clock, settings: Any, catalog: Catalog, at: datetime | None = None
+) -> tuple[Plan, Iterator[Planned]]:
+    """`plan`, its items made one at a time as they are taken (the database is read before: take them
+    outside a session), so that a sweep holds one batch of a wave's rows at a time, not the wave."""
     cal = Calendar(clock, settings.schedule)
     now = (at or clock.now()).astimezone(clock.tz)
     result = Plan(now)
     pause = cal.pause_at(now)
     if pause is not None or cal.quiet(now):
         result.held = pause.name if pause is not None else "quiet"
-        return result
+        return result, iter(())
     due_now = []
     for deadline in deadlines(cal, now):
         remind = due_step(reminder_steps(cal, deadline), now)
@@ -243,27 +255,34 @@ def plan(db: Database, clock: Clock, settings: Any, catalog: Catalog, at: dateti
         if remind is not None or late is not None:
             due_now.append((deadline, remind, late))
     if not due_now:
-        return result
+        return result, iter(())
     org = read_org(db, settings.prefer)
     translators: dict[tuple[str, str], Translator] = {}
 
-    def t_for(user: User) -> Translator:
+    def t_for(user: User | q.Principal) -> Translator:
         key = (user.locale or settings.locale, user.channel)
         if key not in translators:
             translators[key] = catalog.translator(*key)
         return translators[key]
 
+    work = []
     for deadline, remind, late in due_now:
         with db.session() as s:
             sent = q.schools_that_sent(s, deadline.subject, deadline.period)
         if remind is not None:
-            result.items += reminders(cal, deadline, remind, org, sent, now, t_for)
             missing = [sc for sc in org.schools if sc.id not in sent and not org.principals.get(sc.id or 0)]
             if missing:
                 result.unreachable[f"{deadline.subject}:{deadline.period}"] = len(missing)
-        if late is not None:
-            result.items += escalations(deadline, late, org, sent, t_for, cal)
-    return result
+        work.append((deadline, remind, late, sent))
+
+    def items() -> Iterator[Planned]:
+        for deadline, remind, late, sent in work:
+            if remind is not None:
+                yield from reminders(cal, deadline, remind, org, sent, now, t_for)
+            if late is not None:
+                yield from escalations(deadline, late, org, sent, t_for, cal)
+
+    return result, items()
 
 
 def reminders(
@@ -274,19 +293,17 @@ def reminders(
     sent: set[int],
     now: datetime,
     t_for: Any,
-) -> list[Planned]:
+) -> Iterator[Planned]:
     """One reminder to every reachable principal of each school that has not sent."""
-    out = []
     snooze = snooze_target(cal, now) <= deadline.due
     for school in org.schools:
         if school.id in sent:
             continue
         for user in org.principals.get(school.id or 0, []):
             reply = reminder_reply(t_for(user), deadline, school.name, now.date(), step.key if snooze else "")
-            out.append(
-                Planned(user, kind_of(deadline.subject, REMIND), deadline.period, step.key, reply, school.id)
+            yield Planned(
+                user, kind_of(deadline.subject, REMIND), deadline.period, step.key, reply, school.id
             )
-    return out
 
 
 def reminder_reply(t: Translator, deadline: Deadline, school: str, today: date, snooze_step: str) -> Reply:
@@ -376,17 +393,19 @@ def sweep(db: Database, clock: Clock, settings: Any, catalog: Catalog) -> SweepR
     with db.session() as s:
         cancelled = q.cancel_fulfilled_reminders(s, now, FULFILS)
         cancelled += cancel_past_deadline(s, Calendar(clock, settings.schedule), now)
-    result = plan(db, clock, settings, catalog, now)
-    rows = [item.row(now) for item in result.items]
-    created = 0
-    for i in range(0, len(rows), INSERT_BATCH):
+    result, items = planning(db, clock, settings, catalog, now)
+    due = created = 0
+    # One batch of rows at a time, made just before its transaction: a wave of thousands is never
+    # held whole (its items, their texts and rows were most of the sweep's memory).
+    while rows := [item.row(now) for item in islice(items, INSERT_BATCH)]:
+        due += len(rows)
         with db.session() as s:
-            created += q.enqueue(s, rows[i : i + INSERT_BATCH])
+            created += q.enqueue(s, rows)
     if created:
         with db.session() as s:
             cancelled += q.cancel_superseded(s, now)
     if created or cancelled:
-        log.info("sweep at %s: %d due, %d new, %d cancelled", now, len(rows), created, cancelled)
+        log.info("sweep at %s: %d due, %d new, %d cancelled", now, due, created, cancelled)
     return SweepReport(created, cancelled, result.held)
 
 

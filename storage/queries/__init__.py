@@ -172,6 +172,8 @@ from storage.queries.submissions import (
     versions_of,
 )
 from storage.queries.sweep import (
+    Principal,
+    SchoolName,
     all_schools,
     reachable_principals,
     reachable_staff,
@@ -205,8 +207,10 @@ __all__ = [
     "Boarding",
     "InviteTarget",
     "LetterSchool",
+    "Principal",
     "Receipts",
     "Redeem",
+    "SchoolName",
     "Writer",
     "accounts_of",
     "acknowledge",

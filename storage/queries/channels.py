@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy import update
 from sqlmodel import Session, col, select
@@ -10,6 +11,7 @@ from sqlmodel import Session, col, select
 from storage.db import insert_ignore
 from storage.models import ChannelUsage, LinkCode, User
 from storage.queries.invites import new_code
+from storage.queries.sweep import Principal
 
 
 def add_usage(s: Session, channel: str, month: str, count: int) -> int:
@@ -83,15 +85,18 @@ def accounts_of(s: Session, user: User) -> list[User]:
     return list(s.exec(select(User).where(col(User.person_id) == user.person_id).order_by(col(User.id))))
 
 
-def one_per_person(users: list[User], prefer: str = "last_used") -> list[User]:
-    """One account per person, so a message reaches them once.
+Account = TypeVar("Account", User, Principal)
+
+
+def one_per_person(users: list[Account], prefer: str = "last_used") -> list[Account]:
+    """One account per person, so a message reaches them once (Users, or the sweep's Principals).
 
     `prefer`: "last_used" (the account seen most recently), a channel name ("telegram", "zalo":
     that channel's account when the person has one), or "both" (every account).
     """
     if prefer == "both":
         return users
-    people: dict[int, list[User]] = {}
+    people: dict[int, list[Account]] = {}
     for user in users:
         people.setdefault(user.person_id or -(user.id or 0), []).append(user)
     chosen = []

@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 
 from storage.db import insert_ignore, insert_rows, table_of
 from storage.models import Lease, Outbox, Submission, User
+from storage.queries.sweep import Principal
 
 OUTBOX_CHUNK = 500  # rows per INSERT: keeps SQLite under its bound-parameter limit
 
@@ -28,7 +29,7 @@ def enqueue(s: Session, rows: list[dict[str, Any]]) -> int:
 
 
 def pending_row(
-    user: User,
+    user: User | Principal,
     kind: str,
     period: str,
     step: str,

@@ -16,6 +16,7 @@ from handlers.calendar import FrozenClock
 from handlers.types import Incoming, Kind
 from storage import queries as q
 from storage.models import Outbox, User
+from tests.fakes.district import seed_wave
 from tests.handlers.helpers import add_district, add_principal, add_school, add_user
 from tests.support import at_once
 from tests.support import outbox_rows as outbox
@@ -269,6 +270,26 @@ def test_sweeping_twice_or_concurrently_creates_nothing_new(demo: App) -> None:
     assert sum(results) == 41
     assert len(outbox(demo)) == 41
     assert reminders.sweep(demo.db, demo.clock, demo.settings, demo.catalog).created == 0
+
+
+def test_a_wave_of_several_insert_batches_makes_exactly_the_plan_once(demo: App) -> None:
+    """The sweep makes a wave a batch at a time (never holding it whole): across batches it makes
+    exactly the rows the plan lists (the dry run's), in its order, each once, with the same words;
+    a second sweep makes nothing."""
+    moment = at(11, 15, 8, 0).replace(tzinfo=demo.clock.tz)  # type: ignore[attr-defined]
+    schools = 2 * reminders.INSERT_BATCH + 7
+    seed_wave(demo.db, schools, moment)
+    planned = reminders.plan(demo.db, demo.clock, demo.settings, demo.catalog, moment)
+    assert len({i.school_id for i in planned.items}) > schools  # the wave's and the demo's owing schools
+
+    made = sweep_at(demo, at(11, 15, 8, 0))
+
+    assert made.created == len(planned.items)
+    rows = outbox(demo)
+    assert [(r.user_id, r.kind, r.period, r.step) for r in rows] == [i.key for i in planned.items]
+    assert [r.payload for r in rows] == [i.reply.to_payload() for i in planned.items]
+    assert [r.school_id for r in rows] == [i.school_id for i in planned.items]
+    assert sweep_at(demo, at(11, 15, 9, 0)).created == 0
 
 
 def test_a_waiting_reminder_is_cancelled_when_the_school_sends_before_it_goes(demo: App) -> None:
