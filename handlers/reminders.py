@@ -214,13 +214,20 @@ class Org:
         return self.seen.get(scope.levels_of(user), {}).get(user.office_id or 0, set())
 
 
-def read_org(db: Database, prefer: str = "last_used") -> Org:
-    """Schools, reachable principals and staff (one account per person, as delivery.prefer says), offices."""
+def read_org(
+    db: Database, prefer: str = "last_used", *, reminding: bool = True, escalating: bool = True
+) -> Org:
+    """Schools, reachable principals and staff (one account per person, as delivery.prefer says), offices.
+
+    Only what is due is read: the principals for reminders; the staff, what each of them sees and
+    when each school joined for escalations (a reminder day reads no staff, an escalation morning no
+    principal)."""
     with db.session() as s:
-        schools, staff = q.all_schools(s), q.reachable_staff(s)
-        principals = q.reachable_principals(s)
+        schools = q.all_schools(s)
+        principals = q.reachable_principals(s) if reminding else []
+        staff = q.reachable_staff(s) if escalating else []
         seen = {levels: scope.schools_under_each(s, levels) for levels in {scope.levels_of(u) for u in staff}}
-        registered = stats.registrations(s)
+        registered = stats.registrations(s) if escalating else {}
         for row in staff:
             s.expunge(row)
     by_school: dict[int, list[q.Principal]] = {}
@@ -256,7 +263,12 @@ def planning(
             due_now.append((deadline, remind, late))
     if not due_now:
         return result, iter(())
-    org = read_org(db, settings.prefer)
+    org = read_org(
+        db,
+        settings.prefer,
+        reminding=any(remind is not None for _, remind, _ in due_now),
+        escalating=any(late is not None for _, _, late in due_now),
+    )
     translators: dict[tuple[str, str], Translator] = {}
 
     def t_for(user: User | q.Principal) -> Translator:
