@@ -934,15 +934,20 @@ def main() -> None:
     args = parser.parse_args()
     if args.principals < 1:
         raise SystemExit("--principals must be at least 1")
-    command = "python -m bench.interactive_bench" + "".join(
-        f" --{name} {value}"
-        for name, value, default in (
-            ("principals", args.principals, 200),
-            ("db", args.db, "both"),
-            ("mode", args.mode, "both"),
-            ("scenario", args.scenario, "all"),
+    command = (
+        "python -m bench.interactive_bench"
+        + "".join(
+            f" --{name} {value}"
+            for name, value, default in (
+                ("principals", args.principals, 200),
+                ("db", args.db, "both"),
+                ("mode", args.mode, "both"),
+                ("scenario", args.scenario, "all"),
+                ("rtt", args.rtt, 0.0),
+            )
+            if value != default
         )
-        if value != default
+        + (" --no-echo" if args.no_echo else "")
     )
     compiled()  # as deployed: the starts read the byte-code, not compile the tree
     before = load_average()
