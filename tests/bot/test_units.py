@@ -148,12 +148,17 @@ def blocks_in_a_unit(db: Database) -> tuple[set[str], list[str]]:
     return keys, [line for line in sql.seen if "SAVEPOINT" in line]
 
 
-def test_a_failed_block_is_undone_alone_and_the_unit_goes_on(database_url: str) -> None:
-    db = Database(database_url)
+def blocks_on(url: str) -> tuple[set[str], list[str]]:
+    """`blocks_in_a_unit` on a database of its own, let go after."""
+    db = Database(url)
     try:
-        keys, savepoints = blocks_in_a_unit(db)
+        return blocks_in_a_unit(db)
     finally:
         db.dispose()
+
+
+def test_a_failed_block_is_undone_alone_and_the_unit_goes_on(database_url: str) -> None:
+    keys, savepoints = blocks_on(database_url)
     assert keys == {"block:1", "unit:between", "block:3", "unit:last"}
     assert len(savepoints) == 12  # SQLite: each block its SAVEPOINT and RELEASE (a failed one: ROLLBACK TO)
 
@@ -164,11 +169,7 @@ def test_on_postgresql_a_failed_block_is_undone_alone_and_a_block_is_one_round_t
     """The unit's transaction is not left aborted by the refused statement; a block that only reads
     takes no savepoint; each block's savepoint is taken at its first write, with the release of the one
     before (one message), and the last is released by the COMMIT."""
-    db = Database(pg_url)
-    try:
-        keys, savepoints = blocks_in_a_unit(db)
-    finally:
-        db.dispose()
+    keys, savepoints = blocks_on(pg_url)
     assert keys == {"block:1", "unit:between", "block:3", "unit:last"}
     assert savepoints == [
         "SAVEPOINT block",
