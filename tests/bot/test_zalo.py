@@ -22,6 +22,8 @@ from sqlmodel import select
 from typer.testing import CliRunner
 
 from bot.app import App
+from bot.channels import base as channel_base
+from bot.channels.base import Gate
 from bot.channels.zalo import (
     CHANNEL,
     MAX_TEXT,
@@ -1130,6 +1132,40 @@ async def test_calls_post_json_to_the_token_url_and_return_result() -> None:
     assert result == {"message_id": "m1", "date": 1}
     assert str(seen[0].url) == f"https://bot-api.example.test/bot{TOKEN}/sendMessage"
     assert json.loads(seen[0].content) == {"chat_id": "c1", "text": "Chào"}
+
+
+async def test_calls_beyond_the_connections_wait_at_the_gate_and_a_wait_too_long_times_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ten calls at once over two connections: at most two reach Zalo at a time, all are answered; a
+    call that cannot get a connection within POOL_WAIT fails as a time-out (transient), not a hang."""
+    busy, peak = 0, 0
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal busy, peak
+        busy += 1
+        peak = max(peak, busy)
+        await asyncio.sleep(0.02 if b"slow" not in request.content else 0.5)
+        busy -= 1
+        return httpx.Response(200, json={"ok": True, "result": {"message_id": "m", "date": 1}})
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    api = ZaloAPI("https://bot-api.example.test", TOKEN, client, gate=Gate(2))
+    answers = await asyncio.gather(*(api.call("sendMessage", {"chat_id": f"c{n}"}) for n in range(10)))
+    assert len(answers) == 10 and 1 <= peak <= 2
+
+    monkeypatch.setattr(channel_base, "POOL_WAIT", 0.05)
+    narrow = ZaloAPI("https://bot-api.example.test", TOKEN, client, gate=Gate(1))
+    results = await asyncio.gather(
+        narrow.call("sendMessage", {"chat_id": "c1", "text": "slow"}),
+        narrow.call("sendMessage", {"chat_id": "c2", "text": "next"}),
+        return_exceptions=True,
+    )
+    await client.aclose()
+    assert isinstance(results[0], dict)
+    from bot.channels.zalo import transient as is_transient
+
+    assert isinstance(results[1], NetworkError) and is_transient(results[1])
 
 
 @pytest.mark.parametrize(
