@@ -149,6 +149,36 @@ async def test_posts_arriving_together_are_stored_together_and_each_answered_aft
     assert not stored(demo.db)
 
 
+async def test_posts_whose_store_fails_are_answered_500_and_stored_when_sent_again(
+    demo: App, api: FakeBotAPI
+) -> None:
+    """The database refuses to store: every POST of the batch gets 500 (Telegram sends it again), none
+    is handled; sent again once the database takes it, each is stored, answered 200 and handled once."""
+    app, hook = on_webhook(demo, api)
+    people = [TgUser(9200 + n, f"Người {n}", "Thử") for n in range(3)]
+    updates = [text_update(p, "/help") | {"update_id": api.next_update_id()} for p in people]
+    headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
+    with demo.db.session() as s:
+        s.execute(
+            text(
+                "CREATE TRIGGER refuse BEFORE INSERT ON received BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+            )
+        )
+    async with running(app, api) as tg, httpx.AsyncClient(trust_env=False) as client:
+        refused = await asyncio.gather(*(client.post(hook, json=u, headers=headers) for u in updates))
+        assert [a.status_code for a in refused] == [500] * 3
+        assert tg.channel.handled == 0 and not any(api.sent_to(p.id) for p in people)
+
+        with demo.db.session() as s:
+            s.execute(text("DROP TRIGGER refuse"))
+        again = await asyncio.gather(*(client.post(hook, json=u, headers=headers) for u in updates))
+        await until(lambda: all(api.sent_to(p.id) for p in people), "every reply once stored")
+
+    assert [a.status_code for a in again] == [200] * 3
+    assert all([m["text"] for m in api.sent_to(p.id)] == [tg.t("help.guest")] for p in people)
+    assert handled_keys(demo.db) == {f"telegram:{u['update_id']}" for u in updates}
+
+
 # ---- webhook, a real process killed -------------------------------------------------------------
 
 
