@@ -59,8 +59,8 @@ class ChannelSettings(Section):
     secret_token: SecretStr = SecretStr("")
     # Updates of this many chats are handled at once; each chat's own updates stay in order.
     concurrent_chats: int = Field(default=32, ge=1, le=512)
-    # Requests to the platform's API at once (each its own connection; bot/channels/base.py keeps a few
-    # open while idle); a request finding them all busy waits its turn.
+    # Requests to the platform's API at once, each on its own connection (bot/channels/base.py,
+    # pool_limits); a request finding them all busy waits its turn.
     connections: int = Field(default=8, ge=1, le=256)
     # Tests only: seconds each stored update waits before it is handled (0: none), so that a test can
     # kill the process between storing an update and handling it.

@@ -97,15 +97,14 @@ class WebhookConfig(Protocol):
 
 
 POOL_WAIT = 30.0  # seconds a request may wait for a free connection (connections) before failing
-IDLE_KEPT = 8  # connections kept open while idle; those beyond close when their request is done
 
 
 def pool_limits(connections: int) -> httpx.Limits:
     """Up to `connections` requests in flight (telegram.connections: Telegram is 200 ms away from
-    Vietnam, so each connection carries about five requests a second), but only IDLE_KEPT of them kept
-    open when idle: httpcore looks at every idle connection (two system calls each) whenever a request
-    starts or ends, and on a fast network dozens of idle ones cost more CPU than the requests."""
-    return httpx.Limits(max_connections=connections, max_keepalive_connections=min(IDLE_KEPT, connections))
+    Vietnam, so each connection carries about five requests a second), all kept open while idle (for
+    httpx's five seconds): a new connection to Telegram costs a TLS handshake, three round trips. On
+    bot.channels.sockets an idle connection costs nothing while other requests come and go."""
+    return httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
 
 
 class Gate:

@@ -34,7 +34,6 @@ from telegram.ext import (
     ContextTypes,
     TypeHandler,
 )
-from telegram.request import HTTPXRequest
 
 from bot.app import App
 from bot.channels.base import ChannelBase, verify_secret, webhook_url
@@ -190,8 +189,8 @@ class TelegramChannel(ChannelBase):
             # A few connections kept alive, not PTB's 256: httpcore looks at every pooled connection
             # (and every request queued in the pool) on every request; that bookkeeping cost more
             # than the request. The requests beyond them wait in front of the pool (GatedRequest).
-            .request(GatedRequest(self.config.connections, verify=tls))
-            .get_updates_request(HTTPXRequest(connection_pool_size=1, httpx_kwargs={"verify": tls}))
+            .request(GatedRequest(self.config.base_url, self.config.connections, verify=tls))
+            .get_updates_request(GatedRequest(self.config.base_url, 1, verify=tls))
         )
         builder = builder.concurrent_updates(PerChat(self.config.concurrent_chats))
         outbox = app.settings.outbox

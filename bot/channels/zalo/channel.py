@@ -32,6 +32,7 @@ from typing import Any
 import httpx
 
 from bot.app import App
+from bot.channels import sockets
 from bot.channels.base import ChannelBase, Gate, pool_limits, verify_secret, webhook_url
 from bot.channels.turns import ChatTurns
 from bot.channels.zalo.api import (
@@ -139,9 +140,8 @@ class ZaloChannel(ChannelBase):
         super().__init__(token, self.timing.typing_after, self.timing.typing_every)
         connections = self.config.connections  # kept alive; see telegram.connections
         self.client = httpx.AsyncClient(
-            transport=transport,
+            transport=transport or sockets.transport(self.config.base_url, pool_limits(connections)),
             timeout=httpx.Timeout(20.0, connect=10.0),
-            limits=pool_limits(connections),
         )
         self.files = httpx.AsyncClient(
             transport=transport, timeout=self.timing.fetch_timeout, follow_redirects=True, max_redirects=5
