@@ -479,8 +479,18 @@ def postgres_reason(pg_url: str) -> str:
     return ""
 
 
-def config_toml(url: str, workdir: Path, api: FakeBotAPI, zone: str, day: int, mode: str, port: int) -> str:
-    """The bot's settings: the fake's URLs, the office zone, today the deadline day, no periodic report."""
+def config_toml(
+    url: str,
+    workdir: Path,
+    api: FakeBotAPI,
+    zone: str,
+    day: int,
+    mode: str,
+    port: int,
+    per_chat: float | None = None,
+) -> str:
+    """The bot's settings: the fake's URLs, the office zone, today the deadline day, no periodic report
+    (`per_chat`: outbox.per_chat_seconds, when not the default)."""
 
     def s(value: str) -> str:
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -495,7 +505,8 @@ def config_toml(url: str, workdir: Path, api: FakeBotAPI, zone: str, day: int, m
         f"[telegram]\ntoken = {s(TOKEN)}\nusername = {s(BOT_USERNAME)}\nbase_url = {s(api.base_url)}\n"
         f'base_file_url = {s(api.base_file_url)}\n{hook}listen = "127.0.0.1"\nport = {port}\n'
         f'url_path = "telegram"\nsecret_token = {s(SECRET)}\n\n'
-        f"[schedule]\nmonthly_deadline_day = {day}\nperiodic = []\ndigest_days = []\n"
+        + (f"[outbox]\nper_chat_seconds = {per_chat}\n\n" if per_chat is not None else "")
+        + f"[schedule]\nmonthly_deadline_day = {day}\nperiodic = []\ndigest_days = []\n"
     )
 
 
@@ -545,9 +556,12 @@ class Run:
 class Bench:
     """The matrix's shared state: the principal count, the work folder, the calibrated walk."""
 
-    def __init__(self, principals: int, workdir: Path, pg_url: str, rtt: float = 0.0) -> None:
+    def __init__(
+        self, principals: int, workdir: Path, pg_url: str, rtt: float = 0.0, per_chat: float | None = None
+    ) -> None:
         self.principals = principals
         self.rtt = rtt
+        self.per_chat = per_chat
         self.workdir = workdir
         self.pg_url = pg_url
         self.walk = incident_walk()
@@ -569,7 +583,9 @@ class Bench:
                 with fresh_database(r.db, self.workdir, self.pg_url, tag) as url:
                     await asyncio.to_thread(seed, url, chatting, wave, now)
                     config = self.workdir / f"{tag}.toml"
-                    config.write_text(config_toml(url, self.workdir, api, zone, now.day, r.mode, port))
+                    config.write_text(
+                        config_toml(url, self.workdir, api, zone, now.day, r.mode, port, self.per_chat)
+                    )
                     argv = [str(Path(sys.executable).parent / "schoolbot"), "run", "--config", str(config)]
                     return await self.drive(r, api, argv, users, port)
             argv = [sys.executable, "-m", "bench.echo_bot", "--base-url", api.base_url, "--token", TOKEN]
@@ -809,7 +825,7 @@ def report(
     parts = [
         SECTION,
         "",
-        "`python -m bench.interactive_bench` (the venv's Python). The figures of issue #13's \"before\".",
+        "`python -m bench.interactive_bench` (the venv's Python).",
         "",
         f"- **Date:** {datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}",
         f"- **Machine:** {machine()}; nproc {len(os.sched_getaffinity(0))}",
@@ -838,6 +854,12 @@ def report(
         "so the office's time zone is set to the Etc/GMT zone in which it is just past 08:00 and today is",
         "made the deadline day (its `d0` reminder is due; no periodic report, no digest). The chatting",
         "principals' schools have sent their article, so no reminder reaches them.",
+        "",
+        "Telegram's per-chat rule: the bot sends a chat at most one message a second after three quick",
+        "ones (outbox.per_chat_seconds 1.0, reply_burst 3), and a principal here answers the moment the",
+        "reply is in; so N principals walking hold the bot to about N updates a second, each reply about",
+        "1 s after the one before, whatever its CPU could do. The echo bot keeps no such rule (the fake",
+        "has no limits outside the burst). `--per-chat 0` lifts the rule to show the bot's own ceiling.",
         "",
     ]
     if skipped:
@@ -880,7 +902,7 @@ async def matrix(
             print(f"PostgreSQL skipped: {reason}", flush=True)
             skipped.append(f"PostgreSQL ({reason})")
             dbs.remove("postgres")
-    bench = Bench(args.principals, workdir, args.pg_url, args.rtt)
+    bench = Bench(args.principals, workdir, args.pg_url, args.rtt, args.per_chat)
     runs = [Run("schoolbot", s, m, d) for s in scenarios for m in modes for d in dbs]
     if not args.no_echo:
         runs += [Run("echo", s, m) for s in scenarios if s != "wave" for m in modes]
@@ -929,6 +951,12 @@ def main() -> None:
         help="seconds each Bot API request spends on the network (0: loopback)",
     )
     parser.add_argument(
+        "--per-chat",
+        type=float,
+        help="the bot's outbox.per_chat_seconds (default: the config's 1.0, Telegram's rule; 0 shows "
+        "what the bot itself can carry)",
+    )
+    parser.add_argument(
         "--keep", type=Path, help="work in this folder and keep it (logs, configs, SQLite files)"
     )
     args = parser.parse_args()
@@ -944,6 +972,7 @@ def main() -> None:
                 ("mode", args.mode, "both"),
                 ("scenario", args.scenario, "all"),
                 ("rtt", args.rtt, 0.0),
+                ("per-chat", args.per_chat, None),
             )
             if value != default
         )
