@@ -75,6 +75,7 @@ def make_engine(url: str) -> Engine:
             connect_args={"check_same_thread": False, "timeout": 15, "cached_statements": SQLITE_STATEMENTS},
         )
         _sqlite_hooks(engine)
+        _take_savepoints(engine)
         return engine
     # A connection for each worker thread running updates, one for each claim held in the shared inbox,
     # and some for the outbox's and the clock's own work. The most recently used first (LIFO): under a
@@ -318,45 +319,30 @@ def joined(unit: Session) -> Iterator[Session]:
     (`Database.session` refuses), and every block ends with the session emptied, so the ORM has no
     state to roll back with it. Its writes are flushed before the savepoint is released.
 
-    On PostgreSQL a block costs at most one round trip, and one that only reads none (`_Blocks`): its
-    savepoint is taken just before its first statement that may write, together with the release of
-    the savepoint of the block before ("RELEASE ...; SAVEPOINT ...", one message by the simple query
-    protocol); the last one is released by the unit's COMMIT. So at most one is open at a time, and
-    the unit's writes between two blocks are kept by the release like the block's own. A block that
-    wrote nothing has nothing to undo: an error in it goes on as it came (a database error in a read
-    fails the unit, which no handler catches to go on). SQLite takes one statement at a time (and its
-    round trips cost no network): there each block takes and releases its own.
+    A block that only reads takes no savepoint (`_Blocks`): a block's savepoint is taken just before
+    its first statement that may write, after the release of the savepoint of the block before; the
+    last one is released by the unit's COMMIT. So at most one is open at a time, and the unit's writes
+    between two blocks are kept by the release like the block's own. A block that wrote nothing has
+    nothing to undo: an error in it goes on as it came (a database error in a read fails the unit,
+    which no handler catches to go on). On PostgreSQL the release and the savepoint are one message
+    (the simple query protocol), so a block costs at most one round trip; SQLite takes one statement
+    at a time. Most blocks only read: /mystatus's five took ten statements, now none.
     """
     conn = unit.connection()
-    if conn.dialect.name == "postgresql":
-        try:
-            with _Blocks.of(unit, conn).block():
-                yield unit
-                unit.flush()
-        finally:
-            unit.expunge_all()
-        return
-    conn.exec_driver_sql("SAVEPOINT block")
     try:
-        yield unit
-        unit.flush()
-    except BaseException:
-        # A lost connection (or one SQLAlchemy has invalidated): the unit fails as a whole anyway, with
-        # the error that broke it (a transient one is run again, `in_unit`), not this one.
-        with contextlib.suppress(SQLAlchemyError):
-            conn.exec_driver_sql("ROLLBACK TO SAVEPOINT block")
-            conn.exec_driver_sql("RELEASE SAVEPOINT block")
+        with _Blocks.of(unit, conn).block():
+            yield unit
+            unit.flush()
+    finally:
         unit.expunge_all()
-        raise
-    conn.exec_driver_sql("RELEASE SAVEPOINT block")
-    unit.expunge_all()
 
 
 class _Blocks:
-    """The savepoints of one unit's blocks on PostgreSQL (kept in the unit Session's `info`)."""
+    """The savepoints of one unit's blocks (kept in the unit Session's `info`)."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        self.one_by_one = conn.dialect.name != "postgresql"  # SQLite: one statement an execute
         self.open = False  # a block's savepoint is open (released when the next one is taken)
         self.pending = False  # the block running has written nothing yet: its savepoint is not taken
 
@@ -379,7 +365,7 @@ class _Blocks:
             if not self.pending:  # it wrote: its writes go, and so does its savepoint
                 self.open = False
                 with contextlib.suppress(SQLAlchemyError):  # a lost connection fails the unit anyway
-                    self.conn.exec_driver_sql("ROLLBACK TO SAVEPOINT block; RELEASE SAVEPOINT block")
+                    self.run("ROLLBACK TO SAVEPOINT block", "RELEASE SAVEPOINT block")
             raise
         finally:
             self.pending = False
@@ -388,10 +374,16 @@ class _Blocks:
     def take(self) -> None:
         """The block's savepoint, before its first statement that may write."""
         self.pending = False
-        self.conn.exec_driver_sql(
-            "RELEASE SAVEPOINT block; SAVEPOINT block" if self.open else "SAVEPOINT block"
-        )
+        self.run(*(("RELEASE SAVEPOINT block",) if self.open else ()), "SAVEPOINT block")
         self.open = True
+
+    def run(self, *statements: str) -> None:
+        """The statements, in one message where the database takes several."""
+        if self.one_by_one:
+            for statement in statements:
+                self.conn.exec_driver_sql(statement)
+        else:
+            self.conn.exec_driver_sql("; ".join(statements))
 
 
 _BLOCKS = "schoolbot_blocks"  # a unit's Session.info: its `_Blocks`
@@ -399,7 +391,7 @@ _block: ContextVar[_Blocks | None] = ContextVar("schoolbot_block", default=None)
 
 
 def _take_savepoints(engine: Engine) -> None:
-    """PostgreSQL: a block's savepoint is taken before the block's first statement that may write."""
+    """A block's savepoint is taken before the block's first statement that may write."""
 
     @event.listens_for(engine, "before_cursor_execute")
     def before(conn: Connection, _cursor: Any, statement: str, *_rest: Any) -> None:
