@@ -37,7 +37,7 @@ from telegram.ext import (
 
 from bot.app import App
 from bot.channels.base import ChannelBase, verify_secret, webhook_url
-from bot.channels.telegram.api import OUTBOX_SEND, GatedRequest, Lanes, channel_error
+from bot.channels.telegram.api import OUTBOX_SEND, GatedRequest, Lanes, TelegramBot, channel_error
 from bot.channels.telegram.wire import (
     CHANNEL,
     MAX_ALBUM,
@@ -46,6 +46,7 @@ from bot.channels.telegram.wire import (
     album_part,
     chat_ref,
     keyboard,
+    keyboard_json,
     split_text,
     to_incoming,
 )
@@ -181,18 +182,6 @@ class TelegramChannel(ChannelBase):
         # One TLS context for both of PTB's connections (getUpdates', the rest): each loaded the CA
         # bundle again, 0.85 MB and 50 ms of the start.
         tls = httpx.create_ssl_context()
-        builder = (
-            ApplicationBuilder()
-            .token(self.config.token.get_secret_value())
-            .base_url(self.config.base_url)
-            .base_file_url(self.config.base_file_url)
-            # A few connections kept alive, not PTB's 256: httpcore looks at every pooled connection
-            # (and every request queued in the pool) on every request; that bookkeeping cost more
-            # than the request. The requests beyond them wait in front of the pool (GatedRequest).
-            .request(GatedRequest(self.config.base_url, self.config.connections, verify=tls))
-            .get_updates_request(GatedRequest(self.config.base_url, 1, verify=tls))
-        )
-        builder = builder.concurrent_updates(PerChat(self.config.concurrent_chats))
         outbox = app.settings.outbox
         self.lanes = Lanes(
             app.outbox.pace(CHANNEL),
@@ -201,8 +190,18 @@ class TelegramChannel(ChannelBase):
             outbox.reply_wait_seconds,
             throttled=lambda: app.metrics.rate_limited(CHANNEL),
         )
-        limited = builder.rate_limiter(self.lanes) if rate_limit else builder
-        self.application: Application[Any, Any, Any, Any, Any, Any] = limited.build()
+        bot = TelegramBot(
+            self.config.token.get_secret_value(),
+            base_url=self.config.base_url,
+            base_file_url=self.config.base_file_url,
+            # `connections` requests at once, not PTB's 256: the requests beyond them wait in front
+            # of httpx's pool (GatedRequest), where httpcore does not look at each of them.
+            request=GatedRequest(self.config.base_url, self.config.connections, verify=tls),
+            get_updates_request=GatedRequest(self.config.base_url, 1, verify=tls),
+            rate_limiter=self.lanes if rate_limit else None,
+        )
+        builder = ApplicationBuilder().bot(bot).concurrent_updates(PerChat(self.config.concurrent_chats))
+        self.application: Application[Any, Any, Any, Any, Any, Any] = builder.build()
         self.application.add_handler(TypeHandler(Update, self.on_update))
         self.application.add_error_handler(self.on_error)
 
@@ -679,8 +678,7 @@ class TelegramChannel(ChannelBase):
             parts = split_text(reply.text) or ["…"]
             for index, part in enumerate(parts):
                 last = index == len(parts) - 1
-                sent = await bot.send_message(chat, part, reply_markup=markup if last else None)
-                ref = str(sent.message_id)
+                ref = str(await bot.send_text(chat, part, keyboard_json(reply) if last else None))
         if reply.photo_path:
             with Path(reply.photo_path).open("rb") as photo:
                 await bot.send_photo(chat, photo)

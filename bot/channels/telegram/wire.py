@@ -3,6 +3,7 @@ choices as an inline keyboard, long texts cut under Telegram's limit."""
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import replace
 from functools import lru_cache
@@ -136,7 +137,24 @@ def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
 
 def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
     """The reply's choices as inline buttons; data over 64 bytes is logged and left out."""
-    return markup_of(tuple(tuple((c.label, c.value) for c in row) for row in reply.choices))
+    return markup_of(rows_of(reply))
+
+
+def keyboard_json(reply: Reply) -> str | None:
+    """`keyboard`, as the Bot API's reply_markup parameter (JSON)."""
+    return json_of(rows_of(reply))
+
+
+def rows_of(reply: Reply) -> tuple[tuple[tuple[str, str], ...], ...]:
+    """The reply's choices as (label, data) rows: the keyboards' cache key."""
+    return tuple(tuple((c.label, c.value) for c in row) for row in reply.choices)
+
+
+@lru_cache(maxsize=1024)
+def json_of(rows: tuple[tuple[tuple[str, str], ...], ...]) -> str | None:
+    """`markup_of`'s keyboard serialised once, as PTB serialises it for each message."""
+    markup = markup_of(rows)
+    return None if markup is None else json.dumps(markup.to_dict())
 
 
 @lru_cache(maxsize=1024)
