@@ -2,7 +2,7 @@
 
 A small HTTP/1.1 server on 127.0.0.1, written here on asyncio's streams, plays the platform: it keeps
 connections alive, closes them, answers late or never, reads slowly, sends large bodies, and speaks
-TLS with a certificate from a test CA (trustme). The client side is the real httpx and PTB stacks.
+TLS with a certificate of a test CA (tests/data/tls). The client side is the real httpx and PTB stacks.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpcore
 import httpx
 import pytest
-import trustme
 from telegram import Bot
 from telegram.error import NetworkError, TimedOut
 
@@ -26,6 +26,7 @@ from bot.channels.base import pool_limits
 from bot.channels.telegram.api import GatedRequest
 
 LIMITS = pool_limits(4)
+TLS = Path(__file__).parents[1] / "data" / "tls"
 
 
 @dataclass
@@ -216,11 +217,9 @@ async def test_no_server_is_a_connect_error() -> None:
 
 
 async def test_tls_with_the_servers_certificate_checked() -> None:
-    ca = trustme.CA()
     served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(served)
-    trusting = ssl.create_default_context()
-    ca.configure_trust(trusting)
+    served.load_cert_chain(TLS / "server.pem", TLS / "server.key")
+    trusting = ssl.create_default_context(cafile=TLS / "ca.pem")
 
     async with serving(tls=served) as server:
         async with client(server.url, trusting) as c:
