@@ -25,6 +25,10 @@ CHANNEL = "telegram"
 MAX_TEXT = 4096  # telegram.constants.MessageLimit.MAX_TEXT_LENGTH
 MAX_ALBUM = 10  # telegram.constants.MediaGroupLimit.MAX_MEDIA_LENGTH
 MAX_CALLBACK_BYTES = 64  # telegram.constants.InlineKeyboardButtonLimit.MAX_CALLBACK_DATA
+# Keyboards kept built. The menus repeat for everyone; a form's buttons carry their draft's id and
+# version (handlers/forms/engine.py `button`), so each is new and would only fill a larger cache: 1,024
+# of them held about 2.5 MB under the interactive bench's 200 principals.
+KEYBOARDS_KEPT = 64
 LANGUAGES = ("vi", "en")
 
 log = logging.getLogger("schoolbot.telegram")
@@ -150,17 +154,18 @@ def rows_of(reply: Reply) -> tuple[tuple[tuple[str, str], ...], ...]:
     return tuple(tuple((c.label, c.value) for c in row) for row in reply.choices)
 
 
-@lru_cache(maxsize=1024)
+@lru_cache(maxsize=KEYBOARDS_KEPT)
 def json_of(rows: tuple[tuple[tuple[str, str], ...], ...]) -> str | None:
     """`markup_of`'s keyboard serialised once, as PTB serialises it for each message."""
     markup = markup_of(rows)
     return None if markup is None else json.dumps(markup.to_dict())
 
 
-@lru_cache(maxsize=1024)
+@lru_cache(maxsize=KEYBOARDS_KEPT)
 def markup_of(rows: tuple[tuple[tuple[str, str], ...], ...]) -> InlineKeyboardMarkup | None:
-    """The inline keyboard of these (label, data) rows, built once: a form shows the same few keyboards
-    to every principal, and PTB's objects are immutable, so one can go with every message."""
+    """The inline keyboard of these (label, data) rows, built once while it is among the last
+    KEYBOARDS_KEPT used (a menu is shown to everyone; PTB's objects are immutable, so one can go with
+    every message)."""
     built = []
     for row in rows:
         buttons = []
