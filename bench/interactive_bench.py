@@ -965,6 +965,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.principals < 1:
         raise SystemExit("--principals must be at least 1")
+    if args.per_chat is not None and args.per_chat < 0:
+        raise SystemExit("--per-chat must be 0 or more seconds")
     command = (
         "python -m bench.interactive_bench"
         + "".join(
