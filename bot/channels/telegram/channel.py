@@ -661,13 +661,13 @@ class TelegramChannel(ChannelBase):
         edit it (too old, gone), sends the reply as a new message. The id of the last text message."""
         bot = self.application.bot
         chat = chat_ref(chat_id)
-        markup = keyboard(reply)
+        markup = keyboard_json(reply)  # the keyboard's rows read once, its JSON built once
         ref: str | None = None
         if reply.edit_ref and reply.edit_ref.isdigit():
             try:
                 part = (split_text(reply.text) or ["…"])[-1]
                 await bot.edit_message_text(
-                    part, chat_id=chat, message_id=int(reply.edit_ref), reply_markup=markup
+                    part, chat_id=chat, message_id=int(reply.edit_ref), reply_markup=keyboard(reply)
                 )
                 return reply.edit_ref
             except BadRequest as exc:
@@ -678,7 +678,7 @@ class TelegramChannel(ChannelBase):
             parts = split_text(reply.text) or ["…"]
             for index, part in enumerate(parts):
                 last = index == len(parts) - 1
-                ref = str(await bot.send_text(chat, part, keyboard_json(reply) if last else None))
+                ref = str(await bot.send_text(chat, part, markup if last else None))
         if reply.photo_path:
             with Path(reply.photo_path).open("rb") as photo:
                 await bot.send_photo(chat, photo)
