@@ -157,35 +157,33 @@ def blocks_on(url: str) -> tuple[set[str], list[str]]:
         db.dispose()
 
 
+# `blocks_in_a_unit`'s savepoint work, step by step: a block that only reads takes no savepoint; each
+# block's savepoint is taken at its first write, after the release of the one before; the failed one is
+# rolled back and released; the last is released by the COMMIT.
+SAVEPOINT_STEPS = [
+    ["SAVEPOINT block"],
+    ["RELEASE SAVEPOINT block", "SAVEPOINT block"],
+    ["ROLLBACK TO SAVEPOINT block", "RELEASE SAVEPOINT block"],
+    ["SAVEPOINT block"],
+]
+KEYS_KEPT = {"block:1", "unit:between", "block:3", "unit:last"}
+
+
 def test_a_failed_block_is_undone_alone_and_the_unit_goes_on(database_url: str) -> None:
-    """A block that only reads takes no savepoint; each block's savepoint is taken at its first write,
-    after the release of the one before, and the last is released by the COMMIT."""
+    """SAVEPOINT_STEPS, one statement at a time (SQLite)."""
     keys, savepoints = blocks_on(database_url)
-    assert keys == {"block:1", "unit:between", "block:3", "unit:last"}
-    assert savepoints == [
-        "SAVEPOINT block",
-        "RELEASE SAVEPOINT block",
-        "SAVEPOINT block",
-        "ROLLBACK TO SAVEPOINT block",
-        "RELEASE SAVEPOINT block",
-        "SAVEPOINT block",
-    ]
+    assert keys == KEYS_KEPT
+    assert savepoints == [statement for step in SAVEPOINT_STEPS for statement in step]
 
 
 def test_on_postgresql_a_failed_block_is_undone_alone_and_a_block_is_one_round_trip_at_most(
     pg_url: str,
 ) -> None:
-    """The unit's transaction is not left aborted by the refused statement; a block that only reads
-    takes no savepoint; each block's savepoint is taken at its first write, with the release of the one
-    before (one message), and the last is released by the COMMIT."""
+    """The unit's transaction is not left aborted by the refused statement; SAVEPOINT_STEPS, each step
+    one message."""
     keys, savepoints = blocks_on(pg_url)
-    assert keys == {"block:1", "unit:between", "block:3", "unit:last"}
-    assert savepoints == [
-        "SAVEPOINT block",
-        "RELEASE SAVEPOINT block; SAVEPOINT block",
-        "ROLLBACK TO SAVEPOINT block; RELEASE SAVEPOINT block",
-        "SAVEPOINT block",
-    ]
+    assert keys == KEYS_KEPT
+    assert savepoints == ["; ".join(step) for step in SAVEPOINT_STEPS]
 
 
 async def test_busy_sqlite_reaches_no_user_and_the_loop_goes_on(demo: App) -> None:
