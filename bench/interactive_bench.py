@@ -80,7 +80,7 @@ STEP_TIMEOUT = 60.0  # an update with no answer after this is a reply missing
 START_TIMEOUT = 60.0
 RUN_TIMEOUT = 900.0  # the whole load phase of one run
 WAVE_TIMEOUT = 600.0  # after the chats, for the rest of the wave
-SETTLE = 1.0  # calibration: the answer to an update is complete after this long without a new message
+SETTLE = 1.0  # calibration: the answer to an update is complete after this long (and 2 × rtt) without a new message
 # Bot API calls that put something in a chat: what counts as a reply.
 REPLY_METHODS = frozenset(
     {
@@ -619,10 +619,10 @@ class Bench:
                 raise RuntimeError(f"{r.bot} never answered:\n{proc.tail()}")
             figures.start = probe.times[0] - proc.started
             if r.scenario != "burst" and r.bot not in self.counts:
-                self.counts[r.bot] = await calibrate(probe, walk, offer)
+                self.counts[r.bot] = await calibrate(probe, walk, offer, SETTLE + 2 * self.rtt)
                 print(f"  messages answering each step of the walk: {self.counts[r.bot]}", flush=True)
             elif r.scenario != "burst":
-                await probe.settle(SETTLE, time.monotonic() + STEP_TIMEOUT)
+                await probe.settle(SETTLE + 2 * self.rtt, time.monotonic() + STEP_TIMEOUT)
             cpu_before = proc.cpu_seconds()
             others_before = api.others
             too_many_before = api.too_many
@@ -652,8 +652,9 @@ class Bench:
         return figures
 
 
-async def calibrate(chat: Chat, walk: list[Step], offer: Offer) -> list[int]:
-    """Walk once slowly (the probe's first step already offered): how many messages answer each step."""
+async def calibrate(chat: Chat, walk: list[Step], offer: Offer, quiet: float) -> list[int]:
+    """Walk once slowly (the probe's first step already offered): how many messages answer each step
+    (an answer is whole after `quiet` seconds without a message: longer than a request's trip)."""
     counts: list[int] = []
     seen = 0
     for index, step in enumerate(walk):
@@ -662,7 +663,7 @@ async def calibrate(chat: Chat, walk: list[Step], offer: Offer) -> list[int]:
         deadline = time.monotonic() + STEP_TIMEOUT
         if not await chat.wait_for(seen + 1, deadline):
             raise RuntimeError(f"calibration: no answer to step {index + 1} ({step.value!r})")
-        await chat.settle(SETTLE, deadline)
+        await chat.settle(quiet, deadline)
         counts.append(len(chat.times) - seen)
         seen = len(chat.times)
     return counts

@@ -7,17 +7,20 @@ that no other worker holds.
     await claims.stop()     # no new claims; those in hand are finished
 
 Whichever worker stored an update (the balancer chose it), the first free place of any worker takes it
-once it is the oldest of its chat (`storage.queries.claim_head`: FOR UPDATE SKIP LOCKED). The claim is
-a transaction of its own that holds the row's lock while the update is handled in its unit (another
-transaction, bot/dispatch.py), and then deletes the row, and the standby rows of the replies sent
-meanwhile (`Outbox.settle` leaves them to it: `settled_into`), and commits: the chat's next update
-becomes its oldest only then, so each chat goes in order whoever handles it. Should that commit fail,
-the replies' rows go the outbox's own way. A worker that dies lets its locks go with its connections
-(at once: the server sees the socket close), and what it held is claimed again. An update found handled already (its key: when the claim is taken, or at the end of its unit,
-`Redelivered`) is not handled again, and its chat is let go only `REPLY_GRACE` seconds later: the worker
-that handled it may have lost its claim to a dropped connection and live on, still sending its reply,
-which then still comes before the reply to the chat's next update. A free place that finds nothing waits for a kick; one of them also looks every `poll` seconds,
-for updates stored by other workers or left by a dead one.
+once it is the oldest of its chat. A worker holds the chats it takes with PostgreSQL advisory locks, all
+on one connection of its own (`ChatLocks`; `storage.queries.lock_chat`), so a claim costs no connection
+while its update is handled in its unit (a transaction of its own, bot/dispatch.py) and its reply goes
+out: a worker holds as many chats at once as it has places. At the end, the update's row goes, with
+the standby rows of the replies sent meanwhile (`Outbox.settle` leaves them to it: `settled_into`), in
+one short transaction, and only then is the chat's lock let go: its next update becomes its oldest
+first, so each chat goes in order whoever handles it. Should that transaction fail, the replies' rows
+go the outbox's own way. A worker that dies lets its locks go with its connection (at once: the server
+sees the socket close), and what it held is taken again. An update found handled already (its key:
+when the claim is taken, or at the end of its unit, `Redelivered`) is not handled again, and its chat
+is let go only `REPLY_GRACE` seconds later: the worker that handled it may have lost its locks to a
+dropped connection and live on, still sending its reply, which then still comes before the reply to
+the chat's next update. A free place that finds nothing waits for a kick; one of them also looks every
+`poll` seconds, for updates stored by other workers or left by a dead one.
 
 An album arrives as one update per item: the place holding its first part waits `album_wait`, then
 takes the parts that follow it in the chat (nobody else can: the first part is the chat's oldest and
@@ -29,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
@@ -36,12 +40,13 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlmodel import Session
 
 from bot.outbox import Settling, reply_source, settled_into
 from bot.workers import Workers
 from storage import queries as q
-from storage.db import CLAIMS, Database, reason
+from storage.db import Database, reason
 from storage.models import Received
 
 log = logging.getLogger("schoolbot.claims")
@@ -54,25 +59,95 @@ REPLY_OWED = 30.0  # and at most this long while that update's reply is still ow
 OWED_LOOK = 0.25  # seconds between two looks at whether it still is
 
 
+@dataclass(frozen=True)
+class Hold:
+    """A chat held by this worker: its lock, on the locks connection of that `generation`."""
+
+    lock: int
+    generation: int
+
+
+class ChatLocks:
+    """The chats a worker holds in the shared inbox of one channel: advisory locks on one connection of
+    its own, in autocommit, used by one thread at a time. The connection is dropped at its first error
+    (its locks go with it: none is left held by mistake) and made again when next needed."""
+
+    def __init__(self, db: Database, channel: str) -> None:
+        self.db = db
+        self.channel = channel
+        self.mutex = threading.Lock()
+        self.conn: Connection | None = None
+        self.session: Session | None = None
+        self.generation = 0  # counts the connections made: a hold names the one its lock is on
+        self.held: set[int] = set()  # the locks this worker's places hold, on whichever connection
+
+    def take(self) -> tuple[Received, bool, Hold] | None:
+        """On a worker thread: the oldest stored update of a chat nobody holds, its chat now held here,
+        and whether it was handled already; None when there is none."""
+        with self.mutex:
+            s = self.open()
+            try:
+                while (found := q.lock_chat(s, self.channel, self.held)) is not None:
+                    chat, lock = found
+                    head = q.chat_head(s, self.channel, chat)  # read again now that it is held
+                    s.expunge_all()
+                    if head is not None:
+                        self.held.add(lock)
+                        return head[0], head[1], Hold(lock, self.generation)
+                    q.unlock_chat(s, lock)  # its holder handled it and let go between the two reads
+                return None
+            except BaseException:
+                self.drop()
+                raise
+
+    def let_go(self, hold: Hold) -> None:
+        """On a worker thread: the chat is free for its next update (to any worker). Should the lock's
+        connection fail, it is dropped, which lets the lock go all the same."""
+        with self.mutex:
+            self.held.discard(hold.lock)
+            if self.session is None or hold.generation != self.generation:
+                return  # that connection is gone, and the lock with it
+            try:
+                q.unlock_chat(self.session, hold.lock)
+            except Exception as exc:
+                log.warning(
+                    "the %s chat locks' connection failed (%s); its chats are let go",
+                    self.channel,
+                    reason(exc),
+                )
+                self.drop()
+
+    def open(self) -> Session:
+        """The locks connection, made when there is none."""
+        if self.session is None:
+            self.conn = self.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            self.session = Session(bind=self.conn, expire_on_commit=False)
+            self.generation += 1
+        return self.session
+
+    def drop(self) -> None:
+        """Close the connection, and with it every lock it holds (a failed statement may have left one
+        in doubt)."""
+        conn, self.conn, self.session = self.conn, None, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.invalidate()
+                conn.close()
+
+    def close(self) -> None:
+        """On stop: the connection goes, with whatever it still holds."""
+        with self.mutex:
+            self.drop()
+
+
 @dataclass
 class Claim:
-    """Stored updates of one chat held by this worker: their rows locked in `session`'s transaction."""
+    """Stored updates of one chat held by this worker (`hold`), the oldest first."""
 
-    session: Session
+    hold: Hold
     rows: list[Received]
-    handled: bool = False  # handled already, by a worker that lost its claim before letting go
+    handled: bool = False  # handled already, by a worker that lost its hold before letting go
     settling: Settling = field(default_factory=Settling)  # the replies' standby rows sent meanwhile
-
-    def done(self) -> None:
-        """The updates are handled: their rows go, and so do the standby rows of the replies sent (one
-        transaction where the outbox's batch was another); the commit lets the chat's next update be
-        taken."""
-        try:
-            owner = self.settling.outbox.owner if self.settling.outbox is not None else ""
-            q.let_go(self.session, [r.id or 0 for r in self.rows], self.settling.ids, owner)
-            self.session.commit()
-        finally:
-            self.session.close()
 
 
 _held: ContextVar[Claim | None] = ContextVar("schoolbot_claim", default=None)
@@ -94,11 +169,11 @@ def shared_inbox(
     concurrent_chats: int,
     **options: Any,
 ) -> Claims | None:
-    """A channel's places in the shared inbox on PostgreSQL (at most `concurrent_chats`, at most CLAIMS);
-    None on SQLite, where the one process handles what it stores, from memory."""
+    """A channel's places in the shared inbox on PostgreSQL (`concurrent_chats` of them); None on
+    SQLite, where the one process handles what it stores, from memory."""
     if db.is_sqlite:
         return None
-    return Claims(db, workers, channel, handle, places=min(concurrent_chats, CLAIMS), **options)
+    return Claims(db, workers, channel, handle, places=concurrent_chats, **options)
 
 
 class Claims:
@@ -111,7 +186,7 @@ class Claims:
         channel: str,
         handle: Callable[[Payloads], Awaitable[None]],
         *,
-        places: int = CLAIMS,
+        places: int,
         poll: float = POLL_SECONDS,
         group_of: Callable[[dict[str, Any]], str | None] | None = None,
         album_wait: float = 0.0,
@@ -126,6 +201,7 @@ class Claims:
         self.group_of = group_of
         self.album_wait = album_wait
         self.reply_grace = reply_grace
+        self.locks = ChatLocks(db, channel)
         self.stopping = False
         self.wake = asyncio.Semaphore(0)
         self.tasks: list[asyncio.Task[None]] = []
@@ -151,6 +227,7 @@ class Claims:
             self.wake.release()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         self.tasks = []
+        await self.workers.run(self.locks.close)
 
     async def place(self, polls: bool) -> None:
         """One place: claim, handle, let go; wait when there is nothing to take."""
@@ -174,17 +251,24 @@ class Claims:
 
     def take(self) -> Claim | None:
         """On a worker thread: the oldest update of a chat nobody holds, claimed; None when there is none."""
-        session = self.db.claim_session()
-        try:
-            found = q.claim_head(session, self.channel)
-        except BaseException:
-            session.close()
-            raise
+        found = self.locks.take()
         if found is None:
-            session.close()
             return None
-        head, handled = found
-        return Claim(session, [head], handled=handled)
+        head, handled, hold = found
+        return Claim(hold, [head], handled=handled)
+
+    def done(self, claim: Claim) -> None:
+        """On a worker thread: the claim's updates are handled. Their rows go, and so do the standby
+        rows of the replies sent (one transaction where the outbox's batch was another), and then the
+        chat is let go, so that its next update is taken only once these are gone. Should the
+        transaction fail, the chat is let go all the same (its update, found handled, is dropped by
+        whoever takes it again), and the error is raised."""
+        try:
+            owner = claim.settling.outbox.owner if claim.settling.outbox is not None else ""
+            with self.db.session() as s:
+                q.let_go(s, [r.id or 0 for r in claim.rows], claim.settling.ids, owner)
+        finally:
+            self.locks.let_go(claim.hold)
 
     async def work(self, claim: Claim) -> None:
         """Handle the claimed update (an album: with its parts), then delete its rows and commit."""
@@ -205,7 +289,7 @@ class Claims:
         finally:
             _held.reset(held)
             try:
-                await self.workers.run(claim.done)
+                await self.workers.run(partial(self.done, claim))
             except Exception as exc:  # handled and marked: whoever claims it again drops it
                 log.warning("could not let go of a handled %s update (%s)", self.channel, reason(exc))
                 if claim.settling.outbox is not None:  # the replies went: their rows go the outbox's way
@@ -235,7 +319,9 @@ class Claims:
     def gather(self, claim: Claim, group: str) -> None:
         """On a worker thread: the album's parts stored after its first, in the chat's order."""
         assert self.group_of is not None
-        for row in q.next_in_chat(claim.session, claim.rows[0], ALBUM_SIZE - 1):
-            if self.group_of(row.payload) != group:
-                break
-            claim.rows.append(row)
+        with self.db.reading() as s:
+            for row in q.next_in_chat(s, claim.rows[0], ALBUM_SIZE - 1):
+                if self.group_of(row.payload) != group:
+                    break
+                claim.rows.append(row)
+            s.expunge_all()  # the rows stay as read (the read's rollback would expire them)

@@ -77,10 +77,11 @@ def make_engine(url: str) -> Engine:
         _sqlite_hooks(engine)
         _take_savepoints(engine)
         return engine
-    # A connection for each worker thread running updates, one for each claim held in the shared inbox,
-    # and some for the outbox's and the clock's own work. The most recently used first (LIFO): under a
-    # light load a few connections stay busy and are taken without a ping (`_ping_when_idle`).
-    engine = create_engine(url, pool_size=UNIT_THREADS + CLAIMS + 4, max_overflow=8, pool_use_lifo=True)
+    # A connection for each worker thread running updates (claims in the shared inbox take theirs there
+    # too), one for each channel's chat locks (bot/claims.py), and some for the outbox's and the clock's
+    # own work. The most recently used first (LIFO): under a light load a few connections stay busy and
+    # are taken without a ping (`_ping_when_idle`).
+    engine = create_engine(url, pool_size=UNIT_THREADS + 8, max_overflow=8, pool_use_lifo=True)
     _ping_when_idle(engine)
     _take_savepoints(engine)
     return engine
@@ -129,12 +130,6 @@ UNIT_THREADS = 8
 # wait on that lock, each with its stack, its event loop and its update in hand: 16 threads peaked
 # 2 MB higher than 4 under the bench's 200 chatting principals. A few wait ready for the lock.
 SQLITE_UNIT_THREADS = 4
-# Updates a worker holds at once from the shared inbox on PostgreSQL (bot/claims.py); each claim keeps a
-# connection in a transaction while its unit runs on another and its reply goes out, so the pool has
-# room for both. The reply's trip to Telegram (about 0.2 s from Vietnam) is in each claim's time, so
-# the claims bound a worker's answers a second: at `--rtt 0.2`, 200 principals, 8 claims gave 35
-# updates/s (p50 5.4 s), 16 gave 69, 32 gave 104. 24 keep the pool at session 7's 36 connections.
-CLAIMS = 24
 
 
 def transient(exc: BaseException) -> bool:
@@ -274,13 +269,6 @@ class Database:
                         raise
                     failure = exc
             raise failure
-
-    def claim_session(self) -> Session:
-        """A transaction left open for its caller to commit or close (a claim on the shared inbox,
-        bot/claims.py, held while the update's unit runs on another connection); no session joins it."""
-        session = Session(self.engine, expire_on_commit=False)
-        session.begin()
-        return session
 
     def dispose(self) -> None:
         """Close every pooled connection."""

@@ -132,12 +132,15 @@ from storage.queries.people import (
     senders_by_school,
 )
 from storage.queries.received import (
+    CHAT_LOCKS,
     Arrival,
-    claim_head,
+    chat_head,
     forget_received,
     let_go,
+    lock_chat,
     next_in_chat,
     store_received,
+    unlock_chat,
     waiting,
     waiting_counts,
 )
@@ -193,6 +196,7 @@ from storage.queries.users import (
 
 __all__ = [
     "ANNOUNCE",
+    "CHAT_LOCKS",
     "CODE_ALPHABET",
     "CODE_LENGTH",
     "EDITABLE",
@@ -231,7 +235,7 @@ __all__ = [
     "cancel_pending",
     "cancel_superseded",
     "cancelled_of",
-    "claim_head",
+    "chat_head",
     "claim_outbox",
     "claim_owners",
     "confirm_receipt",
@@ -268,6 +272,7 @@ __all__ = [
     "leases_held",
     "let_go",
     "link_accounts",
+    "lock_chat",
     "mark_blocked",
     "mark_escalated",
     "media_files",
@@ -348,6 +353,7 @@ __all__ = [
     "touch_user",
     "unacknowledged_before",
     "unconfirmed_schools",
+    "unlock_chat",
     "usage",
     "versions_of",
     "waiting",

@@ -8,13 +8,14 @@ restart) or handled (its key is in ProcessedUpdate), never lost and never handle
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, exists, func
+from sqlalchemy import ARRAY, Integer, all_, bindparam, cast, delete, exists, func, literal_column
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.expression import ColumnClause
 from sqlmodel import Session, col, select
 
 from storage.db import insert_rows, table_of
@@ -91,36 +92,70 @@ def waiting_counts(s: Session) -> list[tuple[str, int]]:
 
 _OLDER = aliased(Received)
 _KEYS = table_of(ProcessedUpdate)
-# Built once: every free place of every worker asks (building the statement cost more than the read).
-_HEAD = (
-    select(Received, exists().where(_KEYS.c.key == Received.key).label("handled"))
+_HANDLED = exists().where(_KEYS.c.key == Received.key).label("handled")
+_FIRST_OF_ITS_CHAT = (
+    ~select(_OLDER.id)
+    .where(_OLDER.channel == Received.channel, _OLDER.chat == Received.chat, col(_OLDER.id) < Received.id)
+    .exists()
+)
+
+# The shared inbox's chats held by workers (bot/claims.py, PostgreSQL): session-level advisory locks,
+# keyed (CHAT_LOCKS, hashtext of "<channel>:<chat>"). Two chats may share a key: they then wait on
+# each other, no more. The server lets a connection's locks go when it ends, however it ends.
+CHAT_LOCKS = 0x5C0B
+_LOCK_OF = func.hashtext(col(Received.channel).concat(":").concat(col(Received.chat)))
+_SPACE: ColumnClause[int] = literal_column(str(CHAT_LOCKS))
+# Built once: every free place of every worker asks. The chats' oldest updates in order, less those
+# this worker holds already (a session's advisory lock is taken again by the same session, so these
+# must be left out before the lock is tried), the first one whose lock can be taken. The candidates are
+# a MATERIALIZED CTE, read in their order: without that fence PostgreSQL moved the lock call into the
+# scan under the sort and took every candidate's lock. So the lock is tried row by row, in order, and
+# no further than the first taken.
+_HEADS = (
+    select(col(Received.chat).label("chat"), _LOCK_OF.label("lock"))
     .where(
         col(Received.channel) == bindparam("channel"),
-        ~select(_OLDER.id)
-        .where(
-            _OLDER.channel == Received.channel,
-            _OLDER.chat == Received.chat,
-            col(_OLDER.id) < Received.id,
-        )
-        .exists(),
+        _FIRST_OF_ITS_CHAT,
+        all_(bindparam("held", type_=ARRAY(Integer))) != _LOCK_OF,  # one statement, whatever is held
     )
     .order_by(col(Received.id))
+    .cte("heads")
+    .prefix_with("MATERIALIZED")
+)
+_LOCK_CHAT = (
+    select(_HEADS.c.chat, _HEADS.c.lock).where(func.pg_try_advisory_lock(_SPACE, _HEADS.c.lock)).limit(1)
+)
+_UNLOCK_CHAT = select(func.pg_advisory_unlock(_SPACE, cast(bindparam("lock"), Integer)))
+_HEAD_OF = (
+    select(Received, _HANDLED)
+    .where(col(Received.channel) == bindparam("channel"), col(Received.chat) == bindparam("chat"))
+    .order_by(col(Received.id))
     .limit(1)
-    .with_for_update(skip_locked=True)
 )
 
 
-def claim_head(s: Session, channel: str) -> tuple[Received, bool] | None:
-    """The oldest stored update of a chat that no other worker holds, locked until `s`'s transaction
-    ends (PostgreSQL: FOR UPDATE SKIP LOCKED), and whether its key was handled already (in the same
-    read: a worker that lost its claim may have handled it). Only a chat's oldest row is a candidate,
-    and a row another worker holds is skipped, so a chat's next update cannot be taken while its
-    current one is in hand: its row exists until the claim's transaction deletes it and commits."""
-    found = s.exec(_HEAD, params={"channel": channel}).first()
+def lock_chat(s: Session, channel: str, held: Collection[int]) -> tuple[str, int] | None:
+    """On a worker's locks connection (autocommit): the chat of the oldest stored update whose chat no
+    worker holds, now held by this connection, and its lock; None when every chat waiting is held.
+    `held`: the locks this worker holds already. The update read may be handled and gone by the time
+    the lock is taken (its holder let go in between): read the chat's head again (`chat_head`)."""
+    found = s.execute(_LOCK_CHAT, {"channel": channel, "held": sorted(held)}).first()
+    return None if found is None else (str(found.chat), int(found.lock))
+
+
+def chat_head(s: Session, channel: str, chat: str) -> tuple[Received, bool] | None:
+    """The chat's oldest stored update, and whether its key was handled already (in the same read: a
+    worker that lost its hold may have handled it); None when the chat has none left."""
+    found = s.exec(_HEAD_OF, params={"channel": channel, "chat": chat}).first()
     if found is None:
         return None
     head, handled = found
     return head, bool(handled)
+
+
+def unlock_chat(s: Session, lock: int) -> None:
+    """On the locks connection that took it: the chat's lock goes (its next update can be taken)."""
+    s.execute(_UNLOCK_CHAT, {"lock": lock})
 
 
 def next_in_chat(s: Session, head: Received, limit: int) -> list[Received]:

@@ -218,8 +218,9 @@ async def test_on_postgresql_the_replies_rows_go_with_the_claims_commit(
 async def test_on_postgresql_a_claim_that_cannot_commit_leaves_its_replies_rows_to_the_outbox(
     tmp_path: Path, pg_url: str, api: FakeBotAPI
 ) -> None:
-    """The claim's connection is cut after the reply went (as a restart would): the reply's standby row
-    is settled by the outbox's own batch instead, not left on standby for good."""
+    """Every connection of the worker is cut after the reply went (as a restart would), so the claim's
+    last transaction fails: the reply's standby row is settled by the outbox's own batch instead, not
+    left on standby for good, and the update (its chat let go with the lost connection) is taken again."""
     database = make_url(pg_url).database
     with open_app(lanes_settings(tmp_path, api, pg_url), FrozenClock(CLOCK), upgrade=False) as app:
 
@@ -240,20 +241,22 @@ async def test_on_postgresql_a_claim_that_cannot_commit_leaves_its_replies_rows_
                 return  # taken again (this handling marks nothing): nothing more to settle
             await app.outbox.settle([row])  # the reply went: its row is the claim's to delete
             assert [r.status for r in reply_rows(app.db)] == [q.STANDBY]
-            with pg_admin() as admin:  # the claim's own connection, idle in its transaction
+            with pg_admin() as admin:  # the pool's connections and the chat locks' one
                 admin.execute(
                     "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = %s"
-                    " AND state = 'idle in transaction' AND query LIKE '%%SKIP LOCKED%%'",
+                    " AND pid <> pg_backend_pid() AND application_name <> 'observer'",
                     (database,),
                 )
 
         claims = Claims(app.db, app.dispatcher.workers, "telegram", handle, places=1, poll=0.1)
+        observer = Database(f"{pg_url}?application_name=observer")  # the worker's connections are cut
         claims.start()
         try:
-            await until(lambda: not reply_rows(app.db), "the reply's row settled", WAIT)
-            await until(lambda: not stored(app.db), "the update let go", WAIT)
+            await until(lambda: not reply_rows(observer), "the reply's row settled", WAIT)
+            await until(lambda: not stored(observer), "the update let go", WAIT)
         finally:
             await claims.stop()
+            observer.dispose()
         assert app.outbox.stats.settle_batches == 1 and len(handled) == 2
 
 

@@ -33,11 +33,12 @@ from bot.config import load_settings
 from bot.outbox import SENDER_LEASE
 from bot.scheduler import SCHEDULER_LEASE
 from handlers.calendar import FrozenClock
+from handlers.config import TelegramSettings
 from handlers.i18n import Catalog
 from handlers.types import Reply
 from storage import holders
 from storage import queries as q
-from storage.db import CLAIMS, Database
+from storage.db import Database
 from storage.models import ProcessedUpdate, Received
 from tests.bot.test_lanes import running, settings_for, texts_to
 from tests.bot.test_received import start_bot, wait_for, webhook_environment
@@ -290,7 +291,9 @@ def test_two_workers_share_a_mixed_load_and_one_killed_loses_nothing(
         wait_for(lambda: lease_pid(db, SENDER_LEASE) == survivor.pid, "the sender taken over", survivor)
         wait_for(lambda: lease_pid(db, SCHEDULER_LEASE) == survivor.pid, "the clock taken over", survivor)
         assert load.refused > 0  # the load went on after the kill: the balancer sent it to the survivor
-        assert not unanswered(load, dropped(logs)) and len(dropped(logs)) <= CLAIMS
+        assert (
+            not unanswered(load, dropped(logs)) and len(dropped(logs)) <= TelegramSettings().concurrent_chats
+        )
         alerts = collections.Counter(str(m["chat_id"]) for m in api.calls_to("sendMessage", ok_only=True))
         twice = sum(alerts[c] - 1 for c in alerted)
         assert all(alerts[c] >= 1 for c in alerted) and twice <= 4  # outbox.concurrency: sends in flight

@@ -1,0 +1,157 @@
+"""The shared inbox's chat locks (bot/claims.py `ChatLocks`) on a real PostgreSQL server: two workers,
+each with its locks connection, taking the chats' oldest stored updates.
+
+A session's advisory lock is granted again to the same session, so the places of one worker must be
+kept apart by the worker itself: these tests fail if a chat could be taken twice at once, by two places
+of one worker or by two workers, or if a lock outlived its connection or its release.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import text
+
+from bot.claims import ChatLocks, Hold
+from storage import queries as q
+from storage.db import Database
+from storage.models import Received
+from tests.storage.test_postgres import pg_url_fixture as pg_url_fixture  # a database of its own
+from tests.support import pg_admin
+
+NOW = datetime(2026, 11, 10, 8, 0, tzinfo=UTC)
+
+
+@pytest.fixture(name="db")
+def db_fixture(pg_url: str) -> Iterator[Database]:
+    db = Database(pg_url)
+    yield db
+    db.dispose()
+
+
+def store(db: Database, *updates: tuple[int, str]) -> None:
+    """Stored updates (update id, chat), in this order."""
+    arrivals = [q.Arrival(f"telegram:{u}", chat, {"update_id": u}) for u, chat in updates]
+    with db.session() as s:
+        q.store_received(s, "telegram", arrivals, NOW)
+
+
+def handled(db: Database, head: Received, locks: ChatLocks, hold: Hold) -> None:
+    """What a claim's end does: the update's row goes, then its chat is let go."""
+    with db.session() as s:
+        q.forget_received(s, [head.id or 0])
+    locks.let_go(hold)
+
+
+def taken(locks: ChatLocks) -> tuple[Received, Hold]:
+    found = locks.take()
+    assert found is not None
+    head, was_handled, hold = found
+    assert not was_handled
+    return head, hold
+
+
+def update_of(head: Received) -> int:
+    return int(head.payload["update_id"])
+
+
+def test_each_chat_is_held_by_one_place_and_its_next_update_waits_for_the_first(db: Database) -> None:
+    """Two workers (each a locks connection): a chat's oldest update is taken by one place only, by a
+    place of the same worker neither (the server would grant its lock again), and the chat's next
+    update is taken only once the first is handled and let go, by whichever worker looks."""
+    store(db, (1, "a"), (2, "a"), (3, "b"))
+    one, two = ChatLocks(db, "telegram"), ChatLocks(db, "telegram")
+    try:
+        first, first_hold = taken(one)
+        assert update_of(first) == 1
+        assert locks_held(one) == 1  # only the chat taken: not every candidate tried
+        second, second_hold = taken(one)  # another place of the same worker: not chat a again
+        assert update_of(second) == 3
+        assert one.take() is None and two.take() is None  # a and b held; a's second waits
+        assert locks_held(one) == 2 and locks_held(two) == 0
+        handled(db, first, one, first_hold)
+        assert locks_held(one) == 1
+        assert update_of(taken(two)[0]) == 2  # the other worker, now that a's first is gone
+        assert one.take() is None
+        handled(db, second, one, second_hold)
+        assert one.take() is None  # nothing left but what `two` holds
+    finally:
+        one.close()
+        two.close()
+
+
+def test_a_worker_whose_connection_ends_lets_its_chats_go_at_once(db: Database) -> None:
+    """The server ends the locks connection of a worker (as when its process dies): another worker
+    takes the chat at once. The first worker's release of the lost hold fails quietly, and its next
+    look makes a new connection, which cannot take the chat now held by the other."""
+    store(db, (1, "a"), (2, "b"))
+    one, two = ChatLocks(db, "telegram"), ChatLocks(db, "telegram")
+    try:
+        head, hold = taken(one)
+        assert update_of(head) == 1
+        assert update_of(taken(two)[0]) == 2
+        assert two.take() is None
+        with pg_admin() as admin:
+            ended = admin.execute(
+                "SELECT pg_terminate_backend(pid, 5000) FROM unnest(%s) AS pid", (locks_pids(one),)
+            )
+            ended = ended.fetchall()
+        assert ended == [(True,)]
+        again, _ = taken(two)  # chat a, let go with the connection that held it
+        assert update_of(again) == 1
+        one.let_go(hold)  # its connection is gone: nothing to do, no error
+        assert one.take() is None  # a new connection; a and b are the other worker's
+        assert one.generation == 2
+    finally:
+        one.close()
+        two.close()
+
+
+def test_a_chat_let_go_is_free_and_a_stop_lets_every_chat_go(db: Database) -> None:
+    """A hold let go without its update handled (a stop in the middle): the update is taken again, by
+    the same worker or another. Closing a worker's locks lets go of everything it held."""
+    store(db, (1, "a"), (2, "b"))
+    one, two = ChatLocks(db, "telegram"), ChatLocks(db, "telegram")
+    try:
+        head, hold = taken(one)
+        one.let_go(hold)
+        assert update_of(taken(one)[0]) == update_of(head) == 1
+        assert update_of(taken(one)[0]) == 2
+        one.close()
+        assert sorted(update_of(taken(two)[0]) for _ in range(2)) == [1, 2]
+    finally:
+        one.close()
+        two.close()
+
+
+def test_an_update_found_handled_says_so(db: Database) -> None:
+    """The head's key was handled already (a worker lost its hold after its unit committed): the take
+    says so, in the read made after the lock; another chat's update does not."""
+    store(db, (1, "a"), (2, "b"))
+    with db.session() as s:
+        assert q.first_time_seen(s, "telegram:1", NOW)
+    locks = ChatLocks(db, "telegram")
+    try:
+        found = [locks.take() for _ in range(2)]
+        assert [(update_of(f[0]), f[1]) for f in found if f is not None] == [(1, True), (2, False)]
+    finally:
+        locks.close()
+
+
+def locks_pids(locks: ChatLocks) -> list[int]:
+    """The server's process behind a worker's locks connection."""
+    assert locks.session is not None
+    return [int(locks.session.execute(text("SELECT pg_backend_pid()")).scalar_one())]
+
+
+def locks_held(locks: ChatLocks) -> int:
+    """How many chat locks the server sees held by a worker's locks connection (each taken once)."""
+    with pg_admin() as admin:
+        found = admin.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = %s AND granted"
+            " AND pid = ANY(%s)",
+            (q.CHAT_LOCKS, locks_pids(locks)),
+        ).fetchone()
+    return int(found[0]) if found else 0
