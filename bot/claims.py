@@ -8,13 +8,13 @@ that no other worker holds.
 
 Whichever worker stored an update (the balancer chose it), the first free place of any worker takes it
 once it is the oldest of its chat. A worker holds the chats it takes with PostgreSQL advisory locks, all
-on one connection of its own (`ChatLocks`; `storage.queries.lock_chat`), so a claim costs no connection
+on one connection of its own (`ChatLocks`; `storage.queries.lock_head`), so a claim costs no connection
 while its update is handled in its unit (a transaction of its own, bot/dispatch.py) and its reply goes
 out: a worker holds as many chats at once as it has places. At the end, the update's row goes, with
 the standby rows of the replies sent meanwhile (`Outbox.settle` leaves them to it: `settled_into`), in
-one short transaction, and only then is the chat's lock let go: its next update becomes its oldest
-first, so each chat goes in order whoever handles it. Should that transaction fail, the replies' rows
-go the outbox's own way. A worker that dies lets its locks go with its connection (at once: the server
+one statement on the locks connection, and only once it has committed is the chat's lock let go: its
+next update becomes its oldest first, so each chat goes in order whoever handles it. Should that
+statement fail, the replies' rows go the outbox's own way. A worker that dies lets its locks go with its connection (at once: the server
 sees the socket close), and what it held is taken again. An update found handled already (its key:
 when the claim is taken, or at the end of its unit, `Redelivered`) is not handled again, and its chat
 is let go only `REPLY_GRACE` seconds later: the worker that handled it may have lost its locks to a
@@ -87,35 +87,49 @@ class ChatLocks:
         with self.mutex:
             s = self.open()
             try:
-                while (found := q.lock_chat(s, self.channel, self.held)) is not None:
-                    chat, lock = found
-                    head = q.chat_head(s, self.channel, chat)  # read again now that it is held
+                while (found := q.lock_head(s, self.channel, self.held)) is not None:
+                    head, handled, lock = found
+                    if handled:  # a worker lost its hold, or let go as the read began: read again
+                        again = q.chat_head(s, self.channel, head.chat)
+                        if again is None:  # handled and gone
+                            q.unlock_chat(s, lock)
+                            continue
+                        head, handled = again
                     s.expunge_all()
-                    if head is not None:
-                        self.held.add(lock)
-                        return head[0], head[1], Hold(lock, self.generation)
-                    q.unlock_chat(s, lock)  # its holder handled it and let go between the two reads
+                    self.held.add(lock)
+                    return head, handled, Hold(lock, self.generation)
                 return None
             except BaseException:
                 self.drop()
                 raise
 
-    def let_go(self, hold: Hold) -> None:
-        """On a worker thread: the chat is free for its next update (to any worker). Should the lock's
-        connection fail, it is dropped, which lets the lock go all the same."""
+    def finish(self, hold: Hold, ids: list[int], settled: list[int], owner: str) -> None:
+        """On a worker thread: the held chat's updates `ids` are handled. Their rows go, with the
+        standby rows `settled` of the replies sent (one statement, committed: autocommit), and then the
+        chat is let go, so that its next update can be taken only once these are gone. Should the
+        statement fail, the connection is dropped (letting the chat go) and the error raised."""
         with self.mutex:
             self.held.discard(hold.lock)
-            if self.session is None or hold.generation != self.generation:
-                return  # that connection is gone, and the lock with it
+            s = self.open()
             try:
-                q.unlock_chat(self.session, hold.lock)
-            except Exception as exc:
-                log.warning(
-                    "the %s chat locks' connection failed (%s); its chats are let go",
-                    self.channel,
-                    reason(exc),
-                )
+                q.let_go(s, ids, settled, owner)
+            except BaseException:
                 self.drop()
+                raise
+            if hold.generation == self.generation:  # else its lock went with its connection
+                self.unlock(hold)
+
+    def unlock(self, hold: Hold) -> None:
+        """The hold's lock goes; should its connection fail, it is dropped, which lets it go all the
+        same. The mutex is held."""
+        assert self.session is not None
+        try:
+            q.unlock_chat(self.session, hold.lock)
+        except Exception as exc:
+            log.warning(
+                "the %s chat locks' connection failed (%s); its chats are let go", self.channel, reason(exc)
+            )
+            self.drop()
 
     def open(self) -> Session:
         """The locks connection, made when there is none."""
@@ -259,16 +273,12 @@ class Claims:
 
     def done(self, claim: Claim) -> None:
         """On a worker thread: the claim's updates are handled. Their rows go, and so do the standby
-        rows of the replies sent (one transaction where the outbox's batch was another), and then the
-        chat is let go, so that its next update is taken only once these are gone. Should the
-        transaction fail, the chat is let go all the same (its update, found handled, is dropped by
+        rows of the replies sent (one statement where the outbox's batch was another transaction), and
+        then the chat is let go, so that its next update is taken only once these are gone. Should the
+        statement fail, the chat is let go all the same (its update, found handled, is dropped by
         whoever takes it again), and the error is raised."""
-        try:
-            owner = claim.settling.outbox.owner if claim.settling.outbox is not None else ""
-            with self.db.session() as s:
-                q.let_go(s, [r.id or 0 for r in claim.rows], claim.settling.ids, owner)
-        finally:
-            self.locks.let_go(claim.hold)
+        owner = claim.settling.outbox.owner if claim.settling.outbox is not None else ""
+        self.locks.finish(claim.hold, [r.id or 0 for r in claim.rows], claim.settling.ids, owner)
 
     async def work(self, claim: Claim) -> None:
         """Handle the claimed update (an album: with its parts), then delete its rows and commit."""

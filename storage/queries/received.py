@@ -107,12 +107,12 @@ _LOCK_OF = func.hashtext(col(Received.channel).concat(":").concat(col(Received.c
 _SPACE: ColumnClause[int] = literal_column(str(CHAT_LOCKS))
 # Built once: every free place of every worker asks. The chats' oldest updates in order, less those
 # this worker holds already (a session's advisory lock is taken again by the same session, so these
-# must be left out before the lock is tried), the first one whose lock can be taken. The candidates are
-# a MATERIALIZED CTE, read in their order: without that fence PostgreSQL moved the lock call into the
-# scan under the sort and took every candidate's lock. So the lock is tried row by row, in order, and
-# no further than the first taken.
+# must be left out before the lock is tried), the first one whose lock can be taken, read whole with
+# whether its key was handled. The candidates are a MATERIALIZED CTE, read in their order: without
+# that fence PostgreSQL moved the lock call into the scan under the sort and took every candidate's
+# lock. So the lock is tried row by row, in order, and no further than the first taken.
 _HEADS = (
-    select(col(Received.chat).label("chat"), _LOCK_OF.label("lock"))
+    select(col(Received.id).label("id"), _LOCK_OF.label("lock"))
     .where(
         col(Received.channel) == bindparam("channel"),
         _FIRST_OF_ITS_CHAT,
@@ -122,9 +122,14 @@ _HEADS = (
     .cte("heads")
     .prefix_with("MATERIALIZED")
 )
-_LOCK_CHAT = (
-    select(_HEADS.c.chat, _HEADS.c.lock).where(func.pg_try_advisory_lock(_SPACE, _HEADS.c.lock)).limit(1)
+_TAKEN = (
+    select(_HEADS.c.id, _HEADS.c.lock)
+    .where(func.pg_try_advisory_lock(_SPACE, _HEADS.c.lock))
+    .limit(1)
+    .cte("taken")
+    .prefix_with("MATERIALIZED")
 )
+_LOCK_HEAD = select(Received, _HANDLED, _TAKEN.c.lock).join(_TAKEN, col(Received.id) == _TAKEN.c.id)
 _UNLOCK_CHAT = select(func.pg_advisory_unlock(_SPACE, cast(bindparam("lock"), Integer)))
 _HEAD_OF = (
     select(Received, _HANDLED)
@@ -134,13 +139,21 @@ _HEAD_OF = (
 )
 
 
-def lock_chat(s: Session, channel: str, held: Collection[int]) -> tuple[str, int] | None:
-    """On a worker's locks connection (autocommit): the chat of the oldest stored update whose chat no
-    worker holds, now held by this connection, and its lock; None when every chat waiting is held.
-    `held`: the locks this worker holds already. The update read may be handled and gone by the time
-    the lock is taken (its holder let go in between): read the chat's head again (`chat_head`)."""
-    found = s.execute(_LOCK_CHAT, {"channel": channel, "held": sorted(held)}).first()
-    return None if found is None else (str(found.chat), int(found.lock))
+def lock_head(s: Session, channel: str, held: Collection[int]) -> tuple[Received, bool, int] | None:
+    """On a worker's locks connection (autocommit): the oldest stored update of a chat that no worker
+    holds, its chat now held by this connection; whether its key was handled already, and the chat's
+    lock. None when every chat waiting is held. `held`: the locks this worker holds already.
+
+    The row is read as the statement began, the lock taken a moment later: its holder may have handled
+    it and let go in between. It was then handled before the read began, so the read says handled
+    (read the chat's head again, `chat_head`: handled by a worker that lost its hold, or gone), but for
+    a holder whose whole handling and reply fitted in that moment, which its unit's own check catches
+    (bot/dispatch.py `Redelivered`)."""
+    found = s.exec(_LOCK_HEAD, params={"channel": channel, "held": sorted(held)}).first()
+    if found is None:
+        return None
+    head, handled, lock = found
+    return head, bool(handled), int(lock)
 
 
 def chat_head(s: Session, channel: str, chat: str) -> tuple[Received, bool] | None:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from bot.claims import ChatLocks, Hold
 from storage import queries as q
@@ -38,11 +39,9 @@ def store(db: Database, *updates: tuple[int, str]) -> None:
         q.store_received(s, "telegram", arrivals, NOW)
 
 
-def handled(db: Database, head: Received, locks: ChatLocks, hold: Hold) -> None:
-    """What a claim's end does: the update's row goes, then its chat is let go."""
-    with db.session() as s:
-        q.forget_received(s, [head.id or 0])
-    locks.let_go(hold)
+def handled(head: Received, locks: ChatLocks, hold: Hold) -> None:
+    """A claim's end: the update's row goes, then its chat is let go."""
+    locks.finish(hold, [head.id or 0], [], "")
 
 
 def taken(locks: ChatLocks) -> tuple[Received, Hold]:
@@ -71,11 +70,11 @@ def test_each_chat_is_held_by_one_place_and_its_next_update_waits_for_the_first(
         assert update_of(second) == 3
         assert one.take() is None and two.take() is None  # a and b held; a's second waits
         assert locks_held(one) == 2 and locks_held(two) == 0
-        handled(db, first, one, first_hold)
+        handled(first, one, first_hold)
         assert locks_held(one) == 1
         assert update_of(taken(two)[0]) == 2  # the other worker, now that a's first is gone
         assert one.take() is None
-        handled(db, second, one, second_hold)
+        handled(second, one, second_hold)
         assert one.take() is None  # nothing left but what `two` holds
     finally:
         one.close()
@@ -83,9 +82,9 @@ def test_each_chat_is_held_by_one_place_and_its_next_update_waits_for_the_first(
 
 
 def test_a_worker_whose_connection_ends_lets_its_chats_go_at_once(db: Database) -> None:
-    """The server ends the locks connection of a worker (as when its process dies): another worker
-    takes the chat at once. The first worker's release of the lost hold fails quietly, and its next
-    look makes a new connection, which cannot take the chat now held by the other."""
+    """The server ends the locks connection of a worker (as when its process dies, or restarts):
+    another worker takes the chat at once. The first worker's end of the lost hold fails and drops the
+    connection, and its next look makes a new one, which cannot take the chats the other holds."""
     store(db, (1, "a"), (2, "b"))
     one, two = ChatLocks(db, "telegram"), ChatLocks(db, "telegram")
     try:
@@ -101,24 +100,24 @@ def test_a_worker_whose_connection_ends_lets_its_chats_go_at_once(db: Database) 
         assert ended == [(True,)]
         again, _ = taken(two)  # chat a, let go with the connection that held it
         assert update_of(again) == 1
-        one.let_go(hold)  # its connection is gone: nothing to do, no error
-        assert one.take() is None  # a new connection; a and b are the other worker's
-        assert one.generation == 2
+        with pytest.raises(OperationalError):  # its end fails (Claims falls back to the outbox's way)
+            handled(head, one, hold)
+        assert one.session is None and not one.held
+        assert one.take() is None  # a new connection: a and b are the other worker's
+        assert one.generation == 2 and locks_held(one) == 0
     finally:
         one.close()
         two.close()
 
 
-def test_a_chat_let_go_is_free_and_a_stop_lets_every_chat_go(db: Database) -> None:
-    """A hold let go without its update handled (a stop in the middle): the update is taken again, by
-    the same worker or another. Closing a worker's locks lets go of everything it held."""
+def test_a_stop_lets_every_chat_go(db: Database) -> None:
+    """Closing a worker's locks (its channel stops with updates taken but not handled) lets go of
+    every chat it held: another worker takes their updates."""
     store(db, (1, "a"), (2, "b"))
     one, two = ChatLocks(db, "telegram"), ChatLocks(db, "telegram")
     try:
-        head, hold = taken(one)
-        one.let_go(hold)
-        assert update_of(taken(one)[0]) == update_of(head) == 1
-        assert update_of(taken(one)[0]) == 2
+        assert sorted(update_of(taken(one)[0]) for _ in range(2)) == [1, 2]
+        assert two.take() is None
         one.close()
         assert sorted(update_of(taken(two)[0]) for _ in range(2)) == [1, 2]
     finally:
