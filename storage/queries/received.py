@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ARRAY, Integer, all_, bindparam, cast, delete, exists, func, literal_column
-from sqlalchemy.orm import aliased
 from sqlalchemy.sql.expression import ColumnClause
 from sqlmodel import Session, col, select
 
@@ -90,14 +89,8 @@ def waiting_counts(s: Session) -> list[tuple[str, int]]:
     return [(channel, int(n)) for channel, n in s.exec(stmt)]
 
 
-_OLDER = aliased(Received)
 _KEYS = table_of(ProcessedUpdate)
 _HANDLED = exists().where(_KEYS.c.key == Received.key).label("handled")
-_FIRST_OF_ITS_CHAT = (
-    ~select(_OLDER.id)
-    .where(_OLDER.channel == Received.channel, _OLDER.chat == Received.chat, col(_OLDER.id) < Received.id)
-    .exists()
-)
 
 # The shared inbox's chats held by workers (bot/claims.py, PostgreSQL): session-level advisory locks,
 # keyed (CHAT_LOCKS, hashtext of "<channel>:<chat>"). Two chats may share a key: they then wait on
@@ -112,13 +105,15 @@ _SPACE: ColumnClause[int] = literal_column(str(CHAT_LOCKS))
 # that fence PostgreSQL moved the lock call into the scan under the sort and took every candidate's
 # lock. So the lock is tried row by row, in order, and no further than the first taken.
 _HEADS = (
-    select(col(Received.id).label("id"), _LOCK_OF.label("lock"))
+    select(func.min(Received.id).label("id"), _LOCK_OF.label("lock"))
     .where(
         col(Received.channel) == bindparam("channel"),
-        _FIRST_OF_ITS_CHAT,
         all_(bindparam("held", type_=ARRAY(Integer))) != _LOCK_OF,  # one statement, whatever is held
     )
-    .order_by(col(Received.id))
+    .group_by(
+        col(Received.channel), col(Received.chat)
+    )  # one pass (NOT EXISTS of an older row compared every pair of rows)
+    .order_by(func.min(Received.id))
     .cte("heads")
     .prefix_with("MATERIALIZED")
 )
