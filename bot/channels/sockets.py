@@ -234,12 +234,80 @@ def transport(
     tls = verify if isinstance(verify, ssl.SSLContext) else httpx.create_ssl_context(verify=verify)
     made = httpx.AsyncHTTPTransport(verify=tls, limits=limits, proxy=proxy)
     if proxy is None:
-        # The pool httpx builds, with anyio underneath; only the network backend differs.
-        made._pool = httpcore.AsyncConnectionPool(
-            ssl_context=tls,
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=AsyncioBackend(),
-        )
+        made._pool = Shards(tls, limits)  # type: ignore[assignment]
     return made
+
+
+SHARD = 16  # connections a pool holds at most (`Shards`)
+
+
+class Shards:
+    """httpcore's pools (the one httpx builds, on `AsyncioBackend`), each of at most SHARD connections,
+    a request going to the one with the fewest requests in hand. A pool looks over all its connections
+    each time a request starts or ends (closed? expired? idle?): with 64 connections that was 13 % of
+    the time the bot held the GIL at 08:00 (bench/RESULTS.md, session 9); with 16 a quarter of it.
+    Taken together the pools open no more than `limits` allows, and a request waits for a connection
+    only when every pool is full."""
+
+    def __init__(self, tls: ssl.SSLContext, limits: httpx.Limits) -> None:
+        most = limits.max_connections or SHARD
+        count = -(-most // SHARD)
+        kept = limits.max_keepalive_connections
+        self.pools = [
+            httpcore.AsyncConnectionPool(
+                ssl_context=tls,
+                max_connections=most // count + (1 if index < most % count else 0),
+                max_keepalive_connections=None if kept is None else -(-kept // count),
+                keepalive_expiry=limits.keepalive_expiry,
+                network_backend=AsyncioBackend(),
+            )
+            for index in range(count)
+        ]
+        self.busy = [0] * count  # requests in hand in each pool, until their answer is closed
+
+    async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
+        """The request, on the pool with the fewest in hand."""
+        index = min(range(len(self.pools)), key=self.busy.__getitem__)
+        self.busy[index] += 1
+        try:
+            response = await self.pools[index].handle_async_request(request)
+        except BaseException:
+            self.busy[index] -= 1
+            raise
+        response.stream = Counted(response.stream, self, index)
+        return response
+
+    @property
+    def connections(self) -> list[httpcore.AsyncConnectionInterface]:
+        """Every pool's connections."""
+        return [c for pool in self.pools for c in pool.connections]
+
+    async def aclose(self) -> None:
+        for pool in self.pools:
+            await pool.aclose()
+
+    async def __aenter__(self) -> Shards:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.aclose()
+
+
+class Counted:
+    """An answer's body, which lets its pool count the request done when it is closed (once)."""
+
+    def __init__(self, stream: Any, shards: Shards, index: int) -> None:
+        self.stream = stream
+        self.shards = shards
+        self.index = index
+        self.open = True
+
+    async def __aiter__(self) -> Any:
+        async for part in self.stream:
+            yield part
+
+    async def aclose(self) -> None:
+        if self.open:
+            self.open = False
+            self.shards.busy[self.index] -= 1
+        await self.stream.aclose()

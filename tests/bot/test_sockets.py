@@ -130,6 +130,39 @@ async def test_requests_share_a_kept_alive_connection() -> None:
     assert server.connections <= 4  # the five in a row took one; the four at once at most four
 
 
+async def test_connections_are_shared_out_among_small_pools_and_never_exceed_the_limit() -> None:
+    """40 connections allowed: three pools (14, 13, 13). 40 requests at once all go at once, each on a
+    connection of its own (a pool full while another has room would make one wait, and the server
+    would see fewer at once); the 40 after them reuse those connections."""
+    release = asyncio.Event()
+    at_once = 0
+
+    async def slow(request: Request, writer: asyncio.StreamWriter) -> bool:
+        nonlocal at_once
+        at_once += 1
+        await release.wait()
+        return await ok(request, writer)
+
+    async with serving(slow) as server:
+        made = sockets.transport(server.url, pool_limits(40), True)
+        shards = made._pool
+        assert isinstance(shards, sockets.Shards)
+        assert [p._max_connections for p in shards.pools] == [14, 13, 13]
+        async with httpx.AsyncClient(transport=made, timeout=5.0) as c:
+            first = [asyncio.create_task(c.get(f"{server.url}/a")) for _ in range(40)]
+            for _ in range(200):
+                if at_once == 40:
+                    break
+                await asyncio.sleep(0.01)
+            assert at_once == 40 and sum(shards.busy) == 40
+            release.set()
+            assert all(r.status_code == 200 for r in await asyncio.gather(*first))
+            assert shards.busy == [0, 0, 0]
+            again = await asyncio.gather(*(c.get(f"{server.url}/b") for _ in range(40)))
+            assert all(r.status_code == 200 for r in again) and shards.busy == [0, 0, 0]
+            assert server.connections == 40 and len(shards.connections) == 40
+
+
 async def test_a_connection_the_server_closed_while_idle_is_not_used_again() -> None:
     async def once(request: Request, writer: asyncio.StreamWriter) -> bool:
         await ok(request, writer)
@@ -214,6 +247,7 @@ async def test_no_server_is_a_connect_error() -> None:
     async with client(url) as c:
         with pytest.raises(httpx.ConnectError):
             await c.get(f"{url}/")
+        assert c._transport._pool.busy == [0]  # type: ignore[attr-defined]  # counted done all the same
 
 
 async def test_tls_with_the_servers_certificate_checked() -> None:
