@@ -14,17 +14,18 @@ out: a worker holds as many chats at once as it has places. At the end, the upda
 the standby rows of the replies sent meanwhile (`Outbox.settle` leaves them to it: `settled_into`), in
 one statement on the locks connection, and only once it has committed is the chat's lock let go: its
 next update becomes its oldest first, so each chat goes in order whoever handles it. Should that
-statement fail, the replies' rows go the outbox's own way. A worker that dies lets its locks go with its connection (at once: the server
-sees the socket close), and what it held is taken again. An update found handled already (its key:
-when the claim is taken, or at the end of its unit, `Redelivered`) is not handled again, and its chat
-is let go only `REPLY_GRACE` seconds later: the worker that handled it may have lost its locks to a
-dropped connection and live on, still sending its reply, which then still comes before the reply to
-the chat's next update. A free place that finds nothing waits for a kick; one of them also looks every
-`poll` seconds, for updates stored by other workers or left by a dead one.
+statement fail, the replies' rows go the outbox's own way. A worker that dies lets its locks go with
+its connection (at once: the server sees the socket close), and what it held is taken again. An
+update found handled already (its key: when the claim is taken, or at the end of its unit,
+`Redelivered`) is not handled again, and its chat is let go only `REPLY_GRACE` seconds later: the
+worker that handled it may have lost its locks to a dropped connection and live on, still sending its
+reply, which then still comes before the reply to the chat's next update. A free place that finds
+nothing waits for a kick; one of them also looks every `poll` seconds, for updates stored by other
+workers or left by a dead one.
 
 An album arrives as one update per item: the place holding its first part waits `album_wait`, then
 takes the parts that follow it in the chat (nobody else can: the first part is the chat's oldest and
-held), and hands them over together.
+its chat held), and hands them over together.
 """
 
 from __future__ import annotations
