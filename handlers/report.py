@@ -196,10 +196,11 @@ async def start_report(msg: Incoming, ctx: Context, engine: Engine) -> list[Repl
 def status_lines(ctx: Context) -> list[str]:
     """For /mystatus: a report still owed after its deadline, and the next deadline with its state."""
     lines = []
-    for o in occurrences(ctx):
+    found = occurrences(ctx)  # two reads of the database: once for both uses
+    for o in found:
         if o.late:
             lines.append(ctx.t("report.owed", name=o.name, due=o.due.strftime("%d/%m/%Y")))
-    upcoming = [o for o in occurrences(ctx) if not o.late]
+    upcoming = [o for o in found if not o.late]
     if upcoming:
         o = upcoming[0]
         left = days_phrase(ctx.t, days_to(o.due, ctx.clock.now()))
