@@ -110,9 +110,8 @@ _HEADS = (
         col(Received.channel) == bindparam("channel"),
         all_(bindparam("held", type_=ARRAY(Integer))) != _LOCK_OF,  # one statement, whatever is held
     )
-    .group_by(
-        col(Received.channel), col(Received.chat)
-    )  # one pass (NOT EXISTS of an older row compared every pair of rows)
+    # One pass over the rows (a NOT EXISTS of an older row in the chat compared every pair of them).
+    .group_by(col(Received.channel), col(Received.chat))
     .order_by(func.min(Received.id))
     .cte("heads")
     .prefix_with("MATERIALIZED")
