@@ -8,12 +8,13 @@ that no other worker holds.
 
 Whichever worker stored an update (the balancer chose it), the first free place of any worker takes it
 once it is the oldest of its chat. A worker holds the chats it takes with PostgreSQL advisory locks, all
-on one connection of its own (`ChatLocks`; `storage.queries.lock_head`), so a claim costs no connection
+on one connection of its own (`ChatLocks`; storage/queries/locks.py), so a claim costs no connection
 while its update is handled in its unit (a transaction of its own, bot/dispatch.py) and its reply goes
 out: a worker holds as many chats at once as it has places. At the end, the update's row goes, with
 the standby rows of the replies sent meanwhile (`Outbox.settle` leaves them to it: `settled_into`), in
 one statement on the locks connection, and only once it has committed is the chat's lock let go: its
-next update becomes its oldest first, so each chat goes in order whoever handles it. Should that
+next update becomes its oldest first, so each chat goes in order whoever handles it. The place then
+takes its next chat in the same round trip (one plain query of prepared statements). Should that
 statement fail, the replies' rows go the outbox's own way. A worker that dies lets its locks go with
 its connection (at once: the server sees the socket close), and what it held is taken again. An
 update found handled already (its key: when the claim is taken, or at the end of its unit,
@@ -41,14 +42,14 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Connection
-from sqlmodel import Session
+from sqlalchemy import PoolProxiedConnection
 
 from bot.outbox import Settling, reply_source, settled_into
 from bot.workers import Workers
 from storage import queries as q
 from storage.db import Database, reason
-from storage.models import Received
+from storage.queries import locks
+from storage.queries.locks import LockSQL, Stored
 
 log = logging.getLogger("schoolbot.claims")
 
@@ -70,84 +71,103 @@ class Hold:
 
 class ChatLocks:
     """The chats a worker holds in the shared inbox of one channel: advisory locks on one connection of
-    its own, in autocommit, used by one thread at a time. The connection is dropped at its first error
-    (its locks go with it: none is left held by mistake) and made again when next needed."""
+    its own (the driver's, in autocommit: storage/queries/locks.py), used by one thread at a time. The
+    connection is dropped at its first error (its locks go with it: none is left held by mistake) and
+    made again when next needed."""
 
     def __init__(self, db: Database, channel: str) -> None:
         self.db = db
         self.channel = channel
         self.mutex = threading.Lock()
-        self.conn: Connection | None = None
-        self.session: Session | None = None
+        self.pooled: PoolProxiedConnection | None = None
+        self.conn: Any = None  # the driver's connection (psycopg) behind `pooled`
+        self.sql: LockSQL | None = None
         self.generation = 0  # counts the connections made: a hold names the one its lock is on
         self.held: set[int] = set()  # the locks this worker's places hold, on whichever connection
 
-    def take(self) -> tuple[Received, bool, Hold] | None:
+    def take(self) -> Taken | None:
         """On a worker thread: the oldest stored update of a chat nobody holds, its chat now held here,
         and whether it was handled already; None when there is none."""
         with self.mutex:
-            s = self.open()
+            conn, sql = self.open()
             try:
-                while (found := q.lock_head(s, self.channel, self.held)) is not None:
-                    head, handled, lock = found
-                    if handled:  # a worker lost its hold, or let go as the read began: read again
-                        again = q.chat_head(s, self.channel, head.chat)
-                        if again is None:  # handled and gone
-                            q.unlock_chat(s, lock)
-                            continue
-                        head, handled = again
-                    s.expunge_all()
-                    self.held.add(lock)
-                    return head, handled, Hold(lock, self.generation)
-                return None
+                return self.hold(locks.lock_head(conn, sql, self.channel, self.held))
             except BaseException:
                 self.drop()
                 raise
 
-    def finish(self, hold: Hold, ids: list[int], settled: list[int], owner: str) -> None:
+    def finish(
+        self, hold: Hold, ids: list[int], settled: list[int], owner: str, take: bool = False
+    ) -> Taken | None:
         """On a worker thread: the held chat's updates `ids` are handled. Their rows go, with the
-        standby rows `settled` of the replies sent (one statement, committed: autocommit), and then the
-        chat is let go, so that its next update can be taken only once these are gone. Should the
-        statement fail, the connection is dropped (letting the chat go) and the error raised."""
+        standby rows `settled` of the replies sent (committed), and then the chat is let go, so that
+        its next update can be taken only once these are gone; given `take`, the next chat is taken
+        in the same round trip (as `take`). Should that fail, the connection is dropped (letting the
+        chat go) and the error raised."""
         with self.mutex:
             self.held.discard(hold.lock)
-            s = self.open()
+            conn, sql = self.open()
+            unlock = (
+                hold.lock if hold.generation == self.generation else None
+            )  # else it went with its connection
             try:
-                q.let_go(s, ids, settled, owner)
+                found = locks.let_go(
+                    conn,
+                    sql,
+                    ids,
+                    settled,
+                    owner,
+                    unlock=unlock,
+                    take=(self.channel, self.held) if take else None,
+                )
+                return self.hold(found)
             except BaseException:
                 self.drop()
                 raise
-            if hold.generation == self.generation:  # else its lock went with its connection
-                self.unlock(hold)
 
-    def unlock(self, hold: Hold) -> None:
-        """The hold's lock goes; should its connection fail, it is dropped, which lets it go all the
-        same. The mutex is held."""
-        assert self.session is not None
-        try:
-            q.unlock_chat(self.session, hold.lock)
-        except Exception as exc:
-            log.warning(
-                "the %s chat locks' connection failed (%s); its chats are let go", self.channel, reason(exc)
-            )
-            self.drop()
+    def hold(self, found: locks.Found | None) -> Taken | None:
+        """The chat just taken, held here; one whose update reads as handled is read again first (a
+        worker lost its hold, or let go as the read began), and let go when that update is gone. The
+        mutex is held."""
+        conn, sql = self.open()
+        while found is not None:
+            head, handled, lock = found
+            if handled:
+                again = locks.chat_head(conn, sql, self.channel, head.chat)
+                if again is None:  # handled and gone
+                    locks.unlock_chat(conn, sql, lock)
+                    found = locks.lock_head(conn, sql, self.channel, self.held)
+                    continue
+                head, handled = again
+            self.held.add(lock)
+            return head, handled, Hold(lock, self.generation)
+        return None
 
-    def open(self) -> Session:
-        """The locks connection, made when there is none."""
-        if self.session is None:
-            self.conn = self.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-            self.session = Session(bind=self.conn, expire_on_commit=False)
+    def open(self) -> tuple[Any, LockSQL]:
+        """The locks connection, made when there is none, and its statements."""
+        if self.pooled is None:
+            self.pooled = self.db.engine.raw_connection()
+            self.conn = self.pooled.driver_connection
+            self.conn.autocommit = True
             self.generation += 1
-        return self.session
+            if self.sql is None:
+                self.sql = LockSQL(self.db.engine.dialect)
+            try:
+                self.sql.setup(self.conn)
+            except BaseException:
+                self.drop()
+                raise
+        assert self.sql is not None
+        return self.conn, self.sql
 
     def drop(self) -> None:
         """Close the connection, and with it every lock it holds (a failed statement may have left one
         in doubt)."""
-        conn, self.conn, self.session = self.conn, None, None
-        if conn is not None:
+        pooled, self.pooled, self.conn = self.pooled, None, None
+        if pooled is not None:
             with contextlib.suppress(Exception):
-                conn.invalidate()
-                conn.close()
+                pooled.invalidate()
+                pooled.close()
 
     def close(self) -> None:
         """On stop: the connection goes, with whatever it still holds."""
@@ -155,14 +175,25 @@ class ChatLocks:
             self.drop()
 
 
+Taken = tuple[Stored, bool, Hold]  # a chat taken: its oldest update, whether handled already, its hold
+
+
 @dataclass
 class Claim:
     """Stored updates of one chat held by this worker (`hold`), the oldest first."""
 
     hold: Hold
-    rows: list[Received]
+    rows: list[Stored]
     handled: bool = False  # handled already, by a worker that lost its hold before letting go
     settling: Settling = field(default_factory=Settling)  # the replies' standby rows sent meanwhile
+
+    @staticmethod
+    def of(taken: Taken | None) -> Claim | None:
+        """The claim of a chat just taken (`ChatLocks.take`)."""
+        if taken is None:
+            return None
+        head, handled, hold = taken
+        return Claim(hold, [head], handled=handled)
 
 
 _held: ContextVar[Claim | None] = ContextVar("schoolbot_claim", default=None)
@@ -245,7 +276,8 @@ class Claims:
         await self.workers.run(self.locks.close)
 
     async def place(self, polls: bool) -> None:
-        """One place: claim, handle, let go; wait when there is nothing to take."""
+        """One place: claim, handle, let go (taking the next in the same round trip); wait when there is
+        nothing to take."""
         while not self.stopping:
             try:
                 claim = await self.workers.run(self.take)
@@ -255,9 +287,9 @@ class Claims:
                 continue
             if claim is None:
                 await self.idle(polls)
-                continue
-            self.kick()  # more may be waiting: another free place looks
-            await self.work(claim)
+            while claim is not None:
+                self.kick()  # more may be waiting: another free place looks
+                claim = await self.work(claim)
 
     async def idle(self, polls: bool) -> None:
         """Wait for a kick (the polling place: at most `poll` seconds)."""
@@ -266,23 +298,32 @@ class Claims:
 
     def take(self) -> Claim | None:
         """On a worker thread: the oldest update of a chat nobody holds, claimed; None when there is none."""
-        found = self.locks.take()
-        if found is None:
-            return None
-        head, handled, hold = found
-        return Claim(hold, [head], handled=handled)
+        return Claim.of(self.locks.take())
 
-    def done(self, claim: Claim) -> None:
+    def done(self, claim: Claim, take: bool) -> Claim | None:
         """On a worker thread: the claim's updates are handled. Their rows go, and so do the standby
         rows of the replies sent (one statement where the outbox's batch was another transaction), and
-        then the chat is let go, so that its next update is taken only once these are gone. Should the
-        statement fail, the chat is let go all the same (its update, found handled, is dropped by
-        whoever takes it again), and the error is raised."""
+        then the chat is let go, so that its next update is taken only once these are gone; given
+        `take`, the next update waiting is claimed in the same round trip. Should that fail, the chat
+        is let go all the same (its update, found handled, is dropped by whoever takes it again), and
+        the error is raised."""
         owner = claim.settling.outbox.owner if claim.settling.outbox is not None else ""
-        self.locks.finish(claim.hold, [r.id or 0 for r in claim.rows], claim.settling.ids, owner)
+        ids = [r.id for r in claim.rows]
+        return Claim.of(self.locks.finish(claim.hold, ids, claim.settling.ids, owner, take))
 
-    async def work(self, claim: Claim) -> None:
-        """Handle the claimed update (an album: with its parts), then delete its rows and commit."""
+    async def work(self, claim: Claim) -> Claim | None:
+        """Handle the claimed update (an album: with its parts), then delete its rows, commit and let its
+        chat go; the next update claimed meanwhile (none when stopping)."""
+        taking = False
+        try:
+            await self.handle_claimed(claim)
+            taking = not self.stopping
+        finally:
+            following = await self.let_go(claim, taking)
+        return following
+
+    async def handle_claimed(self, claim: Claim) -> None:
+        """The claimed update handled (a failure is logged: its key marks it handled all the same)."""
         held = _held.set(claim)
         try:
             group = self.group_of(claim.rows[0].payload) if self.group_of else None
@@ -299,12 +340,17 @@ class Claims:
             log.exception("a stored %s update could not be handled", self.channel)
         finally:
             _held.reset(held)
-            try:
-                await self.workers.run(partial(self.done, claim))
-            except Exception as exc:  # handled and marked: whoever claims it again drops it
-                log.warning("could not let go of a handled %s update (%s)", self.channel, reason(exc))
-                if claim.settling.outbox is not None:  # the replies went: their rows go the outbox's way
-                    await claim.settling.outbox.settle(claim.settling.ids)
+
+    async def let_go(self, claim: Claim, take: bool) -> Claim | None:
+        """The claim's end (`done`) on a worker thread; should it fail, the replies' rows go the
+        outbox's way and nothing is taken."""
+        try:
+            return await self.workers.run(partial(self.done, claim, take))
+        except Exception as exc:  # handled and marked: whoever claims it again drops it
+            log.warning("could not let go of a handled %s update (%s)", self.channel, reason(exc))
+            if claim.settling.outbox is not None:  # the replies went: their rows go the outbox's way
+                await claim.settling.outbox.settle(claim.settling.ids)
+            return None
 
     async def reply_gone(self, key: str) -> None:
         """Hold the chat of an update another worker handled until its reply has gone: `reply_grace`
@@ -331,7 +377,7 @@ class Claims:
         """On a worker thread: the album's parts stored after its first, in the chat's order."""
         assert self.group_of is not None
         with self.db.reading() as s:
-            for row in q.next_in_chat(s, claim.rows[0], ALBUM_SIZE - 1):
+            for row in q.next_in_chat(s, self.channel, claim.rows[0], ALBUM_SIZE - 1):
                 if self.group_of(row.payload) != group:
                     break
                 claim.rows.append(row)

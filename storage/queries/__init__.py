@@ -132,15 +132,10 @@ from storage.queries.people import (
     senders_by_school,
 )
 from storage.queries.received import (
-    CHAT_LOCKS,
     Arrival,
-    chat_head,
     forget_received,
-    let_go,
-    lock_head,
     next_in_chat,
     store_received,
-    unlock_chat,
     waiting,
     waiting_counts,
 )
@@ -196,7 +191,6 @@ from storage.queries.users import (
 
 __all__ = [
     "ANNOUNCE",
-    "CHAT_LOCKS",
     "CODE_ALPHABET",
     "CODE_LENGTH",
     "EDITABLE",
@@ -235,7 +229,6 @@ __all__ = [
     "cancel_pending",
     "cancel_superseded",
     "cancelled_of",
-    "chat_head",
     "claim_outbox",
     "claim_owners",
     "confirm_receipt",
@@ -270,9 +263,7 @@ __all__ = [
     "leaders_over",
     "lease_holder",
     "leases_held",
-    "let_go",
     "link_accounts",
-    "lock_head",
     "mark_blocked",
     "mark_escalated",
     "media_files",
@@ -353,7 +344,6 @@ __all__ = [
     "touch_user",
     "unacknowledged_before",
     "unconfirmed_schools",
-    "unlock_chat",
     "usage",
     "versions_of",
     "waiting",

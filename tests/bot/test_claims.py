@@ -11,14 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import psycopg
 import pytest
-from sqlalchemy import text
-from sqlalchemy.exc import OperationalError
 
 from bot.claims import ChatLocks, Hold
 from storage import queries as q
 from storage.db import Database
-from storage.models import Received
+from storage.queries.locks import CHAT_LOCKS, Stored
 from tests.storage.test_postgres import pg_url_fixture as pg_url_fixture  # a database of its own
 from tests.support import pg_admin
 
@@ -39,12 +38,12 @@ def store(db: Database, *updates: tuple[int, str]) -> None:
         q.store_received(s, "telegram", arrivals, NOW)
 
 
-def handled(head: Received, locks: ChatLocks, hold: Hold) -> None:
+def handled(head: Stored, locks: ChatLocks, hold: Hold) -> None:
     """A claim's end: the update's row goes, then its chat is let go."""
-    locks.finish(hold, [head.id or 0], [], "")
+    locks.finish(hold, [head.id], [], "")
 
 
-def taken(locks: ChatLocks) -> tuple[Received, Hold]:
+def taken(locks: ChatLocks) -> tuple[Stored, Hold]:
     found = locks.take()
     assert found is not None
     head, was_handled, hold = found
@@ -52,7 +51,7 @@ def taken(locks: ChatLocks) -> tuple[Received, Hold]:
     return head, hold
 
 
-def update_of(head: Received) -> int:
+def update_of(head: Stored) -> int:
     return int(head.payload["update_id"])
 
 
@@ -81,6 +80,29 @@ def test_each_chat_is_held_by_one_place_and_its_next_update_waits_for_the_first(
         two.close()
 
 
+def test_a_claims_end_takes_the_next_chat_in_the_same_round_trip(db: Database) -> None:
+    """A place that lets go of its chat takes the next update waiting in the same call: the chat's own
+    next update among them, which it can take only because the first one's row is gone, committed, and
+    its lock let go before the take (the other worker cannot take it meanwhile)."""
+    store(db, (1, "a"), (2, "a"), (3, "b"))
+    one, two = ChatLocks(db, "telegram"), ChatLocks(db, "telegram")
+    try:
+        first, hold = taken(one)
+        assert update_of(taken(two)[0]) == 3  # b, held by the other worker
+        following = one.finish(hold, [first.id], [], "", take=True)
+        assert following is not None
+        head, was_handled, next_hold = following
+        assert (update_of(head), was_handled) == (2, False)
+        assert next_hold.lock == hold.lock and one.held == {hold.lock}  # chat a again, held once
+        assert locks_held(one) == 1 and two.take() is None
+        assert one.finish(next_hold, [head.id], [], "", take=True) is None  # nothing else waiting
+        assert locks_held(one) == 0 and not one.held
+        assert two.take() is None and locks_held(two) == 1  # b is still the other's, and nothing waits
+    finally:
+        one.close()
+        two.close()
+
+
 def test_a_worker_whose_connection_ends_lets_its_chats_go_at_once(db: Database) -> None:
     """The server ends the locks connection of a worker (as when its process dies, or restarts):
     another worker takes the chat at once. The first worker's end of the lost hold fails and drops the
@@ -100,9 +122,9 @@ def test_a_worker_whose_connection_ends_lets_its_chats_go_at_once(db: Database) 
         assert ended == [(True,)]
         again, _ = taken(two)  # chat a, let go with the connection that held it
         assert update_of(again) == 1
-        with pytest.raises(OperationalError):  # its end fails (Claims falls back to the outbox's way)
+        with pytest.raises(psycopg.OperationalError):  # its end fails (Claims falls back to the outbox's way)
             handled(head, one, hold)
-        assert one.session is None and not one.held
+        assert one.pooled is None and not one.held
         assert one.take() is None  # a new connection: a and b are the other worker's
         assert one.generation == 2 and locks_held(one) == 0
     finally:
@@ -141,8 +163,9 @@ def test_an_update_found_handled_says_so(db: Database) -> None:
 
 def locks_pids(locks: ChatLocks) -> list[int]:
     """The server's process behind a worker's locks connection."""
-    assert locks.session is not None
-    return [int(locks.session.execute(text("SELECT pg_backend_pid()")).scalar_one())]
+    assert locks.conn is not None
+    with locks.mutex:
+        return [int(locks.conn.execute("SELECT pg_backend_pid()").fetchone()[0])]
 
 
 def locks_held(locks: ChatLocks) -> int:
@@ -151,6 +174,6 @@ def locks_held(locks: ChatLocks) -> int:
         found = admin.execute(
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = %s AND granted"
             " AND pid = ANY(%s)",
-            (q.CHAT_LOCKS, locks_pids(locks)),
+            (CHAT_LOCKS, locks_pids(locks)),
         ).fetchone()
     return int(found[0]) if found else 0
