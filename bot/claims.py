@@ -249,6 +249,7 @@ class Claims:
         self.reply_grace = reply_grace
         self.locks = ChatLocks(db, channel)
         self.stopping = False
+        self.unreachable = False  # the last look failed (one line said so, for every place)
         self.wake = asyncio.Semaphore(0)
         self.tasks: list[asyncio.Task[None]] = []
 
@@ -282,9 +283,14 @@ class Claims:
             try:
                 claim = await self.workers.run(self.take)
             except Exception as exc:  # the database is restarting: look again a moment later
-                log.warning("could not look for stored %s updates (%s)", self.channel, reason(exc))
+                if not self.unreachable:  # one line for the fault, not one per place and look
+                    log.warning("could not look for stored %s updates (%s)", self.channel, reason(exc))
+                self.unreachable = True
                 await asyncio.sleep(self.poll)
                 continue
+            if self.unreachable:
+                self.unreachable = False
+                log.info("stored %s updates can be read again", self.channel)
             if claim is None:
                 await self.idle(polls)
             while claim is not None:

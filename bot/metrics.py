@@ -25,7 +25,6 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.web import Probes
@@ -107,8 +106,7 @@ def database_fault(db: Database) -> str | None:
             s.execute(text("SELECT 1"))
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        where = make_url(db.url).render_as_string(hide_password=True)
-        return f"{where}: {reason}"
+        return f"{db.where}: {reason}"
     return None
 
 

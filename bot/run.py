@@ -33,6 +33,7 @@ from bot.dispatch import Dispatcher
 from storage.db import sole_worker
 from storage.errors import ChannelError, ConfigError, StartFailed
 from storage.media import MediaStore
+from storage.migrate import require_head
 
 log = logging.getLogger("schoolbot")
 
@@ -116,6 +117,7 @@ async def run(settings: Settings, names: Sequence[str]) -> None:
         async with start_failures(settings):
             stack.enter_context(sole_worker(settings.database_url))  # SQLite: refused if one runs
             app = await stack.enter_async_context(build_app(settings, clockwork=False))
+            require_head(app.db)
             MediaStore(settings.media_dir).check()
             for name in names:
                 running.append(await stack.enter_async_context(attached(app, CHANNELS[name](app))))

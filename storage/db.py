@@ -165,6 +165,11 @@ class Database:
         """Whether this is the embedded engine."""
         return self.engine.dialect.name == "sqlite"
 
+    @property
+    def where(self) -> str:
+        """The database's URL as it may be shown: the password hidden."""
+        return self.engine.url.render_as_string(hide_password=True)
+
     @contextmanager
     def session(self) -> Iterator[Session]:
         """One transaction: committed on success, rolled back on error.

@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from storage.db import Database
+from storage.errors import StartFailed
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -80,19 +81,47 @@ def head() -> str:
     return max(p.name.split("_", 1)[0] for p in (MIGRATIONS / "versions").glob("[0-9]*_*.py"))
 
 
-def at_head(db: Database) -> bool:
-    """Whether the database is at the newest revision (one cheap read; False when it has no schema)."""
+def stored(db: Database) -> str | None:
+    """The revision the database says it is at, read without Alembic (None: no schema yet)."""
     with db.engine.connect() as conn:
         try:
             found = list(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
         except DBAPIError:  # no alembic_version table: a new database
-            return False
-    return found == [head()]
+            return None
+    return found[0] if len(found) == 1 else None
+
+
+def at_head(db: Database) -> bool:
+    """Whether the database is at the newest revision (one cheap read; False when it has no schema)."""
+    return stored(db) == head()
+
+
+def require_head(db: Database) -> None:
+    """StartFailed, naming the fix, unless the database is at this version's schema (PostgreSQL is
+    upgraded by `schoolbot db upgrade`, once for all its workers, never by a worker's start)."""
+    found = stored(db)
+    if found == head():
+        return
+    refuse_newer(db, found)
+    raise StartFailed(
+        f"database_url = {db.where}: schema {found or 'none'}, this schoolbot needs {head()}:"
+        " run `schoolbot db upgrade` first"
+    )
+
+
+def refuse_newer(db: Database, found: str | None) -> None:
+    """StartFailed if the database was migrated by a newer schoolbot (this one cannot go back)."""
+    if found is not None and found > head():
+        raise StartFailed(
+            f"database_url = {db.where}: schema {found} is newer than this schoolbot's ({head()})"
+        )
 
 
 def upgrade_if_behind(db: Database) -> bool:
     """Upgrade to the newest revision unless the database is already there; whether it migrated."""
-    if at_head(db):
+    found = stored(db)
+    if found == head():
         return False
+    refuse_newer(db, found)
     upgrade(db)
     return True

@@ -8,18 +8,21 @@ of one worker or by two workers, or if a lock outlived its connection or its rel
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import psycopg
 import pytest
 
-from bot.claims import ChatLocks, Hold
+from bot.claims import ChatLocks, Claims, Hold, Payloads
+from bot.workers import Workers
 from storage import queries as q
 from storage.db import Database
 from storage.queries.locks import CHAT_LOCKS, Stored
 from tests.storage.test_postgres import pg_url_fixture as pg_url_fixture  # a database of its own
-from tests.support import pg_admin
+from tests.support import pg_admin, until
 
 NOW = datetime(2026, 11, 10, 8, 0, tzinfo=UTC)
 
@@ -177,3 +180,34 @@ def locks_held(locks: ChatLocks) -> int:
             (CHAT_LOCKS, locks_pids(locks)),
         ).fetchone()
     return int(found[0]) if found else 0
+
+
+async def test_a_database_that_cannot_be_read_is_one_line_for_every_place_and_one_when_it_can_again(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Four places look every 20 ms while the inbox cannot be read (its table gone, as in a restore):
+    one warning, not one a look; one line when it reads again, and the update stored meanwhile is handled."""
+    handled_ids: list[int] = []
+
+    async def handle(payloads: Payloads) -> None:
+        handled_ids.extend(int(p["update_id"]) for p in payloads)
+
+    workers = Workers(2)
+    claims = Claims(db, workers, "telegram", handle, places=4, poll=0.02)
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE received RENAME TO received_away")
+    caplog.set_level(logging.INFO, logger="schoolbot.claims")
+    claims.start()
+    try:
+        await asyncio.sleep(0.5)  # some 100 looks
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE received_away RENAME TO received")
+        store(db, (7, "a"))
+        claims.kick()
+        await until(lambda: handled_ids == [7], "the update stored meanwhile handled")
+    finally:
+        await claims.stop()
+        workers.close()
+    said = [r.getMessage() for r in caplog.records if r.name == "schoolbot.claims"]
+    assert len([line for line in said if line.startswith("could not look for stored telegram")]) == 1
+    assert said.count("stored telegram updates can be read again") == 1

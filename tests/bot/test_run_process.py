@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import collections
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -23,10 +24,12 @@ from bot.config import load_settings
 from bot.outbox import SENDER_LEASE
 from bot.run import attached
 from handlers.types import Reply
+from storage import migrate
 from storage import queries as q
+from storage.db import Database
 from tests.bot.test_outbox_telegram import WINDOW
 from tests.fakes.telegram_api import TOKEN, FakeBotAPI, FloodLimits
-from tests.support import add_principals, migrated_copy, outbox_rows, until
+from tests.support import add_principals, migrated_copy, outbox_rows, pg_admin, pg_database_url, until
 
 SCHOOLBOT = Path(sys.executable).with_name("schoolbot")
 ROOT = Path(__file__).resolve().parents[2]
@@ -176,6 +179,57 @@ def test_a_database_folder_that_cannot_be_written_is_one_plain_line(tmp_path: Pa
         done = run_briefly(config_file(tmp_path, url, api.base_url))
     assert done.returncode == 1
     assert plain_refusal(done).startswith("could not start: cannot write")
+
+
+def test_a_sqlite_database_of_a_newer_schoolbot_is_one_plain_line(tmp_path: Path, database_url: str) -> None:
+    db = Database(database_url)
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '9999'")
+    db.dispose()
+    with FakeBotAPI() as api:
+        done = run_briefly(config_file(tmp_path, database_url, api.base_url))
+    assert done.returncode == 1
+    assert plain_refusal(done) == (
+        f"database_url = {database_url}: schema 9999 is newer than this schoolbot's ({migrate.head()})"
+    )
+    assert api.calls == []
+
+
+@pytest.fixture(name="bare_pg")
+def bare_pg_fixture() -> Iterator[str]:
+    """A database of its own on the local PostgreSQL server, with no schema; dropped afterwards."""
+    name = f"schoolbot_bare_{secrets.token_hex(4)}"
+    with pg_admin() as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield name
+    with pg_admin() as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.parametrize("found", [None, "9999"])
+def test_a_postgresql_database_not_at_this_versions_schema_is_one_plain_line(
+    tmp_path: Path, bare_pg: str, found: str | None
+) -> None:
+    """A worker never migrates PostgreSQL (its workers share it): it names the command that does."""
+    url = pg_database_url(bare_pg).replace("@", ":s3cret-pass@", 1)  # trust auth ignores it
+    if found is not None:
+        db = Database(url)
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY)")
+            conn.exec_driver_sql(f"INSERT INTO alembic_version VALUES ('{found}')")
+        db.dispose()
+    with FakeBotAPI() as api:
+        done = run_briefly(config_file(tmp_path, url, api.base_url))
+    line = plain_refusal(done)
+    assert done.returncode == 1 and "s3cret-pass" not in done.stderr + done.stdout
+    assert line.startswith(f"database_url = postgresql+psycopg://{url.split('//')[1].split(':')[0]}:***@")
+    if found is None:
+        assert line.endswith(
+            f"schema none, this schoolbot needs {migrate.head()}: run `schoolbot db upgrade` first"
+        )
+    else:
+        assert line.endswith(f"schema 9999 is newer than this schoolbot's ({migrate.head()})")
+    assert api.calls == []  # refused before a word to Telegram
 
 
 # ---- SIGTERM during a wave -----------------------------------------------------------------------
