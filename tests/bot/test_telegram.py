@@ -18,7 +18,7 @@ from telegram import Update
 
 from bot.app import App
 from bot.channels.telegram import TelegramChannel, split_text, to_incoming
-from bot.channels.telegram.wire import keyboard
+from bot.channels.telegram.wire import chat_of, keyboard
 from bot.config import Settings, TelegramSettings, load_settings
 from bot.outbox import REPLY
 from bot.run import attached
@@ -34,6 +34,7 @@ from tests.fakes.telegram_api import (
     FakeBotAPI,
     TgUser,
     callback_update,
+    edited_update,
     message_update,
     text_update,
 )
@@ -723,6 +724,41 @@ def test_buttons_with_data_over_64_bytes_are_left_out_and_keyboards_are_built_on
 def parse(update: dict[str, Any]) -> Update:
     """A real PTB Update from Bot API JSON."""
     return Update.de_json({"update_id": 7, **update}, None)
+
+
+def test_an_updates_chat_is_read_from_its_json_as_ptb_finds_it() -> None:
+    """Updates are stored unparsed: the chat read from the JSON is PTB's effective chat, for every kind
+    the bot asks for; anything else, or a malformed update, has none (and is handled on its own)."""
+    group = {"id": -100123, "type": "supergroup", "title": "Tổ văn phòng"}
+    inline_press = callback_update(PRINCIPAL, "k:1")
+    del inline_press["callback_query"]["message"]
+    inline_press["callback_query"]["inline_message_id"] = "im1"
+    member = {
+        "chat": DISTRICT_OFFICER.private_chat(),
+        "from": DISTRICT_OFFICER.as_json(),
+        "date": 1,
+        "old_chat_member": {"status": "member", "user": {"id": 9, "is_bot": True, "first_name": "B"}},
+        "new_chat_member": {
+            "status": "kicked",
+            "user": {"id": 9, "is_bot": True, "first_name": "B"},
+            "until_date": 0,
+        },
+    }
+    updates = [
+        text_update(PRINCIPAL, "xin chào"),
+        message_update(PRINCIPAL, chat=group, text="trong nhóm"),
+        edited_update(text_update(PRINCIPAL, "cũ"), "mới"),
+        callback_update(DISTRICT_OFFICER, "f:1:2:a:x"),
+        inline_press,
+        {"my_chat_member": member},
+        {"inline_query": {"id": "q1", "from": PRINCIPAL.as_json(), "query": "", "offset": ""}},
+    ]
+    for update in updates:
+        chat = parse(update).effective_chat
+        assert chat_of({"update_id": 7, **update}) == (str(chat.id) if chat is not None else "")
+    assert [chat_of(u) for u in updates[:4]] == ["1001", "-100123", "1001", "2001"]
+    for malformed in ({"message": "hi"}, {"message": {"chat": {"id": "x"}}}, {"callback_query": []}, {}):
+        assert chat_of({"update_id": 8, **malformed}) == ""
 
 
 def test_commands_with_bot_name_and_deep_link_arguments() -> None:

@@ -44,6 +44,7 @@ from bot.channels.telegram.wire import (
     album_group,
     album_of,
     album_part,
+    chat_of,
     chat_ref,
     keyboard,
     keyboard_json,
@@ -379,14 +380,12 @@ class TelegramChannel(ChannelBase):
         failures = 0
         while True:
             try:
-                updates = await self.application.bot.get_updates(
-                    offset=offset,
-                    timeout=timedelta(seconds=self.poll_timeout),
-                    allowed_updates=list(ALLOWED_UPDATES),
+                payloads = await self.application.bot.update_payloads(
+                    offset, timedelta(seconds=self.poll_timeout), ALLOWED_UPDATES
                 )
-                if updates:
-                    await self.store([(u, u.to_dict()) for u in updates])
-                    offset = updates[-1].update_id + 1
+                if payloads:
+                    await self.receive(payloads)
+                    offset = int(payloads[-1]["update_id"]) + 1
                 failures = 0
             except InvalidToken:
                 log.error("Telegram rejected the bot token while polling (revoked or reset)")
@@ -404,21 +403,18 @@ class TelegramChannel(ChannelBase):
             self.app.outbox.faults.ok(POLLING)
 
     async def receive(self, payloads: list[dict[str, Any]]) -> None:
-        """Store updates as they came (one transaction), then queue the new ones for handling."""
-        await self.store([(Update.de_json(p, self.application.bot), p) for p in payloads])
-
-    async def store(self, updates: list[tuple[Update, dict[str, Any]]]) -> None:
-        """`receive` for updates already parsed (getUpdates parses them): each with its payload as stored."""
-        arrivals = [
-            q.Arrival(f"{CHANNEL}:{u.update_id}", str(u.effective_chat.id) if u.effective_chat else "", p)
-            for u, p in updates
-        ]
+        """Store updates as they came (one transaction), then queue the new ones for handling. On
+        PostgreSQL they are parsed only when a worker takes them; here first, so that one that cannot
+        be parsed is refused before it is stored."""
+        bot = self.application.bot
+        updates = [Update.de_json(p, bot) for p in payloads] if self.claims is None else []
+        arrivals = [q.Arrival(f"{CHANNEL}:{p['update_id']}", chat_of(p), p) for p in payloads]
         stored = await self.app.dispatcher.receive(CHANNEL, arrivals)
         if self.claims is not None:
             if stored:
                 self.claims.kick()  # the oldest of each chat is taken by whichever worker is free
             return
-        for (update, _), arrival in zip(updates, arrivals, strict=True):
+        for update, arrival in zip(updates, arrivals, strict=True):
             row = stored.get(arrival.key)
             if row is not None:  # a redelivery of an update still waiting is not queued twice
                 await self.enqueue(row, update)

@@ -194,6 +194,25 @@ def album_part(update: object) -> bool:
     return incoming is not None and incoming.kind == Kind.MEDIA
 
 
+def chat_of(payload: dict[str, Any]) -> str:
+    """The chat an update (the platform's JSON) belongs to, as PTB's `Update.effective_chat` finds it
+    for the kinds the bot asks for (ALLOWED_UPDATES); "" for any other, or a malformed one. Read from
+    the JSON, so that an update is stored without being parsed (it is, once, when handled)."""
+    for kind in ("message", "edited_message", "my_chat_member"):
+        part = payload.get(kind)
+        if isinstance(part, dict):
+            return _chat_id(part)
+    query = payload.get("callback_query")
+    message = query.get("message") if isinstance(query, dict) else None
+    return _chat_id(message) if isinstance(message, dict) else ""
+
+
+def _chat_id(part: dict[str, Any]) -> str:
+    chat = part.get("chat")
+    found = chat.get("id") if isinstance(chat, dict) else None
+    return str(found) if isinstance(found, int) else ""
+
+
 def album_group(payload: dict[str, Any]) -> str | None:
     """The album a stored update (the platform's JSON) belongs to, if it is one of an album's files."""
     message = payload.get("message")
