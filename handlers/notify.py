@@ -29,8 +29,12 @@ NOTICE = "notice"  # a school hears its incident was acknowledged or its submiss
 def tell(s: Any, ctx: Context, to: User, reply: Reply, *, kind: str, period: str, step: str = "") -> None:
     """Queue `reply` for `to` on the priority lane (quiet hours do not hold it), inside session `s`."""
     planned = Planned(to, kind, period[:100], step[:32], reply, priority=PRIORITY_ALERT, quiet=False)
-    q.enqueue(s, [planned.row(ctx.clock.now())])
-    s.flush()
-    row = q.outbox_row(s, to.channel, to.id or 0, kind, planned.period, planned.step)
-    if row is not None and row.id is not None and row.id not in ctx.queued:
-        ctx.queued.append(row.id)
+    new = q.enqueued(s, [planned.row(ctx.clock.now())])
+    if new:
+        found: int | None = new[0]
+    else:  # queued already (the same key): that row is the one to send
+        s.flush()
+        row = q.outbox_row(s, to.channel, to.id or 0, kind, planned.period, planned.step)
+        found = row.id if row is not None else None
+    if found is not None and found not in ctx.queued:
+        ctx.queued.append(found)

@@ -40,6 +40,7 @@ LOCK_WAIT = 15.0  # seconds a SQLite transaction waits for this process's other 
 RETRY_PAUSES = (0.05, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 TRANSIENT_STATES = frozenset({"40001", "40P01", "57P01", "57P02", "57P03", "08000", "08003", "08006"})
 T = TypeVar("T")
+M = TypeVar("M", bound=SQLModel)
 
 
 def _sqlite_hooks(engine: Engine) -> None:
@@ -448,7 +449,7 @@ def _insert(session: Session, table: Table) -> sqlite.Insert | postgresql.Insert
     return _dialect_insert(session.get_bind().dialect.name, table)
 
 
-def _dialect_insert(dialect: str, table: Table) -> sqlite.Insert | postgresql.Insert:
+def _dialect_insert(dialect: str, table: Table | type[SQLModel]) -> sqlite.Insert | postgresql.Insert:
     """The dialect's INSERT construct. Each dialect's module is imported here, not with this one: a
     process loads only its own database's (the other is 2 MB of modules)."""
     if dialect == "postgresql":
@@ -466,6 +467,14 @@ def _insert_new_stmt(dialect: str, table: Table, returning: tuple[str, ...]) -> 
     execution (an update's hot path inserts one row a time, and building the statement cost more)."""
     columns = [table.c[name] for name in returning] or list(table.primary_key.columns)
     return _dialect_insert(dialect, table).on_conflict_do_nothing().returning(*columns)
+
+
+def insert_entity(session: Session, model: type[M], values: dict[str, Any]) -> M | None:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING the new row as the model's object, in the session as
+    if it had been read; None when a row with its key was there already (the caller reads that one).
+    One round trip where an insert and then a read of what it made took two (SQLAlchemy's ORM upsert)."""
+    stmt = _dialect_insert(session.get_bind().dialect.name, model).values(values)
+    return session.scalars(stmt.on_conflict_do_nothing().returning(model)).first()
 
 
 def insert_ignore(

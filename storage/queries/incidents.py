@@ -14,7 +14,7 @@ from sqlalchemy import case, update
 from sqlmodel import Session, col, select
 
 from storage import scope
-from storage.db import insert_ignore
+from storage.db import insert_entity, insert_ignore
 from storage.models import Incident, IncidentAck, IncidentMessage, Outbox, School, Submission, User
 
 OPEN_STATES = ("new", "acked", "working", "resolved")  # every state but closed
@@ -30,7 +30,7 @@ def create_incident(
     phone: str = "",
 ) -> Incident:
     """The incident record of a submission, created once."""
-    insert_ignore(
+    made = insert_entity(
         s,
         Incident,
         {
@@ -43,8 +43,9 @@ def create_incident(
             "state": "new",
         },
     )
-    row = s.exec(select(Incident).where(col(Incident.submission_id) == submission.id)).one()
-    return row
+    if made is not None:
+        return made
+    return s.exec(select(Incident).where(col(Incident.submission_id) == submission.id)).one()
 
 
 def acknowledge(s: Session, incident_id: int, user_id: int, now: datetime) -> bool:

@@ -10,7 +10,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from storage import scope
-from storage.db import insert_ignore
+from storage.db import insert_entity, insert_ignore
 from storage.models import School, Submission, SubmissionVersion, User
 from storage.text import fold
 
@@ -42,29 +42,28 @@ def create_submission(
     period: str | None = None,
 ) -> tuple[Submission, bool]:
     """The submission for `token`, created once; (row, created)."""
-    created = (
-        insert_ignore(
-            s,
-            Submission,
-            {
-                "kind": kind,
-                "school_id": school_id,
-                "user_id": user_id,
-                "period": period,
-                "status": status,
-                "answers": answers,
-                "token": token,
-                "search": search_text(kind, answers),
-                "version": 1,
-                "created_at": now,
-                "updated_at": now,
-            },
-        )
-        == 1
+    made = insert_entity(
+        s,
+        Submission,
+        {
+            "kind": kind,
+            "school_id": school_id,
+            "user_id": user_id,
+            "period": period,
+            "status": status,
+            "answers": answers,
+            "token": token,
+            "search": search_text(kind, answers),
+            "version": 1,
+            "created_at": now,
+            "updated_at": now,
+        },
     )
-    row = submission_by_token(s, token)
+    if made is not None:
+        return made, True
+    row = submission_by_token(s, token)  # sent already (a double tap, a redelivery)
     assert row is not None
-    return row, created
+    return row, False
 
 
 EDITABLE = ("submitted", "returned")

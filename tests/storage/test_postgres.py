@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -14,7 +15,9 @@ from bot.app import App, open_app
 from bot.config import load_settings
 from bot.demo import seed_demo
 from storage import migrate
-from storage.models import IncidentAck, Submission
+from storage import queries as q
+from storage.db import Database
+from storage.models import Incident, IncidentAck, Submission, User
 from tests.conftest import Chat
 from tests.handlers.helpers import fill_incident, inbox_texts
 from tests.support import pg_admin, pg_database_url
@@ -85,3 +88,45 @@ async def test_find_and_published_on_postgres(pg_app: App) -> None:
     assert "Không tìm thấy" in (await officer.send("/find pu nhi tháng 10"))[0].text
     waiting = await officer.send("/published")
     assert "3 bài đã duyệt, chưa ghi nhận đăng" in waiting[0].text
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_a_submission_and_its_incident_are_made_once_and_read_back_whole(
+    engine: str, request: pytest.FixtureRequest
+) -> None:
+    """The insert returns the row it made (one round trip); the same token again finds that row."""
+    url = request.getfixturevalue("database_url" if engine == "sqlite" else "pg_url")
+    db = Database(url)
+    now = datetime(2026, 11, 10, 8, 0, tzinfo=UTC)
+    try:
+        with db.session() as s:
+            seed_demo(s, now)
+            school = q.school_by_code(s, "THCS-PUNHI")
+            assert school is not None and school.id is not None
+            user = s.exec(select(User).where(User.school_id == school.id)).first()
+            assert user is not None and user.id is not None
+            made = [
+                q.create_submission(
+                    s,
+                    kind="incident",
+                    school_id=school.id,
+                    user_id=user.id,
+                    token="tok-1",
+                    answers={"what": "Tin sai"},
+                    status="submitted",
+                    now=now,
+                )
+                for _ in range(2)
+            ]
+            (first, created), (again, created_again) = made
+            assert (created, created_again) == (True, False)
+            assert first is again and first.id is not None  # the same row, in the session
+            assert (first.answers, first.version, first.created_at) == ({"what": "Tin sai"}, 1, now)
+            incidents = [q.create_incident(s, first, "high", now, phone="0912") for _ in range(2)]
+            assert incidents[0] is incidents[1] and incidents[0].state == "new"
+            assert incidents[0].phone == "0912" and incidents[0].created_at == now
+        with db.session() as s:
+            assert s.exec(select(func.count()).select_from(Submission)).one() == 1
+            assert s.exec(select(func.count()).select_from(Incident)).one() == 1
+    finally:
+        db.dispose()
