@@ -170,8 +170,13 @@ class ChatLocks:
                 pooled.close()
 
     def close(self) -> None:
-        """On stop: the connection goes, with whatever it still holds."""
+        """On stop: the locks are let go, then the connection goes. Said before closing, the server has
+        let them go when this returns (a closed connection's go a moment later, when its backend ends):
+        another worker's next look takes those chats."""
         with self.mutex:
+            if self.conn is not None:
+                with contextlib.suppress(Exception):  # a lost connection: its locks went with it
+                    self.conn.execute("SELECT pg_advisory_unlock_all()")
             self.drop()
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, or_
+from sqlalchemy import func, literal, or_
 from sqlmodel import Session, col, select
 
 from storage.models import Office, School, User
@@ -33,15 +33,29 @@ def find_schools(s: Session, query: str, limit: int = 20) -> list[School]:
     return list(s.exec(stmt))
 
 
+MAX_LEVELS = 8  # offices above offices; a province has three (province, district, and the school's own)
+
+
 def office_chain(s: Session, office_id: int) -> list[Office]:
-    """The office and every office above it, nearest first."""
+    """The office and every office above it, nearest first: one recursive query (it was one a level),
+    which stops at a loop in the parents and after MAX_LEVELS."""
+    up = (
+        select(
+            col(Office.id).label("id"), col(Office.parent_id).label("parent_id"), literal(0).label("depth")
+        )
+        .where(col(Office.id) == office_id)
+        .cte("up", recursive=True)
+    )
+    up = up.union_all(
+        select(col(Office.id), col(Office.parent_id), up.c.depth + 1)
+        .join(up, col(Office.id) == up.c.parent_id)
+        .where(up.c.depth < MAX_LEVELS)
+    )
     chain: list[Office] = []
-    seen: set[int] = set()
-    current = s.get(Office, office_id)
-    while current is not None and current.id not in seen:
-        chain.append(current)
-        seen.add(current.id or 0)
-        current = s.get(Office, current.parent_id) if current.parent_id else None
+    for office in s.exec(select(Office).join(up, col(Office.id) == up.c.id).order_by(up.c.depth)):
+        if office in chain:
+            break  # a loop in the parents: the offices up to it, once
+        chain.append(office)
     return chain
 
 

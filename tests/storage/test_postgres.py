@@ -5,11 +5,13 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from functools import partial
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlmodel import SQLModel, func, select
+from sqlalchemy import event, update
+from sqlmodel import SQLModel, col, func, select
 
 from bot.app import App, open_app
 from bot.config import load_settings
@@ -17,7 +19,7 @@ from bot.demo import seed_demo
 from storage import migrate
 from storage import queries as q
 from storage.db import Database
-from storage.models import Incident, IncidentAck, Submission, User
+from storage.models import Incident, IncidentAck, Office, Submission, User
 from tests.conftest import Chat
 from tests.handlers.helpers import fill_incident, inbox_texts
 from tests.support import pg_admin, pg_database_url
@@ -128,5 +130,39 @@ def test_a_submission_and_its_incident_are_made_once_and_read_back_whole(
         with db.session() as s:
             assert s.exec(select(func.count()).select_from(Submission)).one() == 1
             assert s.exec(select(func.count()).select_from(Incident)).one() == 1
+    finally:
+        db.dispose()
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_an_offices_chain_is_one_query_nearest_first_and_a_loop_ends_it(
+    engine: str, request: pytest.FixtureRequest
+) -> None:
+    url = request.getfixturevalue("database_url" if engine == "sqlite" else "pg_url")
+    db = Database(url)
+    statements: list[str] = []
+    try:
+        with db.session() as s:
+            province = Office(code="P", name="Sở", kind="province")
+            s.add(province)
+            s.flush()
+            district = Office(code="D", name="Phòng", kind="district", parent_id=province.id)
+            s.add(district)
+            s.flush()
+            ward = Office(code="W", name="Cụm", kind="district", parent_id=district.id)
+            s.add(ward)
+            s.flush()
+            ids = (province.id, district.id, ward.id)
+        listen = partial(event.listen, db.engine, "before_cursor_execute")
+        listen(lambda _c, _cur, statement, *_: statements.append(statement))
+        with db.session() as s:
+            assert [o.code for o in q.office_chain(s, ids[2])] == ["W", "D", "P"]
+            assert len([x for x in statements if "office" in x]) == 1  # one statement, not one a level
+            assert [o.code for o in q.office_chain(s, ids[0])] == ["P"]
+            assert q.office_chain(s, 999_999) == []
+        with db.session() as s:  # P's parent made W: a loop
+            s.exec(update(Office).where(col(Office.id) == ids[0]).values(parent_id=ids[2]))
+        with db.session() as s:
+            assert [o.code for o in q.office_chain(s, ids[1])] == ["D", "P", "W"]
     finally:
         db.dispose()
