@@ -5,7 +5,6 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from functools import partial
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -92,77 +91,70 @@ async def test_find_and_published_on_postgres(pg_app: App) -> None:
     assert "3 bài đã duyệt, chưa ghi nhận đăng" in waiting[0].text
 
 
-@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
-def test_a_submission_and_its_incident_are_made_once_and_read_back_whole(
-    engine: str, request: pytest.FixtureRequest
-) -> None:
+@pytest.fixture(name="either_db", params=["sqlite", "postgresql"])
+def either_db_fixture(request: pytest.FixtureRequest) -> Iterator[Database]:
+    """The test's own migrated database on each engine in turn (PostgreSQL skips, saying why, without a server)."""
+    db = Database(request.getfixturevalue("database_url" if request.param == "sqlite" else "pg_url"))
+    yield db
+    db.dispose()
+
+
+def test_a_submission_and_its_incident_are_made_once_and_read_back_whole(either_db: Database) -> None:
     """The insert returns the row it made (one round trip); the same token again finds that row."""
-    url = request.getfixturevalue("database_url" if engine == "sqlite" else "pg_url")
-    db = Database(url)
+    db = either_db
     now = datetime(2026, 11, 10, 8, 0, tzinfo=UTC)
-    try:
-        with db.session() as s:
-            seed_demo(s, now)
-            school = q.school_by_code(s, "THCS-PUNHI")
-            assert school is not None and school.id is not None
-            user = s.exec(select(User).where(User.school_id == school.id)).first()
-            assert user is not None and user.id is not None
-            made = [
-                q.create_submission(
-                    s,
-                    kind="incident",
-                    school_id=school.id,
-                    user_id=user.id,
-                    token="tok-1",
-                    answers={"what": "Tin sai"},
-                    status="submitted",
-                    now=now,
-                )
-                for _ in range(2)
-            ]
-            (first, created), (again, created_again) = made
-            assert (created, created_again) == (True, False)
-            assert first is again and first.id is not None  # the same row, in the session
-            assert (first.answers, first.version, first.created_at) == ({"what": "Tin sai"}, 1, now)
-            incidents = [q.create_incident(s, first, "high", now, phone="0912") for _ in range(2)]
-            assert incidents[0] is incidents[1] and incidents[0].state == "new"
-            assert incidents[0].phone == "0912" and incidents[0].created_at == now
-        with db.session() as s:
-            assert s.exec(select(func.count()).select_from(Submission)).one() == 1
-            assert s.exec(select(func.count()).select_from(Incident)).one() == 1
-    finally:
-        db.dispose()
+    with db.session() as s:
+        seed_demo(s, now)
+        school = q.school_by_code(s, "THCS-PUNHI")
+        assert school is not None and school.id is not None
+        user = s.exec(select(User).where(User.school_id == school.id)).first()
+        assert user is not None and user.id is not None
+        made = [
+            q.create_submission(
+                s,
+                kind="incident",
+                school_id=school.id,
+                user_id=user.id,
+                token="tok-1",
+                answers={"what": "Tin sai"},
+                status="submitted",
+                now=now,
+            )
+            for _ in range(2)
+        ]
+        (first, created), (again, created_again) = made
+        assert (created, created_again) == (True, False)
+        assert first is again and first.id is not None  # the same row, in the session
+        assert (first.answers, first.version, first.created_at) == ({"what": "Tin sai"}, 1, now)
+        incidents = [q.create_incident(s, first, "high", now, phone="0912") for _ in range(2)]
+        assert incidents[0] is incidents[1] and incidents[0].state == "new"
+        assert incidents[0].phone == "0912" and incidents[0].created_at == now
+    with db.session() as s:
+        assert s.exec(select(func.count()).select_from(Submission)).one() == 1
+        assert s.exec(select(func.count()).select_from(Incident)).one() == 1
 
 
-@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
-def test_an_offices_chain_is_one_query_nearest_first_and_a_loop_ends_it(
-    engine: str, request: pytest.FixtureRequest
-) -> None:
-    url = request.getfixturevalue("database_url" if engine == "sqlite" else "pg_url")
-    db = Database(url)
+def test_an_offices_chain_is_one_query_nearest_first_and_a_loop_ends_it(either_db: Database) -> None:
+    db = either_db
     statements: list[str] = []
-    try:
-        with db.session() as s:
-            province = Office(code="P", name="Sở", kind="province")
-            s.add(province)
-            s.flush()
-            district = Office(code="D", name="Phòng", kind="district", parent_id=province.id)
-            s.add(district)
-            s.flush()
-            ward = Office(code="W", name="Cụm", kind="district", parent_id=district.id)
-            s.add(ward)
-            s.flush()
-            ids = (province.id, district.id, ward.id)
-        listen = partial(event.listen, db.engine, "before_cursor_execute")
-        listen(lambda _c, _cur, statement, *_: statements.append(statement))
-        with db.session() as s:
-            assert [o.code for o in q.office_chain(s, ids[2])] == ["W", "D", "P"]
-            assert len([x for x in statements if "office" in x]) == 1  # one statement, not one a level
-            assert [o.code for o in q.office_chain(s, ids[0])] == ["P"]
-            assert q.office_chain(s, 999_999) == []
-        with db.session() as s:  # P's parent made W: a loop
-            s.exec(update(Office).where(col(Office.id) == ids[0]).values(parent_id=ids[2]))
-        with db.session() as s:
-            assert [o.code for o in q.office_chain(s, ids[1])] == ["D", "P", "W"]
-    finally:
-        db.dispose()
+    with db.session() as s:
+        province = Office(code="P", name="Sở", kind="province")
+        s.add(province)
+        s.flush()
+        district = Office(code="D", name="Phòng", kind="district", parent_id=province.id)
+        s.add(district)
+        s.flush()
+        ward = Office(code="W", name="Cụm", kind="district", parent_id=district.id)
+        s.add(ward)
+        s.flush()
+        ids = (province.id, district.id, ward.id)
+    event.listen(db.engine, "before_cursor_execute", lambda _c, _cur, sql, *_: statements.append(sql))
+    with db.session() as s:
+        assert [o.code for o in q.office_chain(s, ids[2])] == ["W", "D", "P"]
+        assert len([x for x in statements if "office" in x]) == 1  # one statement, not one a level
+        assert [o.code for o in q.office_chain(s, ids[0])] == ["P"]
+        assert q.office_chain(s, 999_999) == []
+    with db.session() as s:  # P's parent made W: a loop
+        s.exec(update(Office).where(col(Office.id) == ids[0]).values(parent_id=ids[2]))
+    with db.session() as s:
+        assert [o.code for o in q.office_chain(s, ids[1])] == ["D", "P", "W"]
