@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, literal, or_
+from sqlalchemy import CTE, func, literal, or_
 from sqlmodel import Session, col, select
 
 from storage.models import Office, School, User
@@ -39,18 +39,7 @@ MAX_LEVELS = 8  # offices above offices; a province has three (province, distric
 def office_chain(s: Session, office_id: int) -> list[Office]:
     """The office and every office above it, nearest first: one recursive query (it was one a level),
     which stops at a loop in the parents and after MAX_LEVELS."""
-    up = (
-        select(
-            col(Office.id).label("id"), col(Office.parent_id).label("parent_id"), literal(0).label("depth")
-        )
-        .where(col(Office.id) == office_id)
-        .cte("up", recursive=True)
-    )
-    up = up.union_all(
-        select(col(Office.id), col(Office.parent_id), up.c.depth + 1)
-        .join(up, col(Office.id) == up.c.parent_id)
-        .where(up.c.depth < MAX_LEVELS)
-    )
+    up = _offices_up(office_id)
     chain: list[Office] = []
     for office in s.exec(select(Office).join(up, col(Office.id) == up.c.id).order_by(up.c.depth)):
         if office in chain:
@@ -59,17 +48,38 @@ def office_chain(s: Session, office_id: int) -> list[Office]:
     return chain
 
 
+def _offices_up(office_id: int) -> CTE:
+    """The office and those above it (id, depth), as a recursive CTE of at most MAX_LEVELS + 1 rows."""
+    up = (
+        select(
+            col(Office.id).label("id"), col(Office.parent_id).label("parent_id"), literal(0).label("depth")
+        )
+        .where(col(Office.id) == office_id)
+        .cte("up", recursive=True)
+    )
+    return up.union_all(
+        select(col(Office.id), col(Office.parent_id), up.c.depth + 1)
+        .join(up, col(Office.id) == up.c.parent_id)
+        .where(up.c.depth < MAX_LEVELS)
+    )
+
+
 def staff_over_school(
     s: Session, school_id: int, roles: tuple[str, ...] = ("officer", "leader")
 ) -> list[User]:
-    """Officers and leaders of the school's office and of the offices above it."""
+    """Officers and leaders of the school's office and of the offices above it (one statement, the
+    school read before unless the session has it)."""
     school = s.get(School, school_id)
     if school is None:
         return []
-    office_ids = [o.id for o in office_chain(s, school.office_id)]
+    up = _offices_up(school.office_id)
     stmt = (
         select(User)
-        .where(col(User.office_id).in_(office_ids), col(User.role).in_(roles), col(User.blocked).is_(False))
+        .where(
+            col(User.office_id).in_(select(up.c.id)),
+            col(User.role).in_(roles),
+            col(User.blocked).is_(False),
+        )
         .order_by(col(User.id))
     )
     return list(s.exec(stmt))

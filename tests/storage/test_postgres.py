@@ -18,7 +18,7 @@ from bot.demo import seed_demo
 from storage import migrate
 from storage import queries as q
 from storage.db import Database
-from storage.models import Incident, IncidentAck, Office, Submission, User
+from storage.models import Incident, IncidentAck, Office, School, Submission, User
 from tests.conftest import Chat
 from tests.handlers.helpers import fill_incident, inbox_texts
 from tests.support import pg_admin, pg_database_url
@@ -137,6 +137,7 @@ def test_a_submission_and_its_incident_are_made_once_and_read_back_whole(either_
 def test_an_offices_chain_is_one_query_nearest_first_and_a_loop_ends_it(either_db: Database) -> None:
     db = either_db
     statements: list[str] = []
+    now = datetime(2026, 11, 10, 8, 0, tzinfo=UTC)
     with db.session() as s:
         province = Office(code="P", name="Sở", kind="province")
         s.add(province)
@@ -148,13 +149,38 @@ def test_an_offices_chain_is_one_query_nearest_first_and_a_loop_ends_it(either_d
         s.add(ward)
         s.flush()
         ids = (province.id, district.id, ward.id)
+        aside = Office(code="X", name="Phòng khác", kind="district", parent_id=province.id)
+        s.add(aside)
+        s.flush()
+        school = School(code="S", name="Trường", name_folded="truong", level="THCS", office_id=ward.id)
+        s.add(school)
+        staff = [("d", district.id, "officer"), ("p", province.id, "leader"), ("x", aside.id, "officer")]
+        staff += [("w", ward.id, "principal")]
+        for who, office, role in staff:
+            s.add(
+                User(
+                    channel="telegram",
+                    external_id=who,
+                    chat_id=who,
+                    role=role,
+                    office_id=office,
+                    created_at=now,
+                )
+            )
+        s.flush()
+        school_id = school.id
     event.listen(db.engine, "before_cursor_execute", lambda _c, _cur, sql, *_: statements.append(sql))
     with db.session() as s:
         assert [o.code for o in q.office_chain(s, ids[2])] == ["W", "D", "P"]
         assert len([x for x in statements if "office" in x]) == 1  # one statement, not one a level
         assert [o.code for o in q.office_chain(s, ids[0])] == ["P"]
         assert q.office_chain(s, 999_999) == []
+        statements.clear()
+        assert [u.external_id for u in q.staff_over_school(s, school_id or 0)] == ["d", "p"]
+        reads = [x for x in statements if not x.startswith("BEGIN")]
+        assert len(reads) == 2 and "FROM school" in reads[0]  # the school, then offices and staff at once
     with db.session() as s:  # P's parent made W: a loop
         s.exec(update(Office).where(col(Office.id) == ids[0]).values(parent_id=ids[2]))
     with db.session() as s:
         assert [o.code for o in q.office_chain(s, ids[1])] == ["D", "P", "W"]
+        assert [u.external_id for u in q.staff_over_school(s, school_id or 0)] == ["d", "p"]
