@@ -469,12 +469,20 @@ def _insert_new_stmt(dialect: str, table: Table, returning: tuple[str, ...]) -> 
     return _dialect_insert(dialect, table).on_conflict_do_nothing().returning(*columns)
 
 
+@functools.cache
+def _insert_entity_stmt(dialect: str, model: type[SQLModel]) -> Insert:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING the model, built once per model (its values come
+    with each execution: building the VALUES and their cache key each time was most of its cost)."""
+    return _dialect_insert(dialect, model).on_conflict_do_nothing().returning(model)
+
+
 def insert_entity(session: Session, model: type[M], values: dict[str, Any]) -> M | None:
     """INSERT ... ON CONFLICT DO NOTHING RETURNING the new row as the model's object, in the session as
     if it had been read; None when a row with its key was there already (the caller reads that one).
-    One round trip where an insert and then a read of what it made took two (SQLAlchemy's ORM upsert)."""
-    stmt = _dialect_insert(session.get_bind().dialect.name, model).values(values)
-    return session.scalars(stmt.on_conflict_do_nothing().returning(model)).first()
+    One round trip where an insert and then a read of what it made took two (SQLAlchemy's ORM bulk
+    INSERT with RETURNING, of one row)."""
+    stmt = _insert_entity_stmt(session.get_bind().dialect.name, model)
+    return session.scalars(stmt, [values]).first()
 
 
 def insert_ignore(
