@@ -13,7 +13,7 @@ arrived (`record`) lifts the rule for that pupil from then on.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from handlers.forms import Answers
@@ -84,6 +84,10 @@ class Shield:
         """A free text of this school's (an incident's message, its result) as this reader may read it."""
         return text if self.sees_whole(school_id) else withhold_names(text, self.names.get(school_id, ()))
 
+    def seen_by(self, reader: User | None) -> Shield:
+        """The same names withheld, from `reader` (who sees their own school whole)."""
+        return replace(self, own=reader.school_id if reader is not None else None)
+
     def sees_whole(self, school_id: int) -> bool:
         """Whether this reader sees the school's texts as written (its own school, or the school's view)."""
         return self.whole or (self.own is not None and school_id == self.own)
@@ -99,8 +103,7 @@ def shield(s: Any, school_ids: SchoolIds | Sequence[int], reader: User | None = 
         name = withheld_name(answers)
         if name:
             names.setdefault(school_id, []).append(name)
-    own = reader.school_id if reader is not None else None
-    return Shield({k: tuple(v) for k, v in names.items()}, own)
+    return Shield({k: tuple(v) for k, v in names.items()}).seen_by(reader)
 
 
 def schools_of(rows: Iterable[Submission]) -> list[int]:

@@ -21,12 +21,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from handlers.consent import shield
+from handlers.consent import Shield, shield
 from handlers.forms import Answers, Engine, Form, Step, StepKind, display, media_name
 from handlers.forms.engine import SubmitHook
 from handlers.forms.steps import PHOTO_KINDS, offering, read_phone
 from handlers.i18n import Translator
-from handlers.notify import ALERT, NOTICE, tell
+from handlers.notify import ALERT, NOTICE, tell, tell_each
 from handlers.profile import person_label
 from handlers.types import Attachment, Choice, Context, Incoming, Reply
 from storage import queries as q
@@ -100,9 +100,10 @@ async def submit(ctx: Context, draft: Draft) -> list[Reply]:
         school = s.get(School, user.school_id)
         assert school is not None
         recipients = q.one_per_person(q.staff_over_school(s, user.school_id), delivery(ctx))
-        for r in recipients:  # in the incident's own transaction: stored means alerted
-            alert = alert_for(s, ctx, r, incident, sub, school, user)
-            tell(s, ctx, r, alert, kind=ALERT, period=f"incident:{incident.id}")
+        guard = shield(s, [school.id or 0])  # the school's withheld names, read once for them all
+        alerts = [(r, alert_for(s, ctx, r, incident, sub, school, user, guard=guard)) for r in recipients]
+        # in the incident's own transaction: stored means alerted
+        tell_each(s, ctx, alerts, kind=ALERT, period=f"incident:{incident.id}")
     if not recipients:
         return [Reply(ctx.t("incident.sent_nobody", number=incident.id))]
     names = ", ".join(person_label(r, ctx.t) for r in recipients)
@@ -118,17 +119,20 @@ def alert_for(
     school: School,
     by: User,
     late: bool = False,
+    guard: Shield | None = None,
 ) -> Reply:
     """The alert one officer or leader receives, in their language: every answer, when it happened and
     was reported, the number to call back, the screenshots; buttons to take the case and to open it.
-    `late`: sent again to a leader because nobody took it within incident.ack_minutes."""
+    `late`: sent again to a leader because nobody took it within incident.ack_minutes. `guard`: the
+    school's names withheld, read already (`shield`)."""
     t = ctx.t_for(to)
     reader = replace(ctx, t=t)
     lines = [t("incident.alert", number=incident.id, school=school.name, by=person_label(by, t))]
     if late:
         minutes = ctx.settings.incident.ack_minutes
         lines.insert(0, t("incident.case.late", number=incident.id, minutes=minutes))
-    answers = shield(s, [school.id or 0], to).answers(sub)  # a pupil's name withheld without consent
+    guard = shield(s, [school.id or 0]) if guard is None else guard
+    answers = guard.seen_by(to).answers(sub)  # a pupil's name withheld without consent
     for step in INCIDENT_FORM.steps:
         if step.kind in PHOTO_KINDS or (step.is_optional(answers) and not answers.get(step.key)):
             continue

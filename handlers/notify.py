@@ -15,6 +15,7 @@ sender runs in this process.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from handlers.reminders import PRIORITY_ALERT, Planned
@@ -28,13 +29,25 @@ NOTICE = "notice"  # a school hears its incident was acknowledged or its submiss
 
 def tell(s: Any, ctx: Context, to: User, reply: Reply, *, kind: str, period: str, step: str = "") -> None:
     """Queue `reply` for `to` on the priority lane (quiet hours do not hold it), inside session `s`."""
-    planned = Planned(to, kind, period[:100], step[:32], reply, priority=PRIORITY_ALERT, quiet=False)
-    new = q.enqueued(s, [planned.row(ctx.clock.now())])
-    if new:
-        found: int | None = new[0]
-    else:  # queued already (the same key): that row is the one to send
-        s.flush()
-        row = q.outbox_row(s, to.channel, to.id or 0, kind, planned.period, planned.step)
-        found = row.id if row is not None else None
-    if found is not None and found not in ctx.queued:
-        ctx.queued.append(found)
+    tell_each(s, ctx, [(to, reply)], kind=kind, period=period, step=step)
+
+
+def tell_each(
+    s: Any, ctx: Context, messages: Sequence[tuple[User, Reply]], *, kind: str, period: str, step: str = ""
+) -> None:
+    """`tell` each of several people their own reply (one person once), in one INSERT: an incident's
+    alerts to every officer and leader over the school cost one statement, not one each."""
+    now = ctx.clock.now()
+    planned = [
+        Planned(to, kind, period[:100], step[:32], reply, priority=PRIORITY_ALERT, quiet=False)
+        for to, reply in messages
+    ]
+    new = {user_id: row_id for row_id, user_id in q.enqueued(s, [p.row(now) for p in planned])}
+    for p in planned:
+        found = new.get(p.user.id or 0)
+        if found is None:  # queued already (the same key): that row is the one to send
+            s.flush()
+            row = q.outbox_row(s, p.user.channel, p.user.id or 0, kind, p.period, p.step)
+            found = row.id if row is not None else None
+        if found is not None and found not in ctx.queued:
+            ctx.queued.append(found)

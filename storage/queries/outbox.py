@@ -25,12 +25,12 @@ def enqueue(s: Session, rows: list[dict[str, Any]]) -> int:
     return len(enqueued(s, rows))
 
 
-def enqueued(s: Session, rows: list[dict[str, Any]]) -> list[int]:
-    """`enqueue`, saying the ids of the rows that were new."""
+def enqueued(s: Session, rows: list[dict[str, Any]]) -> list[tuple[int, int]]:
+    """`enqueue`, saying (id, user_id) of the rows that were new."""
     return [
-        int(found[0])
+        (int(row_id), int(user_id))
         for i in range(0, len(rows), OUTBOX_CHUNK)
-        for found in insert_rows(s, Outbox, rows[i : i + OUTBOX_CHUNK], ("id",))
+        for row_id, user_id in insert_rows(s, Outbox, rows[i : i + OUTBOX_CHUNK], ("id", "user_id"))
     ]
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from sqlmodel import func, select
 
-from storage.models import Incident, IncidentAck, Submission
+from handlers.notify import ALERT, tell, tell_each
+from handlers.types import Incoming, Kind, Reply
+from storage import queries as q
+from storage.models import Incident, IncidentAck, Outbox, Submission
 from tests.handlers.helpers import WHAT, add_district, add_user, draft_of, fill_incident, inbox_texts
 
 
@@ -101,3 +104,32 @@ def _press(chat, value: str, update_id: str):
     return Incoming(
         "console", chat.session.user_id, chat.session.user_id, Kind.CHOICE, choice=value, update_id=update_id
     )
+
+
+def test_telling_several_at_once_queues_each_once_and_keeps_a_row_already_there(demo) -> None:
+    """`tell_each` writes one row a person in one INSERT; a person whose row with that key exists keeps
+    it (not written again), and every row to send, the old one included, is in the update's queue."""
+    add_user(demo, "prov_officer", "officer", "SGD-DEMO", "Chị Sở Một")
+    with demo.db.session() as s:
+        people = [q.get_user(s, "console", who) for who in ("officer", "leader", "prov_officer")]
+    assert all(p is not None for p in people)
+    msg = Incoming("console", "principal", "principal", Kind.TEXT)
+    earlier = demo.dispatcher.context(msg, people[0])
+    with demo.db.session() as s:
+        tell(s, earlier, people[1], Reply("Tin cũ"), kind=ALERT, period="incident:99")
+    ctx = demo.dispatcher.context(msg, people[0])
+    with demo.db.session() as s:
+        tell_each(
+            s,
+            ctx,
+            [(p, Reply(f"Tin cho {p.display_name}")) for p in people],
+            kind=ALERT,
+            period="incident:99",
+        )
+    with demo.db.session() as s:
+        rows = s.exec(select(Outbox).where(Outbox.period == "incident:99").order_by(Outbox.id)).all()
+        texts = {row.user_id: row.payload["text"] for row in rows}
+    assert len(rows) == 3 and sorted(ctx.queued) == [row.id for row in rows]
+    assert earlier.queued[0] in ctx.queued
+    assert texts[people[1].id] == "Tin cũ"  # kept, not written again
+    assert texts[people[2].id] == "Tin cho Chị Sở Một"
