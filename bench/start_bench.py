@@ -2,9 +2,11 @@
 
     .venv/bin/python -m bench.start_bench                         # 7 starts of this tree
     .venv/bin/python -m bench.start_bench --tree /tmp/old --runs 5 # another checkout, same Python
+    .venv/bin/python -m bench.start_bench --db postgres           # on a fresh PostgreSQL database
 
-Each run migrates a fresh SQLite file first (not timed: a start then has nothing to migrate, as every
-start but the first), queues one `/start` from a principal on the fake (tests/fakes/telegram_api.py,
+Each run migrates a fresh SQLite file (or, with `--db postgres`, a fresh database on the server of
+`--pg-url`, dropped afterwards) first (not timed: a start then has nothing to migrate, as every start
+but the first), queues one `/start` from a principal on the fake (tests/fakes/telegram_api.py,
 no limits), starts `schoolbot run` from `--tree`, and times from the process's start to the fake's
 receiving the answer (sendMessage). It prints each run, the median, and the process's resident memory
 (VmRSS) and peak (VmHWM) at that moment, and the CPU time (user + system) it had used: on a shared
@@ -23,6 +25,7 @@ import time
 from pathlib import Path
 
 from bench import ROOT, compiled
+from bench.interactive_bench import PG_DEFAULT, fresh_database, postgres_reason
 
 LAUNCH = "import sys; from bot.cli import main; sys.argv[0] = 'schoolbot'; main()"
 
@@ -41,22 +44,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def one_start(tree: Path, workdir: Path) -> tuple[float, float, int, int]:
-    """One start of `schoolbot run` from `tree`: seconds to the first reply, the CPU seconds it took,
-    RSS and peak RSS in MB."""
+def one_start(tree: Path, workdir: Path, url: str) -> tuple[float, float, int, int]:
+    """One start of `schoolbot run` from `tree` on the database at `url`: seconds to the first reply,
+    the CPU seconds it took, RSS and peak RSS in MB."""
     from storage import migrate
     from storage.db import Database
     from tests.fakes.telegram_api import FakeBotAPI, TgUser, text_update
 
-    db_path = workdir / "start.db"
-    db = Database(f"sqlite:///{db_path}")
+    db = Database(url)
     migrate.upgrade(db)
     db.dispose()
     with FakeBotAPI() as api:
         tg = api.settings()
         config = workdir / "config.toml"
         config.write_text(
-            f'database_url = "sqlite:///{db_path}"\nmedia_dir = "{workdir / "media"}"\n'
+            f'database_url = "{url}"\nmedia_dir = "{workdir / "media"}"\n'
             + "[telegram]\n"
             + "".join(f'{key} = "{value}"\n' for key, value in tg.items())
         )
@@ -93,13 +95,20 @@ def main() -> None:
     )
     parser.add_argument("--tree", type=Path, default=ROOT, help="the checkout to start (default: this one)")
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--pg-url", default=PG_DEFAULT, help="a PostgreSQL server's admin database URL")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     compiled(args.tree.resolve())
+    if args.db == "postgres" and (why := postgres_reason(args.pg_url)):
+        raise SystemExit(f"PostgreSQL: {why}")
     runs = []
     for n in range(args.runs + 1):  # the first warms the disk cache and is not counted
-        with tempfile.TemporaryDirectory(prefix="start-bench-") as tmp:
-            seconds, cpu, rss, peak = one_start(args.tree.resolve(), Path(tmp))
+        with (
+            tempfile.TemporaryDirectory(prefix="start-bench-") as tmp,
+            fresh_database(args.db, Path(tmp), args.pg_url, "start") as url,
+        ):
+            seconds, cpu, rss, peak = one_start(args.tree.resolve(), Path(tmp), url)
         if n:
             runs.append((seconds, cpu, rss, peak))
             print(
