@@ -51,7 +51,7 @@ class App:
 @contextmanager
 def open_app(settings: Settings, clock: Clock | None = None, upgrade: bool = True) -> Iterator[App]:
     """Build the app; SQLite is upgraded to the latest schema automatically."""
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, settings.database_threads)
     dispatcher: Dispatcher | None = None
     try:
         if upgrade and db.is_sqlite:

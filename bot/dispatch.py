@@ -25,7 +25,7 @@ from handlers.i18n import Catalog
 from handlers.router import Router
 from handlers.types import Context, Fetcher, Incoming, Kind, Media, Reply, numbered
 from storage import queries as q
-from storage.db import SQLITE_UNIT_THREADS, UNIT_THREADS, Database, running_again
+from storage.db import SQLITE_UNIT_THREADS, Database, running_again
 from storage.errors import FetchError, Redelivered, TooLarge
 from storage.media import MediaStore
 from storage.models import User
@@ -75,7 +75,7 @@ class Dispatcher:
 
     def __post_init__(self) -> None:
         self.outbox = Outbox(self.db, self.clock, self.settings, self.senders, metrics=self.metrics)
-        self.workers = Workers(SQLITE_UNIT_THREADS if self.db.is_sqlite else UNIT_THREADS)
+        self.workers = Workers(SQLITE_UNIT_THREADS if self.db.is_sqlite else self.db.threads)
         self._arriving: list[Arriving] = []  # `receive` calls waiting for the store in hand to end
         self._in_hand: list[Arriving] = []  # those being stored now
         self._storing: asyncio.Task[None] | None = None

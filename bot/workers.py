@@ -40,6 +40,7 @@ class Workers:
     """A bounded pool of threads; each thread keeps one asyncio loop for the coroutines it runs."""
 
     def __init__(self, size: int, name: str = "schoolbot-unit") -> None:
+        self.size = size  # threads: what runs at once
         self.loops: list[asyncio.AbstractEventLoop] = []  # one a thread, made when the thread starts
         # What the handlers hand to `asyncio.to_thread` (a workbook, a chart), shared by the threads' loops.
         self.spare = ThreadPoolExecutor(max_workers=SPARE_THREADS, thread_name_prefix=f"{name}-spare")

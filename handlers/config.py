@@ -331,6 +331,7 @@ class Settings(BaseSettings):
 
     # Where everything is kept: the database, the files (and for how long), the nightly backup.
     database_url: str = "sqlite:///data/schoolbot.db"
+    database_threads: int = Field(default=3, ge=1, le=64)
     media_dir: Path = Path("data/media")
     media: MediaSettings = MediaSettings()
     privacy: PrivacySettings = PrivacySettings()

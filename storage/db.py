@@ -65,8 +65,19 @@ def _sqlite_hooks(engine: Engine) -> None:
         conn.exec_driver_sql(_begin.get())
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for `url`; SQLite files get their folder created and their pragmas set."""
+# Threads running updates' units side by side on PostgreSQL (bot/dispatch.py `Workers`; the setting
+# `database_threads`, this its default). Their round trips wait with the GIL let go, but their Python
+# takes turns on it, and with the server on the same machine a unit is nine tenths CPU: on the
+# interactive bench (two cores shared with the server) 3 answered 11-14 % more than 8 with 10-13 % less
+# CPU an update (quiet), and a lower p95 in four pairs of five at 100 updates a second; 2 and 4 fewer
+# than 3 (session 11). 8 had answered 2-22 % more than 16 (session 6). A database a few milliseconds
+# away needs more: each unit waits some 8 round trips.
+UNIT_THREADS = 3
+
+
+def make_engine(url: str, threads: int = UNIT_THREADS) -> Engine:
+    """An engine for `url`; SQLite files get their folder created and their pragmas set. On PostgreSQL
+    its pool keeps a connection for each of `threads` units at once, and some for the rest."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -82,7 +93,7 @@ def make_engine(url: str) -> Engine:
     # too), one for each channel's chat locks (bot/claims.py), and some for the outbox's and the clock's
     # own work. The most recently used first (LIFO): under a light load a few connections stay busy and
     # are taken without a ping (`_ping_when_idle`).
-    engine = create_engine(url, pool_size=UNIT_THREADS + 8, max_overflow=8, pool_use_lifo=True)
+    engine = create_engine(url, pool_size=threads + 8, max_overflow=8, pool_use_lifo=True)
     _ping_when_idle(engine)
     _take_savepoints(engine)
     return engine
@@ -121,12 +132,6 @@ def _ping_when_idle(engine: Engine) -> None:
 # connections filled the default cache: 2.9 MB, 1.2 MB with 32, which hold an update's whole working
 # set (the bench's quiet run: 1 % of statements prepared again, 0.5 % with 128).
 SQLITE_STATEMENTS = 32
-# Threads running updates' units side by side on PostgreSQL (bot/dispatch.py `Workers`). Their round
-# trips wait with the GIL let go, but their Python takes turns on it: on the interactive bench (two
-# cores shared with the server) 8 answered 2-22 % more than 16 in each of five pairs of runs, with less
-# CPU an update, 2 MB less memory and 16 fewer connections. 8 units of 2-5 ms keep well ahead of a
-# busy 08:00 (200 principals: about 200 updates a second); add workers to go further.
-UNIT_THREADS = 8
 # On SQLite the units take turns (`Database.serial`, held for the whole unit), so more threads only
 # wait on that lock, each with its stack, its event loop and its update in hand: 16 threads peaked
 # 2 MB higher than 4 under the bench's 200 chatting principals. A few wait ready for the lock.
@@ -156,9 +161,10 @@ class Database:
     by this process's own writes. PostgreSQL runs them side by side (row locks only).
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, threads: int = UNIT_THREADS) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.threads = threads  # PostgreSQL: units side by side (`database_threads`)
+        self.engine = make_engine(url, threads)
         self.writer = threading.Lock() if self.is_sqlite else None
 
     @property

@@ -49,6 +49,8 @@ def test_environment_overrides_the_file_and_nested_keys_merge(tmp_path, monkeypa
         ('[telegram]\nmode = "pigeon"', ["telegram.mode", "pigeon", "polling"]),
         ('database_url = "mysql://x"', ["database_url", "mysql://x", "sqlite"]),
         ("unknown_key = 1", ["unknown_key", "not permitted"]),
+        ("database_threads = 0", ["database_threads", "0", "1"]),
+        ("database_threads = 65", ["database_threads", "65", "64"]),
         ('[telegram]\nmode = "webhook"\nwebhook_url = "http://plain"', ["webhook_url", "https://"]),
         (
             '[telegram]\nmode = "webhook"\nwebhook_url = "https://x.vn"\nsecret_token = "bad token!"',

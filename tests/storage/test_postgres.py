@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -184,3 +186,16 @@ def test_an_offices_chain_is_one_query_nearest_first_and_a_loop_ends_it(either_d
     with db.session() as s:
         assert [o.code for o in q.office_chain(s, ids[1])] == ["D", "P", "W"]
         assert [u.external_id for u in q.staff_over_school(s, school_id or 0)] == ["d", "p"]
+
+
+async def test_database_threads_run_side_by_side_each_with_a_pooled_connection(pg_url: str, clock) -> None:
+    """On PostgreSQL `database_threads` units run side by side (all of them meet at a barrier), each with
+    a pooled connection of its own, and some are left for the claims, the outbox and the clock."""
+    for threads in (3, 6):
+        settings = load_settings(None, database_url=pg_url, database_threads=threads)
+        with open_app(settings, clock, upgrade=False) as app:
+            workers = app.dispatcher.workers
+            assert workers.size == threads
+            assert app.db.engine.pool.size() == threads + 8  # type: ignore[attr-defined]
+            barrier = threading.Barrier(threads, timeout=10)  # broken unless all run at once
+            await asyncio.gather(*(workers.run(barrier.wait) for _ in range(threads)))
