@@ -18,7 +18,7 @@ from bot.claims import handled_elsewhere
 from bot.logs import log_ids
 from bot.metrics import Metrics
 from bot.outbox import Outbox, reply_source
-from bot.workers import Workers
+from bot.workers import Began, Workers
 from handlers.calendar import Clock
 from handlers.config import Settings
 from handlers.i18n import Catalog
@@ -85,22 +85,28 @@ class Dispatcher:
         self.workers.close()
         self.outbox.close()
 
-    async def handle(self, msg: Incoming, received: Sequence[int] = ()) -> list[Reply]:
+    async def handle(
+        self, msg: Incoming, received: Sequence[int] = (), began: Began | None = None
+    ) -> list[Reply]:
         """Everything the writer should see now, in order. Never raises.
 
         The update's files are downloaded first (on the event loop); then everything the update
         does in the database, handler included, is one transaction on a worker thread (`unit`).
         `received`: the update's rows in the durable inbox, deleted in that same transaction.
+        `began`: marked when the update's own work begins (its downloads, or its unit once it has a
+        thread and the database), for the channel's typing indicator.
         """
         with log_ids(update=msg.update_id, chat=msg.chat_id):
-            return await self.handled(msg, received)
+            return await self.handled(msg, received, began)
 
-    async def handled(self, msg: Incoming, received: Sequence[int]) -> list[Reply]:
+    async def handled(
+        self, msg: Incoming, received: Sequence[int], began: Began | None = None
+    ) -> list[Reply]:
         """`handle` within the update's log ids."""
         started = time.perf_counter()
         t = self.catalog.translator(msg.language or self.settings.locale, msg.channel)
         try:
-            done = await self.transact(msg, received)
+            done = await self.transact(msg, received, began)
             if done is None:
                 log.info("dropped redelivered update %s", msg.update_id)
                 handled_elsewhere()
@@ -123,12 +129,15 @@ class Dispatcher:
             log.debug("update %s took %.1f ms", msg.update_id, (time.perf_counter() - started) * 1000)
 
     async def transact(
-        self, msg: Incoming, received: Sequence[int] = ()
+        self, msg: Incoming, received: Sequence[int] = (), began: Began | None = None
     ) -> tuple[list[Reply], list[int]] | None:
         """The update handled and committed, nothing sent yet: the writer's replies and the outbox rows
         to deliver (None: handled before). Its files are downloaded first, on this event loop."""
+        began = began or Began()
+        if msg.media:
+            began.mark()  # a download is the update's own work
         files = await self.prefetch(msg)
-        unit = partial(self.db.in_unit, partial(self.unit, msg, files, received))
+        unit = partial(self.db.in_unit, partial(self.unit, msg, files, received, began))
         return await self.workers.run(unit)  # the log ids go along (Workers.run copies the context)
 
     async def receive(self, channel: str, arrivals: Sequence[q.Arrival]) -> dict[str, int]:
@@ -197,7 +206,12 @@ class Dispatcher:
         await self.workers.run(drop)
 
     def unit(
-        self, msg: Incoming, files: dict[str, bytes | Exception], received: Sequence[int], s: Session
+        self,
+        msg: Incoming,
+        files: dict[str, bytes | Exception],
+        received: Sequence[int],
+        began: Began,
+        s: Session,
     ) -> tuple[list[Reply], list[int]] | None:
         """On a worker thread, in the update's one transaction: dedupe, user, kept messages, route,
         messages to others, the numbers shown. None when the update was handled before.
@@ -206,6 +220,7 @@ class Dispatcher:
         write); the update is marked handled last, so a second worker handling the same update at
         once (PostgreSQL) finds the mark taken and rolls its whole unit back.
         """
+        began.mark()
         now = self.clock.now()
         key = f"{msg.channel}:{msg.update_id}" if msg.update_id else ""
         found = q.writer_of(s, msg.channel, msg.user_id, key)  # one read: writer, dedupe, kept messages

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
+import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -34,6 +35,27 @@ def tracked(loop: asyncio.AbstractEventLoop, coroutine: Any, /, **options: Any) 
     started.add(task)
     task.add_done_callback(started.discard)
     return task
+
+
+class Began:
+    """When an update's own work began (`time.monotonic()`): None while it still waits its turn (a worker
+    thread, SQLite's one writer). "typing..." is timed from here (bot/channels/base.py `with_typing`):
+    at the peak an update waits in line behind hundreds of others, and an indicator for each waiting chat
+    would be a request more for every update, making the line longer for all of them."""
+
+    __slots__ = ("at",)
+
+    def __init__(self) -> None:
+        self.at: float | None = None
+
+    def mark(self) -> None:
+        """The work begins now (the first call counts: a unit run again keeps its first start)."""
+        if self.at is None:
+            self.at = time.monotonic()
+
+    def running_for(self) -> float:
+        """Seconds since the work began; 0 while it waits."""
+        return 0.0 if self.at is None else time.monotonic() - self.at
 
 
 class Workers:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
 import httpx
 
 from bot.web import WebhookServer, WebRequest, WebResponse
+from bot.workers import Began
 from handlers.types import Media, Reply
 from storage.models import User
 
@@ -244,15 +245,26 @@ class ChannelBase(ABC):
         """The channel's logger."""
         return logging.getLogger(f"schoolbot.{self.name}")
 
-    async def with_typing(self, chat_id: str, work: Awaitable[list[Reply]]) -> list[Reply]:
-        """Await `work`; show "typing..." after `typing_after` seconds and every `typing_every`."""
+    async def with_typing(
+        self, chat_id: str, work: Awaitable[list[Reply]], began: Began | None = None
+    ) -> list[Reply]:
+        """Await `work`; show "typing..." once it has run `typing_after` seconds and then every
+        `typing_every`. With `began`, the time counts from when the update's own work began, not
+        while it waits its turn (bot/workers.py `Began`)."""
         task = asyncio.ensure_future(work)
         try:
-            if self.typing_after > 0:
-                await asyncio.wait({task}, timeout=self.typing_after)
-            while not task.done():
+            wait = self.typing_after
+            while True:
+                if wait > 0:
+                    await asyncio.wait({task}, timeout=wait)
+                if task.done():
+                    break
+                running = began.running_for() if began is not None else self.typing_after
+                if running < self.typing_after:  # in line, or only just begun
+                    wait = self.typing_after - running
+                    continue
                 await self.typing(chat_id)
-                await asyncio.wait({task}, timeout=self.typing_every)
+                wait = self.typing_every
         finally:
             if not task.done():
                 task.cancel()

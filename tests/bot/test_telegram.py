@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -22,6 +23,7 @@ from bot.channels.telegram.wire import chat_of, keyboard
 from bot.config import Settings, TelegramSettings, load_settings
 from bot.outbox import REPLY
 from bot.run import attached
+from bot.workers import Began
 from handlers.types import Choice, Kind, Reply
 from storage import queries as q
 from storage.errors import ConfigError
@@ -588,6 +590,29 @@ async def test_typing_indicator_on_a_slow_reply(demo: App, api: FakeBotAPI) -> N
 
     actions = api.calls_to("sendChatAction")
     assert actions and actions[0] == {"chat_id": str(PRINCIPAL.id), "action": "typing"}
+
+
+async def test_typing_counts_from_the_update_s_own_work_not_its_wait_in_line(
+    demo: App, api: FakeBotAPI
+) -> None:
+    # At the peak an update waits behind hundreds of others: an indicator for each would be one request
+    # more an update, lengthening the line. "typing..." shows once the update's own work runs long.
+    async with running(demo, api, typing_after=0.05, typing_every=0.05) as tg:
+        began, done = Began(), asyncio.Event()
+
+        async def work() -> list[Reply]:
+            await done.wait()
+            return []
+
+        waiting = asyncio.ensure_future(tg.channel.with_typing(str(PRINCIPAL.id), work(), began))
+        for _ in range(40):  # eight times the indicator's delay, still in line
+            await asyncio.sleep(0.01)
+        assert api.calls_to("sendChatAction") == []
+        began.mark()  # its own work begins, and runs on
+        await until(lambda: len(api.calls_to("sendChatAction")) >= 2, "typing, then typing again")
+        done.set()
+        assert await waiting == []
+    assert api.calls_to("sendChatAction")[0] == {"chat_id": str(PRINCIPAL.id), "action": "typing"}
 
 
 async def test_an_officer_who_blocked_the_bot_is_marked_when_an_alert_is_sent(tg: Tg) -> None:

@@ -17,6 +17,7 @@ import storage.db
 from bot.app import App, open_app
 from bot.config import load_settings
 from bot.demo import seed_demo
+from bot.workers import Began
 from handlers.types import Incoming, Kind, Reply
 from storage import queries as q
 from storage.db import Database, transient
@@ -223,6 +224,23 @@ async def test_busy_sqlite_reaches_no_user_and_the_loop_goes_on(demo: App) -> No
         thread.join()
         other.dispose()
     assert all(replies and not apology(demo, replies) for replies in results)
+
+
+async def test_an_update_begins_when_its_unit_has_the_database_not_while_it_waits(demo: App) -> None:
+    assert demo.db.writer is not None
+    demo.db.writer.acquire()  # SQLite's one writer in this process, taken: every unit waits its turn
+    try:
+        began = Began()
+        handled = asyncio.ensure_future(
+            demo.dispatcher.handle(text_from("principal", "/mystatus", "b1"), (), began)
+        )
+        for _ in range(20):
+            await asyncio.sleep(0.005)
+        assert not handled.done() and began.at is None and began.running_for() == 0.0
+    finally:
+        demo.db.writer.release()
+    assert await handled
+    assert began.at is not None and began.running_for() > 0
 
 
 @pytest.fixture(name="pg_demo")

@@ -54,6 +54,7 @@ from bot.channels.telegram.wire import (
 from bot.channels.turns import Turn, Turns
 from bot.claims import shared_inbox
 from bot.web import WebhookServer, WebRequest, WebResponse
+from bot.workers import Began
 from handlers.types import Attachment, Incoming, Kind, Media, Reply
 from storage import queries as q
 from storage.errors import (
@@ -488,7 +489,10 @@ class TelegramChannel(ChannelBase):
 
     async def dispatch(self, incoming: Incoming, rows: Sequence[int] = ()) -> None:
         """Hand one message to the dispatcher and send the writer's replies."""
-        replies = await self.with_typing(incoming.chat_id, self.app.dispatcher.handle(incoming, rows))
+        began = Began()
+        replies = await self.with_typing(
+            incoming.chat_id, self.app.dispatcher.handle(incoming, rows, began), began
+        )
         if self.config.hold_reply_seconds:  # tests only: time to kill the process before the replies go
             await asyncio.sleep(self.config.hold_reply_seconds)
         await self.reply(incoming, replies)

@@ -56,6 +56,7 @@ from bot.channels.zalo.wire import (
 )
 from bot.claims import shared_inbox
 from bot.web import WebhookServer, WebRequest, WebResponse
+from bot.workers import Began
 from handlers.types import Incoming, Kind, Media, Reply
 from storage import queries as q
 from storage.errors import (
@@ -409,8 +410,9 @@ class ZaloChannel(ChannelBase):
             return
         incoming = await self.prefetch(incoming)
         try:
-            handling = self.app.dispatcher.handle(incoming, rows or [])
-            replies = await self.with_typing(incoming.chat_id, handling)
+            began = Began()
+            handling = self.app.dispatcher.handle(incoming, rows or [], began)
+            replies = await self.with_typing(incoming.chat_id, handling, began)
         finally:
             for media in incoming.media:
                 self._prefetched.pop(media.file_id, None)
