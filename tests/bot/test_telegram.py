@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -19,7 +20,7 @@ from telegram import Update
 
 from bot.app import App
 from bot.channels.telegram import TelegramChannel, split_text, to_incoming
-from bot.channels.telegram.wire import chat_of, keyboard
+from bot.channels.telegram.wire import chat_of, keyboard, keyboard_json
 from bot.config import Settings, TelegramSettings, load_settings
 from bot.outbox import REPLY
 from bot.run import attached
@@ -741,6 +742,10 @@ def test_buttons_with_data_over_64_bytes_are_left_out_and_keyboards_are_built_on
     assert "callback data is 65 bytes" in caplog.text
     assert keyboard(Reply("Không nút")) is None
     assert keyboard(Reply("Chỉ nút dài", ((Choice("Dài", long),),))) is None
+    # The JSON sent with a message is what PTB makes of the same keyboard (written without its objects).
+    assert keyboard_json(reply) is not None
+    assert json.loads(keyboard_json(reply) or "") == markup.to_dict()
+    assert keyboard_json(Reply("Chỉ nút dài", ((Choice("Dài", long),),))) is None
 
 
 # ---- to_incoming -----------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 A stdlib `ThreadingHTTPServer` on 127.0.0.1 (a free port) in a background thread. It answers
 `POST /bot<token>/<method>` (form-encoded, multipart or JSON bodies; PTB 22 sends form fields whose
-non-string values are JSON-encoded), long-polls `getUpdates`, records every call, and can be told
+non-string values are JSON-encoded, and schoolbot sends the same fields as a JSON body; as Telegram
+does, a JSON-serialised field such as `reply_markup` is read from a string in either), long-polls `getUpdates`, records every call, and can be told
 to fail a method or to answer 403 for sends to a chat that "blocked the bot". Given `limits`
 (`FloodLimits`), it enforces Telegram's flood limits with 429 and `retry_after`, as Telegram does.
 
@@ -586,7 +587,9 @@ def _parse_body(content_type: str, body: bytes) -> dict[str, Any]:
         return {}
     if kind == "application/json":
         data = json.loads(body)
-        return dict(data) if isinstance(data, dict) else {}
+        if not isinstance(data, dict):
+            return {}
+        return {k: _decode(k, v) if isinstance(v, str) else v for k, v in data.items()}
     if kind == "multipart/form-data":
         head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
         message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)

@@ -156,9 +156,14 @@ def rows_of(reply: Reply) -> tuple[tuple[tuple[str, str], ...], ...]:
 
 @lru_cache(maxsize=KEYBOARDS_KEPT)
 def json_of(rows: tuple[tuple[tuple[str, str], ...], ...]) -> str | None:
-    """`markup_of`'s keyboard serialised once, as PTB serialises it for each message."""
-    markup = markup_of(rows)
-    return None if markup is None else json.dumps(markup.to_dict())
+    """`markup_of`'s keyboard as the JSON PTB would make of it, written directly: a form's buttons carry
+    its draft's version, so most keyboards are shown once and PTB's objects would be built for one
+    message each."""
+    kept = sendable(rows)
+    if not kept:
+        return None
+    buttons = [[{"text": label, "callback_data": value} for label, value in row] for row in kept]
+    return json.dumps({"inline_keyboard": buttons})
 
 
 @lru_cache(maxsize=KEYBOARDS_KEPT)
@@ -166,7 +171,15 @@ def markup_of(rows: tuple[tuple[tuple[str, str], ...], ...]) -> InlineKeyboardMa
     """The inline keyboard of these (label, data) rows, built once while it is among the last
     KEYBOARDS_KEPT used (a menu is shown to everyone; PTB's objects are immutable, so one can go with
     every message)."""
-    built = []
+    kept = sendable(rows)
+    built = [[InlineKeyboardButton(label, callback_data=value) for label, value in row] for row in kept]
+    return InlineKeyboardMarkup(built) if built else None
+
+
+def sendable(rows: tuple[tuple[tuple[str, str], ...], ...]) -> list[list[tuple[str, str]]]:
+    """The rows without the buttons whose data Telegram refuses (over 64 bytes: logged), nor the rows
+    left empty."""
+    kept = []
     for row in rows:
         buttons = []
         for label, value in row:
@@ -174,10 +187,10 @@ def markup_of(rows: tuple[tuple[tuple[str, str], ...], ...]) -> InlineKeyboardMa
             if not 1 <= size <= MAX_CALLBACK_BYTES:
                 log.error("button %r left out: callback data is %d bytes", label, size)
                 continue
-            buttons.append(InlineKeyboardButton(label, callback_data=value))
+            buttons.append((label, value))
         if buttons:
-            built.append(buttons)
-    return InlineKeyboardMarkup(built) if built else None
+            kept.append(buttons)
+    return kept
 
 
 def chat_ref(chat_id: str | int) -> int | str:
