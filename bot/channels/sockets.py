@@ -25,6 +25,7 @@ import httpx
 
 # Bytes kept from a socket before reading from it pauses (a file download is read as it comes).
 READ_AHEAD = 1 << 18
+HELD = 1 << 16  # bytes of a request written together (`Stream.write`); an upload goes out in parts
 
 
 class Wire(asyncio.Protocol):
@@ -96,9 +97,12 @@ class Stream(httpcore.AsyncNetworkStream):
     def __init__(self, transport: asyncio.Transport, wire: Wire) -> None:
         self.transport = transport
         self.wire = wire
+        self.held = bytearray()  # a request's head, held to go out with its body (`write`)
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         """What came in (up to max_bytes), waiting for it at most `timeout` seconds; b'' at the end."""
+        if self.held:
+            await self.flush(timeout)
         wire = self.wire
         if not wire.buffer and not wire.ended:
             wire.waiting = asyncio.get_running_loop().create_future()
@@ -116,12 +120,24 @@ class Stream(httpcore.AsyncNetworkStream):
         return b""
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        """Hand the bytes to the socket; wait (at most `timeout` seconds) while its buffer is full."""
+        """Hand the bytes to the socket; wait (at most `timeout` seconds) while its buffer is full.
+
+        Small writes are held until the answer is read or HELD bytes have gathered: httpcore writes a
+        request's head and its body apart, and each write is a system call and a packet of its own."""
         if not buffer:
             return
         if self.transport.is_closing():
             raise httpcore.WriteError("the connection is closed")
-        self.transport.write(buffer)
+        self.held += buffer
+        if len(self.held) >= HELD:
+            await self.flush(timeout)
+
+    async def flush(self, timeout: float | None = None) -> None:
+        """What `write` holds, to the socket."""
+        data, self.held = bytes(self.held), bytearray()
+        if self.transport.is_closing():
+            raise httpcore.WriteError("the connection is closed")
+        self.transport.write(data)
         draining = self.wire.draining
         if draining is not None and not draining.done():
             try:

@@ -207,6 +207,40 @@ async def test_a_large_upload_goes_whole() -> None:
     assert server.requests[0].body == body
 
 
+async def test_a_requests_head_waits_to_go_with_its_body_and_a_large_write_goes_at_once() -> None:
+    arrived: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while chunk := await reader.read(1 << 20):
+            await arrived.put(chunk)
+
+    async with serving(raw=record) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        stream = await sockets.AsyncioBackend().connect_tcp("127.0.0.1", port, timeout=5)
+        try:
+            await stream.write(b"POST /x HTTP/1.1\r\nContent-Length: 2\r\n\r\n")  # as httpcore does:
+            await stream.write(b"{}")  # the head, then the body
+            for _ in range(10):  # several turns of the loop: nothing has gone yet
+                await asyncio.sleep(0.005)
+            assert arrived.empty()
+            with pytest.raises(httpcore.ReadTimeout):  # reading sends what was held first
+                await stream.read(100, timeout=0.05)
+            request = b"POST /x HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}"
+            got = b""
+            while len(got) < len(request):
+                got += await asyncio.wait_for(arrived.get(), 5)
+            assert got == request
+
+            big = b"y" * sockets.HELD
+            await stream.write(big)  # as much as HELD goes without waiting for a read
+            received = b""
+            while len(received) < len(big):
+                received += await asyncio.wait_for(arrived.get(), 5)
+            assert received == big
+        finally:
+            await stream.aclose()
+
+
 async def test_an_answer_that_never_comes_is_a_read_timeout() -> None:
     async def never(request: Request, writer: asyncio.StreamWriter) -> bool:
         await asyncio.sleep(3600)
