@@ -130,8 +130,8 @@ class TelegramChannel(ChannelBase):
     settings.telegram.mode) and stops it (bot/run.py registers it meanwhile); `handled` counts the
     updates processed so far.
 
-    `typing_after`: seconds before "typing..." is shown on a slow reply (0: at once), repeated
-    every `typing_every`. `rate_limit`: the two lanes (`Lanes`: replies at once, the outbox under
+    `typing_after`: seconds an update's own work runs (not its wait in line) before "typing..." is
+    shown (0: at once), repeated every `typing_every`. `rate_limit`: the two lanes (`Lanes`: replies at once, the outbox under
     the overall ceiling); off, every request goes as it comes and a 429 is not waited out.
     """
 

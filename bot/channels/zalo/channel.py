@@ -103,7 +103,7 @@ class Timing:
     """How long to wait for what; tests shorten these."""
 
     poll_timeout: float = 30.0  # seconds a getUpdates call waits for an update
-    typing_after: float = 1.0  # "typing..." once a reply takes this long (0: at once)
+    typing_after: float = 1.0  # "typing..." once the update's own work runs this long (0: at once)
     typing_every: float = 4.5  # Zalo's indicator lasts about 5 s
     send_retries: tuple[float, ...] = (0.5, 1.5)  # waits before resending after 408/429/5xx
     backoff_base: float = 1.0  # getUpdates after a failure: 1, 2, 4... seconds
