@@ -44,6 +44,7 @@ from bench.interactive_bench import (
 )
 from bot.app import build_app
 from bot.config import load_settings
+from bot.workers import Began
 from handlers.types import Incoming, Kind, Reply
 from tests.fakes.district import FIRST_CHAT
 
@@ -99,7 +100,7 @@ async def walk(url: str, workdir: Path, principals: int, profile_step: int | Non
                 msg = incoming(step, str(FIRST_CHAT + p), update_id, shown.get(p, []))
                 started = time.process_time()
                 if index == profile_step:
-                    unit = partial(d.db.in_unit, partial(d.unit, msg, {}, ()))
+                    unit = partial(d.db.in_unit, partial(d.unit, msg, {}, (), Began()))
                     found = await d.workers.run(partial(profiled, profile, unit))
                     shown[p] = found[0] if found else []
                 else:
