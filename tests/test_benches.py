@@ -1,0 +1,21 @@
+"""The benchmarks still run against the code they measure (a change of signature breaks them silently
+otherwise): each one's core, tiny, on a SQLite file. Their figures are not looked at here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.interactive_bench import fresh_database, incident_walk
+from bench.unit_bench import walk
+
+
+async def test_unit_bench_walks_the_form_and_profiles_a_step(tmp_path: Path) -> None:
+    with fresh_database("sqlite", tmp_path, "", "unit") as url:
+        report = await walk(url, tmp_path, 2, 14)
+
+    lines = report.splitlines()
+    assert lines[0].startswith("sqlite: 30 updates; CPU ")
+    steps = lines[1].split(":", 1)[1].split()
+    assert len(steps) == len(incident_walk()) == 15
+    assert "statements an update: " in lines[2] and "INSERT" in lines[2]
+    assert "cProfile of step 14's units" in report and "act_send" in report  # Gửi's unit, profiled
