@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 import socket
@@ -16,11 +17,11 @@ import httpx
 import pytest
 from pydantic import SecretStr
 from sqlmodel import select
-from telegram import Update
+from telegram import Message, Update
 
 from bot.app import App
 from bot.channels.telegram import TelegramChannel, split_text, to_incoming
-from bot.channels.telegram.wire import chat_of, keyboard, keyboard_json
+from bot.channels.telegram.wire import chat_of, keyboard, keyboard_json, parse_update
 from bot.config import Settings, TelegramSettings, load_settings
 from bot.outbox import REPLY
 from bot.run import attached
@@ -754,6 +755,28 @@ def test_buttons_with_data_over_64_bytes_are_left_out_and_keyboards_are_built_on
 def parse(update: dict[str, Any]) -> Update:
     """A real PTB Update from Bot API JSON."""
     return Update.de_json({"update_id": 7, **update}, None)
+
+
+def test_a_press_is_parsed_without_the_body_of_the_message_it_was_on() -> None:
+    press = {"update_id": 8, **callback_update(PRINCIPAL, "f:3:2:a:1", message_id=41)}
+    shown = press["callback_query"]["message"]
+    shown["reply_markup"] = {"inline_keyboard": [[{"text": "Có", "callback_data": "f:3:2:a:1"}]]}
+    shown["entities"] = [{"type": "bold", "offset": 0, "length": 3}]
+    stored = copy.deepcopy(press)
+
+    slim, whole = parse_update(press, None), Update.de_json(copy.deepcopy(press), None)
+
+    assert press == stored  # the stored JSON is left whole
+    assert to_incoming(slim) == to_incoming(whole)
+    assert slim.effective_chat is not None and slim.effective_chat.id == PRINCIPAL.id
+    message = slim.callback_query.message if slim.callback_query else None
+    assert isinstance(message, Message) and message.message_id == 41
+    assert message.reply_markup is None and message.text is None  # not built for a press
+    shown["date"] = 0  # an old message Telegram no longer shows: parsed as PTB parses the whole one
+    old, whole_old = parse_update(press, None).callback_query, Update.de_json(press, None).callback_query
+    assert old is not None and whole_old is not None
+    assert type(old.message) is type(whole_old.message)
+    assert to_incoming(parse_update(press, None)) == to_incoming(Update.de_json(press, None))
 
 
 def test_an_updates_chat_is_read_from_its_json_as_ptb_finds_it() -> None:

@@ -48,6 +48,7 @@ from bot.channels.telegram.wire import (
     chat_ref,
     keyboard,
     keyboard_json,
+    parse_update,
     split_text,
     to_incoming,
 )
@@ -408,7 +409,7 @@ class TelegramChannel(ChannelBase):
         PostgreSQL they are parsed only when a worker takes them; here first, so that one that cannot
         be parsed is refused before it is stored."""
         bot = self.application.bot
-        updates = [Update.de_json(p, bot) for p in payloads] if self.claims is None else []
+        updates = [parse_update(p, bot) for p in payloads] if self.claims is None else []
         arrivals = [q.Arrival(f"{CHANNEL}:{p['update_id']}", chat_of(p), p) for p in payloads]
         stored = await self.app.dispatcher.receive(CHANNEL, arrivals)
         if self.claims is not None:
@@ -422,7 +423,7 @@ class TelegramChannel(ChannelBase):
 
     async def requeue(self, row: int, payload: dict[str, Any]) -> None:
         """A stored update, parsed again, into the queue (`resume`)."""
-        await self.enqueue(row, Update.de_json(payload, self.application.bot))
+        await self.enqueue(row, parse_update(payload, self.application.bot))
 
     async def enqueue(self, row: int, update: Update) -> None:
         """Into python-telegram-bot's queue (each chat in order, chats side by side: `PerChat`)."""
@@ -449,7 +450,7 @@ class TelegramChannel(ChannelBase):
     async def on_claimed(self, payloads: list[dict[str, Any]]) -> None:
         """An update taken from the shared inbox (an album: all its parts), handled as one from memory is."""
         bot = self.application.bot
-        updates = [Update.de_json(p, bot) for p in payloads]
+        updates = [parse_update(p, bot) for p in payloads]
         try:
             if self.config.hold_seconds:  # tests only: time to kill the process before handling
                 await asyncio.sleep(self.config.hold_seconds)

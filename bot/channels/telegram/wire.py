@@ -34,6 +34,22 @@ LANGUAGES = ("vi", "en")
 log = logging.getLogger("schoolbot.telegram")
 
 
+PRESSED_ON = ("message_id", "date", "chat")  # what the bot reads of the message a pressed button is on
+
+
+def parse_update(payload: dict[str, Any], bot: Any) -> Update:
+    """PTB's Update of the platform's JSON (as stored), with only the id, date and chat of the message a
+    pressed button sits on: PTB would build that whole message (its text, sender, entities and
+    keyboard) for each press, and the bot reads its chat alone. The date is kept: PTB tells by it a
+    message Telegram no longer shows."""
+    query = payload.get("callback_query")
+    message = query.get("message") if isinstance(query, dict) else None
+    if isinstance(query, dict) and isinstance(message, dict):
+        kept = {key: message[key] for key in PRESSED_ON if key in message}
+        payload = {**payload, "callback_query": {**query, "message": kept}}
+    return Update.de_json(payload, bot)
+
+
 def to_incoming(update: Update) -> Incoming | None:
     """A private chat's message or button press as an Incoming; None for anything we ignore."""
     query = update.callback_query
