@@ -3,8 +3,9 @@
 A stdlib `ThreadingHTTPServer` on 127.0.0.1 (a free port) in a background thread. It answers
 `POST /bot<token>/<method>` (form-encoded, multipart or JSON bodies; PTB 22 sends form fields whose
 non-string values are JSON-encoded, and schoolbot sends the same fields as a JSON body; as Telegram
-does, a JSON-serialised field such as `reply_markup` is read from a string in either), long-polls `getUpdates`, records every call, and can be told
-to fail a method or to answer 403 for sends to a chat that "blocked the bot". Given `limits`
+does, a JSON-serialised field such as `reply_markup` is read from a string in either), long-polls
+`getUpdates`, records every call, and can be told to fail a method or to answer 403 for sends to a
+chat that "blocked the bot". Given `limits`
 (`FloodLimits`), it enforces Telegram's flood limits with 429 and `retry_after`, as Telegram does.
 
     with FakeBotAPI() as api:

@@ -132,8 +132,9 @@ class TelegramChannel(ChannelBase):
     updates processed so far.
 
     `typing_after`: seconds an update's own work runs (not its wait in line) before "typing..." is
-    shown (0: at once), repeated every `typing_every`. `rate_limit`: the two lanes (`Lanes`: replies at once, the outbox under
-    the overall ceiling); off, every request goes as it comes and a 429 is not waited out.
+    shown (0: at once), repeated every `typing_every`. `rate_limit`: the two lanes (`Lanes`: replies
+    at once, the outbox under the overall ceiling); off, every request goes as it comes and a 429 is
+    not waited out.
     """
 
     name = CHANNEL
