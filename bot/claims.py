@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
@@ -42,12 +41,10 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from sqlalchemy import PoolProxiedConnection
-
 from bot.outbox import Settling, reply_source, settled_into
 from bot.workers import Workers
 from storage import queries as q
-from storage.db import Database, reason
+from storage.db import Database, DriverConnection, reason
 from storage.queries import locks
 from storage.queries.locks import LockSQL, Stored
 
@@ -78,11 +75,10 @@ class ChatLocks:
     def __init__(self, db: Database, channel: str) -> None:
         self.db = db
         self.channel = channel
-        self.mutex = threading.Lock()
-        self.pooled: PoolProxiedConnection | None = None
-        self.conn: Any = None  # the driver's connection (psycopg) behind `pooled`
-        self.sql: LockSQL | None = None
-        self.generation = 0  # counts the connections made: a hold names the one its lock is on
+        self.sql = LockSQL(db.engine.dialect)
+        # Its `generation` counts the connections made: a hold names the one its lock is on.
+        self.link = DriverConnection(db, self.sql.setup)
+        self.mutex = self.link.mutex
         self.held: set[int] = set()  # the locks this worker's places hold, on whichever connection
 
     def take(self) -> Taken | None:
@@ -108,7 +104,7 @@ class ChatLocks:
             self.held.discard(hold.lock)
             conn, sql = self.open()
             unlock = (
-                hold.lock if hold.generation == self.generation else None
+                hold.lock if hold.generation == self.link.generation else None
             )  # else it went with its connection
             try:
                 found = locks.let_go(
@@ -140,43 +136,26 @@ class ChatLocks:
                     continue
                 head, handled = again
             self.held.add(lock)
-            return head, handled, Hold(lock, self.generation)
+            return head, handled, Hold(lock, self.link.generation)
         return None
 
     def open(self) -> tuple[Any, LockSQL]:
         """The locks connection, made when there is none, and its statements."""
-        if self.pooled is None:
-            self.pooled = self.db.engine.raw_connection()
-            self.conn = self.pooled.driver_connection
-            self.conn.autocommit = True
-            self.generation += 1
-            if self.sql is None:
-                self.sql = LockSQL(self.db.engine.dialect)
-            try:
-                self.sql.setup(self.conn)
-            except BaseException:
-                self.drop()
-                raise
-        assert self.sql is not None
-        return self.conn, self.sql
+        return self.link.open(), self.sql
 
     def drop(self) -> None:
         """Close the connection, and with it every lock it holds (a failed statement may have left one
         in doubt)."""
-        pooled, self.pooled, self.conn = self.pooled, None, None
-        if pooled is not None:
-            with contextlib.suppress(Exception):
-                pooled.invalidate()
-                pooled.close()
+        self.link.drop()
 
     def close(self) -> None:
         """On stop: the locks are let go, then the connection goes. Said before closing, the server has
         let them go when this returns (a closed connection's go a moment later, when its backend ends):
         another worker's next look takes those chats."""
         with self.mutex:
-            if self.conn is not None:
+            if self.link.conn is not None:
                 with contextlib.suppress(Exception):  # a lost connection: its locks went with it
-                    self.conn.execute("SELECT pg_advisory_unlock_all()")
+                    self.link.conn.execute("SELECT pg_advisory_unlock_all()")
             self.drop()
 
 

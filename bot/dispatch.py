@@ -25,7 +25,7 @@ from handlers.i18n import Catalog
 from handlers.router import Router
 from handlers.types import Context, Fetcher, Incoming, Kind, Media, Reply, numbered
 from storage import queries as q
-from storage.db import SQLITE_UNIT_THREADS, Database, running_again
+from storage.db import SQLITE_UNIT_THREADS, Database, DriverConnection, reason, running_again
 from storage.errors import FetchError, Redelivered, TooLarge
 from storage.media import MediaStore
 from storage.models import User
@@ -79,11 +79,18 @@ class Dispatcher:
         self._arriving: list[Arriving] = []  # `receive` calls waiting for the store in hand to end
         self._in_hand: list[Arriving] = []  # those being stored now
         self._storing: asyncio.Task[None] | None = None
+        # PostgreSQL: the durable inbox's INSERT prepared on a connection of its own (`store`).
+        self.store_sql = None if self.db.is_sqlite else q.StoreSQL(self.db.engine.dialect)
+        self.store_link = None if self.store_sql is None else DriverConnection(self.db, self.store_sql.setup)
+        self.store_failed = False  # its last try failed (said once)
 
     def close(self) -> None:
         """Let the worker threads go (after the update in hand), the outbox's too."""
         self.workers.close()
         self.outbox.close()
+        if self.store_link is not None:
+            with self.store_link.mutex:
+                self.store_link.drop()
 
     async def handle(
         self, msg: Incoming, received: Sequence[int] = (), began: Began | None = None
@@ -158,23 +165,8 @@ class Dispatcher:
         while self._arriving:
             batch, self._arriving = self._arriving, []
             self._in_hand = batch
-
-            def store(s: Session, batch: list[Arriving] = batch) -> list[dict[str, int]]:
-                """One INSERT a channel; each call gets the new rows of its own updates (a key two
-                calls brought, a redelivery, is the first one's)."""
-                now = self.clock.now()
-                rows: dict[str, int] = {}
-                for channel in dict.fromkeys(c for c, _, _ in batch):
-                    arrivals = [a for c, group, _ in batch if c == channel for a in group]
-                    rows |= q.store_received(s, channel, arrivals, now)
-                answers = []
-                for _, arrivals, _ in batch:
-                    answers.append({a.key: rows.pop(a.key) for a in arrivals if a.key in rows})
-                return answers
-
             try:
-                # As a unit: run again when PostgreSQL dropped the connection (a restart) rather than fail.
-                stored = await self.workers.run(partial(self.db.in_unit, store))
+                stored = await self.workers.run(partial(self.store, batch))
             except Exception as exc:
                 for *_, done in batch:
                     if not done.done():
@@ -184,6 +176,40 @@ class Dispatcher:
                 if not done.done():
                     done.set_result(rows)
         self._in_hand = []
+
+    def store(self, batch: list[Arriving]) -> list[dict[str, int]]:
+        """On a worker thread: one INSERT a channel, in one transaction; each call gets the new rows of
+        its own updates (a key two calls brought, a redelivery, is the first one's).
+
+        On PostgreSQL it runs prepared on the dispatcher's own connection (`q.store_prepared`: one
+        round trip). Should that fail, the connection is dropped and the batch stored as a unit, which
+        runs again when PostgreSQL dropped its connection (a restart) rather than fail; a batch whose
+        first try did commit then finds its keys stored and adds nothing."""
+        groups: dict[str, list[q.Arrival]] = {}
+        for channel, arrivals, _ in batch:
+            groups.setdefault(channel, []).extend(arrivals)
+        now = self.clock.now()
+        rows: dict[str, int] | None = None
+        if self.store_link is not None and self.store_sql is not None:
+            with self.store_link.mutex:
+                try:
+                    rows = q.store_prepared(self.store_link.open(), self.store_sql, list(groups.items()), now)
+                    self.store_failed = False
+                except Exception as exc:
+                    self.store_link.drop()
+                    if not self.store_failed:  # one line for the fault, not one a batch while it lasts
+                        log.info("storing updates as a unit while their connection fails (%s)", reason(exc))
+                    self.store_failed = True
+        if rows is None:
+
+            def unit(s: Session) -> dict[str, int]:
+                found: dict[str, int] = {}
+                for channel, arrivals in groups.items():
+                    found |= q.store_received(s, channel, arrivals, now)
+                return found
+
+            rows = self.db.in_unit(unit)
+        return [{a.key: rows.pop(a.key) for a in arrivals if a.key in rows} for _, arrivals, _ in batch]
 
     async def waiting(self, channel: str) -> list[tuple[int, dict[str, Any]]]:
         """The channel's stored updates not handled yet, oldest first: (row, the platform's update)."""

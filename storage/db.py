@@ -287,6 +287,45 @@ class Database:
         self.engine.dispose()
 
 
+class DriverConnection:
+    """A connection of the driver's own (psycopg, in autocommit), taken from the engine's pool for
+    statements prepared on it once (storage/queries/locks.py `Prepared`): SQLAlchemy's work for a
+    statement (a Session, its transaction, its result) costs more CPU than the round trip of one that
+    runs on almost every update. Made when first needed and set up by `setup`; dropped (`drop`) at
+    its first error, so nothing it held is left in doubt, and made again when next needed. Used by
+    one thread at a time: hold `mutex` around `open` and what is run on it."""
+
+    def __init__(self, db: Database, setup: Callable[[Any], None]) -> None:
+        self.db = db
+        self.setup = setup
+        self.mutex = threading.Lock()
+        self.pooled: Any = None  # the pool's proxy of the connection, given back (invalidated) on drop
+        self.conn: Any = None  # the driver's connection behind it
+        self.generation = 0  # counts the connections made
+
+    def open(self) -> Any:
+        """The driver's connection, made and set up when there is none."""
+        if self.pooled is None:
+            self.pooled = self.db.engine.raw_connection()
+            self.conn = self.pooled.driver_connection
+            self.conn.autocommit = True
+            self.generation += 1
+            try:
+                self.setup(self.conn)
+            except BaseException:
+                self.drop()
+                raise
+        return self.conn
+
+    def drop(self) -> None:
+        """Close the connection (a failed statement may have left it in doubt)."""
+        pooled, self.pooled, self.conn = self.pooled, None, None
+        if pooled is not None:
+            with contextlib.suppress(Exception):
+                pooled.invalidate()
+                pooled.close()
+
+
 @contextmanager
 def sole_worker(url: str) -> Iterator[None]:
     """While open, this process is the only `schoolbot run` on a SQLite file: an exclusive lock on

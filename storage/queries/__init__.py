@@ -134,8 +134,10 @@ from storage.queries.people import (
 )
 from storage.queries.received import (
     Arrival,
+    StoreSQL,
     forget_received,
     next_in_chat,
+    store_prepared,
     store_received,
     waiting,
     waiting_counts,
@@ -210,6 +212,7 @@ __all__ = [
     "Receipts",
     "Redeem",
     "SchoolName",
+    "StoreSQL",
     "Writer",
     "accounts_of",
     "acknowledge",
@@ -334,6 +337,7 @@ __all__ = [
     "standby_holders",
     "start_draft",
     "stop_sending_to",
+    "store_prepared",
     "store_received",
     "submission_by_token",
     "submissions_between",

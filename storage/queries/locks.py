@@ -163,7 +163,7 @@ class LockSQL:
         conn.execute("; ".join(p.prepare for p in (self.lock_head, self.head_of, self.unlock, self.let_go)))
 
 
-def _run(conn: Any, *statements: str) -> Any:
+def run_plain(conn: Any, *statements: str) -> Any:
     """The statements as one plain query (one round trip); the cursor at the last one's result."""
     cursor = conn.execute("; ".join(statements))
     while cursor.nextset():
@@ -171,7 +171,8 @@ def _run(conn: Any, *statements: str) -> Any:
     return cursor
 
 
-def _escape(conn: Any) -> Escape:
+def escape_of(conn: Any) -> Escape:
+    """The connection's own quoting of a string literal (libpq's, which knows its encoding)."""
     from psycopg import pq  # only on PostgreSQL; not at start
 
     escaping: Escape = pq.Escaping(conn.pgconn).escape_literal
@@ -199,14 +200,14 @@ def lock_head(conn: Any, sql: LockSQL, channel: str, held: Collection[int]) -> F
     (read the chat's head again, `chat_head`: handled by a worker that lost its hold, or gone), but for
     a holder whose whole handling and reply fitted in that moment, which its unit's own check catches
     (bot/dispatch.py `Redelivered`)."""
-    take = sql.lock_head.call(_escape(conn), channel=channel, held=sorted(held))
-    return _found(_run(conn, take).fetchone())
+    take = sql.lock_head.call(escape_of(conn), channel=channel, held=sorted(held))
+    return _found(run_plain(conn, take).fetchone())
 
 
 def chat_head(conn: Any, sql: LockSQL, channel: str, chat: str) -> tuple[Stored, bool] | None:
     """The chat's oldest stored update, and whether its key was handled already (in the same read: a
     worker that lost its hold may have handled it); None when the chat has none left."""
-    row = _run(conn, sql.head_of.call(_escape(conn), channel=channel, chat=chat)).fetchone()
+    row = run_plain(conn, sql.head_of.call(escape_of(conn), channel=channel, chat=chat)).fetchone()
     if row is None:
         return None
     row_id, key, chat, payload, handled = row
@@ -215,7 +216,7 @@ def chat_head(conn: Any, sql: LockSQL, channel: str, chat: str) -> tuple[Stored,
 
 def unlock_chat(conn: Any, sql: LockSQL, lock: int) -> None:
     """On the locks connection that took it: the chat's lock goes (its next update can be taken)."""
-    _run(conn, sql.unlock.call(_escape(conn), lock=lock))
+    run_plain(conn, sql.unlock.call(escape_of(conn), lock=lock))
 
 
 def let_go(
@@ -235,7 +236,7 @@ def let_go(
 
     The delete is a transaction of its own (BEGIN ... COMMIT): the statements of one plain query share
     a transaction unless they say otherwise, and the unlock would come before the commit."""
-    escape = _escape(conn)
+    escape = escape_of(conn)
     statements = [
         "BEGIN",
         sql.let_go.call(escape, ids=list(ids), settled=list(settled), owner=owner),
@@ -245,5 +246,5 @@ def let_go(
         statements.append(sql.unlock.call(escape, lock=unlock))
     if take is not None:
         statements.append(sql.lock_head.call(escape, channel=take[0], held=sorted(take[1])))
-    cursor = _run(conn, *statements)
+    cursor = run_plain(conn, *statements)
     return None if take is None else _found(cursor.fetchone())

@@ -127,9 +127,9 @@ def test_a_worker_whose_connection_ends_lets_its_chats_go_at_once(db: Database) 
         assert update_of(again) == 1
         with pytest.raises(psycopg.OperationalError):  # its end fails (Claims falls back to the outbox's way)
             handled(head, one, hold)
-        assert one.pooled is None and not one.held
+        assert one.link.pooled is None and not one.held
         assert one.take() is None  # a new connection: a and b are the other worker's
-        assert one.generation == 2 and locks_held(one) == 0
+        assert one.link.generation == 2 and locks_held(one) == 0
     finally:
         one.close()
         two.close()
@@ -166,9 +166,9 @@ def test_an_update_found_handled_says_so(db: Database) -> None:
 
 def locks_pids(locks: ChatLocks) -> list[int]:
     """The server's process behind a worker's locks connection."""
-    assert locks.conn is not None
+    assert locks.link.conn is not None
     with locks.mutex:
-        return [int(locks.conn.execute("SELECT pg_backend_pid()").fetchone()[0])]
+        return [int(locks.link.conn.execute("SELECT pg_backend_pid()").fetchone()[0])]
 
 
 def locks_held(locks: ChatLocks) -> int:

@@ -20,7 +20,7 @@ from bot.demo import seed_demo
 from storage import migrate
 from storage import queries as q
 from storage.db import Database
-from storage.models import Incident, IncidentAck, Office, School, Submission, User
+from storage.models import Incident, IncidentAck, Office, Received, School, Submission, User
 from tests.conftest import Chat
 from tests.handlers.helpers import fill_incident, inbox_texts
 from tests.support import pg_admin, pg_database_url
@@ -199,3 +199,52 @@ async def test_database_threads_run_side_by_side_each_with_a_pooled_connection(p
             assert app.db.engine.pool.size() == threads + 8  # type: ignore[attr-defined]
             barrier = threading.Barrier(threads, timeout=10)  # broken unless all run at once
             await asyncio.gather(*(workers.run(barrier.wait) for _ in range(threads)))
+
+
+def received_rows(app: App) -> dict[str, tuple[str, str, dict, datetime]]:
+    """The durable inbox as stored: key -> (channel, chat, payload, received_at)."""
+    with app.db.session() as s:
+        rows = s.exec(select(Received)).all()
+        return {r.key: (r.channel, r.chat, r.payload, r.received_at) for r in rows}
+
+
+async def test_updates_stored_prepared_are_the_rows_a_unit_stores(pg_app: App, clock) -> None:
+    """On PostgreSQL the dispatcher stores arriving updates with an INSERT prepared on a connection of
+    its own (one round trip): the rows are those `store_received` writes in a unit, payload (quotes,
+    backslashes, Vietnamese) and UTC time alike; a redelivery adds nothing, a key twice is the first's."""
+    tricky = {"update_id": 1, "message": {"text": "Trường 'Hoa Sen' \\ \"x\" ✓\n", "chat": {"id": 7}}}
+    d = pg_app.dispatcher
+    first = q.Arrival("telegram:1", "7", tricky)
+    same_twice = [q.Arrival("zalo:9", "z", {"n": 1}), q.Arrival("zalo:9", "z", {"n": 2})]
+    stored, zalo = await asyncio.gather(d.receive("telegram", [first]), d.receive("zalo", same_twice))
+    assert set(stored) == {"telegram:1"} and set(zalo) == {"zalo:9"}
+    assert d.store_link is not None and d.store_link.generation == 1  # the prepared way, not a unit
+    with pg_app.db.session() as s:  # the unit's way, for comparison
+        q.store_received(s, "telegram", [q.Arrival("telegram:2", "7", tricky)], clock.now())
+    rows = received_rows(pg_app)
+    expected_time = clock.now().astimezone(UTC)
+    assert rows["telegram:1"] == ("telegram", "7", tricky, expected_time)
+    assert rows["telegram:1"][1:] == rows["telegram:2"][1:]
+    assert rows["zalo:9"] == ("zalo", "z", {"n": 1}, expected_time)
+    assert await d.receive("telegram", [first]) == {}  # stored already: nothing new
+    assert len(received_rows(pg_app)) == 3
+
+
+async def test_a_store_whose_connection_was_dropped_goes_as_a_unit_and_says_so_once(
+    pg_app: App, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The store's own connection ended by the server (a restart): the next updates are stored all the
+    same, as a unit, with one line for the fault; the store after that makes a new connection."""
+    d = pg_app.dispatcher
+    assert await d.receive("telegram", [q.Arrival("telegram:1", "1", {"update_id": 1})])
+    assert d.store_link is not None and d.store_link.conn is not None
+    backend = d.store_link.conn.info.backend_pid
+    with pg_admin() as admin:
+        admin.execute("SELECT pg_terminate_backend(%s, 5000)", (backend,))
+    with caplog.at_level("INFO", logger="schoolbot.dispatch"):
+        assert await d.receive("telegram", [q.Arrival("telegram:2", "1", {"update_id": 2})])
+    said = [r.getMessage() for r in caplog.records if "as a unit" in r.getMessage()]
+    assert len(said) == 1
+    assert await d.receive("telegram", [q.Arrival("telegram:3", "1", {"update_id": 3})])
+    assert d.store_link.generation == 2 and d.store_link.conn.info.backend_pid != backend
+    assert set(received_rows(pg_app)) == {"telegram:1", "telegram:2", "telegram:3"}
