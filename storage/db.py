@@ -178,7 +178,7 @@ class Database:
         return self.engine.url.render_as_string(hide_password=True)
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
+    def session(self, *, savepoint: bool = True) -> Iterator[Session]:
         """One transaction: committed on success, rolled back on error.
 
         Sessions never nest: a second one opened inside the first would wait on the first's write
@@ -187,6 +187,9 @@ class Database:
         Inside an update's unit (`unit`) it joins the unit's transaction instead: a savepoint that
         is released on success and rolled back on error, and the rows read are let go at the end
         (as a closed session's would be), so the update's blocks stay independent of each other.
+        `savepoint=False`: a block of one statement, which needs none (a failed statement leaves
+        nothing behind on SQLite and fails the whole unit on PostgreSQL): a form's step saved its
+        draft after a savepoint of its own, one round trip more on every update.
         """
         if _open.get():
             raise RuntimeError("a database session was opened inside another; pass the open session down")
@@ -194,7 +197,7 @@ class Database:
         try:
             unit = _unit.get()
             if unit is not None:
-                with joined(unit) as s:
+                with joined(unit, savepoint) as s:
                     yield s
             else:
                 with self.serial(), Session(self.engine, expire_on_commit=False) as s, s.begin():
@@ -358,7 +361,7 @@ def sole_worker(url: str) -> Iterator[None]:
 
 
 @contextmanager
-def joined(unit: Session) -> Iterator[Session]:
+def joined(unit: Session, savepoint: bool = True) -> Iterator[Session]:
     """A block of an update's unit: a savepoint, and the rows it read let go at the end.
 
     The savepoint is plain SQL on the unit's connection rather than SQLAlchemy's `begin_nested`,
@@ -377,7 +380,7 @@ def joined(unit: Session) -> Iterator[Session]:
     """
     conn = unit.connection()
     try:
-        with _Blocks.of(unit, conn).block():
+        with _Blocks.of(unit, conn).block(savepoint):
             yield unit
             unit.flush()
     finally:
@@ -402,14 +405,15 @@ class _Blocks:
         return blocks
 
     @contextmanager
-    def block(self) -> Iterator[None]:
-        """One block: its savepoint taken at its first write (`take`), its writes undone on error."""
-        self.pending = True
+    def block(self, savepoint: bool = True) -> Iterator[None]:
+        """One block: its savepoint taken at its first write (`take`), its writes undone on error;
+        without `savepoint`, a block of one statement, which takes none and has nothing to undo."""
+        self.pending = savepoint
         token = _block.set(self)
         try:
             yield
         except BaseException:
-            if not self.pending:  # it wrote: its writes go, and so does its savepoint
+            if savepoint and not self.pending:  # it wrote: its writes go, and so does its savepoint
                 self.open = False
                 with contextlib.suppress(SQLAlchemyError):  # a lost connection fails the unit anyway
                     self.run("ROLLBACK TO SAVEPOINT block", "RELEASE SAVEPOINT block")

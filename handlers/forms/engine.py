@@ -419,7 +419,7 @@ class Engine:
         return self._save(draft, ctx, step=nxt.key, mode=DraftMode.FILL, answers=answers)
 
     def _save(self, draft: Draft, ctx: Context, *, step: str, mode: DraftMode, answers: Answers) -> Draft:
-        with ctx.db.session() as s:
+        with ctx.db.session(savepoint=False) as s:  # one UPDATE, which either applies or not
             return q.save_draft(s, draft, step=step, mode=mode, answers=answers, now=ctx.clock.now())
 
     # ---- cancelling and restoring ------------------------------------------------------------

@@ -122,8 +122,9 @@ async def test_an_updates_first_read_is_one_statement(demo: App) -> None:
 
 def blocks_in_a_unit(db: Database) -> tuple[set[str], list[str]]:
     """Two blocks that only read (the second failing, its error caught), then three that write (the
-    second failing on a duplicate key, its error caught), with the unit's own writes between them: the
-    keys committed, and the savepoint statements."""
+    second failing on a duplicate key, its error caught) and one of a single statement that takes no
+    savepoint, with the unit's own writes between them: the keys committed, and the savepoint
+    statements."""
     insert = text("INSERT INTO processedupdate (key, created_at) VALUES (:key, CURRENT_TIMESTAMP)")
 
     def work(s: Any) -> None:
@@ -134,6 +135,8 @@ def blocks_in_a_unit(db: Database) -> tuple[set[str], list[str]]:
             raise LookupError("nothing there")
         with db.session() as block:
             block.execute(insert, {"key": "block:1"})
+        with db.session(savepoint=False) as block:  # one statement: no savepoint of its own
+            block.execute(insert, {"key": "single:1"})
         s.execute(insert, {"key": "unit:between"})
         with pytest.raises(IntegrityError), db.session() as block:
             block.execute(insert, {"key": "block:2"})
@@ -160,14 +163,15 @@ def blocks_on(url: str) -> tuple[set[str], list[str]]:
 
 # `blocks_in_a_unit`'s savepoint work, step by step: a block that only reads takes no savepoint; each
 # block's savepoint is taken at its first write, after the release of the one before; the failed one is
-# rolled back and released; the last is released by the COMMIT.
+# rolled back and released; the last is released by the COMMIT. The one-statement block takes none: its
+# write is kept by the release of the savepoint before it.
 SAVEPOINT_STEPS = [
     ["SAVEPOINT block"],
     ["RELEASE SAVEPOINT block", "SAVEPOINT block"],
     ["ROLLBACK TO SAVEPOINT block", "RELEASE SAVEPOINT block"],
     ["SAVEPOINT block"],
 ]
-KEYS_KEPT = {"block:1", "unit:between", "block:3", "unit:last"}
+KEYS_KEPT = {"block:1", "single:1", "unit:between", "block:3", "unit:last"}
 
 
 def test_a_failed_block_is_undone_alone_and_the_unit_goes_on(database_url: str) -> None:
