@@ -8,7 +8,9 @@ seeded database (the interactive bench's seeding), one after another, so the CPU
 costs is the bot's own (time.process_time around `handle`, which waits for the unit on its worker
 thread), read without the event loop's other work or a fake Bot API beside it. It prints the CPU of each
 step (the mean over the principals), the CPU and wall time per update, and the statements per update by
-their first word (BEGIN and COMMIT of PostgreSQL's driver are not seen). `--profile K` runs step K's
+their first word (BEGIN and COMMIT of PostgreSQL's driver are not seen); then the CPU and wall time of
+storing one update alone in the durable inbox (`Dispatcher.receive`, as a webhook POST at a quiet
+moment; a busy moment stores several together). `--profile K` runs step K's
 units under cProfile on their worker thread and prints the functions that took most. A comparison is
 only fair against a run of the other code on the same machine just before or after. Nothing leaves
 127.0.0.1; RESULTS.md is not written.
@@ -46,6 +48,7 @@ from bot.app import build_app
 from bot.config import load_settings
 from bot.workers import Began
 from handlers.types import Incoming, Kind, Reply
+from storage.queries import Arrival
 from tests.fakes.district import FIRST_CHAT
 
 
@@ -108,13 +111,17 @@ async def walk(url: str, workdir: Path, principals: int, profile_step: int | Non
                 spent += time.process_time() - started
             per_step.append(spent / principals)
         cpu, wall = time.process_time() - cpu_start, time.perf_counter() - wall_start
+        walked = collections.Counter(statements)  # the walk's (not the stores' that follow)
+        store_cpu, store_wall = await stores(d, update_id, principals * STORES)
     updates = principals * len(steps)
     lines = [
         f"{app.db.engine.dialect.name}: {updates} updates; CPU {1000 * cpu / updates:.2f} ms an update, "
         f"wall {1000 * wall / updates:.2f} ms",
         "  CPU of each step (ms): " + " ".join(f"{1000 * s:.1f}" for s in per_step),
         "  statements an update: "
-        + ", ".join(f"{kind} {n / updates:.2f}" for kind, n in statements.most_common()),
+        + ", ".join(f"{kind} {n / updates:.2f}" for kind, n in walked.most_common()),
+        f"  an update stored alone in the durable inbox (a webhook POST at a quiet moment): CPU "
+        f"{1000 * store_cpu:.2f} ms, wall {1000 * store_wall:.2f} ms",
     ]
     if profile_step is not None:
         out = io.StringIO()
@@ -122,6 +129,19 @@ async def walk(url: str, workdir: Path, principals: int, profile_step: int | Non
         lines.append(f"  cProfile of step {profile_step}'s units ({steps[profile_step].value}):")
         lines.append(out.getvalue())
     return "\n".join(lines)
+
+
+STORES = 5  # updates stored alone, per principal
+
+
+async def stores(d: Any, after: int, count: int) -> tuple[float, float]:
+    """CPU and wall seconds of `Dispatcher.receive` storing one update at a time, `count` times (the
+    update ids after `after`; each stored, never handled), the mean of each."""
+    cpu, wall = time.process_time(), time.perf_counter()
+    for update_id in range(after + 1, after + 1 + count):
+        payload = {"update_id": update_id, "message": {"message_id": 1, "date": 0, "text": "x"}}
+        await d.receive("telegram", [Arrival(f"telegram:{update_id}", str(FIRST_CHAT), payload)])
+    return (time.process_time() - cpu) / count, (time.perf_counter() - wall) / count
 
 
 def main() -> None:

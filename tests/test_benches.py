@@ -18,4 +18,5 @@ async def test_unit_bench_walks_the_form_and_profiles_a_step(tmp_path: Path) -> 
     steps = lines[1].split(":", 1)[1].split()
     assert len(steps) == len(incident_walk()) == 15
     assert "statements an update: " in lines[2] and "INSERT" in lines[2]
+    assert lines[3].startswith("  an update stored alone in the durable inbox") and "CPU " in lines[3]
     assert "cProfile of step 14's units" in report and "act_send" in report  # Gửi's unit, profiled
