@@ -127,7 +127,7 @@ class ChatLocks:
         mutex is held."""
         conn, sql = self.open()
         while found is not None:
-            head, handled, lock = found
+            head, handled, lock, more = found
             if handled:
                 again = locks.chat_head(conn, sql, self.channel, head.chat)
                 if again is None:  # handled and gone
@@ -136,7 +136,7 @@ class ChatLocks:
                     continue
                 head, handled = again
             self.held.add(lock)
-            return head, handled, Hold(lock, self.link.generation)
+            return head, handled, Hold(lock, self.link.generation), more
         return None
 
     def open(self) -> tuple[Any, LockSQL]:
@@ -159,7 +159,8 @@ class ChatLocks:
             self.drop()
 
 
-Taken = tuple[Stored, bool, Hold]  # a chat taken: its oldest update, whether handled already, its hold
+# A chat taken: its oldest update, whether handled already, its hold, whether another chat's update waits.
+Taken = tuple[Stored, bool, Hold, bool]
 
 
 @dataclass
@@ -170,14 +171,15 @@ class Claim:
     rows: list[Stored]
     handled: bool = False  # handled already, by a worker that lost its hold before letting go
     settling: Settling = field(default_factory=Settling)  # the replies' standby rows sent meanwhile
+    more: bool = True  # another chat's update was waiting when this one was taken
 
     @staticmethod
     def of(taken: Taken | None) -> Claim | None:
         """The claim of a chat just taken (`ChatLocks.take`)."""
         if taken is None:
             return None
-        head, handled, hold = taken
-        return Claim(hold, [head], handled=handled)
+        head, handled, hold, more = taken
+        return Claim(hold, [head], handled=handled, more=more)
 
 
 _held: ContextVar[Claim | None] = ContextVar("schoolbot_claim", default=None)
@@ -262,7 +264,9 @@ class Claims:
 
     async def place(self, polls: bool) -> None:
         """One place: claim, handle, let go (taking the next in the same round trip); wait when there is
-        nothing to take."""
+        nothing to take, and wake another place only while another chat's update waits (at a steady
+        rate a second place looked and found nothing, and the first looked again after its let-go had:
+        three looks an update where one does)."""
         while not self.stopping:
             try:
                 claim = await self.workers.run(self.take)
@@ -275,11 +279,12 @@ class Claims:
             if self.unreachable:
                 self.unreachable = False
                 log.info("stored %s updates can be read again", self.channel)
-            if claim is None:
-                await self.idle(polls)
             while claim is not None:
-                self.kick()  # more may be waiting: another free place looks
+                if claim.more:  # another chat's update waits: another free place looks
+                    self.kick()
                 claim = await self.work(claim)
+            # Nothing found: by this look, or by the last let-go's, which looked in its round trip.
+            await self.idle(polls)
 
     async def idle(self, polls: bool) -> None:
         """Wait for a kick (the polling place: at most `poll` seconds)."""
@@ -340,6 +345,7 @@ class Claims:
             log.warning("could not let go of a handled %s update (%s)", self.channel, reason(exc))
             if claim.settling.outbox is not None:  # the replies went: their rows go the outbox's way
                 await claim.settling.outbox.settle(claim.settling.ids)
+            self.kick()  # nothing was looked for: a free place looks (this one, when it idles)
             return None
 
     async def reply_gone(self, key: str) -> None:

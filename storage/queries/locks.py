@@ -8,7 +8,7 @@ cost more CPU than the statement's round trip, and a claim's end with the next t
 in one round trip (`let_go`) at the driver's cost of one.
 
     sql = LockSQL(engine.dialect); sql.setup(conn)     # on each new locks connection
-    found = lock_head(conn, sql, "telegram", held)      # (Stored, handled, lock) or None
+    found = lock_head(conn, sql, "telegram", held)      # (Stored, handled, lock, more) or None
     found = let_go(conn, sql, [row.id], settled, owner, unlock=lock, take=("telegram", held))
 """
 
@@ -86,7 +86,9 @@ _TAKEN = (
     .cte("taken")
     .prefix_with("MATERIALIZED")
 )
-_LOCK_HEAD = select(*_ROW, _TAKEN.c.lock).join(_TAKEN, col(Received.id) == _TAKEN.c.id)
+# Whether another chat's update waits besides the one taken (held elsewhere, maybe): a free place looks.
+_MORE = (select(func.count()).select_from(_HEADS).scalar_subquery() > 1).label("more")
+_LOCK_HEAD = select(*_ROW, _TAKEN.c.lock, _MORE).join(_TAKEN, col(Received.id) == _TAKEN.c.id)
 _HEAD_OF = (
     select(*_ROW)
     .where(col(Received.channel) == bindparam("channel"), col(Received.chat) == bindparam("chat"))
@@ -179,21 +181,23 @@ def escape_of(conn: Any) -> Escape:
     return escaping
 
 
-Found = tuple[Stored, bool, int]
+Found = tuple[Stored, bool, int, bool]
 
 
 def _found(row: Any) -> Found | None:
-    """A take's row: the update, whether it was handled, its chat's lock."""
+    """A take's row: the update, whether it was handled, its chat's lock, whether another chat's
+    update was waiting too."""
     if row is None:
         return None
-    row_id, key, chat, payload, handled, lock = row
-    return Stored(row_id, key, chat, payload), bool(handled), int(lock)
+    row_id, key, chat, payload, handled, lock, more = row
+    return Stored(row_id, key, chat, payload), bool(handled), int(lock), bool(more)
 
 
 def lock_head(conn: Any, sql: LockSQL, channel: str, held: Collection[int]) -> Found | None:
     """On a worker's locks connection: the oldest stored update of a chat that no worker holds, its chat
-    now held by this connection; whether its key was handled already, and the chat's lock. None when
-    every chat waiting is held. `held`: the locks this worker holds already.
+    now held by this connection; whether its key was handled already, the chat's lock, and whether
+    another chat not held here has an update waiting too (so that another free place looks only then).
+    None when every chat waiting is held. `held`: the locks this worker holds already.
 
     The row is read as the statement began, the lock taken a moment later: its holder may have handled
     it and let go in between. It was then handled before the read began, so the read says handled

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 
-from bot.claims import ChatLocks, Claims, Hold, Payloads
+from bot.claims import ChatLocks, Claim, Claims, Hold, Payloads
 from bot.workers import Workers
 from storage import queries as q
 from storage.db import Database
@@ -47,11 +47,17 @@ def handled(head: Stored, locks: ChatLocks, hold: Hold) -> None:
 
 
 def taken(locks: ChatLocks) -> tuple[Stored, Hold]:
+    head, hold, _ = taken_more(locks)
+    return head, hold
+
+
+def taken_more(locks: ChatLocks) -> tuple[Stored, Hold, bool]:
+    """A take that finds an update not handled yet: it, its hold, whether another chat's update waits."""
     found = locks.take()
     assert found is not None
-    head, was_handled, hold = found
+    head, was_handled, hold, more = found
     assert not was_handled
-    return head, hold
+    return head, hold, more
 
 
 def update_of(head: Stored) -> int:
@@ -94,7 +100,7 @@ def test_a_claims_end_takes_the_next_chat_in_the_same_round_trip(db: Database) -
         assert update_of(taken(two)[0]) == 3  # b, held by the other worker
         following = one.finish(hold, [first.id], [], "", take=True)
         assert following is not None
-        head, was_handled, next_hold = following
+        head, was_handled, next_hold, _ = following
         assert (update_of(head), was_handled) == (2, False)
         assert next_hold.lock == hold.lock and one.held == {hold.lock}  # chat a again, held once
         assert locks_held(one) == 1 and two.take() is None
@@ -211,3 +217,57 @@ async def test_a_database_that_cannot_be_read_is_one_line_for_every_place_and_on
     said = [r.getMessage() for r in caplog.records if r.name == "schoolbot.claims"]
     assert len([line for line in said if line.startswith("could not look for stored telegram")]) == 1
     assert said.count("stored telegram updates can be read again") == 1
+
+
+def test_a_take_says_whether_another_chats_update_waits(db: Database) -> None:
+    """So that a place wakes another only when there is something for it: chats a and b waiting, the
+    take of a says b waits; the take of b (a held here) says nothing else does, nor does a's second
+    update, which waits for a's first."""
+    store(db, (1, "a"), (2, "b"), (3, "a"))
+    locks = ChatLocks(db, "telegram")
+    try:
+        first, _, more = taken_more(locks)
+        assert update_of(first) == 1 and more
+        second, _, more = taken_more(locks)
+        assert update_of(second) == 2 and not more
+    finally:
+        locks.close()
+
+
+class CountedClaims(Claims):
+    """Claims that count their places' looks (a take each)."""
+
+    looks = 0
+
+    def take(self) -> Claim | None:
+        self.looks += 1
+        return super().take()
+
+
+async def test_a_lone_update_costs_one_look_and_two_chats_updates_wake_a_second_place(db: Database) -> None:
+    """Four places, nothing stored: each looks once (and one more for the start's kick). A lone update:
+    the place that takes it wakes no other, and after its let-go (which looked for the next in its
+    round trip) it waits: one look in all. Two chats' updates: both are handled."""
+    handled_ids: list[int] = []
+
+    async def handle(payloads: Payloads) -> None:
+        handled_ids.extend(int(p["update_id"]) for p in payloads)
+
+    workers = Workers(2)
+    claims = CountedClaims(db, workers, "telegram", handle, places=4, poll=60.0)
+    claims.start()
+    try:
+        await until(lambda: claims.looks == 5, "each place's first look, and the start's kick")
+        for update_id, chat in ((1, "a"), (2, "b")):
+            looked = claims.looks
+            store(db, (update_id, chat))
+            claims.kick()
+            await until(lambda i=update_id: handled_ids[-1:] == [i], "the lone update handled")
+            await asyncio.sleep(0.2)  # a place woken meanwhile would have looked by now
+            assert claims.looks == looked + 1
+        store(db, (3, "c"), (4, "d"))
+        claims.kick()
+        await until(lambda: sorted(handled_ids) == [1, 2, 3, 4], "both chats' updates handled")
+    finally:
+        await claims.stop()
+        workers.close()
