@@ -50,11 +50,11 @@ from bench.interactive_bench import (
     RecordingAPI,
     Step,
     commit,
+    conditions,
     config_toml,
     free_port,
     fresh_database,
     incident_walk,
-    load_average,
     local_now,
     make_update,
     postgres_reason,
@@ -221,7 +221,7 @@ def report(f: Figures, command: str, loads: tuple[str, str]) -> str:
 
 `{command}`, run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.
 
-- **Machine:** {machine()}; nproc {len(os.sched_getaffinity(0))}. Load average
+- **Machine:** {machine()}; nproc {len(os.sched_getaffinity(0))}. Load average (and host speed)
   {loads[0]} before, {loads[1]} after (other work on the machine makes the figures pessimistic).
 - **Code measured:** {commit()}
 
@@ -256,10 +256,10 @@ def main() -> None:
         raise SystemExit(f"crash_bench needs PostgreSQL (two processes on one database): {reason}")
     compiled()  # as deployed: the restart reads the byte-code, not compile the tree
     command = "python -m bench.crash_bench " + " ".join(sys.argv[1:])
-    before = load_average()
+    before = conditions()
     with tempfile.TemporaryDirectory(prefix="schoolbot-crash-") as tmp:
         figures = asyncio.run(run(args.schools, min(args.alerts, PRINCIPALS), Path(tmp), args.pg_url))
-    text = report(figures, command.strip(), (before, load_average()))
+    text = report(figures, command.strip(), (before, conditions()))
     print(text)
     if not args.no_write:
         write_section(args.out, text, SECTION)

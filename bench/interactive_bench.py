@@ -46,7 +46,7 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from bench import ROOT, compiled
+from bench import ROOT, compiled, host_speed
 from bench.outbox_bench import machine, write_section
 from bot.channels import sockets
 from handlers.calendar import Period
@@ -747,9 +747,10 @@ def commit() -> str:
     return f"`{head[:90]}`" + (" with uncommitted changes" if dirty else "")
 
 
-def load_average() -> str:
-    """The 1-, 5- and 15-minute load averages."""
-    return " / ".join(f"{x:.2f}" for x in os.getloadavg())
+def conditions() -> str:
+    """The 1-, 5- and 15-minute load averages, and the host's speed now (`host_speed`)."""
+    load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    return f"{load} (a 10-million-step Python loop: {host_speed():.2f} s)"
 
 
 def fmt(value: float, unit: str = "", digits: int = 2) -> str:
@@ -833,7 +834,7 @@ def report(
         "",
         f"- **Date:** {datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}",
         f"- **Machine:** {machine()}; nproc {len(os.sched_getaffinity(0))}",
-        f"- **Load average (1/5/15 min):** {loads[0]} before the runs, {loads[1]} after",
+        f"- **Load average (1/5/15 min) and host speed:** {loads[0]} before the runs, {loads[1]} after",
         f"- **Command:** `{command}`",
         f"- **Code measured:** {commit()}",
         f"- **Principals:** {principals} (plus one for the start probe and calibration); the walk is "
@@ -985,12 +986,12 @@ def main() -> None:
         + (" --no-echo" if args.no_echo else "")
     )
     compiled()  # as deployed: the starts read the byte-code, not compile the tree
-    before = load_average()
+    before = conditions()
 
     def save(results: list[tuple[Run, Figures]], skipped: list[str], runs: int) -> None:
         """After each run: RESULTS.md holds what is done so far (a stop loses only the run in hand)."""
         if not args.no_write:
-            loads = (before, load_average())
+            loads = (before, conditions())
             write_section(args.out, report(results, args.principals, command, skipped, loads, runs), SECTION)
 
     try:
@@ -1002,7 +1003,7 @@ def main() -> None:
                 results, skipped = asyncio.run(matrix(args, Path(tmp), save))
     finally:
         kill_all()
-    print(report(results, args.principals, command, skipped, (before, load_average())))
+    print(report(results, args.principals, command, skipped, (before, conditions())))
     if not args.no_write:
         print(f"written to {args.out}")
 
