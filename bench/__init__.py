@@ -29,9 +29,9 @@ def compiled(tree: Path = ROOT) -> None:
 
 
 def host_speed() -> float:
-    """Seconds this host takes for a 10-million-step Python loop, now. The development VM's speed moves
-    by the hour (0.19-0.39 s in a fast one, 1.1-1.6 s in a slow one): a figure compares only with one
-    taken at a like speed."""
+    """Seconds this host takes for a 10-million-step Python loop (in a function: locals), now. The
+    development VM's speed moves by the hour (0.36-0.67 s through session 13, where sessions 10-12
+    noted 0.19-0.39 s for such a loop): a figure compares only with one taken at a like speed."""
     started = time.perf_counter()
     total = 0
     for step in range(SPEED_STEPS):
