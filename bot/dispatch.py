@@ -194,11 +194,15 @@ class Dispatcher:
             with self.store_link.mutex:
                 try:
                     rows = q.store_prepared(self.store_link.open(), self.store_sql, list(groups.items()), now)
+                    if self.store_failed:
+                        log.info("updates are stored on their own connection again")
                     self.store_failed = False
                 except Exception as exc:
                     self.store_link.drop()
                     if not self.store_failed:  # one line for the fault, not one a batch while it lasts
-                        log.info("storing updates as a unit while their connection fails (%s)", reason(exc))
+                        log.warning(
+                            "storing updates as a unit while their connection fails (%s)", reason(exc)
+                        )
                     self.store_failed = True
         if rows is None:
 

@@ -245,6 +245,10 @@ async def test_a_store_whose_connection_was_dropped_goes_as_a_unit_and_says_so_o
         assert await d.receive("telegram", [q.Arrival("telegram:2", "1", {"update_id": 2})])
     said = [r.getMessage() for r in caplog.records if "as a unit" in r.getMessage()]
     assert len(said) == 1
-    assert await d.receive("telegram", [q.Arrival("telegram:3", "1", {"update_id": 3})])
+    with caplog.at_level("INFO", logger="schoolbot.dispatch"):
+        assert await d.receive("telegram", [q.Arrival("telegram:3", "1", {"update_id": 3})])
     assert d.store_link.generation == 2 and d.store_link.conn.info.backend_pid != backend
+    assert [r.getMessage() for r in caplog.records].count(
+        "updates are stored on their own connection again"
+    ) == 1
     assert set(received_rows(pg_app)) == {"telegram:1", "telegram:2", "telegram:3"}
