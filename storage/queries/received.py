@@ -86,14 +86,12 @@ def store_prepared(
     escape = escape_of(conn)
     at = _AT.process_bind_param(now, None)
     assert at is not None
+    stamp = at.isoformat(sep=" ")  # the batch's one time, as the column writes it
     calls = []
     for channel, arrivals in batches:
         for arrival in arrivals:
-            row = _row(channel, arrival, now)
-            values = {f"new_{name}": value for name, value in row.items()}
-            values["new_payload"] = json.dumps(row["payload"])
-            values["new_received_at"] = at.isoformat(sep=" ")
-            calls.append(sql.store.call(escape, **values))
+            row = _row(channel, arrival, now) | {"payload": json.dumps(arrival.payload), "received_at": stamp}
+            calls.append(sql.store.call(escape, **{f"new_{name}": value for name, value in row.items()}))
     if not calls:
         return {}
     cursor = conn.execute("; ".join(["BEGIN", *calls, "COMMIT"]))
