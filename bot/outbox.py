@@ -76,6 +76,7 @@ UNMETERED = frozenset({"console"})  # printing or keeping for later needs no rat
 SENDER_LEASE = "sender"
 DIRECT = "direct"  # the kind of a message to another user caused by an update (an incident alert)
 REPLY = "reply"  # the kind of a reply to the writer (on standby while the channel sends it itself)
+CLAIM_GAP = 0.1  # seconds: after a claim that found nothing, the next waits this long (pokes coalesce)
 RESCUE_SECONDS = 2.0  # how often the sender holding the lease looks for standby rows of dead processes
 AIMD_STEP_SECONDS = 10.0  # after a 429 the rate halves, then climbs back one message/s this often
 
@@ -828,6 +829,8 @@ class OutboxSender:
         self._next_lease = 0.0
         self._next_janitor = 0.0
         self._next_rescue = 0.0
+        self._claim_after = 0.0  # a claim that found nothing: none again before this (monotonic)
+        self._claim_owed = False  # a claim was put off until then
 
     @property
     def name(self) -> str:
@@ -926,6 +929,8 @@ class OutboxSender:
             return
         row, wait = self.pick()
         if row is None:
+            if self._claim_owed:
+                wait = min(wait, self._claim_after - ob.monotonic())
             await self.idle(min(wait, ob.config.poll_seconds))
             return
         pace = ob.pace(row.channel)
@@ -959,16 +964,24 @@ class OutboxSender:
         self.holding = held
 
     async def claim(self) -> None:
-        """Top up the buffer: alerts whenever poked, bulk rows when it runs low."""
+        """Top up the buffer: alerts whenever poked, bulk rows when it runs low.
+
+        A claim that found nothing is not repeated for CLAIM_GAP: at the peak every Gửi of an incident
+        pokes, and while its officers' chats are busy (an alert of theirs waiting its turn under the
+        per-chat rule) each poke's claim found nothing, one statement a poke on the busiest seconds.
+        The pokes of the gap are answered by one claim at its end."""
         ob = self.outbox
         c = ob.config
-        priority, self._priority = self._priority, False
         low = len(self.buffer) < max(1, c.batch // 2)
-        if not (low or priority):
+        if not (low or self._priority):
             return
         channels = list(ob.senders)
         if not channels:
             return
+        if ob.monotonic() < self._claim_after:
+            self._claim_owed = True
+            return
+        self._priority = self._claim_owed = False
         busy = sorted({r.chat_id for r in [*self.buffer, *self.inflight.values()]})
         limit = c.batch - len(self.buffer) if low else c.batch
 
@@ -986,7 +999,9 @@ class OutboxSender:
                     priority_only=not low,
                 )
 
-        self.buffer.extend(await ob.db_thread.run(claim))
+        rows = await ob.db_thread.run(claim)
+        self.buffer.extend(rows)
+        self._claim_after = 0.0 if rows else ob.monotonic() + CLAIM_GAP
 
     def pick(self) -> tuple[Row | None, float]:
         """The next row to send: the first (priority, id) whose chat and bot are free; else how long to wait."""

@@ -15,13 +15,14 @@ from functools import partial
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 from sqlmodel import select
 from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError, TimedOut
 
 from bot.app import App, open_app
 from bot.channels.telegram import channel_error
 from bot.config import Settings
-from bot.outbox import Outbox, OutboxSender, Outcome, Pace, classify
+from bot.outbox import CLAIM_GAP, Outbox, OutboxSender, Outcome, Pace, classify
 from handlers.notify import ALERT, NOTICE
 from handlers.reminders import PRIORITY_ALERT, Planned
 from handlers.types import Incoming, Kind, Reply
@@ -281,6 +282,40 @@ async def test_an_alert_never_waits_behind_a_bulk_wave(fast: App) -> None:
     [alert] = rows(fast, kind="direct")
     assert alert.priority == PRIORITY_ALERT and not alert.quiet and alert.status == "sent"
     assert outbox_statuses(fast)["pending"] > 100  # the wave was still far from done
+
+
+async def test_pokes_while_the_chat_waits_its_turn_cost_one_claim_a_gap_and_every_alert_goes(
+    fast: App,
+) -> None:
+    """Twenty alerts to one officer within a moment (twenty incidents sent at once): the first goes,
+    the second waits its chat's turn in the buffer, and the pokes of the others find that chat busy.
+    Their claims would all find nothing, so they coalesce into one a CLAIM_GAP; every alert still
+    goes, in order."""
+    fast.outbox.config = fast.outbox.config.model_copy(update={"per_chat_seconds": 0.1})
+    [officer] = tg_users(fast, 1, first=9000)
+    claims: list[float] = []
+
+    @event.listens_for(fast.db.engine, "before_cursor_execute")
+    def count(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        if statement.lstrip().upper().startswith("UPDATE OUTBOX SET STATUS"):
+            claims.append(time.monotonic())
+
+    await run_sender(fast)
+    first = fast.outbox.enqueue_direct("telegram:1", {officer.id or 0: [Reply("SỰ CỐ #1")]})
+    await fast.outbox.deliver_now(first)
+    await until(lambda: channel(fast).texts_to(officer.chat_id) == ["SỰ CỐ #1"], "the first alert")
+    began = time.monotonic()
+    for n in range(2, 22):
+        ids = fast.outbox.enqueue_direct(f"telegram:{n}", {officer.id or 0: [Reply(f"SỰ CỐ #{n}")]})
+        await fast.outbox.deliver_now(ids)
+        await asyncio.sleep(0.002)
+    poked = time.monotonic() - began
+    during = [t for t in claims if began <= t <= began + poked]
+    await until(lambda: len(channel(fast).texts_to(officer.chat_id)) == 21, "21 alerts", timeout=10)
+    await fast.outbox.stop_sender()
+    assert channel(fast).texts_to(officer.chat_id) == [f"SỰ CỐ #{n}" for n in range(1, 22)]
+    assert len(during) <= 2 + poked / CLAIM_GAP  # the old sender claimed once a poke: 20
+    assert outbox_statuses(fast) == {"sent": 21}
 
 
 async def test_a_429_pauses_everything_for_retry_after_and_the_row_goes_again_unchanged(fast: App) -> None:
