@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.unit_bench                          # SQLite and PostgreSQL, 60 principals
     .venv/bin/python -m bench.unit_bench --db postgres --profile 14   # and cProfile of Gửi's unit
+    .venv/bin/python -m bench.unit_bench --gap 0.01               # each update 10 ms after the last
 
 No channel, no HTTP: each principal's update is handed to the dispatcher of a real app on a fresh,
 seeded database (the interactive bench's seeding), one after another, so the CPU each step of the walk
@@ -11,8 +12,9 @@ step (the mean over the principals), the CPU and wall time per update, and the s
 their first word (BEGIN and COMMIT of PostgreSQL's driver are not seen); then the CPU and wall time of
 storing one update alone in the durable inbox (`Dispatcher.receive`, as a webhook POST at a quiet
 moment; a busy moment stores several together). `--profile K` runs step K's
-units under cProfile on their worker thread and prints the functions that took most. A comparison is
-only fair against a run of the other code on the same machine just before or after. Nothing leaves
+units under cProfile on their worker thread and prints the functions that took most. `--gap S`
+leaves S seconds idle before each update (not counted), as at a steady rate, where each update comes
+alone: the same work then costs this host more CPU than back to back. A comparison is only fair against a run of the other code on the same machine just before or after. Nothing leaves
 127.0.0.1; RESULTS.md is not written.
 """
 
@@ -75,7 +77,7 @@ def profiled(profile: cProfile.Profile, work: Any) -> Any:
         profile.disable()
 
 
-async def walk(url: str, workdir: Path, principals: int, profile_step: int | None) -> str:
+async def walk(url: str, workdir: Path, principals: int, profile_step: int | None, gap: float = 0.0) -> str:
     """Seed, walk every principal through the form step by step, and say what each step cost."""
     now = datetime.now(UTC)
     seed(url, principals, 0, now)
@@ -95,12 +97,18 @@ async def walk(url: str, workdir: Path, principals: int, profile_step: int | Non
         shown: dict[int, list[Reply]] = {}
         per_step: list[float] = []
         update_id = 0
+        idled = [0.0, 0.0]  # the gaps' CPU and wall time
         cpu_start, wall_start = time.process_time(), time.perf_counter()
         for index, step in enumerate(steps):
             spent = 0.0
             for p in range(principals):
                 update_id += 1
                 msg = incoming(step, str(FIRST_CHAT + p), update_id, shown.get(p, []))
+                if gap:  # idle, and not counted
+                    idle_cpu, idle_wall = time.process_time(), time.perf_counter()
+                    await asyncio.sleep(gap)
+                    idled[0] += time.process_time() - idle_cpu
+                    idled[1] += time.perf_counter() - idle_wall
                 started = time.process_time()
                 if index == profile_step:
                     unit = partial(d.db.in_unit, partial(d.unit, msg, {}, (), Began()))
@@ -110,7 +118,8 @@ async def walk(url: str, workdir: Path, principals: int, profile_step: int | Non
                     shown[p] = await d.handle(msg)
                 spent += time.process_time() - started
             per_step.append(spent / principals)
-        cpu, wall = time.process_time() - cpu_start, time.perf_counter() - wall_start
+        cpu = time.process_time() - cpu_start - idled[0]
+        wall = time.perf_counter() - wall_start - idled[1]
         walked = collections.Counter(statements)  # the walk's (not the stores' that follow)
         store_cpu, store_wall = await stores(d, update_id, principals * STORES)
     updates = principals * len(steps)
@@ -154,6 +163,9 @@ def main() -> None:
     parser.add_argument(
         "--profile", type=int, default=None, metavar="STEP", help="cProfile this step's units (0-14)"
     )
+    parser.add_argument(
+        "--gap", type=float, default=0.0, metavar="S", help="seconds idle before each update (not counted)"
+    )
     parser.add_argument("--pg-url", default=PG_DEFAULT, help="a PostgreSQL server's admin database URL")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
@@ -166,7 +178,7 @@ def main() -> None:
             tempfile.TemporaryDirectory(prefix="unit-bench-") as tmp,
             fresh_database(kind, Path(tmp), args.pg_url, "unit") as url,
         ):
-            print(asyncio.run(walk(url, Path(tmp), args.principals, args.profile)))
+            print(asyncio.run(walk(url, Path(tmp), args.principals, args.profile, args.gap)))
 
 
 if __name__ == "__main__":

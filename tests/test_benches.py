@@ -11,7 +11,7 @@ from bench.unit_bench import walk
 
 async def test_unit_bench_walks_the_form_and_profiles_a_step(tmp_path: Path) -> None:
     with fresh_database("sqlite", tmp_path, "", "unit") as url:
-        report = await walk(url, tmp_path, 2, 14)
+        report = await walk(url, tmp_path, 2, 14, gap=0.001)  # each update after an idle moment
 
     lines = report.splitlines()
     assert lines[0].startswith("sqlite: 30 updates; CPU ")
