@@ -9,12 +9,13 @@ lost; a duplicate is possible only for a send that was in flight when its sender
 After a crash nobody waits long: the sender lease is short (outbox.sender_lease_seconds, renewed three
 times as often), and a holder on this machine whose process is gone (`storage.holders`) loses its
 lease and its claims at once. An alert goes out at once whether or not this process holds the lease:
-the holder here is woken, and a process that does not hold it claims and sends the alert itself.
+the holder here is woken, and a process that does not hold it claims and sends the alert itself,
+beside its loop: the update that wrote the alert is answered meanwhile.
 
     outbox = Outbox(db, clock, settings, senders)
     sender = outbox.start_sender()      # in the running bot
     ids = outbox.enqueue_direct(...)     # a message to another user: a row on the priority lane
-    await outbox.deliver_now(ids)        # wakes the sender holding the lease here, or sends at once
+    await outbox.deliver_now(ids)        # wakes the sender holding the lease here, or sends them at once
     await outbox.stop_sender()
 
 Handlers write an alert in the transaction of the change it reports (`handlers.notify.tell`), and the
@@ -603,31 +604,58 @@ class Outbox:
             q.requeue_standby(s, [self.owner], [], self.clock.now())
 
     async def deliver_now(self, ids: list[int], through: tuple[str, Sender] | None = None) -> None:
-        """Alerts just enqueued: the sender holding the lease here takes them first; else send them now.
+        """Alerts just enqueued: the sender holding the lease here takes them first; else they go now.
 
-        A process that does not hold the lease (another worker does, or a dead one still seems to) claims
-        the rows itself, so the alert does not wait for the holder; a claim is taken once, so two
-        processes never both send a row. `through`: (channel, its sender), for a channel not yet among
-        the outbox's senders (`send_left`, at its start): only its rows, sent at once.
+        A process whose sender runs but does not hold the lease (another worker does, or a dead one
+        still seems to) sends the rows itself, so the alert does not wait for the holder: beside its
+        loop (`OutboxSender.send_aside`), so the update that wrote them is answered meanwhile (an
+        alert may wait its turn in a busy officer's chat, a second or more; the writer's "sent" does
+        not wait with it). A claim is taken once, so two processes never both send a row. With no
+        sender running here (the console, tests) they are sent before this returns. `through`:
+        (channel, its sender), for a channel not yet among the outbox's senders (`send_left`, at its
+        start): only its rows, sent before this returns.
         """
         if not ids:
             return
-        if through is None and self.sender is not None and self.sender.running and self.sender.holding:
-            self.sender.poke(priority=True)
+        if through is None and self.sender is not None and self.sender.running:
+            if self.sender.holding:
+                self.sender.poke(priority=True)
+            else:
+                self.sender.send_aside(ids)
             return
+        await self.send_these(ids, through)
+
+    async def send_these(self, ids: list[int], through: tuple[str, Sender] | None = None) -> None:
+        """Claim exactly these rows for a one-off owner and send them, each chat's in order and at its
+        pace, the chats side by side (one recipient whose platform is slow holds up no other)."""
         owner = holders.new_owner()
         channels = [through[0]] if through is not None else list(self.senders)
         send = through[1] if through is not None else None
         rows = await self.db_thread.run(partial(self.claim_these, ids, owner, channels))
+        chats: dict[tuple[str, str], list[Row]] = {}
         for row in rows:
-            pace = self.pace(row.channel)
-            while (wait := max(pace.wait(), pace.chat_wait(row.chat_id))) > 0:
-                await asyncio.sleep(min(wait, 1.0))
-            pace.take(row.chat_id)
-            try:
-                await self.deliver(row, owner, send)
-            finally:
-                pace.done(row.chat_id)
+            chats.setdefault((row.channel, row.chat_id), []).append(row)
+        await asyncio.gather(*(self.send_chat(left, owner, send) for left in chats.values()))
+
+    async def send_chat(self, left: list[Row], owner: str, send: Sender | None) -> None:
+        """`send_these` for one chat's rows; those not sent when this stops short (cancelled at a stop,
+        a failure) go back to the queue, the one in flight too: a duplicate beats a loss."""
+        try:
+            while left:
+                row = left[0]
+                pace = self.pace(row.channel)
+                while (wait := max(pace.wait(), pace.chat_wait(row.chat_id))) > 0:
+                    await asyncio.sleep(min(wait, 1.0))
+                pace.take(row.chat_id)
+                try:
+                    await self.deliver(row, owner, send)
+                finally:
+                    pace.done(row.chat_id)
+                left.pop(0)
+        finally:
+            if left:
+                back = partial(self.release, [row.id or 0 for row in left], owner)
+                await asyncio.shield(self.db_thread.run(back))
 
     def claim_these(self, ids: list[int], owner: str, channels: list[str]) -> list[Row]:
         """Claim exactly these rows for `owner` (those no one else holds)."""
@@ -818,6 +846,7 @@ class OutboxSender:
     owner: str | None = None
     buffer: list[Row] = field(default_factory=list)
     inflight: dict[asyncio.Task[Outcome], Row] = field(default_factory=dict)
+    aside: set[asyncio.Task[None]] = field(default_factory=set)  # alerts sent without the lease
     holding: bool = False
 
     def __post_init__(self) -> None:
@@ -852,6 +881,25 @@ class OutboxSender:
         self._priority = self._priority or priority
         self._wake.set()
 
+    def send_aside(self, ids: list[int]) -> None:
+        """Alerts this process sends itself while another holds the lease (`Outbox.deliver_now`): at
+        once, as a task beside the loop. Should that fail, one line; the rows stay in the outbox for
+        the holder (claimed ones once their lease runs out)."""
+
+        async def send() -> None:
+            try:
+                await self.outbox.send_these(ids)
+            except Exception as exc:
+                log.warning(
+                    "could not send %d alert(s) from here (%s); the sender holding the lease will",
+                    len(ids),
+                    reason(exc),
+                )
+
+        task = asyncio.get_running_loop().create_task(send(), name=f"outbox-aside:{self.name}")
+        self.aside.add(task)
+        task.add_done_callback(self.aside.discard)
+
     async def stop(self, grace: float | None = None) -> None:
         """A clean stop: no new sends, wait for those in flight, release what is left, drop the lease."""
         self._stopping = True
@@ -859,10 +907,14 @@ class OutboxSender:
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self.inflight:
+        if self.inflight or self.aside:
             wait = grace if grace is not None else self.outbox.config.lease_seconds / 2
-            await asyncio.wait(list(self.inflight), timeout=wait)
+            await asyncio.wait([*self.inflight, *self.aside], timeout=wait)
         self.kill_inflight()
+        aside = list(self.aside)
+        for task in aside:
+            task.cancel()  # what it had not sent goes back to the queue (`Outbox.send_these`)
+        await asyncio.gather(*aside, return_exceptions=True)
         with self.outbox.db.session() as s:
             q.release_outbox(s, [r.id or 0 for r in self.buffer], self.name, self.outbox.clock.now())
             if self.holding:
@@ -871,11 +923,14 @@ class OutboxSender:
         self.holding = False
 
     def kill(self) -> None:
-        """Die without a word, as a crashed process does (tests): claims stay until their lease runs out."""
+        """Die without a word, as a crashed process does (tests): claims stay until their lease runs out
+        (the alerts sent aside are cancelled too; what they had not sent goes back at once)."""
         self._stopping = True
         if self._task is not None:
             self._task.cancel()
         self.kill_inflight()
+        for task in self.aside:
+            task.cancel()
 
     def kill_inflight(self) -> None:
         """Cancel the sends still in flight."""
