@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import atexit
 import contextlib
+import itertools
 import os
 import signal
 import socket
@@ -243,11 +244,13 @@ POSTS = 64  # webhook POSTs at once (Telegram's max_connections: 40 by default, 
 
 
 class Offer:
-    """Puts an update before the bot: queued at the fake (polling) or POSTed to the webhook."""
+    """Puts an update before the bot: queued at the fake (polling) or POSTed to the webhook; with several
+    workers' webhooks, to each in turn, as a balancer in front of them would."""
 
-    def __init__(self, api: RecordingAPI, hook: str = "") -> None:
+    def __init__(self, api: RecordingAPI, hooks: tuple[str, ...] = ()) -> None:
         self.api = api
-        self.hook = hook
+        self.hooks = itertools.cycle(hooks)
+        hook = hooks[0] if hooks else ""
         self.client = (
             httpx.AsyncClient(
                 timeout=30.0,
@@ -274,7 +277,7 @@ class Offer:
         headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
         offered = time.monotonic()
         async with self.gate:
-            answer = await self.client.post(self.hook, json=update, headers=headers)
+            answer = await self.client.post(next(self.hooks), json=update, headers=headers)
         answer.raise_for_status()
         method = answer.json().get("method") if answer.content else None
         if method:  # a method in the webhook's answer: Telegram runs it, as if the bot had called it
@@ -375,6 +378,36 @@ class Proc:
         """The end of its output."""
         text = self.log.read_text(encoding="utf-8", errors="replace").splitlines()
         return "\n".join(text[-lines:])
+
+
+class Procs:
+    """The workers of one run (one but for `--workers` on PostgreSQL's webhook): CPU summed, memory the
+    largest worker's, alive while all are."""
+
+    def __init__(self, procs: list[Proc]) -> None:
+        self.procs = procs
+        self.started = min(p.started for p in procs)
+
+    def cpu_seconds(self) -> float:
+        """User and system CPU time of all the workers so far."""
+        return sum(p.cpu_seconds() for p in self.procs)
+
+    def peak_rss_mb(self) -> float:
+        """The largest worker's peak resident memory."""
+        return max(p.peak_rss_mb() for p in self.procs)
+
+    def alive(self) -> bool:
+        """Every worker still running."""
+        return all(p.alive() for p in self.procs)
+
+    def stop(self) -> None:
+        """Stop them all."""
+        for p in self.procs:
+            p.stop()
+
+    def tail(self, lines: int = 15) -> str:
+        """The end of the output of the first worker that stopped (or the first's)."""
+        return next((p for p in self.procs if not p.alive()), self.procs[0]).tail(lines)
 
 
 def free_port() -> int:
@@ -554,13 +587,19 @@ class Run:
     scenario: str
     mode: str
     db: str = ""  # "sqlite" | "postgres" (schoolbot only)
+    workers: int = 1  # `schoolbot run` processes (`--workers`: PostgreSQL's webhook only)
 
 
 class Bench:
     """The matrix's shared state: the principal count, the work folder, the calibrated walk."""
 
     def __init__(
-        self, principals: int, workdir: Path, pg_url: str, rtt: float = 0.0, per_chat: float | None = None
+        self,
+        principals: int,
+        workdir: Path,
+        pg_url: str,
+        rtt: float = 0.0,
+        per_chat: float | None = None,
     ) -> None:
         self.principals = principals
         self.rtt = rtt
@@ -585,32 +624,45 @@ class Bench:
             if r.bot == "schoolbot":
                 with fresh_database(r.db, self.workdir, self.pg_url, tag) as url:
                     await asyncio.to_thread(seed, url, chatting, wave, now)
-                    config = self.workdir / f"{tag}.toml"
-                    config.write_text(
-                        config_toml(url, self.workdir, api, zone, now.day, r.mode, port, self.per_chat)
-                    )
-                    argv = [str(Path(sys.executable).parent / "schoolbot"), "run", "--config", str(config)]
-                    return await self.drive(r, api, argv, users, port)
+                    ports = [port]
+                    while len(ports) < r.workers:
+                        ports += {free_port()} - set(ports)
+                    argvs = []
+                    for index, worker_port in enumerate(ports):
+                        config = self.workdir / f"{tag}{f'-{index}' if index else ''}.toml"
+                        config.write_text(
+                            config_toml(
+                                url, self.workdir, api, zone, now.day, r.mode, worker_port, self.per_chat
+                            )
+                        )
+                        argvs.append(
+                            [str(Path(sys.executable).parent / "schoolbot"), "run", "--config", str(config)]
+                        )
+                    return await self.drive(r, api, argvs, users, ports)
             argv = [sys.executable, "-m", "bench.echo_bot", "--base-url", api.base_url, "--token", TOKEN]
             if r.mode == "webhook":
                 argv += ["--webhook-port", str(port), "--secret", SECRET]
-            return await self.drive(r, api, argv, users, port)
+            return await self.drive(r, api, [argv], users, [port])
         finally:
             api.stop()
 
     async def drive(
-        self, r: Run, api: RecordingAPI, argv: list[str], users: list[TgUser], port: int
+        self, r: Run, api: RecordingAPI, argvs: list[list[str]], users: list[TgUser], ports: list[int]
     ) -> Figures:
-        """Start the bot, probe it, calibrate the walk, run the scenario, read /proc, stop the bot."""
+        """Start the bot (each worker), probe it, calibrate the walk, run the scenario, read /proc, stop
+        the bot."""
         loop = asyncio.get_running_loop()
         chats = [Chat(u, loop) for u in users]
         for chat in chats:
             api.listeners[str(chat.user.id)] = chat.listen
-        hook = f"http://127.0.0.1:{port}/telegram" if r.mode == "webhook" else ""
-        offer = Offer(api, hook)
+        hooks = tuple(f"http://127.0.0.1:{port}/telegram" for port in ports) if r.mode == "webhook" else ()
+        offer = Offer(api, hooks)
         walk = self.walk if r.bot == "schoolbot" else echo_walk(self.walk)
         figures = Figures()
-        proc = Proc(argv, self.workdir / f"{r.bot}-{r.scenario}-{r.db or 'none'}-{r.mode}.log")
+        tag = f"{r.bot}-{r.scenario}-{r.db or 'none'}-{r.mode}"
+        proc = Procs(
+            [Proc(argv, self.workdir / f"{tag}{f'-{i}' if i else ''}.log") for i, argv in enumerate(argvs)]
+        )
         try:
             probe = chats[0]
             first = walk[0] if r.scenario != "burst" else Step("text", "/mystatus")
@@ -874,7 +926,7 @@ def report(
     for r, f in results:
         if r.bot != "schoolbot":
             continue
-        title = f"{r.scenario} · {r.db} · {r.mode}"
+        title = f"{r.scenario} · {r.db} · {r.mode}" + (f" · {r.workers} workers" if r.workers > 1 else "")
         parts.append(table(title, f, echo.get((r.scenario, r.mode))))
     return "\n".join(parts)
 
@@ -908,7 +960,13 @@ async def matrix(
             skipped.append(f"PostgreSQL ({reason})")
             dbs.remove("postgres")
     bench = Bench(args.principals, workdir, args.pg_url, args.rtt, args.per_chat)
-    runs = [Run("schoolbot", s, m, d) for s in scenarios for m in modes for d in dbs]
+    # several workers only on PostgreSQL's webhook: SQLite takes one worker, one process polls Telegram
+    runs = [
+        Run("schoolbot", s, m, d, args.workers if (d, m) == ("postgres", "webhook") else 1)
+        for s in scenarios
+        for m in modes
+        for d in dbs
+    ]
     if not args.no_echo:
         runs += [Run("echo", s, m) for s in scenarios if s != "wave" for m in modes]
     # SQLite's whole matrix first (the quiet runs calibrate the walk; the echo bot runs beside each
@@ -920,7 +978,9 @@ async def matrix(
     )
     results: list[tuple[Run, Figures]] = []
     for r in order:
-        label = f"{r.bot} · {r.scenario} · {r.db or '-'} · {r.mode}"
+        label = f"{r.bot} · {r.scenario} · {r.db or '-'} · {r.mode}" + (
+            f" · {r.workers} workers" if r.workers > 1 else ""
+        )
         print(f"{datetime.now():%H:%M:%S} {label} ...", flush=True)
         try:
             figures = await bench.run(r)
@@ -962,6 +1022,13 @@ def main() -> None:
         "what the bot itself can carry)",
     )
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="`schoolbot run` processes on PostgreSQL's webhook, the POSTs shared out in turn as a "
+        "balancer would (README: Deploying); SQLite and polling take one",
+    )
+    parser.add_argument(
         "--keep", type=Path, help="work in this folder and keep it (logs, configs, SQLite files)"
     )
     args = parser.parse_args()
@@ -969,6 +1036,8 @@ def main() -> None:
         raise SystemExit("--principals must be at least 1")
     if args.per_chat is not None and args.per_chat < 0:
         raise SystemExit("--per-chat must be 0 or more seconds")
+    if args.workers < 1:
+        raise SystemExit("--workers must be at least 1")
     command = (
         "python -m bench.interactive_bench"
         + "".join(
@@ -980,6 +1049,7 @@ def main() -> None:
                 ("scenario", args.scenario, "all"),
                 ("rtt", args.rtt, 0.0),
                 ("per-chat", args.per_chat, None),
+                ("workers", args.workers, 1),
             )
             if value != default
         )
