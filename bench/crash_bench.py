@@ -157,7 +157,7 @@ async def crash(url: str, schools: int, alerts: int, workdir: Path) -> Figures:
     webhook.write_text(config_toml(url, workdir, api, zone, now.day, "webhook", port))
     figures = Figures(schools)
     procs: list[Proc] = []
-    offer = Offer(api, f"http://127.0.0.1:{port}/telegram")
+    offer = Offer(api, (f"http://127.0.0.1:{port}/telegram",))
     try:
         a = Proc([schoolbot, "run", "--config", str(polling)], workdir / "a.log")
         procs.append(a)
