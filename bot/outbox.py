@@ -625,9 +625,13 @@ class Outbox:
             return
         await self.send_these(ids, through)
 
-    async def send_these(self, ids: list[int], through: tuple[str, Sender] | None = None) -> None:
+    async def send_these(
+        self, ids: list[int], through: tuple[str, Sender] | None = None, busy_to_holder: bool = False
+    ) -> None:
         """Claim exactly these rows for a one-off owner and send them, each chat's in order and at its
-        pace, the chats side by side (one recipient whose platform is slow holds up no other)."""
+        pace, the chats side by side (one recipient whose platform is slow holds up no other).
+        `busy_to_holder`: a chat that must wait its turn here is not waited for; its rows go back to
+        the queue for the sender holding the lease (`send_chat`)."""
         owner = holders.new_owner()
         channels = [through[0]] if through is not None else list(self.senders)
         send = through[1] if through is not None else None
@@ -635,15 +639,20 @@ class Outbox:
         chats: dict[tuple[str, str], list[Row]] = {}
         for row in rows:
             chats.setdefault((row.channel, row.chat_id), []).append(row)
-        await asyncio.gather(*(self.send_chat(left, owner, send) for left in chats.values()))
+        await asyncio.gather(*(self.send_chat(left, owner, send, busy_to_holder) for left in chats.values()))
 
-    async def send_chat(self, left: list[Row], owner: str, send: Sender | None) -> None:
-        """`send_these` for one chat's rows; those not sent when this stops short (cancelled at a stop,
-        a failure) go back to the queue, the one in flight too: a duplicate beats a loss."""
+    async def send_chat(self, left: list[Row], owner: str, send: Sender | None, busy_to_holder: bool) -> None:
+        """`send_these` for one chat's rows. Those not sent go back to the queue: when this stops short
+        (cancelled at a stop, a failure; the one in flight too: a duplicate beats a loss), or, with
+        `busy_to_holder`, when the chat must wait its turn here (an officer alerted a moment ago by
+        this process): the holder paces that chat for the whole deployment, and no claim is held
+        while it waits (one held past `lease_seconds` would be sent by the holder too)."""
         try:
             while left:
                 row = left[0]
                 pace = self.pace(row.channel)
+                if busy_to_holder and pace.chat_wait(row.chat_id) > 0:
+                    return
                 while (wait := max(pace.wait(), pace.chat_wait(row.chat_id))) > 0:
                     await asyncio.sleep(min(wait, 1.0))
                 pace.take(row.chat_id)
@@ -883,12 +892,13 @@ class OutboxSender:
 
     def send_aside(self, ids: list[int]) -> None:
         """Alerts this process sends itself while another holds the lease (`Outbox.deliver_now`): at
-        once, as a task beside the loop. Should that fail, one line; the rows stay in the outbox for
-        the holder (claimed ones once their lease runs out)."""
+        once, as a task beside the loop; those to a chat that must wait its turn here go to the holder.
+        Should that fail, one line; the rows stay in the outbox for the holder (claimed ones once
+        their lease runs out)."""
 
         async def send() -> None:
             try:
-                await self.outbox.send_these(ids)
+                await self.outbox.send_these(ids, busy_to_holder=True)
             except Exception as exc:
                 log.warning(
                     "could not send %d alert(s) from here (%s); the sender holding the lease will",

@@ -22,7 +22,7 @@ from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError, T
 from bot.app import App, open_app
 from bot.channels.telegram import channel_error
 from bot.config import Settings
-from bot.outbox import CLAIM_GAP, Outbox, OutboxSender, Outcome, Pace, classify
+from bot.outbox import CLAIM_GAP, DIRECT, Outbox, OutboxSender, Outcome, Pace, classify
 from handlers.notify import ALERT, NOTICE
 from handlers.reminders import PRIORITY_ALERT, Planned
 from handlers.types import Incoming, Kind, Reply
@@ -574,6 +574,27 @@ async def test_an_alert_goes_at_once_from_a_process_that_does_not_hold_the_lease
     await fast.outbox.stop_sender()
 
 
+async def test_an_alert_to_a_chat_that_waits_its_turn_here_goes_to_the_holder(fast: App) -> None:
+    """A worker without the lease sends an alert to a free chat at once; a second alert to the same
+    officer a moment later must wait its turn under the per-chat rule here, so it goes back to the
+    queue for the holder, who paces that chat, rather than held claimed while it waits."""
+    fast.outbox.config = fast.outbox.config.model_copy(update={"per_chat_seconds": 30.0})
+    hold_sender_lease(fast, "web-2-elsewhere", 60)
+    sender = fast.outbox.start_sender()
+    await until(lambda: sender._next_lease > 0, "the sender to ask for the lease")
+    [officer] = tg_users(fast, 1, first=9000)
+    first = fast.outbox.enqueue_direct("telegram:1", {officer.id or 0: [Reply("SỰ CỐ #1")]})
+    await fast.outbox.deliver_now(first)
+    await until(lambda: outbox_statuses(fast) == {"sent": 1}, "the first alert, from here")
+    second = fast.outbox.enqueue_direct("telegram:2", {officer.id or 0: [Reply("SỰ CỐ #2")]})
+    await fast.outbox.deliver_now(second)
+    await until(lambda: not sender.aside, "the second's turn here to end")
+    assert channel(fast).texts_to(officer.chat_id) == ["SỰ CỐ #1"]
+    [row] = [r for r in rows(fast, kind=DIRECT) if r.id == second[0]]
+    assert row.status == "pending" and row.lease_owner == ""  # no claim held through a 30 s wait
+    await fast.outbox.stop_sender()
+
+
 async def test_two_processes_never_both_send_a_row(fast: App) -> None:
     other = Outbox(fast.db, fast.clock, fast.settings, {"telegram": FakeChannel()})
     users = tg_users(fast, 30)
@@ -631,7 +652,7 @@ async def test_gui_is_answered_while_the_alert_is_still_on_its_way(demo: App, ch
     await until(lambda: "sent" in {r.status for r in rows(demo, kind=ALERT)}, "the leader's alert")
     officer_row = next(r for r in rows(demo, kind=ALERT) if r.chat_id == "9100")
     assert officer_row.status == "claimed" and len(sender.aside) == 1
-    await demo.outbox.stop_sender()
+    await sender.stop(grace=0.1)  # the hung send is not waited for as long as a stop would
     officer_row = next(r for r in rows(demo, kind=ALERT) if r.chat_id == "9100")
     assert officer_row.status == "pending" and officer_row.lease_owner == ""  # the holder sends it
 
