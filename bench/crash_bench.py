@@ -40,7 +40,6 @@ from pathlib import Path
 
 from bench import ROOT, compiled, loopback_only
 from bench.interactive_bench import (
-    FIRST_CHAT,
     PG_DEFAULT,
     START_TIMEOUT,
     STEP_TIMEOUT,
@@ -61,7 +60,8 @@ from bench.interactive_bench import (
     reminder_zone,
     seed,
 )
-from bench.outbox_bench import machine, write_section
+from bench.outbox_bench import machine, ok, write_section
+from tests.fakes.district import FIRST_CHAT
 from tests.fakes.telegram_api import FloodLimits, TgUser
 
 SECTION = "## Crash: `kill -9` during a wave, restart, and an alert from a process without the lease"
@@ -214,7 +214,6 @@ async def crash(url: str, schools: int, alerts: int, workdir: Path) -> Figures:
 
 def report(f: Figures, command: str, loads: tuple[str, str]) -> str:
     """The RESULTS.md section."""
-    ok = lambda good: "✅" if good else "❌"  # noqa: E731
     worst = max(f.alerts, default=float("nan"))
     alerts = ", ".join(f"{s:.2f}" for s in f.alerts)
     return f"""{SECTION}

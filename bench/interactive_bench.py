@@ -46,6 +46,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import select
+from sqlmodel import col
 
 from bench import ROOT, compiled, host_speed
 from bench.outbox_bench import machine, write_section
@@ -448,7 +449,11 @@ def seed(url: str, principals: int, wave: int, now: datetime) -> None:
         seeded = seed_wave(db, principals + 1 + wave, now)
         period = Period.of(now).key
         with db.session() as s:
-            ids = dict(s.execute(select(User.external_id, User.id).where(User.role == "principal")).all())
+            ids: dict[str, int] = dict(
+                s.execute(
+                    select(col(User.external_id), col(User.id)).where(col(User.role) == "principal")
+                ).all()
+            )
             for i in range(principals + 1):
                 q.create_submission(
                     s,

@@ -23,11 +23,17 @@ import sqlite3
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from bench import ROOT, loopback_only
+
+if TYPE_CHECKING:
+    from bot.app import App
+    from tests.fakes.telegram_api import FakeBotAPI, TgUser
 
 SECTION = "## Outbox: a 10,000-recipient reminder wave under Telegram's limits"
 GOALS = {"rate_fraction": 0.95, "too_many": 0, "duplicates": 0, "losses": 0, "p95_reply": 1.5}
@@ -117,16 +123,14 @@ async def run(recipients: int, rate: float, workdir: Path) -> Figures:
                 while app.clockwork.holding is False or app.outbox.stats.sent == 0:
                     await asyncio.sleep(0.01)
                 sweep_seconds = time.perf_counter() - started
-                replies, unanswered = await chat_during_wave(
-                    api, channel, app, chatter, recipients, text_update
-                )
+                replies, unanswered = await chat_during_wave(api, app, chatter, recipients, text_update)
                 while app.outbox.stats.sent < recipients:
                     await asyncio.sleep(0.1)
                 await app.clockwork.stop()
     finally:
         api.stop()
     chats = {str(c) for c in seeded.chats[1:]}
-    wave = [(t, c) for t, c in api.flood.accepted if c in chats]
+    wave = [(t, c) for t, c in api.gate.accepted if c in chats]
     counts = collections.Counter(c for _, c in wave)
     span = wave[-1][0] - wave[0][0] if len(wave) > 1 else float("nan")
     return Figures(
@@ -135,13 +139,18 @@ async def run(recipients: int, rate: float, workdir: Path) -> Figures:
         sweep_seconds=sweep_seconds,
         wave_seconds=span,
         sustained_rate=(len(wave) - 1) / span,
-        too_many=api.flood.refused,
+        too_many=api.gate.refused,
         duplicates=sum(n - 1 for n in counts.values()),
         losses=len(chats - set(counts)),
         replies=replies,
         unanswered=unanswered,
-        busiest=busiest_second([t for t, _ in api.flood.accepted]),
+        busiest=busiest_second([t for t, _ in api.gate.accepted]),
     )
+
+
+def ok(good: bool) -> str:
+    """A target's mark in a table."""
+    return "✅" if good else "❌"
 
 
 def busiest_second(times: list[float]) -> int:
@@ -149,7 +158,9 @@ def busiest_second(times: list[float]) -> int:
     return max((bisect.bisect_left(times, t + 1.0) - i for i, t in enumerate(times)), default=0)
 
 
-async def chat_during_wave(api, channel, app, chatter, recipients, text_update) -> tuple[list[float], int]:
+async def chat_during_wave(
+    api: FakeBotAPI, app: App, chatter: TgUser, recipients: int, text_update: Callable[[TgUser, str], Any]
+) -> tuple[list[float], int]:
     """/mystatus 1.5 s after each answer while the wave runs; how long each answer took to reach the platform."""
     replies: list[float] = []
     unanswered = 0
@@ -161,7 +172,7 @@ async def chat_during_wave(api, channel, app, chatter, recipients, text_update) 
         answer = None
         while answer is None and time.monotonic() - pushed < 10:
             await asyncio.sleep(0.005)
-            answer = next((t for t, c in reversed(api.flood.accepted) if c == "42" and t >= pushed), None)
+            answer = next((t for t, c in reversed(api.gate.accepted) if c == "42" and t >= pushed), None)
         if answer is None:
             unanswered += 1
             replies.append(10.0)
@@ -190,7 +201,6 @@ def machine() -> str:
 
 
 def report(f: Figures, command: str) -> str:
-    ok = lambda good: "✅" if good else "❌"  # noqa: E731
     return f"""{SECTION}
 
 `python -m bench.outbox_bench` (the venv's Python; about seven minutes: 10,000 messages at 25/s).

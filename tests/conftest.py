@@ -171,7 +171,7 @@ class Chat:
 
 
 @pytest.fixture(name="chat_as")
-def chat_as_fixture(demo: App):
+def chat_as_fixture(demo: App) -> Callable[[str], Chat]:
     """chat_as("principal") opens a console chat as that user (the live console session)."""
 
     def make(user_id: str) -> Chat:

@@ -67,7 +67,7 @@ async def test_150_principals_at_once_meeting_429s_all_get_every_reply_in_order(
             )
         assert outbox_rows(app) == []
         assert channel.lanes.retried > 0
-    assert api.flood is not None and api.flood.refused > 0  # the 429s were met and waited out
+    assert api.flood is not None and api.gate.refused > 0  # the 429s were met and waited out
     shape = [len(texts_to(api, p)) for p in people]
     assert set(shape) == {shape[0]} and shape[0] >= 2  # every /mystatus answered whole, nothing twice
     for i, person in enumerate(people):

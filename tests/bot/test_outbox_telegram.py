@@ -147,8 +147,8 @@ async def restart_wave(settings: Settings, api: FakeBotAPI, schools: int) -> int
         async with channel_up(app):
             sender = app.outbox.start_sender("process-1")
             await alerts(app, "a")
-            await until(lambda: len(api.flood.accepted) >= schools // 3, "a third of the wave", WAIT)
-            assert len(api.flood.accepted) < schools  # the crash falls mid-wave
+            await until(lambda: len(api.gate.accepted) >= schools // 3, "a third of the wave", WAIT)
+            assert len(api.gate.accepted) < schools  # the crash falls mid-wave
             in_flight_at_crashes += len(sender.inflight)
             sender.kill()
             app.outbox.sender = None
@@ -157,8 +157,8 @@ async def restart_wave(settings: Settings, api: FakeBotAPI, schools: int) -> int
             clock.advance(seconds=lease + 1)
             sender = app.outbox.start_sender("process-1-again")
             await alerts(app, "b")
-            await until(lambda: len(api.flood.accepted) >= 2 * schools // 3, "two thirds of the wave", WAIT)
-            assert len(api.flood.accepted) < schools  # and so does the second
+            await until(lambda: len(api.gate.accepted) >= 2 * schools // 3, "two thirds of the wave", WAIT)
+            assert len(api.gate.accepted) < schools  # and so does the second
             in_flight_at_crashes += len(sender.inflight)
             sender.kill()  # and then the whole process goes: nothing is cleaned up
             app.outbox.sender = None
@@ -174,8 +174,8 @@ async def restart_wave(settings: Settings, api: FakeBotAPI, schools: int) -> int
             await app.outbox.stop_sender()
         assert outbox_statuses(app) == {"sent": schools + 18}
 
-    got = collections.Counter(chat for _, chat in api.flood.accepted)
-    assert api.flood.refused == 0  # not one 429 at the configured rate, across the restarts
+    got = collections.Counter(chat for _, chat in api.gate.accepted)
+    assert api.gate.refused == 0  # not one 429 at the configured rate, across the restarts
     assert {str(c) for c in seeded.chats} <= set(got)  # every school reminded: nothing lost
     duplicates = sum(n - 1 for chat, n in got.items() if chat not in {"900", "901", "902"})
     assert duplicates <= in_flight_at_crashes <= 2 * settings.outbox.concurrency
@@ -222,10 +222,10 @@ async def test_platform_faults_over_the_wire(tmp_path: Path, database_url: str, 
             r.status == "sent" for r in retried if r.chat_id not in {str(blocked), str(gone)}
         )
         assert app.outbox.stats.transient >= 6 and app.outbox.stats.retry_after == 1
-    sent = collections.Counter(chat for _, chat in api.flood.accepted)
+    sent = collections.Counter(chat for _, chat in api.gate.accepted)
     assert all(sent[str(c)] == 1 for c in seeded.chats if c not in (blocked, gone))  # none lost, none twice
     assert str(blocked) not in sent and str(gone) not in sent
-    assert api.flood.refused == 0
+    assert api.gate.refused == 0
 
 
 async def test_with_ptbs_own_limiter_a_429_reaches_the_outbox_and_a_reply_is_retried(
@@ -253,7 +253,7 @@ async def test_with_ptbs_own_limiter_a_429_reaches_the_outbox_and_a_reply_is_ret
             await until(lambda: "5555" in app.outbox.pace("telegram").chat_free, "the chat's gap noted", WAIT)
     refused = [c for c in api.calls if c.method == "sendMessage" and c.status == 429]
     assert len(refused) == 2
-    assert collections.Counter(chat for _, chat in api.flood.accepted)[str(seeded.chats[0])] == 1
+    assert collections.Counter(chat for _, chat in api.gate.accepted)[str(seeded.chats[0])] == 1
 
 
 ANNOUNCED = 500
@@ -322,9 +322,9 @@ async def test_an_announcement_to_500_schools_is_sent_once_to_each_person_and_co
             await app.outbox.stop_sender()
 
             recipients = [str(c) for c in seeded.chats] + [str(c) for _, c in staff]
-            got = collections.Counter(chat for _, chat in api.flood.accepted)
+            got = collections.Counter(chat for _, chat in api.gate.accepted)
             assert {chat: got[chat] for chat in recipients} == dict.fromkeys(recipients, 1)  # each once
-            assert api.flood.refused == 0  # paced under the platform's limits
+            assert api.gate.refused == 0  # paced under the platform's limits
             message = api.sent_to(seeded.chats[0])[-1]
             assert message["text"].startswith("📢 THÔNG BÁO CỦA Sở GD&ĐT Thử tải")
             assert TEXT in message["text"]

@@ -810,6 +810,7 @@ def test_an_updates_chat_is_read_from_its_json_as_ptb_finds_it() -> None:
         chat = parse(update).effective_chat
         assert chat_of({"update_id": 7, **update}) == (str(chat.id) if chat is not None else "")
     assert [chat_of(u) for u in updates[:4]] == ["1001", "-100123", "1001", "2001"]
+    malformed: dict[str, Any]
     for malformed in ({"message": "hi"}, {"message": {"chat": {"id": "x"}}}, {"callback_query": []}, {}):
         assert chat_of({"update_id": 8, **malformed}) == ""
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import insert, select
+from sqlmodel import col
 
 from storage.db import Database
 from storage.models import Office, School, User
@@ -62,8 +64,13 @@ def seed_wave(
         ]
         for i in range(0, len(rows), 500):
             s.execute(insert(School), rows[i : i + 500])
-        school_ids = list(s.scalars(select(School.id).where(School.code.like("W%")).order_by(School.code)))
-        users = [
+        school_ids = [
+            school_id or 0
+            for school_id in s.scalars(
+                select(col(School.id)).where(col(School.code).like("W%")).order_by(col(School.code))
+            )
+        ]
+        users: list[dict[str, Any]] = [
             {
                 "channel": channel,
                 "external_id": str(first_chat + i),
@@ -84,6 +91,6 @@ def seed_wave(
         return Seeded(
             province.id or 0,
             [o.id or 0 for o in offices],
-            [int(x) for x in school_ids],
+            school_ids,
             [first_chat + i for i in range(len(school_ids))],
         )

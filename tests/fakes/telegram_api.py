@@ -401,10 +401,16 @@ class FakeBotAPI(LoopbackServer):
         return out
 
     @property
+    def gate(self) -> FloodGate:
+        """The flood limits this fake enforces (one made with `limits`)."""
+        assert self.flood is not None, "this fake enforces no flood limits"
+        return self.flood
+
+    @property
     def peak_requests(self) -> int:
         """The most requests (long polls apart) this fake was answering at one time."""
         with self._cond:
-            return self._state.peak
+            return int(self._state.peak)
 
     @property
     def pending_updates(self) -> int:
