@@ -594,17 +594,23 @@ class Run:
     db: str = ""  # "sqlite" | "postgres" (schoolbot only)
     workers: int = 1  # `schoolbot run` processes (`--workers`: PostgreSQL's webhook only)
 
+    @property
+    def title(self) -> str:
+        """The run as its table and progress line name it."""
+        return f"{self.scenario} · {self.db or '-'} · {self.mode}" + (
+            f" · {self.workers} workers" if self.workers > 1 else ""
+        )
+
+    def file(self, index: int, suffix: str) -> str:
+        """The name of worker `index`'s file (its config, its log) in the work folder."""
+        return f"{self.bot}-{self.scenario}-{self.db or 'none'}-{self.mode}{f'-{index}' if index else ''}{suffix}"
+
 
 class Bench:
     """The matrix's shared state: the principal count, the work folder, the calibrated walk."""
 
     def __init__(
-        self,
-        principals: int,
-        workdir: Path,
-        pg_url: str,
-        rtt: float = 0.0,
-        per_chat: float | None = None,
+        self, principals: int, workdir: Path, pg_url: str, rtt: float = 0.0, per_chat: float | None = None
     ) -> None:
         self.principals = principals
         self.rtt = rtt
@@ -616,7 +622,7 @@ class Bench:
 
     async def run(self, r: Run) -> Figures:
         """One bot, one scenario; its subprocess is gone when this returns."""
-        tag = f"{r.bot}-{r.scenario}-{r.db or 'none'}-{r.mode}"
+        tag = r.file(0, "")
         zone = reminder_zone(datetime.now(UTC))
         now = local_now(zone)
         wave = WAVE_SCHOOLS if r.scenario == "wave" else 0
@@ -634,7 +640,7 @@ class Bench:
                         ports += {free_port()} - set(ports)
                     argvs = []
                     for index, worker_port in enumerate(ports):
-                        config = self.workdir / f"{tag}{f'-{index}' if index else ''}.toml"
+                        config = self.workdir / r.file(index, ".toml")
                         config.write_text(
                             config_toml(
                                 url, self.workdir, api, zone, now.day, r.mode, worker_port, self.per_chat
@@ -664,10 +670,7 @@ class Bench:
         offer = Offer(api, hooks)
         walk = self.walk if r.bot == "schoolbot" else echo_walk(self.walk)
         figures = Figures()
-        tag = f"{r.bot}-{r.scenario}-{r.db or 'none'}-{r.mode}"
-        proc = Procs(
-            [Proc(argv, self.workdir / f"{tag}{f'-{i}' if i else ''}.log") for i, argv in enumerate(argvs)]
-        )
+        proc = Procs([Proc(argv, self.workdir / r.file(i, ".log")) for i, argv in enumerate(argvs)])
         try:
             probe = chats[0]
             first = walk[0] if r.scenario != "burst" else Step("text", "/mystatus")
@@ -931,8 +934,7 @@ def report(
     for r, f in results:
         if r.bot != "schoolbot":
             continue
-        title = f"{r.scenario} · {r.db} · {r.mode}" + (f" · {r.workers} workers" if r.workers > 1 else "")
-        parts.append(table(title, f, echo.get((r.scenario, r.mode))))
+        parts.append(table(r.title, f, echo.get((r.scenario, r.mode))))
     return "\n".join(parts)
 
 
@@ -983,9 +985,7 @@ async def matrix(
     )
     results: list[tuple[Run, Figures]] = []
     for r in order:
-        label = f"{r.bot} · {r.scenario} · {r.db or '-'} · {r.mode}" + (
-            f" · {r.workers} workers" if r.workers > 1 else ""
-        )
+        label = f"{r.bot} · {r.title}"
         print(f"{datetime.now():%H:%M:%S} {label} ...", flush=True)
         try:
             figures = await bench.run(r)
