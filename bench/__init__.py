@@ -2,11 +2,17 @@
 
 import compileall
 import os
+import sys
+import sysconfig
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent  # the checkout: benchmarks write bench/RESULTS.md under it
 SPEED_STEPS = 10_000_000  # the loop `host_speed` times
+# How the deploy starts a bot (deploy/schoolbot@.service and deploy/compose.yaml set PYTHONOPTIMIZE=2):
+# byte-code without docstrings or asserts, some 8 MB less resident on PostgreSQL. The benches start
+# `schoolbot run` and the echo bot so; `--plain` starts them as `schoolbot run` typed in a shell.
+DEPLOYED = ("-OO",)
 PROXIES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 
 
@@ -18,14 +24,23 @@ def loopback_only() -> None:
         os.environ.pop(name, None)
 
 
+def python(plain: bool = False) -> list[str]:
+    """The command line's start for a bot a benchmark spawns: this Python, as deployed unless `plain`."""
+    return [sys.executable, *(() if plain else DEPLOYED)]
+
+
 def compiled(tree: Path = ROOT) -> None:
-    """The tree's own packages byte-compiled, as a deployment has them (the Dockerfile runs compileall;
-    a systemd install, README), so that a `schoolbot` started by a benchmark reads them instead of
-    compiling all of them at each start: with PYTHONDONTWRITEBYTECODE set, as on the development VM,
-    no start ever writes the caches, and a start compiled some 130 files (0.1-0.4 s of CPU) that
-    python-telegram-bot's echo bot, installed by pip with its caches, never compiles."""
+    """The tree's own packages byte-compiled, plain and as deployed, and the installed packages as
+    deployed (pip writes their plain caches), as a deployment has them (the Dockerfile and the systemd
+    unit run compileall), so that a bot started by a benchmark reads them instead of compiling them at
+    each start: with PYTHONDONTWRITEBYTECODE set, as on the development VM, no start ever writes the
+    caches, and a start compiled some 130 files of the tree (0.1-0.4 s of CPU) and, as deployed, every
+    library (4 s). The first call takes some 10 s; the next, under one."""
     for package in ("bot", "handlers", "storage"):
-        compileall.compile_dir(tree / package, quiet=1)
+        for level in (0, 2):
+            compileall.compile_dir(tree / package, quiet=1, optimize=level)
+    for folder in {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}:
+        compileall.compile_dir(folder, quiet=1, optimize=2, workers=0)
 
 
 def host_speed() -> float:

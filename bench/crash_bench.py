@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import ROOT, compiled, loopback_only
+from bench import ROOT, compiled, loopback_only, python
 from bench.interactive_bench import (
     PG_DEFAULT,
     START_TIMEOUT,
@@ -149,7 +149,7 @@ async def crash(url: str, schools: int, alerts: int, workdir: Path) -> Figures:
     api = RecordingAPI(limits=FloodLimits(), principals=chatting).start()
     for chat in [*principals, *officers.values()]:
         api.listeners[str(chat.user.id)] = chat.listen
-    schoolbot = str(Path(sys.executable).parent / "schoolbot")
+    schoolbot = [*python(), str(Path(sys.executable).parent / "schoolbot")]  # as deployed
     port = free_port()
     polling = workdir / "polling.toml"
     polling.write_text(config_toml(url, workdir, api, zone, now.day, "polling", port))
@@ -159,7 +159,7 @@ async def crash(url: str, schools: int, alerts: int, workdir: Path) -> Figures:
     procs: list[Proc] = []
     offer = Offer(api, (f"http://127.0.0.1:{port}/telegram",))
     try:
-        a = Proc([schoolbot, "run", "--config", str(polling)], workdir / "a.log")
+        a = Proc([*schoolbot, "run", "--config", str(polling)], workdir / "a.log")
         procs.append(a)
         deadline = a.started + START_TIMEOUT + WAVE_TIMEOUT
         while len(api.wave) < max(1, schools // 10):
@@ -171,7 +171,7 @@ async def crash(url: str, schools: int, alerts: int, workdir: Path) -> Figures:
         await asyncio.sleep(0.2)  # A's last requests, if any, are answered by now
         figures.sent_before_kill = before = len(api.wave)
         spawned = time.time()
-        b = Proc([schoolbot, "run", "--config", str(polling)], workdir / "b.log")
+        b = Proc([*schoolbot, "run", "--config", str(polling)], workdir / "b.log")
         procs.append(b)
         while len(api.wave) <= before:
             if not b.alive() or time.monotonic() > b.started + START_TIMEOUT:
@@ -180,7 +180,7 @@ async def crash(url: str, schools: int, alerts: int, workdir: Path) -> Figures:
         figures.first_send = api.wave[before] - b.started
         figures.ready = logged(b.log, "clock started") - spawned
         print(f"  first send {figures.first_send:.2f} s after the restart", flush=True)
-        c = Proc([schoolbot, "run", "--config", str(webhook)], workdir / "c.log")
+        c = Proc([*schoolbot, "run", "--config", str(webhook)], workdir / "c.log")
         procs.append(c)
         for index, chat in enumerate(principals):
             if index == 0:  # its first step is POSTed as soon as C listens

@@ -48,7 +48,7 @@ import httpx
 from sqlalchemy import select
 from sqlmodel import col
 
-from bench import ROOT, compiled, host_speed
+from bench import ROOT, compiled, host_speed, python
 from bench.outbox_bench import machine, write_section
 from bot.channels import sockets
 from handlers.calendar import Period
@@ -610,11 +610,20 @@ class Bench:
     """The matrix's shared state: the principal count, the work folder, the calibrated walk."""
 
     def __init__(
-        self, principals: int, workdir: Path, pg_url: str, rtt: float = 0.0, per_chat: float | None = None
+        self,
+        principals: int,
+        workdir: Path,
+        pg_url: str,
+        rtt: float = 0.0,
+        per_chat: float | None = None,
+        plain: bool = False,
+        settle: float = SETTLE,
     ) -> None:
         self.principals = principals
         self.rtt = rtt
         self.per_chat = per_chat
+        self.python = python(plain)  # the bots as deployed (bench/__init__.py), or plain
+        self.settle = settle
         self.workdir = workdir
         self.pg_url = pg_url
         self.walk = incident_walk()
@@ -646,11 +655,10 @@ class Bench:
                                 url, self.workdir, api, zone, now.day, r.mode, worker_port, self.per_chat
                             )
                         )
-                        argvs.append(
-                            [str(Path(sys.executable).parent / "schoolbot"), "run", "--config", str(config)]
-                        )
+                        schoolbot = str(Path(sys.executable).parent / "schoolbot")
+                        argvs.append([*self.python, schoolbot, "run", "--config", str(config)])
                     return await self.drive(r, api, argvs, users, ports)
-            argv = [sys.executable, "-m", "bench.echo_bot", "--base-url", api.base_url, "--token", TOKEN]
+            argv = [*self.python, "-m", "bench.echo_bot", "--base-url", api.base_url, "--token", TOKEN]
             if r.mode == "webhook":
                 argv += ["--webhook-port", str(port), "--secret", SECRET]
             return await self.drive(r, api, [argv], users, [port])
@@ -679,10 +687,10 @@ class Bench:
                 raise RuntimeError(f"{r.bot} never answered:\n{proc.tail()}")
             figures.start = probe.times[0] - proc.started
             if r.scenario != "burst" and r.bot not in self.counts:
-                self.counts[r.bot] = await calibrate(probe, walk, offer, SETTLE + 2 * self.rtt)
+                self.counts[r.bot] = await calibrate(probe, walk, offer, self.settle + 2 * self.rtt)
                 print(f"  messages answering each step of the walk: {self.counts[r.bot]}", flush=True)
             elif r.scenario != "burst":
-                await probe.settle(SETTLE + 2 * self.rtt, time.monotonic() + STEP_TIMEOUT)
+                await probe.settle(self.settle + 2 * self.rtt, time.monotonic() + STEP_TIMEOUT)
             cpu_before = proc.cpu_seconds()
             others_before = api.others
             too_many_before = api.too_many
@@ -913,8 +921,10 @@ def report(
         "updates answered ÷ (last first-reply − start of the load). CPU per update: the subprocess's user +",
         "system time over the load ÷ updates offered (in the wave, the wave's work is in it). RSS: VmHWM at",
         "the end of the load. Start: from spawning the process to the first reply to an update waiting",
-        "for it. The echo bot is python-telegram-bot alone (bench/echo_bot.py: one MessageHandler that",
-        "replies, concurrent_updates(32), no rate limiter) on its own fake with the same load; it has no",
+        "for it. Both bots start as the deploy starts `schoolbot run` (`python -OO`, deploy/: byte-code",
+        "without docstrings or asserts) unless the command says `--plain`. The echo bot is",
+        "python-telegram-bot alone (bench/echo_bot.py: one MessageHandler that replies,",
+        "concurrent_updates(32), no rate limiter) on its own fake with the same load; it has no",
         "buttons, so each press of the walk is sent to it as a text. `schoolbot run` cannot pin its clock,",
         "so the office's time zone is set to the Etc/GMT zone in which it is just past 08:00 and today is",
         "made the deadline day (its `d0` reminder is due; no periodic report, no digest). The chatting",
@@ -966,7 +976,7 @@ async def matrix(
             print(f"PostgreSQL skipped: {reason}", flush=True)
             skipped.append(f"PostgreSQL ({reason})")
             dbs.remove("postgres")
-    bench = Bench(args.principals, workdir, args.pg_url, args.rtt, args.per_chat)
+    bench = Bench(args.principals, workdir, args.pg_url, args.rtt, args.per_chat, args.plain)
     # several workers only on PostgreSQL's webhook: SQLite takes one worker, one process polls Telegram
     runs = [
         Run("schoolbot", s, m, d, args.workers if (d, m) == ("postgres", "webhook") else 1)
@@ -1034,6 +1044,11 @@ def main() -> None:
         "balancer would (README: Deploying); SQLite and polling take one",
     )
     parser.add_argument(
+        "--plain",
+        action="store_true",
+        help="start the bots as `schoolbot run` typed in a shell, not as deployed (python -OO)",
+    )
+    parser.add_argument(
         "--keep", type=Path, help="work in this folder and keep it (logs, configs, SQLite files)"
     )
     args = parser.parse_args()
@@ -1059,6 +1074,7 @@ def main() -> None:
             if value != default
         )
         + (" --no-echo" if args.no_echo else "")
+        + (" --plain" if args.plain else "")
     )
     compiled()  # as deployed: the starts read the byte-code, not compile the tree
     before = conditions()

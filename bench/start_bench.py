@@ -7,10 +7,11 @@
 Each run migrates a fresh SQLite file (or, with `--db postgres`, a fresh database on the server of
 `--pg-url`, dropped afterwards) first (not timed: a start then has nothing to migrate, as every start
 but the first), queues one `/start` from a principal on the fake (tests/fakes/telegram_api.py,
-no limits), starts `schoolbot run` from `--tree`, and times from the process's start to the fake's
-receiving the answer (sendMessage). It prints each run, the median, and the process's resident memory
-(VmRSS) and peak (VmHWM) at that moment, and the CPU time (user + system) it had used: on a shared
-machine the CPU time moves less than the wall time. Nothing leaves 127.0.0.1; RESULTS.md is not written.
+no limits), starts `schoolbot run` from `--tree` as the deploy does (`python -OO`; `--plain`: as typed
+in a shell), and times from the process's start to the fake's receiving the answer (sendMessage). It
+prints each run, the median, and the process's resident memory (VmRSS) and peak (VmHWM) at that moment,
+and the CPU time (user + system) it had used: on a shared machine the CPU time moves less than the wall
+time. Nothing leaves 127.0.0.1; RESULTS.md is not written.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import ROOT, compiled
+from bench import ROOT, compiled, python
 from bench.interactive_bench import PG_DEFAULT, fresh_database, postgres_reason
 
 LAUNCH = "import sys; from bot.cli import main; sys.argv[0] = 'schoolbot'; main()"
@@ -44,9 +45,9 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def one_start(tree: Path, workdir: Path, url: str) -> tuple[float, float, int, int]:
-    """One start of `schoolbot run` from `tree` on the database at `url`: seconds to the first reply,
-    the CPU seconds it took, RSS and peak RSS in MB."""
+def one_start(tree: Path, workdir: Path, url: str, plain: bool) -> tuple[float, float, int, int]:
+    """One start of `schoolbot run` from `tree` on the database at `url` (as deployed, or `plain`):
+    seconds to the first reply, the CPU seconds it took, RSS and peak RSS in MB."""
     from storage import migrate
     from storage.db import Database
     from tests.fakes.telegram_api import FakeBotAPI, TgUser, text_update
@@ -66,7 +67,7 @@ def one_start(tree: Path, workdir: Path, url: str) -> tuple[float, float, int, i
         env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
         started = time.perf_counter()
         proc = subprocess.Popen(
-            [sys.executable, "-c", LAUNCH, "run", "--config", str(config)],
+            [*python(plain), "-c", LAUNCH, "run", "--config", str(config)],
             cwd=tree,
             env=env,
             stdout=subprocess.DEVNULL,
@@ -97,6 +98,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--pg-url", default=PG_DEFAULT, help="a PostgreSQL server's admin database URL")
+    parser.add_argument(
+        "--plain",
+        action="store_true",
+        help="start as `schoolbot run` typed in a shell, not as deployed (-OO)",
+    )
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     compiled(args.tree.resolve())
@@ -108,7 +114,7 @@ def main() -> None:
             tempfile.TemporaryDirectory(prefix="start-bench-") as tmp,
             fresh_database(args.db, Path(tmp), args.pg_url, "start") as url,
         ):
-            seconds, cpu, rss, peak = one_start(args.tree.resolve(), Path(tmp), url)
+            seconds, cpu, rss, peak = one_start(args.tree.resolve(), Path(tmp), url, args.plain)
         if n:
             runs.append((seconds, cpu, rss, peak))
             print(

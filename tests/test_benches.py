@@ -3,9 +3,11 @@ otherwise): each one's core, tiny, on a SQLite file. Their figures are not looke
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-from bench.interactive_bench import fresh_database, incident_walk
+from bench import DEPLOYED, python
+from bench.interactive_bench import Bench, Run, fresh_database, incident_walk
 from bench.unit_bench import walk
 
 
@@ -20,3 +22,17 @@ async def test_unit_bench_walks_the_form_and_profiles_a_step(tmp_path: Path) -> 
     assert "statements an update: " in lines[2] and "INSERT" in lines[2]
     assert lines[3].startswith("  an update stored alone in the durable inbox") and "CPU " in lines[3]
     assert "cProfile of step 14's units" in report and "act_send" in report  # Gửi's unit, profiled
+
+
+async def test_the_bot_started_as_deployed_walks_the_whole_form(tmp_path: Path) -> None:
+    # `schoolbot run` as deploy/ starts it (python -OO: no docstrings, no asserts), polling the fake:
+    # every step of the walk answered, the first principal's slowly, the second's as the bench does.
+    bench = Bench(1, tmp_path, "", per_chat=0, settle=0.3)
+    assert bench.python == python() == [sys.executable, *DEPLOYED] and "-OO" in DEPLOYED
+
+    figures = await bench.run(Run("schoolbot", "quiet", "polling", "sqlite"))
+
+    assert figures.failed == ""
+    counts = bench.counts["schoolbot"]
+    assert len(counts) == len(incident_walk()) and min(counts) >= 1
+    assert (figures.offered, figures.missing, figures.unfinished) == (len(counts), 0, 0)
