@@ -200,11 +200,13 @@ class Plan:
 
 @dataclass(frozen=True)
 class Org:
-    """The organisation as the sweep needs it, read once: the schools and their principals as plain
-    tuples of the columns the sweep uses (a wave reads thousands of each), the few staff as Users."""
+    """The organisation as the sweep needs it, read once: the schools as plain tuples of the columns the
+    sweep uses (a wave reads thousands), which of them a reminder can reach, the few staff as Users.
+    The principals themselves are read a batch of schools at a time as the reminders are made
+    (`principals_of`): a wave's thousands of accounts are never held at once."""
 
     schools: list[q.SchoolName]
-    principals: dict[int, list[q.Principal]]
+    reachable: set[int]  # ids of the schools with a reachable principal
     staff: list[User]
     seen: dict[tuple[str, ...], dict[int, set[int]]]  # levels -> office -> ids of the schools under it
     registered: dict[int, datetime] = field(default_factory=dict)  # school id -> when it joined
@@ -217,23 +219,32 @@ class Org:
 def read_org(
     db: Database, prefer: str = "last_used", *, reminding: bool = True, escalating: bool = True
 ) -> Org:
-    """Schools, reachable principals and staff (one account per person, as delivery.prefer says), offices.
+    """Schools, which of them have a reachable principal, staff (one account per person, as
+    delivery.prefer says), offices.
 
-    Only what is due is read: the principals for reminders; the staff, what each of them sees and
-    when each school joined for escalations (a reminder day reads no staff, an escalation morning no
-    principal)."""
+    Only what is due is read: which schools can be reminded for reminders; the staff, what each of
+    them sees and when each school joined for escalations (a reminder day reads no staff, an
+    escalation morning no principal)."""
     with db.session() as s:
         schools = q.all_schools(s)
-        principals = q.reachable_principals(s) if reminding else []
+        reachable = q.schools_with_principals(s) if reminding else set()
         staff = q.reachable_staff(s) if escalating else []
         seen = {levels: scope.schools_under_each(s, levels) for levels in {scope.levels_of(u) for u in staff}}
         registered = stats.registrations(s) if escalating else {}
         for row in staff:
             s.expunge(row)
+    return Org(schools, reachable, q.one_per_person(staff, prefer), seen, registered)
+
+
+def principals_of(db: Database, school_ids: list[int], prefer: str) -> dict[int, list[q.Principal]]:
+    """The accounts to remind at each of these schools: one per person at each school, as
+    delivery.prefer says (a person who heads two schools is reminded for each)."""
+    with db.reading() as s:
+        accounts = q.reachable_principals(s, school_ids)
     by_school: dict[int, list[q.Principal]] = {}
-    for user in q.one_per_person(principals, prefer):
-        by_school.setdefault(user.school_id, []).append(user)
-    return Org(schools, by_school, q.one_per_person(staff, prefer), seen, registered)
+    for account in accounts:
+        by_school.setdefault(account.school_id, []).append(account)
+    return {school: q.one_per_person(group, prefer) for school, group in by_school.items()}
 
 
 def plan(db: Database, clock: Clock, settings: Any, catalog: Catalog, at: datetime | None = None) -> Plan:
@@ -246,8 +257,9 @@ def plan(db: Database, clock: Clock, settings: Any, catalog: Catalog, at: dateti
 def planning(
     db: Database, clock: Clock, settings: Any, catalog: Catalog, at: datetime | None = None
 ) -> tuple[Plan, Iterator[Planned]]:
-    """`plan`, its items made one at a time as they are taken (the database is read before: take them
-    outside a session), so that a sweep holds one batch of a wave's rows at a time, not the wave."""
+    """`plan`, its items made one at a time as they are taken (the principals read a batch of schools
+    at a time: take them outside a session), so that a sweep holds one batch of a wave's rows and
+    accounts at a time, not the wave."""
     cal = Calendar(clock, settings.schedule)
     now = (at or clock.now()).astimezone(clock.tz)
     result = Plan(now)
@@ -282,7 +294,7 @@ def planning(
         with db.session() as s:
             sent = q.schools_that_sent(s, deadline.subject, deadline.period)
         if remind is not None:
-            missing = [sc for sc in org.schools if sc.id not in sent and not org.principals.get(sc.id or 0)]
+            missing = [sc for sc in org.schools if sc.id not in sent and sc.id not in org.reachable]
             if missing:
                 result.unreachable[f"{deadline.subject}:{deadline.period}"] = len(missing)
         work.append((deadline, remind, late, sent))
@@ -290,7 +302,11 @@ def planning(
     def items() -> Iterator[Planned]:
         for deadline, remind, late, sent in work:
             if remind is not None:
-                yield from reminders(cal, deadline, remind, org, sent, now, t_for)
+                owing = [sc for sc in org.schools if sc.id not in sent and sc.id in org.reachable]
+                for start in range(0, len(owing), PRINCIPAL_BATCH):
+                    batch = owing[start : start + PRINCIPAL_BATCH]
+                    principals = principals_of(db, [sc.id for sc in batch], settings.prefer)
+                    yield from reminders(cal, deadline, remind, batch, principals, now, t_for)
             if late is not None:
                 yield from escalations(deadline, late, org, sent, t_for, cal)
 
@@ -301,17 +317,15 @@ def reminders(
     cal: Calendar,
     deadline: Deadline,
     step: Step,
-    org: Org,
-    sent: set[int],
+    schools: list[q.SchoolName],
+    principals: dict[int, list[q.Principal]],
     now: datetime,
     t_for: Any,
 ) -> Iterator[Planned]:
-    """One reminder to every reachable principal of each school that has not sent."""
+    """One reminder to every principal to remind (`principals_of`) of each of these schools."""
     snooze = snooze_target(cal, now) <= deadline.due
-    for school in org.schools:
-        if school.id in sent:
-            continue
-        for user in org.principals.get(school.id or 0, []):
+    for school in schools:
+        for user in principals.get(school.id, []):
             reply = reminder_reply(t_for(user), deadline, school.name, now.date(), step.key if snooze else "")
             yield Planned(
                 user, kind_of(deadline.subject, REMIND), deadline.period, step.key, reply, school.id
@@ -399,6 +413,8 @@ FULFILS = {kind_of(ARTICLE, REMIND): ARTICLE, kind_of(REPORT, REMIND): REPORT}
 # Rows per transaction, so a big wave never holds the write lock for long; the sweep holds one batch of
 # rows at a time (a 3,000-school wave: the process grew 8.0 MB over the sweep with 100, 10.6 MB with 500)
 INSERT_BATCH = 100
+# Schools whose principals are read at once as a wave's reminders are made (`principals_of`)
+PRINCIPAL_BATCH = 100
 
 
 def sweep(db: Database, clock: Clock, settings: Any, catalog: Catalog) -> SweepReport:

@@ -179,6 +179,7 @@ from storage.queries.sweep import (
     reachable_principals,
     reachable_staff,
     schools_that_sent,
+    schools_with_principals,
     submissions_between,
 )
 from storage.queries.updates import first_time_seen, forget_updates_before, seen_before
@@ -326,6 +327,7 @@ __all__ = [
     "schools_that_sent",
     "schools_to_invite",
     "schools_where",
+    "schools_with_principals",
     "search_text",
     "seen_before",
     "senders_by_school",

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import select as columns
 from sqlmodel import Session, col, select
@@ -36,8 +37,13 @@ class SchoolName(NamedTuple):
     name_folded: str
 
 
-def reachable_principals(s: Session) -> list[Principal]:
-    """Registered principal-role accounts who have not blocked the bot, by id."""
+def _reachable_principal() -> tuple[Any, ...]:
+    """Who a reminder can reach: a registered principal-role account that has not blocked the bot."""
+    return (col(User.role) == "principal", col(User.school_id).is_not(None), col(User.blocked).is_(False))
+
+
+def reachable_principals(s: Session, school_ids: Collection[int]) -> list[Principal]:
+    """The reachable principal-role accounts of these schools, by id."""
     stmt = (
         columns(
             col(User.id),
@@ -51,10 +57,16 @@ def reachable_principals(s: Session) -> list[Principal]:
             col(User.created_at),
             col(User.last_seen_at),
         )
-        .where(col(User.role) == "principal", col(User.school_id).is_not(None), col(User.blocked).is_(False))
+        .where(col(User.school_id).in_(school_ids), *_reachable_principal())
         .order_by(col(User.id))
     )
     return [Principal(*row) for row in s.execute(stmt)]
+
+
+def schools_with_principals(s: Session) -> set[int]:
+    """Ids of the schools with at least one reachable principal-role account."""
+    stmt = columns(col(User.school_id)).where(*_reachable_principal()).distinct()
+    return {school_id for (school_id,) in s.execute(stmt)}
 
 
 def reachable_staff(s: Session, roles: tuple[str, ...] = ("officer", "leader")) -> list[User]:

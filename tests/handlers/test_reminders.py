@@ -15,7 +15,7 @@ from handlers import reminders
 from handlers.calendar import FrozenClock
 from handlers.types import Incoming, Kind
 from storage import queries as q
-from storage.models import Outbox, User
+from storage.models import Outbox, School, User
 from tests.fakes.district import seed_wave
 from tests.handlers.helpers import add_district, add_principal, add_school, add_user
 from tests.support import at_once
@@ -290,6 +290,55 @@ def test_a_wave_of_several_insert_batches_makes_exactly_the_plan_once(demo: App)
     assert [r.payload for r in rows] == [i.reply.to_payload() for i in planned.items]
     assert [r.school_id for r in rows] == [i.school_id for i in planned.items]
     assert sweep_at(demo, at(11, 15, 9, 0)).created == 0
+
+
+def test_a_wave_reads_its_principals_a_batch_of_schools_at_a_time_and_reaches_each_once(demo: App) -> None:
+    """The principals are read a batch of schools at a time (`PRINCIPAL_BATCH`); across batches every
+    reachable principal of each school that owes is reminded once: a person with two accounts at a
+    school once (the one used last), a person who heads two schools in different batches for each, a
+    school whose only principal blocked the bot not at all (counted unreachable)."""
+    moment = at(11, 15, 8, 0).replace(tzinfo=demo.clock.tz)  # type: ignore[attr-defined]
+    seeded = seed_wave(demo.db, 2 * reminders.PRINCIPAL_BATCH + 7, moment)
+    ids = seeded.school_ids
+    twice, head_a, head_b, shut = ids[3], ids[20], ids[-3], ids[150]
+    with demo.db.session() as s:
+        wave = {u.school_id: u for u in s.exec(select(User).where(col(User.external_id).like("5%")))}
+        wave[twice].person_id = 9001
+        s.add(
+            User(
+                channel="zalo",
+                external_id="z-twice",
+                chat_id="z-twice",
+                role="principal",
+                school_id=twice,
+                person_id=9001,
+                created_at=moment,
+                last_seen_at=moment,  # used last: this account is the one reminded
+            )
+        )
+        wave[head_a].person_id = wave[head_b].person_id = 9002
+        wave[shut].blocked = True
+        s.add_all(wave.values())
+    with demo.db.session() as s:
+        reachable = {
+            (u.id, u.school_id)
+            for u in s.exec(select(User).where(col(User.role) == "principal", col(User.blocked).is_(False)))
+            if u.school_id is not None and u.external_id != str(seeded.chats[3])
+        }
+        sent = q.schools_that_sent(s, "article", "2026-11")
+        nobody = set(s.exec(select(School.id))) - sent - {school for _, school in reachable}
+
+    sweep_at(demo, at(11, 15, 8, 0))
+
+    made = [(r.user_id, r.school_id) for r in outbox(demo, kind="article-remind")]
+    assert len(made) == len(set(made))
+    assert set(made) == {(user, school) for user, school in reachable if school not in sent}
+    assert {school for _, school in made} >= {twice, head_a, head_b}
+    assert shut not in {school for _, school in made}
+    assert [r.chat_id for r in outbox(demo, kind="article-remind") if r.school_id == twice] == ["z-twice"]
+    plan = reminders.plan(demo.db, demo.clock, demo.settings, demo.catalog, moment)
+    assert shut in nobody
+    assert plan.unreachable["article:2026-11"] == len(nobody)
 
 
 def test_a_waiting_reminder_is_cancelled_when_the_school_sends_before_it_goes(demo: App) -> None:
