@@ -161,13 +161,15 @@ def main() -> None:
     parser.add_argument("--db", choices=("sqlite", "postgres", "both"), default="both")
     parser.add_argument("--principals", type=int, default=60)
     parser.add_argument(
-        "--profile", type=int, default=None, metavar="STEP", help="cProfile this step's units (0-14)"
+        "--profile", type=int, default=None, metavar="STEP", help="cProfile this step's units (0-14; 14 is Gửi)"
     )
     parser.add_argument(
         "--gap", type=float, default=0.0, metavar="S", help="seconds idle before each update (not counted)"
     )
     parser.add_argument("--pg-url", default=PG_DEFAULT, help="a PostgreSQL server's admin database URL")
     args = parser.parse_args()
+    if args.profile is not None and not 0 <= args.profile < len(incident_walk()):
+        parser.error(f"--profile: a step of the walk, 0 to {len(incident_walk()) - 1}")
     sys.path.insert(0, str(ROOT))
     kinds = ["sqlite", "postgres"] if args.db == "both" else [args.db]
     for kind in kinds:
