@@ -161,7 +161,11 @@ def main() -> None:
     parser.add_argument("--db", choices=("sqlite", "postgres", "both"), default="both")
     parser.add_argument("--principals", type=int, default=60)
     parser.add_argument(
-        "--profile", type=int, default=None, metavar="STEP", help="cProfile this step's units (0-14; 14 is Gửi)"
+        "--profile",
+        type=int,
+        default=None,
+        metavar="STEP",
+        help="cProfile this step's units (0-14; 14 is Gửi)",
     )
     parser.add_argument(
         "--gap", type=float, default=0.0, metavar="S", help="seconds idle before each update (not counted)"

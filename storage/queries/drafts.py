@@ -10,15 +10,9 @@ from typing import Any
 from sqlalchemy import bindparam, delete, update
 from sqlmodel import Session, col, select
 
-from storage.db import table_of
+from storage.db import insert_entity, table_of
 from storage.errors import StaleDraft
 from storage.models import CancelledDraft, Draft, DraftMode
-
-
-def get_draft(s: Session, user_id: int, form: str) -> Draft | None:
-    """The user's draft of `form`, if any."""
-    return s.exec(select(Draft).where(col(Draft.user_id) == user_id, col(Draft.form) == form)).first()
-
 
 # Built once: each update reads its writer's drafts and saves one (the statements' building and cache
 # keys cost more than the SQL).
@@ -28,7 +22,11 @@ _DRAFTS_OF = (
     .order_by(col(Draft.updated_at).desc(), col(Draft.id).desc())
 )
 _DRAFT = select(Draft).where(col(Draft.id) == bindparam("draft_id"))
+_DRAFT_OF_FORM = select(Draft).where(
+    col(Draft.user_id) == bindparam("user_id"), col(Draft.form) == bindparam("form")
+)
 _TABLE = table_of(Draft)
+_DROP = delete(_TABLE).where(_TABLE.c.user_id == bindparam("user_id"), _TABLE.c.form == bindparam("form"))
 _SAVE = (
     update(_TABLE)
     .where(_TABLE.c.id == bindparam("draft_id"), _TABLE.c.version == bindparam("read_version"))
@@ -47,6 +45,11 @@ def drafts_of(s: Session, user_id: int) -> list[Draft]:
     return list(s.exec(_DRAFTS_OF, params={"user_id": user_id}))
 
 
+def get_draft(s: Session, user_id: int, form: str) -> Draft | None:
+    """The user's draft of `form`, if any."""
+    return s.exec(_DRAFT_OF_FORM, params={"user_id": user_id, "form": form}).first()
+
+
 def draft_by_id(s: Session, draft_id: int) -> Draft | None:
     """The draft with this id, if it is still there."""
     return s.exec(_DRAFT, params={"draft_id": draft_id}).first()
@@ -55,21 +58,23 @@ def draft_by_id(s: Session, draft_id: int) -> Draft | None:
 def start_draft(
     s: Session, user_id: int, form: str, step: str, now: datetime, answers: dict[str, Any]
 ) -> Draft:
-    """A new draft of `form`, replacing any older one."""
-    s.execute(delete(Draft).where(col(Draft.user_id) == user_id, col(Draft.form) == form))
-    draft = Draft(
-        user_id=user_id,
-        form=form,
-        step=step,
-        mode=DraftMode.FILL,
-        answers=answers,
-        token=secrets.token_hex(16),
-        version=1,
-        created_at=now,
-        updated_at=now,
-    )
-    s.add(draft)
-    s.flush()
+    """A new draft of `form`, replacing any older one (its answers as the JSON column gives them back).
+    StaleDraft when another transaction made one meanwhile (the unique user and form)."""
+    s.execute(_DROP, {"user_id": user_id, "form": form})
+    values = {
+        "user_id": user_id,
+        "form": form,
+        "step": step,
+        "mode": DraftMode.FILL,
+        "answers": answers,
+        "token": secrets.token_hex(16),
+        "version": 1,
+        "created_at": now,
+        "updated_at": now,
+    }
+    draft = insert_entity(s, Draft, values)
+    if draft is None:
+        raise StaleDraft(f"a draft of {form} was started meanwhile for user {user_id}")
     return draft
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -134,6 +135,84 @@ def test_a_submission_and_its_incident_are_made_once_and_read_back_whole(either_
     with db.session() as s:
         assert s.exec(select(func.count()).select_from(Submission)).one() == 1
         assert s.exec(select(func.count()).select_from(Incident)).one() == 1
+
+
+def test_a_new_draft_replaces_the_older_one_and_comes_back_as_stored(either_db: Database) -> None:
+    """Starting a form drops the user's older draft of it and inserts the new one in one round trip
+    each; the draft comes back with its id, version 1, a fresh token and the answers as stored."""
+    db = either_db
+    now = datetime(2026, 11, 10, 8, 0, tzinfo=UTC)
+    with db.session() as s:
+        seed_demo(s, now)
+        user = q.get_user(s, "console", "principal")
+        assert user is not None and user.id is not None
+        uid = user.id
+        first_token = q.start_draft(s, uid, "incident", "what", now, {"what": "Tin sai"}).token
+        again = q.start_draft(s, uid, "incident", "when", now, {"n": (1, 2)})
+        other = q.start_draft(s, uid, "article", "theme", now, {})
+    assert again.id is not None  # SQLite may give the dropped draft's id again
+    assert (again.step, again.mode, again.version, again.answers) == ("when", "fill", 1, {"n": [1, 2]})
+    assert len(again.token) == 32 and again.token != first_token
+    with db.session() as s:
+        assert q.get_draft(s, uid, "incident") is not None
+        assert [d.id for d in q.drafts_of(s, uid)] == sorted([again.id, other.id or 0], reverse=True)
+
+
+def test_on_postgresql_a_form_started_twice_at_once_keeps_the_first_and_says_stale(pg_url: str) -> None:
+    """Two transactions start the same user's form at once: the second waits for the first's row and
+    then finds it made (StaleDraft, which the form engine answers as a stale button), not a unique
+    constraint's error; the first one's draft stands."""
+    db = Database(pg_url)
+    now = datetime(2026, 11, 10, 8, 0, tzinfo=UTC)
+    try:
+        with db.session() as s:
+            seed_demo(s, now)
+            user = q.get_user(s, "console", "principal")
+            assert user is not None and user.id is not None
+            uid = user.id
+        failed: list[BaseException] = []
+        waiting = threading.Event()
+
+        def second() -> None:
+            try:
+                with db.session() as s:
+                    waiting.set()
+                    q.start_draft(s, uid, "incident", "when", now, {"by": "second"})
+            except BaseException as exc:  # what it raised is the point
+                failed.append(exc)
+
+        with db.session() as s:
+            mine = q.start_draft(s, uid, "incident", "what", now, {"by": "first"})
+            other = threading.Thread(target=second)
+            other.start()
+            waiting.wait(5)
+            blocked = _wait_for_lock_wait(db)
+        other.join(10)
+        assert blocked, "the second transaction never waited on the first's row"
+        assert [type(exc).__name__ for exc in failed] == ["StaleDraft"]
+        with db.session() as s:
+            stored = q.get_draft(s, uid, "incident")
+            assert stored is not None and (stored.id, stored.answers) == (mine.id, {"by": "first"})
+    finally:
+        db.dispose()
+
+
+def _wait_for_lock_wait(db: Database) -> bool:
+    """True once another backend of this database waits on a lock (up to 5 s)."""
+    probe = Database(db.url)
+    try:
+        for _ in range(100):
+            with probe.engine.connect() as conn:
+                waits = conn.exec_driver_sql(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock'"
+                ).scalar()
+            if waits:
+                return True
+            time.sleep(0.05)
+        return False
+    finally:
+        probe.dispose()
 
 
 def test_an_offices_chain_is_one_query_nearest_first_and_a_loop_ends_it(either_db: Database) -> None:
