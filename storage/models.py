@@ -130,9 +130,10 @@ class DraftMode(StrEnum):
 
 
 class Draft(SQLModel, table=True):
-    """A half-filled form, written after every step."""
+    """A half-filled form, written after every step. Its id is never given again, on SQLite too
+    (AUTOINCREMENT): a button of a dropped draft must not act on a new one."""
 
-    __table_args__ = (UniqueConstraint("user_id", "form"),)
+    __table_args__ = (UniqueConstraint("user_id", "form"), {"sqlite_autoincrement": True})
 
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(foreign_key="user.id", index=True)

@@ -199,3 +199,23 @@ async def test_continue_from_drafts_makes_that_draft_the_one_answered(demo, chat
     await chat.send(f"/file {files['wide']}")  # goes to the article, not to the incident
     assert article(demo).answers["photo_wide"]["width"] == 2000
     assert "when" not in draft_of(demo, "principal", "incident").answers
+
+
+async def test_a_button_of_a_cancelled_form_does_not_act_on_the_next_one(demo, chat_as) -> None:
+    """A form's buttons name their draft by id and version: the next draft never gets a cancelled
+    one's id (SQLite gave it again), so a button left on the old screen finds its draft gone."""
+    chat = chat_as("principal")
+    await chat.send("/article")
+    old = chat.value_of("Gương người tốt")  # the article's first screen: its draft at version 1
+    await cancel(chat)
+    await chat.send("/incident")
+    before = draft_of(demo, "principal", "incident")
+    assert before is not None and before.version == 1
+    from handlers.types import Incoming, Kind
+
+    stale = await demo.dispatcher.handle(
+        Incoming("console", "principal", "principal", Kind.CHOICE, choice=old, update_id="stale")
+    )
+    assert stale[0].text == "Nút này không còn dùng được."
+    after = draft_of(demo, "principal", "incident")
+    assert (after.id, after.version, after.answers) == (before.id, 1, before.answers)
