@@ -148,7 +148,10 @@ class Draft(SQLModel, table=True):
 
 
 class CancelledDraft(SQLModel, table=True):
-    """A draft its writer cancelled, kept for a day so that /drafts can bring it back."""
+    """A draft its writer cancelled, kept for a day so that /drafts can bring it back. Its id is never
+    given again (AUTOINCREMENT on SQLite): an old restore button must not bring back another one."""
+
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(foreign_key="user.id", index=True)

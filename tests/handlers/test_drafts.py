@@ -219,3 +219,28 @@ async def test_a_button_of_a_cancelled_form_does_not_act_on_the_next_one(demo, c
     assert stale[0].text == "Nút này không còn dùng được."
     after = draft_of(demo, "principal", "incident")
     assert (after.id, after.version, after.answers) == (before.id, 1, before.answers)
+
+
+async def test_an_old_restore_button_does_not_bring_back_another_cancelled_draft(
+    demo, chat_as, files
+) -> None:
+    """A "Khôi phục" button names its cancelled draft by id: once that one is restored, the button
+    finds it gone, though another draft was cancelled since (SQLite gave its id again before)."""
+    chat = chat_as("principal")
+    await write_article(chat, files, stop_before="photo_wide")
+    await cancel(chat)
+    await chat.send("/drafts")
+    restore = chat.value_of("Khôi phục")
+    await chat.press("Khôi phục")
+    await chat.send("/incident")
+    await chat.send("Tin đồn sai sự thật về nhà trường")
+    await cancel(chat)  # the article was restored; now the incident is the one kept
+    from handlers.types import Incoming, Kind
+
+    old = await demo.dispatcher.handle(
+        Incoming("console", "principal", "principal", Kind.CHOICE, choice=restore, update_id="old")
+    )
+    assert "không còn khôi phục được" in old[0].text
+    assert draft_of(demo, "principal", "incident") is None
+    with demo.db.session() as s:
+        assert [k.form for k in s.exec(select(CancelledDraft)).all()] == ["incident"]

@@ -131,9 +131,9 @@ def test_upgrading_a_database_with_data_keeps_it_and_downgrade_works(tmp_path) -
 
 
 def test_the_drafts_move_to_a_table_that_never_gives_an_id_again(tmp_path) -> None:
-    """0018 rebuilds SQLite's draft table with AUTOINCREMENT: the drafts written before stay whole,
-    with their unique (user, form), their index and their user's foreign key; a dropped draft's id
-    is not given to the next one."""
+    """0018 rebuilds SQLite's draft and cancelled draft tables with AUTOINCREMENT: the drafts written
+    before stay whole, with their unique (user, form), their index and their user's foreign key; a
+    dropped draft's id is not given to the next one."""
     db = Database(f"sqlite:///{tmp_path / 'd.db'}")
     migrate.upgrade(db, "0017")
     now = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
@@ -149,6 +149,10 @@ def test_the_drafts_move_to_a_table_that_never_gives_an_id_again(tmp_path) -> No
         indexes = conn.execute(text("SELECT name FROM sqlite_master WHERE tbl_name = 'draft'")).scalars()
         assert "AUTOINCREMENT" in str(table) and "UNIQUE (user_id, form)" in str(table)
         assert "REFERENCES user (id)" in str(table) and "ix_draft_user_id" in set(indexes)
+        kept_table = conn.execute(
+            text("SELECT sql FROM sqlite_master WHERE name = 'cancelleddraft'")
+        ).scalar()
+        assert "AUTOINCREMENT" in str(kept_table) and "REFERENCES user (id)" in str(kept_table)
     with db.session() as s:
         read = q.get_draft(s, uid, "article")
         assert read is not None and (read.id, read.answers) == (kept.id, {"title": "Ngày hội đọc sách"})
