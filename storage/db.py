@@ -529,10 +529,9 @@ def insert_entity(session: Session, model: type[M], values: dict[str, Any]) -> M
     """INSERT ... ON CONFLICT DO NOTHING RETURNING the new row as the model's object, in the session as
     if it had been read; None when a row with its key was there already (the caller reads that one).
     One round trip where an insert and then a read of what it made took two (SQLAlchemy's ORM bulk
-    INSERT with RETURNING, of one row). An object of the same identity still in the session (a row
-    deleted in this transaction whose id SQLite gives again) takes the new row's values."""
+    INSERT with RETURNING, of one row)."""
     stmt = _insert_entity_stmt(session.get_bind().dialect.name, model)
-    return session.scalars(stmt, [values], execution_options={"populate_existing": True}).first()
+    return session.scalars(stmt, [values]).first()
 
 
 def insert_ignore(
