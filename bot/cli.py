@@ -41,7 +41,23 @@ app.add_typer(people_app, name="people")
 export_app = typer.Typer(no_args_is_help=True, help="Files for offices: the status workbook, and more.")
 app.add_typer(export_app, name="export")
 
-ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="TOML settings file.")]
+
+def existing_config(ctx: typer.Context, param: typer.CallbackParam, value: Path) -> Path:
+    """A settings file named with --config must be there: a mistyped name would otherwise run on the
+    defaults and say only that a token is missing. config.toml, the default, may be absent: the
+    environment (SCHOOLBOT_*) can carry every setting."""
+    given = ctx.get_parameter_source(param.name or "")
+    if given is not None and given.name != "DEFAULT" and not value.is_file():
+        refuse(f"{value}: no such settings file (config.example.toml shows every key)", 2)
+    return value
+
+
+ConfigOption = Annotated[
+    Path,
+    typer.Option(
+        "--config", "-c", help="TOML settings file (config.toml, if there is one).", callback=existing_config
+    ),
+]
 OfficeOption = Annotated[str, typer.Option("--office", help="Office code: its schools and those below it.")]
 MonthOption = Annotated[str | None, typer.Option("--month", help="YYYY-MM; this month if left out.")]
 UserOption = Annotated[

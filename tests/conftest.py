@@ -202,7 +202,7 @@ def _no_outside_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 class CliEnv:
-    """The real command line over a database in a test's folder (SCHOOLBOT_DATABASE_URL, no config file).
+    """The real command line over a database in a test's folder (SCHOOLBOT_DATABASE_URL, an empty config file).
 
     Given the session's `migrated` template, the database starts as a copy of it.
     """
@@ -220,4 +220,6 @@ class CliEnv:
         from bot.cli import app as cli
 
         env = {"SCHOOLBOT_DATABASE_URL": self.url, "SCHOOLBOT_MEDIA_DIR": str(self.root / "media")}
-        return CliRunner().invoke(cli, [*args, "--config", str(self.root / "none.toml")], env=env)
+        settings = self.root / "empty.toml"  # every setting from the environment
+        settings.touch()
+        return CliRunner().invoke(cli, [*args, "--config", str(settings)], env=env)

@@ -101,6 +101,32 @@ def test_the_cli_exits_with_the_message_and_no_traceback(tmp_path, caplog) -> No
     assert "TOPSECRET" not in result.output and "TOPSECRET" not in caplog.text
 
 
+@pytest.mark.parametrize(
+    "command",
+    [["run"], ["db", "upgrade"], ["demo"], ["privacy", "export", "--person", "1", "--out", "x.zip"]],
+)
+def test_a_settings_file_named_but_missing_is_refused_by_name(tmp_path, monkeypatch, command) -> None:
+    """A mistyped --config used to run on the defaults (the demo quietly, `run` saying only that no
+    channel has a token); now it names the file, exits 2 and touches nothing."""
+    monkeypatch.chdir(tmp_path)  # the defaults' database and media folder would be made here
+    missing = tmp_path / "confg.toml"
+    result = CliRunner().invoke(cli, [*command, "--config", str(missing)])
+    assert result.exit_code == 2
+    assert f"{missing}: no such settings file" in result.output
+    assert "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []  # no database, no media folder made
+
+
+def test_the_default_settings_file_may_be_absent(tmp_path, monkeypatch) -> None:
+    """Without --config, config.toml is read only if it is there: the environment can carry it all."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SCHOOLBOT_DATABASE_URL", f"sqlite:///{tmp_path / 'env.db'}")
+    result = CliRunner().invoke(cli, ["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    assert "no such settings file" not in result.output
+    assert (tmp_path / "env.db").exists()
+
+
 def test_delivery_prefer_and_the_old_zalo_deliver_to(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

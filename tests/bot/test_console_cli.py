@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from typer.testing import CliRunner
 
 from bot.cli import app as cli
+
+
+def empty(folder: Path) -> str:
+    """An empty settings file: every setting comes from the environment."""
+    path = folder / "empty.toml"
+    path.touch()
+    return str(path)
 
 
 def run(args: list[str], lines: list[str], env: dict[str, str]):
@@ -27,32 +36,32 @@ def test_demo_alert_reaches_the_officer_when_they_next_open_the_chat(tmp_path) -
         "0912 345 678",
         "1",
     ]
-    principal = run(["demo", "--config", str(tmp_path / "none.toml")], lines, env)
+    principal = run(["demo", "--config", empty(tmp_path)], lines, env)
     assert principal.exit_code == 0, principal.output
     first = principal.output.splitlines()[0]  # the demo's first words are Vietnamese, from the locale
     assert first.startswith("Bản dùng thử: đang dùng tài khoản principal.") and "you are" not in first
     assert "Bước 1/9" in principal.output and "Đã gửi báo cáo sự cố #1" in principal.output
 
-    officer = run(["demo", "--user", "officer", "--config", str(tmp_path / "none.toml")], ["1"], env)
+    officer = run(["demo", "--user", "officer", "--config", empty(tmp_path)], ["1"], env)
     assert officer.exit_code == 0, officer.output
     alert_at = officer.output.index("SỰ CỐ TRUYỀN THÔNG #1")
     assert "Rất nghiêm trọng" in officer.output
     assert officer.output.index("Đã ghi nhận") > alert_at  # "1" acknowledged the alert shown first
 
-    again = run(["chat", "--user", "officer", "--config", str(tmp_path / "none.toml")], [], env)
+    again = run(["chat", "--user", "officer", "--config", empty(tmp_path)], [], env)
     assert again.exit_code == 0 and "SỰ CỐ TRUYỀN THÔNG" not in again.output  # shown once
 
 
 def test_chat_as_an_unregistered_user_explains_registration(tmp_path) -> None:
     env = {"SCHOOLBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
-    result = run(["chat", "--user", "someone", "--config", str(tmp_path / "none.toml")], ["xin chào"], env)
+    result = run(["chat", "--user", "someone", "--config", empty(tmp_path)], ["xin chào"], env)
     assert result.exit_code == 0
     assert "chưa đăng ký" in result.output
 
 
 def test_db_upgrade_reports_the_revision(tmp_path) -> None:
     env = {"SCHOOLBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'u.db'}"}
-    result = CliRunner().invoke(cli, ["db", "upgrade", "--config", str(tmp_path / "none.toml")], env=env)
+    result = CliRunner().invoke(cli, ["db", "upgrade", "--config", empty(tmp_path)], env=env)
     from alembic.script import ScriptDirectory
 
     from storage.migrate import MIGRATIONS

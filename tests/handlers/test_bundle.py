@@ -357,6 +357,7 @@ async def test_the_bundle_from_the_command_line(demo, chat_as, files, tmp_path, 
     await approved_month(demo, chat_as, files, tmp_path)
     env = {"SCHOOLBOT_DATABASE_URL": settings.database_url, "SCHOOLBOT_MEDIA_DIR": str(settings.media_dir)}
     out = tmp_path / "tu-lieu.zip"
+    (tmp_path / "x.toml").touch()  # every setting from the environment
     config = ["--config", str(tmp_path / "x.toml")]
     args = ["export", "bundle", "--office", "PGD-DEMO", "--month", "2026-11", "--out", str(out), *config]
     result = CliRunner().invoke(cli, args, env=env)
@@ -385,6 +386,7 @@ async def test_a_reports_files_from_the_command_line(demo, chat_as, tmp_path, se
     pdf = await send_yearly_report(chat_as("principal"), tmp_path)
     env = {"SCHOOLBOT_DATABASE_URL": settings.database_url, "SCHOOLBOT_MEDIA_DIR": str(settings.media_dir)}
     out = tmp_path / "bao-cao.zip"
+    (tmp_path / "x.toml").touch()  # every setting from the environment
     args = [
         "export",
         "bundle",

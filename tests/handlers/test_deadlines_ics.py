@@ -104,7 +104,8 @@ async def test_the_office_calendar_from_the_command_line(demo, settings, tmp_pat
         "SCHOOLBOT_SCHEDULE__PAUSES": '[{"name": "Tết", "start": "2027-02-05", "end": "2027-02-14"}]',
     }
     out = tmp_path / "lich.ics"
-    config = ["--config", str(tmp_path / "none.toml")]
+    (tmp_path / "empty.toml").touch()  # every setting from the environment
+    config = ["--config", str(tmp_path / "empty.toml")]
     result = CliRunner().invoke(
         cli, ["calendar", "--office", "pgd-demo", "--out", str(out), "--year", "2026-2027", *config], env=env
     )

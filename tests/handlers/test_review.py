@@ -223,6 +223,7 @@ async def test_an_officer_invite_limited_to_levels(demo, chat_as, settings, tmp_
     from tests.conftest import Chat
 
     env = {"SCHOOLBOT_DATABASE_URL": settings.database_url}
+    (tmp_path / "x.toml").touch()  # every setting from the environment
     base = ["invites", "--office", "PGD-DEMO", "--config", str(tmp_path / "x.toml")]
     made = CliRunner().invoke(cli, [*base, "--role", "officer", "--levels", "mn"], env=env)
     assert made.exit_code == 0, made.output
