@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import col, select
 
+from handlers.calendar import FrozenClock
 from storage import migrate
 from storage.db import Database
 from storage.models import Outbox, User
@@ -91,6 +92,12 @@ async def until(condition: Callable[[], bool], what: str, timeout: float = 10.0)
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(pause)
         pause = min(0.05, pause * 1.5)
+
+
+def frozen(app: App) -> FrozenClock:
+    """The app's clock, frozen as every test builds it (conftest's `clock`), for the test to move."""
+    assert isinstance(app.clock, FrozenClock), app.clock
+    return app.clock
 
 
 def at_once(*calls: Callable[[], object]) -> None:

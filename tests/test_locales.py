@@ -6,11 +6,12 @@ import re
 import string
 import tomllib
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def keys(tree: dict, prefix: str = "") -> dict[str, str]:
+def keys(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:
     out: dict[str, str] = {}
     for k, v in tree.items():
         if isinstance(v, dict):
@@ -31,7 +32,10 @@ def test_both_locales_have_the_same_keys() -> None:
 
 def test_both_locales_use_the_same_fields_in_each_sentence() -> None:
     vi, en = load("vi"), load("en")
-    fields = lambda s: sorted(f for _, f, _, _ in string.Formatter().parse(s) if f)  # noqa: E731
+
+    def fields(s: str) -> list[str]:
+        return sorted(f for _, f, _, _ in string.Formatter().parse(s) if f)
+
     assert [k for k in vi if fields(vi[k]) != fields(en[k])] == []
 
 

@@ -44,7 +44,7 @@ TEXTS = {  # step -> what the principal types
 }
 
 
-STORED = {  # the submission's answers, whichever channel it came through
+STORED: dict[str, Any] = {  # the submission's answers, whichever channel it came through
     "period": "2026-11",
     "period_text": "Tháng 11/2026",
     "theme": "s:activity",

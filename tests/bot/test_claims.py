@@ -262,7 +262,7 @@ async def test_a_lone_update_costs_one_look_and_two_chats_updates_wake_a_second_
             looked = claims.looks
             store(db, (update_id, chat))
             claims.kick()
-            await until(lambda i=update_id: handled_ids[-1:] == [i], "the lone update handled")
+            await until(lambda: handled_ids[-1:] == [update_id], "the lone update handled")  # noqa: B023
             await asyncio.sleep(0.2)  # a place woken meanwhile would have looked by now
             assert claims.looks == looked + 1
         store(db, (3, "c"), (4, "d"))

@@ -28,7 +28,9 @@ def test_the_example_config_parses_and_matches_the_defaults() -> None:
     assert example == Settings()
 
 
-def test_environment_overrides_the_file_and_nested_keys_merge(tmp_path, monkeypatch) -> None:
+def test_environment_overrides_the_file_and_nested_keys_merge(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "c.toml"
     path.write_text('locale = "en"\n[telegram]\nbase_url = "http://127.0.0.1:9/bot"\nport = 8000\n')
     monkeypatch.setenv("SCHOOLBOT_TELEGRAM__PORT", "9001")
@@ -58,7 +60,7 @@ def test_environment_overrides_the_file_and_nested_keys_merge(tmp_path, monkeypa
         ),
     ],
 )
-def test_a_wrong_value_names_key_value_and_rule(tmp_path, content, names) -> None:
+def test_a_wrong_value_names_key_value_and_rule(tmp_path: Path, content: str, names: list[str]) -> None:
     path = tmp_path / "c.toml"
     path.write_text(content)
     with pytest.raises(ConfigError) as caught:
@@ -67,7 +69,7 @@ def test_a_wrong_value_names_key_value_and_rule(tmp_path, content, names) -> Non
         assert name in str(caught.value)
 
 
-def test_secrets_never_appear_in_errors_or_reprs(tmp_path, monkeypatch) -> None:
+def test_secrets_never_appear_in_errors_or_reprs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SCHOOLBOT_TELEGRAM__TOKEN", "999:SUPERSECRET")
     monkeypatch.setenv("SCHOOLBOT_TELEGRAM__PORT", "not-a-port")
     with pytest.raises(ConfigError) as caught:
@@ -83,14 +85,16 @@ def test_secrets_never_appear_in_errors_or_reprs(tmp_path, monkeypatch) -> None:
     assert "SUPERSECRET" not in repr(s) and "SUPERSECRET" not in str(s.model_dump())
 
 
-def test_broken_toml_is_reported_with_the_file(tmp_path) -> None:
+def test_broken_toml_is_reported_with_the_file(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
     path.write_text("locale = ")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_settings(path)
 
 
-def test_the_cli_exits_with_the_message_and_no_traceback(tmp_path, caplog) -> None:
+def test_the_cli_exits_with_the_message_and_no_traceback(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     path = tmp_path / "c.toml"
     path.write_text('[telegram]\ntoken = "42:TOPSECRET"\nport = "abc"\n')
     with caplog.at_level(logging.DEBUG):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from bot.cli import app as cli
 
@@ -16,11 +16,11 @@ def empty(folder: Path) -> str:
     return str(path)
 
 
-def run(args: list[str], lines: list[str], env: dict[str, str]):
+def run(args: list[str], lines: list[str], env: dict[str, str]) -> Result:
     return CliRunner().invoke(cli, args, input="\n".join(lines) + "\n", env=env)
 
 
-def test_demo_alert_reaches_the_officer_when_they_next_open_the_chat(tmp_path) -> None:
+def test_demo_alert_reaches_the_officer_when_they_next_open_the_chat(tmp_path: Path) -> None:
     env = {"SCHOOLBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'demo.db'}"}
     lines = [
         "/incident",
@@ -52,14 +52,14 @@ def test_demo_alert_reaches_the_officer_when_they_next_open_the_chat(tmp_path) -
     assert again.exit_code == 0 and "SỰ CỐ TRUYỀN THÔNG" not in again.output  # shown once
 
 
-def test_chat_as_an_unregistered_user_explains_registration(tmp_path) -> None:
+def test_chat_as_an_unregistered_user_explains_registration(tmp_path: Path) -> None:
     env = {"SCHOOLBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
     result = run(["chat", "--user", "someone", "--config", empty(tmp_path)], ["xin chào"], env)
     assert result.exit_code == 0
     assert "chưa đăng ký" in result.output
 
 
-def test_db_upgrade_reports_the_revision(tmp_path) -> None:
+def test_db_upgrade_reports_the_revision(tmp_path: Path) -> None:
     env = {"SCHOOLBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'u.db'}"}
     result = CliRunner().invoke(cli, ["db", "upgrade", "--config", empty(tmp_path)], env=env)
     from alembic.script import ScriptDirectory

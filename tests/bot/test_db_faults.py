@@ -80,6 +80,7 @@ async def test_postgres_dropping_the_bots_connections_under_load_loses_nothing(
     again, and every message is answered, with no apology."""
     rounds = 3
     database = make_url(pg_url).database
+    assert database is not None
     with open_app(settings_for(tmp_path, api, pg_url), FrozenClock(CLOCK), upgrade=False) as app:
         principals = add_principals(app, PEOPLE, [(None, None)], first=7900)
         people = [TgUser(int(u.chat_id), f"Hiệu trưởng {u.chat_id}") for u in principals]

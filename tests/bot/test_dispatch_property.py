@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Callable
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bot.app import App
 from handlers.forms.steps import MAX_TEXT
 from handlers.types import Incoming, Kind, Media
+from tests.conftest import Chat
 from tests.handlers.helpers import snapshot
 
 GENERIC = "Xin lỗi, đã có lỗi"
@@ -59,7 +62,9 @@ def is_valid_text(msg: Incoming) -> bool:
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(batch=st.lists(updates, min_size=1, max_size=6))
-def test_no_input_crashes_and_drafts_change_only_through_valid_answers(demo, chat_as, batch) -> None:
+def test_no_input_crashes_and_drafts_change_only_through_valid_answers(
+    demo: App, chat_as: Callable[[str], Chat], batch: list[Incoming]
+) -> None:
     chat = chat_as("principal")
 
     async def scenario() -> None:

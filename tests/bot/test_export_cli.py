@@ -44,9 +44,11 @@ def env_fixture(tmp_path: Path, migrated: Path) -> Env:
         with db.session() as s:
             for code, late in (("MN-HOABAN", False), ("THCS-PUNHI", None)):
                 school = q.school_by_code(s, code)
+                assert school is not None
                 user = add_principal(s, school, code, joined)
                 if late is None:
                     continue
+                assert school.id is not None and user.id is not None
                 s.add(
                     Submission(
                         kind="article",

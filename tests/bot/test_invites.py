@@ -18,7 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 from typer.testing import CliRunner
 
 from bot.cli import app
@@ -67,7 +67,7 @@ class Env:
         db = Database(self.db_url)
         try:
             with db.session() as s:
-                rows = list(s.exec(select(Invite).order_by(Invite.id)))
+                rows = list(s.exec(select(Invite).order_by(col(Invite.id))))
                 for row in rows:
                     s.expunge(row)
             return rows

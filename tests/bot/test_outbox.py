@@ -30,7 +30,7 @@ from storage import queries as q
 from storage.errors import Blocked, ChannelError, RetryAfter
 from storage.models import Inbox, Incident, User
 from tests.storage.test_holders import dead_owner
-from tests.support import add_principals, at_once, outbox_statuses, until
+from tests.support import add_principals, at_once, frozen, outbox_statuses, until
 from tests.support import outbox_rows as rows
 
 FAST = {
@@ -369,7 +369,8 @@ async def test_a_user_who_blocked_the_bot_is_marked_and_never_tried_again(fast: 
     assert channel(fast).texts_to(blocked.chat_id) == []
     assert [c for c, _ in channel(fast).tried].count(blocked.chat_id) == 1
     with fast.db.session() as s:
-        assert s.get(User, blocked.id).blocked
+        user = s.get(User, blocked.id)
+        assert user is not None and user.blocked
         kept = s.exec(select(Inbox).where(Inbox.user_id == blocked.id)).all()
     # The reminder that met 403 is not kept for later; the alert stopped behind it is (nothing lost).
     assert [k.payload["text"] for k in kept] == ["SỰ CỐ"]
@@ -398,8 +399,9 @@ async def test_a_chat_that_no_longer_exists_is_dead_and_the_others_still_go(fast
     gone, bad = rows(fast, chat_id=users[0].chat_id)[0], rows(fast, chat_id=users[1].chat_id)[0]
     assert "chat not found" in gone.last_error.lower() and "too long" in bad.last_error.lower()
     with fast.db.session() as s:
-        assert s.get(User, users[0].id).blocked  # unreachable: the next sweeps skip them
-        assert not s.get(User, users[1].id).blocked  # only that message was wrong
+        unreachable, wrong = s.get(User, users[0].id), s.get(User, users[1].id)
+        assert unreachable is not None and unreachable.blocked  # unreachable: the next sweeps skip them
+        assert wrong is not None and not wrong.blocked  # only that message was wrong
 
 
 async def test_5xx_and_time_outs_for_a_while_lose_nothing(fast: App) -> None:
@@ -416,7 +418,7 @@ async def test_5xx_and_time_outs_for_a_while_lose_nothing(fast: App) -> None:
     for _ in range(40):  # time passes; the backoff ends
         if outbox_statuses(fast).get("sent") == 6:
             break
-        fast.clock.advance(minutes=10)
+        frozen(fast).advance(minutes=10)
         fast.outbox.poke()
         await asyncio.sleep(0.05)
     await until(lambda: outbox_statuses(fast) == {"sent": 6}, "every row sent")
@@ -434,13 +436,13 @@ async def test_after_max_attempts_a_row_is_dead_and_an_operator_can_requeue_it(f
     for _ in range(40):
         if rows(fast)[0].status == "dead":
             break
-        fast.clock.advance(hours=1)
+        frozen(fast).advance(hours=1)
         fast.outbox.poke()
         await asyncio.sleep(0.02)
     assert rows(fast)[0].status == "dead" and rows(fast)[0].attempts == 4
     # The operator requeues it on a working morning: how many hours the retries took depends on the
     # machine's speed, and a row requeued in the night would wait for the morning (quiet hours).
-    fast.clock.set(datetime(2026, 11, 20, 9, 0))
+    frozen(fast).set(datetime(2026, 11, 20, 9, 0))
     with fast.db.session() as s:
         assert q.requeue_dead(s, fast.clock.now()) == 1
     fast.outbox.poke()
@@ -449,7 +451,7 @@ async def test_after_max_attempts_a_row_is_dead_and_an_operator_can_requeue_it(f
 
 
 async def test_quiet_hours_hold_the_bulk_but_not_alerts(fast: App) -> None:
-    fast.clock.set(datetime(2026, 11, 10, 21, 0))
+    frozen(fast).set(datetime(2026, 11, 10, 21, 0))
     users = tg_users(fast, 3)
     enqueue(fast, users[:2])
     ids = fast.outbox.enqueue_direct("telegram:5", {users[2].id or 0: [Reply("SỰ CỐ đêm")]})
@@ -458,7 +460,7 @@ async def test_quiet_hours_hold_the_bulk_but_not_alerts(fast: App) -> None:
     await until(lambda: channel(fast).texts_to(users[2].chat_id) == ["SỰ CỐ đêm"], "the alert at night")
     await asyncio.sleep(0.1)
     assert len(channel(fast).got) == 1
-    fast.clock.set(datetime(2026, 11, 11, 7, 0))
+    frozen(fast).set(datetime(2026, 11, 11, 7, 0))
     fast.outbox.poke()
     await until(lambda: len(channel(fast).got) == 3, "the morning")
     await fast.outbox.stop_sender()
@@ -480,9 +482,9 @@ async def test_a_killed_sender_loses_nothing_and_duplicates_at_most_what_was_in_
     assert {r.chat_id for r in claimed} >= stuck
     channel(fast).hang.clear()
     # A new process: its janitor takes back nothing until the dead sender's lease has run out.
-    fast.clock.advance(seconds=FAST["lease_seconds"] - 1)
+    frozen(fast).advance(seconds=FAST["lease_seconds"] - 1)
     assert fast.outbox.janitor() == 0
-    fast.clock.advance(seconds=2)
+    frozen(fast).advance(seconds=2)
     assert fast.outbox.janitor() >= 2
     fast.outbox.start_sender("second")
     await until(lambda: outbox_statuses(fast) == {"sent": 40}, "every row sent")
@@ -565,10 +567,10 @@ async def test_an_alert_goes_at_once_from_a_process_that_does_not_hold_the_lease
     await until(lambda: outbox_statuses(fast) == {"pending": 3, "sent": 1}, "the alert's row written")
     await until(lambda: not sender.aside, "the send beside the loop to end")
     assert sender_lease_owner(fast) == "web-2-elsewhere"
-    fast.clock.advance(seconds=fast.outbox.config.sender_lease_seconds - 1)
+    frozen(fast).advance(seconds=fast.outbox.config.sender_lease_seconds - 1)
     await asyncio.sleep(0.1)
     assert not sender.holding and outbox_statuses(fast)["pending"] == 3  # the holder's lease still runs
-    fast.clock.advance(seconds=2)
+    frozen(fast).advance(seconds=2)
     await until(lambda: outbox_statuses(fast) == {"sent": 4}, "the wave, once the short lease ran out")
     assert sender_lease_owner(fast) == sender.name
     await fast.outbox.stop_sender()

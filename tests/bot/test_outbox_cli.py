@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.demo import seed_demo
 from storage import migrate
@@ -87,10 +87,12 @@ def test_a_real_sweep_then_the_outbox_view(env: Env) -> None:
     with open_app(settings, FrozenClock(datetime(2026, 11, 16, 8, 0))) as app:
         reminders.sweep(app.db, app.clock, settings, app.catalog)
         with app.db.session() as s:
-            [first, second] = list(s.exec(select(Outbox).order_by(Outbox.id)))
+            [first, second] = list(s.exec(select(Outbox).order_by(col(Outbox.id))))
             q.outbox_sent(s, first.id or 0, app.clock.now())
-            s.get(Outbox, second.id).status = "dead"
-            s.get(Outbox, second.id).last_error = "ChannelError: BadRequest: Chat not found"
+            dead = s.get(Outbox, second.id)
+            assert dead is not None
+            dead.status = "dead"
+            dead.last_error = "ChannelError: BadRequest: Chat not found"
     view = env.cli("outbox")
     assert view.exit_code == 0, view.output
     assert "dead       article-late              1" in view.stdout

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
 from storage import queries as q
 from storage.db import Database
@@ -25,7 +25,7 @@ class Env(CliEnv):
         db = Database(self.url)
         try:
             with db.session() as s:
-                return [(t.period, t.theme) for t in s.exec(select(PlanTheme).order_by(PlanTheme.id))]
+                return [(t.period, t.theme) for t in s.exec(select(PlanTheme).order_by(col(PlanTheme.id)))]
         finally:
             db.dispose()
 

@@ -129,7 +129,10 @@ async def test_posts_arriving_together_are_stored_together_and_each_answered_aft
         assert demo.db.writer is not None and demo.db.writer.acquire(timeout=5)
         try:
             posts = [asyncio.ensure_future(client.post(hook, json=u, headers=headers)) for u in updates]
-            arrived = lambda: len(app.dispatcher._in_hand) + len(app.dispatcher._arriving)  # noqa: E731
+
+            def arrived() -> int:
+                return len(app.dispatcher._in_hand) + len(app.dispatcher._arriving)
+
             await until(lambda: arrived() == 20, "twenty POSTs at the store")
             first = len(app.dispatcher._in_hand)  # being written (held here), if begun; the rest wait
             assert not any(p.done() for p in posts)

@@ -44,6 +44,9 @@ class LoopbackChannel:
     async def send_to_user(self, user: User, replies: list[Reply]) -> None:
         self.sent.append((user.external_id, replies))
 
+    async def stop_taking(self) -> None:
+        self.running = False
+
     async def fetch(self, media: Media) -> bytes:
         return media.file_id.encode()
 
@@ -66,7 +69,8 @@ async def test_attached_registers_the_channel_while_it_runs(app: App) -> None:
         assert d.senders["loopback"] == channel.send_to_user
         assert d.fetchers["loopback"] == channel.fetch
         ctx = d.context(
-            Incoming("loopback", "u1", "u1", Kind.TEXT), User(channel="loopback", external_id="u1")
+            Incoming("loopback", "u1", "u1", Kind.TEXT),
+            User(channel="loopback", external_id="u1", chat_id="u1"),
         )
         assert ctx.upload_limit == 1234 and ctx.fetch == channel.fetch
 
@@ -94,7 +98,7 @@ async def test_a_channel_that_stops_on_its_own_loses_its_sender(app: App) -> Non
 
 async def test_a_channel_without_a_limit_lets_any_size_through(app: App) -> None:
     ctx = app.dispatcher.context(
-        Incoming("console", "c1", "c1", Kind.TEXT), User(channel="console", external_id="c1")
+        Incoming("console", "c1", "c1", Kind.TEXT), User(channel="console", external_id="c1", chat_id="c1")
     )
     assert ctx.upload_limit is None
 

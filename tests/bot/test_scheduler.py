@@ -14,7 +14,7 @@ from handlers.calendar import FrozenClock
 from storage import queries as q
 from storage.models import Outbox
 from tests.handlers.helpers import inbox_texts
-from tests.support import until
+from tests.support import frozen, until
 
 
 def rows(app: App) -> list[Outbox]:
@@ -28,19 +28,22 @@ def another(app: App, owner: str) -> Clockwork:
 
 
 async def test_start_catches_up_with_only_the_latest_step_and_the_sender_delivers_it(demo: App) -> None:
-    demo.clock.set(datetime(2026, 11, 14, 10, 30))  # type: ignore[attr-defined]  # down since the 9th
+    frozen(demo).set(datetime(2026, 11, 14, 10, 30))  # down since the 9th
     clockwork = demo.clockwork
     await clockwork.start()
     try:
         await until(lambda: [r.status for r in rows(demo)] == ["sent"], "the catch-up reminder to be sent")
         assert [(r.kind, r.step) for r in rows(demo)] == [("article-remind", "d1")]
         assert "còn 1 ngày" in inbox_texts(demo, "principal")[0]  # a console user: kept for their next chat
-        sweep = clockwork.scheduler.get_job(SWEEP_JOB)
+        scheduler = clockwork.scheduler
+        assert scheduler is not None
+        sweep = scheduler.get_job(SWEEP_JOB)
         assert isinstance(sweep.trigger, IntervalTrigger)
         assert sweep.trigger.interval.total_seconds() == demo.settings.schedule.sweep_minutes * 60
-        assert clockwork.scheduler.get_job(PRUNE_JOB) is not None
+        assert scheduler.get_job(PRUNE_JOB) is not None
         assert clockwork.holding and demo.outbox.sender is not None and demo.outbox.sender.running
-        assert (await clockwork.tick()).created == 0  # the next tick: nothing new
+        report = await clockwork.tick()
+        assert report is not None and report.created == 0  # the next tick: nothing new
     finally:
         await clockwork.stop()
     assert clockwork.scheduler is None and demo.outbox.sender is None
@@ -49,23 +52,25 @@ async def test_start_catches_up_with_only_the_latest_step_and_the_sender_deliver
 
 
 async def test_only_one_worker_sweeps_and_another_takes_over_when_it_stops(demo: App) -> None:
-    demo.clock.set(datetime(2026, 11, 10, 8, 0))  # type: ignore[attr-defined]
+    frozen(demo).set(datetime(2026, 11, 10, 8, 0))
     first, second = another(demo, "worker-1"), another(demo, "worker-2")
-    assert (await first.tick()).created == 1
+    report = await first.tick()
+    assert report is not None and report.created == 1
     assert await second.tick() is None
     await first.stop()  # a clean stop drops the lease
-    demo.clock.set(datetime(2026, 11, 13, 8, 0))  # type: ignore[attr-defined]
-    assert (await second.tick()).created == 1
+    frozen(demo).set(datetime(2026, 11, 13, 8, 0))
+    report = await second.tick()
+    assert report is not None and report.created == 1
     assert await first.tick() is None
 
 
 async def test_a_dead_workers_lease_is_taken_over_once_it_runs_out(demo: App) -> None:
-    demo.clock.set(datetime(2026, 11, 10, 8, 0))  # type: ignore[attr-defined]
+    frozen(demo).set(datetime(2026, 11, 10, 8, 0))
     first, second = another(demo, "worker-1"), another(demo, "worker-2")
     assert await first.tick() is not None  # then it dies without a word
-    demo.clock.advance(seconds=first.lease_span.total_seconds() - 1)  # type: ignore[attr-defined]
+    frozen(demo).advance(seconds=first.lease_span.total_seconds() - 1)
     assert await second.tick() is None
-    demo.clock.advance(seconds=2)  # type: ignore[attr-defined]
+    frozen(demo).advance(seconds=2)
     assert await second.tick() is not None
 
 

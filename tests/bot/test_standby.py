@@ -309,7 +309,9 @@ async def test_zalo_at_its_start_sends_the_replies_a_dead_process_left_before_th
         with open_app(settings, FrozenClock(CLOCK)) as app:
             now = app.clock.now()
             living = holders.new_owner()
-            dead = living.replace(f":{holders.parse(living).pid}:", ":4194999:", 1)
+            parsed = holders.parse(living)
+            assert parsed is not None
+            dead = living.replace(f":{parsed.pid}:", ":4194999:", 1)
             later = text_event(person, "/whoami")
             with app.db.session() as s:
                 user = User(channel="zalo", external_id=person.id, chat_id=person.id, created_at=now)
@@ -337,7 +339,9 @@ def test_the_sender_rescues_the_standby_rows_of_dead_processes_only(app: App) ->
     now = app.clock.now()
     expired, fresh = now - timedelta(seconds=30), now + timedelta(seconds=30)
     living = holders.new_owner()  # this very process, under another name
-    dead = living.replace(f":{holders.parse(living).pid}:", ":4194999:", 1)  # past the kernel's pid_max
+    parsed = holders.parse(living)
+    assert parsed is not None
+    dead = living.replace(f":{parsed.pid}:", ":4194999:", 1)  # past the kernel's pid_max
     assert holders.gone(dead) and not holders.gone(living)
     owners = {
         "dead here": (dead, fresh),

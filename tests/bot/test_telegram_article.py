@@ -17,7 +17,7 @@ from tests.bot.test_telegram import (  # noqa: F401
     settings_fixture,
     tg_fixture,
 )
-from tests.fakes.telegram_api import callback_update, edited_update, message_update, text_update
+from tests.fakes.telegram_api import FakeBotAPI, callback_update, edited_update, message_update, text_update
 from tests.media.samples import jpeg
 from tests.support import until
 
@@ -25,7 +25,7 @@ _counter = iter(range(1, 10_000))
 
 
 def document(
-    api, content: bytes, name: str = "anh.jpg", mime: str = "image/jpeg", **extra: Any
+    api: FakeBotAPI, content: bytes, name: str = "anh.jpg", mime: str = "image/jpeg", **extra: Any
 ) -> dict[str, Any]:
     """A file the fake can serve, as a message's `document`."""
     n = next(_counter)
@@ -41,7 +41,7 @@ def document(
     }
 
 
-def photo_sizes(api, content: bytes, width: int, height: int) -> list[dict[str, Any]]:
+def photo_sizes(api: FakeBotAPI, content: bytes, width: int, height: int) -> list[dict[str, Any]]:
     """A photo as Telegram sends it: a thumbnail and the largest size."""
     n = next(_counter)
     api.add_file(f"PH{n}", content, f"photos/{n}.jpg")

@@ -13,6 +13,7 @@ from tests.bot.test_telegram import PRINCIPAL, Tg, api_fixture, settings_fixture
 from tests.bot.test_telegram_article import document, photo_sizes, texts
 from tests.fakes.telegram_api import message_update
 from tests.media.samples import jpeg
+from tests.support import frozen
 
 
 async def test_a_teacher_nominated_with_photos_over_telegram(tg: Tg) -> None:
@@ -41,7 +42,7 @@ async def test_a_teacher_nominated_with_photos_over_telegram(tg: Tg) -> None:
 
 
 async def test_a_late_report_with_a_docx_over_telegram(tg: Tg) -> None:
-    tg.app.clock.set(datetime(2027, 6, 25, 9))
+    frozen(tg.app).set(datetime(2027, 6, 25, 9))
     await tg.register(PRINCIPAL, "principal", school="THCS-PUNHI")
     await tg.send(PRINCIPAL, "/report")
     await tg.press(PRINCIPAL, tg.button(PRINCIPAL, "Báo cáo 6 tháng"))

@@ -4,6 +4,7 @@ school's draft to published by the officer's buttons, and /find works without ac
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from bot.channels.telegram.wire import MAX_TEXT
 from tests.bot.test_telegram import DISTRICT_OFFICER, Tg, api_fixture, settings_fixture, tg_fixture  # noqa: F401
@@ -13,7 +14,7 @@ from tests.handlers.article_helpers import photo_files
 from tests.handlers.test_vetting import LINK, paragraphs, send_article, text_of
 
 
-def calls_to_chat(tg: Tg, since: int) -> list[tuple[str, dict]]:
+def calls_to_chat(tg: Tg, since: int) -> list[tuple[str, dict[str, Any]]]:
     """The bot's successful sends to the officer's chat after call number `since`, in order."""
     return [
         (c.method, c.params)

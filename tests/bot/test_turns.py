@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from bot.channels.turns import ChatTurns, Turns
 
@@ -12,7 +13,7 @@ async def test_one_chat_in_order_other_chats_alongside() -> None:
     log: list[str] = []
     gate = asyncio.Event()
 
-    def job(name: str, wait: bool = False):
+    def job(name: str, wait: bool = False) -> Callable[[], Awaitable[None]]:
         async def work() -> None:
             log.append(f"{name} starts")
             if wait:

@@ -321,7 +321,7 @@ def test_every_database_connection_dropped_under_load_loses_nothing(
         total = len(load.keys())
         terminated = 0
         for share in (4, 2, 4 / 3):
-            wait_for(lambda s=share: load.replies() >= total / s, "part of the replies", workers[0])  # type: ignore[misc]
+            wait_for(lambda s=share: load.replies() >= total / s, "part of the replies", workers[0])
             terminated += drop_connections(name)
         load.join()
         wait_for(lambda: settled(db, load.keys()), "every update handled", workers[0], WAIT)

@@ -83,7 +83,7 @@ from tests.fakes.zalo_api import (
 )
 from tests.handlers.article_helpers import photo_files, write_article
 from tests.media.samples import jpeg
-from tests.support import outbox_rows, until
+from tests.support import frozen, outbox_rows, until
 
 PRINCIPAL = ZaloUser("a1b2c3d4e5f600000001", "Lò Thị Lan")
 OFFICER = ZaloUser("a1b2c3d4e5f600000002", "Nguyễn Văn Minh")
@@ -174,7 +174,7 @@ class Zl:
     def number(self, user: ZaloUser, label: str) -> str:
         """The number shown in front of a choice in the latest message to `user` that has numbers."""
         for text in reversed(self.api.texts_to(user.id)):
-            lines = NUMBERED.findall(text)
+            lines: list[tuple[str, str]] = NUMBERED.findall(text)
             if not lines:
                 continue
             exact = [n for n, shown in lines if label_key(shown) == label_key(label)]
@@ -854,7 +854,7 @@ async def test_alerts_wait_as_deferred_rows_once_the_monthly_budget_is_spent(
     december = datetime(2026, 12, 1, tzinfo=zl.app.clock.tz)
     assert raised.value.retry_after == (december - zl.app.clock.now()).total_seconds()
 
-    zl.app.clock.advance(days=25)  # December: a new budget
+    frozen(zl.app).advance(days=25)  # December: a new budget
     await zl.channel.send_to_user(officer, [Reply.from_payload(row.payload)])
 
     assert "  1. " + zl.t("btn.ack") + "\n" in zl.api.texts_to(OFFICER.id)[-1]
@@ -1070,6 +1070,7 @@ def test_what_is_not_answered() -> None:
     group["message"]["chat"] = {"id": "g1", "chat_type": "GROUP"}
     from_bot = text_event(PRINCIPAL, "chào")
     from_bot["message"]["from"]["is_bot"] = True
+    update: dict[str, Any]
     for update in (
         group,
         from_bot,

@@ -258,6 +258,8 @@ class _State:
 class FakeBotAPI(LoopbackServer):
     """The fake server; `start()`/`stop()` or use it as a context manager."""
 
+    _state: _State
+
     def __init__(
         self,
         token: str = TOKEN,

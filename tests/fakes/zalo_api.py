@@ -147,6 +147,8 @@ class FakeZaloAPI(LoopbackServer):
     (False: the idle 408 body carries no `error_code`, as one project measured).
     """
 
+    _state: _State
+
     def __init__(self, token: str = TOKEN) -> None:
         self.token = token
         self.me = {"id": BOT_ID, "account_name": BOT_NAME, "account_type": "BASIC", "can_join_groups": False}
