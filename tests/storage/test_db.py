@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 from functools import partial
+from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -12,12 +13,12 @@ from sqlmodel import SQLModel, func, select
 
 from storage import migrate
 from storage import queries as q
-from storage.db import Database, insert_ignore
+from storage.db import Database, insert_ignore, table_of
 from storage.models import Office, ProcessedUpdate
 from tests.support import at_once
 
 
-def test_migrations_build_exactly_the_models(tmp_path) -> None:
+def test_migrations_build_exactly_the_models(tmp_path: Path) -> None:
     db = Database(f"sqlite:///{tmp_path / 'm.db'}")
     migrate.upgrade(db)
     with db.engine.connect() as conn:
@@ -28,16 +29,17 @@ def test_migrations_build_exactly_the_models(tmp_path) -> None:
     db.dispose()
 
 
-def test_sqlite_pragmas(tmp_path) -> None:
+def test_sqlite_pragmas(tmp_path: Path) -> None:
     db = Database(f"sqlite:///{tmp_path / 'p.db'}")
     with db.engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
-        assert conn.execute(text("PRAGMA busy_timeout")).scalar() >= 5000
+        busy_timeout = conn.execute(text("PRAGMA busy_timeout")).scalar()
+        assert busy_timeout is not None and busy_timeout >= 5000
     db.dispose()
 
 
-def test_foreign_keys_are_enforced(tmp_path) -> None:
+def test_foreign_keys_are_enforced(tmp_path: Path) -> None:
     import pytest
     from sqlalchemy.exc import IntegrityError
 
@@ -48,7 +50,7 @@ def test_foreign_keys_are_enforced(tmp_path) -> None:
     db.dispose()
 
 
-def test_concurrent_writers_never_hit_database_is_locked(tmp_path) -> None:
+def test_concurrent_writers_never_hit_database_is_locked(tmp_path: Path) -> None:
     """Two processes' worth of engines writing at once: every write lands, none fails."""
     url = f"sqlite:///{tmp_path / 'c.db'}"
     migrate.upgrade(Database(url))
@@ -62,7 +64,7 @@ def test_concurrent_writers_never_hit_database_is_locked(tmp_path) -> None:
                 with db.session() as s:
                     count = s.exec(select(func.count()).select_from(ProcessedUpdate)).one()
                     insert_ignore(
-                        s, ProcessedUpdate.__table__, {"key": f"{prefix}:{i}:{count}", "created_at": now}
+                        s, table_of(ProcessedUpdate), {"key": f"{prefix}:{i}:{count}", "created_at": now}
                     )
         except BaseException as exc:
             errors.append(exc)
@@ -77,7 +79,7 @@ def test_concurrent_writers_never_hit_database_is_locked(tmp_path) -> None:
     db.dispose()
 
 
-def test_datetimes_come_back_aware_in_utc(tmp_path) -> None:
+def test_datetimes_come_back_aware_in_utc(tmp_path: Path) -> None:
     db = Database(f"sqlite:///{tmp_path / 't.db'}")
     migrate.upgrade(db)
     hanoi = timezone(timedelta(hours=7))
@@ -92,7 +94,7 @@ def test_datetimes_come_back_aware_in_utc(tmp_path) -> None:
     db.dispose()
 
 
-def test_upgrading_a_database_with_data_keeps_it_and_downgrade_works(tmp_path) -> None:
+def test_upgrading_a_database_with_data_keeps_it_and_downgrade_works(tmp_path: Path) -> None:
     from bot.demo import seed_demo
     from storage.models import Submission
 
@@ -130,7 +132,7 @@ def test_upgrading_a_database_with_data_keeps_it_and_downgrade_works(tmp_path) -
     db.dispose()
 
 
-def test_the_drafts_move_to_a_table_that_never_gives_an_id_again(tmp_path) -> None:
+def test_the_drafts_move_to_a_table_that_never_gives_an_id_again(tmp_path: Path) -> None:
     """0018 rebuilds SQLite's draft and cancelled draft tables with AUTOINCREMENT: the drafts written
     before stay whole, with their unique (user, form), their index and their user's foreign key; a
     dropped draft's id is not given to the next one."""

@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
-from storage.exports import Sheet, workbook_bytes, write_workbook
+from storage.exports import Sheet, Value, workbook_bytes, write_workbook
 
 LOOKS_LIKE_A_FORMULA = ('=HYPERLINK("http://x") Trường', "+84 912", "-1 lớp", "@Trường", "=1+1")
 
 
 @pytest.mark.parametrize("title", ["Tình hình nộp", None])
 def test_a_formula_looking_text_is_a_text_shown_as_typed(tmp_path: Path, title: str | None) -> None:
-    rows = [[n, text] for n, text in enumerate(LOOKS_LIKE_A_FORMULA, start=1)]
+    rows: list[list[Value]] = [[n, text] for n, text in enumerate(LOOKS_LIKE_A_FORMULA, start=1)]
     sheet = Sheet("Trang", title, ("STT", "Tên"), rows)
     path = write_workbook(tmp_path / "a.xlsx", [sheet])
     for book in (load_workbook(path), load_workbook(io.BytesIO(workbook_bytes([sheet])))):

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.app import App
 from storage import queries as q
@@ -45,11 +45,12 @@ def snapshot(db: Database) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]
     """Every office and school row, to prove a rejected import wrote nothing."""
     with db.session() as s:
         offices = [
-            (o.id, o.code, o.name, o.kind, o.parent_id) for o in s.exec(select(Office).order_by(Office.id))
+            (o.id, o.code, o.name, o.kind, o.parent_id)
+            for o in s.exec(select(Office).order_by(col(Office.id)))
         ]
         schools = [
             (x.id, x.code, x.name, x.name_folded, x.level, x.office_id)
-            for x in s.exec(select(School).order_by(School.id))
+            for x in s.exec(select(School).order_by(col(School.id)))
         ]
     return offices, schools
 
@@ -151,7 +152,7 @@ def test_an_office_without_schools_is_imported(app: App, tmp_path: Path) -> None
 
 
 def test_xlsx(app: App, tmp_path: Path) -> None:
-    rows: list[list[Any]] = [
+    rows: list[list[Any] | None] = [
         list(COLUMNS),
         ["SGD-DB", "Sở GD&ĐT Điện Biên", "province", None, None, None, None],
         None,  # a blank row between blocks is skipped

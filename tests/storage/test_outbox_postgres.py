@@ -9,6 +9,7 @@ import asyncio
 import threading
 from datetime import datetime, timedelta
 from functools import partial
+from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -19,7 +20,7 @@ from storage import queries as q
 from storage.models import Outbox, School, User
 from tests import support
 from tests.storage.test_postgres import pg_app_fixture, pg_url_fixture  # noqa: F401  (fixtures)
-from tests.support import at_once
+from tests.support import at_once, frozen
 
 
 def add_principals(app: App, n: int, channel: str = "telegram") -> list[User]:
@@ -30,7 +31,7 @@ def add_principals(app: App, n: int, channel: str = "telegram") -> list[User]:
 
 def test_concurrent_sweeps_on_postgres_create_each_row_once(pg_app: App) -> None:
     add_principals(pg_app, 30)
-    pg_app.clock.set(datetime(2026, 11, 10, 8, 0))  # type: ignore[attr-defined]
+    frozen(pg_app).set(datetime(2026, 11, 10, 8, 0))
     created: list[int] = []
 
     def run() -> None:
@@ -44,10 +45,10 @@ def test_concurrent_sweeps_on_postgres_create_each_row_once(pg_app: App) -> None
 
 def test_a_claim_skips_rows_another_transaction_holds(pg_app: App) -> None:
     add_principals(pg_app, 10)
-    pg_app.clock.set(datetime(2026, 11, 10, 8, 0))  # type: ignore[attr-defined]
+    frozen(pg_app).set(datetime(2026, 11, 10, 8, 0))
     reminders.sweep(pg_app.db, pg_app.clock, pg_app.settings, pg_app.catalog)
     now = pg_app.clock.now()
-    args = {"now": now, "lease_until": now, "channels": ["telegram", "console"], "bulk": True}
+    args: dict[str, Any] = {"now": now, "lease_until": now, "channels": ["telegram", "console"], "bulk": True}
     with Session(pg_app.db.engine) as first, first.begin():
         held = {r.id for r in q.claim_outbox(first, owner="a", limit=4, **args)}  # uncommitted: locked
         with Session(pg_app.db.engine) as second, second.begin():
@@ -58,7 +59,7 @@ def test_a_claim_skips_rows_another_transaction_holds(pg_app: App) -> None:
 
 def test_many_claimers_on_postgres_take_disjoint_rows(pg_app: App) -> None:
     add_principals(pg_app, 120)
-    pg_app.clock.set(datetime(2026, 11, 10, 8, 0))  # type: ignore[attr-defined]
+    frozen(pg_app).set(datetime(2026, 11, 10, 8, 0))
     reminders.sweep(pg_app.db, pg_app.clock, pg_app.settings, pg_app.catalog)
     taken: list[int] = []
     lock = threading.Lock()
@@ -105,7 +106,7 @@ async def test_the_sender_end_to_end_on_postgres(pg_app: App) -> None:
         got.append(user.chat_id)
 
     pg_app.dispatcher.senders["telegram"] = fake
-    pg_app.clock.set(datetime(2026, 11, 10, 8, 0))  # type: ignore[attr-defined]
+    frozen(pg_app).set(datetime(2026, 11, 10, 8, 0))
     reminders.sweep(pg_app.db, pg_app.clock, pg_app.settings, pg_app.catalog)
     pg_app.outbox.start_sender("pg")
     loop = asyncio.get_running_loop()

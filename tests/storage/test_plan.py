@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.app import App
 from storage import queries as q
@@ -65,7 +65,7 @@ def stored(db: Database) -> list[tuple[Any, ...]]:
     with db.session() as s:
         return [
             (t.id, t.office_id, t.period, t.theme, t.notes)
-            for t in s.exec(select(PlanTheme).order_by(PlanTheme.id))
+            for t in s.exec(select(PlanTheme).order_by(col(PlanTheme.id)))
         ]
 
 

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -18,6 +19,7 @@ from sqlmodel import SQLModel, col, func, select
 from bot.app import App, open_app
 from bot.config import load_settings
 from bot.demo import seed_demo
+from handlers.calendar import FrozenClock
 from storage import migrate
 from storage import queries as q
 from storage.db import Database
@@ -39,7 +41,7 @@ def pg_url_fixture(pg_template: str) -> Iterator[str]:
 
 
 @pytest.fixture(name="pg_app")
-def pg_app_fixture(pg_url: str, clock) -> Iterator[App]:
+def pg_app_fixture(pg_url: str, clock: FrozenClock) -> Iterator[App]:
     settings = load_settings(None, database_url=pg_url)
     with open_app(settings, clock, upgrade=False) as app:
         migrate.upgrade(app.db)
@@ -229,6 +231,7 @@ def test_an_offices_chain_is_one_query_nearest_first_and_a_loop_ends_it(either_d
         ward = Office(code="W", name="Cụm", kind="district", parent_id=district.id)
         s.add(ward)
         s.flush()
+        assert province.id is not None and district.id is not None and ward.id is not None
         ids = (province.id, district.id, ward.id)
         aside = Office(code="X", name="Phòng khác", kind="district", parent_id=province.id)
         s.add(aside)
@@ -267,7 +270,9 @@ def test_an_offices_chain_is_one_query_nearest_first_and_a_loop_ends_it(either_d
         assert [u.external_id for u in q.staff_over_school(s, school_id or 0)] == ["d", "p"]
 
 
-async def test_database_threads_run_side_by_side_each_with_a_pooled_connection(pg_url: str, clock) -> None:
+async def test_database_threads_run_side_by_side_each_with_a_pooled_connection(
+    pg_url: str, clock: FrozenClock
+) -> None:
     """On PostgreSQL `database_threads` units run side by side (all of them meet at a barrier), each with
     a pooled connection of its own, and some are left for the claims, the outbox and the clock."""
     for threads in (3, 6):
@@ -280,14 +285,14 @@ async def test_database_threads_run_side_by_side_each_with_a_pooled_connection(p
             await asyncio.gather(*(workers.run(barrier.wait) for _ in range(threads)))
 
 
-def received_rows(app: App) -> dict[str, tuple[str, str, dict, datetime]]:
+def received_rows(app: App) -> dict[str, tuple[str, str, dict[str, Any], datetime]]:
     """The durable inbox as stored: key -> (channel, chat, payload, received_at)."""
     with app.db.session() as s:
         rows = s.exec(select(Received)).all()
         return {r.key: (r.channel, r.chat, r.payload, r.received_at) for r in rows}
 
 
-async def test_updates_stored_prepared_are_the_rows_a_unit_stores(pg_app: App, clock) -> None:
+async def test_updates_stored_prepared_are_the_rows_a_unit_stores(pg_app: App, clock: FrozenClock) -> None:
     """On PostgreSQL the dispatcher stores arriving updates with an INSERT prepared on a connection of
     its own (one round trip): the rows are those `store_received` writes in a unit, payload (quotes,
     backslashes, Vietnamese) and UTC time alike; a redelivery adds nothing, a key twice is the first's."""
