@@ -73,6 +73,13 @@ def draft_of(app: App, external_id: str, form: str = "incident") -> Draft | None
         return q.get_draft(s, user.id or 0, form)
 
 
+def the_draft(app: App, external_id: str, form: str = "incident") -> Draft:
+    """A console user's draft, fresh from the database, which the test knows is there."""
+    draft = draft_of(app, external_id, form)
+    assert draft is not None, f"no {form} draft for {external_id}"
+    return draft
+
+
 def snapshot(app: App, external_id: str) -> tuple[Any, ...] | None:
     """What a draft holds, for before/after comparisons."""
     draft = draft_of(app, external_id)
@@ -142,7 +149,8 @@ def add_user(
 
 
 def add_school(s: Session, code: str, name: str, level: str, office_id: int | None) -> School:
-    """A school with its folded name, flushed so that it has an id."""
+    """A school with its folded name, flushed so that it has an id (`office_id`: a flushed office's)."""
+    assert office_id is not None
     return flushed(s, School(code=code, name=name, name_folded=fold(name), level=level, office_id=office_id))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -73,7 +74,9 @@ def count(app: App, model: type) -> int:
         return int(s.exec(select(func.count()).select_from(model)).one())
 
 
-async def test_an_announcement_reaches_every_person_of_the_schools_in_scope_once(demo, chat_as) -> None:
+async def test_an_announcement_reaches_every_person_of_the_schools_in_scope_once(
+    demo: App, chat_as: Callable[[str], Chat]
+) -> None:
     people(demo)
     officer = chat_as("officer")
     await compose(officer)
@@ -103,7 +106,9 @@ async def test_an_announcement_reaches_every_person_of_the_schools_in_scope_once
     assert len(announce_rows(demo)) == 5 and count(demo, Announcement) == 1  # never twice
 
 
-async def test_confirmations_are_counted_and_the_sender_sees_who_has_not(demo, chat_as) -> None:
+async def test_confirmations_are_counted_and_the_sender_sees_who_has_not(
+    demo: App, chat_as: Callable[[str], Chat]
+) -> None:
     people(demo)
     officer = chat_as("officer")
     await compose(officer)
@@ -133,7 +138,7 @@ async def test_confirmations_are_counted_and_the_sender_sees_who_has_not(demo, c
 
 
 async def test_quiet_hours_hold_a_plain_announcement_until_morning_but_not_an_urgent_one(
-    tmp_path: Path, demo: App, chat_as
+    tmp_path: Path, demo: App, chat_as: Callable[[str], Chat]
 ) -> None:
     clock = demo.clock
     assert isinstance(clock, FrozenClock)
@@ -168,7 +173,9 @@ async def test_quiet_hours_hold_a_plain_announcement_until_morning_but_not_an_ur
     await demo.outbox.stop_sender()
 
 
-async def test_too_long_and_empty_messages_are_refused_and_nothing_changes(demo, chat_as) -> None:
+async def test_too_long_and_empty_messages_are_refused_and_nothing_changes(
+    demo: App, chat_as: Callable[[str], Chat]
+) -> None:
     officer = chat_as("officer")
     await officer.send("/announce")
     await officer.press("Soạn thông báo mới")
@@ -182,7 +189,9 @@ async def test_too_long_and_empty_messages_are_refused_and_nothing_changes(demo,
     assert count(demo, Announcement) == 0 and announce_rows(demo) == []
 
 
-async def test_a_choice_of_no_school_is_refused_and_the_draft_kept(demo, chat_as) -> None:
+async def test_a_choice_of_no_school_is_refused_and_the_draft_kept(
+    demo: App, chat_as: Callable[[str], Chat]
+) -> None:
     officer = chat_as("officer")
     await compose(officer, audience="Theo cấp học")
     await officer.press("GDTX")  # no such school in the district
@@ -195,7 +204,7 @@ async def test_a_choice_of_no_school_is_refused_and_the_draft_kept(demo, chat_as
         assert s.exec(select(Draft).where(Draft.form == "announce")).one().mode == "review"
 
 
-async def test_an_office_without_schools_is_told_so(demo, chat_as) -> None:
+async def test_an_office_without_schools_is_told_so(demo: App, chat_as: Callable[[str], Chat]) -> None:
     add_district(demo, "PGD-RONG")
     add_user(demo, "lonely", "officer", "PGD-RONG", "Chị Huyện Rỗng")
     replies = await chat_as("lonely").send("/announce")
@@ -203,7 +212,7 @@ async def test_an_office_without_schools_is_told_so(demo, chat_as) -> None:
     assert count(demo, Announcement) == 0
 
 
-async def test_levels_and_not_yet_sent_choose_the_schools(demo, chat_as) -> None:
+async def test_levels_and_not_yet_sent_choose_the_schools(demo: App, chat_as: Callable[[str], Chat]) -> None:
     people(demo)
     officer = chat_as("officer")
     await compose(officer, audience="Theo cấp học")
@@ -227,7 +236,9 @@ async def test_levels_and_not_yet_sent_choose_the_schools(demo, chat_as) -> None
     assert school(demo, "THCS-PUNHI").id not in {r.school_id for r in outbox_rows(demo, period="announce:2")}
 
 
-async def test_an_officer_limited_to_a_level_reaches_only_those_schools(demo, chat_as) -> None:
+async def test_an_officer_limited_to_a_level_reaches_only_those_schools(
+    demo: App, chat_as: Callable[[str], Chat]
+) -> None:
     people(demo)
     add_user(demo, "mn_officer", "officer", "PGD-DEMO", "Chị Mầm Non", levels="MN")
     officer = chat_as("mn_officer")
@@ -237,7 +248,7 @@ async def test_an_officer_limited_to_a_level_reaches_only_those_schools(demo, ch
     assert {r.school_id for r in announce_rows(demo)} == {school(demo, "MN-HOABAN").id}
 
 
-async def test_another_offices_buttons_open_nothing(demo, chat_as) -> None:
+async def test_another_offices_buttons_open_nothing(demo: App, chat_as: Callable[[str], Chat]) -> None:
     people(demo)
     officer = chat_as("officer")
     await compose(officer)
@@ -257,7 +268,9 @@ async def test_another_offices_buttons_open_nothing(demo, chat_as) -> None:
         assert list(confirmed_rows) == []
 
 
-async def test_a_pdf_goes_with_the_announcement(tmp_path: Path, demo: App, chat_as) -> None:
+async def test_a_pdf_goes_with_the_announcement(
+    tmp_path: Path, demo: App, chat_as: Callable[[str], Chat]
+) -> None:
     people(demo)
     pdf = tmp_path / "ke-hoach.pdf"
     pdf.write_bytes(b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n")
@@ -274,7 +287,9 @@ async def test_a_pdf_goes_with_the_announcement(tmp_path: Path, demo: App, chat_
     assert payload["attachments"][0][0] == "document" and payload["attachments"][0][1] == "Tệp đính kèm 1"
 
 
-async def test_the_months_themes_are_announced_with_one_button(demo, chat_as) -> None:
+async def test_the_months_themes_are_announced_with_one_button(
+    demo: App, chat_as: Callable[[str], Chat]
+) -> None:
     people(demo)
     with demo.db.session() as s:
         office = q.office_by_code(s, "PGD-DEMO")
@@ -297,7 +312,7 @@ async def test_the_months_themes_are_announced_with_one_button(demo, chat_as) ->
     assert "đã được thông báo" in again[0].text and count(demo, Announcement) == 1
 
 
-async def test_help_lists_calendar_and_announce(demo, chat_as) -> None:
+async def test_help_lists_calendar_and_announce(demo: App, chat_as: Callable[[str], Chat]) -> None:
     officer = await chat_as("officer").send("/help")
     leader = await chat_as("leader").send("/help")
     principal = await chat_as("principal").send("/help")

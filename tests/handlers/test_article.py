@@ -3,26 +3,30 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlmodel import func, select
+from sqlmodel import col, func, select
 
-from bot.app import open_app
-from handlers.types import Incoming, Kind
-from storage.models import MediaFile, Submission, SubmissionVersion, User
+from bot.app import App, open_app
+from bot.config import Settings
+from handlers.calendar import FrozenClock
+from handlers.types import Incoming, Kind, Media, Reply
+from storage.models import Draft, MediaFile, Submission, SubmissionVersion, User
 from tests.conftest import Chat
 from tests.handlers.article_helpers import photo_files, write_article
-from tests.handlers.helpers import draft_of
+from tests.handlers.helpers import the_draft
 from tests.media.samples import jpeg, mp4, write
 
 
-def article_draft(app, user="principal"):
-    return draft_of(app, user, "article")
+def article_draft(app: App, user: str = "principal") -> Draft:
+    return the_draft(app, user, "article")
 
 
-def snapshot(app) -> tuple:
+def snapshot(app: App) -> tuple[str, str, dict[str, Any], int]:
     d = article_draft(app)
     return (d.step, d.mode, d.answers, d.version)
 
@@ -32,7 +36,9 @@ def files_fixture(tmp_path: Path) -> dict[str, Path]:
     return photo_files(tmp_path)
 
 
-async def test_a_whole_article_is_stored_with_its_photos(demo, chat_as, files) -> None:
+async def test_a_whole_article_is_stored_with_its_photos(
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path]
+) -> None:
     chat = chat_as("principal")
     await write_article(chat, files)
     review = chat.last.text
@@ -51,6 +57,7 @@ async def test_a_whole_article_is_stored_with_its_photos(demo, chat_as, files) -
     assert len(media) == 3
     for m in media:
         stored = Path(demo.settings.media_dir) / m.path
+        assert m.width is not None
         assert stored.is_file() and stored.name.startswith(m.sha256)
         assert (
             stored.read_bytes()
@@ -58,7 +65,9 @@ async def test_a_whole_article_is_stored_with_its_photos(demo, chat_as, files) -
         )
 
 
-async def test_photo_rules_refuse_with_the_reason_and_keep_the_draft(demo, chat_as, files, tmp_path) -> None:
+async def test_photo_rules_refuse_with_the_reason_and_keep_the_draft(
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path], tmp_path: Path
+) -> None:
     chat = chat_as("principal")
     await write_article(chat, files, stop_before="photo_wide")
     before = snapshot(demo)
@@ -81,7 +90,9 @@ async def test_photo_rules_refuse_with_the_reason_and_keep_the_draft(demo, chat_
     assert "quá lớn (50 MB)" in replies[0].text and snapshot(demo) == before
 
 
-async def test_the_same_photo_twice_is_refused(demo, chat_as, files, tmp_path) -> None:
+async def test_the_same_photo_twice_is_refused(
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path], tmp_path: Path
+) -> None:
     chat = chat_as("principal")
     await write_article(chat, files, stop_before="photo_speaker")
     copy = write(tmp_path, "ban-sao.jpg", files["wide"].read_bytes())
@@ -90,7 +101,9 @@ async def test_the_same_photo_twice_is_refused(demo, chat_as, files, tmp_path) -
     assert "Ảnh này đã được gửi" in replies[0].text and snapshot(demo) == before
 
 
-async def test_exif_date_and_place_are_offered_in_one_step(demo, chat_as, files) -> None:
+async def test_exif_date_and_place_are_offered_in_one_step(
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path]
+) -> None:
     chat = chat_as("principal")
     await write_article(chat, files, stop_before="when")
     offer = chat.last.text
@@ -102,7 +115,9 @@ async def test_exif_date_and_place_are_offered_in_one_step(demo, chat_as, files)
     assert answers["when"] == "2026-11-05" and "21.39167" in answers["where"]
 
 
-async def test_when_and_where_typed_in_parts(demo, chat_as, files) -> None:
+async def test_when_and_where_typed_in_parts(
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path]
+) -> None:
     chat = chat_as("principal")
     await write_article(chat, files, stop_before="when")
     replies = await chat.press("Hôm qua")  # the date alone: the place is asked, on the same step
@@ -114,7 +129,9 @@ async def test_when_and_where_typed_in_parts(demo, chat_as, files) -> None:
     assert (answers["when"], answers["where"]) == ("2026-11-09", "nhà văn hoá bản Pú Nhi")
 
 
-async def test_extra_photos_album_and_limit(demo, chat_as, files, tmp_path) -> None:
+async def test_extra_photos_album_and_limit(
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path], tmp_path: Path
+) -> None:
     chat = chat_as("principal")
     await write_article(chat, files, stop_before="when")  # extra photos sent after the three roles
     good = [_file_media(write(tmp_path, f"album{i}.jpg", jpeg(1300 + i, 1000, "white"))) for i in range(3)]
@@ -134,7 +151,9 @@ async def test_extra_photos_album_and_limit(demo, chat_as, files, tmp_path) -> N
     assert len(article_draft(demo).answers["photos_extra"]) == 10
 
 
-async def test_photos_sent_together_fill_the_roles_in_order(demo, chat_as, files) -> None:
+async def test_photos_sent_together_fill_the_roles_in_order(
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path]
+) -> None:
     chat = chat_as("principal")
     await write_article(chat, files, stop_before="photo_wide")
     media = tuple(_file_media(files[k]) for k in ("wide", "speaker", "closeup", "extra"))
@@ -147,7 +166,9 @@ async def test_photos_sent_together_fill_the_roles_in_order(demo, chat_as, files
     assert "Đã lưu vào Ảnh thêm" in replies[-1].text and article_draft(demo).step == "when"
 
 
-async def test_videos_by_metadata_and_a_link(demo, chat_as, files, tmp_path) -> None:
+async def test_videos_by_metadata_and_a_link(
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path], tmp_path: Path
+) -> None:
     chat = chat_as("principal")
     await write_article(chat, files)  # videos are offered on the review screen
     await chat.press("Sửa: Ảnh, video")
@@ -178,7 +199,9 @@ async def test_videos_by_metadata_and_a_link(demo, chat_as, files, tmp_path) -> 
     assert len(videos) == 3 and videos[-1] == {"link": "https://drive.google.com/drive/folders/abc"}
 
 
-async def test_text_in_several_messages_or_a_link_at_least_one(demo, chat_as, files) -> None:
+async def test_text_in_several_messages_or_a_link_at_least_one(
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path]
+) -> None:
     chat = chat_as("principal")
     await write_article(chat, files, stop_before="body")
     assert not any("Xong" in c.label for c in chat.last.flat_choices())  # one message answers it
@@ -206,7 +229,9 @@ async def test_text_in_several_messages_or_a_link_at_least_one(demo, chat_as, fi
     )
 
 
-async def test_dates_in_the_future_or_over_a_year_old_are_refused(demo, chat_as, files) -> None:
+async def test_dates_in_the_future_or_over_a_year_old_are_refused(
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path]
+) -> None:
     chat = chat_as("principal")
     await write_article(chat, files, stop_before="when")
     before = snapshot(demo)
@@ -218,7 +243,7 @@ async def test_dates_in_the_future_or_over_a_year_old_are_refused(demo, chat_as,
 
 
 async def test_resume_after_a_rebuild_in_the_middle_of_the_photos(
-    settings, clock, demo, chat_as, files
+    settings: Settings, clock: FrozenClock, demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path]
 ) -> None:
     chat = chat_as("principal")
     await write_article(chat, files, stop_before="photo_closeup")
@@ -234,7 +259,9 @@ async def test_resume_after_a_rebuild_in_the_middle_of_the_photos(
         assert answers["photo_wide"]["width"] == 2000 and answers["photo_closeup"]["width"] == 1280
 
 
-async def test_late_after_the_15th_and_the_second_article_of_a_month(demo, chat_as, files, clock) -> None:
+async def test_late_after_the_15th_and_the_second_article_of_a_month(
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path], clock: FrozenClock
+) -> None:
     clock.advance(days=7)  # 17 November
     chat = chat_as("principal")
     await write_article(chat, files)
@@ -249,11 +276,15 @@ async def test_late_after_the_15th_and_the_second_article_of_a_month(demo, chat_
     assert "Tính cho: Tháng 11/2026" in chat.last.text
     await chat.press("Gửi")
     with demo.db.session() as s:
-        rows = s.exec(select(Submission).where(Submission.kind == "article").order_by(Submission.id)).all()
+        rows = s.exec(
+            select(Submission).where(Submission.kind == "article").order_by(col(Submission.id))
+        ).all()
     assert [(r.period, r.late) for r in rows] == [("2026-11", True), ("2026-11", True)]
 
 
-async def test_edit_until_reviewed_and_after_return_keeping_versions(demo, chat_as, files) -> None:
+async def test_edit_until_reviewed_and_after_return_keeping_versions(
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path]
+) -> None:
     chat = chat_as("principal")
     await write_article(chat, files)
     await chat.press("Gửi")
@@ -279,7 +310,7 @@ async def test_edit_until_reviewed_and_after_return_keeping_versions(demo, chat_
     assert "phiên bản 3" in replies[0].text
     with demo.db.session() as s:
         row = s.exec(select(Submission).where(Submission.kind == "article")).one()
-        versions = s.exec(select(SubmissionVersion).order_by(SubmissionVersion.version)).all()
+        versions = s.exec(select(SubmissionVersion).order_by(col(SubmissionVersion.version))).all()
     assert (row.status, row.version, row.review_note) == ("submitted", 3, "")
     assert [v.answers["title"] for v in versions] == [
         "Ngày hội đọc sách",
@@ -299,7 +330,9 @@ async def test_edit_until_reviewed_and_after_return_keeping_versions(demo, chat_
     assert "không thể sửa" in replies[0].text
 
 
-async def test_another_schools_article_cannot_be_edited(demo, chat_as, files) -> None:
+async def test_another_schools_article_cannot_be_edited(
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path]
+) -> None:
     from tests.handlers.helpers import add_user
 
     chat = chat_as("principal")
@@ -310,7 +343,9 @@ async def test_another_schools_article_cannot_be_edited(demo, chat_as, files) ->
         from storage import queries as q
 
         other = q.get_user(s, "console", "other")
-        other.school_id = q.school_by_code(s, "TH-THITRAN").id
+        school = q.school_by_code(s, "TH-THITRAN")
+        assert other is not None and school is not None
+        other.school_id = school.id
         s.add(other)
         row = s.exec(select(Submission)).one()
     replies = await demo.dispatcher.handle(
@@ -320,7 +355,7 @@ async def test_another_schools_article_cannot_be_edited(demo, chat_as, files) ->
 
 
 async def test_the_next_article_knows_author_contact_and_offers_the_theme(
-    demo, chat_as, files, clock
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path], clock: FrozenClock
 ) -> None:
     chat = chat_as("principal")
     await write_article(chat, files)
@@ -337,7 +372,9 @@ async def test_the_next_article_knows_author_contact_and_offers_the_theme(
     assert answers["period"] == "2026-12"
 
 
-async def test_an_old_copy_button_does_not_ask_the_theme_again(demo, chat_as, files, clock) -> None:
+async def test_an_old_copy_button_does_not_ask_the_theme_again(
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path], clock: FrozenClock
+) -> None:
     chat = chat_as("principal")
     await write_article(chat, files)
     await chat.press("Gửi")
@@ -350,7 +387,9 @@ async def test_an_old_copy_button_does_not_ask_the_theme_again(demo, chat_as, fi
     assert article_draft(demo).answers["theme"] == "s:activity"
 
 
-async def test_the_offices_themes_are_offered(demo, chat_as, tmp_path) -> None:
+async def test_the_offices_themes_are_offered(
+    demo: App, chat_as: Callable[[str], Chat], tmp_path: Path
+) -> None:
     from storage.plan import import_plan
 
     plan = tmp_path / "plan.csv"
@@ -367,7 +406,9 @@ async def test_the_offices_themes_are_offered(demo, chat_as, tmp_path) -> None:
     assert article_draft(demo).answers["theme"] == "other:Tuyên truyền phòng chống đuối nước"
 
 
-async def test_my_status_over_six_months(demo, chat_as, files, clock) -> None:
+async def test_my_status_over_six_months(
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path], clock: FrozenClock
+) -> None:
     chat = chat_as("principal")
     status = await chat.send("/mystatus")
     text = status[0].text
@@ -391,14 +432,14 @@ async def test_my_status_over_six_months(demo, chat_as, files, clock) -> None:
     assert "quá hạn 5 ngày" in status[0].text and "11/2026 ❌" in status[0].text
 
 
-def _file_media(path: Path):
+def _file_media(path: Path) -> Media:
     from bot.channels.console import file_incoming
 
     return file_incoming(path, "principal", 0).media[0]
 
 
 @pytest.mark.skipif(os.name == "nt", reason="POSIX paths")
-def test_export_names_never_leave_their_folder(tmp_path) -> None:
+def test_export_names_never_leave_their_folder(tmp_path: Path) -> None:
     from storage.media import export_name, safe_filename
 
     folder = tmp_path / "export"
@@ -439,16 +480,16 @@ class Counted:
     def __init__(self, chat: Chat) -> None:
         self.chat, self.answers = chat, 0
 
-    async def send(self, line: str):
+    async def send(self, line: str) -> list[Reply]:
         self.answers += 1
         return await self.chat.send(line)
 
-    async def press(self, label: str):
+    async def press(self, label: str) -> list[Reply]:
         self.answers += 1
         return await self.chat.press(label)
 
 
-async def accept_suggestions(walk: Counted, files) -> list:
+async def accept_suggestions(walk: Counted, files: dict[str, Path]) -> list[Reply]:
     """An article with every suggestion taken: theme (last article's), when and where (the photo's)."""
     if "Gợi ý" in walk.chat.last.text:
         await walk.press("Dùng gợi ý")  # the theme of the previous article
@@ -466,7 +507,9 @@ async def accept_suggestions(walk: Counted, files) -> list:
     return await walk.press("Gửi")
 
 
-async def test_a_complete_article_in_ten_answers(demo, chat_as, files, clock) -> None:
+async def test_a_complete_article_in_ten_answers(
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path], clock: FrozenClock
+) -> None:
     """Counted after /article (the command that opens the form) up to and including "Gửi"."""
     first = Counted(chat_as("principal"))
     await first.chat.send("/article")
@@ -481,7 +524,9 @@ async def test_a_complete_article_in_ten_answers(demo, chat_as, files, clock) ->
     assert "Đã gửi Bài viết tháng 12/2026" in sent[0].text
     assert later.answers == 10
     with demo.db.session() as s:
-        rows = s.exec(select(Submission).where(Submission.kind == "article").order_by(Submission.id)).all()
+        rows = s.exec(
+            select(Submission).where(Submission.kind == "article").order_by(col(Submission.id))
+        ).all()
     assert [r.answers["contact"] for r in rows] == ["0912 345 678"] * 2
     assert [r.answers["author"] for r in rows] == ["Cô Lò Thị Lan"] * 2  # the profile's name
     for row in rows:  # every rule still held: three photos by role, the 5W1H, a text
@@ -490,7 +535,9 @@ async def test_a_complete_article_in_ten_answers(demo, chat_as, files, clock) ->
         assert row.answers["what"] and row.answers["how"] and row.answers["body"]
 
 
-async def test_the_review_screen_reads_as_the_article_with_one_edit_per_section(demo, chat_as, files) -> None:
+async def test_the_review_screen_reads_as_the_article_with_one_edit_per_section(
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path]
+) -> None:
     chat = chat_as("principal")
     await write_article(chat, files)
     review = chat.last
@@ -509,7 +556,9 @@ async def test_the_review_screen_reads_as_the_article_with_one_edit_per_section(
     ]
 
 
-async def test_a_grouped_answer_changed_from_the_review_keeps_the_others(demo, chat_as, files) -> None:
+async def test_a_grouped_answer_changed_from_the_review_keeps_the_others(
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path]
+) -> None:
     chat = chat_as("principal")
     await write_article(chat, files)
     before = article_draft(demo).answers
@@ -533,7 +582,9 @@ async def test_a_grouped_answer_changed_from_the_review_keeps_the_others(demo, c
     assert "Xem lại" in back[-1].text and article_draft(demo).answers == after
 
 
-async def test_the_text_can_be_rewritten_or_added_to(demo, chat_as, files) -> None:
+async def test_the_text_can_be_rewritten_or_added_to(
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path]
+) -> None:
     chat = chat_as("principal")
     await write_article(chat, files)
     await chat.press("Sửa: Nội dung, đường link")
@@ -555,7 +606,9 @@ async def test_the_text_can_be_rewritten_or_added_to(demo, chat_as, files) -> No
     assert article_draft(demo).answers["body"].endswith("Đoạn thứ hai.\n\nĐoạn thứ ba.")
 
 
-async def test_a_first_article_in_ten_answers_when_the_profile_has_the_phone(demo, chat_as, files) -> None:
+async def test_a_first_article_in_ten_answers_when_the_profile_has_the_phone(
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path]
+) -> None:
     """A principal who gave a callback phone at registration (or in /profile) is not asked for the
     contact even the first time: ten answers from /article to "Gửi"."""
     principal = chat_as("principal")

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
 import pytest
 
+from bot.app import App
 from handlers.types import Incoming, Kind, Media
+from tests.conftest import Chat
 from tests.handlers.helpers import WHAT, fill_incident, snapshot
 
 GENERIC = "Xin lỗi, đã có lỗi"
 
 
-def incoming(user: str, n: int, **fields) -> Incoming:
+def incoming(user: str, n: int, **fields: Any) -> Incoming:
     return Incoming("console", user, user, fields.pop("kind", Kind.TEXT), update_id=f"bad-{n}", **fields)
 
 
@@ -34,7 +40,9 @@ BAD_AT_TEXT_STEP = [
 
 
 @pytest.mark.parametrize(("fields", "expected"), BAD_AT_TEXT_STEP)
-async def test_bad_input_at_a_text_step(demo, chat_as, fields, expected) -> None:
+async def test_bad_input_at_a_text_step(
+    demo: App, chat_as: Callable[[str], Chat], fields: dict[str, Any], expected: str
+) -> None:
     chat = chat_as("principal")
     await chat.send("/incident")
     before = snapshot(demo, "principal")
@@ -45,7 +53,9 @@ async def test_bad_input_at_a_text_step(demo, chat_as, fields, expected) -> None
     assert snapshot(demo, "principal") == before
 
 
-async def test_a_file_sent_from_the_console_at_a_text_step(demo, chat_as, tmp_path) -> None:
+async def test_a_file_sent_from_the_console_at_a_text_step(
+    demo: App, chat_as: Callable[[str], Chat], tmp_path: Path
+) -> None:
     photo = tmp_path / "anh.jpg"
     photo.write_bytes(b"\xff\xd8\xff\xe0" + b"0" * 100)
     chat = chat_as("principal")
@@ -59,7 +69,7 @@ async def test_a_file_sent_from_the_console_at_a_text_step(demo, chat_as, tmp_pa
 
 
 @pytest.mark.parametrize("text", ["32/13/2026", "ngày mai", "abc", "31/02/2026", "15/11/2099"])
-async def test_bad_dates(demo, chat_as, text) -> None:
+async def test_bad_dates(demo: App, chat_as: Callable[[str], Chat], text: str) -> None:
     chat = chat_as("principal")
     await chat.send("/incident")
     await chat.send(WHAT)
@@ -71,7 +81,7 @@ async def test_bad_dates(demo, chat_as, text) -> None:
 
 
 @pytest.mark.parametrize("text", ["05/11/2026", "5/11", "hôm nay", "Hom qua", "9-11-26", "20/12"])
-async def test_good_dates(demo, chat_as, text) -> None:
+async def test_good_dates(demo: App, chat_as: Callable[[str], Chat], text: str) -> None:
     chat = chat_as("principal")
     await chat.send("/incident")
     await chat.send(WHAT)
@@ -79,7 +89,7 @@ async def test_good_dates(demo, chat_as, text) -> None:
     assert "Bước 3/9" in replies[0].text
 
 
-async def test_unknown_command_in_the_middle_of_a_form(demo, chat_as) -> None:
+async def test_unknown_command_in_the_middle_of_a_form(demo: App, chat_as: Callable[[str], Chat]) -> None:
     chat = chat_as("principal")
     await chat.send("/incident")
     await chat.send(WHAT)
@@ -90,7 +100,9 @@ async def test_unknown_command_in_the_middle_of_a_form(demo, chat_as) -> None:
     assert snapshot(demo, "principal") == before
 
 
-async def test_a_known_command_in_the_middle_of_a_form_leaves_the_draft(demo, chat_as) -> None:
+async def test_a_known_command_in_the_middle_of_a_form_leaves_the_draft(
+    demo: App, chat_as: Callable[[str], Chat]
+) -> None:
     chat = chat_as("principal")
     await chat.send("/incident")
     await chat.send(WHAT)
@@ -103,7 +115,7 @@ async def test_a_known_command_in_the_middle_of_a_form_leaves_the_draft(demo, ch
     assert "Bước 3/9" in replies[-1].text
 
 
-async def test_typing_at_a_choice_step_asks_to_pick(demo, chat_as) -> None:
+async def test_typing_at_a_choice_step_asks_to_pick(demo: App, chat_as: Callable[[str], Chat]) -> None:
     chat = chat_as("principal")
     await fill_incident(chat, stop_before="severity", skip_actions=True)
     before = snapshot(demo, "principal")
@@ -113,7 +125,7 @@ async def test_typing_at_a_choice_step_asks_to_pick(demo, chat_as) -> None:
     assert "Vui lòng chọn" in replies[0].text and snapshot(demo, "principal") == before
 
 
-async def test_done_with_nothing_chosen_is_refused(demo, chat_as) -> None:
+async def test_done_with_nothing_chosen_is_refused(demo: App, chat_as: Callable[[str], Chat]) -> None:
     chat = chat_as("principal")
     await fill_incident(chat, stop_before="networks")
     before = snapshot(demo, "principal")
@@ -122,7 +134,7 @@ async def test_done_with_nothing_chosen_is_refused(demo, chat_as) -> None:
     assert snapshot(demo, "principal") == before
 
 
-async def test_text_at_the_review_screen_changes_nothing(demo, chat_as) -> None:
+async def test_text_at_the_review_screen_changes_nothing(demo: App, chat_as: Callable[[str], Chat]) -> None:
     chat = chat_as("principal")
     await fill_incident(chat)
     before = snapshot(demo, "principal")
@@ -131,15 +143,18 @@ async def test_text_at_the_review_screen_changes_nothing(demo, chat_as) -> None:
     assert snapshot(demo, "principal") == before
 
 
-async def test_unregistered_user_gets_the_explanation_for_anything(demo) -> None:
-    for n, fields in enumerate(
-        [dict(text="xin chào bạn"), dict(kind=Kind.STICKER), dict(kind=Kind.COMMAND, command="incident")]
-    ):
+async def test_unregistered_user_gets_the_explanation_for_anything(demo: App) -> None:
+    updates: list[dict[str, Any]] = [
+        dict(text="xin chào bạn"),
+        dict(kind=Kind.STICKER),
+        dict(kind=Kind.COMMAND, command="incident"),
+    ]
+    for n, fields in enumerate(updates):
         replies = await demo.dispatcher.handle(incoming("stranger", n, **fields))
         assert "chưa đăng ký" in replies[0].text
 
 
-async def test_each_role_reaches_only_its_own_handlers(demo, chat_as) -> None:
+async def test_each_role_reaches_only_its_own_handlers(demo: App, chat_as: Callable[[str], Chat]) -> None:
     officer = chat_as("officer")
     replies = await officer.send("/incident")
     assert "không dành cho" in replies[0].text
@@ -154,7 +169,7 @@ async def test_each_role_reaches_only_its_own_handlers(demo, chat_as) -> None:
     assert not any(c.value == "m:incident" for c in officer_menu[0].flat_choices())
 
 
-async def test_language_switch_is_kept(demo, chat_as) -> None:
+async def test_language_switch_is_kept(demo: App, chat_as: Callable[[str], Chat]) -> None:
     chat = chat_as("principal")
     replies = await chat.send("/language en")
     assert replies[0].text == "Switched to English."
@@ -167,7 +182,7 @@ async def test_language_switch_is_kept(demo, chat_as) -> None:
     assert replies[0].text == "Đã chuyển sang tiếng Việt."
 
 
-async def test_redelivered_update_is_processed_once(demo, chat_as) -> None:
+async def test_redelivered_update_is_processed_once(demo: App, chat_as: Callable[[str], Chat]) -> None:
     chat_as("principal")
     msg = incoming("principal", 42, kind=Kind.COMMAND, command="incident")
     first = await demo.dispatcher.handle(msg)
@@ -175,7 +190,9 @@ async def test_redelivered_update_is_processed_once(demo, chat_as) -> None:
     assert first and second == []
 
 
-async def test_an_internal_failure_is_an_apology_not_a_trace(demo, chat_as, caplog) -> None:
+async def test_an_internal_failure_is_an_apology_not_a_trace(
+    demo: App, chat_as: Callable[[str], Chat], caplog: pytest.LogCaptureFixture
+) -> None:
     """A handler that fails inside (here: a table vanished) answers with the apology and logs the trace."""
     from sqlalchemy import text
 

@@ -5,17 +5,23 @@ from __future__ import annotations
 import io
 import os
 import zipfile
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from docx import Document
+from docx.text.paragraph import Paragraph
 from openpyxl import load_workbook
-from sqlmodel import select
+from sqlmodel import col, select
 
+from bot.app import App
+from bot.config import Settings
 from handlers.press import PATH_LIMIT, utf16_len
 from handlers.types import Incoming, Kind
 from storage.models import MediaFile, School, Submission
+from tests.conftest import Chat
 from tests.handlers.article_helpers import BODY, PLACE, WHAT, photo_files, write_article
 from tests.handlers.test_nomination import nominate
 from tests.handlers.test_report import fill_report
@@ -45,7 +51,21 @@ def noisy_files(folder: Path) -> dict[str, Path]:
     return out
 
 
-async def approve_all(demo) -> None:
+def index_rows(archive: zipfile.ZipFile) -> list[tuple[Any, ...]]:
+    """The rows of a bundle's index (the spreadsheet listing its folders)."""
+    sheet = load_workbook(io.BytesIO(archive.read("Danh mục.xlsx"))).active
+    assert sheet is not None
+    return list(sheet.iter_rows(values_only=True))
+
+
+def style_name(paragraph: Paragraph) -> str | None:
+    """The name of a paragraph's style (python-docx leaves it untyped)."""
+    assert paragraph.style is not None
+    name: str | None = paragraph.style.name
+    return name
+
+
+async def approve_all(demo: App) -> None:
     """The officer approves every item waiting, by its button value."""
     with demo.db.session() as s:
         ids = [r.id for r in s.exec(select(Submission).where(Submission.status == "submitted"))]
@@ -62,7 +82,9 @@ async def approve_all(demo) -> None:
         )
 
 
-async def approved_month(demo, chat_as, files, tmp_path) -> None:
+async def approved_month(
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path], tmp_path: Path
+) -> None:
     principal = chat_as("principal")
     await write_article(principal, files)
     await principal.press("Sửa: Ảnh, video")  # videos are added from the review screen
@@ -76,7 +98,9 @@ async def approved_month(demo, chat_as, files, tmp_path) -> None:
     await approve_all(demo)
 
 
-async def test_the_bundle_folder_by_folder(demo, chat_as, files, tmp_path) -> None:
+async def test_the_bundle_folder_by_folder(
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path], tmp_path: Path
+) -> None:
     await approved_month(demo, chat_as, files, tmp_path)
     officer = chat_as("officer")
     replies = await officer.send("/bundle 11/2026")
@@ -111,6 +135,7 @@ async def test_the_bundle_folder_by_folder(demo, chat_as, files, tmp_path) -> No
 
         book = load_workbook(io.BytesIO(archive.read("Danh mục.xlsx")))
         sheet = book.active
+        assert sheet is not None
         assert sheet.freeze_panes == "A2"
         rows = list(sheet.iter_rows(values_only=True))
         assert rows[0][:3] == ("STT", "Loại", "Trường") and len(rows) == 3
@@ -119,29 +144,35 @@ async def test_the_bundle_folder_by_folder(demo, chat_as, files, tmp_path) -> No
         assert all(not str(c).startswith("=") for r in rows for c in r if c is not None)
 
 
-async def test_the_article_is_laid_out_as_it_would_be_published(demo, chat_as, files, tmp_path) -> None:
+async def test_the_article_is_laid_out_as_it_would_be_published(
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path], tmp_path: Path
+) -> None:
     await approved_month(demo, chat_as, files, tmp_path)
     replies = await chat_as("officer").send("/bundle tháng 11")
     with zipfile.ZipFile(replies[0].file_path) as archive:
         doc = Document(io.BytesIO(archive.read(f"{FOLDER}/Bài viết.docx")))
     paragraphs = [p for p in doc.paragraphs if p.text]
     texts = [p.text for p in paragraphs]
-    assert texts[0] == "Ngày hội đọc sách" and paragraphs[0].style.name == "Heading 1"  # the title first
+    assert texts[0] == "Ngày hội đọc sách" and style_name(paragraphs[0]) == "Heading 1"  # the title first
     lead = f"Ngày 05/11/2026, tại {PLACE}: {WHAT}."
     assert texts[1] == lead and all(r.bold for r in paragraphs[1].runs)
     assert BODY in texts
-    captions = [p.text for p in paragraphs if p.style.name == "Caption"]
+    captions = [p.text for p in paragraphs if style_name(p) == "Caption"]
     assert captions == [
         f"{role}: {WHAT}" for role in ("Ảnh toàn cảnh", "Ảnh người phát biểu", "Ảnh cận cảnh")
     ]
     section = doc.sections[0]
+    assert section.page_width is not None and section.left_margin is not None
+    assert section.right_margin is not None
     column = section.page_width - section.left_margin - section.right_margin
     assert len(doc.inline_shapes) == 3 and all(s.width == column for s in doc.inline_shapes)
     assert texts[-2:] == ["Tác giả: Cô Lò Thị Lan", f"Nguồn: {SCHOOL}"]
     assert any("Video 02: xem tại thư mục chia sẻ" in t for t in texts)
 
 
-async def test_the_bundle_reads_the_month_as_status_does(demo, chat_as, files, tmp_path) -> None:
+async def test_the_bundle_reads_the_month_as_status_does(
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path], tmp_path: Path
+) -> None:
     await approved_month(demo, chat_as, files, tmp_path)
     officer = chat_as("officer")
     status = await officer.send("/status tháng 11")
@@ -155,7 +186,7 @@ async def test_the_bundle_reads_the_month_as_status_does(demo, chat_as, files, t
 
 
 async def test_a_school_or_title_that_looks_like_a_formula_is_text_in_the_index(
-    demo, chat_as, files, tmp_path
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path], tmp_path: Path
 ) -> None:
     await approved_month(demo, chat_as, files, tmp_path)
     with demo.db.session() as s:
@@ -167,6 +198,7 @@ async def test_a_school_or_title_that_looks_like_a_formula_is_text_in_the_index(
     replies = await chat_as("officer").send("/bundle 11/2026")
     with zipfile.ZipFile(replies[0].file_path) as archive:
         sheet = load_workbook(io.BytesIO(archive.read("Danh mục.xlsx"))).active
+        assert sheet is not None
     article_row, nomination_row = sheet[2], sheet[3]
     assert article_row[2].value == '=HYPERLINK("http://x") Pú Nhi'  # as typed: no apostrophe added
     assert article_row[4].value == "@Ngày hội đọc sách"
@@ -175,24 +207,27 @@ async def test_a_school_or_title_that_looks_like_a_formula_is_text_in_the_index(
         assert cell.data_type == "s" and cell.quotePrefix, cell.coordinate
 
 
-async def test_a_missing_file_is_listed_and_the_bundle_still_made(demo, chat_as, files, tmp_path) -> None:
+async def test_a_missing_file_is_listed_and_the_bundle_still_made(
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path], tmp_path: Path
+) -> None:
     await approved_month(demo, chat_as, files, tmp_path)
     with demo.db.session() as s:
         wide = s.exec(select(MediaFile).where(MediaFile.width == 2000)).first()
+    assert wide is not None
     (Path(demo.settings.media_dir) / wide.path).unlink()
     replies = await chat_as("officer").send("/bundle 11/2026")
     assert "Thiếu 1 tệp" in replies[0].text
     with zipfile.ZipFile(replies[0].file_path) as archive:
-        rows = list(
-            load_workbook(io.BytesIO(archive.read("Danh mục.xlsx"))).active.iter_rows(values_only=True)
-        )
+        rows = index_rows(archive)
         assert "thiếu tệp Ảnh toàn cảnh" in rows[1][10]
         assert not any("Ảnh toàn cảnh" in n for n in archive.namelist())
         doc = Document(io.BytesIO(archive.read(f"{FOLDER}/Bài viết.docx")))
         assert len(doc.inline_shapes) == 2
 
 
-async def test_nothing_approved_means_no_zip(demo, chat_as, files) -> None:
+async def test_nothing_approved_means_no_zip(
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path]
+) -> None:
     principal = chat_as("principal")
     await write_article(principal, files)
     await principal.press("Gửi")  # sent, not approved
@@ -209,7 +244,9 @@ async def test_nothing_approved_means_no_zip(demo, chat_as, files) -> None:
         assert s.exec(select(Submission)).one().status == "submitted"
 
 
-async def test_an_officer_outside_the_scope_gets_nothing_of_it(demo, chat_as, files, tmp_path) -> None:
+async def test_an_officer_outside_the_scope_gets_nothing_of_it(
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path], tmp_path: Path
+) -> None:
     from tests.handlers.helpers import add_district, add_user
 
     await approved_month(demo, chat_as, files, tmp_path)
@@ -225,7 +262,7 @@ async def test_an_officer_outside_the_scope_gets_nothing_of_it(demo, chat_as, fi
         assert len(s.exec(select(Submission).where(Submission.status == "approved")).all()) == 2
 
 
-async def big_month(demo, chat_as, tmp_path) -> None:
+async def big_month(demo: App, chat_as: Callable[[str], Chat], tmp_path: Path) -> None:
     """An article with three noisy photos (about 0.8 MB with its document) and a nomination with two."""
     principal = chat_as("principal")
     noisy = noisy_files(tmp_path)
@@ -251,7 +288,7 @@ def entries(paths: list[Path]) -> dict[str, tuple[int, int]]:
 
 
 async def test_a_month_over_the_upload_limit_comes_in_parts_that_hold_every_file(
-    demo, chat_as, tmp_path
+    demo: App, chat_as: Callable[[str], Chat], tmp_path: Path
 ) -> None:
     await big_month(demo, chat_as, tmp_path)
     officer = chat_as("officer")
@@ -273,13 +310,13 @@ async def test_a_month_over_the_upload_limit_comes_in_parts_that_hold_every_file
     assert entries(parts) == everything  # together: every file, once, unchanged
     for part in parts:  # each part opens alone, with the index saying where each folder is
         with zipfile.ZipFile(part) as archive:
-            rows = list(
-                load_workbook(io.BytesIO(archive.read("Danh mục.xlsx"))).active.iter_rows(values_only=True)
-            )
+            rows = index_rows(archive)
             assert rows[0][11] == "Phần" and all(r[11] for r in rows[1:])
 
 
-async def test_a_file_larger_than_a_part_is_named_not_lost(demo, chat_as, tmp_path) -> None:
+async def test_a_file_larger_than_a_part_is_named_not_lost(
+    demo: App, chat_as: Callable[[str], Chat], tmp_path: Path
+) -> None:
     await big_month(demo, chat_as, tmp_path)
     demo.dispatcher.upload_limits["console"] = 300_000  # the article's document (0.34 MB) fits no part
     replies = await chat_as("officer").send("/bundle 11/2026")
@@ -298,7 +335,7 @@ async def test_a_file_larger_than_a_part_is_named_not_lost(demo, chat_as, tmp_pa
 
 
 async def send_yearly_report(
-    chat, tmp_path: Path, pdf: bytes = b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\n"
+    chat: Chat, tmp_path: Path, pdf: bytes = b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\n"
 ) -> bytes:
     await fill_report(chat, "Báo cáo năm", stop_at_document=True)
     await chat.send(f"/file {write(tmp_path, 'bao-cao-ky.pdf', pdf)}")
@@ -307,7 +344,9 @@ async def send_yearly_report(
     return pdf
 
 
-async def test_a_reports_signed_files_in_one_zip_named_by_school(demo, chat_as, tmp_path) -> None:
+async def test_a_reports_signed_files_in_one_zip_named_by_school(
+    demo: App, chat_as: Callable[[str], Chat], tmp_path: Path
+) -> None:
     pdf = await send_yearly_report(chat_as("principal"), tmp_path)
     add_report(demo, "TH-THITRAN", {"document": {"link": "https://drive.google.com/file/d/x"}}, late=True)
     add_report(demo, "MN-HOABAN", {}, status="draft")  # not sent: not counted
@@ -320,9 +359,7 @@ async def test_a_reports_signed_files_in_one_zip_named_by_school(demo, chat_as, 
     with zipfile.ZipFile(path) as archive:
         assert sorted(archive.namelist()) == ["Danh mục.xlsx", "THCS Pú Nhi.pdf"]
         assert archive.read("THCS Pú Nhi.pdf") == pdf
-        rows = list(
-            load_workbook(io.BytesIO(archive.read("Danh mục.xlsx"))).active.iter_rows(values_only=True)
-        )
+        rows = index_rows(archive)
     assert len(rows) == 6  # every school of the district, sent or not
     by_school = {r[1]: r for r in rows[1:]}
     assert by_school[SCHOOL][3:] == ("Đúng hạn", "THCS Pú Nhi.pdf")
@@ -330,7 +367,9 @@ async def test_a_reports_signed_files_in_one_zip_named_by_school(demo, chat_as, 
     assert by_school["Trường Tiểu học Thị Trấn"][3:] == ("Nộp muộn", "https://drive.google.com/file/d/x")
 
 
-def add_report(demo, school_code: str, answers: dict, late: bool = False, status: str = "submitted") -> None:
+def add_report(
+    demo: App, school_code: str, answers: dict[str, Any], late: bool = False, status: str = "submitted"
+) -> None:
     """A yearly report of another school, as stored (its principal is not in the demo)."""
     from tests.handlers.helpers import add_submission
 
@@ -339,7 +378,7 @@ def add_report(demo, school_code: str, answers: dict, late: bool = False, status
         add_submission(s, school_code, "report", answers, demo.clock.now(), f"r-{school_code}", **fields)
 
 
-async def test_a_report_nobody_sent_or_nobody_knows(demo, chat_as) -> None:
+async def test_a_report_nobody_sent_or_nobody_knows(demo: App, chat_as: Callable[[str], Chat]) -> None:
     officer = chat_as("officer")
     replies = await officer.send("/bundle report năm 2026")
     assert replies[0].text == "Báo cáo năm 2026: chưa có trường nào nộp." and not replies[0].file_path
@@ -349,7 +388,9 @@ async def test_a_report_nobody_sent_or_nobody_knows(demo, chat_as) -> None:
     assert not list(Path(demo.settings.media_dir).glob("bundles/**/*.zip"))
 
 
-async def test_the_bundle_from_the_command_line(demo, chat_as, files, tmp_path, settings) -> None:
+async def test_the_bundle_from_the_command_line(
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path], tmp_path: Path, settings: Settings
+) -> None:
     from typer.testing import CliRunner
 
     from bot.cli import app as cli
@@ -378,7 +419,9 @@ async def test_the_bundle_from_the_command_line(demo, chat_as, files, tmp_path, 
     assert entries(parts) == entries([out])
 
 
-async def test_a_reports_files_from_the_command_line(demo, chat_as, tmp_path, settings) -> None:
+async def test_a_reports_files_from_the_command_line(
+    demo: App, chat_as: Callable[[str], Chat], tmp_path: Path, settings: Settings
+) -> None:
     from typer.testing import CliRunner
 
     from bot.cli import app as cli
@@ -408,7 +451,7 @@ async def test_a_reports_files_from_the_command_line(demo, chat_as, tmp_path, se
     assert both.exit_code == 2
 
 
-def test_a_months_nominations_are_counted_by_the_offices_day_not_utcs(demo) -> None:
+def test_a_months_nominations_are_counted_by_the_offices_day_not_utcs(demo: App) -> None:
     """A nomination sent at 03:00 on 1 December in the office's zone (UTC+7: 20:00 on 30 November in
     UTC) belongs to December's bundle, and one sent at 23:30 on 30 November to November's."""
     from zoneinfo import ZoneInfo
@@ -426,7 +469,9 @@ def test_a_months_nominations_are_counted_by_the_offices_day_not_utcs(demo) -> N
         early_dec = add_submission(
             s, "THCS-PUNHI", "nomination", {}, datetime(2026, 12, 1, 3, 0, tzinfo=tz), "t-dec", **approved
         )
-        ids = [late_nov.school_id]
+        ids = select(col(School.id)).where(
+            col(School.id) == late_nov.school_id
+        )  # the school, as a scope gives it
         nov = {sub.id for sub, _ in month_rows(s, ids, Period(2026, 11), False, tz)}
         dec = {sub.id for sub, _ in month_rows(s, ids, Period(2026, 12), False, tz)}
     assert late_nov.id in nov and early_dec.id not in nov
@@ -434,7 +479,7 @@ def test_a_months_nominations_are_counted_by_the_offices_day_not_utcs(demo) -> N
 
 
 async def test_a_video_that_never_downloaded_is_a_note_without_any_file_reference(
-    demo, chat_as, files, tmp_path
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path], tmp_path: Path
 ) -> None:
     """The clip's file is not on the server (its download failed: too large for the platform): the
     folder's notes say so, by the video's role and number and the name the sender's phone gave it,

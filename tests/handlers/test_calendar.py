@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -11,7 +12,7 @@ from handlers.calendar import Calendar, FrozenClock, Period
 from storage.errors import ConfigError
 
 
-def calendar_at(at: datetime, **schedule) -> Calendar:
+def calendar_at(at: datetime, **schedule: Any) -> Calendar:
     settings = load_settings(None, schedule=schedule) if schedule else load_settings(None)
     return Calendar(FrozenClock(at), settings.schedule)
 
@@ -66,12 +67,18 @@ def test_days_left() -> None:
 
 
 def test_the_next_periodic_deadline() -> None:
-    item, due = calendar_at(datetime(2026, 11, 10)).next_periodic()
+    got = calendar_at(datetime(2026, 11, 10)).next_periodic()
+    assert got is not None
+    item, due = got
     assert item.key == "nam" and due.date().isoformat() == "2026-12-01"
-    item, due = calendar_at(datetime(2026, 12, 2)).next_periodic()
+    got = calendar_at(datetime(2026, 12, 2)).next_periodic()
+    assert got is not None
+    item, due = got
     assert item.key == "6thang" and due.date().isoformat() == "2027-06-20"
     cal = calendar_at(datetime(2026, 6, 20, 23, 0))
-    item, due = cal.next_periodic()
+    got = cal.next_periodic()
+    assert got is not None
+    item, due = got
     assert item.key == "6thang" and due.date().isoformat() == "2026-06-20"
     assert cal.previous_periodic(item, due).date().isoformat() == "2025-06-20"
 

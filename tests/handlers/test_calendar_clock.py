@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -12,13 +13,13 @@ from handlers.calendar import Calendar, FrozenClock, quiet_spans
 from storage.errors import ConfigError
 
 
-def calendar(at: datetime = datetime(2026, 11, 10, 9), **schedule) -> Calendar:
+def calendar(at: datetime = datetime(2026, 11, 10, 9), **schedule: Any) -> Calendar:
     settings = load_settings(None, schedule=schedule) if schedule else load_settings(None)
     return Calendar(FrozenClock(at), settings.schedule)
 
 
-def moment(cal: Calendar, *args: int) -> datetime:
-    return datetime(*args, tzinfo=cal.clock.tz)
+def moment(cal: Calendar, year: int, month: int, day: int, hour: int, minute: int) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=cal.clock.tz)
 
 
 @pytest.mark.parametrize(
@@ -76,7 +77,7 @@ def test_overlapping_quiet_windows_are_merged() -> None:
         ({"semester_two_starts": "16/01"}, "semester_two_starts"),
     ],
 )
-def test_bad_schedules_are_refused_at_start_naming_the_key(schedule: dict, words: str) -> None:
+def test_bad_schedules_are_refused_at_start_naming_the_key(schedule: dict[str, Any], words: str) -> None:
     with pytest.raises(ConfigError, match=words):
         load_settings(None, schedule=schedule)
 
@@ -103,7 +104,8 @@ def test_ladders_are_kept_latest_first_whatever_order_they_are_written_in() -> N
 def test_a_tet_pause_with_its_edges() -> None:
     cal = calendar(pauses=[{"name": "Tết Đinh Mùi", "start": "2027-02-05", "end": "2027-02-14"}])
     assert cal.pause_at(moment(cal, 2027, 2, 4, 23, 59)) is None
-    assert cal.pause_at(moment(cal, 2027, 2, 5, 0, 0)).name == "Tết Đinh Mùi"
+    pause = cal.pause_at(moment(cal, 2027, 2, 5, 0, 0))
+    assert pause is not None and pause.name == "Tết Đinh Mùi"
     assert cal.pause_at(moment(cal, 2027, 2, 14, 23, 59)) is not None
     assert cal.pause_at(moment(cal, 2027, 2, 15, 0, 0)) is None
     assert not cal.can_send(moment(cal, 2027, 2, 10, 10, 0))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,9 +15,12 @@ from docx import Document
 from openpyxl import load_workbook
 from sqlmodel import select
 
+from bot.app import App
+from handlers.calendar import FrozenClock
 from handlers.types import Incoming, Kind
 from storage.models import Outbox, ReviewAction, Submission
 from storage.text import fold, withhold_names
+from tests.conftest import Chat
 from tests.handlers.article_helpers import photo_files, write_article
 from tests.handlers.helpers import fill_incident, inbox_texts
 from tests.handlers.test_nomination import nominate
@@ -46,7 +50,7 @@ def docx_text(data: bytes) -> str:
     return "\n".join(p.text for p in Document(io.BytesIO(data)).paragraphs)
 
 
-async def send_both(chat_as, tmp_path: Path) -> None:
+async def send_both(chat_as: Callable[[str], Chat], tmp_path: Path) -> None:
     """The school sends the nomination (no consent, one photo) and an article that names the pupil."""
     principal = chat_as("principal")
     await nominate(
@@ -74,12 +78,14 @@ async def send_both(chat_as, tmp_path: Path) -> None:
     await principal.press("Gửi")
 
 
-def rows(demo) -> dict[str, Submission]:
+def rows(demo: App) -> dict[str, Submission]:
     with demo.db.session() as s:
         return {r.kind: r for r in s.exec(select(Submission))}
 
 
-async def test_the_name_is_withheld_in_every_output_and_the_school_sees_it(demo, chat_as, tmp_path) -> None:
+async def test_the_name_is_withheld_in_every_output_and_the_school_sees_it(
+    demo: App, chat_as: Callable[[str], Chat], tmp_path: Path
+) -> None:
     await send_both(chat_as, tmp_path)
     sent = rows(demo)
     nomination, article = sent["nomination"].id, sent["article"].id
@@ -138,7 +144,9 @@ async def test_the_name_is_withheld_in_every_output_and_the_school_sees_it(demo,
     assert NAME in own[0].text
 
 
-async def test_consent_recorded_later_lifts_the_rule(demo, chat_as, tmp_path, clock) -> None:
+async def test_consent_recorded_later_lifts_the_rule(
+    demo: App, chat_as: Callable[[str], Chat], tmp_path: Path, clock: FrozenClock
+) -> None:
     await send_both(chat_as, tmp_path)
     nomination = rows(demo)["nomination"].id
     officer = chat_as("officer")
@@ -149,6 +157,7 @@ async def test_consent_recorded_later_lifts_the_rule(demo, chat_as, tmp_path, cl
     with demo.db.session() as s:
         row = s.get(Submission, nomination)
         action = s.exec(select(ReviewAction).where(ReviewAction.action == "consent")).one()
+    assert row is not None
     assert row.answers["consent"] == "yes" and row.answers["publishable"] is True
     assert (row.version, row.status) == (1, "submitted")  # still waiting for review, same version
     assert action.created_at == clock.now() and action.user_id is not None
@@ -201,7 +210,9 @@ def test_a_name_that_is_a_common_word_only_where_it_names_the_student(text: str,
     assert withhold_names(text, ["Nguyễn Bình An"]) == expected
 
 
-async def test_find_by_a_withheld_name_finds_nothing_that_names_the_pupil(demo, chat_as, tmp_path) -> None:
+async def test_find_by_a_withheld_name_finds_nothing_that_names_the_pupil(
+    demo: App, chat_as: Callable[[str], Chat], tmp_path: Path
+) -> None:
     """The article's title names the pupil ("Tấm gương em Giàng A Páo"): searching the pupil's name (with
     or without accents, or its start) must not find it, or the search would tell who it is; the title's
     other words still find it, shown with the initials."""
@@ -217,7 +228,7 @@ async def test_find_by_a_withheld_name_finds_nothing_that_names_the_pupil(demo, 
 
 
 async def test_an_incident_that_names_the_pupil_shows_the_office_only_initials(
-    demo, chat_as, tmp_path
+    demo: App, chat_as: Callable[[str], Chat], tmp_path: Path
 ) -> None:
     """The school raises an incident whose text names the pupil nominated without consent, then adds an
     update naming the pupil again: the officer's alert, the case and its messages carry only the

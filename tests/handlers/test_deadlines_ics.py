@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from icalendar import Calendar as ICalendar
+from icalendar import Component
 
+from bot.app import App
 from bot.config import Settings, load_settings
+from tests.conftest import Chat
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 PAUSES = [
@@ -26,18 +30,20 @@ def settings_fixture(tmp_path: Path, database_url: str) -> Settings:
     )
 
 
-def parsed(path: Path) -> tuple[ICalendar, dict[str, object]]:
+def parsed(path: Path) -> tuple[ICalendar, dict[str, Component]]:
     cal = ICalendar.from_ical(path.read_bytes())
     events = {str(e["summary"]): e for e in cal.walk("VEVENT")}
     return cal, events
 
 
-def alarm_moments(event) -> list[datetime]:
+def alarm_moments(event: Component) -> list[datetime]:
     start = event.decoded("dtstart")
     return sorted(start + a.decoded("trigger") for a in event.walk("VALARM"))
 
 
-async def test_a_principal_gets_the_school_year_with_tet_and_alarms(demo, chat_as) -> None:
+async def test_a_principal_gets_the_school_year_with_tet_and_alarms(
+    demo: App, chat_as: Callable[[str], Chat]
+) -> None:
     replies = await chat_as("principal").send("/calendar")
     assert "2026-2027" in replies[0].text and "14 mốc" in replies[0].text
     path = Path(replies[0].file_path)
@@ -76,7 +82,7 @@ async def test_a_principal_gets_the_school_year_with_tet_and_alarms(demo, chat_a
     assert len({str(e["uid"]) for e in cal.walk("VEVENT")}) == len(cal.walk("VEVENT")) == 16
 
 
-async def test_another_school_year_and_a_bad_one(demo, chat_as) -> None:
+async def test_another_school_year_and_a_bad_one(demo: App, chat_as: Callable[[str], Chat]) -> None:
     officer = chat_as("officer")
     replies = await officer.send("/calendar 2027-2028")
     _, events = parsed(Path(replies[0].file_path))
@@ -89,12 +95,14 @@ async def test_another_school_year_and_a_bad_one(demo, chat_as) -> None:
         assert "Chưa rõ năm học" in bad[0].text and "/calendar 2026-2027" in bad[0].text
 
 
-async def test_an_unregistered_user_gets_no_calendar(demo, chat_as) -> None:
+async def test_an_unregistered_user_gets_no_calendar(demo: App, chat_as: Callable[[str], Chat]) -> None:
     replies = await chat_as("stranger").send("/calendar")
     assert not any(r.file_path for r in replies)
 
 
-async def test_the_office_calendar_from_the_command_line(demo, settings, tmp_path) -> None:
+async def test_the_office_calendar_from_the_command_line(
+    demo: App, settings: Settings, tmp_path: Path
+) -> None:
     from typer.testing import CliRunner
 
     from bot.cli import app as cli

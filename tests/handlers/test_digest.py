@@ -3,10 +3,14 @@ the clock's daily digest goes only when something is new."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from bot.app import App
+from handlers.calendar import FrozenClock
+from tests.conftest import Chat
 from tests.handlers.article_helpers import photo_files, write_article
 from tests.handlers.helpers import add_district, add_user, fill_incident
 
@@ -16,7 +20,9 @@ def files_fixture(tmp_path: Path) -> dict[str, Path]:
     return photo_files(tmp_path)
 
 
-async def test_the_digest_lists_what_is_new_in_scope(demo, chat_as, files) -> None:
+async def test_the_digest_lists_what_is_new_in_scope(
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path]
+) -> None:
     officer = chat_as("officer")
     empty = (await officer.send("/digest"))[0].text
     assert "không có mục mới" in empty
@@ -48,7 +54,9 @@ async def test_the_digest_lists_what_is_new_in_scope(demo, chat_as, files) -> No
     assert any(c.value == "o:1" for c in digest[0].flat_choices())
 
 
-async def test_the_digest_shows_nothing_out_of_scope(demo, chat_as, files) -> None:
+async def test_the_digest_shows_nothing_out_of_scope(
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path]
+) -> None:
     add_district(demo, "PGD-KHAC")
     add_user(demo, "other_officer", "officer", "PGD-KHAC", "Anh Khác")
     principal = chat_as("principal")
@@ -59,7 +67,9 @@ async def test_the_digest_shows_nothing_out_of_scope(demo, chat_as, files) -> No
     assert "Trường" not in digest[0].text  # a district with no school: nobody else's schools
 
 
-async def test_an_old_submission_is_not_new(demo, chat_as, files, clock) -> None:
+async def test_an_old_submission_is_not_new(
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path], clock: FrozenClock
+) -> None:
     principal = chat_as("principal")
     await write_article(principal, files)
     await principal.press("Gửi")
@@ -69,7 +79,9 @@ async def test_an_old_submission_is_not_new(demo, chat_as, files, clock) -> None
     assert "1/5 trường đã nộp" in digest[0].text  # but the standing picture still counts it
 
 
-async def test_the_daily_digest_goes_through_the_outbox_once_a_day(demo, chat_as, files, clock) -> None:
+async def test_the_daily_digest_goes_through_the_outbox_once_a_day(
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path], clock: FrozenClock
+) -> None:
     from datetime import datetime
 
     from sqlmodel import select
@@ -104,7 +116,7 @@ async def test_the_daily_digest_goes_through_the_outbox_once_a_day(demo, chat_as
 
 
 async def test_an_incident_raised_minutes_earlier_is_in_the_province_officers_digest(
-    demo, chat_as, clock
+    demo: App, chat_as: Callable[[str], Chat], clock: FrozenClock
 ) -> None:
     add_user(demo, "prov_officer", "officer", "SGD-DEMO", "Chị Sở Một")
     principal = chat_as("principal")
@@ -119,7 +131,7 @@ async def test_an_incident_raised_minutes_earlier_is_in_the_province_officers_di
 
 
 async def test_a_leader_gets_the_digest_read_only_and_no_review_entry_in_the_menu(
-    demo, chat_as, files
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path]
 ) -> None:
     principal = chat_as("principal")
     await write_article(principal, files)
@@ -135,8 +147,11 @@ async def test_a_leader_gets_the_digest_read_only_and_no_review_entry_in_the_men
     assert "m:review" in [c.value for c in officer_menu[0].flat_choices()]
 
 
-async def test_approved_articles_not_yet_published_are_one_button_away(demo, chat_as, files) -> None:
+async def test_approved_articles_not_yet_published_are_one_button_away(
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path]
+) -> None:
     from sqlalchemy import update
+    from sqlmodel import col
 
     from storage.models import Submission
 
@@ -144,7 +159,7 @@ async def test_approved_articles_not_yet_published_are_one_button_away(demo, cha
     await write_article(principal, files)
     await principal.press("Gửi")
     with demo.db.session() as s:
-        s.execute(update(Submission).where(Submission.id == 1).values(status="approved"))
+        s.execute(update(Submission).where(col(Submission.id) == 1).values(status="approved"))
     officer = chat_as("officer")
     digest = await officer.send("/digest")
     assert "🌐 Đã duyệt, chưa ghi nhận đăng: 1 bài." in digest[0].text

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from sqlmodel import select
 
-from storage.models import CancelledDraft
+from bot.app import App
+from handlers.calendar import FrozenClock
+from handlers.types import Reply
+from storage.models import CancelledDraft, Draft
 from tests.conftest import Chat
 from tests.handlers.article_helpers import photo_files, write_article
-from tests.handlers.helpers import draft_of, fill_incident
+from tests.handlers.helpers import draft_of, fill_incident, the_draft
 from tests.handlers.test_nomination import nominate
 
 PROGRESS = re.compile(r"Bước (\d+)/(\d+)")
@@ -24,7 +28,7 @@ def files_fixture(tmp_path: Path) -> dict[str, Path]:
     return photo_files(tmp_path)
 
 
-def article(app):
+def article(app: App) -> Draft | None:
     return draft_of(app, "principal", "article")
 
 
@@ -34,10 +38,12 @@ async def cancel(chat: Chat) -> None:
     await chat.press("Có, huỷ")
 
 
-async def test_a_cancelled_draft_is_restored_where_it_was(demo, chat_as, files) -> None:
+async def test_a_cancelled_draft_is_restored_where_it_was(
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path]
+) -> None:
     chat = chat_as("principal")
     await write_article(chat, files, stop_before="what")
-    before = article(demo)
+    before = the_draft(demo, "principal", "article")
     await cancel(chat)
     assert article(demo) is None
     listing = await chat.send("/drafts")
@@ -45,7 +51,7 @@ async def test_a_cancelled_draft_is_restored_where_it_was(demo, chat_as, files) 
     replies = await chat.press("Khôi phục: Bài viết tháng")
     assert "Đã khôi phục bản nháp Bài viết tháng." in replies[-1].text
     assert "Hoạt động gì, những ai tham gia?" in replies[-1].text and "Bước 7/10" in replies[-1].text
-    restored = article(demo)
+    restored = the_draft(demo, "principal", "article")
     assert (restored.step, restored.mode, restored.answers) == (before.step, before.mode, before.answers)
     assert restored.token != before.token  # a restored draft is sent once, like any other
     again = await chat.send("/drafts")
@@ -54,7 +60,9 @@ async def test_a_cancelled_draft_is_restored_where_it_was(demo, chat_as, files) 
     assert "Hoạt động gì" in chat.last.text
 
 
-async def test_restoring_keeps_the_draft_written_meanwhile(demo, chat_as, files) -> None:
+async def test_restoring_keeps_the_draft_written_meanwhile(
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path]
+) -> None:
     chat = chat_as("principal")
     await write_article(chat, files, stop_before="photo_wide")
     await cancel(chat)
@@ -63,14 +71,16 @@ async def test_restoring_keeps_the_draft_written_meanwhile(demo, chat_as, files)
     await chat.send("/drafts")
     replies = await chat.press("Khôi phục")
     assert "đã được cất vào /drafts" in replies[-1].text
-    assert article(demo).answers["title"] == "Ngày hội đọc sách"
+    assert the_draft(demo, "principal", "article").answers["title"] == "Ngày hội đọc sách"
     listing = await chat.send("/drafts")
     assert "đã huỷ" in listing[0].text  # the other one is kept in its turn
     await chat.press("Khôi phục")
-    assert article(demo).answers["theme"] == "s:good_deeds"
+    assert the_draft(demo, "principal", "article").answers["theme"] == "s:good_deeds"
 
 
-async def test_a_cancelled_draft_is_kept_for_24_hours(demo, chat_as, files, clock) -> None:
+async def test_a_cancelled_draft_is_kept_for_24_hours(
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path], clock: FrozenClock
+) -> None:
     chat = chat_as("principal")
     await write_article(chat, files, stop_before="photo_wide")
     await cancel(chat)
@@ -89,7 +99,9 @@ async def test_a_cancelled_draft_is_kept_for_24_hours(demo, chat_as, files, cloc
         assert s.exec(select(CancelledDraft)).all() == []  # forgotten, not only hidden
 
 
-async def test_restoring_after_the_form_changed(demo, chat_as, files) -> None:
+async def test_restoring_after_the_form_changed(
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path]
+) -> None:
     """The draft was cancelled under an older article form: one with a "who" step and no "how" step.
     What still fits comes back; the new step is named and asked; the gone answer is dropped."""
     chat = chat_as("principal")
@@ -107,7 +119,7 @@ async def test_restoring_after_the_form_changed(demo, chat_as, files) -> None:
     text = replies[-1].text
     assert "Biểu mẫu đã thay đổi từ khi huỷ; thầy/cô vui lòng nhập thêm: Diễn biến, kết quả." in text
     assert "Số người tham gia, diễn biến và kết quả" in text  # asked at once
-    restored = article(demo)
+    restored = the_draft(demo, "principal", "article")
     assert restored.step == "how" and "who" not in restored.answers
     assert (
         restored.answers["title"] == "Ngày hội đọc sách" and restored.answers["photo_wide"]["width"] == 2000
@@ -116,7 +128,9 @@ async def test_restoring_after_the_form_changed(demo, chat_as, files) -> None:
     assert "Số điện thoại hoặc email" in chat.last.text  # then on where the walk goes
 
 
-async def test_restoring_a_draft_whose_form_is_gone(demo, chat_as, files) -> None:
+async def test_restoring_a_draft_whose_form_is_gone(
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path]
+) -> None:
     chat = chat_as("principal")
     await write_article(chat, files, stop_before="photo_wide")
     await cancel(chat)
@@ -128,7 +142,7 @@ async def test_restoring_a_draft_whose_form_is_gone(demo, chat_as, files) -> Non
     assert "không có bản nháp nào" in listing[0].text  # a form the bot no longer has is not offered
 
 
-def marks(replies) -> list[tuple[int, int]]:
+def marks(replies: list[Reply]) -> list[tuple[int, int]]:
     return [(int(n), int(t)) for r in replies for n, t in PROGRESS.findall(r.text)]
 
 
@@ -149,14 +163,18 @@ def assert_counts_honestly(chat: Chat) -> int:
     ("role", "consent"),
     [("Giáo viên", None), ("Học sinh", "Đã có đồng ý"), ("Học sinh", "Chưa có"), ("Tập thể", None)],
 )
-async def test_the_nomination_counts_honestly_on_every_branch(demo, chat_as, tmp_path, role, consent) -> None:
+async def test_the_nomination_counts_honestly_on_every_branch(
+    demo: App, chat_as: Callable[[str], Chat], tmp_path: Path, role: str, consent: str | None
+) -> None:
     chat = chat_as("principal")
     await nominate(chat, tmp_path, role=role, consent=consent, photos=1)
     assert "Xem lại" in chat.last.text
     assert assert_counts_honestly(chat) == 8
 
 
-async def test_the_article_counts_honestly_first_and_later(demo, chat_as, files, clock) -> None:
+async def test_the_article_counts_honestly_first_and_later(
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path], clock: FrozenClock
+) -> None:
     chat = chat_as("principal")
     await write_article(chat, files)
     assert assert_counts_honestly(chat) == 10  # the contact is asked: the school's first article
@@ -167,7 +185,7 @@ async def test_the_article_counts_honestly_first_and_later(demo, chat_as, files,
     assert assert_counts_honestly(later) == 9  # now known: counted out from the start
 
 
-async def test_the_incident_and_the_report_count_honestly(demo, chat_as) -> None:
+async def test_the_incident_and_the_report_count_honestly(demo: App, chat_as: Callable[[str], Chat]) -> None:
     chat = chat_as("principal")
     await fill_incident(chat, skip_actions=True)
     assert assert_counts_honestly(chat) == 9  # the callback phone is asked: the profile has none
@@ -183,7 +201,9 @@ async def test_the_incident_and_the_report_count_honestly(demo, chat_as) -> None
     assert assert_counts_honestly(report) == 5
 
 
-async def test_continue_from_drafts_makes_that_draft_the_one_answered(demo, chat_as, files, clock) -> None:
+async def test_continue_from_drafts_makes_that_draft_the_one_answered(
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path], clock: FrozenClock
+) -> None:
     chat = chat_as("principal")
     await write_article(chat, files, stop_before="photo_wide")
     clock.advance(minutes=5)
@@ -197,11 +217,13 @@ async def test_continue_from_drafts_makes_that_draft_the_one_answered(demo, chat
     await chat.press("Tiếp tục: Bài viết tháng")
     assert "Ảnh 1/3" in chat.last.text
     await chat.send(f"/file {files['wide']}")  # goes to the article, not to the incident
-    assert article(demo).answers["photo_wide"]["width"] == 2000
-    assert "when" not in draft_of(demo, "principal", "incident").answers
+    assert the_draft(demo, "principal", "article").answers["photo_wide"]["width"] == 2000
+    assert "when" not in the_draft(demo, "principal", "incident").answers
 
 
-async def test_a_button_of_a_cancelled_form_does_not_act_on_the_next_one(demo, chat_as) -> None:
+async def test_a_button_of_a_cancelled_form_does_not_act_on_the_next_one(
+    demo: App, chat_as: Callable[[str], Chat]
+) -> None:
     """A form's buttons name their draft by id and version: the next draft never gets a cancelled
     one's id (SQLite gave it again), so a button left on the old screen finds its draft gone."""
     chat = chat_as("principal")
@@ -217,12 +239,12 @@ async def test_a_button_of_a_cancelled_form_does_not_act_on_the_next_one(demo, c
         Incoming("console", "principal", "principal", Kind.CHOICE, choice=old, update_id="stale")
     )
     assert stale[0].text == "Nút này không còn dùng được."
-    after = draft_of(demo, "principal", "incident")
+    after = the_draft(demo, "principal", "incident")
     assert (after.id, after.version, after.answers) == (before.id, 1, before.answers)
 
 
 async def test_an_old_restore_button_does_not_bring_back_another_cancelled_draft(
-    demo, chat_as, files
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path]
 ) -> None:
     """A "Khôi phục" button names its cancelled draft by id: once that one is restored, the button
     finds it gone, though another draft was cancelled since (SQLite gave its id again before)."""

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlmodel import func, select
 
-from bot.app import open_app
+from bot.app import App, open_app
+from bot.config import Settings
+from handlers.calendar import FrozenClock
 from handlers.forms import Action, DraftMode
 from handlers.types import Incoming, Kind
 from storage.models import Submission
 from tests.conftest import Chat
-from tests.handlers.helpers import WHAT, draft_of, fill_incident, snapshot
+from tests.handlers.helpers import WHAT, draft_of, fill_incident, snapshot, the_draft
 
 
 async def fill_incident_rest(chat: Chat) -> None:
@@ -29,7 +33,7 @@ def press_value(chat: Chat, value: str, update_id: str) -> Incoming:
     return Incoming("console", user, user, Kind.CHOICE, choice=value, update_id=update_id)
 
 
-async def test_progress_mark_and_first_question(chat_as) -> None:
+async def test_progress_mark_and_first_question(chat_as: Callable[[str], Chat]) -> None:
     chat = chat_as("principal")
     replies = await chat.send("/incident")
     assert "Bước 1/9" in replies[-1].text
@@ -39,7 +43,9 @@ async def test_progress_mark_and_first_question(chat_as) -> None:
     assert not any("Huỷ" in label for label in labels)  # cancel is on the review screen and /cancel
 
 
-async def test_back_returns_to_the_previous_step_keeping_answers(demo, chat_as) -> None:
+async def test_back_returns_to_the_previous_step_keeping_answers(
+    demo: App, chat_as: Callable[[str], Chat]
+) -> None:
     chat = chat_as("principal")
     await chat.send("/incident")
     await chat.send(WHAT)
@@ -47,13 +53,13 @@ async def test_back_returns_to_the_previous_step_keeping_answers(demo, chat_as) 
     await chat.send("8:00")
     replies = await chat.press("Quay lại")
     assert "Bước 2/9" in replies[-1].text
-    draft = draft_of(demo, "principal")
+    draft = the_draft(demo, "principal")
     assert (
         draft.step == "when" and draft.answers["what"] == WHAT and draft.answers["when"] == "2026-11-09T08:00"
     )
 
 
-async def test_skip_an_optional_step_and_review_shows_it(demo, chat_as) -> None:
+async def test_skip_an_optional_step_and_review_shows_it(demo: App, chat_as: Callable[[str], Chat]) -> None:
     chat = chat_as("principal")
     await fill_incident(chat, stop_before="actions")
     replies = await chat.press("Bỏ qua")
@@ -61,42 +67,46 @@ async def test_skip_an_optional_step_and_review_shows_it(demo, chat_as) -> None:
     await chat.press("Rất nghiêm trọng")
     review = await chat.send("0912 345 678")
     assert "Đã xử lý: (không có)" in review[-1].text
-    assert draft_of(demo, "principal").answers["actions"] is None
+    assert the_draft(demo, "principal").answers["actions"] is None
 
 
-async def test_required_step_offers_no_skip_and_refuses_a_forged_skip(demo, chat_as) -> None:
+async def test_required_step_offers_no_skip_and_refuses_a_forged_skip(
+    demo: App, chat_as: Callable[[str], Chat]
+) -> None:
     chat = chat_as("principal")
     replies = await chat.send("/incident")
     assert not any("Bỏ qua" in c.label for c in replies[-1].flat_choices())
-    draft = draft_of(demo, "principal")
+    draft = the_draft(demo, "principal")
     before = snapshot(demo, "principal")
     got = await demo.dispatcher.handle(press_value(chat, f"f:{draft.id}:{draft.version}:s:", "forged-skip"))
     assert "bắt buộc" in got[0].text
     assert snapshot(demo, "principal") == before
 
 
-async def test_edit_an_answer_from_the_review_screen(demo, chat_as) -> None:
+async def test_edit_an_answer_from_the_review_screen(demo: App, chat_as: Callable[[str], Chat]) -> None:
     chat = chat_as("principal")
     await fill_incident(chat)
     await chat.press("Sửa: Địa điểm")
-    assert draft_of(demo, "principal").mode == "edit"
+    assert the_draft(demo, "principal").mode == "edit"
     review = await chat.send("Nhà văn hoá bản Pú Nhi")
     assert "Xem lại" in review[-1].text
     assert "Địa điểm: Nhà văn hoá bản Pú Nhi" in review[-1].text
     assert "Sự việc: " + WHAT in review[-1].text  # the rest is untouched
 
 
-async def test_back_while_editing_returns_to_review_unchanged(demo, chat_as) -> None:
+async def test_back_while_editing_returns_to_review_unchanged(
+    demo: App, chat_as: Callable[[str], Chat]
+) -> None:
     chat = chat_as("principal")
     await fill_incident(chat)
-    before = draft_of(demo, "principal").answers
+    before = the_draft(demo, "principal").answers
     await chat.press("Sửa: Mức độ")
     review = await chat.press("Quay lại")
     assert "Xem lại" in review[-1].text
-    assert draft_of(demo, "principal").answers == before
+    assert the_draft(demo, "principal").answers == before
 
 
-async def test_cancel_by_button_and_by_command_asks_first(demo, chat_as) -> None:
+async def test_cancel_by_button_and_by_command_asks_first(demo: App, chat_as: Callable[[str], Chat]) -> None:
     chat = chat_as("principal")
     await fill_incident(chat)
     replies = await chat.press("Huỷ")
@@ -115,7 +125,7 @@ async def test_cancel_by_button_and_by_command_asks_first(demo, chat_as) -> None
     assert "Không có việc gì" in replies[0].text
 
 
-async def test_no_to_the_cancel_question_keeps_everything(demo, chat_as) -> None:
+async def test_no_to_the_cancel_question_keeps_everything(demo: App, chat_as: Callable[[str], Chat]) -> None:
     chat = chat_as("principal")
     await fill_incident(chat, stop_before="networks")
     before = snapshot(demo, "principal")
@@ -127,10 +137,12 @@ async def test_no_to_the_cancel_question_keeps_everything(demo, chat_as) -> None
     review = await chat.press("Huỷ")
     replies = await chat.press("Không")
     assert "Xem lại" in replies[-1].text and review[0].text != replies[-1].text
-    assert draft_of(demo, "principal").mode == "review"
+    assert the_draft(demo, "principal").mode == "review"
 
 
-async def test_resume_after_the_app_is_rebuilt_on_the_same_database(settings, clock, demo, chat_as) -> None:
+async def test_resume_after_the_app_is_rebuilt_on_the_same_database(
+    settings: Settings, clock: FrozenClock, demo: App, chat_as: Callable[[str], Chat]
+) -> None:
     chat = chat_as("principal")
     await chat.send("/incident")
     await chat.send(WHAT)
@@ -148,10 +160,10 @@ async def test_resume_after_the_app_is_rebuilt_on_the_same_database(settings, cl
         assert any("đang soạn dở" in r.text for r in fresh)
         restart = await again.press("Làm lại từ đầu")
         assert "Bước 1/9" in restart[-1].text
-        assert draft_of(rebuilt, "principal").answers == {}
+        assert the_draft(rebuilt, "principal").answers == {}
 
 
-async def test_send_twice_makes_one_submission(demo, chat_as) -> None:
+async def test_send_twice_makes_one_submission(demo: App, chat_as: Callable[[str], Chat]) -> None:
     chat = chat_as("principal")
     await fill_incident(chat)
     send = chat.value_of("Gửi")
@@ -165,7 +177,9 @@ async def test_send_twice_makes_one_submission(demo, chat_as) -> None:
         assert s.exec(select(func.count()).select_from(Submission)).one() == 1
 
 
-async def test_a_button_from_an_older_screen_changes_nothing(demo, chat_as) -> None:
+async def test_a_button_from_an_older_screen_changes_nothing(
+    demo: App, chat_as: Callable[[str], Chat]
+) -> None:
     chat = chat_as("principal")
     await chat.send("/incident")
     await chat.send(WHAT)
@@ -178,7 +192,7 @@ async def test_a_button_from_an_older_screen_changes_nothing(demo, chat_as) -> N
     assert snapshot(demo, "principal") == before
 
 
-async def test_forged_and_deleted_draft_buttons(demo, chat_as) -> None:
+async def test_forged_and_deleted_draft_buttons(demo: App, chat_as: Callable[[str], Chat]) -> None:
     chat = chat_as("principal")
     await fill_incident(chat)
     stale = chat.value_of("Gửi")
@@ -192,10 +206,10 @@ async def test_forged_and_deleted_draft_buttons(demo, chat_as) -> None:
         assert "lỗi" not in replies[0].text  # a short answer, not the apology for a crash
 
 
-async def test_another_users_draft_cannot_be_driven(demo, chat_as) -> None:
+async def test_another_users_draft_cannot_be_driven(demo: App, chat_as: Callable[[str], Chat]) -> None:
     principal = chat_as("principal")
     await principal.send("/incident")
-    draft = draft_of(demo, "principal")
+    draft = the_draft(demo, "principal")
     before = snapshot(demo, "principal")
     leader = chat_as("leader")
     replies = await demo.dispatcher.handle(press_value(leader, f"f:{draft.id}:{draft.version}:x:", "steal"))

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
-from sqlmodel import func, select
+from collections.abc import Callable
 
+from sqlmodel import col, func, select
+
+from bot.app import App
 from handlers.notify import ALERT, tell, tell_each
 from handlers.types import Incoming, Kind, Reply
 from storage import queries as q
 from storage.models import Incident, IncidentAck, Outbox, Submission
-from tests.handlers.helpers import WHAT, add_district, add_user, draft_of, fill_incident, inbox_texts
+from tests.conftest import Chat
+from tests.handlers.helpers import (
+    WHAT,
+    add_district,
+    add_user,
+    fill_incident,
+    inbox_texts,
+    the_draft,
+)
 
 
-async def test_alert_reaches_every_officer_and_leader_in_scope_and_no_one_else(demo, chat_as) -> None:
+async def test_alert_reaches_every_officer_and_leader_in_scope_and_no_one_else(
+    demo: App, chat_as: Callable[[str], Chat]
+) -> None:
     add_user(demo, "prov_officer", "officer", "SGD-DEMO", "Chị Sở Một")
     add_district(demo, "PGD-KHAC")
     add_user(demo, "other_officer", "officer", "PGD-KHAC", "Anh Huyện Khác")
@@ -30,10 +43,12 @@ async def test_alert_reaches_every_officer_and_leader_in_scope_and_no_one_else(d
         assert s.exec(select(func.count()).select_from(Submission)).one() == 1
         incident = s.exec(select(Incident)).one()
         assert incident.severity == "medium"
-    assert draft_of(demo, "principal").mode == "sent"
+    assert the_draft(demo, "principal").mode == "sent"
 
 
-async def test_officer_acknowledges_and_the_principal_sees_who(demo, chat_as) -> None:
+async def test_officer_acknowledges_and_the_principal_sees_who(
+    demo: App, chat_as: Callable[[str], Chat]
+) -> None:
     principal = chat_as("principal")
     await fill_incident(principal)
     await principal.press("Gửi")
@@ -56,7 +71,7 @@ async def test_officer_acknowledges_and_the_principal_sees_who(demo, chat_as) ->
     assert "Anh Nguyễn Văn Minh" in principal2.text() and "#1" in listing[-1].text
 
 
-async def test_acknowledging_twice_is_recorded_once(demo, chat_as) -> None:
+async def test_acknowledging_twice_is_recorded_once(demo: App, chat_as: Callable[[str], Chat]) -> None:
     principal = chat_as("principal")
     await fill_incident(principal)
     await principal.press("Gửi")
@@ -70,7 +85,7 @@ async def test_acknowledging_twice_is_recorded_once(demo, chat_as) -> None:
         assert s.exec(select(func.count()).select_from(IncidentAck)).one() == 1
 
 
-async def test_officer_outside_scope_cannot_acknowledge(demo, chat_as) -> None:
+async def test_officer_outside_scope_cannot_acknowledge(demo: App, chat_as: Callable[[str], Chat]) -> None:
     add_district(demo, "PGD-KHAC")
     add_user(demo, "other_officer", "officer", "PGD-KHAC", "Anh Huyện Khác")
     principal = chat_as("principal")
@@ -85,20 +100,22 @@ async def test_officer_outside_scope_cannot_acknowledge(demo, chat_as) -> None:
         assert s.exec(select(func.count()).select_from(IncidentAck)).one() == 0
 
 
-async def test_no_registered_staff_tells_the_principal_to_phone(demo, chat_as) -> None:
+async def test_no_registered_staff_tells_the_principal_to_phone(
+    demo: App, chat_as: Callable[[str], Chat]
+) -> None:
     from sqlmodel import delete
 
     from storage.models import User
 
     with demo.db.session() as s:
-        s.execute(delete(User).where(User.role.in_(["officer", "leader"])))  # type: ignore[attr-defined]
+        s.execute(delete(User).where(col(User.role).in_(["officer", "leader"])))
     principal = chat_as("principal")
     await fill_incident(principal)
     replies = await principal.press("Gửi")
     assert "gọi điện" in replies[0].text
 
 
-def _press(chat, value: str, update_id: str):
+def _press(chat: Chat, value: str, update_id: str) -> Incoming:
     from handlers.types import Incoming, Kind
 
     return Incoming(
@@ -106,13 +123,14 @@ def _press(chat, value: str, update_id: str):
     )
 
 
-def test_telling_several_at_once_queues_each_once_and_keeps_a_row_already_there(demo) -> None:
+def test_telling_several_at_once_queues_each_once_and_keeps_a_row_already_there(demo: App) -> None:
     """`tell_each` writes one row a person in one INSERT; a person whose row with that key exists keeps
     it (not written again), and every row to send, the old one included, is in the update's queue."""
     add_user(demo, "prov_officer", "officer", "SGD-DEMO", "Chị Sở Một")
     with demo.db.session() as s:
-        people = [q.get_user(s, "console", who) for who in ("officer", "leader", "prov_officer")]
-    assert all(p is not None for p in people)
+        found = [q.get_user(s, "console", who) for who in ("officer", "leader", "prov_officer")]
+    people = [p for p in found if p is not None]
+    assert len(people) == len(found)  # every one of them found
     msg = Incoming("console", "principal", "principal", Kind.TEXT)
     earlier = demo.dispatcher.context(msg, people[0])
     with demo.db.session() as s:
@@ -127,9 +145,10 @@ def test_telling_several_at_once_queues_each_once_and_keeps_a_row_already_there(
             period="incident:99",
         )
     with demo.db.session() as s:
-        rows = s.exec(select(Outbox).where(Outbox.period == "incident:99").order_by(Outbox.id)).all()
+        rows = s.exec(select(Outbox).where(Outbox.period == "incident:99").order_by(col(Outbox.id))).all()
         texts = {row.user_id: row.payload["text"] for row in rows}
     assert len(rows) == 3 and sorted(ctx.queued) == [row.id for row in rows]
     assert earlier.queued[0] in ctx.queued
+    assert people[1].id is not None and people[2].id is not None
     assert texts[people[1].id] == "Tin cũ"  # kept, not written again
     assert texts[people[2].id] == "Tin cho Chị Sở Một"

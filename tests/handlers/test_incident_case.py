@@ -5,6 +5,7 @@ crash between the school's update and its delivery."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,10 +16,10 @@ from sqlmodel import col, select
 from bot.app import App
 from bot.config import Settings, load_settings
 from bot.outbox import inbox_sender
-from handlers.calendar import Period
+from handlers.calendar import FrozenClock, Period
 from handlers.leaders.reader import Where, office_where
 from handlers.leaders.workbook import build_workbook
-from handlers.types import Incoming, Kind, Media
+from handlers.types import Incoming, Kind, Media, Reply
 from storage import queries as q
 from storage.models import Incident, IncidentMessage, Outbox, User
 from storage.scope import Scope, sized
@@ -28,9 +29,9 @@ from tests.handlers.helpers import (
     add_principal,
     add_submission,
     add_user,
-    draft_of,
     fill_incident,
     inbox_texts,
+    the_draft,
 )
 from tests.media.samples import jpeg, write
 
@@ -56,7 +57,7 @@ def press(user: str, value: str, update_id: str) -> Incoming:
     return Incoming("console", user, user, Kind.CHOICE, choice=value, update_id=update_id)
 
 
-def said(replies: list) -> str:
+def said(replies: list[Reply]) -> str:
     """Everything an update was answered with (kept messages come first)."""
     return "\n".join(r.text for r in replies)
 
@@ -95,7 +96,9 @@ async def raise_incident(chat: Chat, tmp_path: Path) -> None:
     await chat.press("Gửi")
 
 
-async def test_a_case_from_the_alert_to_closed(demo, chat_as, tmp_path) -> None:
+async def test_a_case_from_the_alert_to_closed(
+    demo: App, chat_as: Callable[[str], Chat], tmp_path: Path
+) -> None:
     add_user(demo, "prov_officer", "officer", "SGD-DEMO", "Chị Sở Một")
     principal, officer = chat_as("principal"), chat_as("officer")
     Chat(demo, "bystander")  # holds the console sender: every message to the others is kept, readable
@@ -176,7 +179,7 @@ async def test_a_case_from_the_alert_to_closed(demo, chat_as, tmp_path) -> None:
     assert "Đóng" in view[-1].text
 
 
-async def test_bad_input_on_a_case_changes_nothing(demo, chat_as) -> None:
+async def test_bad_input_on_a_case_changes_nothing(demo: App, chat_as: Callable[[str], Chat]) -> None:
     add_district(demo, "PGD-KHAC")
     add_user(demo, "other_officer", "officer", "PGD-KHAC", "Anh Huyện Khác")
     add_user(demo, "prov_officer", "officer", "SGD-DEMO", "Chị Sở Một")
@@ -235,26 +238,28 @@ async def test_bad_input_on_a_case_changes_nothing(demo, chat_as) -> None:
     assert not any("theo dõi thêm" in t for t in inbox_texts(demo, "principal"))
 
 
-async def test_bad_evidence_and_phone_are_refused_and_the_draft_kept(demo, chat_as, tmp_path) -> None:
+async def test_bad_evidence_and_phone_are_refused_and_the_draft_kept(
+    demo: App, chat_as: Callable[[str], Chat], tmp_path: Path
+) -> None:
     chat = chat_as("principal")
     await fill_incident(chat, stop_before="links")
     for bad in ("ftp://example.com/bai-dang", "facebook.com/bai-dang", "https://ok.vn/a javascript:alert(1)"):
-        before = draft_of(demo, "principal").answers
+        before = the_draft(demo, "principal").answers
         got = await chat.send(bad)
         assert "Đường link chưa đúng" in got[0].text and "http://" in got[0].text
-        assert draft_of(demo, "principal").answers == before
+        assert the_draft(demo, "principal").answers == before
     await chat.send("https://baomoi.vn/a.html https://vnexpress.net/b.html")
-    assert draft_of(demo, "principal").answers["links"] == [
+    assert the_draft(demo, "principal").answers["links"] == [
         "https://baomoi.vn/a.html",
         "https://vnexpress.net/b.html",
     ]
     await chat.press("Xong")
 
     pdf = write(tmp_path, "chup-man-hinh.pdf", b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n")
-    before = draft_of(demo, "principal").answers
+    before = the_draft(demo, "principal").answers
     got = await chat.send(f"/file {pdf}")
     assert "không phải là ảnh" in got[0].text
-    assert draft_of(demo, "principal").answers == before
+    assert the_draft(demo, "principal").answers == before
 
     shots = [write(tmp_path, f"anh-{i}.jpg", jpeg(300 + i, 200)) for i in range(30)]
     media = tuple(
@@ -271,20 +276,20 @@ async def test_bad_evidence_and_phone_are_refused_and_the_draft_kept(demo, chat_
     album = Incoming("console", "principal", "principal", Kind.MEDIA, media=media, update_id="thirty")
     got = await demo.dispatcher.handle(album)
     assert "Đã nhận 10 ảnh (tổng 10/10); 20 tệp không đạt." in got[0].text
-    assert len(draft_of(demo, "principal").answers["photos"]) == 10
+    assert len(the_draft(demo, "principal").answers["photos"]) == 10
     more = await chat.send(f"/file {shots[0]}")
     assert "Đã đủ 10 tệp" in more[0].text
     await chat.press("Xong")
     await chat.send("Đã gặp phụ huynh")
     await chat.press("Nghiêm trọng")
     for bad in ("12345", "0123 456 789", "không có"):
-        before = draft_of(demo, "principal").answers
+        before = the_draft(demo, "principal").answers
         got = await chat.send(bad)
         assert "điện thoại" in got[0].text.lower()
-        assert draft_of(demo, "principal").answers == before
+        assert the_draft(demo, "principal").answers == before
 
 
-async def test_the_callback_phone_comes_from_the_profile(demo, chat_as) -> None:
+async def test_the_callback_phone_comes_from_the_profile(demo: App, chat_as: Callable[[str], Chat]) -> None:
     with demo.db.session() as s:
         user = q.get_user(s, "console", "principal")
         assert user is not None
@@ -298,7 +303,9 @@ async def test_the_callback_phone_comes_from_the_profile(demo, chat_as) -> None:
     assert incident(demo).phone == "0912345678"
 
 
-async def test_escalation_to_the_leaders_after_the_configured_minutes(demo, chat_as, clock) -> None:
+async def test_escalation_to_the_leaders_after_the_configured_minutes(
+    demo: App, chat_as: Callable[[str], Chat], clock: FrozenClock
+) -> None:
     principal = chat_as("principal")
     await fill_incident(principal)
     await principal.press("Gửi")
@@ -328,7 +335,9 @@ async def test_escalation_to_the_leaders_after_the_configured_minutes(demo, chat
     assert "Sự cố còn mở quá 3 ngày (1)" in digest[-1].text
 
 
-async def test_a_case_taken_in_time_is_not_escalated(demo, chat_as, clock) -> None:
+async def test_a_case_taken_in_time_is_not_escalated(
+    demo: App, chat_as: Callable[[str], Chat], clock: FrozenClock
+) -> None:
     principal = chat_as("principal")
     await fill_incident(principal)
     await principal.press("Gửi")
@@ -362,7 +371,9 @@ def seed_case(app: App, token: str, raised: datetime, ack: int | None, close: in
         )
 
 
-async def test_figures_on_a_seeded_month_computed_by_hand(demo, chat_as, tmp_path) -> None:
+async def test_figures_on_a_seeded_month_computed_by_hand(
+    demo: App, chat_as: Callable[[str], Chat], tmp_path: Path
+) -> None:
     nov = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
     seed_case(demo, "n1", nov, ack=10, close=120)
     seed_case(demo, "n2", nov + timedelta(hours=5), ack=20, close=360)
@@ -399,7 +410,9 @@ async def test_figures_on_a_seeded_month_computed_by_hand(demo, chat_as, tmp_pat
     assert [r[10] for r in rows] == [None, None, 2.0, 6.0, None]  # hours to close it
 
 
-async def test_a_level_limited_officer_gets_every_incident_of_the_office(demo, chat_as, tmp_path) -> None:
+async def test_a_level_limited_officer_gets_every_incident_of_the_office(
+    demo: App, chat_as: Callable[[str], Chat], tmp_path: Path
+) -> None:
     add_user(demo, "mn_officer", "officer", "PGD-DEMO", "Chị Mầm Non", levels="MN")
     with demo.db.session() as s:  # the preschool has joined, so the MN officer's /status has figures
         preschool = q.school_by_code(s, "MN-HOABAN")
@@ -430,7 +443,9 @@ async def test_a_level_limited_officer_gets_every_incident_of_the_office(demo, c
     assert [r[2] for r in rows] == ["Trường PTDTBT THCS Pú Nhi"]
 
 
-async def test_a_crash_between_the_update_and_its_delivery_loses_nothing(demo, chat_as) -> None:
+async def test_a_crash_between_the_update_and_its_delivery_loses_nothing(
+    demo: App, chat_as: Callable[[str], Chat]
+) -> None:
     principal = chat_as("principal")
     await fill_incident(principal)
     await principal.press("Gửi")
@@ -466,7 +481,9 @@ async def test_a_crash_between_the_update_and_its_delivery_loses_nothing(demo, c
     assert sum(UPDATE in t for t in inbox_texts(demo, "officer")) == 1
 
 
-async def test_guidance_goes_at_once_in_the_quiet_hours(demo, chat_as, clock) -> None:
+async def test_guidance_goes_at_once_in_the_quiet_hours(
+    demo: App, chat_as: Callable[[str], Chat], clock: FrozenClock
+) -> None:
     principal = chat_as("principal")
     await fill_incident(principal)
     await principal.press("Gửi")

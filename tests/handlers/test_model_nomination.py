@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from docx import Document
 from openpyxl import load_workbook
 from sqlmodel import select
 
+from bot.app import App
 from handlers.types import Incoming, Kind
 from storage.models import Submission
 from tests.conftest import Chat
@@ -21,7 +24,7 @@ TITLE = "Thư viện xanh dưới tán cây"
 RESULTS = "45 học sinh mượn sách mỗi tuần; số sách đọc tăng 20% so với năm trước."
 
 
-def draft(app) -> tuple[object, ...]:
+def draft(app: App) -> tuple[str, str, dict[str, Any], int]:
     d = draft_of(app, "principal", "nomination")
     assert d is not None
     return (d.step, d.mode, dict(d.answers), d.version)
@@ -30,7 +33,7 @@ def draft(app) -> tuple[object, ...]:
 async def nominate_model(chat: Chat, tmp_path: Path, stop_before: str | None = None) -> None:
     """Walk the model's steps, with one photo; ends on the review screen."""
     photo = write(tmp_path, "thu-vien.jpg", jpeg(1600, 1200, "green"))
-    steps = [
+    steps: list[tuple[str, Callable[[], Awaitable[object]]]] = [
         ("nominee", lambda: chat.press("Mô hình, giải pháp, cách làm hay")),
         ("title", lambda: chat.send(TITLE)),
         ("change", lambda: chat.send("Sách đặt ở sân trường, học sinh tự mượn, tự trả, không cần thẻ.")),
@@ -48,7 +51,9 @@ async def nominate_model(chat: Chat, tmp_path: Path, stop_before: str | None = N
         await action()
 
 
-async def test_a_model_walked_counted_and_exported(demo, chat_as, tmp_path) -> None:
+async def test_a_model_walked_counted_and_exported(
+    demo: App, chat_as: Callable[[str], Chat], tmp_path: Path
+) -> None:
     principal = chat_as("principal")
     await principal.send("/nominate")
     assert "1/8" in principal.last.text
@@ -108,7 +113,9 @@ async def test_a_model_walked_counted_and_exported(demo, chat_as, tmp_path) -> N
     assert any("Kết quả: 45 học sinh" in str(c) for c in rows[0])
 
 
-async def test_a_model_without_results_is_asked_again(demo, chat_as, tmp_path) -> None:
+async def test_a_model_without_results_is_asked_again(
+    demo: App, chat_as: Callable[[str], Chat], tmp_path: Path
+) -> None:
     principal = chat_as("principal")
     await nominate_model(principal, tmp_path, stop_before="results")
     before = draft(demo)

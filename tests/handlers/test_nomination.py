@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlmodel import select
 
+from bot.app import App
+from bot.config import Settings
+from handlers.calendar import FrozenClock
 from handlers.types import Incoming, Kind
 from storage.models import Submission
 from tests.conftest import Chat
@@ -14,8 +19,9 @@ from tests.handlers.helpers import draft_of
 from tests.media.samples import jpeg, write
 
 
-def nomination_draft(app):
+def nomination_draft(app: App) -> tuple[str, str, dict[str, Any], int]:
     d = draft_of(app, "principal", "nomination")
+    assert d is not None
     return (d.step, d.mode, d.answers, d.version)
 
 
@@ -33,7 +39,7 @@ async def nominate(
     nominee = {None: role, "Đã có đồng ý": f"{role} – cha mẹ đã đồng ý", "Chưa có": f"{role} – chưa có"}[
         consent
     ]
-    steps = [
+    steps: list[tuple[str, Callable[[], Awaitable[object]]]] = [
         ("nominee", lambda: chat.press(nominee)),  # who, and a pupil's consent, in one choice
         ("name", lambda: chat.send(name)),
         ("deeds", lambda: chat.send("Mười năm dạy chữ cho học sinh vùng cao, 30 em đỗ vào trường chuyên.")),
@@ -58,7 +64,7 @@ async def _photos(chat: Chat, tmp_path: Path, count: int) -> None:
     await chat.press("Xong")
 
 
-async def test_a_teacher_with_photos(demo, chat_as, tmp_path) -> None:
+async def test_a_teacher_with_photos(demo: App, chat_as: Callable[[str], Chat], tmp_path: Path) -> None:
     chat = chat_as("principal")
     await nominate(chat, tmp_path)
     assert "Ảnh minh chứng: 2 ảnh" in chat.last.text and "Điện thoại: 0912345678" in chat.last.text
@@ -74,7 +80,9 @@ async def test_a_teacher_with_photos(demo, chat_as, tmp_path) -> None:
     assert "Nguyễn Thị Hoa (Giáo viên) · Cả hai · Chờ duyệt" in listing[0].text and "2 ảnh" in listing[0].text
 
 
-async def test_a_student_without_consent_is_shown_by_initials(demo, chat_as, tmp_path) -> None:
+async def test_a_student_without_consent_is_shown_by_initials(
+    demo: App, chat_as: Callable[[str], Chat], tmp_path: Path
+) -> None:
     chat = chat_as("principal")
     await nominate(chat, tmp_path, role="Học sinh", name="Nguyễn Văn An", consent="Chưa có")
     assert "Đối tượng: Học sinh – chưa có đồng ý của cha mẹ" in chat.last.text
@@ -92,7 +100,9 @@ async def test_a_student_without_consent_is_shown_by_initials(demo, chat_as, tmp
     assert "Nguyễn Văn An" in own[0].text  # the school itself sees its own nomination
 
 
-async def test_a_student_with_consent_is_shown_in_full(demo, chat_as, tmp_path) -> None:
+async def test_a_student_with_consent_is_shown_in_full(
+    demo: App, chat_as: Callable[[str], Chat], tmp_path: Path
+) -> None:
     chat = chat_as("principal")
     await nominate(chat, tmp_path, role="Học sinh", name="Nguyễn Văn An", consent="Đã có đồng ý")
     await chat.press("Gửi")
@@ -100,7 +110,7 @@ async def test_a_student_with_consent_is_shown_in_full(demo, chat_as, tmp_path) 
     assert "Nguyễn Văn An (Học sinh)" in listing[0].text
 
 
-async def test_a_collective_is_not_asked_for_a_role(demo, chat_as) -> None:
+async def test_a_collective_is_not_asked_for_a_role(demo: App, chat_as: Callable[[str], Chat]) -> None:
     chat = chat_as("principal")
     await chat.send("/nominate")
     await chat.press("Tập thể")
@@ -119,7 +129,9 @@ async def test_a_collective_is_not_asked_for_a_role(demo, chat_as) -> None:
         ("contact_phone", "không có", "Số điện thoại chưa đúng"),
     ],
 )
-async def test_bad_names_and_phones(demo, chat_as, tmp_path, step, answer, reason) -> None:
+async def test_bad_names_and_phones(
+    demo: App, chat_as: Callable[[str], Chat], tmp_path: Path, step: str, answer: str, reason: str
+) -> None:
     chat = chat_as("principal")
     await nominate(chat, tmp_path, stop_before=step, photos=0)
     before = nomination_draft(demo)
@@ -128,7 +140,9 @@ async def test_bad_names_and_phones(demo, chat_as, tmp_path, step, answer, reaso
     assert nomination_draft(demo) == before
 
 
-async def test_edit_until_reviewed_and_counted_per_semester(demo, chat_as, tmp_path, clock) -> None:
+async def test_edit_until_reviewed_and_counted_per_semester(
+    demo: App, chat_as: Callable[[str], Chat], tmp_path: Path, clock: FrozenClock
+) -> None:
     chat = chat_as("principal")
     await nominate(chat, tmp_path, photos=0)
     await chat.press("Gửi")
@@ -160,7 +174,9 @@ async def test_edit_until_reviewed_and_counted_per_semester(demo, chat_as, tmp_p
     assert "Đề xuất điển hình: 0 trong học kỳ này, 1 trong năm học." in status[0].text
 
 
-async def test_a_province_that_starts_semester_two_in_december(settings, clock, tmp_path) -> None:
+async def test_a_province_that_starts_semester_two_in_december(
+    settings: Settings, clock: FrozenClock, tmp_path: Path
+) -> None:
     """`schedule.semester_two_starts`: a nomination sent on 21 December counts in semester II."""
     from bot.app import open_app
     from bot.demo import seed_demo

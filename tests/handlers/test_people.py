@@ -4,6 +4,7 @@ display rule wherever the office reads who did something, several accounts per s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -219,7 +220,9 @@ async def test_profile_shows_what_is_on_file_and_changes_one_answer(demo: App) -
     assert user is not None and (user.position, user.phone) == ("media", "+84987654321")
 
 
-async def test_profile_of_an_account_without_a_name_asks_it(demo: App, chat_as) -> None:
+async def test_profile_of_an_account_without_a_name_asks_it(
+    demo: App, chat_as: Callable[[str], Chat]
+) -> None:
     principal = chat_as("principal")  # the demo's principal never gave a profile
 
     replies = await principal.send("/profile")
@@ -245,7 +248,7 @@ async def test_a_profile_is_written_on_every_linked_account(demo: App) -> None:
 
 
 async def test_the_incident_alert_and_its_acknowledgement_name_people_not_nicknames(
-    demo: App, chat_as
+    demo: App, chat_as: Callable[[str], Chat]
 ) -> None:
     lan = await register(demo, "lan", LAN, "Hiệu trưởng")
     officer = chat_as("officer")
@@ -273,7 +276,7 @@ async def test_the_incident_alert_and_its_acknowledgement_name_people_not_nickna
 
 
 async def test_several_accounts_per_school_each_submission_shows_its_sender(
-    demo: App, chat_as, tmp_path: Path
+    demo: App, chat_as: Callable[[str], Chat], tmp_path: Path
 ) -> None:
     await hoa_sends_an_article(demo, tmp_path)
     officer = chat_as("officer")
@@ -298,7 +301,7 @@ async def test_several_accounts_per_school_each_submission_shows_its_sender(
 
 
 async def test_an_officer_removes_a_person_who_left_whose_access_ends_and_whose_work_stays(
-    demo: App, chat_as, tmp_path: Path
+    demo: App, chat_as: Callable[[str], Chat], tmp_path: Path
 ) -> None:
     hoa = await hoa_sends_an_article(demo, tmp_path)
     officer = chat_as("officer")
@@ -331,7 +334,7 @@ async def test_an_officer_removes_a_person_who_left_whose_access_ends_and_whose_
 
 
 async def test_removing_the_last_principal_warns_and_the_school_counts_as_not_registered(
-    demo: App, chat_as
+    demo: App, chat_as: Callable[[str], Chat]
 ) -> None:
     officer = chat_as("officer")
     with demo.db.session() as s:
@@ -365,7 +368,9 @@ async def test_removing_the_last_principal_warns_and_the_school_counts_as_not_re
     assert [r.text for r in principal] == [t(demo)("reg.how")]
 
 
-async def test_people_refuses_outside_scope_and_other_roles(demo: App, chat_as) -> None:
+async def test_people_refuses_outside_scope_and_other_roles(
+    demo: App, chat_as: Callable[[str], Chat]
+) -> None:
     add_district(demo, "PGD-KHAC")
     add_user(demo, "other_officer", "officer", "PGD-KHAC", "Officer elsewhere")
     with demo.db.session() as s:
@@ -456,7 +461,9 @@ def test_people_on_the_command_line(tmp_path: Path, migrated: Path) -> None:
     assert "0 account(s) at THCS-PUNHI" in empty.output
 
 
-async def test_the_removed_person_can_register_again_with_a_new_code(demo: App, chat_as) -> None:
+async def test_the_removed_person_can_register_again_with_a_new_code(
+    demo: App, chat_as: Callable[[str], Chat]
+) -> None:
     officer = chat_as("officer")
     await officer.send("/people THCS-PUNHI")
     await officer.press("Xoá: Cô Lò Thị Lan")
@@ -472,7 +479,9 @@ async def test_the_removed_person_can_register_again_with_a_new_code(demo: App, 
         assert s.exec(select(Draft).where(Draft.form == "profile")).first() is not None
 
 
-async def test_removal_ends_every_linked_account_of_the_person(demo: App, chat_as) -> None:
+async def test_removal_ends_every_linked_account_of_the_person(
+    demo: App, chat_as: Callable[[str], Chat]
+) -> None:
     link_on_zalo(demo, "principal")
     officer = chat_as("officer")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from handlers.press import (
@@ -107,7 +109,7 @@ def test_a_long_title_is_cut_at_a_word() -> None:
     assert utf16_len(cut_words("Ngày hội 📚📚📚📚 đọc sách", 12)) <= 12  # emoji count double on Windows
 
 
-def test_a_photo_is_embedded_upright_and_no_wider_than_the_page_needs(tmp_path) -> None:
+def test_a_photo_is_embedded_upright_and_no_wider_than_the_page_needs(tmp_path: Path) -> None:
     from PIL import Image
 
     from handlers.press import PHOTO_WIDTH, embedded_photo

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from sqlmodel import select
 
@@ -11,6 +13,7 @@ from handlers.types import Incoming, Kind
 from storage import queries as q
 from storage.models import CodeAttempt, IncidentAck, Invite, User
 from tests.conftest import Chat
+from tests.support import frozen
 
 SCHOOL = "Trường PTDTBT THCS Pú Nhi"
 DISTRICT = "Phòng GD&ĐT huyện Điện Biên Đông (demo)"
@@ -125,7 +128,7 @@ async def test_a_wrong_code_is_refused(demo: App) -> None:
 
 async def test_an_expired_code_is_refused(demo: App) -> None:
     code = make_code(demo, days=14)
-    demo.clock.advance(days=14)  # type: ignore[attr-defined]
+    frozen(demo).advance(days=14)
     chat = Chat(demo, "newuser")
 
     replies = await chat.send(f"/start {code}")
@@ -137,7 +140,7 @@ async def test_an_expired_code_is_refused(demo: App) -> None:
 
 async def test_a_code_still_works_on_its_last_day(demo: App) -> None:
     code = make_code(demo, days=14)
-    demo.clock.advance(days=13, hours=23)  # type: ignore[attr-defined]
+    frozen(demo).advance(days=13, hours=23)
 
     replies = await Chat(demo, "newuser").send(f"/start {code}")
 
@@ -173,11 +176,11 @@ async def test_too_many_wrong_codes_throttle_even_a_right_one(demo: App) -> None
     assert invite_row(demo, code).used_at is None
     await assert_unregistered(demo, chat)
 
-    demo.clock.advance(minutes=rules.wrong_code_window_minutes - 1)  # type: ignore[attr-defined]
+    frozen(demo).advance(minutes=rules.wrong_code_window_minutes - 1)
     still = await chat.send(code)  # tries while throttled do not extend the window
     assert [r.text for r in still] == [t(demo)("reg.throttled", minutes=rules.wrong_code_window_minutes)]
 
-    demo.clock.advance(minutes=1, seconds=1)  # type: ignore[attr-defined]
+    frozen(demo).advance(minutes=1, seconds=1)
     replies = await chat.send(f"/start {code}")
     assert replies[0].text == t(demo)("reg.ok.principal")
     user = user_row(demo, "newuser")
@@ -225,7 +228,7 @@ async def test_a_leader_code_binds_to_the_office(demo: App) -> None:
     assert user is not None and user.role == "leader" and user.school_id is None
 
 
-async def test_a_principal_cannot_press_officer_buttons(demo: App, chat_as) -> None:
+async def test_a_principal_cannot_press_officer_buttons(demo: App, chat_as: Callable[[str], Chat]) -> None:
     chat: Chat = chat_as("principal")
     await chat.send("/menu")
 

@@ -18,7 +18,7 @@ from storage import queries as q
 from storage.models import Outbox, School, User
 from tests.fakes.district import seed_wave
 from tests.handlers.helpers import add_district, add_principal, add_school, add_user
-from tests.support import at_once
+from tests.support import at_once, frozen
 from tests.support import outbox_rows as outbox
 
 # The demo district: five schools; "principal" is the principal of THCS-PUNHI.
@@ -64,11 +64,13 @@ def submit(app: App, school_code: str, period: str, kind: str = "article") -> No
         school = q.school_by_code(s, school_code)
         author = s.exec(select(User).where(User.school_id == school.id)).first() if school else None
         assert school is not None
+        user_id = author.id if author else 1
+        assert user_id is not None
         q.create_submission(
             s,
             kind=kind,
             school_id=school.id or 0,
-            user_id=author.id if author else 1,
+            user_id=user_id,
             token=f"{school_code}-{kind}-{period}",
             answers={},
             status="submitted",
@@ -78,7 +80,7 @@ def submit(app: App, school_code: str, period: str, kind: str = "article") -> No
 
 
 def sweep_at(app: App, moment: datetime) -> reminders.SweepReport:
-    app.clock.set(moment)  # type: ignore[attr-defined]
+    frozen(app).set(moment)
     return reminders.sweep(app.db, app.clock, app.settings, app.catalog)
 
 
@@ -260,7 +262,7 @@ def test_a_pause_over_the_deadline_delays_the_escalation_within_its_window(make:
 def test_sweeping_twice_or_concurrently_creates_nothing_new(demo: App) -> None:
     for n in range(40):
         principal(demo, f"p{n}", ("MN-HOABAN", "TH-THITRAN", "THCS-TTDBD")[n % 3])
-    demo.clock.set(at(11, 10, 8, 0))  # type: ignore[attr-defined]
+    frozen(demo).set(at(11, 10, 8, 0))
     results: list[int] = []
 
     def run() -> None:
@@ -276,7 +278,7 @@ def test_a_wave_of_several_insert_batches_makes_exactly_the_plan_once(demo: App)
     """The sweep makes a wave a batch at a time (never holding it whole): across batches it makes
     exactly the rows the plan lists (the dry run's), in its order, each once, with the same words;
     a second sweep makes nothing."""
-    moment = at(11, 15, 8, 0).replace(tzinfo=demo.clock.tz)  # type: ignore[attr-defined]
+    moment = at(11, 15, 8, 0).replace(tzinfo=demo.clock.tz)
     schools = 2 * reminders.INSERT_BATCH + 7
     seed_wave(demo.db, schools, moment)
     planned = reminders.plan(demo.db, demo.clock, demo.settings, demo.catalog, moment)
@@ -297,7 +299,7 @@ def test_a_wave_reads_its_principals_a_batch_of_schools_at_a_time_and_reaches_ea
     reachable principal of each school that owes is reminded once: a person with two accounts at a
     school once (the one used last), a person who heads two schools in different batches for each, a
     school whose only principal blocked the bot not at all (counted unreachable)."""
-    moment = at(11, 15, 8, 0).replace(tzinfo=demo.clock.tz)  # type: ignore[attr-defined]
+    moment = at(11, 15, 8, 0).replace(tzinfo=demo.clock.tz)
     seeded = seed_wave(demo.db, 2 * reminders.PRINCIPAL_BATCH + 7, moment)
     ids = seeded.school_ids
     twice, head_a, head_b, shut = ids[3], ids[20], ids[-3], ids[150]
@@ -394,6 +396,7 @@ def test_escalation_names_missed_schools_to_officers_and_leaders_in_scope(demo: 
     add_user(demo, "other_officer", "officer", "PGD-KHAC", "Anh Huyện Khác")
     with demo.db.session() as s:
         other = q.office_by_code(s, "PGD-KHAC")
+        assert other is not None
         add_school(s, "KHAC-1", "Trường Tiểu học Khác", "TH", other.id or 0)
     submit(demo, PUNHI, "2026-11")
     submit(demo, "TH-THITRAN", "2026-11")
@@ -402,7 +405,9 @@ def test_escalation_names_missed_schools_to_officers_and_leaders_in_scope(demo: 
     by_user = {}
     with demo.db.session() as s:
         for row in s.exec(select(Outbox).where(Outbox.kind == "article-late")):
-            by_user[s.get(User, row.user_id).external_id] = row.payload["text"]
+            user = s.get(User, row.user_id)
+            assert user is not None
+            by_user[user.external_id] = row.payload["text"]
     officer = by_user["officer"]
     # Only Pú Nhi has an account in the demo: the three others that missed it are "chưa đăng ký".
     assert officer.startswith(
@@ -442,6 +447,7 @@ def test_no_list_when_every_school_sent(demo: App) -> None:
 def test_a_long_list_is_cut_and_counted(demo: App) -> None:
     with demo.db.session() as s:
         office = q.office_by_code(s, "PGD-DEMO")
+        assert office is not None
         for n in range(reminders.MAX_LISTED + 10):
             add_school(s, f"X{n}", f"Trường X{n:03d}", "TH", office.id or 0)
     sweep_at(demo, at(11, 16, 8, 0))
@@ -459,7 +465,7 @@ def test_a_long_list_is_cut_and_counted(demo: App) -> None:
 async def test_remind_me_later_once_per_step_tomorrow_morning(demo: App) -> None:
     sweep_at(demo, at(11, 10, 8, 0))
     send_all(demo)
-    demo.clock.set(at(11, 10, 9, 30))  # type: ignore[attr-defined]
+    frozen(demo).set(at(11, 10, 9, 30))
     first = await apress(demo, "principal", "r:a:2026-11:d5", 1)
     assert first == ["Đã ghi nhận. Bot sẽ nhắc lại lúc 08:00 11/11."]
     [later] = outbox(demo, step="d5-later")
@@ -471,7 +477,7 @@ async def test_remind_me_later_once_per_step_tomorrow_morning(demo: App) -> None
     assert len(outbox(demo, step="d5-later")) == 1
     # The snoozed reminder is held until its time, then goes like any other.
     assert claim(demo) == []
-    demo.clock.set(at(11, 11, 8, 0))  # type: ignore[attr-defined]
+    frozen(demo).set(at(11, 11, 8, 0))
     assert [r.step for r in claim(demo)] == ["d5-later"]
 
 
@@ -489,7 +495,7 @@ async def test_remind_me_later_over_a_pause_comes_the_first_morning_after(make: 
     sweep_at(app, at(2, 1, 19, 0, year=2027))  # 15 Feb - 14 days
     rows = outbox(app, kind="article-remind")
     assert [(r.period, r.step) for r in rows] == [("2027-02", "d14")]
-    app.clock.set(at(2, 1, 19, 50, year=2027))  # type: ignore[attr-defined]
+    frozen(app).set(at(2, 1, 19, 50, year=2027))
     replies = await apress(app, "principal", "r:a:2027-02:d14")
     assert replies == ["Đã ghi nhận. Bot sẽ nhắc lại lúc 08:00 04/02."]  # tomorrow is in the pause
     [later] = outbox(app, step="d14-later")
@@ -541,11 +547,13 @@ def test_an_officer_limited_to_some_levels_hears_only_of_those_schools(demo: App
     add_user(demo, "mn_officer", "officer", "PGD-DEMO", "Chị Mầm Non")
     with demo.db.session() as s:
         user = q.get_user(s, "console", "mn_officer")
+        assert user is not None
         user.levels = "MN"
         s.add(user)
     sweep_at(demo, at(11, 16, 8, 0))
     with demo.db.session() as s:
         user = q.get_user(s, "console", "mn_officer")
+        assert user is not None
         [row] = s.exec(select(Outbox).where(Outbox.user_id == user.id)).all()
     assert row.payload["text"].splitlines()[1:] == ["Chưa đăng ký dùng bot (1):", "• Trường Mầm non Hoa Ban"]
 
@@ -553,6 +561,7 @@ def test_an_officer_limited_to_some_levels_hears_only_of_those_schools(demo: App
 def test_a_person_with_two_accounts_is_reminded_once_where_zalo_deliver_to_says(demo: App, make: Any) -> None:
     with demo.db.session() as s:
         lan = q.get_user(s, "console", "principal")
+        assert lan is not None
         lan.person_id = 77
         lan.last_seen_at = demo.clock.now()
         s.add(lan)

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from sqlmodel import select
 
+from bot.app import App
+from handlers.calendar import FrozenClock
 from storage.models import Submission, User
-from tests.handlers.helpers import add_submission, draft_of
+from tests.conftest import Chat
+from tests.handlers.helpers import add_submission, the_draft
 from tests.media.samples import jpeg, write
 
 DRIVE = "https://drive.google.com/file/d/1AbCdEf/view?usp=sharing"
@@ -25,7 +30,7 @@ def docx() -> bytes:
 
 
 @pytest.fixture(name="joined_in_january")
-def joined_in_january_fixture(demo):
+def joined_in_january_fixture(demo: App) -> App:
     """The demo school as if its principal had joined the bot in January (so June's report is owed)."""
     with demo.db.session() as s:
         for user in s.exec(select(User).where(User.role == "principal")):
@@ -34,7 +39,7 @@ def joined_in_january_fixture(demo):
     return demo
 
 
-def add_rows(app, when: datetime) -> None:
+def add_rows(app: App, when: datetime) -> None:
     """Articles, nominations and incidents of the demo school, as if sent at `when`."""
     rows = [
         ("article", {"title": "a"}, "submitted", False),
@@ -52,7 +57,7 @@ def add_rows(app, when: datetime) -> None:
 
 
 async def test_figures_are_prefilled_from_the_rows_and_can_be_corrected(
-    demo, joined_in_january, chat_as, tmp_path
+    demo: App, joined_in_january: App, chat_as: Callable[[str], Chat], tmp_path: Path
 ) -> None:
     add_rows(demo, datetime(2026, 3, 2, 9, tzinfo=demo.clock.tz))  # inside Dec 2025 – Dec 2026
     add_rows(demo, datetime(2025, 11, 2, 9, tzinfo=demo.clock.tz))  # before: not counted
@@ -84,12 +89,12 @@ async def test_figures_are_prefilled_from_the_rows_and_can_be_corrected(
         assert line in text, line
     await chat.press("Sửa: Số liệu")  # the figures are one section of the review screen
     await chat.press("Sửa: Bài đã đăng")
-    before = draft_of(demo, "principal", "report").answers
+    before = the_draft(demo, "principal", "report").answers
     bad = await chat.send("-2")
     assert "không được âm" in bad[0].text
     bad = await chat.send("hai")
     assert "con số" in bad[0].text
-    assert draft_of(demo, "principal", "report").answers == before
+    assert the_draft(demo, "principal", "report").answers == before
     review = await chat.send("2")
     assert "Bài đã đăng: 2" in review[-1].text and "Bài viết đã gửi: 3" in review[-1].text
     sent = await chat.press("Gửi")
@@ -105,7 +110,9 @@ async def test_figures_are_prefilled_from_the_rows_and_can_be_corrected(
     assert row.answers["document"]["doctype"] == "pdf"
 
 
-async def test_one_report_per_deadline(demo, joined_in_january, chat_as) -> None:
+async def test_one_report_per_deadline(
+    demo: App, joined_in_january: App, chat_as: Callable[[str], Chat]
+) -> None:
     chat = chat_as("principal")
     await fill_report(chat, "Báo cáo năm")
     await chat.press("Gửi")
@@ -129,7 +136,9 @@ async def test_one_report_per_deadline(demo, joined_in_january, chat_as) -> None
     assert "đã được gửi đủ" in done[0].text
 
 
-async def test_a_deadline_that_passed_before_the_school_joined_is_not_owed(demo, chat_as) -> None:
+async def test_a_deadline_that_passed_before_the_school_joined_is_not_owed(
+    demo: App, chat_as: Callable[[str], Chat]
+) -> None:
     """The demo school joined on 10 November: June's six-month report is neither offered nor owed."""
     chat = chat_as("principal")
     replies = await chat.send("/report")
@@ -140,7 +149,9 @@ async def test_a_deadline_that_passed_before_the_school_joined_is_not_owed(demo,
     assert "Còn nợ" not in status[0].text and "Báo cáo năm, hạn 01/12/2026" in status[0].text
 
 
-async def test_a_late_report_after_20_june(demo, chat_as, clock) -> None:
+async def test_a_late_report_after_20_june(
+    demo: App, chat_as: Callable[[str], Chat], clock: FrozenClock
+) -> None:
     clock.set(datetime(2027, 6, 25, 9))
     chat = chat_as("principal")
     await fill_report(chat, "Báo cáo 6 tháng – hạn 20/06/2027")
@@ -153,10 +164,12 @@ async def test_a_late_report_after_20_june(demo, chat_as, clock) -> None:
     assert "Còn nợ" not in status[0].text
 
 
-async def test_a_document_is_checked_by_content(demo, chat_as, tmp_path) -> None:
+async def test_a_document_is_checked_by_content(
+    demo: App, chat_as: Callable[[str], Chat], tmp_path: Path
+) -> None:
     chat = chat_as("principal")
     await fill_report(chat, "Báo cáo năm", stop_at_document=True)
-    before = draft_of(demo, "principal", "report").answers
+    before = the_draft(demo, "principal", "report").answers
     fake = write(tmp_path, "bao-cao.pdf", "Đây không phải PDF".encode())
     replies = await chat.send(f"/file {fake}")
     assert "không phải PDF hay DOCX" in replies[0].text
@@ -165,13 +178,15 @@ async def test_a_document_is_checked_by_content(demo, chat_as, tmp_path) -> None
     assert "không phải PDF hay DOCX" in replies[0].text
     replies = await chat.send("báo cáo đây")
     assert "PDF hoặc DOCX" in replies[0].text
-    assert draft_of(demo, "principal", "report").answers == before
+    assert the_draft(demo, "principal", "report").answers == before
     good = write(tmp_path, "Bao cao nam.docx", docx())
     replies = await chat.send(f"/file {good}")
     assert "Tệp Bao cao nam.docx" in replies[-1].text
 
 
-async def test_a_link_to_the_document_is_taken_and_shown_whole(demo, chat_as) -> None:
+async def test_a_link_to_the_document_is_taken_and_shown_whole(
+    demo: App, chat_as: Callable[[str], Chat]
+) -> None:
     chat = chat_as("principal")
     await fill_report(chat, "Báo cáo năm", stop_at_document=True)
     assert "hoặc gửi đường link tới tệp" in chat.last.text  # the prompt offers both
@@ -206,10 +221,12 @@ async def test_a_link_to_the_document_is_taken_and_shown_whole(demo, chat_as) ->
     ],
     ids=["words", "javascript", "ftp", "no-scheme", "broken-host", "too-long", "photo"],
 )
-async def test_bad_answers_at_the_document_step_change_nothing(demo, chat_as, tmp_path, sent, answer) -> None:
+async def test_bad_answers_at_the_document_step_change_nothing(
+    demo: App, chat_as: Callable[[str], Chat], tmp_path: Path, sent: str, answer: str
+) -> None:
     chat = chat_as("principal")
     await fill_report(chat, "Báo cáo năm", stop_at_document=True)
-    before = draft_of(demo, "principal", "report")
+    before = the_draft(demo, "principal", "report")
     if sent == "PHOTO":  # a real JPEG, sent as a file
         sent = f"/file {write(tmp_path, 'anh-bao-cao.jpg', jpeg(1600, 1200))}"
 
@@ -218,7 +235,7 @@ async def test_bad_answers_at_the_document_step_change_nothing(demo, chat_as, tm
     said, _, screen = replies[0].text.partition("\n\n")
     assert said.startswith(answer) and len(said) <= 160, said
     assert "Đính kèm báo cáo có chữ ký" in screen  # the same step, asked again
-    after = draft_of(demo, "principal", "report")
+    after = the_draft(demo, "principal", "report")
     assert (after.step, after.mode, after.answers, after.version) == (
         before.step,
         before.mode,
@@ -227,21 +244,21 @@ async def test_bad_answers_at_the_document_step_change_nothing(demo, chat_as, tm
     )
 
 
-async def test_a_deadline_the_office_does_not_have(demo, chat_as) -> None:
+async def test_a_deadline_the_office_does_not_have(demo: App, chat_as: Callable[[str], Chat]) -> None:
     from handlers.types import Incoming, Kind
 
     chat = chat_as("principal")
     await chat.send("/report")
-    draft = draft_of(demo, "principal", "report")
+    draft = the_draft(demo, "principal", "report")
     forged = f"f:{draft.id}:{draft.version}:a:hocky1-2026"
     replies = await demo.dispatcher.handle(
         Incoming("console", "principal", "principal", Kind.CHOICE, choice=forged, update_id="x")
     )
     assert "Vui lòng chọn một mục" in replies[0].text
-    assert draft_of(demo, "principal", "report").answers == draft.answers
+    assert the_draft(demo, "principal", "report").answers == draft.answers
 
 
-async def fill_report(chat, which: str, stop_at_document: bool = False) -> None:
+async def fill_report(chat: Chat, which: str, stop_at_document: bool = False) -> None:
     await chat.send("/report")
     await chat.press(which)
     await chat.send("2")

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
+from bot.app import App
+from bot.config import Settings
 from handlers.notify import NOTICE
 from handlers.types import Incoming, Kind
 from storage import queries as q
 from storage.models import Outbox, ReviewAction, School, Submission
 from storage.scope import level_matches
+from tests.conftest import Chat
 from tests.handlers.article_helpers import photo_files, write_article
 from tests.handlers.helpers import add_district, add_user, inbox_texts
 from tests.handlers.test_nomination import nominate
@@ -23,7 +27,7 @@ def files_fixture(tmp_path: Path) -> dict[str, Path]:
     return photo_files(tmp_path)
 
 
-async def sent_article(chat_as, files) -> Submission:
+async def sent_article(chat_as: Callable[[str], Chat], files: dict[str, Path]) -> Chat:
     principal = chat_as("principal")
     await write_article(principal, files)
     await principal.press("Gửi")
@@ -34,19 +38,21 @@ def press(user: str, value: str, n: str) -> Incoming:
     return Incoming("console", user, user, Kind.CHOICE, choice=value, update_id=n)
 
 
-def the_article(app) -> Submission:
+def the_article(app: App) -> Submission:
     with app.db.session() as s:
         return s.exec(select(Submission).where(Submission.kind == "article")).one()
 
 
-def notices(app) -> list[tuple[str, str, str]]:
+def notices(app: App) -> list[tuple[str, str, str]]:
     """The outbox rows telling the school of a review: (period, step, status)."""
     with app.db.session() as s:
-        rows = s.exec(select(Outbox).where(Outbox.kind == NOTICE).order_by(Outbox.id)).all()
+        rows = s.exec(select(Outbox).where(Outbox.kind == NOTICE).order_by(col(Outbox.id))).all()
     return [(r.period, r.step, r.status) for r in rows]
 
 
-async def test_files_are_named_by_role_and_number_never_by_path(demo, chat_as, tmp_path) -> None:
+async def test_files_are_named_by_role_and_number_never_by_path(
+    demo: App, chat_as: Callable[[str], Chat], tmp_path: Path
+) -> None:
     """The console prints what the officer reads on every channel: "Ảnh minh chứng 2", not where the
     file lies on the server (data/media/83/83fb….jpg) nor the platform's reference to it."""
     principal = chat_as("principal")
@@ -63,7 +69,9 @@ async def test_files_are_named_by_role_and_number_never_by_path(demo, chat_as, t
     assert ".jpg" not in screen and "console:" not in screen and str(tmp_path) not in screen
 
 
-async def test_queue_open_and_approve(demo, chat_as, files) -> None:
+async def test_queue_open_and_approve(
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path]
+) -> None:
     await sent_article(chat_as, files)
     officer = chat_as("officer")
     queue = await officer.send("/review")
@@ -85,7 +93,9 @@ async def test_queue_open_and_approve(demo, chat_as, files) -> None:
     assert "đã được xử lý" in again[0].text
 
 
-async def test_return_needs_a_reason_and_the_school_can_resubmit(demo, chat_as, files) -> None:
+async def test_return_needs_a_reason_and_the_school_can_resubmit(
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path]
+) -> None:
     principal = await sent_article(chat_as, files)
     officer = chat_as("officer")
     await officer.send("/review")
@@ -124,7 +134,9 @@ async def test_return_needs_a_reason_and_the_school_can_resubmit(demo, chat_as, 
     )
 
 
-async def test_two_officers_at_once_cannot_both_win(demo, chat_as, files) -> None:
+async def test_two_officers_at_once_cannot_both_win(
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path]
+) -> None:
     await sent_article(chat_as, files)
     add_user(demo, "officer2", "officer", "PGD-DEMO", "Chị Thu")
     chat_as("officer")
@@ -142,7 +154,9 @@ async def test_two_officers_at_once_cannot_both_win(demo, chat_as, files) -> Non
     assert notices(demo) == [("review:1", "approve:1", "sent")]  # the loser told the school nothing
 
 
-async def test_publish_with_the_office_link(demo, chat_as, files) -> None:
+async def test_publish_with_the_office_link(
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path]
+) -> None:
     await sent_article(chat_as, files)
     officer = chat_as("officer")
     await demo.dispatcher.handle(press("officer", "rv:a:1:1", "a"))
@@ -156,7 +170,9 @@ async def test_publish_with_the_office_link(demo, chat_as, files) -> None:
     assert any("https://pgd.edu.vn/tin-tuc/ngay-hoi-doc-sach" in t for t in inbox_texts(demo, "principal"))
 
 
-async def test_nothing_outside_scope_is_shown(demo, chat_as, files) -> None:
+async def test_nothing_outside_scope_is_shown(
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path]
+) -> None:
     await sent_article(chat_as, files)
     add_district(demo, "PGD-KHAC")
     add_user(demo, "other_officer", "officer", "PGD-KHAC", "Anh Khác")
@@ -178,15 +194,19 @@ async def test_nothing_outside_scope_is_shown(demo, chat_as, files) -> None:
     assert province
 
 
-async def test_an_officer_limited_to_a_level(demo, chat_as, files) -> None:
+async def test_an_officer_limited_to_a_level(
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path]
+) -> None:
     await sent_article(chat_as, files)  # THCS school
     add_user(demo, "mn_officer", "officer", "PGD-DEMO", "Cô Mầm Non")
     with demo.db.session() as s:
         user = q.get_user(s, "console", "mn_officer")
+        assert user is not None
         user.levels = "MN"
         s.add(user)
         mn = s.exec(select(School).where(School.level == "MN")).first()
         combined = s.exec(select(School).where(School.level == "TH&THCS")).first()
+    assert mn is not None and combined is not None
     queue = await chat_as("mn_officer").send("/review")
     assert "Không có bài nào" in queue[0].text
     got = await demo.dispatcher.handle(press("mn_officer", "o:1", "mn"))
@@ -195,7 +215,9 @@ async def test_an_officer_limited_to_a_level(demo, chat_as, files) -> None:
     assert level_matches("THCS", combined.level) and not level_matches("MN", combined.level)
 
 
-async def test_a_nominee_without_consent_is_withheld_from_the_officer(demo, chat_as, tmp_path) -> None:
+async def test_a_nominee_without_consent_is_withheld_from_the_officer(
+    demo: App, chat_as: Callable[[str], Chat], tmp_path: Path
+) -> None:
     principal = chat_as("principal")
     await nominate(principal, tmp_path, role="Học sinh", name="Nguyễn Văn An", consent="Chưa có")
     await principal.press("Gửi")
@@ -207,7 +229,9 @@ async def test_a_nominee_without_consent_is_withheld_from_the_officer(demo, chat
     assert "không công bố tên, ảnh" in text and opened[0].attachments == ()
 
 
-async def test_stale_and_forged_review_buttons(demo, chat_as, files) -> None:
+async def test_stale_and_forged_review_buttons(
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path]
+) -> None:
     await sent_article(chat_as, files)
     chat_as("officer")
     for value in ("o:999", "o:abc", "rv:a:1:7", "rv:x:1:1", "rv:a:1", "rv:a:999:1"):
@@ -216,7 +240,9 @@ async def test_stale_and_forged_review_buttons(demo, chat_as, files) -> None:
     assert the_article(demo).status == "submitted"
 
 
-async def test_an_officer_invite_limited_to_levels(demo, chat_as, settings, tmp_path) -> None:
+async def test_an_officer_invite_limited_to_levels(
+    demo: App, chat_as: Callable[[str], Chat], settings: Settings, tmp_path: Path
+) -> None:
     from typer.testing import CliRunner
 
     from bot.cli import app as cli
@@ -231,13 +257,16 @@ async def test_an_officer_invite_limited_to_levels(demo, chat_as, settings, tmp_
     newcomer = Chat(demo, "mn_newcomer")
     await newcomer.send(f"/start {code}")
     with demo.db.session() as s:
-        assert q.get_user(s, "console", "mn_newcomer").levels == "MN"
+        newcomer_user = q.get_user(s, "console", "mn_newcomer")
+        assert newcomer_user is not None and newcomer_user.levels == "MN"
     for wrong in (["--role", "leader", "--levels", "MN"], ["--role", "officer", "--levels", "MN,XYZ"]):
         refused = CliRunner().invoke(cli, [*base, *wrong], env=env)
         assert refused.exit_code == 2 and "--levels" in refused.output
 
 
-async def test_a_long_queue_says_how_many_wait_and_lists_the_oldest(demo, chat_as) -> None:
+async def test_a_long_queue_says_how_many_wait_and_lists_the_oldest(
+    demo: App, chat_as: Callable[[str], Chat]
+) -> None:
     """25 items waiting: the officer reads 25, sees the 20 sent first with their buttons, and how many
     more there are; the digest counts all 25."""
     with demo.db.session() as s:

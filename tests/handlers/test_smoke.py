@@ -1,7 +1,9 @@
+from collections.abc import Callable
+
 from tests.conftest import Chat
 
 
-async def test_principal_sees_menu(chat_as) -> None:
+async def test_principal_sees_menu(chat_as: Callable[[str], Chat]) -> None:
     chat: Chat = chat_as("principal")
     replies = await chat.send("/menu")
     assert "Trường PTDTBT THCS Pú Nhi" in replies[0].text

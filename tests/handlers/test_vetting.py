@@ -3,13 +3,15 @@ return, its life from draft to published by buttons, /published, and /find witho
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlmodel import select
 
-from handlers.types import Incoming, Kind
+from bot.app import App
+from handlers.types import Incoming, Kind, Reply
 from handlers.wordiff import CHANGES
 from storage import queries as q
 from storage.models import ReviewAction, School, Submission
@@ -45,16 +47,18 @@ def press(user: str, value: str, n: str) -> Incoming:
     return Incoming("console", user, user, Kind.CHOICE, choice=value, update_id=n)
 
 
-def the_article(app) -> Submission:
+def the_article(app: App) -> Submission:
     with app.db.session() as s:
         return s.exec(select(Submission).where(Submission.kind == "article")).one()
 
 
-def text_of(replies) -> str:
+def text_of(replies: list[Reply]) -> str:
     return "\n".join(r.text for r in replies)
 
 
-async def test_a_long_article_is_read_whole_and_in_order(demo, chat_as, files) -> None:
+async def test_a_long_article_is_read_whole_and_in_order(
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path]
+) -> None:
     body = paragraphs(6)
     await send_article(chat_as("principal"), files, body)
     assert len("\n\n".join(body)) > 6000
@@ -77,7 +81,9 @@ async def test_a_long_article_is_read_whole_and_in_order(demo, chat_as, files) -
     assert "Duyệt" in opened[-1].flat_choices()[0].label  # the actions come last, after the photos
 
 
-async def test_the_diff_after_a_return_names_the_words_changed(demo, chat_as, files, tmp_path) -> None:
+async def test_the_diff_after_a_return_names_the_words_changed(
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path], tmp_path: Path
+) -> None:
     principal = chat_as("principal")
     await send_article(principal, files, ["Sáng 5/11, trường tổ chức ngày hội đọc sách cho học sinh."])
     officer = chat_as("officer")
@@ -113,7 +119,9 @@ async def test_the_diff_after_a_return_names_the_words_changed(demo, chat_as, fi
     assert "Ảnh người phát biểu" not in text.split("Ảnh, tệp đã thay:")[1].split("\n")[0]
 
 
-async def test_a_text_grown_from_50_to_5000_words_gives_a_bounded_diff(demo, chat_as, files) -> None:
+async def test_a_text_grown_from_50_to_5000_words_gives_a_bounded_diff(
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path]
+) -> None:
     principal = chat_as("principal")
     fifty = " ".join(f"mở{n}" for n in range(50))
     await send_article(principal, files, [fifty])
@@ -138,11 +146,14 @@ async def test_a_text_grown_from_50_to_5000_words_gives_a_bounded_diff(demo, cha
     assert len(body.split()) == 5000 and body in opened[0].text  # the whole text is still there below it
 
 
-async def test_many_small_changes_are_counted_past_the_first_ones(demo, chat_as, files) -> None:
+async def test_many_small_changes_are_counted_past_the_first_ones(
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path]
+) -> None:
     principal = chat_as("principal")
     await send_article(principal, files, [" ".join(f"w{n}" for n in range(400))])
     with demo.db.session() as s:  # another version, every 20th word changed (as a resubmission stores it)
         row = s.exec(select(Submission)).one()
+        assert row.id is not None
         q.review(s, row.id, 1, row.user_id, "return", demo.clock.now(), ("submitted",), "returned", "x")
         changed = " ".join(f"z{n}" if n % 20 == 0 else f"w{n}" for n in range(400))
         q.resubmit(s, row.id, 1, {**row.answers, "body": changed}, demo.clock.now(), row.user_id, None)
@@ -153,7 +164,9 @@ async def test_many_small_changes_are_counted_past_the_first_ones(demo, chat_as,
     assert f"và {20 - CHANGES} chỗ sửa khác" in line and "[-w0-] [+z0+]" in line
 
 
-async def test_from_draft_to_published_by_buttons(demo, chat_as, files) -> None:
+async def test_from_draft_to_published_by_buttons(
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path]
+) -> None:
     principal = chat_as("principal")
     await send_article(principal, files, ["Sáng 5/11, trường tổ chức ngày hội đọc sách."])
     officer = chat_as("officer")
@@ -197,7 +210,7 @@ async def test_from_draft_to_published_by_buttons(demo, chat_as, files) -> None:
     assert "1 bài được đăng" in ranking  # the ranking's "published" weight now counts
 
 
-async def test_published_lists_what_waits_and_pages(demo, chat_as) -> None:
+async def test_published_lists_what_waits_and_pages(demo: App, chat_as: Callable[[str], Chat]) -> None:
     seed_articles(demo, 12, status="approved")
     officer = chat_as("officer")
     await officer.send("/menu")
@@ -216,7 +229,7 @@ async def test_published_lists_what_waits_and_pages(demo, chat_as) -> None:
     assert "không dành cho" in refused[0].text
 
 
-async def test_published_links_that_are_refused(demo, chat_as) -> None:
+async def test_published_links_that_are_refused(demo: App, chat_as: Callable[[str], Chat]) -> None:
     seed_articles(demo, 2, status="approved")
     officer = chat_as("officer")
     await officer.send("/published")
@@ -246,7 +259,9 @@ async def test_published_links_that_are_refused(demo, chat_as) -> None:
     assert published_links(demo) == {1: "https://pgd.edu.vn/bai-1", 2: "https://pgd.edu.vn/bai-2"}
 
 
-async def test_nothing_outside_scope_or_level_is_opened_marked_or_found(demo, chat_as) -> None:
+async def test_nothing_outside_scope_or_level_is_opened_marked_or_found(
+    demo: App, chat_as: Callable[[str], Chat]
+) -> None:
     seed_articles(demo, 1, status="approved")  # a THCS school of PGD-DEMO
     add_district(demo, "PGD-KHAC")
     add_user(demo, "other_officer", "officer", "PGD-KHAC", "Anh Khác")
@@ -263,7 +278,9 @@ async def test_nothing_outside_scope_or_level_is_opened_marked_or_found(demo, ch
     assert published_links(demo) == {}
 
 
-async def test_find_without_accents(demo, chat_as, files) -> None:
+async def test_find_without_accents(
+    demo: App, chat_as: Callable[[str], Chat], files: dict[str, Path]
+) -> None:
     await send_article(chat_as("principal"), files, ["Sáng 5/11, trường tổ chức ngày hội đọc sách."])
     seed_articles(demo, 3, status="approved", school="MN-HOABAN", month="2026-10")
     officer = chat_as("officer")
@@ -292,7 +309,7 @@ async def test_find_without_accents(demo, chat_as, files) -> None:
     assert "Ngày hội đọc sách" in seen[0].text and not seen[-1].choices  # leaders read, not act
 
 
-async def test_find_pages_newest_first(demo, chat_as) -> None:
+async def test_find_pages_newest_first(demo: App, chat_as: Callable[[str], Chat]) -> None:
     seed_articles(demo, 11, status="submitted")
     officer = chat_as("officer")
     first = await officer.send("/find bai so")
@@ -303,12 +320,18 @@ async def test_find_pages_newest_first(demo, chat_as) -> None:
     assert not any("Xem tiếp" in c.label for c in long[0].flat_choices())
 
 
-def seed_articles(app, count: int, *, status: str, school: str = "THCS-PUNHI", month: str = "") -> None:
+def seed_articles(app: App, count: int, *, status: str, school: str = "THCS-PUNHI", month: str = "") -> None:
     """`count` articles of a school ("Bài số 1"… sent an hour apart, approved in that order)."""
     with app.db.session() as s:
         found = s.exec(select(School).where(School.code == school)).one()
         principal = q.get_user(s, "console", "principal")
         officer = q.get_user(s, "console", "officer")
+        assert (
+            found.id is not None
+            and principal is not None
+            and principal.id is not None
+            and officer is not None
+        )
         start = app.clock.now() - timedelta(days=2)
         for n in range(count):
             when = start + timedelta(hours=n)
@@ -331,7 +354,7 @@ def seed_articles(app, count: int, *, status: str, school: str = "THCS-PUNHI", m
             s.add(row)
 
 
-def published_links(app) -> dict[int, str]:
+def published_links(app: App) -> dict[int, str]:
     with app.db.session() as s:
         rows = s.exec(select(ReviewAction).where(ReviewAction.action == "publish")).all()
     return {r.submission_id: r.note for r in rows}
