@@ -10,7 +10,7 @@ import shutil
 import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 from sqlalchemy import func
@@ -92,6 +92,18 @@ async def until(condition: Callable[[], bool], what: str, timeout: float = 10.0)
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(pause)
         pause = min(0.05, pause * 1.5)
+
+
+class HasId(Protocol):
+    """A row with an id once flushed."""
+
+    id: int | None
+
+
+def id_of(row: HasId) -> int:
+    """The id of a row the test has flushed (or read back), which it therefore has."""
+    assert row.id is not None, row
+    return row.id
 
 
 def frozen(app: App) -> FrozenClock:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -23,13 +24,14 @@ from openpyxl import load_workbook
 
 from bot.app import App
 from handlers import reminders
-from handlers.calendar import Period
+from handlers.calendar import FrozenClock, Period
 from handlers.leaders import summary
 from handlers.leaders.reader import office_where
 from handlers.months import MonthState
 from handlers.types import Context
 from storage import queries as q
 from storage.models import Submission
+from tests.conftest import Chat
 from tests.handlers.helpers import add_principal, add_school, flushed
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -96,7 +98,9 @@ def names_under(text: str, heading: str) -> set[str]:
     return out
 
 
-async def test_every_reader_gets_the_same_numbers_out_of_every_school(demo: App, chat_as, clock) -> None:
+async def test_every_reader_gets_the_same_numbers_out_of_every_school(
+    demo: App, chat_as: Callable[[str], Chat], clock: FrozenClock
+) -> None:
     clock.set(MORNING_AFTER)
     seed(demo)
     leader, officer = chat_as("leader"), chat_as("officer")

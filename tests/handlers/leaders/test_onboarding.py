@@ -3,6 +3,7 @@ code re-issued from the chat (the old one stops working), scope refusals, and th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -73,11 +74,17 @@ def independent_totals(app: App, office_code: str) -> dict[str, tuple[int, int, 
     return out
 
 
+def cell_text(value: object) -> str:
+    """A spreadsheet cell that holds text."""
+    assert isinstance(value, str), value
+    return value
+
+
 def press(app: App, user: str, value: str, n: str) -> Incoming:
     return Incoming("console", user, user, Kind.CHOICE, choice=value, update_id=n)
 
 
-async def test_onboarding_figures_equal_the_database(demo: App, chat_as) -> None:
+async def test_onboarding_figures_equal_the_database(demo: App, chat_as: Callable[[str], Chat]) -> None:
     seed(demo)
     tr = t(demo)
     expected = independent_totals(demo, "PGD-DEMO")
@@ -117,7 +124,7 @@ async def test_onboarding_figures_equal_the_database(demo: App, chat_as) -> None
     assert "⚪ Trường Tiểu học Thị Trấn: chưa đăng ký, chưa có mã còn hiệu lực" in text
 
 
-async def test_a_long_list_comes_a_page_at_a_time(demo: App, chat_as) -> None:
+async def test_a_long_list_comes_a_page_at_a_time(demo: App, chat_as: Callable[[str], Chat]) -> None:
     with demo.db.session() as s:
         office = q.office_by_code(s, "PGD-DEMO")
         assert office is not None
@@ -145,7 +152,9 @@ async def test_a_long_list_comes_a_page_at_a_time(demo: App, chat_as) -> None:
     assert len(first[0].text) < 4096
 
 
-async def test_an_officer_reissues_a_code_and_the_old_one_stops_working(demo: App, chat_as) -> None:
+async def test_an_officer_reissues_a_code_and_the_old_one_stops_working(
+    demo: App, chat_as: Callable[[str], Chat]
+) -> None:
     codes = seed(demo)
     officer = chat_as("officer")
 
@@ -181,7 +190,9 @@ def test_the_link_to_send_on_is_the_telegram_deep_link() -> None:
     assert invite_link("", "ABCD2345") == ""
 
 
-async def test_onboarding_and_reissue_refuse_outside_scope_and_other_roles(demo: App, chat_as) -> None:
+async def test_onboarding_and_reissue_refuse_outside_scope_and_other_roles(
+    demo: App, chat_as: Callable[[str], Chat]
+) -> None:
     codes = seed(demo)
     add_district(demo, "PGD-KHAC")
     add_user(demo, "other_officer", "officer", "PGD-KHAC", "Officer elsewhere")
@@ -217,7 +228,9 @@ async def test_onboarding_and_reissue_refuse_outside_scope_and_other_roles(demo:
     assert live.expires_at > demo.clock.now() and count == 3  # (TH-KHAC has none)  # nothing re-issued
 
 
-async def test_the_workbook_has_the_registration_sheet_with_the_same_rows(demo: App, chat_as) -> None:
+async def test_the_workbook_has_the_registration_sheet_with_the_same_rows(
+    demo: App, chat_as: Callable[[str], Chat]
+) -> None:
     codes = seed(demo)
     officer = chat_as("officer")
 
@@ -236,10 +249,10 @@ async def test_the_workbook_has_the_registration_sheet_with_the_same_rows(demo: 
         office = s.exec(select(Office).where(Office.code == "PGD-DEMO")).one()
         in_scope = {x.code for x in s.exec(select(School).where(School.office_id == office.id))}
     assert set(rows) == in_scope
-    assert rows["THCS-PUNHI"][4] == "Đã đăng ký" and rows["THCS-PUNHI"][6].startswith(
+    assert rows["THCS-PUNHI"][4] == "Đã đăng ký" and cell_text(rows["THCS-PUNHI"][6]).startswith(
         "Cô Lò Thị Lan – dòng lệnh – từ"
     )
-    assert rows["THTHCS-NAMAI"][6].startswith("Vừ Thị Mai (Phó hiệu trưởng) – dòng lệnh")
+    assert cell_text(rows["THTHCS-NAMAI"][6]).startswith("Vừ Thị Mai (Phó hiệu trưởng) – dòng lệnh")
     assert (
         rows["MN-HOABAN"][4] == "Chưa đăng ký"
         and rows["MN-HOABAN"][7] == f"{codes['live']} (hạn dùng 24/11/2026)"

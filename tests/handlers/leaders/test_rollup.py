@@ -13,16 +13,17 @@ import random
 import secrets
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import update
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from bot.app import App, open_app
-from bot.config import load_settings
+from bot.config import Settings, load_settings
 from bot.demo import seed_demo
-from handlers.calendar import Calendar, Period, month_end
+from handlers.calendar import Calendar, FrozenClock, Period, month_end
 from handlers.leaders import rollup, summary
 from handlers.leaders.reader import Where, where_of
 from handlers.months import MonthState, month_state
@@ -78,6 +79,7 @@ def seed(app: App) -> dict[str, int]:
         b = Office(code="PGD-B", name="Phòng GD&ĐT huyện Mường Nhé", kind="district", parent_id=province.id)
         s.add(b)
         s.flush()
+        assert district.id is not None and b.id is not None and province.id is not None
         offices = {"A": district.id, "B": b.id, "P": province.id}
         for code, level, office, _ in EXTRA:
             name = f"Trường {level} {code}"
@@ -122,7 +124,7 @@ def seed(app: App) -> dict[str, int]:
     return ids
 
 
-def article(s, school_id: int, user_id: int, period: Period, when: datetime, state: str) -> None:
+def article(s: Session, school_id: int, user_id: int, period: Period, when: datetime, state: str) -> None:
     s.add(
         Submission(
             kind="article",
@@ -189,7 +191,9 @@ def october(app: App, level: str) -> tuple[int, ...]:
 
 
 @pytest.fixture(name="seeded", params=["sqlite", "postgresql"])
-def seeded_fixture(request, settings, clock, tmp_path) -> Iterator[tuple[App, dict[str, int]]]:
+def seeded_fixture(
+    request: pytest.FixtureRequest, settings: Settings, clock: FrozenClock, tmp_path: Path
+) -> Iterator[tuple[App, dict[str, int]]]:
     """The seeded app, on SQLite and (when a local server answers) PostgreSQL."""
     if request.param == "postgresql":
         url = request.getfixturevalue("pg_url")
@@ -215,7 +219,9 @@ def seeded_fixture(request, settings, clock, tmp_path) -> Iterator[tuple[App, di
         ("SGD-DEMO", ("THPT", "GDTX")),  # the province's own schools
     ],
 )
-def test_the_rollup_gives_the_live_figures_of_every_level_and_month(seeded, office, levels) -> None:
+def test_the_rollup_gives_the_live_figures_of_every_level_and_month(
+    seeded: tuple[App, dict[str, int]], office: str, levels: tuple[str, ...]
+) -> None:
     app, _ = seeded
     scope = scope_of(app, office, levels)
     with app.db.session() as s:
@@ -225,7 +231,7 @@ def test_the_rollup_gives_the_live_figures_of_every_level_and_month(seeded, offi
         assert sorted(stats.stored_months(s)) == [p.key for p in MONTHS]  # computed once, for everyone
 
 
-def test_the_seed_covers_the_edge_cases(seeded) -> None:
+def test_the_seed_covers_the_edge_cases(seeded: tuple[App, dict[str, int]]) -> None:
     """The comparison above is worth something: joiners mid-month and at a month's edge, combined levels."""
     app, _ = seeded
     figures = live(app, scope_of(app, "PGD-DEMO"), MONTHS)
@@ -241,7 +247,7 @@ def test_the_seed_covers_the_edge_cases(seeded) -> None:
     }
 
 
-def test_the_sql_counts_agree_with_month_state(seeded) -> None:
+def test_the_sql_counts_agree_with_month_state(seeded: tuple[App, dict[str, int]]) -> None:
     """Per school, `month_state` gives the counts the SQL sums: owed, sent, on time, not sent yet owed."""
     app, _ = seeded
     cal = Calendar(app.clock, app.settings.schedule)
@@ -272,7 +278,9 @@ def test_the_sql_counts_agree_with_month_state(seeded) -> None:
 # ---- kept true by the clock ------------------------------------------------------------------------
 
 
-async def test_a_closed_months_change_reaches_the_chart_at_the_next_sweep(demo, clock, tmp_path) -> None:
+async def test_a_closed_months_change_reaches_the_chart_at_the_next_sweep(
+    demo: App, clock: FrozenClock, tmp_path: Path
+) -> None:
     ids = seed(demo)
     await demo.clockwork.tick()  # the catch-up sweep at start
     with demo.db.session() as s:
@@ -336,7 +344,9 @@ def moved(before: tuple[int, ...], after: tuple[int, ...]) -> dict[str, int]:
     return {name: b - a for name, a, b in zip(COUNTS, before, after, strict=True) if a != b}
 
 
-async def test_a_principal_seen_before_joins_when_registering_and_old_months_stay(demo, clock) -> None:
+async def test_a_principal_seen_before_joins_when_registering_and_old_months_stay(
+    demo: App, clock: FrozenClock
+) -> None:
     """An account that wrote to the bot in September and redeems a principal's code in November makes
     its school count from November: the closed months do not change, now or after the daily rebuild."""
     ids = seed(demo)
@@ -370,7 +380,9 @@ async def test_a_principal_seen_before_joins_when_registering_and_old_months_sta
     )
 
 
-async def test_what_moves_a_closed_month_without_an_article_shows_within_a_day(demo, clock) -> None:
+async def test_what_moves_a_closed_month_without_an_article_shows_within_a_day(
+    demo: App, clock: FrozenClock
+) -> None:
     """An operator backdating a principal's registration in the database touches no article: the daily
     rebuild catches it."""
     ids = seed(demo)
@@ -402,7 +414,7 @@ async def test_what_moves_a_closed_month_without_an_article_shows_within_a_day(d
 # ---- never across a scope --------------------------------------------------------------------------
 
 
-def test_a_district_counts_its_own_schools_and_the_province_all(seeded) -> None:
+def test_a_district_counts_its_own_schools_and_the_province_all(seeded: tuple[App, dict[str, int]]) -> None:
     app, _ = seeded
     a, b, province = (scope_of(app, code) for code in ("PGD-DEMO", "PGD-B", "SGD-DEMO"))
     own = scope_of(app, "SGD-DEMO", ("THPT", "GDTX"))  # the province's own schools: no district's
@@ -420,7 +432,9 @@ def test_a_district_counts_its_own_schools_and_the_province_all(seeded) -> None:
 HEADER = list(COLUMNS)
 
 
-def test_a_school_moved_by_an_import_counts_for_its_new_district_only(seeded) -> None:
+def test_a_school_moved_by_an_import_counts_for_its_new_district_only(
+    seeded: tuple[App, dict[str, int]],
+) -> None:
     app, _ = seeded
     a, b = scope_of(app, "PGD-DEMO"), scope_of(app, "PGD-B")
     before_a, before_b = rolled(app, a, MONTHS), rolled(app, b, MONTHS)

@@ -8,19 +8,26 @@ from __future__ import annotations
 
 import secrets
 import warnings
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from openpyxl import load_workbook
+from openpyxl.cell.cell import Cell
+from openpyxl.worksheet.worksheet import Worksheet
 from PIL import Image
 from sqlalchemy import update
+from sqlmodel import Session, col
 
-from bot.app import open_app
+from bot.app import App, open_app
 from bot.config import load_settings
 from bot.demo import seed_demo
+from handlers.calendar import FrozenClock
 from handlers.leaders import charts
+from handlers.types import Incoming, Reply
 from storage import migrate
 from storage import queries as q
 from storage.exports import MAX_WIDTH
@@ -28,6 +35,7 @@ from storage.models import Incident, IncidentAck, Office, Submission, User
 from tests.conftest import Chat
 from tests.handlers.helpers import add_principal, add_school, add_user, console_user, flushed
 from tests.storage.test_postgres import pg_url_fixture  # noqa: F401  (the fixture pg_url)
+from tests.support import id_of
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 JOINED = datetime(2025, 8, 1, 9, tzinfo=TZ)
@@ -47,7 +55,7 @@ class History:
 
 
 def add(
-    s, school_id: int, user_id: int, kind: str, period: str | None, when: datetime, **fields
+    s: Session, school_id: int, user_id: int, kind: str, period: str | None, when: datetime, **fields: Any
 ) -> Submission:
     return flushed(
         s,
@@ -85,36 +93,40 @@ TEACHER = {
 }
 
 
-def seed_history(app) -> History:
+def seed_history(app: App) -> History:
     """District A (the demo's) and district B, principals, articles, nominations, reports, incidents."""
     h = History()
     with app.db.session() as s:
         codes = ("MN-HOABAN", "TH-THITRAN", "THCS-PUNHI", "THCS-TTDBD", "THTHCS-NAMAI")
-        schools = {c: q.school_by_code(s, c) for c in codes}
-        h.schools = {c: sc.id for c, sc in schools.items()}
+        found = {c: q.school_by_code(s, c) for c in codes}
+        schools = {c: sc for c, sc in found.items() if sc is not None}
+        assert schools.keys() == found.keys()
+        h.schools = {c: id_of(sc) for c, sc in schools.items()}
         province = q.office_by_code(s, "SGD-DEMO")
+        assert province is not None
         district_b = Office(
             code="PGD-B", name="Phòng GD&ĐT huyện Mường Nhé", kind="district", parent_id=province.id
         )
         s.add(district_b)
         s.flush()
         b1 = add_school(s, "THCS-B1", "Trường THCS Bản Phủ", "THCS", district_b.id)
-        h.schools["THCS-B1"] = b1.id
+        h.schools["THCS-B1"] = id_of(b1)
         console_user(
             s, "leader_b", JOINED, display_name="Bà Lò Thị Hoa", role="leader", office_id=district_b.id
         )
         demo_principal = q.get_user(s, "console", "principal")
-        s.execute(update(User).where(User.id == demo_principal.id).values(created_at=JOINED))
+        assert demo_principal is not None
+        s.execute(update(User).where(col(User.id) == demo_principal.id).values(created_at=JOINED))
         p = {
-            "MN-HOABAN": add_principal(s, schools["MN-HOABAN"], "p-hoaban", JOINED).id,
-            "TH-THITRAN": add_principal(s, schools["TH-THITRAN"], "p-thitran", JOINED).id,
-            "THCS-PUNHI": demo_principal.id,
-            "THCS-TTDBD": add_principal(s, schools["THCS-TTDBD"], "p-ttdbd", at(2026, 9, 20)).id,
-            "THCS-B1": add_principal(s, b1, "p-b1", JOINED).id,
+            "MN-HOABAN": id_of(add_principal(s, schools["MN-HOABAN"], "p-hoaban", JOINED)),
+            "TH-THITRAN": id_of(add_principal(s, schools["TH-THITRAN"], "p-thitran", JOINED)),
+            "THCS-PUNHI": id_of(demo_principal),
+            "THCS-TTDBD": id_of(add_principal(s, schools["THCS-TTDBD"], "p-ttdbd", at(2026, 9, 20))),
+            "THCS-B1": id_of(add_principal(s, b1, "p-b1", JOINED)),
         }
         sid = h.schools
 
-        def sent(kind: str, code: str, period: str | None, when: datetime, **fields) -> Submission:
+        def sent(kind: str, code: str, period: str | None, when: datetime, **fields: Any) -> Submission:
             return add(s, sid[code], p[code], kind, period, when, **fields)
 
         sent("article", "THCS-PUNHI", "2026-06", at(2026, 6, 20), late=True)
@@ -133,7 +145,7 @@ def seed_history(app) -> History:
         sent("article", "THCS-B1", "2026-11", at(2026, 11, 2))
 
         student = sent("nomination", "THCS-PUNHI", "2026-2027-HK1", at(2026, 10, 2), answers=STUDENT)
-        h.nominations["THCS-PUNHI"] = student.id
+        h.nominations["THCS-PUNHI"] = id_of(student)
         sent("nomination", "MN-HOABAN", "2026-2027-HK1", at(2026, 10, 6), answers=TEACHER, status="approved")
         sent("nomination", "THCS-PUNHI", "2025-2026-HK2", at(2026, 3, 2), answers=TEACHER, status="published")
         sent("nomination", "THCS-B1", "2026-2027-HK1", at(2026, 10, 9), answers=TEACHER)
@@ -146,6 +158,7 @@ def seed_history(app) -> History:
 
         officer = q.get_user(s, "console", "officer")
         leader = q.get_user(s, "console", "leader")
+        assert officer is not None and leader is not None
         for name, code, severity, when, acked_by in (
             ("oct", "MN-HOABAN", "medium", at(2026, 10, 12), leader),
             ("punhi", "THCS-PUNHI", "high", at(2026, 11, 4), None),
@@ -154,7 +167,7 @@ def seed_history(app) -> History:
         ):
             sub = sent("incident", code, None, when, answers={"what": "Sự cố"})
             incident = Incident(
-                submission_id=sub.id,
+                submission_id=id_of(sub),
                 school_id=sid[code],
                 severity=severity,
                 created_at=when,
@@ -164,18 +177,18 @@ def seed_history(app) -> History:
             )
             s.add(incident)
             s.flush()
-            h.incidents[name] = incident.id
+            h.incidents[name] = id_of(incident)
             if acked_by is not None:
-                s.add(IncidentAck(incident_id=incident.id, user_id=acked_by.id, created_at=when))
+                s.add(IncidentAck(incident_id=id_of(incident), user_id=id_of(acked_by), created_at=when))
     return h
 
 
 @pytest.fixture(name="history")
-def history_fixture(demo) -> History:
+def history_fixture(demo: App) -> History:
     return seed_history(demo)
 
 
-def text_of(replies) -> str:
+def text_of(replies: list[Reply]) -> str:
     assert replies, "no reply"
     assert "Xin lỗi, đã có lỗi" not in replies[0].text, replies[0].text
     return replies[0].text
@@ -184,7 +197,9 @@ def text_of(replies) -> str:
 # ---- the month's summary --------------------------------------------------------------------------
 
 
-async def test_the_current_month_summary_has_every_figure(history, chat_as) -> None:
+async def test_the_current_month_summary_has_every_figure(
+    history: History, chat_as: Callable[[str], Chat]
+) -> None:
     replies = await chat_as("leader").send("/status")
     punhi = history.incidents["punhi"]
     assert text_of(replies) == (
@@ -210,7 +225,9 @@ async def test_the_current_month_summary_has_every_figure(history, chat_as) -> N
     assert [c.label for c in replies[0].flat_choices()] == ["📥 Tải Excel", "🏆 Xếp hạng năm học"]
 
 
-async def test_a_past_month_counts_late_approved_and_published_once_per_school(history, chat_as) -> None:
+async def test_a_past_month_counts_late_approved_and_published_once_per_school(
+    history: History, chat_as: Callable[[str], Chat]
+) -> None:
     text = text_of(await chat_as("leader").send("/status 10/2026"))
     assert text.startswith(
         "📊 Tình hình nộp – Tháng 10/2026\nPhòng GD&ĐT huyện Điện Biên Đông (demo)\n"
@@ -229,7 +246,9 @@ async def test_a_past_month_counts_late_approved_and_published_once_per_school(h
     assert "Chưa ai xác nhận" not in text and "Bản Phủ" not in text
 
 
-async def test_a_school_that_joined_later_counts_as_not_registered_before(history, chat_as) -> None:
+async def test_a_school_that_joined_later_counts_as_not_registered_before(
+    history: History, chat_as: Callable[[str], Chat]
+) -> None:
     text = text_of(await chat_as("leader").send("/status tháng 8/2026"))
     assert (
         "📝 Bài viết tháng: 0/5 trường đã nộp (0%)\n• Đúng hạn: 0 · Nộp muộn: 0 · Chưa nộp: 3 · Chưa đăng ký: 2"
@@ -242,12 +261,14 @@ async def test_a_school_that_joined_later_counts_as_not_registered_before(histor
     "typed",
     ["10/2026", "2026-10", "T10/2026", "tháng 10 năm 2026", "Tháng 10", "10", "tháng mười", "Thang muoi"],
 )
-async def test_months_are_read_in_the_usual_ways(history, chat_as, typed) -> None:
+async def test_months_are_read_in_the_usual_ways(
+    history: History, chat_as: Callable[[str], Chat], typed: str
+) -> None:
     text = text_of(await chat_as("leader").send(f"/status {typed}"))
     assert text.startswith("📊 Tình hình nộp – Tháng 10/2026")
 
 
-async def test_the_chart_is_sent_with_the_summary(history, chat_as) -> None:
+async def test_the_chart_is_sent_with_the_summary(history: History, chat_as: Callable[[str], Chat]) -> None:
     replies = await chat_as("leader").send("/status")
     path = Path(replies[0].photo_path)
     assert path.is_file() and path.stat().st_size > 10_000
@@ -255,9 +276,12 @@ async def test_the_chart_is_sent_with_the_summary(history, chat_as) -> None:
         assert image.format == "PNG" and image.width == 800 and image.height >= 300
 
 
-async def test_see_all_lists_every_missing_school_of_a_large_scope(history, demo, chat_as) -> None:
+async def test_see_all_lists_every_missing_school_of_a_large_scope(
+    history: History, demo: App, chat_as: Callable[[str], Chat]
+) -> None:
     with demo.db.session() as s:
         district = q.office_by_code(s, "PGD-DEMO")
+        assert district is not None
         schools = [
             add_school(s, f"MN-X{n:02d}", f"Trường Mầm non Bản Số {n:02d}", "MN", district.id)
             for n in range(12)
@@ -283,7 +307,7 @@ async def test_see_all_lists_every_missing_school_of_a_large_scope(history, demo
 # ---- scope ---------------------------------------------------------------------------------------
 
 
-async def test_a_leader_of_another_district_sees_nothing_of_this_one(history, demo) -> None:
+async def test_a_leader_of_another_district_sees_nothing_of_this_one(history: History, demo: App) -> None:
     chat = Chat(demo, "leader_b")
     text = text_of(await chat.send("/status 10/2026"))
     assert "Phòng GD&ĐT huyện Mường Nhé" in text and "📝 Bài viết tháng: 1/1 trường đã nộp (100%)" in text
@@ -298,14 +322,14 @@ async def test_a_leader_of_another_district_sees_nothing_of_this_one(history, de
     assert "Bản Phủ" in ranking and "Pú Nhi" not in ranking and "Hoa Ban" not in ranking
 
 
-async def test_a_province_leader_sees_both_districts(history, demo) -> None:
+async def test_a_province_leader_sees_both_districts(history: History, demo: App) -> None:
     add_user(demo, "director", "leader", "SGD-DEMO", "Giám đốc", joined=JOINED)
     text = text_of(await Chat(demo, "director").send("/status 10/2026"))
     assert text.startswith("📊 Tình hình nộp – Tháng 10/2026\nSở GD&ĐT Điện Biên (demo)")
     assert "📝 Bài viết tháng: 4/6 trường đã nộp (67%)" in text
 
 
-async def test_principals_may_not_and_officers_may(history, chat_as) -> None:
+async def test_principals_may_not_and_officers_may(history: History, chat_as: Callable[[str], Chat]) -> None:
     refused = await chat_as("principal").send("/status")
     assert refused[0].text == "Chức năng này không dành cho tài khoản này."
     home = await chat_as("principal").send("/menu")
@@ -314,7 +338,9 @@ async def test_principals_may_not_and_officers_may(history, chat_as) -> None:
     assert officer.startswith("📊 Tình hình nộp – Tháng 11/2026")
 
 
-async def test_the_leaders_menu_button_opens_the_summary(history, chat_as) -> None:
+async def test_the_leaders_menu_button_opens_the_summary(
+    history: History, chat_as: Callable[[str], Chat]
+) -> None:
     chat = chat_as("leader")
     await chat.send("/menu")
     replies = await chat.press("📊 Tình hình nộp")
@@ -324,7 +350,7 @@ async def test_the_leaders_menu_button_opens_the_summary(history, chat_as) -> No
 @pytest.mark.skipif(
     not hasattr(User, "levels"), reason="officers limited to levels come with the review desk"
 )
-async def test_an_officer_for_one_level_sees_only_that_level(history, demo) -> None:
+async def test_an_officer_for_one_level_sees_only_that_level(history: History, demo: App) -> None:
     add_user(demo, "officer_thcs", "officer", "PGD-DEMO", "Chị Mai", joined=JOINED, levels="THCS")
     chat = Chat(demo, "officer_thcs")
     text = text_of(await chat.send("/status 10/2026"))
@@ -363,15 +389,18 @@ async def test_an_officer_for_one_level_sees_only_that_level(history, demo) -> N
         ),
     ],
 )
-async def test_bad_input_gets_a_plain_answer(history, chat_as, typed, answer) -> None:
+async def test_bad_input_gets_a_plain_answer(
+    history: History, chat_as: Callable[[str], Chat], typed: str, answer: str
+) -> None:
     replies = await chat_as("leader").send(f"/status {typed}")
     assert replies[0].text.startswith(answer) and not replies[0].photo_path
 
 
-async def test_a_leader_with_no_schools_or_none_registered(app) -> None:
+async def test_a_leader_with_no_schools_or_none_registered(app: App) -> None:
     with app.db.session() as s:
         seed_demo(s, app.clock.now())
         province = q.office_by_code(s, "SGD-DEMO")
+        assert province is not None
         empty = Office(code="PGD-MOI", name="Phòng GD&ĐT huyện Mới", kind="district", parent_id=province.id)
         s.add(empty)
         s.flush()
@@ -379,6 +408,7 @@ async def test_a_leader_with_no_schools_or_none_registered(app) -> None:
             s, "new_leader", app.clock.now(), display_name="Ông Mới", role="leader", office_id=empty.id
         )
         principal = q.get_user(s, "console", "principal")
+        assert principal is not None
         principal.role = None  # the demo district: schools, but nobody registered
         s.add(principal)
     nothing = await Chat(app, "new_leader").send("/status")
@@ -398,7 +428,7 @@ async def test_a_leader_with_no_schools_or_none_registered(app) -> None:
 # ---- one school ----------------------------------------------------------------------------------
 
 
-async def test_one_school_by_name_without_accents(history, chat_as) -> None:
+async def test_one_school_by_name_without_accents(history: History, chat_as: Callable[[str], Chat]) -> None:
     text = text_of(await chat_as("leader").send("/status pu nhi"))
     assert text == (
         "🏫 Trường PTDTBT THCS Pú Nhi (THCS-PUNHI) · THCS\nPhòng GD&ĐT huyện Điện Biên Đông (demo)\n\n"
@@ -416,9 +446,12 @@ async def test_one_school_by_name_without_accents(history, chat_as) -> None:
     )
 
 
-async def test_a_school_name_or_code_that_looks_like_a_month_word_or_number(history, demo, chat_as) -> None:
+async def test_a_school_name_or_code_that_looks_like_a_month_word_or_number(
+    history: History, demo: App, chat_as: Callable[[str], Chat]
+) -> None:
     with demo.db.session() as s:
         district = q.office_by_code(s, "PGD-DEMO")
+        assert district is not None
         add_school(s, "30123456", "Trường Tiểu học Thắng Lợi", "TH", district.id)
     chat = chat_as("leader")
     for typed in ("thắng lợi", "30123456"):
@@ -428,7 +461,9 @@ async def test_a_school_name_or_code_that_looks_like_a_month_word_or_number(hist
     assert text_of(await chat.send("/status tháng chạp")).startswith("📊 Tình hình nộp – Tháng 12/2025")
 
 
-async def test_a_school_by_code_and_a_choice_when_several_match(history, chat_as) -> None:
+async def test_a_school_by_code_and_a_choice_when_several_match(
+    history: History, chat_as: Callable[[str], Chat]
+) -> None:
     chat = chat_as("leader")
     by_code = text_of(await chat.send("/status th-thitran"))
     assert by_code.startswith("🏫 Trường Tiểu học Thị Trấn (TH-THITRAN) · Tiểu học")
@@ -448,7 +483,9 @@ async def test_a_school_by_code_and_a_choice_when_several_match(history, chat_as
 # ---- ranking -------------------------------------------------------------------------------------
 
 
-async def test_the_ranking_follows_the_stated_formula(history, chat_as) -> None:
+async def test_the_ranking_follows_the_stated_formula(
+    history: History, chat_as: Callable[[str], Chat]
+) -> None:
     text = text_of(await chat_as("leader").send("/ranking"))
     assert text == (
         "🏆 Xếp hạng truyền thông năm học 2026-2027\nPhòng GD&ĐT huyện Điện Biên Đông (demo)\n"
@@ -469,14 +506,16 @@ async def test_the_ranking_follows_the_stated_formula(history, chat_as) -> None:
     )
 
 
-async def test_a_past_school_year_is_ranked_to_its_end(history, chat_as) -> None:
+async def test_a_past_school_year_is_ranked_to_its_end(
+    history: History, chat_as: Callable[[str], Chat]
+) -> None:
     text = text_of(await chat_as("leader").send("/ranking 2025-2026"))
     assert "Số liệu tính đến ngày 31/08/2026." in text
     assert "1. Trường Mầm non Hoa Ban – 3 điểm" in text  # the six-month report, on time
     assert "2. Trường PTDTBT THCS Pú Nhi – 2 điểm" in text  # a nomination; its June article was late
 
 
-async def test_the_weights_come_from_the_settings(demo, tmp_path) -> None:
+async def test_the_weights_come_from_the_settings(demo: App, tmp_path: Path) -> None:
     settings = load_settings(
         None,
         database_url=demo.settings.database_url,
@@ -507,7 +546,9 @@ async def test_the_weights_come_from_the_settings(demo, tmp_path) -> None:
         ("2023-2024", "Năm học 2023-2024 chưa có trường nào trong phạm vi đăng ký dùng bot."),
     ],
 )
-async def test_bad_school_years(history, chat_as, typed, answer) -> None:
+async def test_bad_school_years(
+    history: History, chat_as: Callable[[str], Chat], typed: str, answer: str
+) -> None:
     replies = await chat_as("leader").send(f"/ranking {typed}")
     assert replies[0].text.startswith(answer)
 
@@ -515,9 +556,12 @@ async def test_bad_school_years(history, chat_as, typed, answer) -> None:
 # ---- Excel ---------------------------------------------------------------------------------------
 
 
-async def test_the_workbook_has_three_sheets_with_every_cell(history, demo, chat_as) -> None:
+async def test_the_workbook_has_three_sheets_with_every_cell(
+    history: History, demo: App, chat_as: Callable[[str], Chat]
+) -> None:
     with demo.db.session() as s:
         district = q.office_by_code(s, "PGD-DEMO")
+        assert district is not None
         add_school(s, "TEST-EQ", '=HYPERLINK("http://x") Trường thử', "TH", district.id)
     replies = await chat_as("leader").send("/export 10/2026")
     assert replies[0].text == (
@@ -606,7 +650,9 @@ async def test_the_workbook_has_three_sheets_with_every_cell(history, demo, chat
     assert noms[0][1] == datetime(2026, 10, 2) and noms[0][2] == "I"
 
 
-async def test_the_workbook_has_a_sheet_per_report_deadline_with_every_school(history, demo, chat_as) -> None:
+async def test_the_workbook_has_a_sheet_per_report_deadline_with_every_school(
+    history: History, demo: App, chat_as: Callable[[str], Chat]
+) -> None:
     answers = {
         "which": "6thang-2026",
         "articles_sent": 4,
@@ -622,6 +668,7 @@ async def test_the_workbook_has_a_sheet_per_report_deadline_with_every_school(hi
     }
     with demo.db.session() as s:
         row = s.get(Submission, next(iter(submissions_of(s, history.schools["MN-HOABAN"], "6thang-2026"))))
+        assert row is not None
         row.answers = answers
         s.add(row)
     replies = await chat_as("leader").send("/export 06/2026")
@@ -675,14 +722,14 @@ async def test_the_workbook_has_a_sheet_per_report_deadline_with_every_school(hi
     assert rows["THTHCS-NAMAI"][6:] == ("Chưa đăng ký", *([None] * 12))
 
 
-def submissions_of(s, school_id: int, period: str) -> list[int]:
+def submissions_of(s: Session, school_id: int, period: str) -> list[int | None]:
     from sqlmodel import select
 
-    stmt = select(Submission.id).where(Submission.school_id == school_id, Submission.period == period)
+    stmt = select(col(Submission.id)).where(Submission.school_id == school_id, Submission.period == period)
     return list(s.exec(stmt))
 
 
-def check_widths(ws) -> None:
+def check_widths(ws: Worksheet) -> None:
     """Every column is as wide as its longest text (up to the cap, where the text wraps)."""
     for column in ws.iter_cols(min_row=2):
         longest = max(
@@ -690,14 +737,19 @@ def check_widths(ws) -> None:
             for c in column
             if c.value is not None
         )
-        width = ws.column_dimensions[column[0].column_letter].width
-        assert width >= min(MAX_WIDTH, longest), (ws.title, column[0].column_letter)
+        first = column[0]
+        assert isinstance(first, Cell)  # a merged cell has no column letter
+        width = ws.column_dimensions[first.column_letter].width
+        assert width >= min(MAX_WIDTH, longest), (ws.title, first.column_letter)
 
 
-async def test_a_school_that_looks_like_a_formula_is_text_in_the_workbook(history, demo, chat_as) -> None:
+async def test_a_school_that_looks_like_a_formula_is_text_in_the_workbook(
+    history: History, demo: App, chat_as: Callable[[str], Chat]
+) -> None:
     names = ("+84 Trường thử", "-Trường thử", "@Trường thử", "=1+1 Trường thử")
     with demo.db.session() as s:
         district = q.office_by_code(s, "PGD-DEMO")
+        assert district is not None
         for n, name in enumerate(names):
             add_school(s, f"TEST-F{n}", name, "TH", district.id)
     replies = await chat_as("leader").send("/export 10/2026")
@@ -708,7 +760,7 @@ async def test_a_school_that_looks_like_a_formula_is_text_in_the_workbook(histor
         assert cell.value == name and cell.data_type == "s" and cell.quotePrefix, name
 
 
-async def test_the_excel_button_and_a_bad_month(history, chat_as) -> None:
+async def test_the_excel_button_and_a_bad_month(history: History, chat_as: Callable[[str], Chat]) -> None:
     chat = chat_as("leader")
     await chat.send("/status")
     replies = await chat.press("Tải Excel")
@@ -727,7 +779,7 @@ async def test_the_excel_button_and_a_bad_month(history, chat_as) -> None:
 VIETNAMESE = "aăâbcdđeêghiklmnoôơpqrstuưvxy áàảãạấầẩẫậắằẳẵặéèẻẽẹếềểễệíìỉĩịóòỏõọốồổỗộớờởỡợúùủũụứừửữựýỳỷỹỵ"
 
 
-def test_every_vietnamese_letter_renders_without_a_missing_glyph(tmp_path) -> None:
+def test_every_vietnamese_letter_renders_without_a_missing_glyph(tmp_path: Path) -> None:
     letters = VIETNAMESE + VIETNAMESE.upper()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -751,7 +803,7 @@ def test_every_vietnamese_letter_renders_without_a_missing_glyph(tmp_path) -> No
     assert (tmp_path / "a.png").stat().st_size > 5_000 and (tmp_path / "b.png").stat().st_size > 5_000
 
 
-def test_a_missing_glyph_would_be_caught(tmp_path) -> None:
+def test_a_missing_glyph_would_be_caught(tmp_path: Path) -> None:
     """The check above can fail: a letter the font lacks warns, and the warning is seen."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -759,8 +811,8 @@ def test_a_missing_glyph_would_be_caught(tmp_path) -> None:
     assert any("missing from font" in str(w.message) for w in caught)
 
 
-def chat_incoming(user: str, choice: str, update: str):
-    from handlers.types import Incoming, Kind
+def chat_incoming(user: str, choice: str, update: str) -> Incoming:
+    from handlers.types import Kind
 
     return Incoming("console", user, user, Kind.CHOICE, choice=choice, update_id=update)
 
@@ -768,7 +820,7 @@ def chat_incoming(user: str, choice: str, update: str):
 # ---- the same on PostgreSQL ------------------------------------------------------------------------
 
 
-async def test_the_same_figures_on_postgresql(pg_url, clock, tmp_path) -> None:
+async def test_the_same_figures_on_postgresql(pg_url: str, clock: FrozenClock, tmp_path: Path) -> None:
     """Every statement is portable: summary, one school, ranking and workbook on a real local server."""
     settings = load_settings(None, database_url=pg_url, media_dir=str(tmp_path / "media"))
     with open_app(settings, clock, upgrade=False) as app:
