@@ -22,7 +22,7 @@ from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError, T
 from bot.app import App, open_app
 from bot.channels.telegram import channel_error
 from bot.config import Settings
-from bot.outbox import CLAIM_GAP, DIRECT, Outbox, OutboxSender, Outcome, Pace, classify
+from bot.outbox import CLAIM_GAP, DIRECT, Outbox, OutboxSender, Outcome, Pace, Sender, classify
 from handlers.notify import ALERT, NOTICE
 from handlers.reminders import PRIORITY_ALERT, Planned
 from handlers.types import Incoming, Kind, Reply
@@ -91,7 +91,14 @@ def fast_fixture(settings: Settings, clock: Any) -> Iterator[App]:
 
 
 def channel(app: App) -> FakeChannel:
-    return app.dispatcher.senders["telegram"]  # type: ignore[return-value]
+    return fake_of(app.dispatcher.senders)
+
+
+def fake_of(senders: dict[str, Sender]) -> FakeChannel:
+    """The scripted Telegram channel among the senders."""
+    sender = senders["telegram"]
+    assert isinstance(sender, FakeChannel)
+    return sender
 
 
 def tg_users(app: App, n: int, first: int = 700) -> list[User]:
@@ -502,10 +509,10 @@ async def test_only_the_holder_of_the_sender_lease_sends(fast: App) -> None:
     await until(lambda: first.holding, "the first sender to hold the lease")
     second = other.start_sender("second")
     await until(lambda: len(channel(fast).got) == 20, "20 sends")
-    assert not second.holding and other.senders["telegram"].got == []  # type: ignore[attr-defined]
+    assert not second.holding and fake_of(other.senders).got == []
     await fast.outbox.stop_sender()  # a clean stop gives the lease up
     enqueue(fast, tg_users(fast, 5, first=800), step="d2")
-    await until(lambda: len(other.senders["telegram"].got) == 5, "the second sender to take over")  # type: ignore[attr-defined]
+    await until(lambda: len(fake_of(other.senders).got) == 5, "the second sender to take over")
     await other.stop_sender()
 
 
@@ -610,7 +617,7 @@ async def test_two_processes_never_both_send_a_row(fast: App) -> None:
     await until(lambda: outbox_statuses(fast) == {"sent": 36}, "every row")
     await fast.outbox.stop_sender()
     await other.stop_sender()
-    got = [c for c, _, _ in channel(fast).got] + [c for c, _, _ in other.senders["telegram"].got]  # type: ignore[attr-defined]
+    got = [c for c, _, _ in channel(fast).got] + [c for c, _, _ in fake_of(other.senders).got]
     assert sorted(got) == sorted(u.chat_id for u in [*users, *officers])  # each exactly once
 
 

@@ -84,7 +84,9 @@ async def serving(
     handlers: set[asyncio.Task[None]] = set()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        handlers.add(asyncio.current_task())  # type: ignore[arg-type]
+        task = asyncio.current_task()
+        assert task is not None  # a connection is handled in a task of its own
+        handlers.add(task)
         seen.connections += 1
         try:
             if raw is not None:

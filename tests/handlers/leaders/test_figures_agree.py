@@ -112,8 +112,11 @@ async def test_every_reader_gets_the_same_numbers_out_of_every_school(
         r"Đúng hạn: (\d+) · Nộp muộn: (\d+) · Chưa nộp: (\d+) · Chưa đăng ký: (\d+)", status
     )
     from_status = (schools, sent, on_time, late, missing, unregistered)
-    status_missing = set(re.search(r"Chưa nộp \(\d+\): (.*)", status)[1].split("; "))  # type: ignore[index]
-    status_unregistered = set(re.search(r"Chưa đăng ký \(\d+\): (.*)", status)[1].split("; "))  # type: ignore[index]
+    missing_line = re.search(r"Chưa nộp \(\d+\): (.*)", status)
+    unregistered_line = re.search(r"Chưa đăng ký \(\d+\): (.*)", status)
+    assert missing_line is not None and unregistered_line is not None
+    status_missing = set(missing_line[1].split("; "))
+    status_unregistered = set(unregistered_line[1].split("; "))
     assert "Tất cả các trường đã nộp" not in status
 
     # The chart: the data it is drawn from (a small office: each school's months), November's column.
