@@ -109,7 +109,9 @@ def test_the_cli_exits_with_the_message_and_no_traceback(
     "command",
     [["run"], ["db", "upgrade"], ["demo"], ["privacy", "export", "--person", "1", "--out", "x.zip"]],
 )
-def test_a_settings_file_named_but_missing_is_refused_by_name(tmp_path, monkeypatch, command) -> None:
+def test_a_settings_file_named_but_missing_is_refused_by_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
     """A mistyped --config used to run on the defaults (the demo quietly, `run` saying only that no
     channel has a token); now it names the file, exits 2 and touches nothing."""
     monkeypatch.chdir(tmp_path)  # the defaults' database and media folder would be made here
@@ -121,7 +123,7 @@ def test_a_settings_file_named_but_missing_is_refused_by_name(tmp_path, monkeypa
     assert list(tmp_path.iterdir()) == []  # no database, no media folder made
 
 
-def test_the_default_settings_file_may_be_absent(tmp_path, monkeypatch) -> None:
+def test_the_default_settings_file_may_be_absent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without --config, config.toml is read only if it is there: the environment can carry it all."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SCHOOLBOT_DATABASE_URL", f"sqlite:///{tmp_path / 'env.db'}")
