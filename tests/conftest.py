@@ -202,7 +202,8 @@ def _no_outside_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 class CliEnv:
-    """The real command line over a database in a test's folder (SCHOOLBOT_DATABASE_URL, an empty config file).
+    """The real command line over a database in a test's folder (SCHOOLBOT_DATABASE_URL, an empty
+    config file).
 
     Given the session's `migrated` template, the database starts as a copy of it.
     """
