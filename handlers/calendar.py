@@ -5,10 +5,13 @@ from __future__ import annotations
 from calendar import monthrange
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 from zoneinfo import ZoneInfo
 
 from handlers.school_year import YEAR_STARTS, school_year, semester_key
+
+if TYPE_CHECKING:  # handlers.config reads this module's quiet spans
+    from handlers.config import PauseWindow, PeriodicDeadline, ScheduleSettings
 
 
 class Clock(Protocol):
@@ -105,7 +108,7 @@ def month_end(period: Period, clock: Clock) -> datetime:
 class Calendar:
     """Deadlines from the schedule settings, in the office's time zone."""
 
-    def __init__(self, clock: Clock, schedule: Any) -> None:
+    def __init__(self, clock: Clock, schedule: ScheduleSettings) -> None:
         self.clock = clock
         self.schedule = schedule
 
@@ -144,10 +147,10 @@ class Calendar:
         following = this.shift(1)
         return (this, following) if this.key not in fulfilled else (following, this)
 
-    def next_periodic(self) -> tuple[Any, datetime] | None:
+    def next_periodic(self) -> tuple[PeriodicDeadline, datetime] | None:
         """The next periodic report deadline (a configured named deadline) and its moment."""
         now = self.now()
-        best: tuple[Any, datetime] | None = None
+        best: tuple[PeriodicDeadline, datetime] | None = None
         for item in self.schedule.periodic:
             month, day = (int(x) for x in item.due.split("-"))
             for year in (now.year, now.year + 1):
@@ -160,7 +163,7 @@ class Calendar:
                     break
         return best
 
-    def previous_periodic(self, item: Any, due: datetime) -> datetime:
+    def previous_periodic(self, item: PeriodicDeadline, due: datetime) -> datetime:
         """The deadline of the same kind before `due` (a report covers the time since then)."""
         month, day = (int(x) for x in item.due.split("-"))
         year = due.year - 1
@@ -179,10 +182,10 @@ class Calendar:
         minute = moment.hour * 60 + moment.minute
         return any(start <= minute < end for start, end in _quiet_spans(self.schedule))
 
-    def pause_at(self, at: datetime | None = None) -> Any | None:
+    def pause_at(self, at: datetime | None = None) -> PauseWindow | None:
         """The pause window (e.g. Tết) `at` falls in, if any."""
         day = (at or self.now()).astimezone(self.clock.tz).date()
-        return next((p for p in getattr(self.schedule, "pauses", ()) if p.start <= day <= p.end), None)
+        return next((p for p in self.schedule.pauses if p.start <= day <= p.end), None)
 
     def can_send(self, at: datetime | None = None) -> bool:
         """Neither quiet hours nor a pause: reminders and escalations may go out."""
@@ -214,10 +217,10 @@ class Calendar:
         moment = (at or self.now()).astimezone(self.clock.tz)
         return semester_key(moment, self.schedule.semester_two_starts)
 
-    def periodic_deadlines(self, at: datetime | None = None) -> list[tuple[Any, datetime]]:
+    def periodic_deadlines(self, at: datetime | None = None) -> list[tuple[PeriodicDeadline, datetime]]:
         """Every periodic deadline from a year before `at` to a year after, in time order."""
         moment = (at or self.now()).astimezone(self.clock.tz)
-        out = []
+        out: list[tuple[PeriodicDeadline, datetime]] = []
         for item in self.schedule.periodic:
             month, day = (int(x) for x in item.due.split("-"))
             for year in (moment.year - 1, moment.year, moment.year + 1):
@@ -226,7 +229,7 @@ class Calendar:
         return sorted(out, key=lambda pair: pair[1])
 
 
-def periodic_key(item: Any, due: datetime) -> str:
+def periodic_key(item: PeriodicDeadline, due: datetime) -> str:
     """The period a periodic report is stored under: "<key>-<year of its deadline>", e.g. "nam-2026"."""
     return f"{item.key}-{due.year}"
 
@@ -274,6 +277,6 @@ def quiet_spans(windows: tuple[str, ...]) -> list[tuple[int, int]]:
     return merged
 
 
-def _quiet_spans(schedule: Any) -> list[tuple[int, int]]:
+def _quiet_spans(schedule: ScheduleSettings) -> list[tuple[int, int]]:
     """The schedule's quiet windows as merged minute spans of one day."""
-    return quiet_spans(tuple(getattr(schedule, "quiet_hours", ())))
+    return quiet_spans(tuple(schedule.quiet_hours))
