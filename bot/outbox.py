@@ -50,7 +50,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.logs import log_ids
 from bot.metrics import Metrics
@@ -65,6 +65,9 @@ from storage.db import Database, reason, transient
 from storage.errors import Blocked, Gone, Rejected, RetryAfter, TimedOut
 from storage.models import Outbox as Row
 from storage.models import User
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
 
 log = logging.getLogger("schoolbot.outbox")
 
@@ -457,7 +460,7 @@ class Outbox:
             stopped,
         )
 
-    def unreachable(self, s: Any, user_id: int, status: str, error: str) -> int:
+    def unreachable(self, s: Session, user_id: int, status: str, error: str) -> int:
         """A recipient who cannot be reached (blocked the bot, chat gone): marked, every message still
         waiting for them stopped with `status` and the reason, the alerts and replies among them kept
         for when they write again (quiet ones, reminders, are not worth it by then). How many stopped."""
@@ -469,7 +472,7 @@ class Outbox:
 
     # ---- the writer's replies, on standby while the channel sends them itself -----------------
 
-    def stand_by(self, s: Any, user: User, source: str, replies: list[Reply]) -> list[Reply]:
+    def stand_by(self, s: Session, user: User, source: str, replies: list[Reply]) -> list[Reply]:
         """In the update's own transaction (`s`): the writer's replies as rows on the reply lane, on
         standby for this process (one INSERT), keyed by the update (`source`, as `take_over`'s). The
         replies come back carrying their rows (`Reply.standby`) for the channel to settle or hand over.
@@ -781,7 +784,9 @@ class Outbox:
             else:
                 self.retry_later(s, row, owner, outcome, error, now)
 
-    def retry_later(self, s: Any, row: Row, owner: str, outcome: Outcome, error: str, now: datetime) -> None:
+    def retry_later(
+        self, s: Session, row: Row, owner: str, outcome: Outcome, error: str, now: datetime
+    ) -> None:
         """A network error, a 5xx or a time-out: capped exponential backoff; dead after max_attempts."""
         c = self.config
         attempts = row.attempts + 1

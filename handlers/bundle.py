@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from handlers import press
 from handlers.calendar import Calendar, Period, periodic_key
@@ -34,6 +34,9 @@ from storage.models import MediaFile, Office, School, Submission
 from storage.scope import SchoolIds
 from storage.text import fold
 from storage.zipparts import Entry, capacity, plan_parts, write_zip
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
 
 PHOTO_ROLES = ("photo_wide", "photo_speaker", "photo_closeup")
 SENT = ("submitted", "approved", "published")
@@ -83,7 +86,7 @@ class Folder:
 
 
 def month_rows(
-    s: Any, school_ids: SchoolIds, month: Period, everything: bool, tz: Any
+    s: Session, school_ids: SchoolIds, month: Period, everything: bool, tz: Any
 ) -> list[tuple[Submission, School]]:
     """The month's approved (or, with `everything`, all sent) articles and nominations of these schools."""
     statuses = SENT if everything else ("approved", "published")

@@ -14,13 +14,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from handlers.forms import Answers
 from storage import queries as q
 from storage.models import Submission, User
 from storage.scope import SchoolIds
 from storage.text import fold, initials, withhold_names
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
 
 # Answers that are codes or file records, not text a person wrote.
 CODES = frozenset({"nominee", "kind", "role", "consent", "purpose", "publishable", "when", "theme"})
@@ -96,7 +99,7 @@ class Shield:
 OPEN = Shield(whole=True)  # what the school itself is told: nothing withheld
 
 
-def shield(s: Any, school_ids: SchoolIds | Sequence[int], reader: User | None = None) -> Shield:
+def shield(s: Session, school_ids: SchoolIds | Sequence[int], reader: User | None = None) -> Shield:
     """The names withheld in these schools; a school's own staff (`reader`) see their school whole."""
     names: dict[int, list[str]] = {}
     for school_id, answers in q.nominee_answers(s, school_ids):

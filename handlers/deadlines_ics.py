@@ -16,7 +16,7 @@ from calendar import monthrange
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from handlers.calendar import Calendar, Clock
 from handlers.leaders.reader import Translate, generated
@@ -25,6 +25,9 @@ from handlers.school_year import YEAR_STARTS, school_year
 from handlers.types import Context, Incoming, Reply
 from storage.media import safe_filename
 from storage.models import Office, School
+
+if TYPE_CHECKING:
+    from handlers.config import Settings
 
 PRODID = "-//schoolbot//lich-han-nop//VI"
 
@@ -117,7 +120,7 @@ def build_ics(cal: Calendar, t: Translate, start: int, owner: str, title: str) -
 
 
 def write_ics(
-    path: Path, clock: Clock, settings: Any, t: Translate, start: int, owner: str, title: str
+    path: Path, clock: Clock, settings: Settings, t: Translate, start: int, owner: str, title: str
 ) -> int:
     """Write the file; how many deadlines it holds."""
     cal = Calendar(clock, settings.schedule)

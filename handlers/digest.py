@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session
 
@@ -27,6 +27,12 @@ from handlers.types import Choice, Context, Incoming, Reply
 from storage import queries as q
 from storage import scope, stats
 from storage.models import School, User
+
+if TYPE_CHECKING:
+    from handlers.calendar import Clock
+    from handlers.config import Settings
+    from handlers.i18n import Catalog
+    from storage.db import Database
 
 ON_DEMAND_WINDOW = timedelta(days=1)
 NAMES_SHOWN = 15  # schools named per level and group; the rest are counted
@@ -193,7 +199,7 @@ def digest_due(now: datetime, schedule: Any) -> bool:
     return now.weekday() in schedule.digest_days and (now.hour, now.minute) >= (hour, minute)
 
 
-def sweep_digests(db: Any, clock: Any, settings: Any, catalog: Any) -> int:
+def sweep_digests(db: Database, clock: Clock, settings: Settings, catalog: Catalog) -> int:
     """Make today's digest rows in the outbox (one per officer and day; none when nothing is new)."""
     from handlers.reminders import Planned
 

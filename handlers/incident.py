@@ -19,7 +19,7 @@ from collections import defaultdict
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from handlers.consent import Shield, shield
 from handlers.forms import Answers, Engine, Form, Step, StepKind, display, media_name
@@ -32,6 +32,14 @@ from handlers.types import Attachment, Choice, Context, Incoming, Reply
 from storage import queries as q
 from storage import scope, stats
 from storage.models import Draft, Incident, School, Submission, User
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
+    from handlers.calendar import Clock
+    from handlers.config import Settings
+    from handlers.i18n import Catalog
+    from storage.db import Database
 
 NETWORKS = ("facebook", "zalo", "tiktok", "youtube", "press", "tv")
 SEVERITIES = ("low", "medium", "high")
@@ -111,7 +119,7 @@ async def submit(ctx: Context, draft: Draft) -> list[Reply]:
 
 
 def alert_for(
-    s: Any,
+    s: Session,
     ctx: Context,
     to: User,
     incident: Incident,
@@ -145,7 +153,7 @@ def alert_for(
     return Reply("\n".join(lines), buttons, attachments=evidence(s, ctx, sub.answers.get("photos")))
 
 
-def evidence(s: Any, ctx: Context, items: Any) -> tuple[Attachment, ...]:
+def evidence(s: Session, ctx: Context, items: Any) -> tuple[Attachment, ...]:
     """The screenshots and photos of an incident or an update (their stored records, read in `s`),
     named by role and number, as every file is shown)."""
     wanted = [int(i["media_id"]) for i in items or [] if isinstance(i, dict) and "media_id" in i]
@@ -206,7 +214,7 @@ async def acknowledge(msg: Incoming, ctx: Context) -> list[Reply]:
     return [Reply(ctx.t("incident.ack_done", number=incident.id)), *await show_case(ctx, incident.id or 0)]
 
 
-def show_holder(s: Any, ctx: Context, incident_id: int, holder: User) -> None:
+def show_holder(s: Session, ctx: Context, incident_id: int, holder: User) -> None:
     """Every other alert of the case (and its escalations) changed to say who holds it, no button."""
     for row in q.alert_rows(s, [f"incident:{incident_id}", f"{LATE}:{incident_id}"]):
         if row.user_id == holder.id or row.id is None:
@@ -224,7 +232,7 @@ def show_holder(s: Any, ctx: Context, incident_id: int, holder: User) -> None:
 # ---- the case --------------------------------------------------------------------------------------
 
 
-def case_lines(ctx: Context, s: Any, incident: Incident, school: School) -> list[str]:
+def case_lines(ctx: Context, s: Session, incident: Incident, school: School) -> list[str]:
     """The case as anyone in scope reads it: state, holder, times, phone, result, every message."""
     t = ctx.t
     guard = shield(s, [school.id or 0], ctx.user)  # a pupil's name withheld without consent
@@ -390,7 +398,7 @@ async def close(ctx: Context, incident: Incident) -> list[Reply]:
     )
 
 
-def tell_school(s: Any, ctx: Context, incident: Incident, step: str, key: str, **fields: Any) -> None:
+def tell_school(s: Session, ctx: Context, incident: Incident, step: str, key: str, **fields: Any) -> None:
     """The school's principals hear of a move of their case at once, with a button to open it."""
     assert ctx.user is not None
     for p in q.one_per_person(q.school_users(s, incident.school_id), delivery(ctx)):
@@ -558,7 +566,7 @@ def figure_lines(ctx: Context, times: list[stats.IncidentTimes]) -> list[str]:
 # ---- escalation ------------------------------------------------------------------------------------
 
 
-def sweep_escalations(db: Any, clock: Any, settings: Any, catalog: Any) -> int:
+def sweep_escalations(db: Database, clock: Clock, settings: Settings, catalog: Catalog) -> int:
     """Cases nobody took within incident.ack_minutes: the alert again to the office's leaders, marked as
     unacknowledged, once (on the alert lane: quiet hours do not hold it). How many rows were made."""
     now = clock.now()

@@ -16,24 +16,33 @@ sender runs in this process.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from handlers.reminders import PRIORITY_ALERT, Planned
 from handlers.types import Context, Reply
 from storage import queries as q
 from storage.models import User
 
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
 ALERT = "alert"  # an incident raised: every officer and leader over the school
 NOTICE = "notice"  # a school hears its incident was acknowledged or its submission reviewed
 
 
-def tell(s: Any, ctx: Context, to: User, reply: Reply, *, kind: str, period: str, step: str = "") -> None:
+def tell(s: Session, ctx: Context, to: User, reply: Reply, *, kind: str, period: str, step: str = "") -> None:
     """Queue `reply` for `to` on the priority lane (quiet hours do not hold it), inside session `s`."""
     tell_each(s, ctx, [(to, reply)], kind=kind, period=period, step=step)
 
 
 def tell_each(
-    s: Any, ctx: Context, messages: Sequence[tuple[User, Reply]], *, kind: str, period: str, step: str = ""
+    s: Session,
+    ctx: Context,
+    messages: Sequence[tuple[User, Reply]],
+    *,
+    kind: str,
+    period: str,
+    step: str = "",
 ) -> None:
     """`tell` each of several people their own reply (one person once), in one INSERT: an incident's
     alerts to every officer and leader over the school cost one statement, not one each."""

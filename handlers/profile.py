@@ -11,13 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from handlers.forms import Engine, Form, Step, StepKind
 from handlers.forms.steps import offering
 from handlers.types import Context, Incoming, Reply
 from storage import queries as q
 from storage.models import Draft, DraftMode, User
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
 
 POSITIONS = ("principal", "vice", "media")  # User.position keys, labelled profile.positions.<key>
 NAME_MAX = 120  # User.full_name's length
@@ -36,7 +39,7 @@ def person_label(user: User | None, t: Translate) -> str:
     return name
 
 
-def labels_of(s: Any, ids: Iterable[int | None], t: Translate) -> dict[int, str]:
+def labels_of(s: Session, ids: Iterable[int | None], t: Translate) -> dict[int, str]:
     """Each user id's label, read once."""
     return {i: person_label(s.get(User, i), t) for i in {i for i in ids if i is not None}}
 

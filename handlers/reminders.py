@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from itertools import islice
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from handlers.calendar import Calendar, Clock, Period, month_end, periodic_key
 from handlers.i18n import Catalog, Translator
@@ -22,6 +22,11 @@ from storage import queries as q
 from storage import scope, stats
 from storage.db import Database
 from storage.models import School, User
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
+    from handlers.config import Settings
 
 log = logging.getLogger("schoolbot.reminders")
 
@@ -247,7 +252,9 @@ def principals_of(db: Database, school_ids: list[int], prefer: str) -> dict[int,
     return {school: q.one_per_person(group, prefer) for school, group in by_school.items()}
 
 
-def plan(db: Database, clock: Clock, settings: Any, catalog: Catalog, at: datetime | None = None) -> Plan:
+def plan(
+    db: Database, clock: Clock, settings: Settings, catalog: Catalog, at: datetime | None = None
+) -> Plan:
     """What is due at `at` (default now): reminders to schools that have not sent, escalations."""
     result, items = planning(db, clock, settings, catalog, at)
     result.items = list(items)
@@ -255,7 +262,7 @@ def plan(db: Database, clock: Clock, settings: Any, catalog: Catalog, at: dateti
 
 
 def planning(
-    db: Database, clock: Clock, settings: Any, catalog: Catalog, at: datetime | None = None
+    db: Database, clock: Clock, settings: Settings, catalog: Catalog, at: datetime | None = None
 ) -> tuple[Plan, Iterator[Planned]]:
     """`plan`, its items made one at a time as they are taken (the principals read a batch of schools
     at a time: take them outside a session), so that a sweep holds one batch of a wave's rows and
@@ -418,7 +425,7 @@ INSERT_BATCH = 100
 PRINCIPAL_BATCH = 100
 
 
-def sweep(db: Database, clock: Clock, settings: Any, catalog: Catalog) -> SweepReport:
+def sweep(db: Database, clock: Clock, settings: Settings, catalog: Catalog) -> SweepReport:
     """Make the outbox rows due now (insert, ignoring existing keys); cancel what is no longer due."""
     now = clock.now()
     with db.session() as s:
@@ -440,7 +447,7 @@ def sweep(db: Database, clock: Clock, settings: Any, catalog: Catalog) -> SweepR
     return SweepReport(created, cancelled, result.held)
 
 
-def cancel_past_deadline(s: Any, cal: Calendar, now: datetime) -> int:
+def cancel_past_deadline(s: Session, cal: Calendar, now: datetime) -> int:
     """Reminders still waiting when their deadline has passed (the clock jumped, a long outage) are void."""
     cancelled = 0
     for kind, period in q.pending_periods(s, sorted(FULFILS)):

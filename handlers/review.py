@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from handlers import consent, dossier
 from handlers.consent import OPEN, Shield, shield
@@ -17,6 +17,9 @@ from handlers.types import Attachment, Choice, Context, Incoming, Reply
 from storage import queries as q
 from storage import scope
 from storage.models import Draft, School, Submission, User
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
 
 REVIEWERS = frozenset({"officer", "admin"})
 VIEWERS = frozenset({"officer", "leader", "admin"})
@@ -219,7 +222,7 @@ def parse_ref(data: str) -> tuple[str, str, int] | None:
     return parts[1], parts[2], int(parts[3])
 
 
-def tell_principals(s: Any, ctx: Context, row: Submission, action: str, key: str, **fields: Any) -> None:
+def tell_principals(s: Session, ctx: Context, row: Submission, action: str, key: str, **fields: Any) -> None:
     """The school's principals hear of a review at once (in the review's transaction), with a button
     to edit when returned."""
     for p in q.one_per_person(q.school_users(s, row.school_id), delivery(ctx)):

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from handlers.calendar import Calendar, Clock
 from handlers.months import MonthArg, month_or_current
@@ -16,6 +16,9 @@ from storage import stats
 from storage.db import Database
 from storage.models import Office, School
 from storage.scope import Scope, levels_of, sized
+
+if TYPE_CHECKING:
+    from handlers.config import Settings
 
 PREFIX = "ls"  # buttons: ls:m:<month> all missing, ls:s:<school> a school, ls:x:<month> Excel, ls:r:<year>
 LEVEL_ORDER = ("MN", "TH", "THCS", "THPT", "GDTX")
@@ -115,6 +118,6 @@ def day(moment: datetime | date | None, clock: Clock) -> str:
     return moment.strftime("%d/%m/%Y")
 
 
-def generated(settings: Any, *parts: str) -> Path:
+def generated(settings: Settings, *parts: str) -> Path:
     """Where a chart or workbook made for a reader goes."""
     return Path(settings.media_dir).joinpath(GENERATED, *parts)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from handlers.calendar import Calendar, Clock, Period, month_start
 from handlers.consent import Shield, publishable, shield
@@ -31,6 +31,9 @@ from storage.exports import Sheet, Value, write_workbook
 from storage.media import safe_filename
 from storage.models import School, Submission
 from storage.scope import in_scope
+
+if TYPE_CHECKING:
+    from handlers.config import Settings
 
 SCHOOL_COLUMNS = ("code", "school", "level", "office", "registered")  # the workbook's school, in both sheets
 
@@ -61,7 +64,7 @@ async def export(msg: Incoming, ctx: Context) -> list[Reply]:
 
 
 def build_workbook(
-    db: Database, clock: Clock, settings: Any, t: Translate, where: Where, period: Period, path: Path
+    db: Database, clock: Clock, settings: Settings, t: Translate, where: Where, period: Period, path: Path
 ) -> tuple[int, int]:
     """Write the workbook (the month by school, the school year, nominations, incidents, the periodic
     reports); how many schools and how many sheets it has."""

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING
 
 from handlers.calendar import Calendar, Period
 from handlers.leaders.reader import Translate
 from storage import stats
+
+if TYPE_CHECKING:
+    from handlers.config import Settings
 
 
 def read_school_year(text: str) -> int | None:
@@ -37,7 +40,7 @@ def year_label(start: int) -> str:
     return f"{start}-{start + 1}"
 
 
-def report_keys(ctx_settings: Any, start: int) -> tuple[str, ...]:
+def report_keys(ctx_settings: Settings, start: int) -> tuple[str, ...]:
     """The periodic reports due in the school year: "nam-2026" (1 Dec 2026), "6thang-2027" (20 Jun 2027)."""
     keys = []
     for item in ctx_settings.schedule.periodic:
@@ -46,7 +49,7 @@ def report_keys(ctx_settings: Any, start: int) -> tuple[str, ...]:
     return tuple(keys)
 
 
-def year_spec(cal: Calendar, settings: Any, start: int) -> stats.YearSpec:
+def year_spec(cal: Calendar, settings: Settings, start: int) -> stats.YearSpec:
     """What counts for the school year starting in `start`, up to this month."""
     now = cal.now()
     months = [p for p in year_months(start) if p <= cal.current()]
@@ -54,7 +57,7 @@ def year_spec(cal: Calendar, settings: Any, start: int) -> stats.YearSpec:
     return stats.YearSpec(tuple(p.key for p in months), semesters(start), report_keys(settings, start), due)
 
 
-def weights(settings: Any) -> stats.Weights:
+def weights(settings: Settings) -> stats.Weights:
     """The ranking weights from the settings."""
     r = settings.ranking
     return stats.Weights(
