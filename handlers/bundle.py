@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +37,8 @@ from storage.zipparts import Entry, capacity, plan_parts, write_zip
 
 if TYPE_CHECKING:
     from sqlmodel import Session
+
+    from storage.db import Database
 
 PHOTO_ROLES = ("photo_wide", "photo_speaker", "photo_closeup")
 SENT = ("submitted", "approved", "published")
@@ -86,7 +88,7 @@ class Folder:
 
 
 def month_rows(
-    s: Session, school_ids: SchoolIds, month: Period, everything: bool, tz: Any
+    s: Session, school_ids: SchoolIds, month: Period, everything: bool, tz: tzinfo
 ) -> list[tuple[Submission, School]]:
     """The month's approved (or, with `everything`, all sent) articles and nominations of these schools."""
     statuses = SENT if everything else ("approved", "published")
@@ -139,7 +141,7 @@ def _date(value: Any) -> str:
 
 
 def build_bundle(
-    db: Any,
+    db: Database,
     media_root: Path,
     t: Translate,
     school_ids: SchoolIds,
@@ -451,7 +453,7 @@ REPORT_COLUMNS = ("n", "school", "level", "state", "file")
 
 
 def build_report_bundle(
-    db: Any,
+    db: Database,
     media_root: Path,
     t: Translate,
     school_ids: SchoolIds,

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from handlers.calendar import Clock
 from storage import queries as q
+from storage.db import Database
 from storage.errors import (
     RetryAfter,
 )
@@ -60,7 +61,7 @@ class MemoryBudgetStore:
 class DbBudgetStore:
     """The count in the database: it survives restarts and is shared with `schoolbot outbox`."""
 
-    def __init__(self, db: Any, channel: str = "zalo") -> None:
+    def __init__(self, db: Database, channel: str = "zalo") -> None:
         self.db = db
         self.channel = channel
 
