@@ -144,7 +144,9 @@ class WebhookServer:
 
     async def start(self) -> None:
         """Bind and serve (on the running event loop)."""
-        server = HTTPServer(self.application, max_body_size=MAX_BODY, xheaders=True)
+        # No xheaders: nothing reads the client's address, and tornado would check X-Forwarded-For's
+        # (a getaddrinfo) on every POST.
+        server = HTTPServer(self.application, max_body_size=MAX_BODY)
         server.listen(self.port, address=self.listen)
         self._server = server
         log.info("webhook server listening on %s:%s", self.listen, self.port)
