@@ -19,7 +19,8 @@ PostgreSQL database seeded beforehand with the project's own seeding code, and t
 
 Figures: updates/s, p50/p95/p99 from the update offered (queued at the fake, or POSTed to the
 webhook) to the first reply reaching the fake, replies missing, 429s, CPU per update and peak RSS of
-the subprocess (/proc), and start to first reply. Every wait has a deadline; the subprocesses are
+the subprocess (/proc; on PostgreSQL also the CPU its server's processes on this machine spent an
+update), and start to first reply. Every wait has a deadline; the subprocesses are
 stopped at the end of each run and killed on any error or Ctrl-C. Only 127.0.0.1.
 """
 
@@ -381,6 +382,30 @@ class Proc:
         return "\n".join(text[-lines:])
 
 
+def server_cpu() -> dict[tuple[str, str], float]:
+    """User and system CPU seconds of each PostgreSQL server process on this machine (its backends and
+    background workers: `comm` postgres), by (pid, start time) so that a pid used again is not mixed up.
+    Empty where /proc shows none (a server elsewhere)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found: dict[tuple[str, str], float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() != "postgres":
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        found[(entry.name, fields[19])] = (int(fields[11]) + int(fields[12])) / tick
+    return found
+
+
+def server_cpu_since(before: dict[tuple[str, str], float]) -> float:
+    """The PostgreSQL server's CPU seconds since `before` (processes that ended meanwhile not counted)."""
+    return sum(seconds - before.get(key, 0.0) for key, seconds in server_cpu().items())
+
+
 class Procs:
     """The workers of one run (one but for `--workers` on PostgreSQL's webhook): CPU summed, memory the
     largest worker's, alive while all are."""
@@ -565,6 +590,7 @@ class Figures:
     too_many: int = 0
     seconds: float = float("nan")  # first offer to last reply
     cpu_ms: float = float("nan")
+    db_cpu_ms: float = float("nan")  # PostgreSQL's server processes, on this machine
     rss_mb: float = float("nan")
     start: float = float("nan")
     offered_rate: float = float("nan")
@@ -692,6 +718,7 @@ class Bench:
             elif r.scenario != "burst":
                 await probe.settle(self.settle + 2 * self.rtt, time.monotonic() + STEP_TIMEOUT)
             cpu_before = proc.cpu_seconds()
+            db_before = server_cpu() if r.db == "postgres" else None
             others_before = api.others
             too_many_before = api.too_many
             load = chats[1:]
@@ -705,6 +732,8 @@ class Bench:
             if proc.alive():
                 figures.cpu_ms = 1000 * (proc.cpu_seconds() - cpu_before) / max(figures.offered, 1)
                 figures.rss_mb = proc.peak_rss_mb()
+            if db_before:
+                figures.db_cpu_ms = 1000 * server_cpu_since(db_before) / max(figures.offered, 1)
             if r.scenario == "wave":  # the wave must still finish
                 deadline = time.monotonic() + WAVE_TIMEOUT
                 while len(api.wave) < WAVE_SCHOOLS and time.monotonic() < deadline and proc.alive():
@@ -845,6 +874,7 @@ def rows(f: Figures) -> list[tuple[str, float, str, int]]:
         ("replies missing (of updates offered)", float(f.missing), "", 0),
         ("HTTP 429 answers", float(f.too_many), "", 0),
         ("CPU per update", f.cpu_ms, " ms", 1),
+        ("PostgreSQL server's CPU per update", f.db_cpu_ms, " ms", 1),
         ("peak RSS (VmHWM)", f.rss_mb, " MB", 0),
         ("start to first reply", f.start, " s", 2),
     ]
@@ -919,7 +949,9 @@ def report(
         "the first message of the answer reaching the fake; a principal sends the next update once the whole",
         "answer is in (the rate scenario: 2 s after the previous update, or then). Updates per second:",
         "updates answered ÷ (last first-reply − start of the load). CPU per update: the subprocess's user +",
-        "system time over the load ÷ updates offered (in the wave, the wave's work is in it). RSS: VmHWM at",
+        "system time over the load ÷ updates offered (in the wave, the wave's work is in it); on PostgreSQL",
+        "the same of the server's processes on this machine (backends, WAL writer, autovacuum), which share",
+        "its cores with the bot, the fake and the bench (SQLite's work is in the bot's own). RSS: VmHWM at",
         "the end of the load. Start: from spawning the process to the first reply to an update waiting",
         "for it. Both bots start as the deploy starts `schoolbot run` (`python -OO`, deploy/: byte-code",
         "without docstrings or asserts) unless the command says `--plain`. The echo bot is",
@@ -1007,7 +1039,13 @@ async def matrix(
             f"  {figures.rate:.1f} updates/s, p50 {fmt(figures.pct(50), ' s', 3)}, "
             f"p95 {fmt(figures.pct(95), ' s', 3)}, missing {figures.missing}/{figures.offered}, "
             f"429s {figures.too_many}, start {fmt(figures.start, ' s')}, "
-            f"CPU {fmt(figures.cpu_ms, ' ms', 1)} an update, RSS {fmt(figures.rss_mb, ' MB', 0)}"
+            f"CPU {fmt(figures.cpu_ms, ' ms', 1)} an update"
+            + (
+                f" (PostgreSQL {fmt(figures.db_cpu_ms, ' ms', 1)})"
+                if figures.db_cpu_ms == figures.db_cpu_ms
+                else ""
+            )
+            + f", RSS {fmt(figures.rss_mb, ' MB', 0)}"
         )
         print(figures.failed or summary, flush=True)
     return results, skipped
