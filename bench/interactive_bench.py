@@ -31,6 +31,7 @@ import asyncio
 import atexit
 import contextlib
 import itertools
+import math
 import os
 import signal
 import socket
@@ -1042,7 +1043,7 @@ async def matrix(
             f"CPU {fmt(figures.cpu_ms, ' ms', 1)} an update"
             + (
                 f" (PostgreSQL {fmt(figures.db_cpu_ms, ' ms', 1)})"
-                if figures.db_cpu_ms == figures.db_cpu_ms
+                if not math.isnan(figures.db_cpu_ms)
                 else ""
             )
             + f", RSS {fmt(figures.rss_mb, ' MB', 0)}"
