@@ -17,8 +17,8 @@ next update becomes its oldest first, so each chat goes in order whoever handles
 takes its next chat in the same round trip (one plain query of prepared statements). Should that
 statement fail, the replies' rows go the outbox's own way. A worker that dies lets its locks go with
 its connection (at once: the server sees the socket close), and what it held is taken again. An
-update found handled already (its key: when the claim is taken, or at the end of its unit,
-`Redelivered`) is not handled again, and its chat is let go only `REPLY_GRACE` seconds later: the
+update found handled already (its key: when the claim is taken, or by its unit, which marks the key
+in its first read) is not handled again, and its chat is let go only `REPLY_GRACE` seconds later: the
 worker that handled it may have lost its locks to a dropped connection and live on, still sending its
 reply, which then still comes before the reply to the chat's next update. A free place that finds
 nothing waits for a kick; one of them also looks every `poll` seconds, for updates stored by other

@@ -246,14 +246,16 @@ class Dispatcher:
         """On a worker thread, in the update's one transaction: dedupe, user, kept messages, route,
         messages to others, the numbers shown. None when the update was handled before.
 
-        Reads come first and writes as late as they can (SQLite takes its write lock at the first
-        write); the update is marked handled last, so a second worker handling the same update at
-        once (PostgreSQL) finds the mark taken and rolls its whole unit back.
+        On SQLite reads come first and writes as late as they can (SQLite takes its write lock at the
+        first write), and the update is marked handled last. On PostgreSQL the mark goes with the first
+        read (one round trip fewer): a second worker handling the same update at once waits there for
+        this unit's end and then finds it handled.
         """
         began.mark()
         now = self.clock.now()
         key = f"{msg.channel}:{msg.update_id}" if msg.update_id else ""
-        found = q.writer_of(s, msg.channel, msg.user_id, key)  # one read: writer, dedupe, kept messages
+        # One read: writer, dedupe, kept messages; on PostgreSQL the key marked handled in it too.
+        found = q.writer_of(s, msg.channel, msg.user_id, key, mark=now)
         if key and found.seen:
             q.forget_received(s, received)
             return self.still_held(s, msg)
@@ -269,7 +271,7 @@ class Dispatcher:
         self.remember_menu(user, kept + mine, msg.channel)
         shown = self.stand_by(s, msg, user, kept + mine)
         q.forget_received(s, received)
-        if key and not q.first_time_seen(s, key, now):
+        if key and not found.marked and not q.first_time_seen(s, key, now):
             raise Redelivered(key)  # handled meanwhile elsewhere: undo all of this one
         return shown, ctx.queued + others
 

@@ -495,10 +495,10 @@ def table_of(model: type[SQLModel] | Table) -> Table:
 
 def _insert(session: Session, table: Table) -> sqlite.Insert | postgresql.Insert:
     """The session's dialect's INSERT construct, which knows ON CONFLICT (SQLite or PostgreSQL)."""
-    return _dialect_insert(session.get_bind().dialect.name, table)
+    return dialect_insert(session.get_bind().dialect.name, table)
 
 
-def _dialect_insert(dialect: str, table: Table | type[SQLModel]) -> sqlite.Insert | postgresql.Insert:
+def dialect_insert(dialect: str, table: Table | type[SQLModel]) -> sqlite.Insert | postgresql.Insert:
     """The dialect's INSERT construct. Each dialect's module is imported here, not with this one: a
     process loads only its own database's (the other is 2 MB of modules)."""
     if dialect == "postgresql":
@@ -515,14 +515,14 @@ def _insert_new_stmt(dialect: str, table: Table, returning: tuple[str, ...]) -> 
     """INSERT ... ON CONFLICT DO NOTHING RETURNING, built once per table: its values come with each
     execution (an update's hot path inserts one row a time, and building the statement cost more)."""
     columns = [table.c[name] for name in returning] or list(table.primary_key.columns)
-    return _dialect_insert(dialect, table).on_conflict_do_nothing().returning(*columns)
+    return dialect_insert(dialect, table).on_conflict_do_nothing().returning(*columns)
 
 
 @functools.cache
 def _insert_entity_stmt(dialect: str, model: type[SQLModel]) -> Insert:
     """INSERT ... ON CONFLICT DO NOTHING RETURNING the model, built once per model (its values come
     with each execution: building the VALUES and their cache key each time was most of its cost)."""
-    return _dialect_insert(dialect, model).on_conflict_do_nothing().returning(model)
+    return dialect_insert(dialect, model).on_conflict_do_nothing().returning(model)
 
 
 def insert_entity(session: Session, model: type[M], values: dict[str, Any]) -> M | None:

@@ -202,8 +202,8 @@ def lock_head(conn: Any, sql: LockSQL, channel: str, held: Collection[int]) -> F
     The row is read as the statement began, the lock taken a moment later: its holder may have handled
     it and let go in between. It was then handled before the read began, so the read says handled
     (read the chat's head again, `chat_head`: handled by a worker that lost its hold, or gone), but for
-    a holder whose whole handling and reply fitted in that moment, which its unit's own check catches
-    (bot/dispatch.py `Redelivered`)."""
+    a holder whose whole handling and reply fitted in that moment, which its unit's own mark catches
+    (bot/dispatch.py `unit`: the key marked in its first read)."""
     take = sql.lock_head.call(escape_of(conn), channel=channel, held=sorted(held))
     return _found(run_plain(conn, take).fetchone())
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, exists, update
+from sqlalchemy import and_, bindparam, exists, literal, update
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import Select
 
-from storage.db import insert_ignore, table_of
+from storage.db import dialect_insert, insert_ignore, table_of
 from storage.models import Inbox, ProcessedUpdate, User
 from storage.queries.updates import seen_before
 
@@ -33,11 +35,29 @@ _KEYS = table_of(ProcessedUpdate)
 _INBOX = table_of(Inbox)
 # An update's first read, built once: its writer, whether the update was handled already, whether
 # messages are kept for the writer (one round trip where three reads were).
-_WRITER = select(
-    User,
-    exists().where(_KEYS.c.key == bindparam("key")).label("seen"),
-    exists().where(_INBOX.c.user_id == User.id, _INBOX.c.delivered_at.is_(None)).label("kept"),
-).where(col(User.channel) == bindparam("channel"), col(User.external_id) == bindparam("external_id"))
+_KEPT = exists().where(_INBOX.c.user_id == User.id, _INBOX.c.delivered_at.is_(None)).label("kept")
+_THE_WRITER = and_(
+    col(User.channel) == bindparam("channel"), col(User.external_id) == bindparam("external_id")
+)
+_SEEN = exists().where(_KEYS.c.key == bindparam("key")).label("seen")
+_WRITER = select(User, _SEEN, _KEPT).where(_THE_WRITER)
+
+
+@functools.cache
+def _writer_marking() -> Select[User, bool, bool]:
+    """PostgreSQL: the same read, with the update's key marked handled in it (a data-modifying WITH;
+    a key there already marks nothing: seen). Built on first use, as PostgreSQL's INSERT needs its
+    dialect's module (a SQLite process does not load it)."""
+    marked = (
+        dialect_insert("postgresql", _KEYS)
+        .values(key=bindparam("key"), created_at=bindparam("now", type_=_KEYS.c.created_at.type))
+        .on_conflict_do_nothing()
+        .returning(_KEYS.c.key)
+        .cte("marked")
+    )
+    one = select(literal(1).label("one")).subquery("one")  # a row whether or not the writer is known
+    seen = ~select(marked.c.key).exists()
+    return select(User, seen.label("seen"), _KEPT).select_from(one).outerjoin(User, _THE_WRITER)
 
 
 def get_user(s: Session, channel: str, external_id: str) -> User | None:
@@ -52,12 +72,22 @@ class Writer:
     user: User | None  # the account, None on first contact
     seen: bool  # the update's key was handled already (a redelivery)
     kept: bool  # messages are kept for the account (storage/queries/inbox.py `take_kept`)
+    marked: bool = False  # the key is marked handled now, in this transaction (`writer_of`'s `mark`)
 
 
-def writer_of(s: Session, channel: str, external_id: str, key: str) -> Writer:
+def writer_of(s: Session, channel: str, external_id: str, key: str, mark: datetime | None = None) -> Writer:
     """The writer of an update with this key, whether the key was handled already, whether messages are
-    kept for them: one read (a first contact: two, the key's on its own)."""
-    found = s.exec(_WRITER, params={"channel": channel, "external_id": external_id, "key": key}).first()
+    kept for them: one read (a first contact: two, the key's on its own).
+
+    `mark` (PostgreSQL only): the key is also marked handled at that time, in the same round trip (a
+    unit that fails rolls it back with the rest). A second unit of the same update waits at that mark
+    for this one's end, then finds it seen. SQLite marks it at its unit's end instead (`first_time_seen`):
+    its first write takes the database's one write lock for the rest of the unit."""
+    params = {"channel": channel, "external_id": external_id, "key": key}
+    if key and mark is not None and s.get_bind().dialect.name == "postgresql":
+        user, seen, kept = s.exec(_writer_marking(), params=params | {"now": mark}).one()
+        return Writer(user, bool(seen), bool(kept), marked=not seen)
+    found = s.exec(_WRITER, params=params).first()
     if found is None:
         return Writer(None, bool(key) and seen_before(s, key), False)
     user, seen, kept = found

@@ -259,10 +259,26 @@ async def test_on_postgresql_an_updates_first_read_is_one_statement(pg_demo: App
     await first_read_is_one_statement(pg_demo)
 
 
+async def test_on_postgresql_an_update_is_marked_handled_in_its_first_read(pg_demo: App) -> None:
+    """On PostgreSQL the update's key is marked handled in the unit's first statement, the read of its
+    writer (one round trip fewer than a mark of its own); the handler's writes follow in the same
+    transaction, and the update sent again is dropped."""
+    await pg_demo.dispatcher.handle(text_from("principal", "/mystatus", "m1"))  # the account exists
+    with Statements(pg_demo.db) as sql:
+        replies = await pg_demo.dispatcher.handle(text_from("principal", "/incident", "m2"))
+    assert replies and not apology(pg_demo, replies)
+    assert sql.seen[0].startswith("WITH marked AS (INSERT INTO processedupdate")
+    assert not sql.starting("INSERT INTO processedupdate") and sql.starting("INSERT INTO draft")
+    with pg_demo.db.session() as s:
+        user = q.get_user(s, "console", "principal")
+        assert user is not None and q.seen_before(s, "console:m2") and q.drafts_of(s, user.id or 0)
+    assert await pg_demo.dispatcher.handle(text_from("principal", "/incident", "m2")) == []
+
+
 async def test_on_postgresql_a_chat_waiting_on_the_database_holds_up_no_other(pg_demo: App) -> None:
     """One chat's update waits on a row lock another connection holds; the other chats' updates run
     and finish meanwhile (each update on its own thread and connection)."""
-    with marking(pg_demo, "console:held") as conn:  # the held update's unit will wait on it at its end
+    with marking(pg_demo, "console:held") as conn:  # the held update's unit will wait on it at its mark
         held = asyncio.ensure_future(pg_demo.dispatcher.handle(text_from("principal", "/incident", "held")))
         others = await asyncio.gather(
             *(pg_demo.dispatcher.handle(text_from(f"q{i}", "/start", f"q{i}")) for i in range(6))
