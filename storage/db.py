@@ -449,6 +449,32 @@ def _take_savepoints(engine: Engine) -> None:
         blocks = _block.get()
         if blocks is not None and blocks.pending and blocks.conn is conn and _may_write(statement):
             blocks.take()
+        unit = _unit.get()
+        ahead = unit.info.get(_AHEAD) if unit is not None else None
+        if ahead and _may_write(statement):  # rows read ahead of a table written now are stale
+            head = statement[:40].lower()
+            for table in [t for t in ahead if t in head]:
+                del ahead[table]
+
+
+_AHEAD = "schoolbot_ahead"  # a unit's Session.info: rows read ahead, by table (`read_ahead`)
+
+
+def read_ahead(unit: Session, table: str, key: object, rows: list[Any]) -> None:
+    """Rows of `table` read with an update's first statement (all of them for `key`, say the writer's
+    id), kept for the unit's first read of them (`take_ahead`): one round trip fewer. A statement of
+    the unit that writes to the table drops them (the engine's hook, `_take_savepoints`)."""
+    unit.info.setdefault(_AHEAD, {})[table] = (key, rows)
+
+
+def take_ahead(s: Session, table: str, key: object | None = None) -> list[Any] | None:
+    """The rows of `table` read ahead in this unit (for `key`; None: whichever), taken once: a second
+    read goes to the database as any read does. None when none are held."""
+    ahead = s.info.get(_AHEAD)
+    held = ahead.pop(table, None) if ahead else None
+    if held is None or (key is not None and held[0] != key):
+        return None
+    return list(held[1])
 
 
 def _may_write(statement: str) -> bool:

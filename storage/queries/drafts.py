@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, update
 from sqlmodel import Session, col, select
 
-from storage.db import insert_entity, table_of
+from storage.db import insert_entity, table_of, take_ahead
 from storage.errors import StaleDraft
 from storage.models import CancelledDraft, Draft, DraftMode
 
@@ -40,19 +40,27 @@ _SAVE = (
 )
 
 
+DRAFTS = _TABLE.name  # the writer's drafts are read ahead with the writer (storage/queries/users.py)
+
+
 def drafts_of(s: Session, user_id: int) -> list[Draft]:
     """Every draft the user has, most recent first."""
-    return list(s.exec(_DRAFTS_OF, params={"user_id": user_id}))
+    ahead = take_ahead(s, DRAFTS, user_id)
+    return ahead if ahead is not None else list(s.exec(_DRAFTS_OF, params={"user_id": user_id}))
 
 
 def get_draft(s: Session, user_id: int, form: str) -> Draft | None:
     """The user's draft of `form`, if any."""
+    ahead = take_ahead(s, DRAFTS, user_id)
+    if ahead is not None:
+        return next((d for d in ahead if d.form == form), None)
     return s.exec(_DRAFT_OF_FORM, params={"user_id": user_id, "form": form}).first()
 
 
 def draft_by_id(s: Session, draft_id: int) -> Draft | None:
     """The draft with this id, if it is still there."""
-    return s.exec(_DRAFT, params={"draft_id": draft_id}).first()
+    found = next((d for d in take_ahead(s, DRAFTS) or () if d.id == draft_id), None)
+    return found or s.exec(_DRAFT, params={"draft_id": draft_id}).first()
 
 
 def start_draft(

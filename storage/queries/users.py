@@ -11,8 +11,9 @@ from sqlalchemy import and_, bindparam, exists, literal, update
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import Select
 
-from storage.db import dialect_insert, insert_ignore, table_of
-from storage.models import Inbox, ProcessedUpdate, User
+from storage.db import dialect_insert, insert_ignore, read_ahead, table_of
+from storage.models import Draft, Inbox, ProcessedUpdate, User
+from storage.queries.drafts import DRAFTS
 from storage.queries.updates import seen_before
 
 # How stale `last_seen_at` may get before a message rewrites it (it only orders a person's accounts).
@@ -34,17 +35,23 @@ _SET_MENU = (
 _KEYS = table_of(ProcessedUpdate)
 _INBOX = table_of(Inbox)
 # An update's first read, built once: its writer, whether the update was handled already, whether
-# messages are kept for the writer (one round trip where three reads were).
+# messages are kept for the writer, their drafts (one round trip where four reads were).
 _KEPT = exists().where(_INBOX.c.user_id == User.id, _INBOX.c.delivered_at.is_(None)).label("kept")
 _THE_WRITER = and_(
     col(User.channel) == bindparam("channel"), col(User.external_id) == bindparam("external_id")
 )
 _SEEN = exists().where(_KEYS.c.key == bindparam("key")).label("seen")
-_WRITER = select(User, _SEEN, _KEPT).where(_THE_WRITER)
+# The writer's drafts come with it, most recent first (one row each; one with none when there is none),
+# for the handler's first read of them (`read_ahead`): one round trip fewer an update.
+_THEIR_DRAFTS = col(Draft.user_id) == User.id
+_NEWEST = (col(Draft.updated_at).desc(), col(Draft.id).desc())
+_WRITER = (
+    select(User, _SEEN, _KEPT, Draft).where(_THE_WRITER).outerjoin(Draft, _THEIR_DRAFTS).order_by(*_NEWEST)
+)
 
 
 @functools.cache
-def _writer_marking() -> Select[User, bool, bool]:
+def _writer_marking() -> Select[User, bool, bool, Draft]:
     """PostgreSQL: the same read, with the update's key marked handled in it (a data-modifying WITH;
     a key there already marks nothing: seen). Built on first use, as PostgreSQL's INSERT needs its
     dialect's module (a SQLite process does not load it)."""
@@ -57,7 +64,13 @@ def _writer_marking() -> Select[User, bool, bool]:
     )
     one = select(literal(1).label("one")).subquery("one")  # a row whether or not the writer is known
     seen = ~select(marked.c.key).exists()
-    return select(User, seen.label("seen"), _KEPT).select_from(one).outerjoin(User, _THE_WRITER)
+    return (
+        select(User, seen.label("seen"), _KEPT, Draft)
+        .select_from(one)
+        .outerjoin(User, _THE_WRITER)
+        .outerjoin(Draft, _THEIR_DRAFTS)
+        .order_by(*_NEWEST)
+    )
 
 
 def get_user(s: Session, channel: str, external_id: str) -> User | None:
@@ -77,21 +90,25 @@ class Writer:
 
 def writer_of(s: Session, channel: str, external_id: str, key: str, mark: datetime | None = None) -> Writer:
     """The writer of an update with this key, whether the key was handled already, whether messages are
-    kept for them: one read (a first contact: two, the key's on its own).
+    kept for them: one read (a first contact: two, the key's on its own). Their drafts come with it,
+    held for the unit's first read of them (storage/queries/drafts.py `drafts_of`).
 
     `mark` (PostgreSQL only): the key is also marked handled at that time, in the same round trip (a
     unit that fails rolls it back with the rest). A second unit of the same update waits at that mark
     for this one's end, then finds it seen. SQLite marks it at its unit's end instead (`first_time_seen`):
     its first write takes the database's one write lock for the rest of the unit."""
     params = {"channel": channel, "external_id": external_id, "key": key}
-    if key and mark is not None and s.get_bind().dialect.name == "postgresql":
-        user, seen, kept = s.exec(_writer_marking(), params=params | {"now": mark}).one()
-        return Writer(user, bool(seen), bool(kept), marked=not seen)
-    found = s.exec(_WRITER, params=params).first()
-    if found is None:
+    marking = bool(key) and mark is not None and s.get_bind().dialect.name == "postgresql"
+    if marking:
+        rows = s.exec(_writer_marking(), params=params | {"now": mark}).all()
+    else:
+        rows = s.exec(_WRITER, params=params).all()
+    if not rows:  # SQLite's read, a first contact
         return Writer(None, bool(key) and seen_before(s, key), False)
-    user, seen, kept = found
-    return Writer(user, bool(seen), bool(kept))
+    user, seen, kept, _ = rows[0]
+    if user is not None:
+        read_ahead(s, DRAFTS, user.id, [draft for *_, draft in rows if draft is not None])
+    return Writer(user, bool(seen), bool(kept), marked=marking and not seen)
 
 
 def touch_user(

@@ -21,6 +21,7 @@ from bot.workers import Began
 from handlers.types import Incoming, Kind, Reply
 from storage import queries as q
 from storage.db import Database, transient
+from tests.handlers.helpers import WHAT, the_draft
 from tests.storage.test_postgres import pg_url_fixture  # noqa: F401  (fixture)
 from tests.support import pg_admin
 
@@ -118,6 +119,52 @@ async def first_read_is_one_statement(app: App) -> None:
 
 async def test_an_updates_first_read_is_one_statement(demo: App) -> None:
     await first_read_is_one_statement(demo)
+
+
+async def a_step_finds_its_draft_in_the_first_read(app: App) -> None:
+    """A typed answer to a form's step: its draft came with the update's first read (no read of its
+    own), and the step is saved."""
+    await app.dispatcher.handle(text_from("principal", "/incident", "d1"))
+    with Statements(app.db) as sql:
+        replies = await app.dispatcher.handle(text_from("principal", WHAT, "d2"))
+    assert replies and not apology(app, replies)
+    assert not sql.starting("SELECT draft") and len(sql.starting("UPDATE draft")) == 1
+    assert the_draft(app, "principal").step == "when"
+
+
+async def test_a_step_finds_its_draft_in_the_first_read(demo: App) -> None:
+    await a_step_finds_its_draft_in_the_first_read(demo)
+
+
+def test_drafts_read_ahead_serve_one_read_and_go_when_the_unit_writes_a_draft(demo: App) -> None:
+    """The drafts read with the writer answer the unit's first read of them, once; a later read goes
+    to the database; a write to drafts in the unit drops what was read ahead, so the next read sees it."""
+    now = demo.clock.now()
+    with demo.db.session() as s:
+        user = q.get_user(s, "console", "principal")
+        assert user is not None and user.id is not None
+        q.start_draft(s, user.id, "incident", "what", now, {})
+    uid = user.id
+
+    def read_twice(s: Any) -> tuple[list[str], list[str]]:
+        q.writer_of(s, "console", "principal", "k1")
+        with Statements(demo.db) as sql, demo.db.session() as block:
+            first = [d.step for d in q.drafts_of(block, uid)]
+            assert not sql.seen  # the first read is the one read ahead
+            second = [d.step for d in q.drafts_of(block, uid)]
+            assert sql.starting("SELECT draft")  # the second goes to the database
+        return first, second
+
+    assert demo.db.in_unit(read_twice) == (["what"], ["what"])
+
+    def write_then_read(s: Any) -> list[str]:
+        q.writer_of(s, "console", "principal", "k2")
+        with demo.db.session() as block:
+            q.start_draft(block, uid, "incident", "when", now, {})  # replaces the one read ahead
+        with demo.db.session() as block:
+            return [d.step for d in q.drafts_of(block, uid)]
+
+    assert demo.db.in_unit(write_then_read) == ["when"]
 
 
 def blocks_in_a_unit(db: Database) -> tuple[set[str], list[str]]:
@@ -273,6 +320,10 @@ async def test_on_postgresql_an_update_is_marked_handled_in_its_first_read(pg_de
         user = q.get_user(s, "console", "principal")
         assert user is not None and q.seen_before(s, "console:m2") and q.drafts_of(s, user.id or 0)
     assert await pg_demo.dispatcher.handle(text_from("principal", "/incident", "m2")) == []
+
+
+async def test_on_postgresql_a_step_finds_its_draft_in_the_first_read(pg_demo: App) -> None:
+    await a_step_finds_its_draft_in_the_first_read(pg_demo)
 
 
 async def test_on_postgresql_a_chat_waiting_on_the_database_holds_up_no_other(pg_demo: App) -> None:
